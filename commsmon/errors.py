@@ -1,0 +1,54 @@
+"""The package's one error root and its few children.
+
+Adapters map library errors (pysnmp, aiomqtt, aiohttp, sqlite3) to these at the
+boundary with ``raise ... from exc`` and keep protocol codes as attributes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CommsmonError",
+    "ConfigError",
+    "SnmpError",
+    "SnmpTimeout",
+    "SourceError",
+]
+
+
+class CommsmonError(Exception):
+    """Root of every error commsmon raises on purpose."""
+
+
+class ConfigError(CommsmonError):
+    """A configuration file is unreadable or invalid.
+
+    Attributes:
+        problems: one line per problem, each ``FILE:LINE: field.path: message``.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class SourceError(CommsmonError):
+    """A protocol source could not get an answer."""
+
+
+class SnmpError(SourceError):
+    """An SNMP request failed with an error status or a transport error.
+
+    Attributes:
+        status: the PDU error-status name (e.g. ``"noSuchName"``, ``"genErr"``)
+            or a transport error description; ``None`` when not known.
+        index: 1-based index of the varbind the agent blamed, 0 when none.
+    """
+
+    def __init__(self, message: str, *, status: str | None = None, index: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+        self.index = index
+
+
+class SnmpTimeout(SnmpError):
+    """No response within timeout x (retries + 1) seconds."""
