@@ -1,0 +1,481 @@
+"""Typed configuration, loaded from YAML and validated with pydantic.
+
+A configuration file holds the sites and their devices, how each device is
+observed (SNMP target or MQTT topics) and which profile decodes it; profiles
+live as separate YAML files in ``profiles_dir`` (data, not code: DESIGN.md §6).
+Every problem is reported as ``FILE:LINE: field.path: message`` so the operator
+can go straight to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.types import ChannelName, DeviceKind
+from commsmon.errors import ConfigError
+
+_M = TypeVar("_M", bound=BaseModel)
+
+__all__ = [
+    "Config",
+    "DeviceSpec",
+    "HttpSpec",
+    "MqttSpec",
+    "Profile",
+    "ReadingSpec",
+    "SiteSpec",
+    "SnmpSpec",
+    "load_config",
+]
+
+
+def _port(value: int) -> int:
+    if not 1 <= value <= 65535:
+        raise ValueError("must be 1..65535")
+    return value
+
+
+def _oid(value: str) -> str:
+    if not re.fullmatch(r"\d+(\.(\d+|\{[a-z_]+\}))+", value):
+        raise ValueError(f"{value!r} is not a numeric OID (dotted digits, no leading dot)")
+    return value
+
+
+Port = Annotated[int, AfterValidator(_port)]
+Oid = Annotated[str, AfterValidator(_oid)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=64)]
+MetricName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- profiles -------------------------------------------------------------------------
+
+Decode = Literal[
+    "number", "text_number", "float32_le", "float32_be", "utf16", "text", "enum", "bool"
+]
+
+
+class ReadingSpec(_Model):
+    """How to get one reading out of a varbind or a JSON field.
+
+    ``value = raw * scale + offset`` for numbers, after ``decode``:
+    ``number`` (INTEGER/Gauge/Counter, or a JSON number, or a string holding
+    one), ``text_number`` (the first number in a text such as ``"52 PERCENT"``
+    or ``"12.6 V"``), ``float32_le``/``float32_be`` (an IEEE-754 single packed
+    in a 4-byte OCTET STRING), ``utf16`` (UTF-16LE text), ``text``, ``enum``
+    (integer or string mapped through ``enum``), ``bool``.
+    Raw values listed in ``invalid`` (vendor sentinels such as -1) give no sample.
+    """
+
+    oid: Oid | None = None
+    field: str | None = None
+    decode: Decode = "number"
+    enum: dict[int | str, str] | None = None
+    scale: float = 1.0
+    offset: float = 0.0
+    invalid: list[float | str] = []
+    metric: MetricName | None = None
+    help: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> ReadingSpec:
+        if (self.oid is None) == (self.field is None):
+            raise ValueError("give exactly one of 'oid' (SNMP) or 'field' (MQTT JSON)")
+        if (self.decode == "enum") != (self.enum is not None):
+            raise ValueError("decode 'enum' and an 'enum' map go together")
+        if self.metric and self.decode in ("text", "utf16", "enum"):
+            raise ValueError("only numeric readings can be exposed as a metric")
+        return self
+
+
+class HealthSpec(_Model):
+    """A rule that makes an answering device ``degraded`` (see ``HealthRule``)."""
+
+    reading: str
+    message: str
+    below: float | None = None
+    above: float | None = None
+    equals: list[float | str | bool] = []
+
+    @model_validator(mode="after")
+    def _one(self) -> HealthSpec:
+        given = [self.below is not None, self.above is not None, bool(self.equals)]
+        if sum(given) != 1:
+            raise ValueError("give exactly one of 'below', 'above' or 'equals'")
+        return self
+
+
+class Profile(_Model):
+    """A device model: where its readings are and what makes it unhealthy.
+
+    Attributes:
+        source: ``snmp`` (readings by OID) or ``mqtt`` (readings by JSON field).
+        presence: the device publishes ``online``/``offline`` on a status topic.
+        telemetry: the device publishes JSON telemetry.
+        stale_after: seconds of silence before a pushed device counts as
+            failed; ``None`` to rely on presence (Last Will) alone.
+    """
+
+    name: Identifier
+    description: str = ""
+    source: Literal["snmp", "mqtt"]
+    presence: bool = False
+    telemetry: bool = True
+    stale_after: Seconds | None = None
+    readings: dict[Identifier, ReadingSpec] = {}
+    health: list[HealthSpec] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Profile:
+        key = "oid" if self.source == "snmp" else "field"
+        for name, spec in self.readings.items():
+            if getattr(spec, key) is None:
+                raise ValueError(f"reading {name}: a {self.source} profile needs '{key}'")
+        for rule in self.health:
+            if rule.reading not in self.readings:
+                raise ValueError(f"health rule names unknown reading {rule.reading!r}")
+        return self
+
+
+# --- inventory ------------------------------------------------------------------------
+
+
+class SnmpDefaults(_Model):
+    """SNMP settings every target inherits unless it says otherwise."""
+
+    port: Port = 161
+    version: Literal["v1", "v2c"] = "v2c"
+    community: SecretStr = SecretStr("public")
+    timeout: Seconds = 2.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    interval: Seconds = 60.0
+
+
+class SnmpSpec(_Model):
+    """A device's SNMP agent; unset fields come from ``defaults.snmp``.
+
+    Attributes:
+        host: IPv4 address or host name of the agent.
+        timeout: seconds per attempt.
+        retries: attempts after the first.
+        interval: seconds between polls.
+    """
+
+    host: str
+    port: Port | None = None
+    version: Literal["v1", "v2c"] | None = None
+    community: SecretStr | None = None
+    timeout: Seconds | None = None
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    interval: Seconds | None = None
+
+    def resolve(self, defaults: SnmpDefaults) -> SnmpDefaults:
+        """This target's settings with the defaults filled in (host apart)."""
+        given = {k: v for k, v in self.model_dump(exclude={"host"}).items() if v is not None}
+        return defaults.model_copy(update=given)
+
+
+class MqttDeviceSpec(_Model):
+    """A device's MQTT topics.
+
+    ``None`` means ``<topic_prefix>/<site>/<device>/status`` and ``.../telemetry``.
+    """
+
+    status_topic: str | None = None
+    telemetry_topic: str | None = None
+
+
+class DeviceSpec(_Model):
+    """One device in the inventory (see ``commsmon.core.model.Device``)."""
+
+    id: Identifier
+    kind: DeviceKind
+    name: str = ""
+    profile: Identifier | None = None
+    channel: ChannelName | None = None
+    parent: Identifier | None = None
+    depends_on: list[Identifier] = []
+    snmp: SnmpSpec | None = None
+    mqtt: MqttDeviceSpec | None = None
+    params: dict[str, int | str] = {}
+    down_after: Annotated[int, Field(ge=1)] | None = None
+    up_after: Annotated[int, Field(ge=1)] | None = None
+    stale_after: Seconds | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DeviceSpec:
+        if self.snmp is not None and self.mqtt is not None:
+            raise ValueError("a device is observed over 'snmp' or 'mqtt', not both")
+        if (self.snmp is not None or self.mqtt is not None) and self.profile is None:
+            raise ValueError("a polled or subscribed device needs a 'profile'")
+        return self
+
+    @property
+    def source(self) -> Literal["snmp", "mqtt", "checkin"]:
+        """How the device is observed."""
+        if self.snmp is not None:
+            return "snmp"
+        return "mqtt" if self.mqtt is not None else "checkin"
+
+
+class SiteSpec(_Model):
+    """A village or the district centre, with its devices."""
+
+    id: Identifier
+    name: str
+    town: str = ""
+    role: Literal["centre", "village"] = "village"
+    latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    devices: list[DeviceSpec] = []
+
+
+class MqttSpec(_Model):
+    """The MQTT broker and how to use it.
+
+    Attributes:
+        client_id: must be unique per running instance (a duplicate makes the
+            broker drop the older session).
+        keepalive: seconds.
+        reconnect_max: longest wait between reconnect attempts, seconds.
+    """
+
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    client_id: str = "commsmon"
+    username: str | None = None
+    password: SecretStr | None = None
+    keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
+    topic_prefix: str = "commsmon"
+    reconnect_max: Seconds = 30.0
+
+
+class HttpSpec(_Model):
+    """Where ``/metrics``, ``/healthz`` and the API listen (loopback by default)."""
+
+    listen: str = "127.0.0.1"
+    port: Port = 9470
+
+
+class Defaults(_Model):
+    """Settings devices inherit."""
+
+    snmp: SnmpDefaults = SnmpDefaults()
+    down_after: Annotated[int, Field(ge=1)] = 3
+    up_after: Annotated[int, Field(ge=1)] = 2
+    snmp_concurrency: Annotated[int, Field(ge=1)] = 64
+
+
+class Config(_Model):
+    """The whole configuration file.
+
+    Attributes:
+        profiles_dir: directory of profile YAML files, relative to this file.
+        profiles: loaded profiles by name (filled by ``load_config``).
+        path: the file it came from (filled by ``load_config``).
+    """
+
+    district: str = ""
+    defaults: Defaults = Defaults()
+    mqtt: MqttSpec | None = None
+    http: HttpSpec = HttpSpec()
+    profiles_dir: str = "profiles"
+    sites: list[SiteSpec]
+    profiles: dict[str, Profile] = {}
+    path: Path | None = None
+
+    def devices(self) -> Iterator[tuple[SiteSpec, DeviceSpec]]:
+        """Every (site, device) pair in file order."""
+        for site in self.sites:
+            for device in site.devices:
+                yield site, device
+
+    def topics(self, site: SiteSpec, device: DeviceSpec) -> tuple[str | None, str | None]:
+        """The (status, telemetry) topics of an MQTT device, per its profile."""
+        if device.mqtt is None or self.mqtt is None or device.profile is None:
+            return None, None
+        profile = self.profiles[device.profile]
+        base = f"{self.mqtt.topic_prefix}/{site.id}/{device.id}"
+        status = device.mqtt.status_topic or f"{base}/status"
+        telemetry = device.mqtt.telemetry_topic or f"{base}/telemetry"
+        return (status if profile.presence else None, telemetry if profile.telemetry else None)
+
+    def inventory(self) -> Inventory:
+        """The pure inventory the core works on."""
+        sites = [
+            Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude) for s in self.sites
+        ]
+        devices = []
+        for site, d in self.devices():
+            profile = self.profiles.get(d.profile) if d.profile else None
+            health = tuple(
+                HealthRule(h.reading, h.message, h.below, h.above, tuple(h.equals))
+                for h in (profile.health if profile else [])
+            )
+            stale = d.stale_after or (profile.stale_after if profile else None)
+            devices.append(
+                Device(
+                    id=d.id,
+                    site=site.id,
+                    kind=d.kind,
+                    name=d.name or d.id,
+                    source=d.source,
+                    profile=d.profile or "",
+                    channel=d.channel,
+                    parent=d.parent,
+                    depends_on=tuple(d.depends_on),
+                    health=health,
+                    down_after=d.down_after or self.defaults.down_after,
+                    up_after=d.up_after or self.defaults.up_after,
+                    stale_after=stale if d.source == "mqtt" else None,
+                )
+            )
+        return Inventory.build(sites, devices)
+
+
+# --- loading --------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, validate and cross-check a configuration file and its profiles.
+
+    Raises:
+        ConfigError: with one ``FILE:LINE: field.path: message`` per problem.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    problems: list[str] = []
+    config = _validate(Config, data, path, problems)
+    if config is None:
+        raise ConfigError(problems)
+    profiles_dir = (path.parent / config.profiles_dir).resolve()
+    profiles = _load_profiles(profiles_dir, problems)
+    problems.extend(_cross_check(config, profiles, data, path))
+    if problems:
+        raise ConfigError(problems)
+    return config.model_copy(update={"profiles": profiles, "path": path})
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+    try:
+        return YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 0
+        raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
+
+
+def _validate(model: type[_M], data: Any, path: Path, problems: list[str]) -> _M | None:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{path}:{_line(data, loc)}: {_dotted(loc) or '(top)'}: {msg}")
+        return None
+
+
+def _load_profiles(directory: Path, problems: list[str]) -> dict[str, Profile]:
+    profiles: dict[str, Profile] = {}
+    if not directory.is_dir():
+        problems.append(f"{directory}: profiles directory not found")
+        return profiles
+    for file in sorted(directory.glob("*.yaml")):
+        try:
+            data = _read_yaml(file)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            continue
+        profile = _validate(Profile, data, file, problems)
+        if profile is None:
+            continue
+        if profile.name != file.stem:
+            problems.append(f"{file}:1: name: must match the file name {file.stem!r}")
+        profiles[profile.name] = profile
+    return profiles
+
+
+def _cross_check(
+    config: Config, profiles: dict[str, Profile], data: Any, path: Path
+) -> Iterator[str]:
+    """References between entries: unique ids, known parents, matching profiles."""
+    site_ids: set[str] = set()
+    device_ids = {d.id for _, d in config.devices()}
+    seen: set[str] = set()
+    for i, site in enumerate(config.sites):
+        if site.id in site_ids:
+            yield _at(data, path, ("sites", i, "id"), f"duplicate site id {site.id!r}")
+        site_ids.add(site.id)
+        for j, d in enumerate(site.devices):
+            here = ("sites", i, "devices", j)
+            if d.id in seen:
+                yield _at(data, path, (*here, "id"), f"duplicate device id {d.id!r}")
+            seen.add(d.id)
+            for k, ref in enumerate([d.parent, *d.depends_on]):
+                if ref is not None and ref not in device_ids:
+                    loc = (*here, "parent") if k == 0 else (*here, "depends_on", k - 1)
+                    yield _at(data, path, loc, f"unknown device {ref!r}")
+            if d.profile is None:
+                continue
+            profile = profiles.get(d.profile)
+            if profile is None:
+                yield _at(data, path, (*here, "profile"), f"unknown profile {d.profile!r}")
+            elif profile.source != d.source:
+                yield _at(
+                    data, path, (*here, "profile"),
+                    f"profile {d.profile!r} is read over {profile.source}, device over {d.source}",
+                )
+            elif d.source == "mqtt" and config.mqtt is None:
+                yield _at(data, path, (*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
+
+
+def _at(data: Any, path: Path, loc: tuple[str | int, ...], msg: str) -> str:
+    return f"{path}:{_line(data, loc)}: {_dotted(loc)}: {msg}"
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(data: Any, loc: tuple[str | int, ...]) -> int:
+    """1-based line of the deepest node of ``loc`` that exists in the YAML."""
+    node, line = data, 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line

@@ -1,0 +1,259 @@
+"""The fleet: every device's tracker, and its evaluation into a snapshot.
+
+``Fleet.evaluate(now)`` turns raw reachability into effective states
+(``degraded`` from health rules, ``unknown`` behind a down parent or a lost
+source), works out each site's channels and reachability (DESIGN.md §3
+"Channel"), adds the time since the previous evaluation to the seconds spent in
+each state, and returns a frozen :class:`Snapshot` for the outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.state import DeviceTracker
+from commsmon.core.types import ChannelName, Observation, Reading, State
+
+__all__ = ["ChannelStatus", "DeviceStatus", "Fleet", "SiteStatus", "Snapshot"]
+
+_WORKING = (State.UP, State.DEGRADED)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device as of one evaluation.
+
+    Attributes:
+        device: the inventory entry.
+        state: effective state.
+        since: epoch seconds when it entered ``state`` (the first evaluation
+            for a device never seen).
+        reason: why it is not ``up``, in words; ``None`` when up.
+        readings: latest decoded readings.
+        last_seen: epoch seconds of its last answer, ``None`` if never.
+        seconds: seconds spent in each state since the daemon started.
+    """
+
+    device: Device
+    state: State
+    since: float
+    reason: str | None
+    readings: Mapping[str, Reading]
+    last_seen: float | None
+    seconds: Mapping[State, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel of a site: ``up``, ``down`` or ``unknown``.
+
+    Attributes:
+        channel: channel name.
+        state: ``up`` if a provider and everything it depends on work;
+            ``down`` if every provider is known to fail; else ``unknown``.
+        providers: ids of the site's devices that provide it.
+    """
+
+    channel: ChannelName
+    state: State
+    providers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    """A site as of one evaluation.
+
+    Attributes:
+        site: the inventory entry.
+        state: ``up`` every channel works, ``degraded`` some do, ``down`` none
+            does (isolated), ``unknown`` none is known to work and some are
+            unknown.  A site without channels (the district centre) takes the
+            state of its devices.
+        since: epoch seconds when it entered ``state``.
+        reachable: at least one channel works; ``None`` while unknown.
+        channels: its channels by name.
+        seconds: seconds spent in each state since the daemon started.
+    """
+
+    site: Site
+    state: State
+    since: float
+    reachable: bool | None
+    channels: Mapping[ChannelName, ChannelStatus]
+    seconds: Mapping[State, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the outputs read, frozen at one evaluation time ``at``."""
+
+    at: float
+    devices: Mapping[str, DeviceStatus]
+    sites: Mapping[str, SiteStatus]
+
+
+class _Clock:
+    """Seconds per state and the time of the last change, for one entity."""
+
+    __slots__ = ("seconds", "since", "state")
+
+    def __init__(self, now: float) -> None:
+        self.state = State.UNKNOWN
+        self.since = now
+        self.seconds = dict.fromkeys(State, 0.0)
+
+    def advance(self, elapsed: float, new_state: State, now: float) -> None:
+        # A clock stepping back must never make a counter go down.
+        self.seconds[self.state] += max(elapsed, 0.0)
+        if new_state is not self.state:
+            self.state = new_state
+            self.since = now
+
+
+class Fleet:
+    """Holds every device's tracker and evaluates them; pure, time passed in."""
+
+    def __init__(self, inventory: Inventory, now: float) -> None:
+        self.inventory = inventory
+        self._trackers = {d: DeviceTracker(dev) for d, dev in inventory.devices.items()}
+        self._device_clocks = {d: _Clock(now) for d in inventory.devices}
+        self._site_clocks = {s: _Clock(now) for s in inventory.sites}
+        self._source_up: dict[str, float | None] = {}
+        self._last_eval = now
+
+    def observe(self, obs: Observation) -> bool:
+        """Apply an observation; ``False`` if its device is not in the inventory."""
+        tracker = self._trackers.get(obs.device)
+        if tracker is None:
+            return False
+        tracker.observe(obs)
+        return True
+
+    def set_source(self, source: str, connected: bool, now: float) -> None:
+        """Record that a source (``"mqtt"``) lost or regained its link.
+
+        While a source is disconnected its devices are ``unknown``: the
+        monitor, not the device, is cut off.
+        """
+        self._source_up[source] = now if connected else None
+
+    def evaluate(self, now: float) -> Snapshot:
+        """Work out effective states at ``now`` and account the elapsed time."""
+        for tracker in self._trackers.values():
+            source = tracker.device.source
+            if self._source_up.get(source, 0.0) is not None:
+                tracker.expire(now, self._source_up.get(source))
+        effective: dict[str, tuple[State, str | None]] = {}
+        for d in self._trackers:
+            self._effective(d, effective)
+        elapsed = now - self._last_eval
+        self._last_eval = now
+
+        devices: dict[str, DeviceStatus] = {}
+        for d, (state, reason) in effective.items():
+            clock = self._device_clocks[d]
+            clock.advance(elapsed, state, now)
+            tracker = self._trackers[d]
+            devices[d] = DeviceStatus(
+                device=tracker.device,
+                state=state,
+                since=clock.since,
+                reason=reason,
+                readings=MappingProxyType(dict(tracker.readings)),
+                last_seen=tracker.last_seen,
+                seconds=MappingProxyType(dict(clock.seconds)),
+            )
+
+        sites: dict[str, SiteStatus] = {}
+        for s, site in self.inventory.sites.items():
+            members = [devices[d] for d in self.inventory.devices_by_site.get(s, ())]
+            channels = _channels(members, devices)
+            state = _site_state(channels.values(), members)
+            clock = self._site_clocks[s]
+            clock.advance(elapsed, state, now)
+            reachable = None if state is State.UNKNOWN else state in _WORKING
+            if not channels:
+                reachable = None
+            sites[s] = SiteStatus(
+                site=site,
+                state=state,
+                since=clock.since,
+                reachable=reachable,
+                channels=MappingProxyType(channels),
+                seconds=MappingProxyType(dict(clock.seconds)),
+            )
+        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites))
+
+    def _effective(
+        self, d: str, memo: dict[str, tuple[State, str | None]]
+    ) -> tuple[State, str | None]:
+        if d in memo:
+            return memo[d]
+        memo[d] = (State.UNKNOWN, "parent loop")  # guards a cycle in config
+        tracker = self._trackers[d]
+        device = tracker.device
+        result: tuple[State, str | None]
+        parent_state = self._effective(device.parent, memo)[0] if device.parent else None
+        if self._source_up.get(device.source, 0.0) is None:
+            result = (State.UNKNOWN, f"monitor lost its {device.source} link")
+        elif parent_state in (State.DOWN, State.UNKNOWN):
+            result = (State.UNKNOWN, f"behind {device.parent}, which is {parent_state}")
+        elif tracker.raw is State.UNKNOWN:
+            result = (State.UNKNOWN, "not seen yet")
+        elif tracker.raw is State.DOWN:
+            result = (State.DOWN, tracker.error)
+        else:
+            broken = [r.message for r in device.health if _fails(r, tracker.readings)]
+            result = (State.DEGRADED, "; ".join(broken)) if broken else (State.UP, None)
+        memo[d] = result
+        return result
+
+
+def _fails(rule: HealthRule, readings: Mapping[str, Reading]) -> bool:
+    value = readings.get(rule.reading)
+    return value is not None and rule.fails(value)
+
+
+def _channels(
+    members: list[DeviceStatus], devices: Mapping[str, DeviceStatus]
+) -> dict[ChannelName, ChannelStatus]:
+    providers: dict[ChannelName, list[DeviceStatus]] = {}
+    for m in members:
+        if m.device.channel is not None:
+            providers.setdefault(m.device.channel, []).append(m)
+    result: dict[ChannelName, ChannelStatus] = {}
+    for channel, provs in providers.items():
+        states = [_provider_state(p, devices) for p in provs]
+        if State.UP in states:
+            state = State.UP
+        elif State.UNKNOWN in states:
+            state = State.UNKNOWN
+        else:
+            state = State.DOWN
+        result[channel] = ChannelStatus(channel, state, tuple(p.device.id for p in provs))
+    return result
+
+
+def _provider_state(p: DeviceStatus, devices: Mapping[str, DeviceStatus]) -> State:
+    """UP if the provider and all it depends on work, DOWN if any is down."""
+    chain = [p.state] + [devices[d].state for d in p.device.depends_on]
+    if all(s in _WORKING for s in chain):
+        return State.UP
+    if State.DOWN in chain:
+        return State.DOWN
+    return State.UNKNOWN
+
+
+def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) -> State:
+    states = [c.state for c in channels] or [m.state for m in members]
+    if not states:
+        return State.UNKNOWN
+    working = [s in _WORKING for s in states]
+    if all(working):
+        return State.DEGRADED if State.DEGRADED in states else State.UP
+    if any(working):
+        return State.DEGRADED
+    return State.UNKNOWN if State.UNKNOWN in states else State.DOWN

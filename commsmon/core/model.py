@@ -1,0 +1,133 @@
+"""The inventory as the core sees it: sites, devices and their health rules.
+
+Frozen values built from the validated configuration (``commsmon.config``);
+the core never reads files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from commsmon.core.types import ChannelName, DeviceKind, Reading
+
+__all__ = ["Device", "HealthRule", "Inventory", "Site"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRule:
+    """A condition on one reading that makes an answering device ``degraded``.
+
+    Exactly one of ``below``, ``above`` or ``equals`` is set.
+
+    Attributes:
+        reading: the profile's reading name.
+        below: degraded while the reading is a number strictly below this.
+        above: degraded while the reading is a number strictly above this.
+        equals: degraded while the reading equals one of these values.
+        message: what is wrong, in words ("UPS battery low").
+    """
+
+    reading: str
+    message: str
+    below: float | None = None
+    above: float | None = None
+    equals: tuple[Reading, ...] = ()
+
+    def fails(self, value: Reading) -> bool:
+        """Whether ``value`` breaks this rule (a missing reading never does)."""
+        if self.equals:
+            return value in self.equals
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.below is not None and value < self.below:
+            return True
+        return self.above is not None and value > self.above
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """One piece of kit.
+
+    Attributes:
+        id: unique device id.
+        site: id of the site it stands at.
+        kind: what it is.
+        name: a human name ("卫星电话").
+        source: how it is observed.
+        profile: name of its profile (readings and health rules).
+        channel: the channel to the command centre it provides, if any.
+        parent: device it sits behind (a camera behind a 4G router); while the
+            parent is down this device is ``unknown``, not ``down``.
+        depends_on: devices elsewhere its channel needs (a PDT terminal needs
+            the district repeater).
+        health: rules that make it ``degraded``.
+        down_after: consecutive failed checks before ``down``.
+        up_after: consecutive good checks before a ``down`` device is ``up``.
+        stale_after: seconds without any message before a pushed (MQTT)
+            device counts as failed; ``None`` for presence-only devices.
+    """
+
+    id: str
+    site: str
+    kind: DeviceKind
+    name: str
+    source: Literal["snmp", "mqtt", "checkin"]
+    profile: str
+    channel: ChannelName | None = None
+    parent: str | None = None
+    depends_on: tuple[str, ...] = ()
+    health: tuple[HealthRule, ...] = ()
+    down_after: int = 3
+    up_after: int = 2
+    stale_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A village, or the district centre holding shared infrastructure.
+
+    Attributes:
+        id: unique site id.
+        name: its name ("某村").
+        town: the town (镇/街道) it belongs to.
+        role: ``centre`` for the district centre, else ``village``.
+        latitude: degrees north (WGS-84), ``None`` if unknown.
+        longitude: degrees east (WGS-84), ``None`` if unknown.
+    """
+
+    id: str
+    name: str
+    town: str
+    role: Literal["centre", "village"] = "village"
+    latitude: float | None = None
+    longitude: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    """Sites and devices, keyed by id, in configuration order."""
+
+    sites: Mapping[str, Site]
+    devices: Mapping[str, Device]
+    devices_by_site: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, sites: list[Site], devices: list[Device]) -> Inventory:
+        """Index sites and devices.
+
+        Raises:
+            ValueError: a device names an unknown site, parent or dependency.
+        """
+        site_map = {s.id: s for s in sites}
+        device_map = {d.id: d for d in devices}
+        by_site: dict[str, list[str]] = {s.id: [] for s in sites}
+        for d in devices:
+            if d.site not in site_map:
+                raise ValueError(f"device {d.id}: unknown site {d.site!r}")
+            for ref in (d.parent, *d.depends_on):
+                if ref is not None and ref not in device_map:
+                    raise ValueError(f"device {d.id}: unknown device {ref!r}")
+            by_site[d.site].append(d.id)
+        return cls(site_map, device_map, {k: tuple(v) for k, v in by_site.items()})

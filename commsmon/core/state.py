@@ -1,0 +1,93 @@
+"""Per-device reachability with hysteresis (DESIGN.md §3 "Device state").
+
+A device goes ``down`` after ``down_after`` consecutive failed checks (or at
+once on a conclusive failure such as an MQTT Last Will) and comes back ``up``
+after ``up_after`` consecutive good checks.  A never-seen device is
+``unknown``.  Whether an answering device is ``degraded``, and whether a parent
+or the monitor itself makes it ``unknown``, is decided later, in
+:mod:`commsmon.core.fleet`, from this raw state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from commsmon.core.model import Device
+from commsmon.core.types import Observation, Reading, State
+
+__all__ = ["DeviceTracker"]
+
+
+@dataclass(slots=True)
+class DeviceTracker:
+    """Mutable reachability state of one device.
+
+    Attributes:
+        device: the inventory entry.
+        raw: ``up``, ``down`` or ``unknown`` from reachability alone.
+        fails: consecutive failed checks.
+        oks: consecutive good checks.
+        last_seen: when it last answered (epoch seconds), ``None`` if never.
+        last_check: time of the newest observation applied (epoch seconds).
+        readings: latest decoded readings by name.
+        reading_at: when each reading was taken (epoch seconds).
+        error: the last failure reason, cleared when it answers.
+    """
+
+    device: Device
+    raw: State = State.UNKNOWN
+    fails: int = 0
+    oks: int = 0
+    last_seen: float | None = None
+    last_check: float | None = None
+    readings: dict[str, Reading] = field(default_factory=dict)
+    reading_at: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def observe(self, obs: Observation) -> None:
+        """Apply one observation.
+
+        An observation older than the newest one already applied (a replayed
+        buffer, a stale retained message) updates readings it is the newest
+        for, but never the reachability state.
+        """
+        for name, value in obs.readings.items():
+            if obs.at >= self.reading_at.get(name, float("-inf")):
+                self.readings[name] = value
+                self.reading_at[name] = obs.at
+        if self.last_check is not None and obs.at < self.last_check:
+            return
+        self.last_check = obs.at
+        if obs.reachable:
+            self.last_seen = obs.at
+            self.error = None
+            self.fails = 0
+            self.oks += 1
+            if self.raw is State.UNKNOWN or (
+                self.raw is State.DOWN and self.oks >= self.device.up_after
+            ):
+                self.raw = State.UP
+        else:
+            self.error = obs.error or "no answer"
+            self.oks = 0
+            self.fails += 1
+            if obs.conclusive or self.fails >= self.device.down_after:
+                self.raw = State.DOWN
+
+    def expire(self, now: float, fresh_since: float | None) -> None:
+        """Count a pushed device that has gone quiet as failed.
+
+        Args:
+            now: epoch seconds.
+            fresh_since: epoch seconds since which the source could have
+                delivered messages (its last reconnect); silence before that
+                is the monitor's fault, not the device's.
+        """
+        limit = self.device.stale_after
+        if limit is None or self.raw is not State.UP:
+            return
+        heard = max(self.last_seen or float("-inf"), fresh_since or float("-inf"))
+        if now - heard > limit:
+            self.raw = State.DOWN
+            self.oks = 0
+            self.error = f"no message for {now - heard:.0f} s"

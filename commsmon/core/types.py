@@ -1,0 +1,80 @@
+"""Named types shared by the core, the sources and the outputs."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal, NewType
+
+__all__ = [
+    "CHANNELS",
+    "DEVICE_KINDS",
+    "ChannelName",
+    "DeviceId",
+    "DeviceKind",
+    "Observation",
+    "Reading",
+    "SiteId",
+    "State",
+]
+
+DeviceId = NewType("DeviceId", str)
+SiteId = NewType("SiteId", str)
+
+DeviceKind = Literal[
+    "pdt_repeater",
+    "pdt_terminal",
+    "satphone",
+    "generator",
+    "ups",
+    "camera",
+    "router",
+    "beidou",
+    "gateway",
+]
+DEVICE_KINDS: tuple[DeviceKind, ...] = DeviceKind.__args__  # type: ignore[attr-defined]
+
+ChannelName = Literal["pdt370", "satellite", "public", "beidou"]
+CHANNELS: tuple[ChannelName, ...] = ChannelName.__args__  # type: ignore[attr-defined]
+
+#: A decoded reading: a number in SI units (volts, seconds, ratio 0-1, dBm ...),
+#: an enum member name or a text, or a truth value.
+Reading = float | str | bool
+
+
+class State(enum.StrEnum):
+    """Device or site state (DESIGN.md §3).
+
+    ``unknown`` is never the device's fault: never seen, its parent or the
+    monitor's own link is cut off.  It is excluded from availability.
+    """
+
+    UP = "up"
+    DEGRADED = "degraded"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a source saw of one device at one moment.
+
+    Attributes:
+        device: the device id from the inventory.
+        at: when it was seen, seconds since the Unix epoch (the message's own
+            timestamp where it carries one, else the receive time).
+        reachable: whether the device answered.
+        readings: decoded readings by the profile's reading name; only the
+            ones that decoded (a value that would not decode is absent, not 0).
+        conclusive: a failure that needs no confirmation (an MQTT presence
+            ``offline`` or Last Will), so hysteresis is skipped.
+        error: a short reason for a failure, for status and logs.
+    """
+
+    device: str
+    at: float
+    reachable: bool
+    readings: Mapping[str, Reading] = field(default_factory=dict)
+    conclusive: bool = False
+    error: str | None = None
