@@ -1,0 +1,142 @@
+"""Wiring: sources -> core -> outputs in one asyncio TaskGroup.
+
+The daemon owns the one mutable :class:`~commsmon.core.fleet.Fleet`.  Sources
+hand observations to it in the event loop; once a second it is evaluated into
+a frozen snapshot that the outputs read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+from prometheus_client import REGISTRY, CollectorRegistry
+
+from commsmon.config import Config
+from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.types import Observation
+from commsmon.outputs.http import build_app
+from commsmon.outputs.metrics import FleetCollector
+from commsmon.sources.mqtt import MqttSource, routes_from_config
+from commsmon.sources.snmp.base import SnmpClient
+from commsmon.sources.snmp.poller import SnmpPoller, jobs_from_config
+
+__all__ = ["Daemon"]
+
+log = structlog.get_logger("commsmon.daemon")
+
+EVALUATE_EVERY = 1.0  # seconds between evaluations of the fleet
+
+
+class Daemon:
+    """One running commsmon instance.
+
+    Args:
+        config: a loaded, validated configuration.
+        snmp_client: the SNMP backend; a :class:`PysnmpClient` by default.
+        registry: where the fleet collector is registered (the global
+            default, which also holds the self-metrics, unless given).
+        clock: wall clock, epoch seconds.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        snmp_client: SnmpClient | None = None,
+        registry: CollectorRegistry = REGISTRY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._registry = registry
+        self._snmp_client = snmp_client
+        self.fleet = Fleet(config.inventory(), clock())
+        self.snapshot: Snapshot | None = None
+        self.listening: list[str] = []
+        self.ready = asyncio.Event()
+
+    def observe(self, obs: Observation) -> None:
+        """Hand one observation to the core (the sources' sink)."""
+        if not self.fleet.observe(obs):
+            log.warning("observation for a device not in the inventory", device=obs.device)
+
+    def evaluate(self) -> Snapshot:
+        """Evaluate the fleet now, log what changed, publish the snapshot."""
+        snap = self.fleet.evaluate(self._clock())
+        previous, self.snapshot = self.snapshot, snap
+        if previous is not None:
+            _log_changes(previous, snap)
+        return snap
+
+    async def run(self) -> None:
+        """Run until cancelled; cleans up sockets and the collector on the way out."""
+        config = self.config
+        if self._snmp_client is None:
+            from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
+
+            self._snmp_client = PysnmpClient()
+        collector = FleetCollector(config, lambda: self.snapshot)
+        self._registry.register(collector)
+        runner = web.AppRunner(build_app(self._registry, lambda: self.snapshot, self._clock))
+        try:
+            await runner.setup()
+            await web.TCPSite(runner, config.http.listen, config.http.port).start()
+            self.listening = [f"http://{h}:{p}" for h, p, *_ in runner.addresses]
+            self.evaluate()
+            async with asyncio.TaskGroup() as tg:
+                jobs = jobs_from_config(config)
+                poller = SnmpPoller(
+                    self._snmp_client,
+                    jobs,
+                    self.observe,
+                    concurrency=config.defaults.snmp_concurrency,
+                    clock=self._clock,
+                )
+                tg.create_task(poller.run(), name="snmp")
+                routes = routes_from_config(config)
+                if config.mqtt is not None and routes:
+                    self.fleet.set_source("mqtt", False, self._clock())
+                    source = MqttSource(config.mqtt, routes, self.observe, self._on_mqtt_link,
+                                        clock=self._clock)
+                    tg.create_task(source.run(), name="mqtt")
+                tg.create_task(self._evaluate_forever(), name="evaluate")
+                log.info(
+                    "commsmon running",
+                    sites=len(config.sites),
+                    devices=len(self.fleet.inventory.devices),
+                    snmp_targets=len(jobs),
+                    mqtt_topics=len(routes),
+                    listening=self.listening,
+                )
+                self.ready.set()
+        finally:
+            self._registry.unregister(collector)
+            await runner.cleanup()
+            await self._snmp_client.close()
+
+    def _on_mqtt_link(self, connected: bool) -> None:
+        self.fleet.set_source("mqtt", connected, self._clock())
+
+    async def _evaluate_forever(self) -> None:
+        while True:
+            await asyncio.sleep(EVALUATE_EVERY)
+            self.evaluate()
+
+
+def _log_changes(before: Snapshot, after: Snapshot) -> None:
+    """One line per device or site whose state changed (never one per poll)."""
+    for device_id, now in after.devices.items():
+        was = before.devices[device_id]
+        if was.state is not now.state:
+            log.info("device state changed", site=now.device.site, device=device_id,
+                     old=was.state.value, new=now.state.value, reason=now.reason)
+    for site_id, site in after.sites.items():
+        was_site = before.sites[site_id]
+        if was_site.state is not site.state:
+            log.info("site state changed", site=site_id, old=was_site.state.value,
+                     new=site.state.value,
+                     channels={c: s.state.value for c, s in site.channels.items()})

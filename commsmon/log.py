@@ -1,0 +1,87 @@
+"""Logging, configured once: structlog for our lines, stdlib loggers routed through it.
+
+JSON lines when stderr is not a terminal (journald, files, CI), readable
+console output on a terminal.  Bind ``site`` and ``device`` with
+``structlog.contextvars.bound_contextvars`` so every line about a device says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+__all__ = ["LogOnce", "configure_logging"]
+
+
+def configure_logging(level: str = "info", json: bool | None = None) -> None:
+    """Set up structlog and the stdlib root logger.
+
+    Args:
+        level: ``debug``, ``info``, ``warning`` or ``error``.
+        json: force JSON (True) or console (False) output; ``None`` picks JSON
+            unless stderr is a terminal.
+    """
+    if json is None:
+        json = not sys.stderr.isatty()
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # pysnmp and aiomqtt are chatty at debug level; keep them at warning.
+    for noisy in ("pysnmp", "pyasn1", "aiomqtt", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class LogOnce:
+    """Remembers which (key, condition) pairs were logged, so a repeating
+    problem is logged once per change instead of once per poll.
+
+    ``first(key, condition)`` is True the first time a key takes a condition;
+    ``clear(key)`` forgets the key so its next problem is logged again.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[object, object] = {}
+
+    def first(self, key: object, condition: object) -> bool:
+        """True if ``key`` was not already in ``condition``."""
+        if self._seen.get(key, _MISSING) == condition:
+            return False
+        self._seen[key] = condition
+        return True
+
+    def clear(self, key: object) -> bool:
+        """Forget ``key``; True if it had a condition (a recovery worth a line)."""
+        return self._seen.pop(key, _MISSING) is not _MISSING
+
+
+_MISSING = object()

@@ -1,0 +1,50 @@
+"""The daemon's own counters and histograms (ordinary module-level metrics).
+
+State-held metrics (devices, sites) come from the custom collector in
+:mod:`commsmon.outputs.metrics`; these count what the daemon did.  Label
+values are fixed sets, never taken from payloads.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "MQTT_CONNECTED",
+    "MQTT_CONNECTS",
+    "MQTT_MESSAGES",
+    "READING_ERRORS",
+    "SNMP_DURATION",
+    "SNMP_REQUESTS",
+]
+
+SNMP_REQUESTS = Counter(
+    "commsmon_snmp_requests",
+    "SNMP polls by result: ok, timeout, error.",
+    ["result"],
+)
+SNMP_DURATION = Histogram(
+    "commsmon_snmp_request_duration_seconds",
+    "Seconds from sending an SNMP poll to its answer or give-up.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+)
+MQTT_MESSAGES = Counter(
+    "commsmon_mqtt_messages",
+    "MQTT messages received by result: ok, unknown_topic, bad_payload, too_large, "
+    "not_object, bad_json.",
+    ["result"],
+)
+MQTT_CONNECTED = Gauge(
+    "commsmon_mqtt_connected",
+    "1 while the daemon holds a session with the MQTT broker.",
+)
+MQTT_CONNECTS = Counter(
+    "commsmon_mqtt_connect_attempts",
+    "Connection attempts to the MQTT broker by result: ok, error.",
+    ["result"],
+)
+READING_ERRORS = Counter(
+    "commsmon_reading_errors",
+    "Readings that would not decode, by source and reason; the value is skipped.",
+    ["source", "reason"],
+)

@@ -1,0 +1,198 @@
+"""Profile-driven conversion of raw values into typed readings (pure).
+
+A raw value comes from a varbind (:class:`SnmpValue`) or a JSON field; the
+profile's :class:`ReadingSpec` says how to decode it.  A value that will not
+decode raises :class:`DecodeError` with a ``reason`` from a fixed set, so it can
+be counted under a bounded label and skipped: a bad value never fails the poll.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from commsmon.config import ReadingSpec
+from commsmon.core.types import Reading
+from commsmon.sources.snmp.base import SnmpValue, ValueType
+
+__all__ = ["REASONS", "DecodeError", "decode", "decode_json_field", "decode_varbind"]
+
+#: Every ``DecodeError.reason``; label values of ``commsmon_reading_errors_total``.
+REASONS = (
+    "no_such_object",
+    "not_numeric",
+    "not_finite",
+    "bad_packed_float",
+    "bad_bool",
+    "bad_text",
+)
+
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_TRUE = {"true", "on", "yes", "1", "running", "online"}
+_FALSE = {"false", "off", "no", "0", "stopped", "offline"}
+# RFC 2579 has no float; net-snmp's Opaque float: 9f 78 04 <4 bytes big-endian>.
+_OPAQUE_FLOAT = b"\x9f\x78\x04"
+_OPAQUE_DOUBLE = b"\x9f\x79\x08"
+
+
+class DecodeError(ValueError):
+    """A raw value that the reading's spec cannot turn into a reading.
+
+    Attributes:
+        reason: one of :data:`REASONS`.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+def decode_varbind(spec: ReadingSpec, value: SnmpValue) -> Reading | None:
+    """Decode one varbind; ``None`` for a vendor sentinel listed in ``invalid``.
+
+    Raises:
+        DecodeError: noSuchObject/noSuchInstance/endOfMibView, or a value the
+            spec's ``decode`` cannot read.
+    """
+    if value.is_exception or value.value is None:
+        raise DecodeError("no_such_object", value.type.value)
+    raw: Any = value.value
+    if value.type is ValueType.OPAQUE and isinstance(raw, bytes):
+        raw = _opaque_number(raw)
+    return decode(spec, raw)
+
+
+def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading | None:
+    """Decode the reading's ``field`` (dotted path) from a JSON object.
+
+    Returns ``None`` when the field is absent or null, or holds a sentinel.
+
+    Raises:
+        DecodeError: the field holds a value the spec cannot read.
+    """
+    node: Any = document
+    for part in (spec.field or "").split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return None if node is None else decode(spec, node)
+
+
+def decode(spec: ReadingSpec, raw: Any) -> Reading | None:
+    """Decode a raw Python value (int, float, str, bytes, bool) per ``spec``.
+
+    Raises:
+        DecodeError: when the value does not fit ``spec.decode``.
+    """
+    kind = spec.decode
+    if kind == "text":
+        return _text(raw)
+    if kind == "utf16":
+        return _utf16(raw)
+    if kind == "bool":
+        return _bool(raw)
+    if kind == "enum":
+        return _enum(spec, raw)
+    if kind in ("float32_le", "float32_be"):
+        number = _packed_float(raw, "<f" if kind == "float32_le" else ">f")
+    elif kind == "text_number":
+        number = _text_number(raw)
+    else:
+        number = _number(raw)
+    if number in spec.invalid:
+        return None
+    value = number * spec.scale + spec.offset
+    if not math.isfinite(value):
+        raise DecodeError("not_finite", repr(raw))
+    return value
+
+
+def _number(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise DecodeError("not_numeric", "a truth value where a number is expected")
+    if isinstance(raw, int | float):
+        if not math.isfinite(raw):
+            raise DecodeError("not_finite", repr(raw))
+        return float(raw)
+    text = _text(raw).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise DecodeError("not_numeric", repr(text[:40])) from None
+    if not math.isfinite(number):
+        raise DecodeError("not_finite", repr(text[:40]))
+    return number
+
+
+def _text_number(raw: Any) -> float:
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return _number(raw)
+    text = _text(raw)
+    match = _NUMBER.search(text)
+    if match is None:
+        raise DecodeError("not_numeric", repr(text[:40]))
+    return float(match.group())
+
+
+def _packed_float(raw: Any, fmt: str) -> float:
+    if not isinstance(raw, bytes) or len(raw) != 4:
+        raise DecodeError("bad_packed_float", f"expected 4 bytes, got {raw!r:.40}")
+    return float(struct.unpack(fmt, raw)[0])
+
+
+def _opaque_number(raw: bytes) -> float | bytes:
+    """An Opaque-wrapped float/double (net-snmp ASN_OPAQUE_FLOAT/DOUBLE), else raw."""
+    if raw.startswith(_OPAQUE_FLOAT) and len(raw) == 7:
+        return float(struct.unpack(">f", raw[3:])[0])
+    if raw.startswith(_OPAQUE_DOUBLE) and len(raw) == 11:
+        return float(struct.unpack(">d", raw[3:])[0])
+    return raw
+
+
+def _text(raw: Any) -> str:
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", errors="replace")
+    else:
+        text = raw if isinstance(raw, str) else str(raw)
+    return text.replace("\x00", "").strip()
+
+
+def _utf16(raw: Any) -> str:
+    if not isinstance(raw, bytes):
+        return _text(raw)
+    if len(raw) % 2:
+        raise DecodeError("bad_text", "odd number of bytes for UTF-16")
+    # A BOM says the byte order; Hytera sends little-endian without one.
+    codec = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-16-le"
+    text: str = bytes(raw).decode(codec, errors="replace")
+    return text.replace("\x00", "").strip()
+
+
+def _bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, int | float) and raw in (0, 1):
+        return bool(raw)
+    text = _text(raw).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise DecodeError("bad_bool", repr(text[:40]))
+
+
+def _enum(spec: ReadingSpec, raw: Any) -> str:
+    names = spec.enum or {}
+    if isinstance(raw, bytes):
+        raw = _text(raw)
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        raw = int(raw)
+    if isinstance(raw, int | str) and not isinstance(raw, bool) and raw in names:
+        return names[raw]
+    if isinstance(raw, str) and raw in names.values():
+        return raw
+    # Vendors extend enumerations (TrippLite answers upsOutputSource 8): not a crash.
+    return "other"

@@ -1,0 +1,209 @@
+"""Subscribes to presence and telemetry topics and emits observations.
+
+Presence topics carry retained ``online``/``offline`` (``offline`` also as the
+device's Last Will); telemetry topics carry a JSON object decoded per the
+device's profile.  The source owns its reconnect loop: on broker loss it tells
+the core (devices go ``unknown``, not ``down``), backs off with jitter and
+subscribes again, getting retained presence anew.  A bad message is counted
+and logged once, never fatal, never a new time series.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiomqtt
+import structlog
+
+from commsmon.config import Config, MqttSpec, ReadingSpec
+from commsmon.core.types import Observation, Reading
+from commsmon.log import LogOnce
+from commsmon.selfmetrics import MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES, READING_ERRORS
+from commsmon.sources.convert import DecodeError, decode_json_field
+
+__all__ = ["MqttSource", "Route", "routes_from_config"]
+
+log = structlog.get_logger("commsmon.mqtt")
+
+Sink = Callable[[Observation], None]
+LinkCallback = Callable[[bool], None]
+
+MAX_PAYLOAD = 256 * 1024  # bytes; a telemetry document is a few hundred
+_FUTURE_SKEW = 300.0  # seconds a device clock may run ahead before we distrust it
+_ONLINE = {"online", "1", "true", "up"}
+_OFFLINE = {"offline", "0", "false", "down"}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What a topic means.
+
+    Attributes:
+        device: device id put on the observations.
+        kind: ``status`` (online/offline) or ``telemetry`` (JSON object).
+        readings: reading name -> spec, for telemetry.
+    """
+
+    device: str
+    kind: Literal["status", "telemetry"]
+    readings: Mapping[str, ReadingSpec]
+
+
+def routes_from_config(config: Config) -> dict[str, Route]:
+    """Topic -> route for every MQTT device's presence and telemetry topics."""
+    routes: dict[str, Route] = {}
+    for site, device in config.devices():
+        status, telemetry = config.topics(site, device)
+        if device.profile is None:
+            continue
+        readings = config.profiles[device.profile].readings
+        if status:
+            routes[status] = Route(device.id, "status", {})
+        if telemetry:
+            routes[telemetry] = Route(device.id, "telemetry", readings)
+    return routes
+
+
+class MqttSource:
+    """Keeps a session with the broker and turns messages into observations.
+
+    Args:
+        spec: broker settings.
+        routes: topic -> route.
+        sink: receives each observation, in the event loop.
+        on_link: called with True once subscribed, False when the session is lost.
+        clock: wall clock, epoch seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        spec: MqttSpec,
+        routes: Mapping[str, Route],
+        sink: Sink,
+        on_link: LinkCallback,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._spec = spec
+        self._routes = dict(routes)
+        self._sink = sink
+        self._on_link = on_link
+        self._clock = clock
+        self._once = LogOnce()
+
+    async def run(self) -> None:
+        """Connect, subscribe and consume forever; returns only by cancellation."""
+        failures = 0
+        while True:
+            try:
+                await self._session()
+            except aiomqtt.MqttError as exc:
+                MQTT_CONNECTED.set(0)
+                self._on_link(False)
+                if failures == 0 or self._once.first("broker", str(exc)):
+                    log.warning("mqtt broker unreachable", error=str(exc),
+                                broker=f"{self._spec.host}:{self._spec.port}")
+                failures += 1
+                MQTT_CONNECTS.labels("error").inc()
+                # Exponential backoff with full jitter, capped (aiomqtt reconnection docs).
+                cap = min(self._spec.reconnect_max, 0.5 * 2 ** min(failures, 10))
+                await asyncio.sleep(random.uniform(cap / 2, cap))
+            else:  # the session ended without error: broker closed it cleanly
+                failures = 0
+
+    async def _session(self) -> None:
+        spec = self._spec
+        async with aiomqtt.Client(
+            spec.host,
+            spec.port,
+            identifier=spec.client_id,
+            username=spec.username,
+            password=spec.password.get_secret_value() if spec.password else None,
+            keepalive=spec.keepalive,
+            timeout=10,
+        ) as client:
+            if self._routes:
+                await client.subscribe([(topic, 1) for topic in sorted(self._routes)])
+            MQTT_CONNECTS.labels("ok").inc()
+            MQTT_CONNECTED.set(1)
+            self._once.clear("broker")
+            log.info("mqtt subscribed", broker=f"{spec.host}:{spec.port}",
+                     topics=len(self._routes))
+            self._on_link(True)
+            async for message in client.messages:
+                self.handle(str(message.topic), message.payload)
+
+    def handle(self, topic: str, payload: Any) -> Observation | None:
+        """Turn one message into an observation and emit it; ``None`` if rejected."""
+        now = self._clock()
+        route = self._routes.get(topic)
+        if route is None:
+            MQTT_MESSAGES.labels("unknown_topic").inc()
+            return None
+        if not isinstance(payload, bytes | bytearray):
+            payload = str(payload).encode() if payload is not None else b""
+        if len(payload) > MAX_PAYLOAD:
+            return self._reject(route, "too_large", f"{len(payload)} bytes")
+        if route.kind == "status":
+            obs = self._presence(route, payload, now)
+        else:
+            obs = self._telemetry(route, payload, now)
+        if obs is not None:
+            MQTT_MESSAGES.labels("ok").inc()
+            self._sink(obs)
+        return obs
+
+    def _presence(self, route: Route, payload: bytes, now: float) -> Observation | None:
+        word = payload.decode("utf-8", errors="replace").strip().lower()
+        if word in _ONLINE:
+            return Observation(route.device, now, True)
+        if word in _OFFLINE:
+            return Observation(route.device, now, False, conclusive=True,
+                               error="presence offline")
+        return self._reject(route, "bad_payload", f"presence {word[:20]!r}")
+
+    def _telemetry(self, route: Route, payload: bytes, now: float) -> Observation | None:
+        try:
+            document = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            return self._reject(route, "bad_json", str(exc)[:80])
+        if not isinstance(document, dict):
+            return self._reject(route, "not_object", type(document).__name__)
+        readings: dict[str, Reading] = {}
+        for name, spec in route.readings.items():
+            try:
+                value = decode_json_field(spec, document)
+            except DecodeError as exc:
+                READING_ERRORS.labels("mqtt", exc.reason).inc()
+                if self._once.first((route.device, name), exc.reason):
+                    log.warning("mqtt value not decoded", device=route.device,
+                                reading=name, problem=str(exc))
+                continue
+            self._once.clear((route.device, name))
+            if value is not None:
+                readings[name] = value
+        return Observation(route.device, _timestamp(document, now), True, readings)
+
+    def _reject(self, route: Route, reason: str, detail: str) -> Observation | None:
+        MQTT_MESSAGES.labels(reason).inc()
+        if self._once.first((route.device, route.kind), reason):
+            log.warning("mqtt message rejected", device=route.device, reason=reason,
+                        detail=detail)
+        return None
+
+
+def _timestamp(document: Mapping[str, Any], now: float) -> float:
+    """The message's own time (``ts``, epoch s or ms) if plausible, else ``now``."""
+    ts = document.get("ts", document.get("timestamp"))
+    if isinstance(ts, bool) or not isinstance(ts, int | float):
+        return now
+    seconds = ts / 1000 if ts > 1e11 else float(ts)
+    if not 0 < seconds <= now + _FUTURE_SKEW:
+        return now
+    return min(seconds, now)

@@ -1,0 +1,177 @@
+"""Polls every SNMP target on its own interval and emits observations.
+
+Each target has its own task: the first poll is spread uniformly over one
+interval (no thundering herd), later ones keep the cadence from that start
+(a late poll is not followed by a burst).  A global semaphore bounds requests
+in flight; every request ends within its target's deadline, so a dead target
+never delays the others.  The poller knows OIDs and profiles, not sites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import structlog
+
+from commsmon.config import Config, ReadingSpec
+from commsmon.core.types import Observation, Reading
+from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.log import LogOnce
+from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_REQUESTS
+from commsmon.sources.convert import DecodeError, decode_varbind
+from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue
+
+__all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]
+
+log = structlog.get_logger("commsmon.snmp")
+
+Sink = Callable[[Observation], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PollJob:
+    """One device to poll.
+
+    Attributes:
+        device: device id put on the observations.
+        target: the agent and its timeout/retries.
+        interval: seconds between polls.
+        readings: reading name -> (concrete OID, spec).
+    """
+
+    device: str
+    target: SnmpTarget
+    interval: float
+    readings: Mapping[str, tuple[str, ReadingSpec]]
+
+
+def jobs_from_config(config: Config) -> list[PollJob]:
+    """A poll job for every SNMP device, with the profile's OIDs made concrete.
+
+    ``{name}`` placeholders in a profile OID are filled from the device's
+    ``params`` (``1.3.6.1.2.1.2.2.1.8.{uplink_ifindex}``).
+    """
+    jobs = []
+    for _, device in config.devices():
+        if device.snmp is None or device.profile is None:
+            continue
+        snmp = device.snmp.resolve(config.defaults.snmp)
+        profile = config.profiles[device.profile]
+        readings = {
+            name: (spec.oid.format(**device.params), spec)
+            for name, spec in profile.readings.items()
+            if spec.oid is not None
+        }
+        target = SnmpTarget(
+            host=device.snmp.host,
+            port=snmp.port,
+            version=snmp.version,
+            community=snmp.community.get_secret_value(),
+            timeout=snmp.timeout,
+            retries=snmp.retries,
+        )
+        jobs.append(PollJob(device.id, target, snmp.interval, readings))
+    return jobs
+
+
+class SnmpPoller:
+    """Runs the poll jobs until cancelled.
+
+    Args:
+        client: the SNMP backend.
+        jobs: what to poll.
+        sink: receives each observation, in the event loop.
+        concurrency: most requests in flight at once.
+        clock: wall clock, epoch seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        client: SnmpClient,
+        jobs: Sequence[PollJob],
+        sink: Sink,
+        *,
+        concurrency: int = 64,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._jobs = list(jobs)
+        self._sink = sink
+        self._slots = asyncio.Semaphore(concurrency)
+        self._clock = clock
+        self._once = LogOnce()
+
+    async def run(self) -> None:
+        """Poll every job forever; returns only by cancellation."""
+        async with asyncio.TaskGroup() as tg:
+            for job in self._jobs:
+                tg.create_task(self._loop(job), name=f"snmp:{job.device}")
+
+    async def _loop(self, job: PollJob) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + random.uniform(0, job.interval)
+        while True:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await self.poll(job)
+            next_at += job.interval
+            if next_at < loop.time():  # overran: skip missed slots, keep the phase
+                missed = (loop.time() - next_at) // job.interval + 1
+                next_at += missed * job.interval
+
+    async def poll(self, job: PollJob) -> Observation:
+        """Poll one job once, emit and return its observation."""
+        oids = sorted({oid for oid, _ in job.readings.values()})
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                values = await self._client.get(job.target, oids)
+            except SnmpTimeout:
+                obs = self._failed(job, "timeout", "no answer")
+            except SnmpError as exc:
+                obs = self._failed(job, "error", f"SNMP error: {exc.status or exc}")
+            else:
+                SNMP_REQUESTS.labels("ok").inc()
+                if self._once.clear((job.device, "poll")):
+                    log.info("snmp device answers again", device=job.device)
+                readings = self._decode(job, values)
+                obs = Observation(job.device, self._clock(), True, readings)
+            finally:
+                SNMP_DURATION.observe(time.monotonic() - started)
+        self._sink(obs)
+        return obs
+
+    def _failed(self, job: PollJob, result: str, reason: str) -> Observation:
+        SNMP_REQUESTS.labels(result).inc()
+        if self._once.first((job.device, "poll"), reason):
+            log.warning(
+                "snmp poll failed",
+                device=job.device,
+                reason=reason,
+                target=f"{job.target.host}:{job.target.port}",
+            )
+        return Observation(job.device, self._clock(), False, error=reason)
+
+    def _decode(self, job: PollJob, values: Mapping[str, SnmpValue]) -> dict[str, Reading]:
+        readings: dict[str, Reading] = {}
+        for name, (oid, spec) in job.readings.items():
+            value = values.get(oid)
+            if value is None:
+                continue
+            try:
+                decoded = decode_varbind(spec, value)
+            except DecodeError as exc:
+                READING_ERRORS.labels("snmp", exc.reason).inc()
+                if self._once.first((job.device, oid), exc.reason):
+                    log.warning(
+                        "snmp value not decoded", device=job.device, reading=name,
+                        oid=oid, problem=str(exc),
+                    )
+                continue
+            self._once.clear((job.device, oid))
+            if decoded is not None:
+                readings[name] = decoded
+        return readings

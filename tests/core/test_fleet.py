@@ -1,0 +1,220 @@
+"""Device state machine, time accounting, channels and reachability (pure core)."""
+
+from __future__ import annotations
+
+import pytest
+
+from commsmon.core.fleet import Fleet
+from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.types import Observation, State
+
+T0 = 1_700_000_000.0
+
+
+def _inventory() -> Inventory:
+    sites = [Site("centre", "Centre", "town", "centre"), Site("v1", "Village 1", "town")]
+    devices = [
+        Device("rpt", "centre", "pdt_repeater", "repeater", "snmp", "hytera-repeater"),
+        Device("router", "v1", "router", "router", "snmp", "router-mib2", channel="public"),
+        Device("cam", "v1", "camera", "camera", "snmp", "hikvision-camera", parent="router"),
+        Device(
+            "pdt", "v1", "pdt_terminal", "pdt", "mqtt", "pdt-terminal",
+            channel="pdt370", depends_on=("rpt",), stale_after=300,
+        ),
+        Device(
+            "sat", "v1", "satphone", "sat", "mqtt", "satphone-dock", channel="satellite",
+            health=(HealthRule("battery", "battery low", below=0.3),), stale_after=600,
+        ),
+    ]
+    return Inventory.build(sites, devices)
+
+
+def ok(device: str, at: float, **readings: float | str | bool) -> Observation:
+    return Observation(device, at, True, readings)
+
+
+def fail(device: str, at: float, conclusive: bool = False) -> Observation:
+    return Observation(device, at, False, conclusive=conclusive, error="no answer")
+
+
+@pytest.fixture
+def fleet() -> Fleet:
+    f = Fleet(_inventory(), T0)
+    f.set_source("mqtt", True, T0)
+    return f
+
+
+def test_never_seen_is_unknown(fleet: Fleet) -> None:
+    """A device that never answered is unknown, not down."""
+    snap = fleet.evaluate(T0 + 1)
+    assert snap.devices["router"].state is State.UNKNOWN
+    assert snap.devices["router"].reason == "not seen yet"
+    assert snap.sites["v1"].reachable is None
+
+
+def test_down_after_three_failures_not_two(fleet: Fleet) -> None:
+    """Hysteresis: two failures keep a device up, the third takes it down."""
+    fleet.observe(ok("router", T0))
+    fleet.observe(fail("router", T0 + 10))
+    fleet.observe(fail("router", T0 + 20))
+    assert fleet.evaluate(T0 + 21).devices["router"].state is State.UP
+    fleet.observe(fail("router", T0 + 30))
+    assert fleet.evaluate(T0 + 31).devices["router"].state is State.DOWN
+
+
+def test_back_up_after_two_successes(fleet: Fleet) -> None:
+    """A down device needs up_after (2) consecutive answers to come back."""
+    fleet.observe(ok("router", T0))
+    for i in range(1, 4):
+        fleet.observe(fail("router", T0 + i))
+    fleet.observe(ok("router", T0 + 4))
+    assert fleet.evaluate(T0 + 4).devices["router"].state is State.DOWN
+    fleet.observe(fail("router", T0 + 5))  # a failure resets the count
+    fleet.observe(ok("router", T0 + 6))
+    assert fleet.evaluate(T0 + 6).devices["router"].state is State.DOWN
+    fleet.observe(ok("router", T0 + 7))
+    assert fleet.evaluate(T0 + 7).devices["router"].state is State.UP
+
+
+def test_conclusive_failure_skips_hysteresis(fleet: Fleet) -> None:
+    """An MQTT offline presence takes the device down at once."""
+    fleet.observe(ok("pdt", T0))
+    fleet.observe(fail("pdt", T0 + 1, conclusive=True))
+    assert fleet.evaluate(T0 + 2).devices["pdt"].state is State.DOWN
+
+
+def test_older_observation_does_not_change_state(fleet: Fleet) -> None:
+    """A replayed old message never overrides a newer state."""
+    fleet.observe(fail("pdt", T0 + 10, conclusive=True))
+    fleet.observe(ok("pdt", T0 + 5))
+    assert fleet.evaluate(T0 + 11).devices["pdt"].state is State.DOWN
+
+
+def test_time_in_state_sums_to_elapsed(fleet: Fleet) -> None:
+    """Seconds per state are time-weighted and add up to the elapsed time."""
+    fleet.evaluate(T0 + 10)  # unknown for 10 s
+    fleet.observe(ok("router", T0 + 10))
+    fleet.evaluate(T0 + 10)  # time between evaluations goes to the state at the earlier one
+    fleet.evaluate(T0 + 40)  # up for 30 s
+    for i in range(3):
+        fleet.observe(fail("router", T0 + 40 + i))
+    fleet.evaluate(T0 + 43)  # still up for 3 s
+    snap = fleet.evaluate(T0 + 100)  # down for 57 s
+    seconds = snap.devices["router"].seconds
+    assert seconds[State.UNKNOWN] == pytest.approx(10)
+    assert seconds[State.UP] == pytest.approx(33)
+    assert seconds[State.DOWN] == pytest.approx(57)
+    assert sum(seconds.values()) == pytest.approx(100)
+
+
+def test_clock_stepping_back_never_decreases_counters(fleet: Fleet) -> None:
+    """A wall clock stepped back adds nothing rather than negative seconds."""
+    fleet.observe(ok("router", T0))
+    fleet.evaluate(T0)
+    fleet.evaluate(T0 + 100)
+    snap = fleet.evaluate(T0 - 3600)
+    assert snap.devices["router"].seconds[State.UP] == pytest.approx(100)
+
+
+def test_since_is_time_of_state_change(fleet: Fleet) -> None:
+    """since marks the evaluation at which the state changed."""
+    fleet.evaluate(T0 + 1)
+    fleet.observe(ok("router", T0 + 5))
+    fleet.evaluate(T0 + 6)
+    assert fleet.evaluate(T0 + 60).devices["router"].since == T0 + 6
+
+
+def test_child_of_down_parent_is_unknown(fleet: Fleet) -> None:
+    """A camera behind a down router is unknown: not its fault."""
+    fleet.observe(ok("router", T0))
+    fleet.observe(ok("cam", T0))
+    for i in range(1, 4):
+        fleet.observe(fail("router", T0 + i))
+        fleet.observe(fail("cam", T0 + i))
+    cam = fleet.evaluate(T0 + 5).devices["cam"]
+    assert cam.state is State.UNKNOWN
+    assert "router" in (cam.reason or "")
+
+
+def test_health_rule_makes_degraded(fleet: Fleet) -> None:
+    """An answering device whose health rule fails is degraded, and still works."""
+    fleet.observe(ok("sat", T0, battery=0.2))
+    snap = fleet.evaluate(T0 + 1)
+    assert snap.devices["sat"].state is State.DEGRADED
+    assert snap.devices["sat"].reason == "battery low"
+    assert snap.sites["v1"].channels["satellite"].state is State.UP
+
+
+def test_mqtt_link_loss_makes_devices_unknown(fleet: Fleet) -> None:
+    """While the broker is unreachable, MQTT devices are unknown, not down."""
+    fleet.observe(ok("sat", T0))
+    fleet.set_source("mqtt", False, T0 + 1)
+    snap = fleet.evaluate(T0 + 2)
+    assert snap.devices["sat"].state is State.UNKNOWN
+    assert snap.devices["router"].state is State.UNKNOWN  # SNMP: never seen
+    fleet.set_source("mqtt", True, T0 + 3)
+    assert fleet.evaluate(T0 + 4).devices["sat"].state is State.UP
+
+
+def test_silent_pushed_device_goes_down_after_stale_after(fleet: Fleet) -> None:
+    """No telemetry for stale_after seconds counts as a failure."""
+    fleet.observe(ok("pdt", T0))
+    assert fleet.evaluate(T0 + 299).devices["pdt"].state is State.UP
+    assert fleet.evaluate(T0 + 301).devices["pdt"].state is State.DOWN
+
+
+def test_silence_during_broker_outage_is_not_the_device_fault(fleet: Fleet) -> None:
+    """Staleness counts from the last reconnect, not through the outage."""
+    fleet.observe(ok("pdt", T0))
+    fleet.set_source("mqtt", False, T0 + 100)
+    fleet.evaluate(T0 + 200)
+    fleet.set_source("mqtt", True, T0 + 250)
+    assert fleet.evaluate(T0 + 500).devices["pdt"].state is State.UP
+    assert fleet.evaluate(T0 + 551).devices["pdt"].state is State.DOWN
+
+
+def _all_up(fleet: Fleet, at: float) -> None:
+    for d in ("rpt", "router", "cam", "pdt", "sat"):
+        fleet.observe(ok(d, at))
+
+
+def test_site_reachable_while_one_channel_works(fleet: Fleet) -> None:
+    """A village with any working channel is reachable; losing all isolates it."""
+    _all_up(fleet, T0)
+    snap = fleet.evaluate(T0 + 1)
+    assert snap.sites["v1"].reachable is True
+    assert snap.sites["v1"].state is State.UP
+    for i in range(1, 4):
+        fleet.observe(fail("router", T0 + i))
+    fleet.observe(fail("sat", T0 + 4, conclusive=True))
+    snap = fleet.evaluate(T0 + 5)
+    assert snap.sites["v1"].state is State.DEGRADED
+    assert snap.sites["v1"].reachable is True  # pdt370 still works
+    fleet.observe(fail("pdt", T0 + 6, conclusive=True))
+    snap = fleet.evaluate(T0 + 7)
+    assert snap.sites["v1"].reachable is False
+    assert snap.sites["v1"].state is State.DOWN
+
+
+def test_down_repeater_takes_pdt370_away(fleet: Fleet) -> None:
+    """pdt370 needs the district repeater: a working terminal is not enough."""
+    _all_up(fleet, T0)
+    for i in range(1, 4):
+        fleet.observe(fail("rpt", T0 + i))
+    channels = fleet.evaluate(T0 + 5).sites["v1"].channels
+    assert channels["pdt370"].state is State.DOWN
+    assert channels["public"].state is State.UP
+
+
+def test_centre_without_channels_takes_device_state(fleet: Fleet) -> None:
+    """The district centre has no channels; its state follows its devices."""
+    fleet.observe(ok("rpt", T0))
+    snap = fleet.evaluate(T0 + 1)
+    assert snap.sites["centre"].state is State.UP
+    assert snap.sites["centre"].reachable is None
+
+
+def test_unknown_device_observation_is_refused(fleet: Fleet) -> None:
+    """Observations for devices not in the inventory are refused, never added."""
+    assert fleet.observe(ok("ghost", T0)) is False
+    assert "ghost" not in fleet.evaluate(T0 + 1).devices
