@@ -1,0 +1,7 @@
+"""``python -m commsmon`` runs the command-line interface."""
+
+import sys
+
+from commsmon.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Configuration loading: the shipped files validate, bad ones name file, line and field."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from commsmon.config import load_config
+from commsmon.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "config" / "demo.yaml"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "shanting.yaml"])
+def test_shipped_configs_are_valid(name: str) -> None:
+    """The district inventory and the demo load: a centre and 14 villages."""
+    config = load_config(ROOT / "config" / name)
+    inventory = config.inventory()
+    villages = [s for s in inventory.sites.values() if s.role == "village"]
+    assert len(villages) == 14
+    assert {s.town for s in villages} >= {"山城街道", "店子镇", "西集镇", "凫城镇"}
+    assert any(d.kind == "pdt_repeater" for d in inventory.devices.values())
+
+
+def test_demo_and_real_inventory_match() -> None:
+    """demo.yaml is the same inventory as shanting.yaml, pointed elsewhere."""
+    demo = load_config(DEMO).inventory()
+    real = load_config(ROOT / "config" / "shanting.yaml").inventory()
+    assert demo.devices == real.devices
+    assert demo.sites == real.sites
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    shutil.copytree(ROOT / "config" / "profiles", tmp_path / "profiles")
+    text = DEMO.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "bad.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if needle in line)
+
+
+def test_bad_port_names_file_line_and_field(tmp_path: Path) -> None:
+    """An out-of-range port is reported as FILE:LINE: sites[i].devices[j].snmp.port."""
+    path = _broken(tmp_path, "port: 16105,", "port: 99999,")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    line = _line_of(path, "99999")
+    assert exc.value.problems == [
+        f"{path}:{line}: sites[2].devices[0].snmp.port: must be 1..65535"
+    ]
+
+
+def test_unknown_parent_is_located(tmp_path: Path) -> None:
+    """A reference to a device that does not exist names the field and line."""
+    path = _broken(tmp_path, "parent: v03-router", "parent: v03-nope")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    assert problem.startswith(f"{path}:{_line_of(path, 'v03-nope')}: sites[3].devices[1].parent")
+    assert "unknown device 'v03-nope'" in problem
+
+
+def test_unknown_profile_and_kind(tmp_path: Path) -> None:
+    """Unknown kinds and profiles are errors with their paths."""
+    path = _broken(tmp_path, "kind: satphone", "kind: telephone")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert "sites[1].devices" in exc.value.problems[0]
+    assert ".kind:" in exc.value.problems[0]
+
+
+def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
+    """Broken YAML is reported with its line, not a traceback."""
+    path = tmp_path / "x.yaml"
+    path.write_text("sites:\n  - id: a\n    name: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems[0].startswith(f"{path}:")
+    assert "not valid YAML" in exc.value.problems[0]
+
+
+def test_bad_profile_is_located(tmp_path: Path) -> None:
+    """A profile error names the profile file and field."""
+    path = _broken(tmp_path, "district:", "district:")
+    bad = tmp_path / "profiles" / "ups-rfc1628.yaml"
+    bad.write_text(bad.read_text().replace("decode: enum\n", "decode: bogus\n", 1))
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert any(p.startswith(f"{bad}:") and "decode" in p for p in exc.value.problems)
+
+
+def test_check_config_cli(tmp_path: Path) -> None:
+    """`commsmon check-config` exits 0 on a good file and non-zero with located errors."""
+    good = subprocess.run(
+        [sys.executable, "-m", "commsmon", "check-config", str(DEMO)],
+        capture_output=True, text=True, check=False,
+    )
+    assert good.returncode == 0, good.stderr
+    assert "15 sites" in good.stdout
+    path = _broken(tmp_path, "port: 16105,", "port: 0,")
+    bad = subprocess.run(
+        [sys.executable, "-m", "commsmon", "check-config", str(path)],
+        capture_output=True, text=True, check=False,
+    )
+    assert bad.returncode != 0
+    assert "snmp.port: must be 1..65535" in bad.stderr
