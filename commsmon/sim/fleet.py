@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from types import TracebackType
 
 from commsmon.config import Config
@@ -39,9 +39,12 @@ class SimFleet:
         config: a loaded configuration whose SNMP hosts are 127.0.0.1 and
             whose ``mqtt`` points at the broker to publish to.
         telemetry_period: seconds between MQTT telemetry messages.
+        skip: ids of devices served by something else (a real snmpd).
     """
 
-    def __init__(self, config: Config, *, telemetry_period: float = 5.0) -> None:
+    def __init__(
+        self, config: Config, *, telemetry_period: float = 5.0, skip: Collection[str] = ()
+    ) -> None:
         self.config = config
         self.links = LinkSet()
         self.recording: dict[str, str] = {}
@@ -50,6 +53,8 @@ class SimFleet:
         communities: dict[str, str] = {}
         turn: dict[str, int] = {}
         for site, device in config.devices():
+            if device.id in skip:
+                continue
             if device.snmp is not None and device.profile in RECORDINGS:
                 if device.snmp.host != "127.0.0.1":
                     raise ValueError(f"{device.id}: the sim serves 127.0.0.1 only")

@@ -1,0 +1,134 @@
+"""Test harness: the demo inventory on free ports, the daemon as a real process,
+and a scraper that parses its exposition.  Not a test module."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+from ruamel.yaml import YAML
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "config" / "demo.yaml"
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(
+    directory: Path,
+    *,
+    mqtt_port: int,
+    interval: float = 2.0,
+    timeout: float = 0.5,
+    retries: int = 0,
+    extra_devices: list[dict[str, Any]] | None = None,
+) -> tuple[Path, int]:
+    """The demo inventory with fresh ports and quick polling; returns (path, http port)."""
+    yaml = YAML()
+    data = yaml.load(DEMO.read_text(encoding="utf-8"))
+    data["profiles_dir"] = str(ROOT / "config" / "profiles")
+    data["defaults"]["snmp"].update(interval=interval, timeout=timeout, retries=retries)
+    data["mqtt"]["port"] = mqtt_port
+    data["mqtt"]["client_id"] = f"commsmon-test-{os.getpid()}-{mqtt_port}"
+    http_port = free_port()
+    data["http"]["port"] = http_port
+    held = []  # keep each picked port bound until all are picked, so none repeats
+    try:
+        for site in data["sites"]:
+            for device in site["devices"]:
+                if "snmp" in device:
+                    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    held.append(sock)
+                    sock.bind(("127.0.0.1", 0))
+                    device["snmp"]["port"] = sock.getsockname()[1]
+    finally:
+        for sock in held:
+            sock.close()
+    if extra_devices:
+        data["sites"][0]["devices"].extend(extra_devices)
+    path = directory / "fleet.yaml"
+    with path.open("w", encoding="utf-8") as f:
+        yaml.dump(data, f)
+    return path, http_port
+
+
+class DaemonProcess:
+    """``commsmon run`` as a child process, its log in a file."""
+
+    def __init__(self, config: Path, http_port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.log_path = log
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "commsmon", "--log-format", "json", "run", "-c", str(config)],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    async def text(self) -> str:
+        async with aiohttp.ClientSession() as s, s.get(f"{self.url}/metrics") as r:
+            r.raise_for_status()
+            return await r.text()
+
+    async def samples(self) -> Samples:
+        out: Samples = {}
+        for family in text_string_to_metric_families(await self.text()):
+            for sample in family.samples:
+                out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+        return out
+
+    async def wait_for(
+        self, what: str, predicate: Callable[[Samples], bool], timeout: float
+    ) -> float:
+        """Poll /metrics until ``predicate`` holds; returns the seconds it took."""
+        start = time.monotonic()
+        last_error: Exception | None = None
+        while time.monotonic() - start < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                if predicate(await self.samples()):
+                    return time.monotonic() - start
+            except (aiohttp.ClientError, OSError) as exc:
+                last_error = exc
+            await asyncio.sleep(0.25)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what} ({last_error})\n"
+                             f"{self.log()[-3000:]}")
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    """The value of the sample whose labels include ``labels``, or None."""
+    want = set(labels.items())
+    for (n, lbls), v in samples.items():
+        if n == name and want <= lbls:
+            return v
+    return None
