@@ -107,12 +107,12 @@ class DaemonProcess:
         return out
 
     async def wait_for(
-        self, what: str, predicate: Callable[[Samples], bool], timeout: float
+        self, what: str, predicate: Callable[[Samples], bool], within: float
     ) -> float:
         """Poll /metrics until ``predicate`` holds; returns the seconds it took."""
         start = time.monotonic()
         last_error: Exception | None = None
-        while time.monotonic() - start < timeout:
+        while time.monotonic() - start < within:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
@@ -121,7 +121,7 @@ class DaemonProcess:
             except (aiohttp.ClientError, OSError) as exc:
                 last_error = exc
             await asyncio.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what} ({last_error})\n"
+        raise AssertionError(f"timed out after {within} s waiting for {what} ({last_error})\n"
                              f"{self.log()[-3000:]}")
 
 

@@ -36,8 +36,9 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None) -> None:
         fleet = await stack.enter_async_context(SimFleet(config))
         daemon = Daemon(config)
         task = asyncio.create_task(daemon.run())
-        await asyncio.wait([task, asyncio.create_task(daemon.ready.wait())],
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [task, asyncio.create_task(daemon.ready.wait())], return_when=asyncio.FIRST_COMPLETED
+        )
         if daemon.ready.is_set():
             urls = ", ".join(f"{u}/metrics" for u in daemon.listening)
             print(

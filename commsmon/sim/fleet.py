@@ -67,17 +67,26 @@ class SimFleet:
             elif device.mqtt is not None and config.mqtt is not None and device.profile:
                 status, telemetry = config.topics(site, device)
                 self.mqtt[device.id] = SimMqttDevice(
-                    config.mqtt.host, config.mqtt.port, device.id, status, telemetry,
-                    telemetry_for(device.profile), telemetry_period,
+                    config.mqtt.host,
+                    config.mqtt.port,
+                    device.id,
+                    status,
+                    telemetry,
+                    telemetry_for(device.profile),
+                    telemetry_period,
                 )
         self.agents = SnmpSimulator(communities)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Start snmpsim, the links and the MQTT devices."""
-        await self.agents.start()
-        upstream = ("127.0.0.1", self.agents.port)
-        await self.links.start({d: (port, upstream) for d, port in self._ports.items()})
+        """Start snmpsim, the links and the MQTT devices; on failure stop what started."""
+        try:
+            await self.agents.start()
+            upstream = ("127.0.0.1", self.agents.port)
+            await self.links.start({d: (port, upstream) for d, port in self._ports.items()})
+        except BaseException:
+            await self.close()
+            raise
         self._tasks = [
             asyncio.create_task(dev.run(), name=f"sim:{d}") for d, dev in self.mqtt.items()
         ]

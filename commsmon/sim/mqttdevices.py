@@ -33,15 +33,27 @@ def telemetry_for(profile: str) -> Model | None:
     """
 
     def genset(now: float) -> dict[str, Any]:
-        return {"ts": round(now, 3), "running": False, "mains": True, "fuel_pct": 82,
-                "fuel_l": 41.0, "load_pct": 0, "battery_v": "12.9 V", "alarms": 0}
+        return {
+            "ts": round(now, 3),
+            "running": False,
+            "mains": True,
+            "fuel_pct": 82,
+            "fuel_l": 41.0,
+            "load_pct": 0,
+            "battery_v": "12.9 V",
+            "alarms": 0,
+        }
 
     def satphone(now: float) -> dict[str, Any]:
         return {"ts": round(now, 3), "registered": True, "signal_bars": 4, "battery_pct": 96}
 
     def pdt(now: float) -> dict[str, Any]:
-        return {"ts": round(now, 3), "registered": True,
-                "rssi_dbm": random.randint(-92, -84), "battery_pct": 100}
+        return {
+            "ts": round(now, 3),
+            "registered": True,
+            "rssi_dbm": random.randint(-92, -84),
+            "battery_pct": 100,
+        }
 
     return {"genset-gateway": genset, "satphone-dock": satphone, "pdt-terminal": pdt}.get(profile)
 
@@ -100,9 +112,7 @@ class SimMqttDevice:
                 await asyncio.sleep(random.uniform(0.2, 0.6))
 
     async def _session(self) -> None:
-        will = (
-            aiomqtt.Will(self._status, b"offline", qos=1, retain=True) if self._status else None
-        )
+        will = aiomqtt.Will(self._status, b"offline", qos=1, retain=True) if self._status else None
         async with aiomqtt.Client(
             self._host, self.port, identifier=f"sim-{self.device}", will=will, keepalive=10
         ) as client:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -58,7 +58,7 @@ async def running(tmp_path: Path, broker: Mosquitto, snmpd: Snmpd) -> AsyncItera
                     value(s, "commsmon_device_up", device=d) == 1
                     for d in config.inventory().devices
                 ),
-                timeout=30,
+                within=30,
             )
             yield daemon, fleet
         finally:
@@ -90,9 +90,13 @@ async def test_metrics_show_decoded_readings(running: tuple[DaemonProcess, SimFl
     assert value(s, "commsmon_site_channel_up", site="v07", channel="pdt370") == 1
     assert (value(s, "commsmon_snmp_requests_total", result="ok") or 0) > 0
     assert (value(s, "commsmon_mqtt_messages_total", result="ok") or 0) > 0
-    check = subprocess.run(["promtool", "check", "metrics"], input=await daemon.text(),
-                           capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stdout + check.stderr
+    exposition = (await daemon.text()).encode()
+    check = await asyncio.create_subprocess_exec(
+        "promtool", "check", "metrics", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await check.communicate(exposition)
+    assert check.returncode == 0, out.decode()
 
 
 async def test_village_down_isolates_and_recovers(
@@ -106,7 +110,7 @@ async def test_village_down_isolates_and_recovers(
     bound = 3 * INTERVAL + TIMEOUT + 1.0
     took = await daemon.wait_for(
         "v05 isolated", lambda s: value(s, "commsmon_site_reachable", site=site) == 0,
-        timeout=bound + 5,
+        within=bound + 5,
     )
     print(f"isolation seen after {took:.1f} s (bound {bound:.1f} s)")
     s = await daemon.samples()
@@ -115,7 +119,7 @@ async def test_village_down_isolates_and_recovers(
     fleet.bring_up(fleet.site_devices(site))
     await daemon.wait_for(
         "v05 reachable", lambda s: value(s, "commsmon_site_reachable", site=site) == 1,
-        timeout=bound + 5,
+        within=bound + 5,
     )
 
 
@@ -129,7 +133,7 @@ async def test_broker_restart_reconnects(
         "mqtt devices unknown",
         lambda s: value(s, "commsmon_mqtt_connected") == 0
         and value(s, "commsmon_device_state", device="v01-genset", state="unknown") == 1,
-        timeout=30,
+        within=30,
     )
     s = await daemon.samples()
     assert value(s, "commsmon_device_state", device="v01-genset", state="down") == 0
@@ -140,6 +144,6 @@ async def test_broker_restart_reconnects(
         lambda s: value(s, "commsmon_mqtt_connected") == 1
         and value(s, "commsmon_device_up", device="v01-genset") == 1
         and value(s, "commsmon_device_up", device="v14-pdt") == 1,
-        timeout=40,
+        within=40,
     )
     assert "mqtt subscribed" in daemon.log()
