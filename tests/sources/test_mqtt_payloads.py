@@ -1,0 +1,91 @@
+"""MQTT messages to observations: presence words, telemetry JSON, bad input (no broker)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from commsmon.config import MqttSpec, ReadingSpec
+from commsmon.core.types import Observation
+from commsmon.selfmetrics import MQTT_MESSAGES
+from commsmon.sources.mqtt import MqttSource, Route
+
+NOW = 1_764_400_000.0
+
+
+@pytest.fixture
+def seen() -> list[Observation]:
+    return []
+
+
+@pytest.fixture
+def source(seen: list[Observation]) -> MqttSource:
+    readings = {
+        "fuel": ReadingSpec(field="fuel_pct", scale=0.01),
+        "battery_volts": ReadingSpec(field="battery_v", decode="text_number"),
+        "running": ReadingSpec(field="running", decode="bool"),
+    }
+    routes = {
+        "p/v1/g/status": Route("g", "status", {}),
+        "p/v1/g/telemetry": Route("g", "telemetry", readings),
+    }
+    return MqttSource(MqttSpec(), routes, seen.append, lambda _: None, clock=lambda: NOW)
+
+
+def _count(result: str) -> float:
+    return MQTT_MESSAGES.labels(result)._value.get()
+
+
+@pytest.mark.parametrize(("payload", "reachable"), [(b"online", True), (b"OFFLINE\n", False)])
+def test_presence(source: MqttSource, payload: bytes, reachable: bool) -> None:
+    """online/offline presence becomes a (conclusive) observation."""
+    obs = source.handle("p/v1/g/status", payload)
+    assert obs is not None
+    assert obs.reachable is reachable
+    assert obs.conclusive is (not reachable)
+
+
+def test_telemetry_decodes_per_profile(source: MqttSource, seen: list[Observation]) -> None:
+    """JSON fields become SI readings; the message's own ts is its time."""
+    body = {"ts": NOW - 30, "fuel_pct": "82", "battery_v": "12.6 V", "running": 1}
+    obs = source.handle("p/v1/g/telemetry", json.dumps(body).encode())
+    assert obs is not None and seen == [obs]
+    assert obs.at == NOW - 30
+    assert obs.readings == {"fuel": pytest.approx(0.82), "battery_volts": 12.6, "running": True}
+
+
+def test_millisecond_and_future_timestamps(source: MqttSource) -> None:
+    """ts in ms is understood; a ts far in the future is distrusted."""
+    obs = source.handle("p/v1/g/telemetry", json.dumps({"ts": (NOW - 5) * 1000}).encode())
+    assert obs is not None and obs.at == pytest.approx(NOW - 5)
+    obs = source.handle("p/v1/g/telemetry", json.dumps({"ts": NOW + 86400}).encode())
+    assert obs is not None and obs.at == NOW
+
+
+def test_bad_values_are_skipped_not_fatal(source: MqttSource) -> None:
+    """NaN, "N/A" and friends drop that reading only; the device still answered."""
+    obs = source.handle("p/v1/g/telemetry", b'{"fuel_pct": NaN, "battery_v": "N/A"}')
+    assert obs is not None
+    assert obs.reachable and obs.readings == {}
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("p/v1/g/telemetry", b"\xff\xfe not json", "bad_json"),
+        ("p/v1/g/telemetry", b"online", "bad_json"),
+        ("p/v1/g/telemetry", b"[1, 2]", "not_object"),
+        ("p/v1/g/telemetry", b"{" + b" " * (300 * 1024) + b"}", "too_large"),
+        ("p/v1/g/status", b"maybe", "bad_payload"),
+        ("p/other/topic", b"{}", "unknown_topic"),
+    ],
+)
+def test_rejected_messages_are_counted(
+    source: MqttSource, seen: list[Observation], topic: str, payload: bytes, reason: str
+) -> None:
+    """A bad message is counted by reason and produces no observation."""
+    before = _count(reason)
+    assert source.handle(topic, payload) is None
+    assert _count(reason) == before + 1
+    assert seen == []
