@@ -1,0 +1,265 @@
+"""The SNMP client interface every backend implements, and the values it returns.
+
+Pure: no pysnmp (or other SNMP library) import here, so ``core/`` and unit tests
+can use these types and a fake client without the network stack.
+
+OIDs are numeric dotted strings without a leading dot (``"1.3.6.1.2.1.1.3.0"``);
+MIB names are resolved elsewhere, never by a client.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Literal, Self
+
+from commsmon.errors import SnmpError
+
+__all__ = [
+    "SnmpClient",
+    "SnmpTarget",
+    "SnmpValue",
+    "SnmpVersion",
+    "ValueType",
+    "get_per_oid",
+    "parse_oid",
+]
+
+SnmpVersion = Literal["v1", "v2c"]
+"""Protocol version of a target; ``"v3"`` will join when USM support lands."""
+
+_VERSIONS: frozenset[str] = frozenset({"v1", "v2c"})
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpTarget:
+    """One agent to ask, and how patiently.
+
+    Attributes:
+        host: IPv4 address or hostname of the agent.
+        port: UDP port, default 161.
+        version: ``"v1"`` or ``"v2c"``.
+        community: community string; a secret, left out of ``repr()`` and never logged.
+        timeout: seconds to wait for each attempt, default 2.0.
+        retries: extra attempts after the first, default 1; a request gives up
+            after about ``timeout * (retries + 1)`` seconds.
+    """
+
+    host: str
+    port: int = 161
+    version: SnmpVersion = "v2c"
+    community: str = field(default="public", repr=False)
+    timeout: float = 2.0
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("SnmpTarget.host must not be empty")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"SnmpTarget.port must be 1..65535, got {self.port}")
+        if self.version not in _VERSIONS:
+            raise ValueError(f"SnmpTarget.version must be one of {sorted(_VERSIONS)}")
+        if not self.timeout > 0:
+            raise ValueError(f"SnmpTarget.timeout must be > 0 seconds, got {self.timeout}")
+        if self.retries < 0:
+            raise ValueError(f"SnmpTarget.retries must be >= 0, got {self.retries}")
+
+    @property
+    def deadline(self) -> float:
+        """Seconds after which a single request has certainly failed.
+
+        ``timeout * (retries + 1)`` plus one second of grace for scheduling; backends
+        wrap every library call in this bound so that no call can hang.
+        """
+        return self.timeout * (self.retries + 1) + 1.0
+
+
+class ValueType(enum.Enum):
+    """SMI syntax of a returned value (RFC 2578 §7.1, RFC 3416 §3 for the exceptions)."""
+
+    INTEGER = "INTEGER"
+    OCTET_STRING = "OCTET STRING"
+    NULL = "NULL"
+    OBJECT_IDENTIFIER = "OBJECT IDENTIFIER"
+    IP_ADDRESS = "IpAddress"
+    COUNTER32 = "Counter32"
+    GAUGE32 = "Gauge32"
+    TIMETICKS = "TimeTicks"
+    OPAQUE = "Opaque"
+    COUNTER64 = "Counter64"
+    NO_SUCH_OBJECT = "noSuchObject"
+    NO_SUCH_INSTANCE = "noSuchInstance"
+    END_OF_MIB_VIEW = "endOfMibView"
+
+
+_EXCEPTIONS: frozenset[ValueType] = frozenset(
+    {ValueType.NO_SUCH_OBJECT, ValueType.NO_SUCH_INSTANCE, ValueType.END_OF_MIB_VIEW}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpValue:
+    """One varbind value, as raw as the wire gave it.
+
+    Attributes:
+        type: the SMI syntax.
+        value: by type —
+            INTEGER → signed ``int``; Counter32, Gauge32 (Unsigned32), TimeTicks
+            (hundredths of a second) and Counter64 → unsigned ``int``;
+            OCTET STRING and Opaque → raw ``bytes`` (not decoded: text, units and
+            packed floats are decoded elsewhere); OBJECT IDENTIFIER → dotted ``str``;
+            IpAddress → dotted-quad ``str``; NULL and the exceptions → ``None``.
+    """
+
+    type: ValueType
+    value: int | bytes | str | None
+
+    @property
+    def is_exception(self) -> bool:
+        """True for noSuchObject, noSuchInstance and endOfMibView: "no value", not zero."""
+        return self.type in _EXCEPTIONS
+
+
+NO_SUCH_OBJECT = SnmpValue(ValueType.NO_SUCH_OBJECT, None)
+
+
+def parse_oid(oid: str) -> tuple[int, ...]:
+    """Parse a numeric dotted OID into its arcs.
+
+    Args:
+        oid: e.g. ``"1.3.6.1.2.1.1.3.0"``; one leading dot is tolerated.
+
+    Returns:
+        The arcs as a tuple of ints.
+
+    Raises:
+        ValueError: ``oid`` is empty, has an empty or non-numeric arc, or fewer
+            than two arcs.
+    """
+    text = oid[1:] if oid.startswith(".") else oid
+    parts = text.split(".")
+    if len(parts) < 2 or not all(p.isdigit() and p.isascii() for p in parts):
+        raise ValueError(f"not a numeric OID: {oid!r}")
+    return tuple(int(p) for p in parts)
+
+
+GetOnce = Callable[[Sequence[str]], Awaitable[Sequence[SnmpValue]]]
+"""One GET PDU: the OIDs in, their values in the same order out, or SnmpError."""
+
+
+async def get_per_oid(get_once: GetOnce, oids: Sequence[str]) -> dict[str, SnmpValue]:
+    """GET ``oids`` so that one missing OID cannot hide the others.
+
+    An SNMPv1 agent answers a GET naming any missing OID with error-status
+    noSuchName for the whole PDU (RFC 1157 §4.1.2), blaming the first such OID
+    in error-index. This marks the blamed OID NO_SUCH_OBJECT and asks again
+    without it; each round drops one OID, so there are at most ``len(oids)``
+    rounds. If the agent blames no valid index, each remaining OID is asked on
+    its own. SNMPv2c agents answer per varbind and never take the retry path.
+
+    Args:
+        get_once: sends one GET PDU for the given OIDs and returns their values
+            in request order; raises SnmpError with ``status`` and ``index`` on an
+            error-status.
+        oids: numeric OIDs; duplicates are asked once.
+
+    Returns:
+        A value for every requested OID, keyed by the OID strings as given.
+
+    Raises:
+        SnmpTimeout: an attempt got no answer in time.
+        SnmpError: an error-status other than noSuchName, or a transport error.
+    """
+    pending = list(dict.fromkeys(oids))
+    found: dict[str, SnmpValue] = {}
+    while pending:
+        try:
+            values = await get_once(pending)
+        except SnmpError as exc:
+            if exc.status != "noSuchName":
+                raise
+            if 1 <= exc.index <= len(pending):
+                found[pending.pop(exc.index - 1)] = NO_SUCH_OBJECT
+                continue
+            if len(pending) == 1:
+                found[pending.pop()] = NO_SUCH_OBJECT
+                continue
+            for oid in pending:
+                found.update(await get_per_oid(get_once, [oid]))
+            break
+        found.update(zip(pending, values, strict=True))
+        break
+    return {oid: found[oid] for oid in oids}
+
+
+class SnmpClient(abc.ABC):
+    """Read-only SNMP client; one instance serves many targets concurrently.
+
+    Implementations never SET. Every method ends: a silent or hung agent costs at
+    most ``target.deadline`` seconds per request. Use as ``async with`` or call
+    :meth:`close` in the event loop that used the client.
+    """
+
+    @abc.abstractmethod
+    async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
+        """GET the given OIDs.
+
+        Args:
+            target: the agent.
+            oids: numeric dotted OIDs without a leading dot.
+
+        Returns:
+            One value per requested OID, keyed by the OID strings as given. A missing
+            OID yields an exception value (NO_SUCH_OBJECT / NO_SUCH_INSTANCE), on v1
+            too: the v1 whole-PDU noSuchName is resolved per OID.
+
+        Raises:
+            ValueError: an OID is not numeric.
+            SnmpTimeout: no answer within ``timeout * (retries + 1)`` seconds (+1 s grace).
+            SnmpError: an error-status other than v1 noSuchName (``status``/``index``
+                say which), or a transport error (e.g. the host does not resolve).
+        """
+
+    @abc.abstractmethod
+    async def walk(
+        self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25
+    ) -> dict[str, SnmpValue]:
+        """Walk the subtree strictly under ``oid``.
+
+        GETNEXT on v1, GETBULK on v2c; stops at the first OID outside the subtree
+        (not at the end of the MIB) or at endOfMibView.
+
+        Args:
+            target: the agent.
+            oid: numeric dotted OID of the subtree root, e.g. a table column.
+            max_repetitions: GETBULK max-repetitions (v2c only), default 25.
+
+        Returns:
+            The subtree's values keyed by full dotted OID, in walk order; empty if
+            the agent has nothing under ``oid``.
+
+        Raises:
+            ValueError: ``oid`` is not numeric, or ``max_repetitions`` < 1.
+            SnmpTimeout: a request of the walk got no answer in time (per request:
+                ``timeout * (retries + 1)`` seconds + 1 s grace).
+            SnmpError: an error-status, an agent returning non-increasing OIDs, or a
+                transport error.
+        """
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release sockets and timers. The client may be used again afterwards."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,359 @@
+"""SnmpClient on the pysnmp 7 asyncio high-level API.
+
+pysnmp facts this module is built around (measured on 7.1.30):
+
+- An ``SnmpEngine`` binds to the event loop it first sends in; used from a second
+  loop it hangs forever. The engine is made lazily inside the running loop, one
+  per client, and made anew if the loop changes.
+- Timeouts come back as an ``errorIndication``, not an exception; and a request
+  can still hang in corner cases, so every call is bounded by ``asyncio.timeout``.
+- ``UdpTransportTarget`` must be built with ``await UdpTransportTarget.create()``
+  (it resolves the host through the loop's executor: the result is cached).
+- ``lookupMib=False`` returns plain ``(ObjectName, value)`` tuples, ~20 % cheaper.
+- Targets with a non-empty tag list get their replies dropped as if timed out,
+  so none is set.
+- v1 responses are translated to v2 shapes: a v1 noSuchName turns every varbind
+  into noSuchObject (GET) or endOfMibView (GETNEXT) and keeps error-status 2.
+
+SET is never sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from typing import Any, Final, Literal
+
+from pyasn1.error import PyAsn1Error
+from pysnmp.error import PySnmpError
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine,
+    UdpTransportTarget,
+    bulk_cmd,
+    get_cmd,
+    next_cmd,
+)
+from pysnmp.proto import errind, rfc1902, rfc1905
+
+from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.sources.snmp.base import (
+    SnmpClient,
+    SnmpTarget,
+    SnmpValue,
+    ValueType,
+    get_per_oid,
+    parse_oid,
+)
+
+__all__ = ["PysnmpClient", "to_snmp_value"]
+
+_MP_MODEL: Final[dict[str, int]] = {"v1": 0, "v2c": 1}
+
+# RFC 3416 §3 error-status values (0..5 are also RFC 1157's).
+_ERROR_STATUS: Final[tuple[str, ...]] = (
+    "noError",
+    "tooBig",
+    "noSuchName",
+    "badValue",
+    "readOnly",
+    "genErr",
+    "noAccess",
+    "wrongType",
+    "wrongLength",
+    "wrongEncoding",
+    "wrongValue",
+    "noCreation",
+    "inconsistentValue",
+    "resourceUnavailable",
+    "commitFailed",
+    "undoFailed",
+    "authorizationError",
+    "notWritable",
+    "inconsistentName",
+)
+_NO_SUCH_NAME: Final = 2
+
+# Keyed by BER tag set: Integer/Integer32 and Gauge32/Unsigned32 share tags, and
+# Bits travels as an OCTET STRING.
+_TYPE_BY_TAGSET: Final[dict[Any, ValueType]] = {
+    rfc1902.Integer32.tagSet: ValueType.INTEGER,
+    rfc1902.OctetString.tagSet: ValueType.OCTET_STRING,
+    rfc1902.Null.tagSet: ValueType.NULL,
+    rfc1902.ObjectIdentifier.tagSet: ValueType.OBJECT_IDENTIFIER,
+    rfc1902.IpAddress.tagSet: ValueType.IP_ADDRESS,
+    rfc1902.Counter32.tagSet: ValueType.COUNTER32,
+    rfc1902.Gauge32.tagSet: ValueType.GAUGE32,
+    rfc1902.TimeTicks.tagSet: ValueType.TIMETICKS,
+    rfc1902.Opaque.tagSet: ValueType.OPAQUE,
+    rfc1902.Counter64.tagSet: ValueType.COUNTER64,
+    rfc1905.NoSuchObject.tagSet: ValueType.NO_SUCH_OBJECT,
+    rfc1905.NoSuchInstance.tagSet: ValueType.NO_SUCH_INSTANCE,
+    rfc1905.EndOfMibView.tagSet: ValueType.END_OF_MIB_VIEW,
+}
+_INT_TYPES: Final = frozenset(
+    {
+        ValueType.INTEGER,
+        ValueType.COUNTER32,
+        ValueType.GAUGE32,
+        ValueType.TIMETICKS,
+        ValueType.COUNTER64,
+    }
+)
+_BYTES_TYPES: Final = frozenset({ValueType.OCTET_STRING, ValueType.OPAQUE})
+
+_TARGET_CACHE_TTL: Final = 300.0
+"""Seconds a resolved transport target is reused before the host is resolved again."""
+_TARGET_CACHE_MAX: Final = 4096
+_MAX_WALK_VARBINDS: Final = 1_000_000
+"""A walk returning more than this is an agent gone mad, not a table."""
+
+_Op = Literal["get", "next", "bulk"]
+_VarBind = tuple[Any, Any]
+
+
+def to_snmp_value(value: Any) -> SnmpValue:
+    """Convert a pysnmp/pyasn1 value object to an SnmpValue by its BER tag set.
+
+    Args:
+        value: a value from a response varbind (``rfc1902``/``rfc1905`` classes).
+
+    Returns:
+        The SnmpValue; see :class:`SnmpValue` for the Python type of each syntax.
+        Opaque yields the raw bytes of its payload; an IpAddress that is not four
+        octets is still rendered dotted, one number per octet.
+
+    Raises:
+        SnmpError: the value has a syntax SNMP does not define (``status`` is
+            ``"badValueType"``).
+    """
+    vtype = _TYPE_BY_TAGSET.get(getattr(value, "tagSet", None))
+    if vtype is None:
+        raise SnmpError(
+            f"unsupported SNMP value type {type(value).__name__}", status="badValueType"
+        )
+    if vtype in _INT_TYPES:
+        return SnmpValue(vtype, int(value))
+    if vtype in _BYTES_TYPES:
+        return SnmpValue(vtype, value.asOctets())
+    if vtype is ValueType.OBJECT_IDENTIFIER:
+        return SnmpValue(vtype, ".".join(map(str, value.asTuple())))
+    if vtype is ValueType.IP_ADDRESS:
+        return SnmpValue(vtype, ".".join(map(str, value.asOctets())))
+    return SnmpValue(vtype, None)
+
+
+class PysnmpClient(SnmpClient):
+    """SnmpClient backed by pysnmp 7 (``pysnmp.hlapi.v3arch.asyncio``).
+
+    One instance may serve many targets concurrently. It owns one SnmpEngine,
+    created inside the running loop on first use; :meth:`close` releases its
+    socket and timer, and the next call makes a fresh engine.
+    """
+
+    def __init__(self) -> None:
+        self._engine: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transports: dict[tuple[str, int, float, int], tuple[Any, float]] = {}
+        self._context = ContextData()
+
+    async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
+        """GET the given OIDs; see :meth:`SnmpClient.get`.
+
+        Raises:
+            ValueError: an OID is not numeric.
+            SnmpTimeout: no answer within ``target.timeout * (target.retries + 1)``
+                seconds (+1 s grace).
+            SnmpError: an error-status other than v1 noSuchName, or a transport error.
+        """
+        if not oids:
+            return {}
+        for oid in oids:
+            parse_oid(oid)
+
+        async def get_once(batch: Sequence[str]) -> list[SnmpValue]:
+            varbinds = await self._request(target, "get", batch)
+            if len(varbinds) != len(batch):
+                raise SnmpError(
+                    f"{_where(target)}: GET of {len(batch)} OIDs answered with "
+                    f"{len(varbinds)} varbinds",
+                    status="badResponse",
+                )
+            return [to_snmp_value(value) for _, value in varbinds]
+
+        return await get_per_oid(get_once, oids)
+
+    async def walk(
+        self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25
+    ) -> dict[str, SnmpValue]:
+        """Walk the subtree under ``oid``; see :meth:`SnmpClient.walk`.
+
+        Raises:
+            ValueError: ``oid`` is not numeric, or ``max_repetitions`` < 1.
+            SnmpTimeout: one request of the walk got no answer within
+                ``target.timeout * (target.retries + 1)`` seconds (+1 s grace).
+            SnmpError: an error-status (other than v1 noSuchName, which ends the
+                walk), non-increasing OIDs, or a transport error.
+        """
+        root = parse_oid(oid)
+        if max_repetitions < 1:
+            raise ValueError(f"max_repetitions must be >= 1, got {max_repetitions}")
+        op: _Op = "next" if target.version == "v1" else "bulk"
+        result: dict[str, SnmpValue] = {}
+        last = root
+        while True:
+            varbinds = await self._request(
+                target, op, [".".join(map(str, last))], max_repetitions=max_repetitions
+            )
+            if not varbinds:
+                return result  # v1 noSuchName: past the end of the MIB
+            for name, value in varbinds:
+                arcs: tuple[int, ...] = name.asTuple()
+                if (
+                    arcs[: len(root)] != root
+                    or len(arcs) == len(root)
+                    or value.tagSet == rfc1905.EndOfMibView.tagSet
+                ):
+                    return result
+                if arcs <= last:
+                    raise SnmpError(
+                        f"{_where(target)}: walk of {oid} got non-increasing OID "
+                        f"{'.'.join(map(str, arcs))}",
+                        status="oidNotIncreasing",
+                    )
+                result[".".join(map(str, arcs))] = to_snmp_value(value)
+                last = arcs
+            if len(result) > _MAX_WALK_VARBINDS:
+                raise SnmpError(
+                    f"{_where(target)}: walk of {oid} exceeded {_MAX_WALK_VARBINDS} varbinds",
+                    status="tooManyVarbinds",
+                )
+
+    async def close(self) -> None:
+        """Close the engine's transport dispatcher (socket and timer task).
+
+        Call it in the loop that used the client. Safe to call twice.
+        """
+        engine, self._engine, self._loop = self._engine, None, None
+        self._transports.clear()
+        if engine is not None:
+            _close_engine(engine)
+            await asyncio.sleep(0)  # let the transport's connection_lost run
+
+    def _engine_for_running_loop(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._engine is None or self._loop is not loop:
+            if self._engine is not None:
+                _close_engine(self._engine)
+            self._engine = SnmpEngine()
+            self._loop = loop
+            self._transports.clear()
+        return self._engine
+
+    async def _transport(self, target: SnmpTarget) -> Any:
+        key = (target.host, target.port, target.timeout, target.retries)
+        now = time.monotonic()
+        cached = self._transports.get(key)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        try:
+            transport = await UdpTransportTarget.create(
+                (target.host, target.port), timeout=target.timeout, retries=target.retries
+            )
+        except PySnmpError as exc:
+            raise SnmpError(
+                f"{_where(target)}: cannot resolve host", status="unresolvedHost"
+            ) from exc
+        if len(self._transports) >= _TARGET_CACHE_MAX:
+            self._transports.clear()
+        self._transports[key] = (transport, now + _TARGET_CACHE_TTL)
+        return transport
+
+    async def _request(
+        self,
+        target: SnmpTarget,
+        op: _Op,
+        oids: Sequence[str],
+        *,
+        max_repetitions: int = 0,
+    ) -> list[_VarBind]:
+        """Send one PDU and return its varbinds, or raise.
+
+        Raises:
+            SnmpTimeout: no answer within ``target.deadline`` seconds.
+            SnmpError: an error indication, or an error-status with ``status`` and
+                ``index`` set; on GETNEXT a noSuchName returns ``[]`` instead.
+        """
+        try:
+            async with asyncio.timeout(target.deadline):
+                engine = self._engine_for_running_loop()
+                transport = await self._transport(target)
+                auth = CommunityData(target.community, mpModel=_MP_MODEL[target.version])
+                varbinds = [ObjectType(ObjectIdentity(parse_oid(oid))) for oid in oids]
+                if op == "get":
+                    call = get_cmd(
+                        engine, auth, transport, self._context, *varbinds, lookupMib=False
+                    )
+                elif op == "next":
+                    call = next_cmd(
+                        engine, auth, transport, self._context, *varbinds, lookupMib=False
+                    )
+                else:
+                    call = bulk_cmd(
+                        engine,
+                        auth,
+                        transport,
+                        self._context,
+                        0,
+                        max_repetitions,
+                        *varbinds,
+                        lookupMib=False,
+                    )
+                error_indication, error_status, error_index, var_binds = await call
+        except TimeoutError as exc:
+            raise SnmpTimeout(
+                f"{_where(target)}: no response within {target.deadline:.1f} s",
+                status="requestTimedOut",
+            ) from exc
+        except (PySnmpError, PyAsn1Error, OSError) as exc:
+            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+
+        if error_indication:
+            if isinstance(error_indication, errind.RequestTimedOut):
+                raise SnmpTimeout(
+                    f"{_where(target)}: no response after {target.retries + 1} attempt(s) "
+                    f"of {target.timeout} s",
+                    status="requestTimedOut",
+                )
+            raise SnmpError(
+                f"{_where(target)}: {op} failed: {error_indication}",
+                status=str(error_indication),
+            )
+        status = int(error_status)
+        if status:
+            if op == "next" and status == _NO_SUCH_NAME:
+                return []
+            name = _ERROR_STATUS[status] if status < len(_ERROR_STATUS) else f"error{status}"
+            index = int(error_index)
+            raise SnmpError(
+                f"{_where(target)}: {op} failed: {name} at index {index}",
+                status=name,
+                index=index,
+            )
+        return list(var_binds)
+
+
+def _where(target: SnmpTarget) -> str:
+    """Name a target in messages: host, port and version, never the community."""
+    return f"{target.host}:{target.port} ({target.version})"
+
+
+def _close_engine(engine: Any) -> None:
+    """Close an engine's dispatcher; an engine of a closed loop may refuse, and is dropped."""
+    with contextlib.suppress(RuntimeError, PySnmpError):
+        engine.close_dispatcher()
