@@ -27,7 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
 from commsmon.core.types import ChannelName, DeviceKind
 from commsmon.errors import ConfigError
 
@@ -206,8 +206,39 @@ class MqttDeviceSpec(_Model):
     telemetry_topic: str | None = None
 
 
+def _power(value: str) -> str:
+    PowerFeed.parse(value)
+    return value
+
+
+class GeneratorSpec(_Model):
+    """A generator's fuel use (see ``commsmon.core.model.GeneratorCurve``).
+
+    Attributes:
+        consumption_lph: load ratio 0-1 -> litres per hour, e.g. an 8 kW diesel
+            set ``{0.5: 1.5, 0.75: 2.0, 1.0: 2.6}``.
+        tank_litres: tank capacity, to turn a fuel ratio into litres.
+        expected_load: load ratio assumed while it is not running.
+    """
+
+    consumption_lph: dict[Annotated[float, Field(ge=0, le=1.5)], Annotated[float, Field(gt=0)]]
+    tank_litres: Annotated[float, Field(gt=0)] | None = None
+    expected_load: Annotated[float, Field(ge=0, le=1.5)] = 0.5
+
+    @model_validator(mode="after")
+    def _some(self) -> GeneratorSpec:
+        if not self.consumption_lph:
+            raise ValueError("consumption_lph needs at least one load: litres-per-hour point")
+        return self
+
+
 class DeviceSpec(_Model):
-    """One device in the inventory (see ``commsmon.core.model.Device``)."""
+    """One device in the inventory (see ``commsmon.core.model.Device``).
+
+    ``power`` is ``mains`` (default), ``none`` (a handheld), ``ups:<id>`` or
+    ``generator:<id>``; ``battery_hours`` is how long its own battery lasts
+    at full charge, in hours; ``checkin_validity`` is in seconds.
+    """
 
     id: Identifier
     kind: DeviceKind
@@ -222,6 +253,10 @@ class DeviceSpec(_Model):
     down_after: Annotated[int, Field(ge=1)] | None = None
     up_after: Annotated[int, Field(ge=1)] | None = None
     stale_after: Seconds | None = None
+    power: Annotated[str, AfterValidator(_power)] = "mains"
+    battery_hours: Annotated[float, Field(gt=0)] | None = None
+    generator: GeneratorSpec | None = None
+    checkin_validity: Seconds | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DeviceSpec:
@@ -248,6 +283,7 @@ class SiteSpec(_Model):
     role: Literal["centre", "village"] = "village"
     latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
+    target_hours: Annotated[float, Field(gt=0)] | None = None
     devices: list[DeviceSpec] = []
 
 
@@ -268,14 +304,26 @@ class MqttSpec(_Model):
     password: SecretStr | None = None
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
     topic_prefix: str = "commsmon"
+    checkin_topic: str | None = None
     reconnect_max: Seconds = 30.0
+
+    @property
+    def checkins(self) -> str:
+        """Topic where check-ins arrive (default ``<topic_prefix>/checkins``)."""
+        return self.checkin_topic or f"{self.topic_prefix}/checkins"
 
 
 class HttpSpec(_Model):
-    """Where ``/metrics``, ``/healthz`` and the API listen (loopback by default)."""
+    """Where ``/metrics``, ``/healthz`` and the API listen (loopback by default).
+
+    Attributes:
+        token: bearer token that write endpoints require; without one they
+            refuse every request.
+    """
 
     listen: str = "127.0.0.1"
     port: Port = 9470
+    token: SecretStr | None = None
 
 
 class Defaults(_Model):
@@ -285,6 +333,11 @@ class Defaults(_Model):
     down_after: Annotated[int, Field(ge=1)] = 3
     up_after: Annotated[int, Field(ge=1)] = 2
     snmp_concurrency: Annotated[int, Field(ge=1)] = 64
+    target_hours: Annotated[float, Field(gt=0)] = 72.0
+    checkin_validity: dict[DeviceKind, Seconds] = {}
+
+
+DEFAULT_CHECKIN_VALIDITY = 7 * 86400.0  # seconds: a weekly roll call
 
 
 class Config(_Model):
@@ -297,6 +350,8 @@ class Config(_Model):
     """
 
     district: str = ""
+    timezone: str = "Asia/Shanghai"
+    state_dir: str | None = None
     defaults: Defaults = Defaults()
     mqtt: MqttSpec | None = None
     http: HttpSpec = HttpSpec()
@@ -324,7 +379,9 @@ class Config(_Model):
     def inventory(self) -> Inventory:
         """The pure inventory the core works on."""
         sites = [
-            Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude) for s in self.sites
+            Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude,
+                 s.target_hours or self.defaults.target_hours)
+            for s in self.sites
         ]
         devices = []
         for site, d in self.devices():
@@ -349,9 +406,21 @@ class Config(_Model):
                     down_after=d.down_after or self.defaults.down_after,
                     up_after=d.up_after or self.defaults.up_after,
                     stale_after=stale if d.source == "mqtt" else None,
+                    power=PowerFeed.parse(d.power),
+                    battery_hours=d.battery_hours,
+                    generator=_curve(d.generator),
+                    checkin_validity=d.checkin_validity
+                    or self.defaults.checkin_validity.get(d.kind, DEFAULT_CHECKIN_VALIDITY),
                 )
             )
         return Inventory.build(sites, devices)
+
+
+def _curve(spec: GeneratorSpec | None) -> GeneratorCurve | None:
+    if spec is None:
+        return None
+    points = tuple(sorted(spec.consumption_lph.items()))
+    return GeneratorCurve(points, spec.tank_litres, spec.expected_load)
 
 
 # --- loading --------------------------------------------------------------------------
@@ -427,6 +496,7 @@ def _cross_check(
     """References between entries: unique ids, known parents, matching profiles."""
     site_ids: set[str] = set()
     device_ids = {d.id for _, d in config.devices()}
+    kinds = {d.id: d.kind for _, d in config.devices()}
     seen: set[str] = set()
     for i, site in enumerate(config.sites):
         if site.id in site_ids:
@@ -441,6 +511,15 @@ def _cross_check(
                 if ref is not None and ref not in device_ids:
                     loc = (*here, "parent") if k == 0 else (*here, "depends_on", k - 1)
                     yield _at(data, path, loc, f"unknown device {ref!r}")
+            feed = PowerFeed.parse(d.power)
+            if feed.ref is not None:
+                source = kinds.get(feed.ref)
+                wanted = "ups" if feed.kind == "ups" else "generator"
+                if source is None:
+                    yield _at(data, path, (*here, "power"), f"unknown device {feed.ref!r}")
+                elif source != wanted:
+                    yield _at(data, path, (*here, "power"), f"{feed.ref!r} is a {source}, "
+                              f"not a {wanted}")
             if d.profile is None:
                 continue
             profile = profiles.get(d.profile)

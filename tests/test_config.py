@@ -51,12 +51,12 @@ def _line_of(path: Path, needle: str) -> int:
 
 def test_bad_port_names_file_line_and_field(tmp_path: Path) -> None:
     """An out-of-range port is reported as FILE:LINE: sites[i].devices[j].snmp.port."""
-    path = _broken(tmp_path, "port: 16105,", "port: 99999,")
+    path = _broken(tmp_path, "port: 16107,", "port: 99999,")
     with pytest.raises(ConfigError) as exc:
         load_config(path)
     line = _line_of(path, "99999")
     assert exc.value.problems == [
-        f"{path}:{line}: sites[2].devices[0].snmp.port: must be 1..65535"
+        f"{path}:{line}: sites[2].devices[1].snmp.port: must be 1..65535"
     ]
 
 
@@ -107,7 +107,7 @@ def test_check_config_cli(tmp_path: Path) -> None:
     )
     assert good.returncode == 0, good.stderr
     assert "15 sites" in good.stdout
-    path = _broken(tmp_path, "port: 16105,", "port: 0,")
+    path = _broken(tmp_path, "port: 16107,", "port: 0,")
     bad = subprocess.run(
         [sys.executable, "-m", "commsmon", "check-config", str(path)],
         capture_output=True, text=True, check=False,

@@ -11,11 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, tzinfo
 from types import MappingProxyType
 
 from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.outages import (
+    OUTAGE_KINDS,
+    Declaration,
+    DeviceFacts,
+    Outage,
+    OutageKind,
+    evidence,
+)
+from commsmon.core.power import Endurance, device_endurance
+from commsmon.core.readiness import CONDITIONS, ScenarioResult, evaluate_scenarios
 from commsmon.core.state import DeviceTracker
-from commsmon.core.types import ChannelName, Observation, Reading, State
+from commsmon.core.types import ChannelName, CheckIn, Observation, Reading, State
 
 __all__ = ["ChannelStatus", "DeviceStatus", "Fleet", "SiteStatus", "Snapshot"]
 
@@ -35,6 +46,8 @@ class DeviceStatus:
         readings: latest decoded readings.
         last_seen: epoch seconds of its last answer, ``None`` if never.
         seconds: seconds spent in each state since the daemon started.
+        endurance: how long it keeps power if mains is lost now.
+        checkin: its latest check-in, if any.
     """
 
     device: Device
@@ -44,6 +57,8 @@ class DeviceStatus:
     readings: Mapping[str, Reading]
     last_seen: float | None
     seconds: Mapping[State, float]
+    endurance: Endurance | None = None
+    checkin: CheckIn | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,8 @@ class SiteStatus:
         reachable: at least one channel works; ``None`` while unknown.
         channels: its channels by name.
         seconds: seconds spent in each state since the daemon started.
+        scenarios: readiness in each scenario (``network``, ``road``, ``power``, ``all``).
+        outages: outages in progress, by kind.
     """
 
     site: Site
@@ -84,6 +101,8 @@ class SiteStatus:
     reachable: bool | None
     channels: Mapping[ChannelName, ChannelStatus]
     seconds: Mapping[State, float]
+    scenarios: Mapping[str, ScenarioResult]
+    outages: Mapping[OutageKind, Outage]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +135,19 @@ class _Clock:
 class Fleet:
     """Holds every device's tracker and evaluates them; pure, time passed in."""
 
-    def __init__(self, inventory: Inventory, now: float) -> None:
+    def __init__(self, inventory: Inventory, now: float, tz: tzinfo = UTC) -> None:
         self.inventory = inventory
+        self.tz = tz
+        self.checkins: dict[str, CheckIn] = {}
+        self.declarations: dict[tuple[str, str], Declaration] = {}
+        self._outage_since: dict[tuple[str, OutageKind], float] = {}
         self._trackers = {d: DeviceTracker(dev) for d, dev in inventory.devices.items()}
         self._device_clocks = {d: _Clock(now) for d in inventory.devices}
         self._site_clocks = {s: _Clock(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
         self._last_eval = now
+        self._now = now
+        self._now = now
 
     def observe(self, obs: Observation) -> bool:
         """Apply an observation; ``False`` if its device is not in the inventory."""
@@ -131,6 +156,40 @@ class Fleet:
             return False
         tracker.observe(obs)
         return True
+
+    def checkin(self, checkin: CheckIn) -> bool:
+        """Record a check-in; ``False`` if its device is not in the inventory.
+
+        For a device observed only by check-ins it is its heartbeat: ``ok``
+        makes it answer, ``failed`` takes it down at once; a charge reading
+        becomes its ``charge``.  Older check-ins than the latest are kept out.
+        """
+        tracker = self._trackers.get(checkin.device)
+        if tracker is None:
+            return False
+        latest = self.checkins.get(checkin.device)
+        if latest is not None and latest.at > checkin.at:
+            return True
+        self.checkins[checkin.device] = checkin
+        if tracker.device.source == "checkin":
+            readings = {} if checkin.charge is None else {"charge": checkin.charge}
+            note = f": {checkin.note}" if checkin.note else ""
+            tracker.observe(
+                Observation(checkin.device, checkin.at, checkin.ok, readings,
+                            conclusive=not checkin.ok, error=f"check-in failed{note}")
+            )
+        return True
+
+    def declare(self, declaration: Declaration) -> bool:
+        """Declare an outage at a site; ``False`` if the site is unknown."""
+        if declaration.site not in self.inventory.sites:
+            return False
+        self.declarations[(declaration.site, declaration.kind)] = declaration
+        return True
+
+    def clear(self, site: str, kind: str) -> bool:
+        """Clear a declared outage; ``False`` if none was declared."""
+        return self.declarations.pop((site, kind), None) is not None
 
     def set_source(self, source: str, connected: bool, now: float) -> None:
         """Record that a source (``"mqtt"``) lost or regained its link.
@@ -142,6 +201,7 @@ class Fleet:
 
     def evaluate(self, now: float) -> Snapshot:
         """Work out effective states at ``now`` and account the elapsed time."""
+        self._now = now
         for tracker in self._trackers.values():
             source = tracker.device.source
             if self._source_up.get(source, 0.0) is not None:
@@ -152,6 +212,9 @@ class Fleet:
         elapsed = now - self._last_eval
         self._last_eval = now
 
+        state_of = {d: st for d, (st, _) in effective.items()}
+        readings_of = {d: t.readings for d, t in self._trackers.items()}
+        power = CONDITIONS["power"]
         devices: dict[str, DeviceStatus] = {}
         for d, (state, reason) in effective.items():
             clock = self._device_clocks[d]
@@ -165,7 +228,16 @@ class Fleet:
                 readings=MappingProxyType(dict(tracker.readings)),
                 last_seen=tracker.last_seen,
                 seconds=MappingProxyType(dict(clock.seconds)),
+                endurance=device_endurance(
+                    self.inventory, d, power, state_of.__getitem__, readings_of.__getitem__
+                ),
+                checkin=self.checkins.get(d),
             )
+        since_of = {d: s.since for d, s in devices.items()}
+        facts = {
+            d: DeviceFacts(t.device, state_of[d], t.readings, t.rose_at)
+            for d, t in self._trackers.items()
+        }
 
         sites: dict[str, SiteStatus] = {}
         for s, site in self.inventory.sites.items():
@@ -177,6 +249,14 @@ class Fleet:
             reachable = None if state is State.UNKNOWN else state in _WORKING
             if not channels:
                 reachable = None
+            scenarios = evaluate_scenarios(
+                self.inventory, site, state_of.__getitem__, since_of,
+                readings_of.__getitem__, self.tz,
+            )
+            found = evidence(
+                self.inventory, site, facts, {c: ch.state for c, ch in channels.items()},
+                self.declarations, now, self.tz,
+            )
             sites[s] = SiteStatus(
                 site=site,
                 state=state,
@@ -184,8 +264,35 @@ class Fleet:
                 reachable=reachable,
                 channels=MappingProxyType(channels),
                 seconds=MappingProxyType(dict(clock.seconds)),
+                scenarios=MappingProxyType(scenarios),
+                outages=MappingProxyType(self._outages(s, found, now)),
             )
         return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites))
+
+    def _outages(
+        self, site: str, found: Mapping[OutageKind, tuple[str, ...]], now: float
+    ) -> dict[OutageKind, Outage]:
+        """Outages with the time each was first seen; forget the ones that ended."""
+        result: dict[OutageKind, Outage] = {}
+        for kind in OUTAGE_KINDS:
+            key = (site, kind)
+            if kind not in found:
+                self._outage_since.pop(key, None)
+                continue
+            declared = self.declarations.get(key) if kind == "road" else None
+            since = declared.since if declared else self._outage_since.setdefault(key, now)
+            result[kind] = Outage(kind, since, found[kind], declared is not None)
+        return result
+
+    def _stale_checkin(self, device: Device) -> str | None:
+        checkin = self.checkins.get(device.id)
+        if checkin is None:
+            return "no check-in yet"
+        age = self._now - checkin.at
+        if age > device.checkin_validity:
+            days = device.checkin_validity / 86400
+            return f"last check-in {age / 86400:.1f} d ago, older than {days:g} d"
+        return None
 
     def _effective(
         self, d: str, memo: dict[str, tuple[State, str | None]]
@@ -201,6 +308,8 @@ class Fleet:
             result = (State.UNKNOWN, f"monitor lost its {device.source} link")
         elif parent_state in (State.DOWN, State.UNKNOWN):
             result = (State.UNKNOWN, f"behind {device.parent}, which is {parent_state}")
+        elif device.source == "checkin" and (stale := self._stale_checkin(device)):
+            result = (State.UNKNOWN, stale)
         elif tracker.raw is State.UNKNOWN:
             result = (State.UNKNOWN, "not seen yet")
         elif tracker.raw is State.DOWN:

@@ -6,13 +6,74 @@ the core never reads files.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from commsmon.core.types import ChannelName, DeviceKind, Reading
 
-__all__ = ["Device", "HealthRule", "Inventory", "Site"]
+__all__ = ["Device", "GeneratorCurve", "HealthRule", "Inventory", "PowerFeed", "Site"]
+
+
+@dataclass(frozen=True, slots=True)
+class PowerFeed:
+    """What feeds a device (DESIGN.md §3 "Power").
+
+    Attributes:
+        kind: ``mains``; ``ups`` or ``generator`` (mains backed by that device);
+            ``none`` (nothing fixed: a handheld charged by carrying it to a charger).
+        ref: id of the UPS or generator for ``ups`` / ``generator``.
+    """
+
+    kind: Literal["mains", "ups", "generator", "none"] = "mains"
+    ref: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PowerFeed:
+        """``"mains"``, ``"none"``, ``"ups:<id>"`` or ``"generator:<id>"``.
+
+        Raises:
+            ValueError: any other text.
+        """
+        kind, _, ref = text.partition(":")
+        if kind in ("mains", "none") and not ref:
+            return cls(kind)  # type: ignore[arg-type]
+        if kind in ("ups", "generator") and ref:
+            return cls(kind, ref)  # type: ignore[arg-type]
+        raise ValueError(f"{text!r}: expected mains, none, ups:<id> or generator:<id>")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.ref}" if self.ref else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorCurve:
+    """A genset's fuel use and tank.
+
+    Attributes:
+        consumption: (load ratio 0-1, litres per hour) points, sorted by load;
+            e.g. an 8 kW diesel set: (0.5, 1.5), (0.75, 2.0), (1.0, 2.6).
+        tank_litres: tank capacity in litres, to turn a fuel ratio into litres.
+        expected_load: load ratio assumed while the set is not running (it
+            would carry the site's kit after mains loss).
+    """
+
+    consumption: tuple[tuple[float, float], ...]
+    tank_litres: float | None = None
+    expected_load: float = 0.5
+
+    def litres_per_hour(self, load: float) -> float:
+        """Consumption at ``load`` (ratio), interpolated linearly; outside the
+        curve, its nearest end (a diesel below half load burns about its
+        half-load rate)."""
+        points = self.consumption
+        if load <= points[0][0]:
+            return points[0][1]
+        for (l0, r0), (l1, r1) in itertools.pairwise(points):
+            if load <= l1:
+                return r0 + (r1 - r0) * (load - l0) / (l1 - l0)
+        return points[-1][1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +128,10 @@ class Device:
         up_after: consecutive good checks before a ``down`` device is ``up``.
         stale_after: seconds without any message before a pushed (MQTT)
             device counts as failed; ``None`` for presence-only devices.
+        power: what feeds it.
+        battery_hours: hours its own battery lasts at full charge, if it has one.
+        generator: fuel curve, for a generator.
+        checkin_validity: seconds a check-in stays valid (check-in devices).
     """
 
     id: str
@@ -82,6 +147,10 @@ class Device:
     down_after: int = 3
     up_after: int = 2
     stale_after: float | None = None
+    power: PowerFeed = PowerFeed()
+    battery_hours: float | None = None
+    generator: GeneratorCurve | None = None
+    checkin_validity: float = 7 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +164,7 @@ class Site:
         role: ``centre`` for the district centre, else ``village``.
         latitude: degrees north (WGS-84), ``None`` if unknown.
         longitude: degrees east (WGS-84), ``None`` if unknown.
+        target_hours: hours the site must last on its own in each scenario.
     """
 
     id: str
@@ -103,6 +173,7 @@ class Site:
     role: Literal["centre", "village"] = "village"
     latitude: float | None = None
     longitude: float | None = None
+    target_hours: float = 72.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +197,7 @@ class Inventory:
         for d in devices:
             if d.site not in site_map:
                 raise ValueError(f"device {d.id}: unknown site {d.site!r}")
-            for ref in (d.parent, *d.depends_on):
+            for ref in (d.parent, *d.depends_on, d.power.ref):
                 if ref is not None and ref not in device_map:
                     raise ValueError(f"device {d.id}: unknown device {ref!r}")
             by_site[d.site].append(d.id)

@@ -32,6 +32,8 @@ class DeviceTracker:
         readings: latest decoded readings by name.
         reading_at: when each reading was taken (epoch seconds).
         error: the last failure reason, cleared when it answers.
+        rose_at: when each numeric reading last went up (a device counter
+            such as upsInputLineBads rising means an event since last poll).
     """
 
     device: Device
@@ -43,6 +45,7 @@ class DeviceTracker:
     readings: dict[str, Reading] = field(default_factory=dict)
     reading_at: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    rose_at: dict[str, float] = field(default_factory=dict)
 
     def observe(self, obs: Observation) -> None:
         """Apply one observation.
@@ -53,6 +56,9 @@ class DeviceTracker:
         """
         for name, value in obs.readings.items():
             if obs.at >= self.reading_at.get(name, float("-inf")):
+                old = self.readings.get(name)
+                if _rose(old, value):
+                    self.rose_at[name] = obs.at
                 self.readings[name] = value
                 self.reading_at[name] = obs.at
         if self.last_check is not None and obs.at < self.last_check:
@@ -91,3 +97,11 @@ class DeviceTracker:
             self.raw = State.DOWN
             self.oks = 0
             self.error = f"no message for {now - heard:.0f} s"
+
+
+def _rose(old: Reading | None, new: Reading) -> bool:
+    numbers = (int, float)
+    return (
+        isinstance(old, numbers) and isinstance(new, numbers)
+        and not isinstance(old, bool) and not isinstance(new, bool) and new > old
+    )

@@ -11,6 +11,7 @@ __all__ = [
     "CHANNELS",
     "DEVICE_KINDS",
     "ChannelName",
+    "CheckIn",
     "DeviceId",
     "DeviceKind",
     "Observation",
@@ -78,3 +79,24 @@ class Observation:
     readings: Mapping[str, Reading] = field(default_factory=dict)
     conclusive: bool = False
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    """A keeper's test call or roll-call answer for a device that cannot be polled.
+
+    Attributes:
+        device: the device id.
+        at: when it was made, epoch seconds.
+        ok: the call went through.
+        by: who made it.
+        note: free text.
+        charge: battery charge the keeper read off, ratio 0-1, if given.
+    """
+
+    device: str
+    at: float
+    ok: bool
+    by: str = ""
+    note: str = ""
+    charge: float | None = None
