@@ -8,8 +8,11 @@ a frozen snapshot that the outputs read.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import structlog
 from aiohttp import web
@@ -17,12 +20,15 @@ from prometheus_client import REGISTRY, CollectorRegistry
 
 from commsmon.config import Config
 from commsmon.core.fleet import Fleet, Snapshot
-from commsmon.core.types import Observation
+from commsmon.core.outages import Declaration
+from commsmon.core.types import CheckIn, Observation
+from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.outputs.metrics import FleetCollector
 from commsmon.sources.mqtt import MqttSource, routes_from_config
 from commsmon.sources.snmp.base import SnmpClient
 from commsmon.sources.snmp.poller import SnmpPoller, jobs_from_config
+from commsmon.store import Store
 
 __all__ = ["Daemon"]
 
@@ -54,7 +60,10 @@ class Daemon:
         self._clock = clock
         self._registry = registry
         self._snmp_client = snmp_client
-        self.fleet = Fleet(config.inventory(), clock())
+        self.tz = ZoneInfo(config.timezone)
+        self.fleet = Fleet(config.inventory(), clock(), self.tz)
+        self.store: Store | None = None
+        self._pending: set[asyncio.Task[bool]] = set()
         self.snapshot: Snapshot | None = None
         self.listening: list[str] = []
         self.ready = asyncio.Event()
@@ -63,6 +72,57 @@ class Daemon:
         """Hand one observation to the core (the sources' sink)."""
         if not self.fleet.observe(obs):
             log.warning("observation for a device not in the inventory", device=obs.device)
+
+    @property
+    def state_dir(self) -> Path:
+        """``state_dir`` from the config, else systemd's ``$STATE_DIRECTORY``, else ``./state``."""
+        chosen = self.config.state_dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(chosen or "state")
+
+    async def record_checkin(self, checkin: CheckIn) -> bool:
+        """Persist, then apply a check-in; ``False`` if the device is unknown."""
+        if checkin.device not in self.fleet.inventory.devices:
+            return False
+        if self.store is not None:
+            await asyncio.to_thread(self.store.add_checkin, checkin)
+        self.fleet.checkin(checkin)
+        log.info("check-in recorded", device=checkin.device, ok=checkin.ok, by=checkin.by,
+                 site=self.fleet.inventory.devices[checkin.device].site)
+        self.evaluate()
+        return True
+
+    async def declare(self, declaration: Declaration) -> bool:
+        """Persist, then apply a declared outage; ``False`` if the site is unknown."""
+        if declaration.site not in self.fleet.inventory.sites:
+            return False
+        if self.store is not None:
+            await asyncio.to_thread(self.store.put_declaration, declaration)
+        self.fleet.declare(declaration)
+        log.info("outage declared", site=declaration.site, outage=declaration.kind,
+                 until=declaration.until, by=declaration.by)
+        self.evaluate()
+        return True
+
+    async def clear(self, site: str, kind: str) -> bool:
+        """Persist, then clear a declared outage; ``False`` if none was declared."""
+        if (site, kind) not in self.fleet.declarations:
+            return False
+        if self.store is not None:
+            await asyncio.to_thread(self.store.delete_declaration, site, kind)
+        self.fleet.clear(site, kind)
+        log.info("outage cleared", site=site, outage=kind)
+        self.evaluate()
+        return True
+
+    def _checkin_from_mqtt(self, checkin: CheckIn) -> None:
+        task = asyncio.create_task(self.record_checkin(checkin))
+        self._pending.add(task)
+        task.add_done_callback(self._checkin_done)
+
+    def _checkin_done(self, task: asyncio.Task[bool]) -> None:
+        self._pending.discard(task)
+        if not task.cancelled() and task.exception() is None and not task.result():
+            log.warning("check-in for a device not in the inventory")
 
     def evaluate(self) -> Snapshot:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
@@ -79,9 +139,17 @@ class Daemon:
             from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 
             self._snmp_client = PysnmpClient()
+        self.store = await asyncio.to_thread(Store, self.state_dir / "commsmon.db")
+        for checkin in await asyncio.to_thread(self.store.latest_checkins):
+            self.fleet.checkin(checkin)
+        for declaration in await asyncio.to_thread(self.store.declarations):
+            self.fleet.declare(declaration)
         collector = FleetCollector(config, lambda: self.snapshot)
         self._registry.register(collector)
-        runner = web.AppRunner(build_app(self._registry, lambda: self.snapshot, self._clock))
+        app = build_app(self._registry, lambda: self.snapshot, self._clock)
+        token = config.http.token.get_secret_value() if config.http.token else None
+        add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)
+        runner = web.AppRunner(app)
         try:
             await runner.setup()
             await web.TCPSite(runner, config.http.listen, config.http.port).start()
@@ -101,7 +169,7 @@ class Daemon:
                 if config.mqtt is not None and routes:
                     self.fleet.set_source("mqtt", False, self._clock())
                     source = MqttSource(config.mqtt, routes, self.observe, self._on_mqtt_link,
-                                        clock=self._clock)
+                                        on_checkin=self._checkin_from_mqtt, clock=self._clock)
                     tg.create_task(source.run(), name="mqtt")
                 tg.create_task(self._evaluate_forever(), name="evaluate")
                 log.info(
@@ -117,6 +185,9 @@ class Daemon:
             self._registry.unregister(collector)
             await runner.cleanup()
             await self._snmp_client.close()
+            for task in list(self._pending):
+                await asyncio.wait([task], timeout=5)
+            await asyncio.to_thread(self.store.close)
 
     def _on_mqtt_link(self, connected: bool) -> None:
         self.fleet.set_source("mqtt", connected, self._clock())

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 
 from commsmon.config import Config
 from commsmon.core.fleet import Snapshot
+from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.types import State
 
 __all__ = ["FleetCollector"]
@@ -96,6 +97,17 @@ class FleetCollector(Collector):
             "When the device last answered, Unix epoch seconds.",
             labels=_DEVICE,
         )
+        endurance = GaugeMetricFamily(
+            "commsmon_device_endurance_hours",
+            "Hours the device keeps power if mains is lost now (own battery plus UPS "
+            "runtime plus generator fuel); +Inf if unbounded, absent if unknown.",
+            labels=_DEVICE,
+        )
+        checkin_age = GaugeMetricFamily(
+            "commsmon_device_checkin_age_seconds",
+            "Seconds since the device's last check-in (test call, roll call).",
+            labels=_DEVICE,
+        )
         for status in snap.devices.values():
             d = status.device
             labels = [d.site, d.id, d.kind]
@@ -104,10 +116,15 @@ class FleetCollector(Collector):
             since.add_metric(labels, status.since)
             if status.last_seen is not None:
                 seen.add_metric(labels, status.last_seen)
+            hours = status.endurance.hours if status.endurance else None
+            if hours is not None:
+                endurance.add_metric(labels, hours)
+            if status.checkin is not None:
+                checkin_age.add_metric(labels, max(0.0, snap.at - status.checkin.at))
             for s in State:
                 state.add_metric([*labels, s.value], 1 if status.state is s else 0)
                 seconds.add_metric([*labels, s.value], status.seconds[s])
-        yield from (info, up, state, seconds, since, seen)
+        yield from (info, up, state, seconds, since, seen, endurance, checkin_age)
 
     def _readings(self, snap: Snapshot) -> Iterator[Metric]:
         families: dict[str, GaugeMetricFamily] = {}
@@ -175,8 +192,51 @@ class FleetCollector(Collector):
             "1 for the channel's current state (up, down, unknown), 0 for the others.",
             labels=["site", "channel", "state"],
         )
+        ready = GaugeMetricFamily(
+            "commsmon_site_scenario_ready",
+            "1 if the site keeps a channel for its target hours in the scenario "
+            "(network, road, power, all), else 0.",
+            labels=["site", "scenario"],
+        )
+        scenario_hours = GaugeMetricFamily(
+            "commsmon_site_scenario_endurance_hours",
+            "Hours the site's longest-lasting channel lasts in the scenario; +Inf if "
+            "unbounded, absent if no channel works or it is unknown.",
+            labels=["site", "scenario"],
+        )
+        surviving = GaugeMetricFamily(
+            "commsmon_site_channels_surviving",
+            "Number of channels that last the target hours in the scenario.",
+            labels=["site", "scenario"],
+        )
+        target = GaugeMetricFamily(
+            "commsmon_site_target_hours",
+            "Hours the site must last on its own in each scenario.",
+            labels=["site"],
+        )
+        outage = GaugeMetricFamily(
+            "commsmon_site_outage_active",
+            "1 while an outage (power, network, road) is detected or declared at the site.",
+            labels=["site", "outage"],
+        )
+        outage_since = GaugeMetricFamily(
+            "commsmon_site_outage_since_timestamp_seconds",
+            "When the active outage was first seen or declared, Unix epoch seconds.",
+            labels=["site", "outage"],
+        )
         for status in snap.sites.values():
             site = status.site
+            target.add_metric([site.id], site.target_hours)
+            for name, result in status.scenarios.items():
+                ready.add_metric([site.id, name], 1 if result.ready else 0)
+                surviving.add_metric([site.id, name], len(result.surviving))
+                if result.endurance_hours is not None:
+                    scenario_hours.add_metric([site.id, name], result.endurance_hours)
+            for kind in OUTAGE_KINDS:
+                active = status.outages.get(kind)
+                outage.add_metric([site.id, kind], 1 if active else 0)
+                if active is not None:
+                    outage_since.add_metric([site.id, kind], active.since)
             coords = ["" if c is None else f"{c:.5f}" for c in (site.latitude, site.longitude)]
             info.add_metric([site.id, site.name, site.town, site.role, *coords], 1)
             if status.reachable is not None:
@@ -192,3 +252,4 @@ class FleetCollector(Collector):
                         [site.id, name, s.value], 1 if channel.state is s else 0
                     )
         yield from (info, reachable, state, seconds, channel_up, channel_state)
+        yield from (ready, scenario_hours, surviving, target, outage, outage_since)

@@ -20,11 +20,13 @@ from typing import Any, Literal
 
 import aiomqtt
 import structlog
+from pydantic import ValidationError
 
 from commsmon.config import Config, MqttSpec, ReadingSpec
-from commsmon.core.types import Observation, Reading
+from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES, READING_ERRORS
+from commsmon.sources.checkins import CheckInBody
 from commsmon.sources.convert import DecodeError, decode_json_field
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
@@ -46,12 +48,13 @@ class Route:
 
     Attributes:
         device: device id put on the observations.
-        kind: ``status`` (online/offline) or ``telemetry`` (JSON object).
+        kind: ``status`` (online/offline), ``telemetry`` (JSON object) or
+            ``checkin`` (a check-in body naming its own device).
         readings: reading name -> spec, for telemetry.
     """
 
     device: str
-    kind: Literal["status", "telemetry"]
+    kind: Literal["status", "telemetry", "checkin"]
     readings: Mapping[str, ReadingSpec]
 
 
@@ -67,6 +70,8 @@ def routes_from_config(config: Config) -> dict[str, Route]:
             routes[status] = Route(device.id, "status", {})
         if telemetry:
             routes[telemetry] = Route(device.id, "telemetry", readings)
+    if config.mqtt is not None:
+        routes[config.mqtt.checkins] = Route("", "checkin", {})
     return routes
 
 
@@ -78,6 +83,7 @@ class MqttSource:
         routes: topic -> route.
         sink: receives each observation, in the event loop.
         on_link: called with True once subscribed, False when the session is lost.
+        on_checkin: receives check-ins from the check-in topic.
         clock: wall clock, epoch seconds (injected for tests).
     """
 
@@ -88,8 +94,10 @@ class MqttSource:
         sink: Sink,
         on_link: LinkCallback,
         *,
+        on_checkin: Callable[[CheckIn], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._on_checkin = on_checkin
         self._spec = spec
         self._routes = dict(routes)
         self._sink = sink
@@ -150,6 +158,9 @@ class MqttSource:
             payload = str(payload).encode() if payload is not None else b""
         if len(payload) > MAX_PAYLOAD:
             return self._reject(route, "too_large", f"{len(payload)} bytes")
+        if route.kind == "checkin":
+            self._checkin(route, payload, now)
+            return None
         if route.kind == "status":
             obs = self._presence(route, payload, now)
         else:
@@ -189,6 +200,18 @@ class MqttSource:
             if value is not None:
                 readings[name] = value
         return Observation(route.device, _timestamp(document, now), True, readings)
+
+    def _checkin(self, route: Route, payload: bytes, now: float) -> None:
+        try:
+            body = CheckInBody.model_validate_json(payload)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            self._reject(route, "bad_checkin", f"{where}: {first['msg']}")
+            return
+        MQTT_MESSAGES.labels("ok").inc()
+        if self._on_checkin is not None:
+            self._on_checkin(body.checkin(now))
 
     def _reject(self, route: Route, reason: str, detail: str) -> Observation | None:
         MQTT_MESSAGES.labels(reason).inc()

@@ -1,0 +1,263 @@
+"""The JSON API: sites with their channels, scenarios and outages; check-ins; road outages.
+
+``GET /api/v1/sites`` and ``GET /api/v1/sites/{id}`` read the latest snapshot.
+``POST /api/v1/checkins``, ``POST /api/v1/outages`` and
+``DELETE /api/v1/outages/{site}/{kind}`` change what the daemon knows; they
+need ``Authorization: Bearer <http.token>``.  A bad body gets 400 with
+``{"error": ..., "field": ...}``; an unknown site or device gets 404.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import math
+from collections.abc import Awaitable, Callable
+from datetime import datetime, tzinfo
+from typing import Annotated, Any, Literal, Protocol, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.outages import Declaration
+from commsmon.core.power import Endurance
+from commsmon.core.readiness import ScenarioResult
+from commsmon.core.types import CheckIn
+from commsmon.sources.checkins import CheckInBody
+
+__all__ = ["Operations", "add_api_routes"]
+
+_M = TypeVar("_M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Operations(Protocol):
+    """What the API may change; the daemon implements it (persist, then apply)."""
+
+    async def record_checkin(self, checkin: CheckIn) -> bool:
+        """Record a check-in; ``False`` if the device is unknown."""
+
+    async def declare(self, declaration: Declaration) -> bool:
+        """Declare an outage; ``False`` if the site is unknown."""
+
+    async def clear(self, site: str, kind: str) -> bool:
+        """Clear a declared outage; ``False`` if none was declared."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OutageBody(_Body):
+    """``POST /api/v1/outages``: declare roads cut at a site, optionally until a time."""
+
+    site: str
+    kind: Literal["road"] = "road"
+    until: datetime | None = None
+    by: Annotated[str, Field(max_length=100)] = ""
+    note: Annotated[str, Field(max_length=1000)] = ""
+
+
+def add_api_routes(
+    app: web.Application,
+    snapshot: Callable[[], Snapshot | None],
+    ops: Operations,
+    token: str | None,
+    clock: Callable[[], float],
+    tz: tzinfo,
+) -> None:
+    """Add the API's routes to ``app``.
+
+    Args:
+        app: the aiohttp application.
+        snapshot: the latest fleet snapshot.
+        ops: where writes go.
+        token: the bearer token writes need; ``None`` refuses every write (403).
+        clock: wall clock, epoch seconds.
+        tz: time zone for the times in responses.
+    """
+
+    def when(ts: float | None) -> str | None:
+        return None if ts is None else datetime.fromtimestamp(ts, tz).isoformat(timespec="seconds")
+
+    def current() -> Snapshot:
+        snap = snapshot()
+        if snap is None:
+            raise _error(503, "not ready yet")
+        return snap
+
+    async def sites(_: web.Request) -> web.Response:
+        snap = current()
+        body = {"at": when(snap.at), "sites": [_site(s, when, full=False) for s in
+                                                snap.sites.values()]}
+        return web.json_response(body, dumps=_dumps)
+
+    async def site(request: web.Request) -> web.Response:
+        snap = current()
+        status = snap.sites.get(request.match_info["site"])
+        if status is None:
+            raise _error(404, f"unknown site {request.match_info['site']!r}", "site")
+        body = _site(status, when, full=True)
+        body["devices"] = [
+            _device(snap.devices[d], snap.at, when)
+            for d, dev in snap.devices.items() if dev.device.site == status.site.id
+        ]
+        return web.json_response(body, dumps=_dumps)
+
+    def authorised(handler: Handler) -> Handler:
+        async def check(request: web.Request) -> web.StreamResponse:
+            if token is None:
+                raise _error(403, "the write API is off: set http.token in the configuration")
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                raise _error(401, "a valid 'Authorization: Bearer <token>' header is required",
+                             headers={"WWW-Authenticate": 'Bearer realm="commsmon"'})
+            return await handler(request)
+
+        return check
+
+    @authorised
+    async def post_checkin(request: web.Request) -> web.Response:
+        body = await _parse(request, CheckInBody)
+        checkin = body.checkin(clock())
+        if not await ops.record_checkin(checkin):
+            raise _error(404, f"unknown device {body.device!r}", "device")
+        return web.json_response(
+            {"device": body.device, "result": body.result, "at": when(checkin.at),
+             "by": body.by, "note": body.note, "battery": body.battery}, status=201)
+
+    @authorised
+    async def post_outage(request: web.Request) -> web.Response:
+        body = await _parse(request, OutageBody)
+        now = clock()
+        until = body.until.timestamp() if body.until else None
+        if until is not None and until <= now:
+            raise _error(400, "until: must be in the future", "until")
+        declaration = Declaration(body.site, body.kind, now, until, body.by, body.note)
+        if not await ops.declare(declaration):
+            raise _error(404, f"unknown site {body.site!r}", "site")
+        return web.json_response(
+            {"site": body.site, "kind": body.kind, "since": when(now), "until": when(until),
+             "by": body.by, "note": body.note}, status=201)
+
+    @authorised
+    async def delete_outage(request: web.Request) -> web.Response:
+        site_id, kind = request.match_info["site"], request.match_info["kind"]
+        snap = current()
+        if site_id not in snap.sites:
+            raise _error(404, f"unknown site {site_id!r}", "site")
+        if not await ops.clear(site_id, kind):
+            raise _error(404, f"no declared {kind} outage at {site_id}", "kind")
+        return web.Response(status=204)
+
+    app.router.add_get("/api/v1/sites", sites)
+    app.router.add_get("/api/v1/sites/{site}", site)
+    app.router.add_post("/api/v1/checkins", post_checkin)
+    app.router.add_post("/api/v1/outages", post_outage)
+    app.router.add_delete("/api/v1/outages/{site}/{kind}", delete_outage)
+
+
+def _error(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> web.HTTPException:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    kind = _ERRORS[status]
+    return kind(text=json.dumps(body, ensure_ascii=False), content_type="application/json",
+                headers=headers)
+
+
+_ERRORS: dict[int, type[web.HTTPException]] = {
+    400: web.HTTPBadRequest,
+    401: web.HTTPUnauthorized,
+    403: web.HTTPForbidden,
+    404: web.HTTPNotFound,
+    503: web.HTTPServiceUnavailable,
+}
+
+
+async def _parse(request: web.Request, model: type[_M]) -> _M:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise _error(400, f"body is not valid JSON: {exc}") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise _error(400, f"{field or 'body'}: {first['msg']}", field) from None
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+
+
+def _hours(endurance: float | None) -> dict[str, Any]:
+    if endurance is not None and math.isinf(endurance):
+        return {"endurance_hours": None, "unbounded": True}
+    return {"endurance_hours": endurance, "unbounded": False}
+
+
+def _scenario(r: ScenarioResult, full: bool) -> dict[str, Any]:
+    out = {"ready": r.ready, "target_hours": r.target_hours, "surviving": list(r.surviving),
+           **_hours(r.endurance_hours), "reason": r.reason}
+    if full:
+        out["channels"] = {
+            o.channel: {"survives": o.survives, **_hours(_endurance(o.endurance)),
+                        "reason": o.reason}
+            for o in r.channels
+        }
+    return out
+
+
+def _endurance(e: Endurance | None) -> float | None:
+    return None if e is None else e.hours
+
+
+def _site(s: SiteStatus, when: Callable[[float | None], str | None], full: bool) -> dict[str, Any]:
+    return {
+        "id": s.site.id,
+        "name": s.site.name,
+        "town": s.site.town,
+        "role": s.site.role,
+        "latitude": s.site.latitude,
+        "longitude": s.site.longitude,
+        "state": s.state.value,
+        "since": when(s.since),
+        "reachable": s.reachable,
+        "channels": {c: ch.state.value for c, ch in s.channels.items()},
+        "scenarios": {n: _scenario(r, full) for n, r in s.scenarios.items()},
+        "outages": {
+            k: {"since": when(o.since), "evidence": list(o.evidence), "declared": o.declared}
+            for k, o in s.outages.items()
+        },
+    }
+
+
+def _device(
+    d: DeviceStatus, now: float, when: Callable[[float | None], str | None]
+) -> dict[str, Any]:
+    readings = {k: v for k, v in d.readings.items()
+                if not (isinstance(v, float) and not math.isfinite(v))}
+    checkin = None
+    if d.checkin is not None:
+        c = d.checkin
+        checkin = {"at": when(c.at), "age_seconds": round(now - c.at, 1),
+                   "result": "ok" if c.ok else "failed", "by": c.by, "note": c.note}
+    return {
+        "id": d.device.id,
+        "name": d.device.name,
+        "kind": d.device.kind,
+        "channel": d.device.channel,
+        "power": str(d.device.power),
+        "state": d.state.value,
+        "since": when(d.since),
+        "reason": d.reason,
+        "last_seen": when(d.last_seen),
+        "readings": readings,
+        **_hours(_endurance(d.endurance)),
+        "checkin": checkin,
+    }

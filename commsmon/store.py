@@ -1,0 +1,102 @@
+"""What operators told the daemon, kept across restarts (SQLite under the state directory).
+
+Check-ins (every one, as a log) and declared outages are written before the
+API answers, so a restart or a crash loses none of them.  Calls are
+synchronous; the daemon runs them in a worker thread (``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from commsmon.core.outages import Declaration
+from commsmon.core.types import CheckIn
+
+__all__ = ["Store"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS checkins (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    at REAL NOT NULL,          -- epoch seconds
+    ok INTEGER NOT NULL,
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    charge REAL                -- ratio 0-1, NULL if not given
+);
+CREATE INDEX IF NOT EXISTS checkins_device_at ON checkins (device, at);
+CREATE TABLE IF NOT EXISTS declarations (
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    since REAL NOT NULL,       -- epoch seconds
+    until REAL,                -- epoch seconds, NULL until cleared
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    PRIMARY KEY (site, kind)
+);
+"""
+
+
+class Store:
+    """The daemon's SQLite file of check-ins and declarations.
+
+    Args:
+        path: the database file; its directory is created if missing.
+
+    Raises:
+        sqlite3.Error: the file cannot be opened or is not a database.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    def add_checkin(self, c: CheckIn) -> None:
+        """Append a check-in to the log."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO checkins (device, at, ok, by, note, charge) VALUES (?,?,?,?,?,?)",
+                (c.device, c.at, int(c.ok), c.by, c.note, c.charge),
+            )
+
+    def latest_checkins(self) -> list[CheckIn]:
+        """The newest check-in of every device."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device, at, ok, by, note, charge FROM checkins c WHERE at = "
+                "(SELECT MAX(at) FROM checkins WHERE device = c.device) ORDER BY device"
+            ).fetchall()
+        return [CheckIn(d, at, bool(ok), by, note, charge) for d, at, ok, by, note, charge in rows]
+
+    def put_declaration(self, d: Declaration) -> None:
+        """Record (or replace) a declared outage."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO declarations VALUES (?,?,?,?,?,?)",
+                (d.site, d.kind, d.since, d.until, d.by, d.note),
+            )
+
+    def delete_declaration(self, site: str, kind: str) -> None:
+        """Forget a declared outage."""
+        with self._lock:
+            self._db.execute("DELETE FROM declarations WHERE site = ? AND kind = ?", (site, kind))
+
+    def declarations(self) -> list[Declaration]:
+        """Every declared outage on record."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT site, kind, since, until, by, note FROM declarations ORDER BY site, kind"
+            ).fetchall()
+        return [Declaration(s, k, since, until, by, note) for s, k, since, until, by, note in rows]
