@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Coroutine, Sequence
@@ -40,6 +41,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-config", help="validate a configuration file and exit")
     check.add_argument("config", type=Path)
 
+    def client(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("-c", "--config", type=Path,
+                       help="take the API address and token from this configuration")
+        p.add_argument("--url", help="the daemon's address (default http://127.0.0.1:9470)")
+        p.add_argument("--token", help="bearer token (default $COMMSMON_TOKEN or http.token)")
+        return p
+
+    status = client("status", "villages x scenarios: ready or not, endurance, outages")
+    status.add_argument("--reasons", action="store_true", help="say why each is not ready")
+    status.add_argument("--site", help="only this site")
+    checkin = client("checkin", "record a test call or roll-call answer for a device")
+    checkin.add_argument("device")
+    checkin.add_argument("result", choices=["ok", "failed"])
+    checkin.add_argument("--note", default="")
+    checkin.add_argument("--by", default=os.environ.get("USER", ""))
+    checkin.add_argument("--battery", type=float, help="charge read off the device, 0-1")
+    declare = client("declare", "declare an outage (roads cut) at a site")
+    declare.add_argument("kind", choices=["road"])
+    declare.add_argument("site")
+    declare.add_argument("--until", help="ISO 8601 time it ends, e.g. 2026-12-01T18:00+08:00")
+    declare.add_argument("--note", default="")
+    declare.add_argument("--by", default=os.environ.get("USER", ""))
+    clear = client("clear", "clear a declared outage")
+    clear.add_argument("kind", choices=["road"])
+    clear.add_argument("site")
+
     demo = sub.add_parser("demo", help="run the daemon on the simulated fleet")
     demo.add_argument("-c", "--config", type=Path, default=Path("config/demo.yaml"))
     demo.add_argument("--mqtt-port", type=int,
@@ -49,6 +77,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level, None if args.log_format is None
                       else args.log_format == "json")
+    if args.command in ("status", "checkin", "declare", "clear"):
+        from commsmon.client import run_client
+
+        return run_client(args)
     try:
         if args.command == "check-config":
             return _check_config(args.config)

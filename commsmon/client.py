@@ -1,0 +1,85 @@
+"""``commsmon status | checkin | declare | clear``: talk to a running daemon's API."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from typing import Any
+
+import aiohttp
+
+from commsmon.config import load_config
+from commsmon.errors import ConfigError
+from commsmon.outputs.terminal import render_status
+
+__all__ = ["run_client"]
+
+
+def run_client(args: argparse.Namespace) -> int:
+    """Run one client command; 0 on success, 1 on an API error, 2 on bad usage."""
+    url, token = args.url, args.token or os.environ.get("COMMSMON_TOKEN")
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print("\n".join(exc.problems), file=sys.stderr)
+            return 2
+        host = "127.0.0.1" if config.http.listen in ("0.0.0.0", "::") else config.http.listen
+        url = url or f"http://{host}:{config.http.port}"
+        if token is None and config.http.token is not None:
+            token = config.http.token.get_secret_value()
+    url = (url or "http://127.0.0.1:9470").rstrip("/")
+    try:
+        return asyncio.run(_command(args, url, token))
+    except aiohttp.ClientError as exc:
+        print(f"commsmon: cannot reach the daemon at {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _command(args: argparse.Namespace, url: str, token: str | None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+        if args.command == "status":
+            path = f"/api/v1/sites/{args.site}" if args.site else "/api/v1/sites"
+            status, body = await _call(session, "GET", url + path)
+            if status != 200:
+                return _fail(status, body)
+            sites = [body] if args.site else body["sites"]
+            print(render_status(sites, reasons=args.reasons))
+            return 0
+        if args.command == "checkin":
+            payload: dict[str, Any] = {"device": args.device, "result": args.result,
+                                       "note": args.note, "by": args.by}
+            if args.battery is not None:
+                payload["battery"] = args.battery
+            status, body = await _call(session, "POST", f"{url}/api/v1/checkins", payload)
+        elif args.command == "declare":
+            payload = {"site": args.site, "kind": args.kind, "note": args.note, "by": args.by,
+                       "until": args.until}
+            status, body = await _call(session, "POST", f"{url}/api/v1/outages", payload)
+        else:
+            status, body = await _call(
+                session, "DELETE", f"{url}/api/v1/outages/{args.site}/{args.kind}")
+        if status >= 300:
+            return _fail(status, body)
+        print(json.dumps(body, ensure_ascii=False) if body else "ok")
+        return 0
+
+
+async def _call(
+    session: aiohttp.ClientSession, method: str, url: str, payload: Any = None
+) -> tuple[int, Any]:
+    async with session.request(method, url, json=payload) as response:
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, None
+
+
+def _fail(status: int, body: Any) -> int:
+    message = body.get("error") if isinstance(body, dict) else None
+    print(f"commsmon: HTTP {status}: {message or 'request failed'}", file=sys.stderr)
+    return 1
