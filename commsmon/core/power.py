@@ -110,7 +110,8 @@ def _own_battery(device: Device, cond: Conditions, readings: Mapping[str, Readin
     if charge is None:
         return Endurance(0.0, False, missing=(f"{_label(device)} battery charge not reported",))
     hours = max(0.0, min(charge, 1.0)) * device.battery_hours
-    return Endurance(hours, parts=(f"{_label(device)} battery {charge * 100:.0f} % ≈ {hours:.1f} h",))
+    part = f"{_label(device)} battery {charge * 100:.0f} % ≈ {hours:.1f} h"
+    return Endurance(hours, parts=(part,))
 
 
 def _feed(
