@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from commsmon.config import Config, load_config
-from commsmon.errors import ConfigError
+from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import configure_logging
 
 __all__ = ["main"]
@@ -133,6 +133,20 @@ def _run_until_signal(coro: Coroutine[Any, Any, None]) -> int:
 
     try:
         return asyncio.run(supervise())
-    except Exception:
-        log.exception("commsmon failed")
+    except Exception as exc:  # the last word before exit
+        known = _commsmon_errors(exc)
+        if known:
+            for error in known:
+                log.error("commsmon cannot run", error=str(error))
+        else:
+            log.exception("commsmon failed")
         return 1
+
+
+def _commsmon_errors(exc: BaseException) -> list[CommsmonError]:
+    """Our own errors inside ``exc`` (TaskGroups wrap them in ExceptionGroups)."""
+    if isinstance(exc, CommsmonError):
+        return [exc]
+    if isinstance(exc, BaseExceptionGroup):
+        return [e for sub in exc.exceptions for e in _commsmon_errors(sub)]
+    return []

@@ -86,6 +86,8 @@ class ReadingSpec(_Model):
     in a 4-byte OCTET STRING), ``utf16`` (UTF-16LE text), ``text``, ``enum``
     (integer or string mapped through ``enum``), ``bool``.
     Raw values listed in ``invalid`` (vendor sentinels such as -1) give no sample.
+    An ``optional`` reading that the agent does not implement (noSuchObject)
+    is skipped quietly: some firmware lacks it.
     """
 
     oid: Oid | None = None
@@ -97,6 +99,7 @@ class ReadingSpec(_Model):
     invalid: list[float | str] = []
     metric: MetricName | None = None
     help: str = ""
+    optional: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> ReadingSpec:
@@ -439,6 +442,9 @@ def load_config(path: str | Path) -> Config:
     if config is None:
         raise ConfigError(problems)
     profiles_dir = (path.parent / config.profiles_dir).resolve()
+    if not profiles_dir.is_dir():
+        where = _at(data, path, ("profiles_dir",), f"directory {profiles_dir} not found")
+        raise ConfigError([where])
     profiles = _load_profiles(profiles_dir, problems)
     problems.extend(_cross_check(config, profiles, data, path))
     if problems:
@@ -472,9 +478,6 @@ def _validate(model: type[_M], data: Any, path: Path, problems: list[str]) -> _M
 
 def _load_profiles(directory: Path, problems: list[str]) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
-    if not directory.is_dir():
-        problems.append(f"{directory}: profiles directory not found")
-        return profiles
     for file in sorted(directory.glob("*.yaml")):
         try:
             data = _read_yaml(file)
@@ -497,6 +500,7 @@ def _cross_check(
     site_ids: set[str] = set()
     device_ids = {d.id for _, d in config.devices()}
     kinds = {d.id: d.kind for _, d in config.devices()}
+    parents = {d.id: d.parent for _, d in config.devices() if d.parent}
     seen: set[str] = set()
     for i, site in enumerate(config.sites):
         if site.id in site_ids:
@@ -511,6 +515,8 @@ def _cross_check(
                 if ref is not None and ref not in device_ids:
                     loc = (*here, "parent") if k == 0 else (*here, "depends_on", k - 1)
                     yield _at(data, path, loc, f"unknown device {ref!r}")
+            if _parent_loop(d.id, parents):
+                yield _at(data, path, (*here, "parent"), "parents form a loop")
             feed = PowerFeed.parse(d.power)
             if feed.ref is not None:
                 source = kinds.get(feed.ref)
@@ -532,6 +538,16 @@ def _cross_check(
                 )
             elif d.source == "mqtt" and config.mqtt is None:
                 yield _at(data, path, (*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
+
+
+def _parent_loop(device: str, parents: dict[str, str]) -> bool:
+    seen, node = {device}, parents.get(device)
+    while node is not None:
+        if node in seen:
+            return node == device
+        seen.add(node)
+        node = parents.get(node)
+    return False
 
 
 def _at(data: Any, path: Path, loc: tuple[str | int, ...], msg: str) -> str:

@@ -116,10 +116,13 @@ class DaemonProcess:
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
-                if predicate(await self.samples()):
-                    return time.monotonic() - start
+                samples = await self.samples()
             except (aiohttp.ClientError, OSError) as exc:
                 last_error = exc
+            else:
+                last_error = None
+                if predicate(samples):
+                    return time.monotonic() - start
             await asyncio.sleep(0.25)
         raise AssertionError(f"timed out after {within} s waiting for {what} ({last_error})\n"
                              f"{self.log()[-3000:]}")

@@ -114,3 +114,22 @@ def test_check_config_cli(tmp_path: Path) -> None:
     )
     assert bad.returncode != 0
     assert "snmp.port: must be 1..65535" in bad.stderr
+
+
+def test_parent_loop_is_rejected(tmp_path: Path) -> None:
+    """A camera and its router naming each other as parent is a located error."""
+    loop = "params: {uplink_ifindex: 2}\n        parent: v01-cam1"
+    path = _broken(tmp_path, "params: {uplink_ifindex: 2}", loop)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert any("parents form a loop" in p for p in exc.value.problems)
+
+
+def test_missing_profiles_dir_is_one_located_error(tmp_path: Path) -> None:
+    """A profiles_dir that does not exist is one error at its line, not 80."""
+    path = tmp_path / "c.yaml"
+    path.write_text(DEMO.read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    assert problem.startswith(f"{path}:{_line_of(path, 'profiles_dir')}: profiles_dir: directory")

@@ -74,7 +74,8 @@ class FleetCollector(Collector):
         )
         up = GaugeMetricFamily(
             "commsmon_device_up",
-            "1 if the device works (up or degraded), 0 if down or unknown.",
+            "1 if the device works (up or degraded), 0 if down; absent while unknown "
+            "(never seen, behind a down parent, or the monitor is cut off).",
             labels=_DEVICE,
         )
         state = GaugeMetricFamily(
@@ -112,7 +113,8 @@ class FleetCollector(Collector):
             d = status.device
             labels = [d.site, d.id, d.kind]
             info.add_metric([*labels, d.name, d.profile, d.channel or ""], 1)
-            up.add_metric(labels, 1 if status.state in _WORKING else 0)
+            if status.state is not State.UNKNOWN:
+                up.add_metric(labels, 1 if status.state in _WORKING else 0)
             since.add_metric(labels, status.since)
             if status.last_seen is not None:
                 seen.add_metric(labels, status.last_seen)

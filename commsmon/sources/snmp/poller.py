@@ -164,6 +164,8 @@ class SnmpPoller:
             try:
                 decoded = decode_varbind(spec, value)
             except DecodeError as exc:
+                if spec.optional and exc.reason == "no_such_object":
+                    continue
                 READING_ERRORS.labels("snmp", exc.reason).inc()
                 if self._once.first((job.device, oid), exc.reason):
                     log.warning(
