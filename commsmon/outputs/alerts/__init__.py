@@ -1,0 +1,1 @@
+"""Alert delivery: receivers (webhooks, IM robots, Alertmanager) and the persistent outbox."""

@@ -1,0 +1,64 @@
+"""The receiver interface: turn a notification into one HTTP request and judge the answer.
+
+A receiver never retries by itself: the outbox owns retries, backoff and the
+rate limit (``max_per_minute``), so a notification is persisted before any
+attempt and attempted again after a restart.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import aiohttp
+
+from commsmon.core.alerting import Notification
+
+__all__ = ["DeliveryResult", "Receiver"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """How one attempt went.
+
+    Attributes:
+        ok: the receiver accepted it (for robots: HTTP 2xx *and* no error
+            code in the body).
+        detail: what happened, for logs ("HTTP 500", "errcode 130101 send
+            too fast").
+        retry_after: seconds the receiver asked us to wait (HTTP Retry-After,
+            a robot's rate-limit code), ``None`` if it did not say.
+        permanent: retrying the same request cannot succeed (a rejected
+            signature, a malformed body); the outbox still retries, slowly,
+            in case the configuration is fixed, until its give-up age.
+    """
+
+    ok: bool
+    detail: str = ""
+    retry_after: float | None = None
+    permanent: bool = False
+
+
+class Receiver(abc.ABC):
+    """Where notifications go.
+
+    Attributes:
+        name: the receiver's name from the configuration (a metric label).
+        max_per_minute: the most requests a minute it accepts (IM robots: 20).
+        timeout: seconds an attempt may take, connection to last byte.
+    """
+
+    name: str
+    max_per_minute: int = 60
+    timeout: float = 10.0
+
+    @abc.abstractmethod
+    async def send(
+        self, notification: Notification, session: aiohttp.ClientSession
+    ) -> DeliveryResult:
+        """Make one attempt.
+
+        Never raises for a receiver's failure (HTTP errors, timeouts, refused
+        connections, error codes in the body): those are a ``DeliveryResult``
+        with ``ok=False``.
+        """
