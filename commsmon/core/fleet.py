@@ -107,11 +107,20 @@ class SiteStatus:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything the outputs read, frozen at one evaluation time ``at``."""
+    """Everything the outputs read, frozen at one evaluation time ``at``.
+
+    Attributes:
+        at: epoch seconds of the evaluation.
+        devices: every device by id.
+        sites: every site by id.
+        cut_off: why the monitor itself seems cut off (its broker is
+            unreachable, or every site went silent at once), else ``None``.
+    """
 
     at: float
     devices: Mapping[str, DeviceStatus]
     sites: Mapping[str, SiteStatus]
+    cut_off: str | None = None
 
 
 class _Clock:
@@ -209,6 +218,7 @@ class Fleet:
         effective: dict[str, tuple[State, str | None]] = {}
         for d in self._trackers:
             self._effective(d, effective)
+        cut_off = self._cut_off(effective)
         elapsed = now - self._last_eval
         self._last_eval = now
 
@@ -267,7 +277,29 @@ class Fleet:
                 scenarios=MappingProxyType(scenarios),
                 outages=MappingProxyType(self._outages(s, found, now)),
             )
-        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites))
+        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off)
+
+    def _cut_off(self, effective: dict[str, tuple[State, str | None]]) -> str | None:
+        """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.
+
+        Every site going silent at once (no device of any site works, the
+        centre's included, and devices at two sites or more are down) points
+        at the monitor's own link: those devices
+        become ``unknown`` rather than ``down``, so no village is paged as isolated.
+        """
+        sites = [[effective[d][0] for d in ids] for ids in self.inventory.devices_by_site.values()]
+        silent = sum(State.DOWN in states for states in sites)
+        working = any(s in _WORKING for states in sites for s in states)
+        if silent >= 2 and not working:
+            reason = "monitor cut off: every site went silent at once"
+            for d, (state, _) in effective.items():
+                if state is State.DOWN:
+                    effective[d] = (State.UNKNOWN, reason)
+            return "every site went silent at once"
+        lost = sorted(s for s, since in self._source_up.items() if since is None)
+        if lost:
+            return f"lost its {', '.join(lost)} link"
+        return None
 
     def _outages(
         self, site: str, found: Mapping[OutageKind, tuple[str, ...]], now: float

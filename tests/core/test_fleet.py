@@ -218,3 +218,31 @@ def test_unknown_device_observation_is_refused(fleet: Fleet) -> None:
     """Observations for devices not in the inventory are refused, never added."""
     assert fleet.observe(ok("ghost", T0)) is False
     assert "ghost" not in fleet.evaluate(T0 + 1).devices
+
+
+def test_every_site_silent_at_once_is_the_monitor(fleet: Fleet) -> None:
+    """All sites silent together: the monitor is cut off, devices unknown, not down."""
+    _all_up(fleet, T0)
+    for d in ("rpt", "router", "cam"):
+        for i in range(1, 4):
+            fleet.observe(fail(d, T0 + i))
+    for d in ("pdt", "sat"):
+        fleet.observe(fail(d, T0 + 4, conclusive=True))
+    snap = fleet.evaluate(T0 + 5)
+    assert snap.cut_off == "every site went silent at once"
+    assert snap.devices["router"].state is State.UNKNOWN
+    assert snap.sites["v1"].state is State.UNKNOWN
+    assert snap.sites["v1"].reachable is None
+
+
+def test_one_village_silent_is_not_the_monitor(fleet: Fleet) -> None:
+    """A village going silent while the centre answers is the village's trouble."""
+    _all_up(fleet, T0)
+    for d in ("router", "cam"):
+        for i in range(1, 4):
+            fleet.observe(fail(d, T0 + i))
+    for d in ("pdt", "sat"):
+        fleet.observe(fail(d, T0 + 4, conclusive=True))
+    snap = fleet.evaluate(T0 + 5)
+    assert snap.cut_off is None
+    assert snap.sites["v1"].reachable is False
