@@ -30,11 +30,11 @@ def _fleet() -> Fleet:
 class Harness:
     """Fleet -> rules -> dispatcher, stepping injected time one second at a time."""
 
-    def __init__(self, timing: Timing = Timing(), rules: dict[str, RuleSpec] | None = None):
+    def __init__(self, timing: Timing | None = None, rules: dict[str, RuleSpec] | None = None):
         self.fleet = _fleet()
         self.engine = AlertEngine(rules)
         self.dispatcher = Dispatcher([Route({"severity": ("critical",)}, ("pager",))],
-                                     ["log"], {"pager": "zh", "log": "en"}, timing)
+                                     ["log"], {"pager": "zh", "log": "en"}, timing or Timing())
         self.now = T0
         self.sent: list[Notification] = []
         self.snap: Snapshot | None = None
