@@ -27,6 +27,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
+from commsmon.alertconfig import AlertingSpec
 from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
 from commsmon.core.types import ChannelName, DeviceKind
 from commsmon.errors import ConfigError
@@ -358,6 +359,7 @@ class Config(_Model):
     defaults: Defaults = Defaults()
     mqtt: MqttSpec | None = None
     http: HttpSpec = HttpSpec()
+    alerting: AlertingSpec = AlertingSpec()
     profiles_dir: str = "profiles"
     sites: list[SiteSpec]
     profiles: dict[str, Profile] = {}

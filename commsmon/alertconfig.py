@@ -1,0 +1,148 @@
+"""The ``alerting`` section of the configuration: rules, pacing, receivers, routes, silences.
+
+Example::
+
+    alerting:
+      group_wait: 30            # seconds a new group waits for its siblings
+      group_interval: 120       # seconds between updates of a group
+      repeat_interval: 14400    # seconds before an unchanged firing group is repeated
+      give_up_after: 86400      # seconds the outbox keeps retrying a notification
+      rules:
+        site_isolated: {for: 60, severity: critical}
+        scenario_not_ready: {for: 3600, severity: warning}
+      receivers:
+        - {name: duty, type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=...",
+           secret: "SEC...", language: zh}
+        - {name: archive, type: webhook, url: "http://127.0.0.1:9095/hook", language: en}
+      routes:
+        - {match: {severity: [critical]}, receivers: [duty]}
+        - {receivers: [archive]}          # no match: every alert
+      silences:                           # maintenance windows
+        - {matchers: {site: v03}, starts: 2026-12-01T08:00:00+08:00,
+           ends: 2026-12-01T12:00:00+08:00, comment: genset service}
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from commsmon.core.alerting import Severity
+from commsmon.core.dispatch import Route, Silence, Timing
+from commsmon.core.rules import DEFAULT_RULES, RULES, RuleSpec
+
+__all__ = ["AlertingSpec", "ReceiverSpec", "RouteSpec", "RuleOverride", "SilenceSpec"]
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class RuleOverride(_Model):
+    """A rule's settings; unset fields keep the rule's defaults."""
+
+    for_: Seconds | None = Field(None, alias="for")
+    severity: Severity | None = None
+    enabled: bool = True
+    labels: dict[str, str] = {}
+
+
+class ReceiverSpec(_Model):
+    """Where notifications go.
+
+    ``url`` holds the robot's token or key for DingTalk and WeCom, so it is a
+    secret like ``secret``; neither is ever logged.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    type: Literal["webhook", "alertmanager", "dingtalk", "wecom", "feishu"]
+    url: SecretStr
+    secret: SecretStr | None = None
+    language: Literal["zh", "en"] = "zh"
+    timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class RouteSpec(_Model):
+    """Alerts whose labels match go to ``receivers`` (no ``match``: every alert)."""
+
+    match: dict[str, list[str]] = {}
+    receivers: list[str]
+
+
+class SilenceSpec(_Model):
+    """A maintenance window: matching alerts are held back between ``starts`` and ``ends``."""
+
+    matchers: dict[str, str]
+    starts: datetime
+    ends: datetime
+    comment: str = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> SilenceSpec:
+        if self.ends <= self.starts:
+            raise ValueError("ends must be after starts")
+        if self.starts.tzinfo is None or self.ends.tzinfo is None:
+            raise ValueError("give starts and ends with a UTC offset (+08:00)")
+        return self
+
+
+class AlertingSpec(_Model):
+    """Rules, pacing, receivers, routes and maintenance windows."""
+
+    group_wait: Seconds = 30.0
+    group_interval: Seconds = 120.0
+    repeat_interval: Annotated[float, Field(gt=0)] = 4 * 3600.0
+    flap_window: Annotated[float, Field(gt=0)] = 600.0
+    flap_changes: Annotated[int, Field(ge=2)] = 4
+    flap_hold: Seconds = 600.0
+    give_up_after: Annotated[float, Field(gt=0)] = 86400.0
+    rules: dict[str, RuleOverride] = {}
+    receivers: list[ReceiverSpec] = []
+    routes: list[RouteSpec] = []
+    silences: list[SilenceSpec] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> AlertingSpec:
+        unknown = sorted(set(self.rules) - set(RULES))
+        if unknown:
+            raise ValueError(f"unknown rules {unknown}; known: {', '.join(RULES)}")
+        names = [r.name for r in self.receivers]
+        if len(names) != len(set(names)):
+            raise ValueError("receiver names must be unique")
+        for route in self.routes:
+            missing = sorted(set(route.receivers) - set(names))
+            if missing:
+                raise ValueError(f"a route names unknown receivers {missing}")
+        return self
+
+    def rule_specs(self) -> dict[str, RuleSpec]:
+        """Every rule's spec, the defaults overridden by the configuration."""
+        specs = dict(DEFAULT_RULES)
+        for name, o in self.rules.items():
+            base = specs[name]
+            specs[name] = RuleSpec(
+                base.for_seconds if o.for_ is None else o.for_,
+                o.severity or base.severity, o.enabled, o.labels,
+            )
+        return specs
+
+    def timing(self) -> Timing:
+        """Pacing for the dispatcher."""
+        return Timing(self.group_wait, self.group_interval, self.repeat_interval,
+                      self.flap_window, self.flap_changes, self.flap_hold)
+
+    def route_list(self) -> tuple[list[Route], list[str]]:
+        """Routes, and the default receivers (every receiver when no route is given)."""
+        routes = [Route({k: tuple(v) for k, v in r.match.items()}, tuple(r.receivers))
+                  for r in self.routes]
+        default = [] if self.routes else [r.name for r in self.receivers]
+        return routes, default
+
+    def config_silences(self) -> list[Silence]:
+        """Maintenance windows as silences (ids ``config-N``)."""
+        return [Silence(f"config-{i}", s.matchers, s.starts.timestamp(), s.ends.timestamp(),
+                        "config", s.comment) for i, s in enumerate(self.silences)]
