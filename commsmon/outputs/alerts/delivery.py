@@ -1,0 +1,376 @@
+"""Delivering the outbox: retries with backoff, per-receiver rate limits and order.
+
+The :class:`Deliverer` takes due notifications from the :class:`Outbox` and
+hands each to its receiver, one request in flight per receiver, receivers side
+by side.  It owns the aiohttp session, the retry schedule and the rate limits;
+receivers make one attempt each and judge the answer.
+
+Semantics:
+
+- **At least once, with a stable key.**  A notification is written before any
+  attempt and marked only after its receiver accepted it; after a crash
+  between the two it is sent again with the same idempotency key.
+- **Order.**  A receiver gets its notifications in creation order; a failed
+  one holds back the later ones of its group (a resolution never overtakes
+  its firing message).  A receiver that fails (answers an error, times out) is
+  left alone until the failed notification's next attempt, so a dead receiver
+  sees one request per backoff step, not one per notification.  A *permanent*
+  failure (the receiver rejected this request) holds back only its own group.
+- **Backoff.**  After the n-th failure in a row the next attempt is a random
+  time (full jitter) within ``min(backoff_max, backoff_base * 2**(n-1))``
+  seconds, never sooner than the receiver's ``retry_after``; after a
+  permanent failure it is ``backoff_max``.
+- **Give up.**  The last attempt falls at ``give_up_after`` seconds after the
+  notification was added; if that fails too it is given up: logged as an
+  error, counted, kept in the outbox as ``given_up``.  One that its turn
+  reaches only after that age (it waited behind a failing receiver) is given
+  up without an attempt: a day-old page would cry wolf.
+- **Rate.**  No 60 s window (half-open) holds more than the receiver's
+  ``max_per_minute`` requests: a token is spent per request and comes back one
+  minute later.  Notifications over the limit stay pending and go when a
+  token is back; none is dropped.
+- A notification for a receiver that is no longer configured is given up
+  with an error line, not retried.
+
+Metrics (module-level): ``commsmon_alert_notifications_total{receiver,result}``,
+``commsmon_outbox_pending``, ``commsmon_outbox_oldest_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import random
+from collections.abc import Callable, Mapping
+
+import aiohttp
+import structlog
+from prometheus_client import Counter, Gauge
+
+from commsmon.log import LogOnce
+from commsmon.outputs.alerts.base import DeliveryResult, Receiver
+from commsmon.outputs.alerts.outbox import Outbox, Pending
+
+__all__ = [
+    "NOTIFICATIONS",
+    "OUTBOX_OLDEST_AGE",
+    "OUTBOX_PENDING",
+    "Deliverer",
+]
+
+log = structlog.get_logger("commsmon.alerts")
+
+NOTIFICATIONS = Counter(
+    "commsmon_alert_notifications",
+    "Notification outcomes by receiver and result: delivered (accepted), failed "
+    "(one failed attempt; it is retried), given_up (no more attempts).",
+    ["receiver", "result"],
+)
+OUTBOX_PENDING = Gauge(
+    "commsmon_outbox_pending",
+    "Notifications in the alert outbox not yet delivered or given up.",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "commsmon_outbox_oldest_age_seconds",
+    "Seconds since the oldest pending notification was added to the outbox; 0 when none.",
+)
+
+_WINDOW = 60.0  # seconds: the window of max_per_minute
+_MAX_SLEEP = 30.0  # seconds: run() looks again at least this often (clock steps)
+_IDLE_SLEEP = 1.0  # seconds: the least run() waits after a pass that could do nothing
+_BATCH = 500  # notifications taken per pass
+_PER_RECEIVER = 100  # ... of which for any one receiver
+_PRUNE_EVERY = 3600.0  # seconds between prunes of finished rows
+
+
+class _RateWindow:
+    """A token bucket whose tokens come back one window after use.
+
+    Keeps the times of the last ``limit`` requests: a request may go when
+    fewer than ``limit`` were made, or the oldest of them is a window old.
+    (A bucket refilling at a steady rate would let up to twice the limit
+    through in one window.)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._sent: collections.deque[float] = collections.deque(maxlen=max(1, limit))
+
+    def free_at(self, now: float) -> float:
+        """Epoch seconds the next request may go (``-inf``: now)."""
+        if self._sent and self._sent[-1] > now + 1.0:
+            self._sent.clear()  # the clock stepped back: forget the future
+        if len(self._sent) < (self._sent.maxlen or 1):
+            return -math.inf
+        return self._sent[0] + _WINDOW
+
+    def take(self, now: float) -> None:
+        """Spend a token at ``now``."""
+        self._sent.append(now)
+
+
+class Deliverer:
+    """Sends the outbox's due notifications to their receivers.
+
+    Args:
+        outbox: where notifications wait; called through ``asyncio.to_thread``.
+        receivers: receiver name (``Notification.receiver``) -> receiver.
+        clock: epoch seconds now (``time.time`` in the daemon).
+        give_up_after: seconds after a notification was added after which a
+            failed attempt is its last; default 86400 (a day).
+        backoff_base: seconds, the first retry's jitter range; default 5.
+        backoff_max: seconds, the cap of the backoff, and the wait after a
+            permanent failure; default 600.
+        rng: jitter source; a fresh ``random.Random()`` if ``None``.
+        keep_done: seconds delivered and given-up rows are kept (idempotency
+            of re-added keys, inspection); default 30 days.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        receivers: Mapping[str, Receiver],
+        *,
+        clock: Callable[[], float],
+        give_up_after: float = 86400.0,
+        backoff_base: float = 5.0,
+        backoff_max: float = 600.0,
+        rng: random.Random | None = None,
+        keep_done: float = 30 * 86400.0,
+    ) -> None:
+        self._outbox = outbox
+        self._receivers = dict(receivers)
+        self._clock = clock
+        self._give_up_after = give_up_after
+        self._base = backoff_base
+        self._max = backoff_max
+        self._rng = rng if rng is not None else random.Random()
+        self._keep_done = keep_done
+        self._windows = {name: _RateWindow(r.max_per_minute) for name, r in receivers.items()}
+        self._hold: dict[str, float] = {}  # receiver -> no request before (after a failure)
+        self._streak: dict[str, int] = {}  # receiver -> failures in a row
+        self._once = LogOnce()
+        self._wake = asyncio.Event()
+        self._pass = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+        self._last_prune = -math.inf
+        self._last_actions = 0
+
+    # -- public ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Cut ``run()``'s sleep short: a notification was added (call on the event loop)."""
+        self._wake.set()
+
+    async def deliver_due(self, now: float) -> int:
+        """One pass: attempt every due notification that its receiver's rate and state allow.
+
+        Receivers are served side by side, each one request at a time in
+        order; results are recorded in the outbox as they come.
+
+        Args:
+            now: epoch seconds, the pass's time.
+
+        Returns:
+            how many notifications were delivered.
+
+        Raises:
+            sqlite3.Error: the outbox could not be read or written.
+        """
+        async with self._pass:
+            if self._session is None or self._session.closed:
+                self._session = aiohttp.ClientSession()
+            exclude = [name for name in self._receivers if self._not_before(name, now) > now]
+            items = await asyncio.to_thread(
+                self._outbox.due, now, _BATCH, per_receiver=_PER_RECEIVER, exclude=exclude
+            )
+            queues: dict[str, list[Pending]] = {}
+            for p in items:
+                queues.setdefault(p.receiver, []).append(p)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [
+                        tg.create_task(self._drain(name, queue, now, self._session))
+                        for name, queue in queues.items()
+                    ]
+            except ExceptionGroup as group:  # the outbox failed under one receiver's share
+                raise group.exceptions[0] from group
+            outcomes = [t.result() for t in tasks]
+            self._last_actions = sum(acted for _, acted in outcomes)
+            await self._housekeep(max(now, self._clock()))
+            return sum(done for done, _ in outcomes)
+
+    async def next_due(self) -> float | None:
+        """Epoch seconds a pass could next send something (may be past); ``None`` if idle.
+
+        Counts the outbox's schedule, receivers left alone after a failure,
+        and rate limits.
+        """
+        heads = await asyncio.to_thread(self._outbox.next_due_by_receiver)
+        now = self._clock()
+        times = [max(t, self._not_before(name, now)) for name, t in heads.items()]
+        return min(times, default=None)
+
+    async def run(self) -> None:
+        """Deliver forever: a pass, then sleep until the next due time or :meth:`wake`.
+
+        A pass that fails (the outbox cannot be read) is logged once and tried
+        again after ``backoff_base`` seconds.  Cancel the task to stop; then
+        :meth:`close`.
+        """
+        while True:
+            self._wake.clear()
+            try:
+                await self.deliver_due(self._clock())
+                wake_at = await self.next_due()
+                if self._once.clear(("deliverer", "pass")):
+                    log.info("alert delivery works again")
+            except Exception as exc:
+                if self._once.first(("deliverer", "pass"), repr(exc)):
+                    log.error("alert delivery pass failed", exc_info=True)
+                wake_at = self._clock() + self._base
+                self._last_actions = 0
+            delay = _MAX_SLEEP if wake_at is None else wake_at - self._clock()
+            if self._last_actions == 0:
+                delay = max(delay, _IDLE_SLEEP)  # nothing could be done: do not spin
+            delay = min(delay, _MAX_SLEEP)
+            if delay > 0:
+                try:
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+
+    async def close(self) -> None:
+        """Close the HTTP session (the outbox is the caller's to close)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- one receiver's share of a pass -----------------------------------------
+
+    def _not_before(self, name: str, now: float) -> float:
+        window = self._windows.get(name)
+        if window is None:
+            return -math.inf  # unknown receiver: due at once, to be given up
+        return max(self._hold.get(name, -math.inf), window.free_at(now))
+
+    async def _drain(
+        self, name: str, queue: list[Pending], now: float, session: aiohttp.ClientSession
+    ) -> tuple[int, int]:
+        """Attempt one receiver's due notifications in order; (delivered, actions)."""
+        receiver = self._receivers.get(name)
+        if receiver is None:
+            for p in queue:
+                await self._give_up(p, now, f"receiver {name!r} is not configured", False)
+            return 0, len(queue)
+        window = self._windows[name]
+        stalled: set[str] = set()  # groups with a failure in this pass
+        delivered = acted = 0
+        for p in queue:
+            if p.group in stalled:
+                continue
+            t = max(now, self._clock())
+            deadline = p.added_at + self._give_up_after
+            if t >= deadline and p.next_at < deadline:
+                # held up past its give-up age behind a failing or busy receiver
+                last = p.detail or "never attempted"
+                await self._give_up(
+                    p, t, f"not sent within {self._give_up_after:g} s ({last})", False
+                )
+                acted += 1
+                continue
+            if window.free_at(t) > t:
+                break  # out of tokens: the rest stay pending
+            window.take(t)
+            acted += 1
+            result = await self._attempt(receiver, p, session)
+            t = max(now, self._clock())
+            if result.ok:
+                await asyncio.to_thread(self._outbox.delivered, p.key, name, t)
+                NOTIFICATIONS.labels(receiver=name, result="delivered").inc()
+                delivered += 1
+                self._streak.pop(name, None)
+                self._hold.pop(name, None)
+                if self._once.clear(name):
+                    log.info("alert receiver accepts again", receiver=name, key=p.key)
+                continue
+            stalled.add(p.group)
+            await self._failed(name, p, result, t)
+            if not result.permanent:
+                break  # the receiver is in trouble: leave it alone until its hold ends
+        return delivered, acted
+
+    async def _attempt(
+        self, receiver: Receiver, p: Pending, session: aiohttp.ClientSession
+    ) -> DeliveryResult:
+        """One send, bounded by the receiver's timeout (+1 s backstop), never raising."""
+        limit = receiver.timeout + 1.0
+        try:
+            async with asyncio.timeout(limit):
+                return await receiver.send(p.notification, session)
+        except TimeoutError:
+            return DeliveryResult(ok=False, detail=f"no answer within {limit:g} s")
+        except Exception as exc:  # a receiver's bug must not stop the others
+            if self._once.first((p.receiver, "raised"), type(exc)):
+                log.error("alert receiver raised", receiver=p.receiver, exc_info=True)
+            return DeliveryResult(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+    async def _failed(self, name: str, p: Pending, result: DeliveryResult, t: float) -> None:
+        """Record a failed attempt: schedule the next one, or give up."""
+        NOTIFICATIONS.labels(receiver=name, result="failed").inc()
+        attempts = p.attempts + 1
+        if result.permanent:
+            delay = self._max
+        else:
+            streak = self._streak[name] = self._streak.get(name, 0) + 1
+            n = min(max(attempts, streak), 64)
+            delay = self._rng.uniform(0.0, min(self._max, self._base * 2.0 ** (n - 1)))
+        retry_after = result.retry_after
+        if retry_after is not None and retry_after > 0:
+            delay = max(delay, retry_after)
+        else:
+            retry_after = 0.0
+        deadline = p.added_at + self._give_up_after
+        next_at = max(min(t + delay, deadline), t + retry_after)
+        if not result.permanent:
+            self._hold[name] = next_at if t < deadline else t + delay
+        if self._once.first(name, "permanent" if result.permanent else "failing"):
+            line = log.error if result.permanent else log.warning
+            line(
+                "alert receiver rejects notifications"
+                if result.permanent
+                else "alert receiver failing",
+                receiver=name,
+                detail=result.detail,
+                key=p.key,
+                retry_in_seconds=round(next_at - t, 1),
+            )
+        if t >= deadline:
+            await self._give_up(p, t, result.detail, True)
+        else:
+            await asyncio.to_thread(self._outbox.failed, p.key, name, t, result.detail, next_at)
+
+    async def _give_up(self, p: Pending, t: float, detail: str, attempted: bool) -> None:
+        await asyncio.to_thread(self._outbox.given_up, p.key, p.receiver, t, detail, attempted)
+        NOTIFICATIONS.labels(receiver=p.receiver, result="given_up").inc()
+        log.error(
+            "alert notification given up",
+            receiver=p.receiver,
+            key=p.key,
+            group=p.group,
+            status=p.notification.status,
+            attempts=p.attempts + int(attempted),
+            age_seconds=round(t - p.added_at, 1),
+            detail=detail,
+        )
+
+    async def _housekeep(self, now: float) -> None:
+        """Update the outbox gauges; prune finished rows once an hour."""
+        pending = await asyncio.to_thread(self._outbox.pending_count)
+        oldest = await asyncio.to_thread(self._outbox.oldest_pending_at)
+        OUTBOX_PENDING.set(pending)
+        OUTBOX_OLDEST_AGE.set(0.0 if oldest is None else max(0.0, now - oldest))
+        if now - self._last_prune >= _PRUNE_EVERY:
+            self._last_prune = now
+            await asyncio.to_thread(self._outbox.prune, now - self._keep_done)
