@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,13 @@ from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics
 
 from commsmon.config import Config
+from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn, Observation
 from commsmon.errors import CommsmonError
+from commsmon.log import LogOnce
+from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.outputs.metrics import FleetCollector
@@ -67,6 +71,8 @@ class Daemon:
         self.tz = ZoneInfo(config.timezone)
         self.fleet = Fleet(config.inventory(), clock(), self.tz)
         self.store: Store | None = None
+        self.alerts: AlertService | None = None
+        self._once = LogOnce()
         self._pending: set[asyncio.Task[bool]] = set()
         self.snapshot: Snapshot | None = None
         self.listening: list[str] = []
@@ -148,6 +154,10 @@ class Daemon:
             self.fleet.checkin(checkin)
         for declaration in await asyncio.to_thread(self.store.declarations):
             self.fleet.declare(declaration)
+        self.alerts = await asyncio.to_thread(
+            AlertService, config.alerting, self.state_dir / "outbox.db", self.tz, self._clock
+        )
+        await asyncio.to_thread(self.alerts.restore)
         collector = FleetCollector(config, lambda: self.snapshot)
         self._registry.register(collector)
         app = build_app(self._registry, lambda: self.snapshot, self._clock)
@@ -182,6 +192,7 @@ class Daemon:
                                         on_checkin=self._checkin_from_mqtt, clock=self._clock)
                     tg.create_task(source.run(), name="mqtt")
                 tg.create_task(self._evaluate_forever(), name="evaluate")
+                tg.create_task(self.alerts.deliverer.run(), name="delivery")
                 log.info(
                     "commsmon running",
                     sites=len(config.sites),
@@ -197,6 +208,7 @@ class Daemon:
             await self._snmp_client.close()
             for task in list(self._pending):
                 await asyncio.wait([task], timeout=5)
+            await self.alerts.close()
             await asyncio.to_thread(self.store.close)
 
     def _on_mqtt_link(self, connected: bool) -> None:
@@ -205,7 +217,35 @@ class Daemon:
     async def _evaluate_forever(self) -> None:
         while True:
             await asyncio.sleep(EVALUATE_EVERY)
-            self.evaluate()
+            snap = self.evaluate()
+            if self.alerts is None:
+                continue
+            try:
+                await self.alerts.step(snap)
+            except sqlite3.Error as exc:  # a full or read-only disk must not stop monitoring
+                if self._once.first("outbox", str(exc)):
+                    log.error("alert outbox unwritable; alerts wait", error=str(exc),
+                              path=str(self.state_dir))
+            else:
+                if self._once.clear("outbox"):
+                    log.info("alert outbox writable again")
+
+    def silences(self) -> list[Silence]:
+        """Every silence the dispatcher knows (config and API)."""
+        return list(self.alerts.dispatcher.silences.values()) if self.alerts else []
+
+    async def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str
+    ) -> Silence:
+        """Create and persist a silence."""
+        assert self.alerts is not None
+        silence = await self.alerts.add_silence(matchers, starts_at, ends_at, by, comment)
+        log.info("silence added", id=silence.id, matchers=matchers, by=by)
+        return silence
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        """Expire an API silence now; ``False`` if none by that id."""
+        return self.alerts is not None and await self.alerts.delete_silence(silence_id)
 
 
 def _log_changes(before: Snapshot, after: Snapshot) -> None:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.power import Endurance
@@ -44,6 +45,17 @@ class Operations(Protocol):
     async def clear(self, site: str, kind: str) -> bool:
         """Clear a declared outage; ``False`` if none was declared."""
 
+    def silences(self) -> list[Silence]:
+        """Every silence (configuration and API)."""
+
+    async def add_silence(
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str
+    ) -> Silence:
+        """Create and persist a silence."""
+
+    async def delete_silence(self, silence_id: str) -> bool:
+        """Expire an API silence; ``False`` if none by that id."""
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -57,6 +69,18 @@ class OutageBody(_Body):
     until: datetime | None = None
     by: Annotated[str, Field(max_length=100)] = ""
     note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class SilenceBody(_Body):
+    """``POST /api/v1/silences``: hold back alerts whose labels match, until ``ends``
+    (or for ``duration`` seconds), from ``starts`` (default now)."""
+
+    matchers: Annotated[dict[str, str], Field(min_length=1)]
+    starts: datetime | None = None
+    ends: datetime | None = None
+    duration: Annotated[float, Field(gt=0, le=90 * 86400)] | None = None
+    by: Annotated[str, Field(max_length=100)] = ""
+    comment: Annotated[str, Field(max_length=1000)] = ""
 
 
 def add_api_routes(
@@ -151,6 +175,37 @@ def add_api_routes(
             raise _error(404, f"no declared {kind} outage at {site_id}", "kind")
         return web.Response(status=204)
 
+    def silence_json(s: Silence) -> dict[str, Any]:
+        return {"id": s.id, "matchers": dict(s.matchers), "starts": when(s.starts_at),
+                "ends": when(s.ends_at), "by": s.by, "comment": s.comment,
+                "active": s.starts_at <= clock() < s.ends_at}
+
+    async def list_silences(_: web.Request) -> web.Response:
+        items = [silence_json(s) for s in ops.silences() if s.ends_at > clock()]
+        return web.json_response({"silences": items}, dumps=_dumps)
+
+    @authorised
+    async def post_silence(request: web.Request) -> web.Response:
+        body = await _parse(request, SilenceBody)
+        now = clock()
+        starts = body.starts.timestamp() if body.starts else now
+        if (body.ends is None) == (body.duration is None):
+            raise _error(400, "ends: give exactly one of 'ends' or 'duration'", "ends")
+        ends = body.ends.timestamp() if body.ends else starts + (body.duration or 0)
+        if ends <= max(starts, now):
+            raise _error(400, "ends: must be after starts and in the future", "ends")
+        silence = await ops.add_silence(body.matchers, starts, ends, body.by, body.comment)
+        return web.json_response(silence_json(silence), status=201, dumps=_dumps)
+
+    @authorised
+    async def delete_silence(request: web.Request) -> web.Response:
+        if not await ops.delete_silence(request.match_info["id"]):
+            raise _error(404, f"no API silence {request.match_info['id']!r}", "id")
+        return web.Response(status=204)
+
+    app.router.add_get("/api/v1/silences", list_silences)
+    app.router.add_post("/api/v1/silences", post_silence)
+    app.router.add_delete("/api/v1/silences/{id}", delete_silence)
     app.router.add_get("/api/v1/sites", sites)
     app.router.add_get("/api/v1/sites/{site}", site)
     app.router.add_post("/api/v1/checkins", post_checkin)
