@@ -38,6 +38,7 @@ def write_config(
     timeout: float = 0.5,
     retries: int = 0,
     extra_devices: list[dict[str, Any]] | None = None,
+    alerting: dict[str, Any] | None = None,
 ) -> tuple[Path, int]:
     """The demo inventory with fresh ports and quick polling; returns (path, http port)."""
     yaml = YAML()
@@ -62,6 +63,9 @@ def write_config(
             sock.close()
     if extra_devices:
         data["sites"][0]["devices"].extend(extra_devices)
+    data["state_dir"] = str(directory / "state")
+    if alerting is not None:
+        data["alerting"] = alerting
     path = directory / "fleet.yaml"
     with path.open("w", encoding="utf-8") as f:
         yaml.dump(data, f)
@@ -74,7 +78,7 @@ class DaemonProcess:
     def __init__(self, config: Path, http_port: int, log: Path) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.log_path = log
-        self._log = log.open("wb")
+        self._log = log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "commsmon", "--log-format", "json", "run", "-c", str(config)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
@@ -82,6 +86,12 @@ class DaemonProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up at all, as a power cut or the OOM killer would."""
+        self.proc.kill()
+        self.proc.wait()
+        self._log.close()
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
