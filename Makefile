@@ -3,7 +3,8 @@
 #   make test   install, then lint, type-check and run every test
 VENV ?= .venv
 PYTHON ?= python3
-DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus python3-venv
+DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager \
+	python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint deps venv clean
