@@ -183,3 +183,44 @@ async def test_write_api_off_without_token(tmp_path: Path) -> None:
                                   json={"device": "v04-sathand", "result": "ok"})
     assert status == 403
     assert "http.token" in body["error"]
+
+
+@pytest.fixture
+async def alert_api(tmp_path: Path) -> AsyncIterator[tuple[str, Daemon]]:
+    from commsmon.outputs.alerts.service import AlertService
+
+    daemon = Daemon(load_config(DEMO), clock=lambda: NOW)
+    daemon.alerts = AlertService(daemon.config.alerting, tmp_path / "outbox.db", daemon.tz,
+                                 lambda: NOW)
+    daemon.evaluate()
+    app = web.Application()
+    add_api_routes(app, lambda: daemon.snapshot, daemon, TOKEN, lambda: NOW, daemon.tz)
+    async with TestServer(app, host="127.0.0.1") as server:
+        yield str(server.make_url("/api/v1")), daemon
+    await daemon.alerts.close()
+
+
+async def test_silences_create_list_persist_delete(alert_api: tuple[str, Daemon]) -> None:
+    """POST a silence (persisted), GET lists it, DELETE expires it; bad bodies are 400."""
+    url, daemon = alert_api
+    status, body = await call("POST", f"{url}/silences", json={
+        "matchers": {"site": "v03"}, "duration": 3600, "by": "eng", "comment": "genset service"})
+    assert status == 201, body
+    assert body["active"] is True
+    silence_id = body["id"]
+    _, listed = await call("GET", f"{url}/silences", token=None)
+    assert [s["id"] for s in listed["silences"]] == [silence_id]
+    assert daemon.alerts is not None
+    assert silence_id in (daemon.alerts.outbox.get_state("silences") or "")
+    status, _ = await call("DELETE", f"{url}/silences/{silence_id}")
+    assert status == 204
+    status, _ = await call("DELETE", f"{url}/silences/{silence_id}")
+    assert status == 404
+    for bad, field in [({"matchers": {}, "duration": 60}, "matchers"),
+                       ({"matchers": {"site": "v03"}}, "ends"),
+                       ({"matchers": {"site": "v03"}, "duration": -5}, "duration")]:
+        status, body = await call("POST", f"{url}/silences", json=bad)
+        assert (status, body["field"]) == (400, field), body
+    status, _ = await call("POST", f"{url}/silences", token=None,
+                           json={"matchers": {"site": "v03"}, "duration": 60})
+    assert status == 401
