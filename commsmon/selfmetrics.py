@@ -10,11 +10,13 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "EVALUATION_DURATION",
     "MQTT_CONNECTED",
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
     "READING_ERRORS",
     "SNMP_DURATION",
+    "SNMP_LATENESS",
     "SNMP_REQUESTS",
 ]
 
@@ -27,6 +29,17 @@ SNMP_DURATION = Histogram(
     "commsmon_snmp_request_duration_seconds",
     "Seconds from sending an SNMP poll to its answer or give-up.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16),
+)
+SNMP_LATENESS = Histogram(
+    "commsmon_snmp_poll_lateness_seconds",
+    "Seconds a poll started after its scheduled slot (event loop or concurrency bound "
+    "too busy).",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+)
+EVALUATION_DURATION = Histogram(
+    "commsmon_evaluation_duration_seconds",
+    "Seconds one evaluation of the fleet (state, readiness, outages, alert rules) took.",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
 )
 MQTT_MESSAGES = Counter(
     "commsmon_mqtt_messages",

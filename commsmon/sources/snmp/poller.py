@@ -4,7 +4,12 @@ Each target has its own task: the first poll is spread uniformly over one
 interval (no thundering herd), later ones keep the cadence from that start
 (a late poll is not followed by a burst).  A global semaphore bounds requests
 in flight; every request ends within its target's deadline, so a dead target
-never delays the others.  The poller knows OIDs and profiles, not sites.
+never delays the others.  A target that keeps failing is polled less often
+(twice the interval after ``DEAD_AFTER`` failures in a row, doubling up to
+``DEAD_MAX`` intervals) so a province of dead kit costs little; its first
+answer restores the cadence.  How late each poll starts against its slot is
+measured (``commsmon_snmp_poll_lateness_seconds``).  The poller knows OIDs and
+profiles, not sites.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from commsmon.config import Config, ReadingSpec
 from commsmon.core.types import Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
-from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_REQUESTS
+from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue
 
@@ -30,6 +35,9 @@ __all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]
 log = structlog.get_logger("commsmon.snmp")
 
 Sink = Callable[[Observation], None]
+
+DEAD_AFTER = 6  # failures in a row before a target's polls are spaced out
+DEAD_MAX = 8  # at most this many intervals between polls of a dead target
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +122,16 @@ class SnmpPoller:
     async def _loop(self, job: PollJob) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time() + random.uniform(0, job.interval)
+        failures = 0
         while True:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
-            await self.poll(job)
-            next_at += job.interval
+            SNMP_LATENESS.observe(max(0.0, loop.time() - next_at))
+            obs = await self.poll(job)
+            failures = 0 if obs.reachable else failures + 1
+            step = job.interval
+            if failures >= DEAD_AFTER:  # dead: back off, but keep looking
+                step *= min(DEAD_MAX, 2 ** (failures - DEAD_AFTER + 1))
+            next_at += step
             if next_at < loop.time():  # overran: skip missed slots, keep the phase
                 missed = (loop.time() - next_at) // job.interval + 1
                 next_at += missed * job.interval
