@@ -296,9 +296,14 @@ class MqttSpec(_Model):
 
     Attributes:
         client_id: must be unique per running instance (a duplicate makes the
-            broker drop the older session).
+            broker drop the older session); the session is persistent, so the
+            broker keeps QoS 1 messages for it while it reconnects.
         keepalive: seconds.
         reconnect_max: longest wait between reconnect attempts, seconds.
+        queue_size: messages the daemon holds before handling; beyond it they
+            are dropped and counted (``commsmon_mqtt_messages_total{result="dropped"}``).
+        share_group: consume telemetry through ``$share/<group>/...`` so the
+            instances of one group (an HA pair) split it, each message once.
     """
 
     host: str = "127.0.0.1"
@@ -310,6 +315,8 @@ class MqttSpec(_Model):
     topic_prefix: str = "commsmon"
     checkin_topic: str | None = None
     reconnect_max: Seconds = 30.0
+    queue_size: Annotated[int, Field(ge=100)] = 200_000
+    share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
 
     @property
     def checkins(self) -> str:

@@ -44,7 +44,7 @@ EVALUATION_DURATION = Histogram(
 MQTT_MESSAGES = Counter(
     "commsmon_mqtt_messages",
     "MQTT messages received by result: ok, unknown_topic, bad_payload, too_large, "
-    "not_object, bad_json.",
+    "not_object, bad_json, bad_checkin, dropped (internal queue full).",
     ["result"],
 )
 MQTT_CONNECTED = Gauge(

@@ -135,9 +135,14 @@ class MqttSource:
             password=spec.password.get_secret_value() if spec.password else None,
             keepalive=spec.keepalive,
             timeout=10,
+            # A persistent session: what arrives while we reconnect (QoS 1) waits at
+            # the broker for us instead of being lost.
+            clean_session=False,
+            queue_type=_CountingQueue,
+            max_queued_incoming_messages=spec.queue_size,
         ) as client:
             if self._routes:
-                await client.subscribe([(topic, 1) for topic in sorted(self._routes)])
+                await client.subscribe([(self._subscription(t), 1) for t in sorted(self._routes)])
             MQTT_CONNECTS.labels("ok").inc()
             MQTT_CONNECTED.set(1)
             self._once.clear("broker")
@@ -146,6 +151,12 @@ class MqttSource:
             self._on_link(True)
             async for message in client.messages:
                 self.handle(str(message.topic), message.payload)
+
+    def _subscription(self, topic: str) -> str:
+        """Telemetry through a shared subscription when the instance is one of a group."""
+        if self._spec.share_group and self._routes[topic].kind == "telemetry":
+            return f"$share/{self._spec.share_group}/{topic}"
+        return topic
 
     def handle(self, topic: str, payload: Any) -> Observation | None:
         """Turn one message into an observation and emit it; ``None`` if rejected."""
@@ -219,6 +230,17 @@ class MqttSource:
             log.warning("mqtt message rejected", device=route.device, reason=reason,
                         detail=detail)
         return None
+
+
+class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, bounded, counting what it has to drop."""
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        try:
+            super().put_nowait(item)
+        except asyncio.QueueFull:
+            MQTT_MESSAGES.labels("dropped").inc()
+            raise
 
 
 def _timestamp(document: Mapping[str, Any], now: float) -> float:
