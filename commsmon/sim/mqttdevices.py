@@ -20,29 +20,124 @@ from typing import Any
 
 import aiomqtt
 
-__all__ = ["SimMqttDevice", "telemetry_for"]
+from commsmon.core.model import GeneratorCurve
+
+__all__ = ["DEFAULT_CURVE", "GensetModel", "SimMqttDevice", "telemetry_for"]
 
 Model = Callable[[float], dict[str, Any]]
 
 
-def telemetry_for(profile: str) -> Model | None:
-    """A telemetry generator for a profile, or ``None`` for presence-only ones.
+DEFAULT_CURVE = GeneratorCurve(((0.5, 1.5), (0.75, 2.0), (1.0, 2.6)), 50.0)
+"""Fuel curve of a genset configured without one: an 8 kW diesel set, 50 L tank."""
 
-    The values are fixed enough to assert on (a genset at 82 % fuel, 41 L) with
-    a little noise where a real reading wanders (signal strength).
+
+class GensetModel:
+    """A genset controller seen through its gateway: idle on mains, burning fuel without.
+
+    Callable as a telemetry :data:`Model`: ``model(now)`` advances the
+    simulated tank to ``now`` and returns the gateway's JSON document
+    (``ts``, ``running``, ``mains``, ``fuel_pct``, ``fuel_l``, ``load_pct``,
+    ``battery_v``, ``alarms``; see ``config/profiles/genset-gateway.yaml``).
+
+    While mains is present the set stands by (not running, no burn). While it
+    is cut the set runs at ``load`` and burns ``curve.litres_per_hour(load)``
+    litres per simulated hour; ``speed`` simulated seconds pass per second of
+    ``now``. An empty tank stops the set and raises one alarm; fuel never goes
+    below 0 and is never replenished (nobody refuels a simulated tank).
+
+    Args:
+        curve: consumption curve and tank; :data:`DEFAULT_CURVE` when ``None``.
+            A curve without ``tank_litres`` gets a 50 L tank.
+        fuel_ratio: initial fuel, ratio 0-1 of the tank, default 0.82.
+        load: load ratio 0-1 while running, default 0.4.
+        speed: simulated seconds per second of ``now``, default 1.0 (real
+            time); e.g. 3600 burns an hour's fuel each second.
+
+    Raises:
+        ValueError: ``fuel_ratio`` outside 0-1, negative ``load`` or
+            ``speed`` not above 0.
     """
 
-    def genset(now: float) -> dict[str, Any]:
+    def __init__(
+        self,
+        curve: GeneratorCurve | None = None,
+        *,
+        fuel_ratio: float = 0.82,
+        load: float = 0.4,
+        speed: float = 1.0,
+    ) -> None:
+        if not 0.0 <= fuel_ratio <= 1.0:
+            raise ValueError(f"fuel_ratio must be 0-1, got {fuel_ratio}")
+        if load < 0:
+            raise ValueError(f"load must be >= 0, got {load}")
+        if not speed > 0:
+            raise ValueError(f"speed must be > 0, got {speed}")
+        self.curve = curve or DEFAULT_CURVE
+        self.tank_litres = self.curve.tank_litres or 50.0
+        self.load = load
+        self.speed = speed
+        self._fuel = fuel_ratio * self.tank_litres
+        self._mains = True
+        self._at: float | None = None
+
+    @property
+    def mains(self) -> bool:
+        """Whether mains is present (the set stands by)."""
+        return self._mains
+
+    @property
+    def fuel_litres(self) -> float:
+        """Fuel in the tank at the last update, litres."""
+        return self._fuel
+
+    @property
+    def running(self) -> bool:
+        """Whether the set runs: mains cut and fuel left."""
+        return not self._mains and self._fuel > 0
+
+    def set_mains(self, present: bool, now: float) -> None:
+        """Mains comes back (``True``) or is lost (``False``) at ``now`` (epoch seconds)."""
+        self._advance(now)
+        self._mains = present
+
+    def _advance(self, now: float) -> None:
+        if self._at is not None and self.running:
+            hours = max(0.0, now - self._at) * self.speed / 3600.0
+            self._fuel = max(0.0, self._fuel - self.curve.litres_per_hour(self.load) * hours)
+        self._at = now if self._at is None else max(self._at, now)
+
+    def __call__(self, now: float) -> dict[str, Any]:
+        self._advance(now)
+        running = self.running
         return {
             "ts": round(now, 3),
-            "running": False,
-            "mains": True,
-            "fuel_pct": 82,
-            "fuel_l": 41.0,
-            "load_pct": 0,
+            "running": running,
+            "mains": self._mains,
+            "fuel_pct": round(100.0 * self._fuel / self.tank_litres, 1),
+            "fuel_l": round(self._fuel, 3),
+            "load_pct": round(100.0 * self.load) if running else 0,
             "battery_v": "12.9 V",
-            "alarms": 0,
+            "alarms": 0 if self._mains or running else 1,  # out of fuel
         }
+
+
+def telemetry_for(
+    profile: str,
+    *,
+    generator: GeneratorCurve | None = None,
+    fuel_ratio: float = 0.82,
+    speed: float = 1.0,
+) -> Model | None:
+    """A telemetry generator for a profile, or ``None`` for presence-only ones.
+
+    The values are fixed enough to assert on (a genset on mains at 82 % fuel,
+    12.9 V) with a little noise where a real reading wanders (signal strength).
+    A ``genset-gateway`` gets a fresh :class:`GensetModel` of ``generator``
+    with ``fuel_ratio`` and ``speed``; the other arguments are ignored for
+    other profiles.
+    """
+    if profile == "genset-gateway":
+        return GensetModel(generator, fuel_ratio=fuel_ratio, speed=speed)
 
     def satphone(now: float) -> dict[str, Any]:
         return {"ts": round(now, 3), "registered": True, "signal_bars": 4, "battery_pct": 96}
@@ -55,7 +150,8 @@ def telemetry_for(profile: str) -> Model | None:
             "battery_pct": 100,
         }
 
-    return {"genset-gateway": genset, "satphone-dock": satphone, "pdt-terminal": pdt}.get(profile)
+    models: dict[str, Model] = {"satphone-dock": satphone, "pdt-terminal": pdt}
+    return models.get(profile)
 
 
 class SimMqttDevice:
@@ -103,9 +199,17 @@ class SimMqttDevice:
             self._up = up
             self._changed.set()
 
+    def refresh(self) -> None:
+        """Publish presence and telemetry now rather than at the next period.
+
+        For a state change a real gateway reports at once (mains lost, set started).
+        """
+        self._changed.set()
+
     async def run(self) -> None:
         """Publish until cancelled, reconnecting after broker loss."""
         while True:
+            _raise_if_cancel_swallowed()
             try:
                 await self._session()
             except aiomqtt.MqttError:
@@ -117,12 +221,35 @@ class SimMqttDevice:
             self._host, self.port, identifier=f"sim-{self.device}", will=will, keepalive=10
         ) as client:
             while True:
+                _raise_if_cancel_swallowed()
+                # Cleared before publishing: a change made while a publish is
+                # awaited is published in the next round, not a period later.
+                self._changed.clear()
                 if self._status:
                     word = b"online" if self._up else b"offline"
                     await client.publish(self._status, word, qos=1, retain=True)
                 if self._up and self._telemetry and self._model:
                     document = {**self._model(time.time()), **self.overrides}
                     await client.publish(self._telemetry, json.dumps(document), qos=1)
-                self._changed.clear()
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows
+                # a cancellation that arrives as the event is set (a refresh()
+                # racing close()), and the device would then publish forever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), self._period)
+                    async with asyncio.timeout(self._period):
+                        await self._changed.wait()
+
+
+def _raise_if_cancel_swallowed() -> None:
+    """Raise CancelledError when this task was cancelled and the cancel got lost.
+
+    On Python 3.11 ``asyncio.wait_for`` drops a cancellation that arrives as
+    the awaited future completes; aiomqtt 2.5 waits for every QoS 1 PUBACK that
+    way, so a device cancelled just as its broker acknowledged a message would
+    otherwise publish on forever (and whoever awaits it, forever too). The
+    task still counts the request (``Task.cancelling()``), and nothing in this
+    module calls ``uncancel()`` outside ``asyncio.timeout``, which balances its
+    own.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
