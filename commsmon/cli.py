@@ -73,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--mqtt-port", type=int,
                       help="use the broker on 127.0.0.1:PORT instead of starting Mosquitto")
     demo.add_argument("--listen-port", type=int, help="override http.port")
+    demo.add_argument("--no-drill", action="store_true",
+                      help="do not play the mains-cut and network-cut drill")
 
     args = parser.parse_args(argv)
     configure_logging(args.log_level, None if args.log_format is None
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_until_signal(Daemon(config).run())
     from commsmon.sim.demo import run_demo
 
-    return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port))
+    return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill))
 
 
 def _check_config(path: Path) -> int:

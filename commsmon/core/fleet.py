@@ -245,7 +245,7 @@ class Fleet:
             )
         since_of = {d: s.since for d, s in devices.items()}
         facts = {
-            d: DeviceFacts(t.device, state_of[d], t.readings, t.rose_at)
+            d: DeviceFacts(t.device, state_of[d], t.readings, t.reading_at, t.rose_at)
             for d, t in self._trackers.items()
         }
 

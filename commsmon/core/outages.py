@@ -2,7 +2,8 @@
 
 * ``power``: a UPS on battery (upsOutputSource), a generator running without
   mains, a repeater on battery supply (rptSupplyPowerType), or a UPS whose
-  count of input out-of-tolerance events (upsInputLineBads) rose recently;
+  count of input out-of-tolerance events (upsInputLineBads) rose since the
+  poll before (a blip the polls did not catch; it counts until the next poll);
   only readings of devices that answer now count.
 * ``network``: every ``public`` provider of the site is down together while
   another of its channels still works (so it is the network, not the village).
@@ -28,11 +29,10 @@ from commsmon.core.readings import (
 )
 from commsmon.core.types import Reading, State
 
-__all__ = ["LINE_BAD_HOLD", "OUTAGE_KINDS", "Declaration", "Outage", "OutageKind", "evidence"]
+__all__ = ["OUTAGE_KINDS", "Declaration", "Outage", "OutageKind", "evidence"]
 
 OutageKind = Literal["power", "network", "road"]
 OUTAGE_KINDS: tuple[OutageKind, ...] = ("power", "network", "road")
-LINE_BAD_HOLD = 600.0  # seconds a rise of upsInputLineBads counts as power evidence
 
 _WORKING = (State.UP, State.DEGRADED)
 
@@ -86,6 +86,7 @@ class DeviceFacts:
     device: Device
     state: State
     readings: Mapping[str, Reading]
+    reading_at: Mapping[str, float]
     rose_at: Mapping[str, float]
 
 
@@ -143,7 +144,7 @@ def _power(f: DeviceFacts, now: float, tz: tzinfo) -> str | None:
     if r.get(SUPPLY_TYPE) == "battery":
         return f"{d.id} on battery supply (rptSupplyPowerType)"
     rose = f.rose_at.get(INPUT_LINE_BADS)
-    if rose is not None and now - rose <= LINE_BAD_HOLD:
+    if rose is not None and rose == f.reading_at.get(INPUT_LINE_BADS):  # rose at the last poll
         at = datetime.fromtimestamp(rose, tz)
         return f"{d.id} input out of tolerance at {at:%H:%M} (upsInputLineBads rose)"
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
-from commsmon.core.outages import LINE_BAD_HOLD, Declaration
+from commsmon.core.outages import Declaration
 from commsmon.core.types import Observation
 
 T0 = 1_764_400_000.0
@@ -61,15 +61,17 @@ def test_repeater_on_battery_is_power_outage_at_centre() -> None:
     assert "power" in fleet.evaluate(T0 + 2).sites["c"].outages
 
 
-def test_line_bads_rise_counts_for_a_while() -> None:
-    """upsInputLineBads rising between polls is a mains event, held for a while."""
+def test_line_bads_rise_counts_until_the_next_poll() -> None:
+    """upsInputLineBads rising since the poll before is a mains event until the next poll."""
     fleet = _fleet()
     fleet.observe(Observation("ups", T0 + 1, True, {"input_line_bads": 3.0}))
     assert "power" not in fleet.evaluate(T0 + 2).sites["v"].outages
     fleet.observe(Observation("ups", T0 + 61, True, {"input_line_bads": 4.0}))
     outage = fleet.evaluate(T0 + 62).sites["v"].outages["power"]
     assert "upsInputLineBads rose" in outage.evidence[0]
-    assert "power" not in fleet.evaluate(T0 + 62 + LINE_BAD_HOLD).sites["v"].outages
+    assert "power" in fleet.evaluate(T0 + 100).sites["v"].outages
+    fleet.observe(Observation("ups", T0 + 121, True, {"input_line_bads": 4.0}))
+    assert "power" not in fleet.evaluate(T0 + 122).sites["v"].outages
 
 
 def test_stale_readings_of_a_down_device_are_not_evidence() -> None:
