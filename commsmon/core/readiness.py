@@ -102,6 +102,8 @@ def evaluate_scenarios(
         readings: latest readings of a device by id.
         tz: time zone for times in reasons ("down since 09:12").
     """
+    if site.role != "village":
+        return {}  # the district centre is judged through the villages that depend on it
     providers: dict[ChannelName, list[Device]] = {}
     for device_id in inventory.devices_by_site.get(site.id, ()):
         device = inventory.devices[device_id]
