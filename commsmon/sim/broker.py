@@ -163,6 +163,9 @@ class Mosquitto:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
+                # Its own session: a Ctrl-C to the demo's process group reaches us,
+                # and we stop it after our clients, not before them.
+                start_new_session=True,
             )
         finally:
             os.close(out)

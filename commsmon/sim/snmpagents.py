@@ -266,6 +266,9 @@ class SnmpSimulator:
                 stdout=log,
                 stderr=log,
                 env=env,
+                # Its own session: a Ctrl-C to the demo's process group reaches us,
+                # and we stop it after our clients, not before them.
+                start_new_session=True,
             )
         finally:
             os.close(log)
