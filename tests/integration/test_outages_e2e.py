@@ -150,3 +150,23 @@ async def test_cli_status_checkin_declare_clear(
     assert code == 0, out
     code, out = await _cli(path, "checkin", "ghost", "ok")
     assert code == 1 and "unknown device" in out
+
+
+async def test_checkin_over_mqtt(running: tuple[DaemonProcess, SimFleet, Path]) -> None:
+    """A keeper's app publishes a check-in on <prefix>/checkins; a bad one is counted."""
+    import aiomqtt
+
+    daemon, fleet, path = running
+    config = load_config(path)
+    assert config.mqtt is not None
+    async with aiomqtt.Client("127.0.0.1", config.mqtt.port, identifier="keeper-app") as c:
+        await c.publish(config.mqtt.checkins, b'{"device": "v10-sathand", "result": "bogus"}',
+                        qos=1)
+        await c.publish(config.mqtt.checkins, json.dumps(
+            {"device": "v10-sathand", "result": "ok", "by": "村信息员", "battery": 0.7}), qos=1)
+    await daemon.wait_for("handheld up from an MQTT check-in", lambda s: value(
+        s, "commsmon_device_up", device="v10-sathand") == 1, within=10)
+    s = await daemon.samples()
+    assert value(s, "commsmon_battery_charge_ratio", device="v10-sathand") is None  # no metric
+    assert (value(s, "commsmon_mqtt_messages_total", result="bad_checkin") or 0) >= 1
+    assert (value(s, "commsmon_device_checkin_age_seconds", device="v10-sathand") or 99) < 30
