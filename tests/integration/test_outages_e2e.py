@@ -156,7 +156,7 @@ async def test_checkin_over_mqtt(running: tuple[DaemonProcess, SimFleet, Path]) 
     """A keeper's app publishes a check-in on <prefix>/checkins; a bad one is counted."""
     import aiomqtt
 
-    daemon, fleet, path = running
+    daemon, _, path = running
     config = load_config(path)
     assert config.mqtt is not None
     async with aiomqtt.Client("127.0.0.1", config.mqtt.port, identifier="keeper-app") as c:
