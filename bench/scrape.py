@@ -2,7 +2,7 @@
 
 Builds a synthetic province (commsmon.sim.scale), feeds every device an
 answer with its readings, evaluates the fleet, and renders the exposition
-through commsmon's collector, five times each; beside it, the same number of
+through commsmon's renderer, five times each; beside it, the same number of
 series rendered from plain prometheus_client labelled gauges (what a daemon
 that scattered ``.set()`` calls would serve) in the same run.
 
@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from commsmon.config import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
-from commsmon.outputs.metrics import FleetCollector
+from commsmon.outputs.metrics import FleetExposition
 from commsmon.sim.scale import write_province
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,12 +45,11 @@ def measure(devices: int) -> dict[str, float]:
     for d in inventory.devices:
         fleet.observe(Observation(d, 1.0, True, READINGS))
     snap = fleet.evaluate(2.0)
-    registry = CollectorRegistry()
-    registry.register(FleetCollector(config, lambda: snap))
+    exposition = FleetExposition(config)
     times, body = [], b""
     for _ in range(5):
         t = time.perf_counter()
-        body = generate_latest(registry)
+        body = exposition.render(snap).encode()
         times.append(time.perf_counter() - t)
     series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
     # Peer: the same number of series as plain labelled gauges.

@@ -344,6 +344,7 @@ class Defaults(_Model):
     down_after: Annotated[int, Field(ge=1)] = 3
     up_after: Annotated[int, Field(ge=1)] = 2
     snmp_concurrency: Annotated[int, Field(ge=1)] = 64
+    snmp_backend: Literal["gufo", "pysnmp"] = "gufo"
     target_hours: Annotated[float, Field(gt=0)] = 72.0
     checkin_validity: dict[DeviceKind, Seconds] = {}
 

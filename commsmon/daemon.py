@@ -29,7 +29,7 @@ from commsmon.log import LogOnce
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
-from commsmon.outputs.metrics import FleetCollector
+from commsmon.outputs.metrics import FleetExposition
 from commsmon.selfmetrics import EVALUATION_DURATION
 from commsmon.sources.mqtt import MqttSource, routes_from_config
 from commsmon.sources.snmp.base import SnmpClient
@@ -53,8 +53,8 @@ class Daemon:
     Args:
         config: a loaded, validated configuration.
         snmp_client: the SNMP backend; a :class:`PysnmpClient` by default.
-        registry: where the fleet collector is registered (the global
-            default, which also holds the self-metrics, unless given).
+        registry: the daemon's own metrics (the global default unless given),
+            exposed after the fleet's.
         clock: wall clock, epoch seconds.
     """
 
@@ -148,9 +148,7 @@ class Daemon:
         """Run until cancelled; cleans up sockets and the collector on the way out."""
         config = self.config
         if self._snmp_client is None:
-            from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
-
-            self._snmp_client = PysnmpClient()
+            self._snmp_client = _snmp_client(config.defaults.snmp_backend)
         self.store = await asyncio.to_thread(Store, self.state_dir / "commsmon.db")
         for checkin in await asyncio.to_thread(self.store.latest_checkins):
             self.fleet.checkin(checkin)
@@ -160,9 +158,8 @@ class Daemon:
             AlertService, config.alerting, self.state_dir / "outbox.db", self.tz, self._clock
         )
         await asyncio.to_thread(self.alerts.restore)
-        collector = FleetCollector(config, lambda: self.snapshot)
-        self._registry.register(collector)
-        app = build_app(self._registry, lambda: self.snapshot, self._clock)
+        app = build_app(self._registry, lambda: self.snapshot, FleetExposition(config),
+                        self._clock)
         token = config.http.token.get_secret_value() if config.http.token else None
         add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)
         runner = web.AppRunner(app)
@@ -205,7 +202,6 @@ class Daemon:
                 )
                 self.ready.set()
         finally:
-            self._registry.unregister(collector)
             await runner.cleanup()
             await self._snmp_client.close()
             for task in list(self._pending):
@@ -254,6 +250,17 @@ class Daemon:
     async def delete_silence(self, silence_id: str) -> bool:
         """Expire an API silence now; ``False`` if none by that id."""
         return self.alerts is not None and await self.alerts.delete_silence(silence_id)
+
+
+def _snmp_client(backend: str) -> SnmpClient:
+    """The configured SNMP backend (see README: gufo by default, from measurements)."""
+    if backend == "pysnmp":
+        from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
+
+        return PysnmpClient()
+    from commsmon.sources.snmp.gufo_backend import GufoClient
+
+    return GufoClient()
 
 
 def _log_changes(before: Snapshot, after: Snapshot) -> None:

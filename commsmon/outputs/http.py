@@ -1,7 +1,8 @@
 """The HTTP listener: ``/metrics`` (Prometheus exposition) and ``/healthz``.
 
-Rendering the exposition runs in a worker thread so a large scrape never
-blocks the pollers; the collector only reads frozen snapshots.
+``/metrics`` is the fleet's exposition (rendered once per snapshot, in a
+worker thread, and reused by every scrape of that snapshot) followed by the
+daemon's own metrics from the prometheus_client registry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from commsmon.core.fleet import Snapshot
+from commsmon.outputs.metrics import FleetExposition
 
 __all__ = ["build_app"]
 
@@ -23,19 +25,33 @@ STALE_AFTER = 10.0  # seconds without an evaluation before /healthz says 503
 def build_app(
     registry: CollectorRegistry,
     snapshot: Callable[[], Snapshot | None],
+    exposition: FleetExposition,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The aiohttp application serving metrics and health.
 
     Args:
-        registry: what ``/metrics`` exposes.
+        registry: the daemon's own metrics.
         snapshot: the latest fleet snapshot, ``None`` before the first.
+        exposition: renders the fleet's metrics from a snapshot.
         clock: wall clock, epoch seconds.
     """
+    cache: dict[str, object] = {"snap": None, "text": b""}
+    rendering = asyncio.Lock()
+
+    async def fleet_text(snap: Snapshot | None) -> bytes:
+        async with rendering:  # one render per snapshot, however many scrapers
+            if cache["snap"] is not snap:
+                text = await asyncio.to_thread(exposition.render, snap)
+                cache.update(snap=snap, text=text.encode())
+            body = cache["text"]
+            assert isinstance(body, bytes)
+            return body
 
     async def metrics(_: web.Request) -> web.Response:
-        body = await asyncio.to_thread(generate_latest, registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        fleet = await fleet_text(snapshot())
+        own = await asyncio.to_thread(generate_latest, registry)
+        return web.Response(body=fleet + own, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_: web.Request) -> web.Response:
         snap = snapshot()
