@@ -54,8 +54,10 @@ class _Family:
 
     def __init__(self, name: str, kind: str, help_text: str) -> None:
         escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
-        self.lines = [f"# HELP {name} {escaped}", f"# TYPE {name} {kind}"]
+        # Text format 0.0.4, as prometheus_client writes it: a counter's HELP and
+        # TYPE name its samples, suffix included.
         self.sample = name + ("_total" if kind == "counter" else "")
+        self.lines = [f"# HELP {self.sample} {escaped}", f"# TYPE {self.sample} {kind}"]
 
     def add(self, labels: str, value: float) -> None:
         self.lines.append(f"{self.sample}{{{labels}}} {_number(value)}")
