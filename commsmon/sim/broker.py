@@ -13,15 +13,14 @@ import contextlib
 import os
 import pwd
 import shutil
-import signal
 import socket
 import tempfile
 import time
-import weakref
 from pathlib import Path
 from types import TracebackType
 
 from commsmon.errors import CommsmonError
+from commsmon.sim._process import Reaper, stop_process
 
 __all__ = ["HOST", "BrokerError", "Mosquitto", "find_mosquitto"]
 
@@ -104,7 +103,7 @@ class Mosquitto:
         self.startup_timeout = startup_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
-        self._reaper: weakref.finalize[[asyncio.subprocess.Process], Mosquitto] | None = None
+        self._reaper = Reaper()
 
     @property
     def log_file(self) -> Path:
@@ -171,7 +170,7 @@ class Mosquitto:
             os.close(out)
         # Never orphan the process: if this object is dropped or the interpreter
         # exits without stop() (a test forgot, a loop closed early), SIGTERM it.
-        self._reaper = weakref.finalize(self, _terminate_if_running, self._proc)
+        self._reaper.watch(self, self._proc)
         try:
             await self._wait_listening(self._proc, port)
         except BaseException:  # including cancellation: leave no process behind
@@ -199,28 +198,14 @@ class Mosquitto:
     async def stop(self) -> None:
         """Stop gracefully (SIGTERM; SIGKILL after 5 s) and wait. Idempotent."""
         proc, self._proc = self._proc, None
-        if self._reaper is not None:
-            self._reaper.detach()
-            self._reaper = None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        self._reaper.release()
+        await stop_process(proc)
 
     async def kill(self) -> None:
         """Kill with SIGKILL (a crash: no DISCONNECTs, no Last Wills sent) and wait."""
         proc, self._proc = self._proc, None
-        if self._reaper is not None:
-            self._reaper.detach()
-            self._reaper = None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.kill()
-        await proc.wait()
+        self._reaper.release()
+        await stop_process(proc, kill=True)
 
     async def close(self) -> None:
         """Stop mosquitto and delete the temp dir."""
@@ -268,8 +253,3 @@ async def _accepts(port: int) -> bool:
         await writer.wait_closed()
     return True
 
-
-def _terminate_if_running(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)

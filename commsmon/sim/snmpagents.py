@@ -70,18 +70,17 @@ import contextlib
 import importlib.util
 import os
 import re
-import signal
 import socket
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from commsmon.errors import CommsmonError
+from commsmon.sim._process import Reaper, stop_process
 
 __all__ = [
     "HOST",
@@ -160,7 +159,7 @@ class SnmpSimulator:
         self._devices = dict(devices)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._proc: asyncio.subprocess.Process | None = None
-        self._reaper: weakref.finalize[[asyncio.subprocess.Process], SnmpSimulator] | None = None
+        self._reaper = Reaper()
         self._lock = asyncio.Lock()
 
     @property
@@ -274,7 +273,7 @@ class SnmpSimulator:
             os.close(log)
         # Never orphan the process: if this object is dropped or the interpreter
         # exits without stop() (a test forgot, a loop closed early), SIGTERM it.
-        self._reaper = weakref.finalize(self, _terminate_if_running, self._proc)
+        self._reaper.watch(self, self._proc)
         try:
             await self._wait_ready(self._proc, port)
         except BaseException:  # including cancellation: leave no process behind
@@ -303,17 +302,8 @@ class SnmpSimulator:
     async def stop(self) -> None:
         """Terminate snmpsim (SIGTERM, then SIGKILL after 5 s). Idempotent."""
         proc, self._proc = self._proc, None
-        if self._reaper is not None:
-            self._reaper.detach()
-            self._reaper = None
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            await asyncio.wait_for(proc.wait(), 5.0)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        self._reaper.release()
+        await stop_process(proc)
 
     async def close(self) -> None:
         """Stop snmpsim and delete the temp dir."""
@@ -519,8 +509,3 @@ async def _probe(port: int, community: str, *, within: float) -> bool:
     finally:
         transport.close()
 
-
-def _terminate_if_running(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
