@@ -2,9 +2,10 @@
 
 Serves the demo fleet (snmpsim + links + Mosquitto), then
 1. polls every SNMP device of config/demo.yaml once, all at once (bounded by
-   the configured concurrency), five times: wall seconds and CPU seconds per
-   cycle, beside net-snmp's ``snmpget`` asking the same OIDs of every device
-   (one process per device, as a shell loop would) in the same run;
+   the configured concurrency), five times, through each SNMP backend: wall
+   seconds and CPU seconds per cycle, beside net-snmp's ``snmpget`` asking the
+   same OIDs of every device (one process per device, as a shell loop would)
+   in the same run;
 2. runs ``commsmon run`` on the demo inventory for ``--seconds`` and reads its
    RSS from /proc.
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from commsmon.config import MqttSpec, load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
+from commsmon.sources.snmp.gufo_backend import GufoClient
 from commsmon.sources.snmp.poller import SnmpPoller, jobs_from_config
 from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 
@@ -57,21 +59,22 @@ async def main(seconds: float) -> dict[str, float]:
                 nonlocal oks
                 oks += bool(getattr(obs, "reachable", False))
 
-            async with PysnmpClient() as client:
-                concurrency = config.defaults.snmp_concurrency
-                poller = SnmpPoller(client, jobs, sink, concurrency=concurrency)
-                await asyncio.gather(*(poller.poll(j) for j in jobs))  # warm-up: engine, targets
-                walls, cpus = [], []
-                for _ in range(5):
-                    oks = 0
-                    w0, c0 = time.perf_counter(), time.process_time()
-                    await asyncio.gather(*(poller.poll(j) for j in jobs))
-                    walls.append(time.perf_counter() - w0)
-                    cpus.append(time.process_time() - c0)
-                    assert oks == len(jobs), f"only {oks}/{len(jobs)} answered"
             results["snmp_devices"] = len(jobs)
-            results["cycle_wall_s"] = statistics.median(walls)
-            results["cycle_cpu_s"] = statistics.median(cpus)
+            for backend, client in (("gufo", GufoClient()), ("pysnmp", PysnmpClient())):
+                async with client:
+                    concurrency = config.defaults.snmp_concurrency
+                    poller = SnmpPoller(client, jobs, sink, concurrency=concurrency)
+                    await asyncio.gather(*(poller.poll(j) for j in jobs))  # warm-up
+                    walls, cpus = [], []
+                    for _ in range(5):
+                        oks = 0
+                        w0, c0 = time.perf_counter(), time.process_time()
+                        await asyncio.gather(*(poller.poll(j) for j in jobs))
+                        walls.append(time.perf_counter() - w0)
+                        cpus.append(time.process_time() - c0)
+                        assert oks == len(jobs), f"only {oks}/{len(jobs)} answered"
+                results[f"cycle_wall_s_{backend}"] = statistics.median(walls)
+                results[f"cycle_cpu_s_{backend}"] = statistics.median(cpus)
 
             # Peer: net-snmp snmpget, one process per device, same OIDs.
             w0 = time.perf_counter()
@@ -121,6 +124,7 @@ if __name__ == "__main__":
     print(f"{'measure':32} {'value':>10}")
     for k, v in res.items():
         print(f"{k:32} {v:10.3f}")
-    print(f"ratio snmpget-sequential / commsmon cycle (wall): "
-          f"{res['snmpget_sequential_wall_s'] / res['cycle_wall_s']:.1f}x")
+    for backend in ("gufo", "pysnmp"):
+        print(f"ratio snmpget-sequential / commsmon {backend} cycle (wall): "
+              f"{res['snmpget_sequential_wall_s'] / res[f'cycle_wall_s_{backend}']:.1f}x")
     (ROOT / "bench" / "results" / "cycle.json").write_text(json.dumps(res, indent=2))
