@@ -23,6 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -84,13 +85,17 @@ class Snmpd:
     sys_location = "test rack, shelf 2"
     sys_descr = "commsmon integration snmpd"
 
-    def __init__(self, *, start_timeout: float = 5.0) -> None:
+    def __init__(
+        self, *, start_timeout: float = 5.0, extra_communities: Sequence[str] = ()
+    ) -> None:
         """Prepare, but do not start, an agent.
 
         Args:
             start_timeout: seconds to wait for the agent's first answer.
+            extra_communities: more read-only communities (distinct targets for benchmarks).
         """
         self.start_timeout = start_timeout
+        self.extra_communities = tuple(extra_communities)
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -149,7 +154,8 @@ class Snmpd:
             f"agentaddress udp:{self.host}:{self.port}\n"
             f"rocommunity {self.community} 127.0.0.1\n"
             f"rocommunity {self.community2} 127.0.0.1\n"
-            f"sysName {self.sys_name}\n"
+            + "".join(f"rocommunity {c} 127.0.0.1\n" for c in self.extra_communities)
+            + f"sysName {self.sys_name}\n"
             f"sysLocation {self.sys_location}\n"
             f"sysDescr {self.sys_descr}\n"
             "sysContact nobody@example.invalid\n"
