@@ -26,11 +26,10 @@ from commsmon.core.outages import (
 from commsmon.core.power import Endurance, device_endurance
 from commsmon.core.readiness import CONDITIONS, ScenarioResult, evaluate_scenarios
 from commsmon.core.state import DeviceTracker
-from commsmon.core.types import ChannelName, CheckIn, Observation, Reading, State
+from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
 
 __all__ = ["ChannelStatus", "DeviceStatus", "Fleet", "SiteStatus", "Snapshot"]
 
-_WORKING = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +255,7 @@ class Fleet:
             state = _site_state(channels.values(), members)
             clock = self._site_clocks[s]
             clock.advance(elapsed, state, now)
-            reachable = None if state is State.UNKNOWN else state in _WORKING
+            reachable = None if state is State.UNKNOWN else state in WORKING
             if not channels:
                 reachable = None
             scenarios = evaluate_scenarios(
@@ -289,7 +288,7 @@ class Fleet:
         """
         sites = [[effective[d][0] for d in ids] for ids in self.inventory.devices_by_site.values()]
         silent = sum(State.DOWN in states for states in sites)
-        working = any(s in _WORKING for states in sites for s in states)
+        working = any(s in WORKING for states in sites for s in states)
         if silent >= 2 and not working:
             reason = "monitor cut off: every site went silent at once"
             for d, (state, _) in effective.items():
@@ -381,7 +380,7 @@ def _channels(
 def _provider_state(p: DeviceStatus, devices: Mapping[str, DeviceStatus]) -> State:
     """UP if the provider and all it depends on work, DOWN if any is down."""
     chain = [p.state] + [devices[d].state for d in p.device.depends_on]
-    if all(s in _WORKING for s in chain):
+    if all(s in WORKING for s in chain):
         return State.UP
     if State.DOWN in chain:
         return State.DOWN
@@ -392,7 +391,7 @@ def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) 
     states = [c.state for c in channels] or [m.state for m in members]
     if not states:
         return State.UNKNOWN
-    working = [s in _WORKING for s in states]
+    working = [s in WORKING for s in states]
     if all(working):
         return State.DEGRADED if State.DEGRADED in states else State.UP
     if any(working):

@@ -27,14 +27,13 @@ from commsmon.core.readings import (
     RUNNING,
     SUPPLY_TYPE,
 )
-from commsmon.core.types import Reading, State
+from commsmon.core.types import WORKING, Reading, State
 
 __all__ = ["OUTAGE_KINDS", "Declaration", "Outage", "OutageKind", "evidence"]
 
 OutageKind = Literal["power", "network", "road"]
 OUTAGE_KINDS: tuple[OutageKind, ...] = ("power", "network", "road")
 
-_WORKING = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def evidence(
 
 
 def _power(f: DeviceFacts, now: float, tz: tzinfo) -> str | None:
-    if f.state not in _WORKING:
+    if f.state not in WORKING:
         return None
     r, d = f.readings, f.device
     if r.get(OUTPUT_SOURCE) == "battery":

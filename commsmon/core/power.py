@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from commsmon.core.model import Device, Inventory
 from commsmon.core.readings import CHARGE, FUEL, FUEL_LITRES, LOAD, RUNNING, RUNTIME
-from commsmon.core.types import Reading, State
+from commsmon.core.types import WORKING, Reading, State
 
 __all__ = ["Conditions", "Endurance", "device_endurance"]
 
-_WORKING = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ def _feed(
     source_state = state(source.id)
     if source_state is State.DOWN:
         return Endurance(0.0, parts=(f"{_label(source)} down",))
-    if source_state not in _WORKING:
+    if source_state not in WORKING:
         return Endurance(0.0, False, missing=(f"{_label(source)} state unknown",))
     if feed.kind == "ups":
         stage = _ups_runtime(source, readings(source.id))

@@ -28,7 +28,7 @@ from datetime import datetime, tzinfo
 
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.power import Conditions, Endurance, ReadingsOf, StateOf, device_endurance
-from commsmon.core.types import ChannelName, State
+from commsmon.core.types import WORKING, ChannelName, State
 
 __all__ = ["CONDITIONS", "SCENARIOS", "ChannelOutlook", "ScenarioResult", "evaluate_scenarios"]
 
@@ -40,7 +40,6 @@ CONDITIONS: Mapping[str, Conditions] = {
     "all": Conditions(mains_lost=True, resupply=False, public_lost=True),
 }
 
-_WORKING = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +137,7 @@ def _channel(
     problems: list[str] = []
     for provider in devices:
         chain = [provider, *(inv.devices[d] for d in provider.depends_on)]
-        broken = [d for d in chain if state(d.id) not in _WORKING]
+        broken = [d for d in chain if state(d.id) not in WORKING]
         if broken:
             problems.extend(_not_working(d, state(d.id), since.get(d.id), tz) for d in broken)
             continue

@@ -71,7 +71,6 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
 }
 
 Verdict = bool | None
-_WORKING = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from typing import Literal, NewType
 __all__ = [
     "CHANNELS",
     "DEVICE_KINDS",
+    "WORKING",
     "ChannelName",
     "CheckIn",
     "DeviceId",
@@ -55,6 +56,10 @@ class State(enum.StrEnum):
     DEGRADED = "degraded"
     DOWN = "down"
     UNKNOWN = "unknown"
+
+
+#: States in which a device still does its job (``degraded`` still works).
+WORKING: tuple[State, ...] = (State.UP, State.DEGRADED)
 
 
 @dataclass(frozen=True, slots=True)

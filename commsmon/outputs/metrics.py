@@ -22,11 +22,10 @@ from collections.abc import Iterable
 from commsmon.config import Config
 from commsmon.core.fleet import Snapshot
 from commsmon.core.outages import OUTAGE_KINDS
-from commsmon.core.types import State
+from commsmon.core.types import WORKING, State
 
 __all__ = ["FleetExposition"]
 
-_WORKING = (State.UP, State.DEGRADED)
 _STATES = tuple(State)
 
 
@@ -123,7 +122,7 @@ class FleetExposition:
             info.add(f'{labels},{_labels(name=d.name, profile=d.profile, channel=d.channel or "")}',
                      1)
             if status.state is not State.UNKNOWN:
-                up.add(labels, 1 if status.state in _WORKING else 0)
+                up.add(labels, 1 if status.state in WORKING else 0)
             since.add(labels, status.since)
             if status.last_seen is not None:
                 seen.add(labels, status.last_seen)
