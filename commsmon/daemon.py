@@ -149,15 +149,22 @@ class Daemon:
         config = self.config
         if self._snmp_client is None:
             self._snmp_client = _snmp_client(config.defaults.snmp_backend)
-        self.store = await asyncio.to_thread(Store, self.state_dir / "commsmon.db")
-        for checkin in await asyncio.to_thread(self.store.latest_checkins):
-            self.fleet.checkin(checkin)
-        for declaration in await asyncio.to_thread(self.store.declarations):
-            self.fleet.declare(declaration)
-        self.alerts = await asyncio.to_thread(
-            AlertService, config.alerting, self.state_dir / "outbox.db", self.tz, self._clock
-        )
-        await asyncio.to_thread(self.alerts.restore)
+        try:
+            self.store = await asyncio.to_thread(Store, self.state_dir / "commsmon.db")
+            for checkin in await asyncio.to_thread(self.store.latest_checkins):
+                self.fleet.checkin(checkin)
+            for declaration in await asyncio.to_thread(self.store.declarations):
+                self.fleet.declare(declaration)
+            self.alerts = await asyncio.to_thread(
+                AlertService, config.alerting, self.state_dir / "outbox.db", self.tz,
+                self._clock,
+            )
+            await asyncio.to_thread(self.alerts.restore)
+        except (OSError, sqlite3.Error) as exc:
+            raise CommsmonError(
+                f"cannot use the state directory {self.state_dir.resolve()}: {exc}"
+                " (set state_dir, or run where it is writable)"
+            ) from exc
         app = build_app(self._registry, lambda: self.snapshot, FleetExposition(config),
                         self._clock)
         token = config.http.token.get_secret_value() if config.http.token else None
