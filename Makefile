@@ -3,7 +3,7 @@
 #   make test   install, then lint, type-check and run every test
 VENV ?= .venv
 PYTHON ?= python3
-DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager \
+DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd \
 	python3-venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
