@@ -1,0 +1,212 @@
+"""Detection latency: a village's devices stop -> the critical webhook is received.
+
+The real pieces on loopback: Mosquitto, the simulated fleet of the demo
+inventory (snmpsim behind cuttable UDP links, MQTT devices), the daemon as a
+child process, and a recording webhook receiver routed for critical alerts.
+Once every polled device is up, each trial takes every device of one village
+down (v01 .. v14 in turn, but see below), times the arrival of the firing notification whose
+``groupLabels.site`` names that village, brings the village back and waits for
+the resolved notification before the next trial.
+
+Villages with a device seen only through a keeper's check-ins (v04 and v10's
+handheld satellite phones, v07's PDT handset) are left out of the rotation:
+the fleet cannot take such a device down, its channel stays ``unknown`` and
+commsmon rightly never calls the village isolated (the rule's verdict is
+"don't know", not "isolated"), so no firing notification would ever come.
+
+The second isolation of a village is never notified by the same daemon
+(commsmon bug, found by this script): once a group's resolution is sent the
+dispatcher forgets the group, its ``seq`` starts again at 0, the new firing
+notification gets the key ``hook/site:v01/0`` again, and the outbox's
+``INSERT OR IGNORE`` on (key, receiver) drops it as already delivered.  So
+each time the rotation comes back to a village the daemon is restarted on an
+empty state directory; ``--same-daemon`` keeps one daemon and shows the loss
+(the trial times out).
+
+The peer is the configuration's own bound: ``down_after`` (3) failed polls at
+most ``interval`` apart after the cut, the last one ending ``timeout`` later,
+then ``for`` of ``site_isolated``, then ``group_wait``, plus one evaluation
+period (1 s): 3·I + timeout + F + G + 1.  The target (province-scale issue) is
+median <= bound + 1 s.
+
+Writes bench/results/latency.json.
+Run: .venv/bin/python bench/latency.py [--trials 20] [--interval 2] [--for 2] [--group-wait 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from commsmon.config import load_config  # noqa: E402
+from commsmon.sim.broker import Mosquitto  # noqa: E402
+from commsmon.sim.fleet import SimFleet  # noqa: E402
+from tests.fleetharness import DaemonProcess, value, write_config  # noqa: E402
+from tests.receiverharness import Received, RecordingReceiver  # noqa: E402
+
+VILLAGES = [f"v{n:02d}" for n in range(1, 15)]
+DOWN_AFTER = 3  # the demo's defaults.down_after
+EVALUATE_EVERY = 1.0  # commsmon.daemon.EVALUATE_EVERY
+RULE = "site_isolated"
+
+
+def alerting(hook: str, rule_for: float, group_wait: float) -> dict[str, Any]:
+    return {
+        "group_wait": group_wait, "group_interval": 2, "repeat_interval": 3600,
+        "rules": {RULE: {"for": rule_for}},
+        "receivers": [{"name": "hook", "type": "webhook", "url": hook, "language": "en"}],
+        "routes": [{"match": {"severity": ["critical"]}, "receivers": ["hook"]}],
+    }
+
+
+def bound(interval: float, timeout: float, rule_for: float, group_wait: float) -> float:
+    return DOWN_AFTER * interval + timeout + rule_for + group_wait + EVALUATE_EVERY
+
+
+def _note(r: RecordingReceiver, since: int, site: str, status: str) -> Received | None:
+    """The first notification about ``site`` with ``status`` accepted after index ``since``."""
+    for req in r.accepted[since:]:
+        body = req.body
+        if body.get("groupLabels", {}).get("site") != site or body.get("status") != status:
+            continue
+        if status == "firing" and not any(
+                a.get("labels", {}).get("alertname") == RULE for a in body.get("alerts", [])):
+            continue
+        return req
+    return None
+
+
+async def _wait_note(r: RecordingReceiver, since: int, site: str, status: str,
+                     daemon: DaemonProcess, within: float) -> Received:
+    deadline = time.monotonic() + within
+    while (got := _note(r, since, site, status)) is None:
+        if daemon.proc.poll() is not None:
+            raise SystemExit(f"daemon exited {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {status} notification for {site} within {within} s\n"
+                             f"{daemon.log()[-3000:]}")
+        await asyncio.sleep(0.05)
+    return got
+
+
+async def _trial(fleet: SimFleet, hook: RecordingReceiver, daemon: DaemonProcess,
+                 site: str, n: int) -> dict[str, Any]:
+    since = len(hook.accepted)
+    devices = fleet.site_devices(site)
+    cut = time.time()
+    fleet.take_down(devices)
+    firing = await _wait_note(hook, since, site, "firing", daemon, 60)
+    latency = firing.at - cut
+    since = hook.accepted.index(firing) + 1
+    back = time.time()
+    fleet.bring_up(devices)
+    resolved = await _wait_note(hook, since, site, "resolved", daemon, 60)
+    print(f"trial {n:2d} {site}: firing after {latency:5.2f} s, "
+          f"resolved after {resolved.at - back:5.2f} s", flush=True)
+    return {"site": site, "devices": len(devices), "latency_s": round(latency, 3),
+            "resolved_after_s": round(resolved.at - back, 3)}
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    hook = RecordingReceiver()
+    url = await hook.start()
+    try:
+        async with Mosquitto() as broker:
+            path, port = write_config(
+                tmp, mqtt_port=broker.port, interval=args.interval, timeout=args.timeout,
+                alerting=alerting(url, args.rule_for, args.group_wait))
+            config = load_config(path)
+            inventory = config.inventory()
+            polled = [d.id for d in inventory.devices.values() if d.source != "checkin"]
+            hand = {site.id for site, d in config.devices()
+                    if inventory.devices[d.id].source == "checkin"}
+            sites = [v for v in VILLAGES if v not in hand]
+            print(f"rotating over {', '.join(sites)}; left out (check-in devices): "
+                  f"{', '.join(sorted(hand)) or 'none'}", flush=True)
+            trials: list[dict[str, Any]] = []
+            async with SimFleet(config, telemetry_period=1.0) as fleet:
+                daemons = 0
+                while len(trials) < args.trials:
+                    # A fresh daemon and state directory each time the rotation comes back
+                    # to a village (unless --same-daemon): see the module docstring.
+                    round_trials = (args.trials - len(trials) if args.same_daemon
+                                    else min(len(sites), args.trials - len(trials)))
+                    shutil.rmtree(tmp / "state", ignore_errors=True)
+                    daemon = DaemonProcess(path, port, tmp / "daemon.log")
+                    daemons += 1
+                    try:
+                        took = await daemon.wait_for(
+                            "every polled device up",
+                            lambda s: all(value(s, "commsmon_device_up", device=d) == 1
+                                          for d in polled),
+                            within=60)
+                        print(f"daemon {daemons}: {len(polled)} polled devices up after "
+                              f"{took:.1f} s", flush=True)
+                        for _ in range(round_trials):
+                            trials.append(await _trial(
+                                fleet, hook, daemon, sites[len(trials) % len(sites)],
+                                len(trials) + 1))
+                    finally:
+                        rc = daemon.stop()
+                        if rc != 0:
+                            print(f"daemon exited {rc}", file=sys.stderr)
+    finally:
+        await hook.close()
+    return {"polled_devices": len(polled), "notifications": len(hook.accepted),
+            "sites": sites, "left_out": sorted(hand), "daemons": daemons, "trials": trials}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--interval", type=float, default=2.0, help="SNMP poll interval I, s")
+    p.add_argument("--timeout", type=float, default=0.5, help="SNMP timeout, s")
+    p.add_argument("--for", dest="rule_for", type=float, default=2.0,
+                   help=f"{RULE} for F, s")
+    p.add_argument("--group-wait", type=float, default=1.0, help="group_wait G, s")
+    p.add_argument("--same-daemon", action="store_true",
+                   help="one daemon for every trial: shows the lost repeat notification")
+    args = p.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="commsmon-latency-") as d:
+        result = asyncio.run(run(args, Path(d)))
+
+    latencies = [t["latency_s"] for t in result["trials"]]
+    median, worst = statistics.median(latencies), max(latencies)
+    limit = bound(args.interval, args.timeout, args.rule_for, args.group_wait)
+    met = median <= limit + 1.0
+    print()
+    print(f"village down -> webhook (I={args.interval:g} s, timeout={args.timeout:g} s, "
+          f"down_after={DOWN_AFTER}, for={args.rule_for:g} s, group_wait={args.group_wait:g} s)")
+    print("| trials | median s | max s | bound s | median/bound |")
+    print("|---|---|---|---|---|")
+    print(f"| {len(latencies)} | {median:.2f} | {worst:.2f} | {limit:.2f} | "
+          f"{median / limit:.2f} |")
+    print(f"target median <= bound + 1 s ({limit + 1:.2f} s): {'met' if met else 'NOT met'}")
+
+    out = ROOT / "bench" / "results" / "latency.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "interval_s": args.interval, "timeout_s": args.timeout, "down_after": DOWN_AFTER,
+        "for_s": args.rule_for, "group_wait_s": args.group_wait,
+        "evaluate_every_s": EVALUATE_EVERY, "bound_s": limit,
+        "median_s": median, "max_s": worst, "min_s": min(latencies),
+        "median_over_bound": round(median / limit, 3), "target_s": limit + 1.0,
+        "target_met": met, **result,
+    }, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
