@@ -100,7 +100,6 @@ class _GroupState:
     alerts: dict[str, Alert] = field(default_factory=dict)
     last_sent: float | None = None
     changed_since: float | None = None
-    seq: int = 0
 
 
 def site_context(snap: Snapshot, site_id: str) -> SiteContext | None:
@@ -148,6 +147,9 @@ class Dispatcher:
         self._changes: dict[str, list[float]] = {}
         self._firing: set[str] = set()
         self._ended: dict[str, Alert] = {}
+        # Notification numbers per (receiver, group), kept when a quiet group is
+        # forgotten: a key must never repeat, or the outbox takes it for a re-send.
+        self._seq: dict[tuple[str, str], int] = {}
 
     def receivers_for(self, labels: Mapping[str, str]) -> tuple[str, ...]:
         """Receivers an alert with ``labels`` goes to."""
@@ -257,7 +259,7 @@ class Dispatcher:
         ]
         shown_alerts = sorted((state.alerts[fp] for fp in effective), key=_order)
         note = Notification(
-            key=f"{receiver}/{group}/{state.seq}",
+            key=f"{receiver}/{group}/{self._seq.get((receiver, group), 0)}",
             receiver=receiver,
             group=group,
             status="firing" if shown_alerts else "resolved",
@@ -271,7 +273,7 @@ class Dispatcher:
         state.alerts = {fp: state.alerts[fp] for fp in effective}
         state.last_sent = now
         state.changed_since = None
-        state.seq += 1
+        self._seq[(receiver, group)] = self._seq.get((receiver, group), 0) + 1
         return note
 
     def dump(self) -> dict[str, Any]:
@@ -280,9 +282,10 @@ class Dispatcher:
             "groups": [
                 {"receiver": r, "group": g, "sent": sorted(s.sent),
                  "alerts": [_alert_dict(a) for a in s.alerts.values()],
-                 "last_sent": s.last_sent, "changed_since": s.changed_since, "seq": s.seq}
+                 "last_sent": s.last_sent, "changed_since": s.changed_since}
                 for (r, g), s in self._groups.items()
             ],
+            "seq": [[r, g, n] for (r, g), n in self._seq.items()],
             "changes": self._changes,
             "firing": sorted(self._firing),
             "ended": [_alert_dict(a) for a in self._ended.values()],
@@ -295,8 +298,9 @@ class Dispatcher:
             alerts = [_alert_from(a) for a in g["alerts"]]
             self._groups[(g["receiver"], g["group"])] = _GroupState(
                 set(g["sent"]), {a.fingerprint: a for a in alerts}, g["last_sent"],
-                g["changed_since"], g["seq"],
+                g["changed_since"],
             )
+        self._seq = {(r, g): int(n) for r, g, n in data.get("seq", [])}
         self._changes = {k: list(v) for k, v in data.get("changes", {}).items()}
         self._firing = set(data.get("firing", []))
         self._ended = {a.fingerprint: a for a in map(_alert_from, data.get("ended", []))}

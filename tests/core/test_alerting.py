@@ -213,3 +213,23 @@ def test_routes_union_and_default() -> None:
                    ["log"], {})
     assert d.receivers_for({"severity": "critical", "site": "v1"}) == ("a", "b")
     assert d.receivers_for({"severity": "warning", "site": "v2"}) == ("log",)
+
+
+def test_second_isolation_gets_a_new_key() -> None:
+    """After a resolution the group is forgotten, but its notification keys never repeat:
+    the outbox would take a repeated key for a re-send and drop the news."""
+    h = Harness()
+    for _ in range(3):
+        h.run(2, ALL)
+        h.observe("router", False)
+        h.observe("sat", False)
+        h.run(300, {"rpt": 1, "router2": 1})
+        h.run(400, ALL)
+    pager = h.to("pager")
+    assert [n.status for n in pager] == ["firing", "resolved"] * 3
+    keys = [n.key for n in pager]
+    assert len(keys) == len(set(keys)), keys
+    # and across a restart of the dispatcher's memory
+    d = Dispatcher([], ["x"], {})
+    d.load(h.dispatcher.dump())
+    assert d.dump()["seq"] == h.dispatcher.dump()["seq"]

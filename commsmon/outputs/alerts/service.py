@@ -106,16 +106,20 @@ class AlertService:
             engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
 
-            def persist() -> None:
-                for note in notes:
-                    self.outbox.add(note, snap.at)
+            def persist() -> list[bool]:
+                added = [self.outbox.add(note, snap.at) for note in notes]
                 self.outbox.put_state("engine", engine)
                 self.outbox.put_state("dispatcher", dispatcher)
+                return added
 
-            await asyncio.to_thread(persist)
-        for note in notes:
-            log.info("notification queued", receiver=note.receiver, group=note.group,
-                     status=note.status, alerts=[a.rule for a in note.alerts], key=note.key)
+            added = await asyncio.to_thread(persist)
+        for note, new in zip(notes, added, strict=True):
+            # A key already in the outbox is a re-decision after a crash (same news)...
+            # or a bug; either way it is not sent twice, and it is said.
+            log.log(20 if new else 30, "notification queued" if new else
+                    "notification key already in the outbox; not sent again",
+                    receiver=note.receiver, group=note.group, status=note.status,
+                    alerts=[a.rule for a in note.alerts], key=note.key)
         if notes:
             self.deliverer.wake()
         return len(notes)
