@@ -69,11 +69,14 @@ class ChannelStatus:
         state: ``up`` if a provider and everything it depends on work;
             ``down`` if every provider is known to fail; else ``unknown``.
         providers: ids of the site's devices that provide it.
+        checkin_only: unknown only through devices seen by check-ins alone
+            (handhelds), which the monitor could never see: no sign it is blind.
     """
 
     channel: ChannelName
     state: State
     providers: tuple[str, ...]
+    checkin_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,13 +370,16 @@ def _channels(
     result: dict[ChannelName, ChannelStatus] = {}
     for channel, provs in providers.items():
         states = [_provider_state(p, devices) for p in provs]
+        unknown = [p for p, st in zip(provs, states, strict=True) if st is State.UNKNOWN]
         if State.UP in states:
             state = State.UP
-        elif State.UNKNOWN in states:
+        elif unknown:
             state = State.UNKNOWN
         else:
             state = State.DOWN
-        result[channel] = ChannelStatus(channel, state, tuple(p.device.id for p in provs))
+        checkin_only = bool(unknown) and all(p.device.source == "checkin" for p in unknown)
+        result[channel] = ChannelStatus(
+            channel, state, tuple(p.device.id for p in provs), checkin_only)
     return result
 
 
@@ -388,6 +394,7 @@ def _provider_state(p: DeviceStatus, devices: Mapping[str, DeviceStatus]) -> Sta
 
 
 def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) -> State:
+    channels = list(channels)
     states = [c.state for c in channels] or [m.state for m in members]
     if not states:
         return State.UNKNOWN
@@ -396,4 +403,9 @@ def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) 
         return State.DEGRADED if State.DEGRADED in states else State.UP
     if any(working):
         return State.DEGRADED
-    return State.UNKNOWN if State.UNKNOWN in states else State.DOWN
+    # No channel works.  A channel unknown only because its handhelds have no fresh
+    # check-in is no sign the monitor is blind: the village counts as isolated.
+    blind = [c for c in channels if c.state is State.UNKNOWN and not c.checkin_only]
+    if blind or (not channels and State.UNKNOWN in states):
+        return State.UNKNOWN
+    return State.DOWN

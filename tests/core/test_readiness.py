@@ -204,3 +204,18 @@ def test_failed_checkin_takes_device_down() -> None:
     hand = fleet.evaluate(T0 + 1).devices["hand"]
     assert hand.state is State.DOWN
     assert hand.reason == "check-in failed: no satellite"
+
+
+def test_village_with_only_a_stale_handheld_left_is_isolated() -> None:
+    """Every polled channel down, the handheld's check-in stale: no channel works, so the
+    village is isolated — an unobservable handheld is no sign the monitor is blind."""
+    fleet = Fleet(_inventory(), T0)
+    fleet.set_source("mqtt", True, T0)
+    for d in ("router", "pdt", "sat"):
+        fleet.observe(Observation(d, T0, False, conclusive=True))
+    for i in range(3):
+        fleet.observe(Observation("router", T0 + i, False))
+    snap = fleet.evaluate(T0 + 5)
+    assert snap.devices["hand"].state is State.UNKNOWN
+    assert snap.sites["v"].reachable is False
+    assert snap.sites["v"].channels["satellite"].state is State.UNKNOWN
