@@ -9,6 +9,7 @@ can go straight to it.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -448,6 +449,9 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     data = _read_yaml(path)
     problems: list[str] = []
+    _resolve_references(data, path, problems)
+    if problems:
+        raise ConfigError(problems)
     config = _validate(Config, data, path, problems)
     if config is None:
         raise ConfigError(problems)
@@ -473,6 +477,52 @@ def _read_yaml(path: Path) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
+
+
+_REFERENCE = re.compile(r"\$\{(env|file|credential):([^}]+)\}")
+
+
+def _resolve_references(root: Any, path: Path, problems: list[str]) -> None:
+    """Replace ``${env:NAME}``, ``${file:/path}`` and ``${credential:name}`` (systemd's
+    ``$CREDENTIALS_DIRECTORY``) in string values, in place, so secrets need not be
+    inline.  The values are never logged; a missing one is a located problem."""
+
+    def walk(node: Any, loc: tuple[str | int, ...]) -> None:
+        items: list[tuple[Any, Any]]
+        if isinstance(node, CommentedMap):
+            items = list(node.items())
+        elif isinstance(node, CommentedSeq):
+            items = list(enumerate(node))
+        else:
+            return
+        for key, value in items:
+            here = (*loc, key)
+            if isinstance(value, str) and "${" in value:
+                try:
+                    node[key] = _REFERENCE.sub(_dereference, value)
+                except LookupError as exc:
+                    problems.append(f"{path}:{_line(root, here)}: {_dotted(here)}: {exc.args[0]}")
+            else:
+                walk(value, here)
+
+    walk(root, ())
+
+
+def _dereference(match: re.Match[str]) -> str:
+    kind, name = match.group(1), match.group(2).strip()
+    if kind == "env":
+        if name not in os.environ:
+            raise LookupError(f"environment variable {name} is not set")
+        return os.environ[name]
+    if kind == "credential":
+        directory = os.environ.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise LookupError(f"credential {name}: no $CREDENTIALS_DIRECTORY (LoadCredential=)")
+        name = str(Path(directory) / name)
+    try:
+        return Path(name).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise LookupError(f"cannot read secret file {name}: {exc.strerror}") from None
 
 
 def _validate(model: type[_M], data: Any, path: Path, problems: list[str]) -> _M | None:

@@ -133,3 +133,37 @@ def test_missing_profiles_dir_is_one_located_error(tmp_path: Path) -> None:
         load_config(path)
     (problem,) = exc.value.problems
     assert problem.startswith(f"{path}:{_line_of(path, 'profiles_dir')}: profiles_dir: directory")
+
+
+def test_secret_references_are_resolved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """${env:...}, ${file:...} and ${credential:...} fill secrets; they are never inline."""
+    (tmp_path / "token").write_text("file-token\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "community").write_text("cred-community")
+    monkeypatch.setenv("COMMSMON_TEST_SECRET", "env-secret")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    path = _broken(tmp_path, "  token: demo-token", f"  token: ${{file:{tmp_path / 'token'}}}")
+    text = path.read_text(encoding="utf-8")
+    text = text.replace("community: v01-router}", "community: \"${credential:community}\"}", 1)
+    text = text.replace("client_id: commsmon-demo", "client_id: ${env:COMMSMON_TEST_SECRET}", 1)
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path)
+    assert config.http.token is not None
+    assert config.http.token.get_secret_value() == "file-token"
+    assert config.mqtt is not None and config.mqtt.client_id == "env-secret"
+    router = next(d for _, d in config.devices() if d.id == "v01-router")
+    assert router.snmp is not None and router.snmp.community is not None
+    assert router.snmp.community.get_secret_value() == "cred-community"
+    assert "file-token" not in repr(config)
+
+
+def test_missing_secret_is_located(tmp_path: Path) -> None:
+    """An unset variable or unreadable file names file, line and field."""
+    path = _broken(tmp_path, "  token: demo-token", "  token: ${env:COMMSMON_NOT_SET_ANYWHERE}")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    line = _line_of(path, "COMMSMON_NOT_SET_ANYWHERE")
+    assert problem == (f"{path}:{line}: http.token: environment variable "
+                       "COMMSMON_NOT_SET_ANYWHERE is not set")
