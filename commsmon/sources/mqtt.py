@@ -14,7 +14,7 @@ import asyncio
 import json
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -110,7 +110,7 @@ class MqttSource:
         failures = 0
         while True:
             try:
-                await self._session()
+                await _cancellable(self._session())
             except aiomqtt.MqttError as exc:
                 MQTT_CONNECTED.set(0)
                 self._on_link(False)
@@ -230,6 +230,23 @@ class MqttSource:
             log.warning("mqtt message rejected", device=route.device, reason=reason,
                         detail=detail)
         return None
+
+
+async def _cancellable(coro: Coroutine[Any, Any, None]) -> None:
+    """Await ``coro`` in its own task so that our cancel always ends the wait.
+
+    aiomqtt 2.5 waits with ``asyncio.wait_for``, which on Python 3.11 can swallow a
+    cancel that lands just as its wait ends; a daemon asked to stop would then keep
+    running until systemd kills it.  Shielded, our task leaves at once and the
+    session task gets its own cancel and two seconds to go.
+    """
+    session = asyncio.ensure_future(coro)
+    try:
+        await asyncio.shield(session)
+    except asyncio.CancelledError:
+        session.cancel()
+        await asyncio.wait([session], timeout=2.0)
+        raise
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
