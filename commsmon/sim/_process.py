@@ -1,4 +1,5 @@
-"""Child processes of the simulated fleet (mosquitto, snmpsim): stop them, never orphan them."""
+"""Lifecycles in the simulated fleet: ``async with`` for start/close, and child
+processes (mosquitto, snmpsim) that are stopped and never orphaned."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import contextlib
 import os
 import signal
 import weakref
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
-__all__ = ["Reaper", "stop_process"]
+__all__ = ["Reaper", "Service", "stop_process"]
 
 Process = asyncio.subprocess.Process
 
@@ -28,6 +30,35 @@ async def stop_process(proc: Process | None, *, kill: bool = False, grace: float
     except TimeoutError:
         proc.kill()
         await proc.wait()
+
+
+class Service:
+    """``start()`` and ``close()`` as an async context manager; a start that fails
+    closes whatever it had opened before the error goes on."""
+
+    async def start(self) -> None:
+        """Start serving."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Stop and release everything."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 class Reaper:

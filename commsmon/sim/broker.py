@@ -17,10 +17,9 @@ import socket
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 from commsmon.errors import CommsmonError
-from commsmon.sim._process import Reaper, stop_process
+from commsmon.sim._process import Reaper, Service, stop_process
 
 __all__ = ["HOST", "BrokerError", "Mosquitto", "find_mosquitto"]
 
@@ -74,7 +73,7 @@ def _config(port: int, log_file: Path) -> str:
     )
 
 
-class Mosquitto:
+class Mosquitto(Service):
     """A mosquitto broker on 127.0.0.1, in a temp dir of its own.
 
     Usage::
@@ -114,22 +113,6 @@ class Mosquitto:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
-
-    async def __aenter__(self) -> Mosquitto:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Start mosquitto (again, on the same port) and wait until it listens.

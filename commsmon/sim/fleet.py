@@ -28,9 +28,9 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 from commsmon.config import Config
+from commsmon.sim._process import Service
 from commsmon.sim.links import LinkSet
 from commsmon.sim.mqttdevices import GensetModel, SimMqttDevice, telemetry_for
 from commsmon.sim.snmpagents import SnmprecValue, SnmpSimulator
@@ -83,7 +83,7 @@ class _MainsCut:
     ticker: asyncio.Task[None] | None = None
 
 
-class SimFleet:
+class SimFleet(Service):
     """Serves the devices of ``config`` on 127.0.0.1 until closed.
 
     Args:
@@ -192,18 +192,6 @@ class SimFleet:
                 await task
         await self.links.close()
         await self.agents.close()
-
-    async def __aenter__(self) -> SimFleet:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def site_devices(self, site: str) -> list[str]:
         """Ids of the devices of ``site``."""

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, cast
 
+from commsmon.sim._process import Service
+
 __all__ = ["HOST", "Address", "LinkSet", "UdpLink"]
 
 HOST = "127.0.0.1"
@@ -53,7 +55,7 @@ class _Session:
         self.last_used = time.monotonic()
 
 
-class UdpLink(asyncio.DatagramProtocol):
+class UdpLink(Service, asyncio.DatagramProtocol):
     """A UDP relay from 127.0.0.1:``port`` to ``upstream`` that can be cut.
 
     Each client address gets its own upstream socket, so replies go back to
@@ -146,18 +148,6 @@ class UdpLink(asyncio.DatagramProtocol):
         if self._transport is not None:
             self._transport.close()
             self._transport = None
-
-    async def __aenter__(self) -> UdpLink:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # client -> upstream
 

@@ -76,11 +76,10 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from commsmon.errors import CommsmonError
-from commsmon.sim._process import Reaper, stop_process
+from commsmon.sim._process import Reaper, Service, stop_process
 
 __all__ = [
     "HOST",
@@ -108,7 +107,7 @@ class SnmpSimulatorError(CommsmonError):
     """snmpsim is missing, would not start, or a device or recording is unknown."""
 
 
-class SnmpSimulator:
+class SnmpSimulator(Service):
     """One snmpsim process serving one community per simulated device.
 
     Usage::
@@ -186,22 +185,6 @@ class SnmpSimulator:
         if community not in self._devices:
             raise KeyError(community)
         return self.data_dir / f"{community}.snmprec"
-
-    async def __aenter__(self) -> SnmpSimulator:
-        try:
-            await self.start()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def start(self) -> None:
         """Start snmpsim (again, on the same port) and wait until it answers.
