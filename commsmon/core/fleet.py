@@ -47,6 +47,8 @@ class DeviceStatus:
         seconds: seconds spent in each state since the daemon started.
         endurance: how long it keeps power if mains is lost now.
         checkin: its latest check-in, if any.
+        checkin_stale: a device seen only by check-ins whose last one is
+            missing or older than its validity.
     """
 
     device: Device
@@ -58,6 +60,7 @@ class DeviceStatus:
     seconds: Mapping[State, float]
     endurance: Endurance | None = None
     checkin: CheckIn | None = None
+    checkin_stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +247,8 @@ class Fleet:
                     self.inventory, d, power, state_of.__getitem__, readings_of.__getitem__
                 ),
                 checkin=self.checkins.get(d),
+                checkin_stale=tracker.device.source == "checkin"
+                and self._stale_checkin(tracker.device) is not None,
             )
         since_of = {d: s.since for d, s in devices.items()}
         facts = {

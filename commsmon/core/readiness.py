@@ -51,12 +51,15 @@ class ChannelOutlook:
         survives: it certainly lasts the target.
         endurance: how long it lasts, ``None`` when lost at once.
         reason: why it does not survive, ``None`` when it does.
+        unknown: it fails for want of knowledge (a device in the chain is
+            ``unknown``, or its endurance is), not for a known fault.
     """
 
     channel: ChannelName
     survives: bool
     endurance: Endurance | None
     reason: str | None
+    unknown: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class ScenarioResult:
             if unbounded); ``None`` when no channel works or it is unknown.
         channels: every channel's outlook.
         reason: what fails and why, in words; empty when every channel survives.
+        unknown: some channel fails for want of knowledge rather than a known fault.
     """
 
     scenario: str
@@ -81,6 +85,7 @@ class ScenarioResult:
     endurance_hours: float | None
     channels: tuple[ChannelOutlook, ...]
     reason: str
+    unknown: bool = False
 
 
 def evaluate_scenarios(
@@ -135,9 +140,11 @@ def _channel(
         return ChannelOutlook(channel, False, None, f"{channel}: lost with the public network")
     best: Endurance | None = None
     problems: list[str] = []
+    unknown = False
     for provider in devices:
         chain = [provider, *(inv.devices[d] for d in provider.depends_on)]
         broken = [d for d in chain if state(d.id) not in WORKING]
+        unknown = unknown or any(state(d.id) is State.UNKNOWN for d in broken)
         if broken:
             problems.extend(_not_working(d, state(d.id), since.get(d.id), tz) for d in broken)
             continue
@@ -153,13 +160,15 @@ def _channel(
         if best is None or endurance.lower > best.lower:
             best = endurance
     if best is None:
-        return ChannelOutlook(channel, False, None, f"{channel}: " + "; ".join(problems))
+        return ChannelOutlook(channel, False, None, f"{channel}: " + "; ".join(problems),
+                              unknown)
     if best.at_least(target):
         return ChannelOutlook(channel, True, best, None)
     if best.hours is None:
         what = ", ".join(best.missing) or "unknown"
         known = f" (at least {best.lower:.1f} h)" if best.lower > 0 else ""
-        return ChannelOutlook(channel, False, best, f"{channel}: endurance unknown{known}: {what}")
+        return ChannelOutlook(channel, False, best,
+                              f"{channel}: endurance unknown{known}: {what}", True)
     stages = " + ".join(best.parts) or "no backup power"
     reason = f"{channel}: {stages} < {target:g} h target"
     return ChannelOutlook(channel, False, best, reason)
@@ -188,4 +197,4 @@ def _summarise(
         reasons = ["no channel to the command centre configured"]
     reason = f"{scenario}: " + "; ".join(reasons) if reasons else ""
     return ScenarioResult(scenario, bool(surviving), target, surviving, endurance, outlooks,
-                          reason)
+                          reason, any(o.unknown for o in outlooks))

@@ -194,7 +194,7 @@ def _site_candidates(s: SiteStatus, cut_off: bool) -> Iterator[_Candidate]:
         yield _Candidate("site_channel_lost", {**site, "channel": name}, verdict,
                          {"providers": ", ".join(channel.providers)})
     for scenario, result in s.scenarios.items():
-        unknown = "unknown" in result.reason and not result.ready
+        unknown = result.unknown and not result.ready
         yield _Candidate(
             "scenario_not_ready", {**site, "scenario": scenario},
             None if cut_off or (unknown and s.state is State.UNKNOWN) else not result.ready,
@@ -238,7 +238,7 @@ def _device_candidates(d: DeviceStatus, cut_off: bool) -> Iterator[_Candidate]:
                      facts)
     if dev.source == "checkin":
         stale: Verdict = None
-        if d.state is State.UNKNOWN and d.reason and "check-in" in d.reason:
+        if d.state is State.UNKNOWN and d.checkin_stale:
             stale = True
         elif d.state is not State.UNKNOWN:
             stale = False
