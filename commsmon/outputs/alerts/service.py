@@ -42,16 +42,16 @@ def build_receiver(spec: ReceiverSpec, tz: tzinfo) -> Receiver:
     """A receiver from its configuration."""
     url = spec.url.get_secret_value()
     secret = spec.secret.get_secret_value() if spec.secret else None
-    common = {"name": spec.name, "timeout": spec.timeout, "tz": tz}
+    name, timeout = spec.name, spec.timeout
     if spec.type == "webhook":
-        return WebhookReceiver(url, **common)  # type: ignore[arg-type]
+        return WebhookReceiver(url, name=name, timeout=timeout, tz=tz)
     if spec.type == "alertmanager":
-        return AlertmanagerReceiver(url, **common)  # type: ignore[arg-type]
+        return AlertmanagerReceiver(url, name=name, timeout=timeout, tz=tz)
     if spec.type == "dingtalk":
-        return DingTalkReceiver(url, secret, **common)  # type: ignore[arg-type]
+        return DingTalkReceiver(url, secret, name=name, timeout=timeout, tz=tz)
     if spec.type == "wecom":
-        return WeComReceiver(url, **common)  # type: ignore[arg-type]
-    return FeishuReceiver(url, secret, **common)  # type: ignore[arg-type]
+        return WeComReceiver(url, name=name, timeout=timeout, tz=tz)
+    return FeishuReceiver(url, secret, name=name, timeout=timeout, tz=tz)
 
 
 class AlertService:
