@@ -108,7 +108,8 @@ async def report():
             if m.name == "commsmon_mqtt_messages":
                 for s in m.samples:
                     if s.name.endswith("_total"):
-                        results[s.labels["result"]] = s.value
+                        result = s.labels["result"]
+                        results[result] = results.get(result, 0) + s.value
         print("BENCH", json.dumps({**state, "results": results}), flush=True)
 
 async def main():

@@ -338,6 +338,27 @@ class HttpSpec(_Model):
     token: SecretStr | None = None
 
 
+class ShardSpec(_Model):
+    """This instance's place among several that split the inventory (DESIGN.md §7).
+
+    Attributes:
+        index: this instance's shard, 0 .. ``count``-1.
+        count: how many instances share the inventory; every one runs the
+            same configuration file with its own ``index``, ``http.port`` (if
+            on one host) and ``mqtt.client_id``, and the same
+            ``mqtt.share_group``.
+    """
+
+    index: Annotated[int, Field(ge=0)] = 0
+    count: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> ShardSpec:
+        if self.index >= self.count:
+            raise ValueError(f"index must be below count ({self.count})")
+        return self
+
+
 class Defaults(_Model):
     """Settings devices inherit."""
 
@@ -368,6 +389,7 @@ class Config(_Model):
     defaults: Defaults = Defaults()
     mqtt: MqttSpec | None = None
     http: HttpSpec = HttpSpec()
+    shard: ShardSpec = ShardSpec()
     alerting: AlertingSpec = AlertingSpec()
     profiles_dir: str = "profiles"
     sites: list[SiteSpec]
@@ -562,6 +584,9 @@ def _cross_check(
     kinds = {d.id: d.kind for _, d in config.devices()}
     parents = {d.id: d.parent for _, d in config.devices() if d.parent}
     seen: set[str] = set()
+    if config.shard.count > 1 and (config.mqtt is None or not config.mqtt.share_group):
+        # Instances hand each other observations over the broker, and must split telemetry.
+        yield _at(data, path, ("shard",), "several shards need 'mqtt' with a 'share_group'")
     for i, site in enumerate(config.sites):
         if site.id in site_ids:
             yield _at(data, path, ("sites", i, "id"), f"duplicate site id {site.id!r}")

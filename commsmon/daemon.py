@@ -23,6 +23,7 @@ from commsmon.config import Config
 from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
+from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation
 from commsmon.errors import CommsmonError
 from commsmon.log import LogOnce
@@ -72,7 +73,9 @@ class Daemon:
         self._registry = registry
         self._snmp_client = snmp_client
         self.tz = ZoneInfo(config.timezone)
-        self.fleet = Fleet(config.inventory(), clock(), self.tz)
+        self.plan = ShardPlan.build(config.inventory(), config.shard.index, config.shard.count)
+        self.fleet = Fleet(self.plan.inventory(config.inventory()), clock(), self.tz)
+        self._mqtt: MqttSource | None = None
         self.store: Store | None = None
         self.alerts: AlertService | None = None
         self._once = LogOnce()
@@ -85,9 +88,17 @@ class Daemon:
         self.ready = asyncio.Event()
 
     def observe(self, obs: Observation) -> None:
-        """Hand one observation to the core (the sources' sink)."""
+        """Hand one observation to this instance's core."""
         if not self.fleet.observe(obs):
             log.warning("observation for a device not in the inventory", device=obs.device)
+
+    def distribute(self, obs: Observation) -> None:
+        """Hand one observation to every shard that tracks its device (the sources' sink)."""
+        for shard in self.plan.destinations.get(obs.device, (self.plan.index,)):
+            if shard == self.plan.index:
+                self.observe(obs)
+            elif self._mqtt is not None:
+                self._mqtt.forward(shard, obs)
 
     @property
     def state_dir(self) -> Path:
@@ -108,8 +119,8 @@ class Daemon:
         return True
 
     async def declare(self, declaration: Declaration) -> bool:
-        """Persist, then apply a declared outage; ``False`` if the site is unknown."""
-        if declaration.site not in self.fleet.inventory.sites:
+        """Persist, then apply a declared outage; ``False`` if the site is not ours."""
+        if declaration.site not in self.plan.sites:
             return False
         if self.store is not None:
             await asyncio.to_thread(self.store.put_declaration, declaration)
@@ -131,6 +142,8 @@ class Daemon:
         return True
 
     def _checkin_from_mqtt(self, checkin: CheckIn) -> None:
+        if checkin.device in self.plan.destinations and not self.plan.tracks(checkin.device):
+            return  # another shard's device: that shard records it
         task = asyncio.create_task(self.record_checkin(checkin))
         self._pending.add(task)
         task.add_done_callback(self._checkin_done)
@@ -142,7 +155,7 @@ class Daemon:
 
     def evaluate(self) -> Snapshot:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
-        snap = self.fleet.evaluate(self._clock())
+        snap = self.plan.report(self.fleet.evaluate(self._clock()))
         previous, self.snapshot = self.snapshot, snap
         if previous is not None:
             _log_changes(previous, snap)
@@ -186,28 +199,36 @@ class Daemon:
             self.listening = [f"http://{h}:{p}" for h, p, *_ in runner.addresses]
             self.evaluate()
             async with asyncio.TaskGroup() as tg:
-                jobs = jobs_from_config(config)
+                inventory = self.fleet.inventory
+                jobs = [
+                    j for j in jobs_from_config(config)
+                    if j.device in inventory.devices and self.plan.owns(inventory.devices[j.device])
+                ]
                 poller = SnmpPoller(
                     self._snmp_client,
                     jobs,
-                    self.observe,
+                    self.distribute,
                     concurrency=config.defaults.snmp_concurrency,
                     clock=self._clock,
                 )
                 tg.create_task(poller.run(), name="snmp")
-                routes = routes_from_config(config)
+                routes = routes_from_config(config, self.plan)
                 if config.mqtt is not None and routes:
                     self.fleet.set_source("mqtt", False, self._clock())
-                    source = MqttSource(config.mqtt, routes, self.observe, self._on_mqtt_link,
-                                        on_checkin=self._checkin_from_mqtt, clock=self._clock)
-                    tg.create_task(source.run(), name="mqtt")
+                    self._mqtt = MqttSource(
+                        config.mqtt, routes, self.distribute, self._on_mqtt_link,
+                        on_checkin=self._checkin_from_mqtt, local_sink=self.observe,
+                        clock=self._clock,
+                    )
+                    tg.create_task(self._mqtt.run(), name="mqtt")
                 tg.create_task(self._evaluate_forever(), name="evaluate")
                 tg.create_task(self.alerts.deliverer.run(), name="delivery")
                 if (interval := watchdog_interval()) is not None:
                     tg.create_task(self._watchdog(interval), name="watchdog")
                 log.info(
                     "commsmon running",
-                    sites=len(config.sites),
+                    sites=len(self.plan.sites),
+                    shard=f"{self.plan.index}/{self.plan.count}",
                     devices=len(self.fleet.inventory.devices),
                     snmp_targets=len(jobs),
                     mqtt_topics=len(routes),

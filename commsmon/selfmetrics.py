@@ -15,6 +15,7 @@ __all__ = [
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
     "READING_ERRORS",
+    "SHARD_FORWARDED",
     "SNMP_DURATION",
     "SNMP_LATENESS",
     "SNMP_REQUESTS",
@@ -43,8 +44,15 @@ EVALUATION_DURATION = Histogram(
 )
 MQTT_MESSAGES = Counter(
     "commsmon_mqtt_messages",
-    "MQTT messages received by result: ok, unknown_topic, bad_payload, too_large, "
-    "not_object, bad_json, bad_checkin, dropped (internal queue full).",
+    "MQTT messages received by topic kind (status, telemetry, checkin, peer: an "
+    "observation from another shard; unrouted) and result: ok, unknown_topic, bad_payload, "
+    "too_large, not_object, bad_json, bad_checkin, dropped (internal queue full).",
+    ["kind", "result"],
+)
+SHARD_FORWARDED = Counter(
+    "commsmon_shard_forwarded",
+    "Observations handed to another shard over the broker, by result: sent, dropped "
+    "(outgoing queue full while the broker was away).",
     ["result"],
 )
 MQTT_CONNECTED = Gauge(

@@ -167,3 +167,20 @@ def test_missing_secret_is_located(tmp_path: Path) -> None:
     line = _line_of(path, "COMMSMON_NOT_SET_ANYWHERE")
     assert problem == (f"{path}:{line}: http.token: environment variable "
                        "COMMSMON_NOT_SET_ANYWHERE is not set")
+
+
+def test_shard_index_beyond_count_is_located(tmp_path: Path) -> None:
+    """shard.index must be below shard.count, and sharding needs a shared MQTT group."""
+    path = _broken(tmp_path / "a", "\nhttp:", "\nshard: {index: 3, count: 3}\nhttp:")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        f"{path}:{_line_of(path, 'shard:')}: shard: index must be below count (3)"
+    ]
+    path = _broken(tmp_path / "b", "\nhttp:", "\nshard: {index: 1, count: 3}\nhttp:")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        f"{path}:{_line_of(path, 'shard:')}: shard: several shards need 'mqtt' with a "
+        "'share_group'"
+    ]

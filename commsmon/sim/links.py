@@ -79,6 +79,7 @@ class UdpLink(Service, asyncio.DatagramProtocol):
         delay: reply delay in seconds.
         forwarded: datagrams relayed so far (both directions).
         dropped: datagrams dropped because the link was cut.
+        clients: every client address that has sent through the link.
 
     Raises:
         ValueError: the upstream host is not an IPv4 loopback address.
@@ -99,6 +100,7 @@ class UdpLink(Service, asyncio.DatagramProtocol):
         self.idle_timeout = idle_timeout
         self.forwarded = 0
         self.dropped = 0
+        self.clients: set[Address] = set()
         self._cut = False
         self._transport: asyncio.DatagramTransport | None = None
         self._sessions: dict[Any, _Session] = {}
@@ -175,6 +177,7 @@ class UdpLink(Service, asyncio.DatagramProtocol):
         sock.setblocking(False)
         sock.bind((HOST, 0))
         sock.connect(self.upstream)
+        self.clients.add(addr)
         session = self._sessions[addr] = _Session(sock)
         asyncio.get_running_loop().add_reader(sock.fileno(), self._upstream_readable, addr, sock)
         return session

@@ -11,6 +11,8 @@ and logged once, never fatal, never a new time series.
 from __future__ import annotations
 
 import asyncio
+import collections
+import itertools
 import json
 import random
 import time
@@ -23,9 +25,17 @@ import structlog
 from pydantic import ValidationError
 
 from commsmon.config import Config, MqttSpec, ReadingSpec
+from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
-from commsmon.selfmetrics import MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES, READING_ERRORS
+from commsmon.selfmetrics import (
+    MQTT_CONNECTED,
+    MQTT_CONNECTS,
+    MQTT_MESSAGES,
+    READING_ERRORS,
+    SHARD_FORWARDED,
+)
+from commsmon.sources import peers
 from commsmon.sources.checkins import CheckInBody
 from commsmon.sources.convert import DecodeError, decode_json_field
 
@@ -37,6 +47,7 @@ Sink = Callable[[Observation], None]
 LinkCallback = Callable[[bool], None]
 
 MAX_PAYLOAD = 256 * 1024  # bytes; a telemetry document is a few hundred
+_FORWARD_BATCH = 256  # observations published to other shards before awaiting their PUBACKs
 _FUTURE_SKEW = 300.0  # seconds a device clock may run ahead before we distrust it
 _ONLINE = {"online", "1", "true", "up"}
 _OFFLINE = {"offline", "0", "false", "down"}
@@ -48,30 +59,38 @@ class Route:
 
     Attributes:
         device: device id put on the observations.
-        kind: ``status`` (online/offline), ``telemetry`` (JSON object) or
-            ``checkin`` (a check-in body naming its own device).
+        kind: ``status`` (online/offline), ``telemetry`` (JSON object),
+            ``checkin`` (a check-in body naming its own device) or ``peer``
+            (an observation another shard forwards, :mod:`.peers`).
         readings: reading name -> spec, for telemetry.
     """
 
     device: str
-    kind: Literal["status", "telemetry", "checkin"]
+    kind: Literal["status", "telemetry", "checkin", "peer"]
     readings: Mapping[str, ReadingSpec]
 
 
-def routes_from_config(config: Config) -> dict[str, Route]:
-    """Topic -> route for every MQTT device's presence and telemetry topics."""
+def routes_from_config(config: Config, plan: ShardPlan | None = None) -> dict[str, Route]:
+    """Topic -> route for the MQTT topics this instance reads.
+
+    Presence is read by every shard that tracks the device (retained
+    messages never reach a shared subscription); telemetry of every device is
+    read through the shared subscription, whichever shard owns it.
+    """
     routes: dict[str, Route] = {}
     for site, device in config.devices():
         status, telemetry = config.topics(site, device)
         if device.profile is None:
             continue
         readings = config.profiles[device.profile].readings
-        if status:
+        if status and (plan is None or plan.tracks(device.id)):
             routes[status] = Route(device.id, "status", {})
         if telemetry:
             routes[telemetry] = Route(device.id, "telemetry", readings)
     if config.mqtt is not None:
         routes[config.mqtt.checkins] = Route("", "checkin", {})
+        if plan is not None and plan.count > 1:
+            routes[peers.inbox(config.mqtt.topic_prefix, plan.index)] = Route("", "peer", {})
     return routes
 
 
@@ -81,9 +100,12 @@ class MqttSource:
     Args:
         spec: broker settings.
         routes: topic -> route.
-        sink: receives each observation, in the event loop.
+        sink: receives each telemetry observation, in the event loop.
         on_link: called with True once subscribed, False when the session is lost.
         on_checkin: receives check-ins from the check-in topic.
+        local_sink: receives presence observations and those other shards
+            forward (each already went to every shard that needs it); ``sink``
+            unless given.
         clock: wall clock, epoch seconds (injected for tests).
     """
 
@@ -95,12 +117,17 @@ class MqttSource:
         on_link: LinkCallback,
         *,
         on_checkin: Callable[[CheckIn], None] | None = None,
+        local_sink: Sink | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._on_checkin = on_checkin
         self._spec = spec
         self._routes = dict(routes)
         self._sink = sink
+        self._local_sink = local_sink or sink
+        # Observations for other shards, kept across reconnects until the broker has them.
+        self._outgoing: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._outgoing_ready = asyncio.Event()
         self._on_link = on_link
         self._clock = clock
         self._once = LogOnce()
@@ -149,8 +176,44 @@ class MqttSource:
             log.info("mqtt subscribed", broker=f"{spec.host}:{spec.port}",
                      topics=len(self._routes))
             self._on_link(True)
-            async for message in client.messages:
-                self.handle(str(message.topic), message.payload)
+            publisher = asyncio.create_task(self._publish(client), name="mqtt-forward")
+            try:
+                async for message in client.messages:
+                    self.handle(str(message.topic), message.payload)
+            finally:
+                publisher.cancel()
+                await asyncio.wait([publisher])
+
+    def forward(self, shard: int, obs: Observation) -> None:
+        """Queue ``obs`` for shard ``shard``; sent QoS 1 as soon as the session allows."""
+        if len(self._outgoing) >= self._spec.queue_size:
+            SHARD_FORWARDED.labels("dropped").inc()
+            if self._once.first("forward", "full"):
+                log.error("observations for other shards dropped: broker away too long",
+                          queued=len(self._outgoing))
+            return
+        self._outgoing.append((peers.inbox(self._spec.topic_prefix, shard), peers.encode(obs)))
+        self._outgoing_ready.set()
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        """Send queued observations in batches; an item leaves the queue once acknowledged."""
+        while True:
+            await self._outgoing_ready.wait()
+            if not self._outgoing:
+                self._outgoing_ready.clear()
+                continue
+            batch = list(itertools.islice(self._outgoing, _FORWARD_BATCH))
+            try:
+                await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in batch))
+            except aiomqtt.MqttError:
+                # The session is going; the reader sees it too and reconnects.  What was
+                # not acknowledged stays queued and is sent again (at least once).
+                await asyncio.sleep(1.0)
+                continue
+            for _ in batch:
+                self._outgoing.popleft()
+            SHARD_FORWARDED.labels("sent").inc(len(batch))
+            self._once.clear("forward")
 
     def _subscription(self, topic: str) -> str:
         """Telemetry through a shared subscription when the instance is one of a group."""
@@ -163,7 +226,7 @@ class MqttSource:
         now = self._clock()
         route = self._routes.get(topic)
         if route is None:
-            MQTT_MESSAGES.labels("unknown_topic").inc()
+            MQTT_MESSAGES.labels("unrouted", "unknown_topic").inc()
             return None
         if not isinstance(payload, bytes | bytearray):
             payload = str(payload).encode() if payload is not None else b""
@@ -172,14 +235,23 @@ class MqttSource:
         if route.kind == "checkin":
             self._checkin(route, payload, now)
             return None
-        if route.kind == "status":
-            obs = self._presence(route, payload, now)
-        else:
+        if route.kind == "telemetry":
             obs = self._telemetry(route, payload, now)
+            sink = self._sink
+        else:
+            obs = self._presence(route, payload, now) if route.kind == "status" else \
+                self._peer(route, payload)
+            sink = self._local_sink
         if obs is not None:
-            MQTT_MESSAGES.labels("ok").inc()
-            self._sink(obs)
+            MQTT_MESSAGES.labels(route.kind, "ok").inc()
+            sink(obs)
         return obs
+
+    def _peer(self, route: Route, payload: bytes) -> Observation | None:
+        try:
+            return peers.decode(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            return self._reject(route, "bad_payload", str(exc)[:80])
 
     def _presence(self, route: Route, payload: bytes, now: float) -> Observation | None:
         word = payload.decode("utf-8", errors="replace").strip().lower()
@@ -220,12 +292,12 @@ class MqttSource:
             where = ".".join(str(p) for p in first["loc"]) or "body"
             self._reject(route, "bad_checkin", f"{where}: {first['msg']}")
             return
-        MQTT_MESSAGES.labels("ok").inc()
+        MQTT_MESSAGES.labels("checkin", "ok").inc()
         if self._on_checkin is not None:
             self._on_checkin(body.checkin(now))
 
     def _reject(self, route: Route, reason: str, detail: str) -> Observation | None:
-        MQTT_MESSAGES.labels(reason).inc()
+        MQTT_MESSAGES.labels(route.kind, reason).inc()
         if self._once.first((route.device, route.kind), reason):
             log.warning("mqtt message rejected", device=route.device, reason=reason,
                         detail=detail)
@@ -256,7 +328,7 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
         try:
             super().put_nowait(item)
         except asyncio.QueueFull:
-            MQTT_MESSAGES.labels("dropped").inc()
+            MQTT_MESSAGES.labels("unrouted", "dropped").inc()
             raise
 
 

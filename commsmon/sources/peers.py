@@ -1,0 +1,60 @@
+"""Observations handed between shards over the broker (DESIGN.md §7).
+
+One compact JSON object per observation on ``<topic_prefix>/_shard/<index>``,
+QoS 1, read by that shard's persistent session:
+``{"d": device, "t": epoch s, "ok": bool, "r": {reading: value}, "c": bool, "e": text}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from commsmon.core.types import Observation, Reading
+
+__all__ = ["decode", "encode", "inbox"]
+
+
+def inbox(topic_prefix: str, shard: int) -> str:
+    """The topic shard ``shard`` reads its peers' observations from."""
+    return f"{topic_prefix}/_shard/{shard}"
+
+
+def encode(obs: Observation) -> bytes:
+    """``obs`` as the compact JSON above (non-finite readings are left out)."""
+    readings = {
+        k: v for k, v in obs.readings.items() if not isinstance(v, float) or math.isfinite(v)
+    }
+    body: dict[str, Any] = {"d": obs.device, "t": obs.at, "ok": obs.reachable, "r": readings}
+    if obs.conclusive:
+        body["c"] = True
+    if obs.error:
+        body["e"] = obs.error
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def decode(payload: bytes) -> Observation:
+    """The observation in ``payload``.
+
+    Raises:
+        ValueError: not the JSON object :func:`encode` writes.
+    """
+    body = json.loads(payload)
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    device, at, ok, readings = body.get("d"), body.get("t"), body.get("ok"), body.get("r", {})
+    if not isinstance(device, str) or not isinstance(ok, bool):
+        raise ValueError("'d' must be a device id and 'ok' a boolean")
+    if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(readings, dict):
+        raise ValueError("'t' must be epoch seconds and 'r' an object")
+    values: dict[str, Reading] = {}
+    for name, value in readings.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, float | str | bool):
+            raise ValueError(f"reading {name!r} is not a number, text or boolean")
+        values[name] = value
+    error = body.get("e")
+    return Observation(device, float(at), ok, values, conclusive=body.get("c") is True,
+                       error=error if isinstance(error, str) else None)
