@@ -13,9 +13,10 @@ from typing import Any
 
 import structlog
 
-from commsmon.config import Config, load_config
+from commsmon.config import Config, load_config, load_config_apart
 from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import configure_logging
+from commsmon.malloc import tune_malloc
 
 __all__ = ["main"]
 
@@ -83,10 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from commsmon.client import run_client
 
         return run_client(args)
+    if args.command == "run":
+        tune_malloc()  # before the first thread and the first large load
     try:
         if args.command == "check-config":
             return _check_config(args.config)
-        config = _override_port(load_config(args.config), args.listen_port)
+        load = load_config_apart if args.command == "run" else load_config
+        config = _override_port(load(args.config), args.listen_port)
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2

@@ -9,9 +9,11 @@ can go straight to it.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -45,6 +47,7 @@ __all__ = [
     "SiteSpec",
     "SnmpSpec",
     "load_config",
+    "load_config_apart",
 ]
 
 
@@ -462,6 +465,27 @@ def _curve(spec: GeneratorSpec | None) -> GeneratorCurve | None:
 # --- loading --------------------------------------------------------------------------
 
 
+def load_config_apart(path: str | Path) -> Config:
+    """:func:`load_config` in a short-lived child process.
+
+    Parsing a province's file peaks at about 10 KiB per device; in the
+    daemon that heap would stay fragmented and resident for good, in a child
+    it goes back to the system when the child exits.  The daemon keeps only
+    the validated result.  A pathological file cannot bloat the daemon
+    either, on start or on reload.
+
+    Raises:
+        ConfigError: as :func:`load_config`.
+    """
+    with _loader() as pool:
+        return pool.submit(load_config, path).result()
+
+
+def _loader() -> ProcessPoolExecutor:
+    """One worker, spawned fresh (never forked from the daemon's threads and sockets)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+
 def load_config(path: str | Path) -> Config:
     """Read, validate and cross-check a configuration file and its profiles.
 
@@ -469,51 +493,86 @@ def load_config(path: str | Path) -> Config:
         ConfigError: with one ``FILE:LINE: field.path: message`` per problem.
     """
     path = Path(path)
-    data = _read_yaml(path)
+    doc = _Document.read(path)
     problems: list[str] = []
-    _resolve_references(data, path, problems)
+    _resolve_references(doc, problems)
     if problems:
         raise ConfigError(problems)
-    config = _validate(Config, data, path, problems)
+    config = _validate(Config, doc, problems)
     if config is None:
         raise ConfigError(problems)
     profiles_dir = (path.parent / config.profiles_dir).resolve()
     if not profiles_dir.is_dir():
-        where = _at(data, path, ("profiles_dir",), f"directory {profiles_dir} not found")
-        raise ConfigError([where])
+        raise ConfigError([doc.at(("profiles_dir",), f"directory {profiles_dir} not found")])
     profiles = _load_profiles(profiles_dir, problems)
-    problems.extend(_cross_check(config, profiles, data, path))
+    problems.extend(_cross_check(config, profiles, doc))
     if problems:
         raise ConfigError(problems)
     return config.model_copy(update={"profiles": profiles, "path": path})
 
 
-def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
-    try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 0
-        raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
+class _Document:
+    """A YAML file's data, and the line of any field in it when a problem needs one.
+
+    The data comes from the fast C loader (``ruamel.yaml.clib``); lines come from
+    the round-trip loader, five times slower and far larger for a province's
+    file, so it only runs once something is wrong.
+    """
+
+    def __init__(self, path: Path, text: str, data: Any) -> None:
+        self.path = path
+        self.data = data
+        self._text = text
+        self._tree: Any = None
+
+    @classmethod
+    def read(cls, path: Path) -> _Document:
+        """Read and parse ``path``; a syntax error is a located :class:`ConfigError`."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+        try:
+            return cls(path, text, YAML(typ="safe").load(text))
+        except MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
+
+    def line(self, loc: tuple[str | int, ...]) -> int:
+        """1-based line of the deepest node of ``loc`` that exists in the YAML."""
+        if self._tree is None:
+            self._tree = YAML(typ="rt").load(self._text)
+        node, line = self._tree, 1
+        for part in loc:
+            if isinstance(node, CommentedMap) and part in node:
+                line = node.lc.key(part)[0] + 1
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line = node.lc.item(part)[0] + 1
+                node = node[part]
+            else:
+                break
+        return line
+
+    def at(self, loc: tuple[str | int, ...], msg: str) -> str:
+        """``FILE:LINE: field.path: msg``."""
+        return f"{self.path}:{self.line(loc)}: {_dotted(loc) or '(top)'}: {msg}"
 
 
 _REFERENCE = re.compile(r"\$\{(env|file|credential):([^}]+)\}")
 
 
-def _resolve_references(root: Any, path: Path, problems: list[str]) -> None:
+def _resolve_references(doc: _Document, problems: list[str]) -> None:
     """Replace ``${env:NAME}``, ``${file:/path}`` and ``${credential:name}`` (systemd's
     ``$CREDENTIALS_DIRECTORY``) in string values, in place, so secrets need not be
     inline.  The values are never logged; a missing one is a located problem."""
 
     def walk(node: Any, loc: tuple[str | int, ...]) -> None:
         items: list[tuple[Any, Any]]
-        if isinstance(node, CommentedMap):
+        if isinstance(node, dict):
             items = list(node.items())
-        elif isinstance(node, CommentedSeq):
+        elif isinstance(node, list):
             items = list(enumerate(node))
         else:
             return
@@ -523,11 +582,11 @@ def _resolve_references(root: Any, path: Path, problems: list[str]) -> None:
                 try:
                     node[key] = _REFERENCE.sub(_dereference, value)
                 except LookupError as exc:
-                    problems.append(f"{path}:{_line(root, here)}: {_dotted(here)}: {exc.args[0]}")
+                    problems.append(doc.at(here, exc.args[0]))
             else:
                 walk(value, here)
 
-    walk(root, ())
+    walk(doc.data, ())
 
 
 def _dereference(match: re.Match[str]) -> str:
@@ -547,14 +606,12 @@ def _dereference(match: re.Match[str]) -> str:
         raise LookupError(f"cannot read secret file {name}: {exc.strerror}") from None
 
 
-def _validate(model: type[_M], data: Any, path: Path, problems: list[str]) -> _M | None:
+def _validate(model: type[_M], doc: _Document, problems: list[str]) -> _M | None:
     try:
-        return model.model_validate(data)
+        return model.model_validate(doc.data)
     except ValidationError as exc:
         for err in exc.errors():
-            loc = tuple(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{path}:{_line(data, loc)}: {_dotted(loc) or '(top)'}: {msg}")
+            problems.append(doc.at(tuple(err["loc"]), err["msg"].removeprefix("Value error, ")))
         return None
 
 
@@ -562,11 +619,11 @@ def _load_profiles(directory: Path, problems: list[str]) -> dict[str, Profile]:
     profiles: dict[str, Profile] = {}
     for file in sorted(directory.glob("*.yaml")):
         try:
-            data = _read_yaml(file)
+            doc = _Document.read(file)
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
-        profile = _validate(Profile, data, file, problems)
+        profile = _validate(Profile, doc, problems)
         if profile is None:
             continue
         if profile.name != file.stem:
@@ -575,9 +632,7 @@ def _load_profiles(directory: Path, problems: list[str]) -> dict[str, Profile]:
     return profiles
 
 
-def _cross_check(
-    config: Config, profiles: dict[str, Profile], data: Any, path: Path
-) -> Iterator[str]:
+def _cross_check(config: Config, profiles: dict[str, Profile], doc: _Document) -> Iterator[str]:
     """References between entries: unique ids, known parents, matching profiles."""
     site_ids: set[str] = set()
     device_ids = {d.id for _, d in config.devices()}
@@ -586,43 +641,42 @@ def _cross_check(
     seen: set[str] = set()
     if config.shard.count > 1 and (config.mqtt is None or not config.mqtt.share_group):
         # Instances hand each other observations over the broker, and must split telemetry.
-        yield _at(data, path, ("shard",), "several shards need 'mqtt' with a 'share_group'")
+        yield doc.at(("shard",), "several shards need 'mqtt' with a 'share_group'")
     for i, site in enumerate(config.sites):
         if site.id in site_ids:
-            yield _at(data, path, ("sites", i, "id"), f"duplicate site id {site.id!r}")
+            yield doc.at(("sites", i, "id"), f"duplicate site id {site.id!r}")
         site_ids.add(site.id)
         for j, d in enumerate(site.devices):
             here = ("sites", i, "devices", j)
             if d.id in seen:
-                yield _at(data, path, (*here, "id"), f"duplicate device id {d.id!r}")
+                yield doc.at((*here, "id"), f"duplicate device id {d.id!r}")
             seen.add(d.id)
             for k, ref in enumerate([d.parent, *d.depends_on]):
                 if ref is not None and ref not in device_ids:
                     loc = (*here, "parent") if k == 0 else (*here, "depends_on", k - 1)
-                    yield _at(data, path, loc, f"unknown device {ref!r}")
+                    yield doc.at(loc, f"unknown device {ref!r}")
             if _parent_loop(d.id, parents):
-                yield _at(data, path, (*here, "parent"), "parents form a loop")
+                yield doc.at((*here, "parent"), "parents form a loop")
             feed = PowerFeed.parse(d.power)
             if feed.ref is not None:
                 source = kinds.get(feed.ref)
                 wanted = "ups" if feed.kind == "ups" else "generator"
                 if source is None:
-                    yield _at(data, path, (*here, "power"), f"unknown device {feed.ref!r}")
+                    yield doc.at((*here, "power"), f"unknown device {feed.ref!r}")
                 elif source != wanted:
-                    yield _at(data, path, (*here, "power"), f"{feed.ref!r} is a {source}, "
+                    yield doc.at((*here, "power"), f"{feed.ref!r} is a {source}, "
                               f"not a {wanted}")
             if d.profile is None:
                 continue
             profile = profiles.get(d.profile)
             if profile is None:
-                yield _at(data, path, (*here, "profile"), f"unknown profile {d.profile!r}")
+                yield doc.at((*here, "profile"), f"unknown profile {d.profile!r}")
             elif profile.source != d.source:
-                yield _at(
-                    data, path, (*here, "profile"),
+                yield doc.at((*here, "profile"),
                     f"profile {d.profile!r} is read over {profile.source}, device over {d.source}",
                 )
             elif d.source == "mqtt" and config.mqtt is None:
-                yield _at(data, path, (*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
+                yield doc.at((*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
 
 
 def _parent_loop(device: str, parents: dict[str, str]) -> bool:
@@ -635,27 +689,8 @@ def _parent_loop(device: str, parents: dict[str, str]) -> bool:
     return False
 
 
-def _at(data: Any, path: Path, loc: tuple[str | int, ...], msg: str) -> str:
-    return f"{path}:{_line(data, loc)}: {_dotted(loc)}: {msg}"
-
-
 def _dotted(loc: tuple[str | int, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
-
-def _line(data: Any, loc: tuple[str | int, ...]) -> int:
-    """1-based line of the deepest node of ``loc`` that exists in the YAML."""
-    node, line = data, 1
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            break
-    return line

@@ -30,6 +30,10 @@ class ConfigError(CommsmonError):
         super().__init__("\n".join(problems))
         self.problems = problems
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str]]]:
+        # Raised in the child process that loads the configuration, pickled back.
+        return (ConfigError, (self.problems,))
+
 
 class SourceError(CommsmonError):
     """A protocol source could not get an answer."""

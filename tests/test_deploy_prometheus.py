@@ -28,3 +28,11 @@ def test_rules_unit_tests() -> None:
     result = subprocess.run(["promtool", "test", "rules", "commsmon-rules.test.yml"], cwd=RULES,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", ["scrape.yml", "federation.yml"])
+def test_scrape_examples_check(name: str) -> None:
+    """promtool check config accepts the example scrape and federation configs."""
+    result = subprocess.run(["promtool", "check", "config", name], cwd=RULES,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -42,8 +42,7 @@ def build_app(
     async def fleet_text(snap: Snapshot | None) -> bytes:
         async with rendering:  # one render per snapshot, however many scrapers
             if cache["snap"] is not snap:
-                text = await asyncio.to_thread(exposition.render, snap)
-                cache.update(snap=snap, text=text.encode())
+                cache.update(snap=snap, text=await asyncio.to_thread(exposition.render, snap))
             body = cache["text"]
             assert isinstance(body, bytes)
             return body

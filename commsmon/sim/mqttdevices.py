@@ -20,6 +20,7 @@ from typing import Any
 
 import aiomqtt
 
+from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.core.model import GeneratorCurve
 
 __all__ = ["DEFAULT_CURVE", "GensetModel", "SimMqttDevice", "telemetry_for"]
@@ -209,7 +210,7 @@ class SimMqttDevice:
     async def run(self) -> None:
         """Publish until cancelled, reconnecting after broker loss."""
         while True:
-            _raise_if_cancel_swallowed()
+            raise_if_cancel_swallowed()
             try:
                 await self._session()
             except aiomqtt.MqttError:
@@ -221,7 +222,7 @@ class SimMqttDevice:
             self._host, self.port, identifier=f"sim-{self.device}", will=will, keepalive=10
         ) as client:
             while True:
-                _raise_if_cancel_swallowed()
+                raise_if_cancel_swallowed()
                 # Cleared before publishing: a change made while a publish is
                 # awaited is published in the next round, not a period later.
                 self._changed.clear()
@@ -237,19 +238,3 @@ class SimMqttDevice:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._period):
                         await self._changed.wait()
-
-
-def _raise_if_cancel_swallowed() -> None:
-    """Raise CancelledError when this task was cancelled and the cancel got lost.
-
-    On Python 3.11 ``asyncio.wait_for`` drops a cancellation that arrives as
-    the awaited future completes; aiomqtt 2.5 waits for every QoS 1 PUBACK that
-    way, so a device cancelled just as its broker acknowledged a message would
-    otherwise publish on forever (and whoever awaits it, forever too). The
-    task still counts the request (``Task.cancelling()``), and nothing in this
-    module calls ``uncancel()`` outside ``asyncio.timeout``, which balances its
-    own.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

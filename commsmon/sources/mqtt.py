@@ -24,6 +24,7 @@ import aiomqtt
 import structlog
 from pydantic import ValidationError
 
+from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, MqttSpec, ReadingSpec
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
@@ -47,6 +48,8 @@ Sink = Callable[[Observation], None]
 LinkCallback = Callable[[bool], None]
 
 MAX_PAYLOAD = 256 * 1024  # bytes; a telemetry document is a few hundred
+# Topics per SUBSCRIBE: one packet for a province's 20 000 topics outlasts the timeout.
+_SUBSCRIBE_BATCH = 1000
 _FORWARD_BATCH = 256  # observations published to other shards before awaiting their PUBACKs
 _FUTURE_SKEW = 300.0  # seconds a device clock may run ahead before we distrust it
 _ONLINE = {"online", "1", "true", "up"}
@@ -168,8 +171,10 @@ class MqttSource:
             queue_type=_CountingQueue,
             max_queued_incoming_messages=spec.queue_size,
         ) as client:
-            if self._routes:
-                await client.subscribe([(self._subscription(t), 1) for t in sorted(self._routes)])
+            topics = sorted(self._routes)
+            for start in range(0, len(topics), _SUBSCRIBE_BATCH):
+                batch = topics[start:start + _SUBSCRIBE_BATCH]
+                await client.subscribe([(self._subscription(t), 1) for t in batch])
             MQTT_CONNECTS.labels("ok").inc()
             MQTT_CONNECTED.set(1)
             self._once.clear("broker")
@@ -205,6 +210,7 @@ class MqttSource:
             batch = list(itertools.islice(self._outgoing, _FORWARD_BATCH))
             try:
                 await asyncio.gather(*(client.publish(t, p, qos=1) for t, p in batch))
+                raise_if_cancel_swallowed()  # aiomqtt waits for PUBACKs with wait_for
             except aiomqtt.MqttError:
                 # The session is going; the reader sees it too and reconnects.  What was
                 # not acknowledged stays queued and is sent again (at least once).

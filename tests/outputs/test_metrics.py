@@ -25,7 +25,7 @@ def _render(site_name: str) -> str:
     fleet.observe(Observation("v01-ups", T0, True, {"output_source": "battery", "charge": 0.5,
                                                     "model": 'free "text"\n'}))
     fleet.observe(Observation("v01-genset", T0, True, {"fuel": float("nan")}))
-    return FleetExposition(config).render(fleet.evaluate(T0 + 1))
+    return FleetExposition(config).render(fleet.evaluate(T0 + 1)).decode()
 
 
 @pytest.mark.integration

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec
 from commsmon.core.types import Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
@@ -127,6 +128,7 @@ class SnmpPoller:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             SNMP_LATENESS.observe(max(0.0, loop.time() - next_at))
             obs = await self.poll(job)
+            raise_if_cancel_swallowed()  # gufo waits with wait_for
             failures = 0 if obs.reachable else failures + 1
             step = job.interval
             if failures >= DEAD_AFTER:  # dead: back off, but keep looking
