@@ -97,7 +97,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         from commsmon.daemon import Daemon
 
-        return _run_until_signal(Daemon(config).run())
+        daemon = Daemon(config)
+        del config  # the daemon keeps what it derived, not the file's models (MiBs at scale)
+        return _run_until_signal(daemon.run())
     from commsmon.sim.demo import run_demo
 
     return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill))

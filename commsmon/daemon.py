@@ -2,16 +2,19 @@
 
 The daemon owns the one mutable :class:`~commsmon.core.fleet.Fleet`.  Sources
 hand observations to it in the event loop; once a second it is evaluated into
-a frozen snapshot that the outputs read.
+a frozen snapshot that the outputs read.  SIGHUP reloads the configuration:
+validated first, then applied without losing what is known of devices that
+stay (see :meth:`Daemon.reload`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -19,22 +22,22 @@ import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics
 
-from commsmon.config import Config
+from commsmon.config import Config, load_config_apart
 from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation
-from commsmon.errors import CommsmonError
+from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
-from commsmon.outputs.metrics import FleetExposition
-from commsmon.selfmetrics import EVALUATION_DURATION
-from commsmon.sources.mqtt import MqttSource, routes_from_config
+from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS, CONFIG_RELOAD_TIME, EVALUATION_DURATION
+from commsmon.setup import Setup
+from commsmon.sources.mqtt import MqttSource
 from commsmon.sources.snmp.base import SnmpClient
-from commsmon.sources.snmp.poller import SnmpPoller, jobs_from_config
+from commsmon.sources.snmp.poller import SnmpPoller
 from commsmon.store import Store
 from commsmon.systemd import Notifier, watchdog_interval
 
@@ -53,7 +56,9 @@ class Daemon:
     """One running commsmon instance.
 
     Args:
-        config: a loaded, validated configuration.
+        config: a loaded, validated configuration; the daemon keeps what it
+            derives from it (:class:`~commsmon.setup.Setup`), not the
+            configuration's own site and device models.
         snmp_client: the SNMP backend; a :class:`PysnmpClient` by default.
         registry: the daemon's own metrics (the global default unless given),
             exposed after the fleet's.
@@ -68,14 +73,17 @@ class Daemon:
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.config = config
+        self.setup = Setup.of(config)
         self._clock = clock
         self._registry = registry
         self._snmp_client = snmp_client
         self.tz = ZoneInfo(config.timezone)
-        self.plan = ShardPlan.build(config.inventory(), config.shard.index, config.shard.count)
-        self.fleet = Fleet(self.plan.inventory(config.inventory()), clock(), self.tz)
+        self.fleet = Fleet(self.setup.tracked, clock(), self.tz)
         self._mqtt: MqttSource | None = None
+        self._poller: SnmpPoller | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reload_requested = asyncio.Event()
         self.store: Store | None = None
         self.alerts: AlertService | None = None
         self._once = LogOnce()
@@ -86,6 +94,16 @@ class Daemon:
         self.snapshot: Snapshot | None = None
         self.listening: list[str] = []
         self.ready = asyncio.Event()
+
+    @property
+    def config(self) -> Config:
+        """The running configuration's settings (its sites live on as the inventory)."""
+        return self.setup.settings
+
+    @property
+    def plan(self) -> ShardPlan:
+        """This instance's shard of the inventory."""
+        return self.setup.plan
 
     def observe(self, obs: Observation) -> None:
         """Hand one observation to this instance's core."""
@@ -182,8 +200,8 @@ class Daemon:
                 f"cannot use the state directory {self.state_dir.resolve()}: {exc}"
                 " (set state_dir, or run where it is writable)"
             ) from exc
-        app = build_app(self._registry, lambda: self.snapshot, FleetExposition(config),
-                        self._clock)
+        app = build_app(self._registry, lambda: self.snapshot,
+                        lambda snap: self.setup.exposition.render(snap), self._clock)
         token = config.http.token.get_secret_value() if config.http.token else None
         add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)
         runner = web.AppRunner(app)
@@ -198,45 +216,38 @@ class Daemon:
                 ) from exc
             self.listening = [f"http://{h}:{p}" for h, p, *_ in runner.addresses]
             self.evaluate()
+            CONFIG_RELOAD_SUCCESS.set(1)
+            CONFIG_RELOAD_TIME.set(self._clock())
             async with asyncio.TaskGroup() as tg:
-                inventory = self.fleet.inventory
-                jobs = [
-                    j for j in jobs_from_config(config)
-                    if j.device in inventory.devices and self.plan.owns(inventory.devices[j.device])
-                ]
-                poller = SnmpPoller(
+                self._group = tg
+                self._poller = SnmpPoller(
                     self._snmp_client,
-                    jobs,
+                    self.setup.jobs,
                     self.distribute,
                     concurrency=config.defaults.snmp_concurrency,
                     clock=self._clock,
                 )
-                tg.create_task(poller.run(), name="snmp")
-                routes = routes_from_config(config, self.plan)
-                if config.mqtt is not None and routes:
-                    self.fleet.set_source("mqtt", False, self._clock())
-                    self._mqtt = MqttSource(
-                        config.mqtt, routes, self.distribute, self._on_mqtt_link,
-                        on_checkin=self._checkin_from_mqtt, local_sink=self.observe,
-                        clock=self._clock,
-                    )
-                    tg.create_task(self._mqtt.run(), name="mqtt")
-                tg.create_task(self._evaluate_forever(), name="evaluate")
-                tg.create_task(self.alerts.deliverer.run(), name="delivery")
+                self._spawn("snmp", self._poller.run())
+                self._start_mqtt()
+                self._spawn("evaluate", self._evaluate_forever())
+                self._spawn("delivery", self.alerts.deliverer.run())
+                self._spawn("reload", self._reload_forever())
                 if (interval := watchdog_interval()) is not None:
-                    tg.create_task(self._watchdog(interval), name="watchdog")
+                    self._spawn("watchdog", self._watchdog(interval))
+                _on_signal(signal.SIGHUP, self.request_reload)
                 log.info(
                     "commsmon running",
                     sites=len(self.plan.sites),
                     shard=f"{self.plan.index}/{self.plan.count}",
                     devices=len(self.fleet.inventory.devices),
-                    snmp_targets=len(jobs),
-                    mqtt_topics=len(routes),
+                    snmp_targets=len(self.setup.jobs),
+                    mqtt_topics=len(self.setup.routes),
                     listening=self.listening,
                 )
                 self.ready.set()
                 self._systemd.send(READY="1", STATUS=self._status_line())
         finally:
+            _on_signal(signal.SIGHUP, None)
             self._systemd.send(STOPPING="1")
             await runner.cleanup()
             await self._snmp_client.close()
@@ -244,6 +255,100 @@ class Daemon:
                 await asyncio.wait([task], timeout=5)
             await self.alerts.close()
             await asyncio.to_thread(self.store.close)
+
+    def _spawn(self, name: str, coro: Coroutine[None, None, None]) -> None:
+        assert self._group is not None
+        self._tasks[name] = self._group.create_task(coro, name=name)
+
+    async def _stop(self, name: str) -> None:
+        task = self._tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+
+    def _start_mqtt(self) -> None:
+        config, routes = self.config, self.setup.routes
+        if config.mqtt is None or not routes:
+            self._mqtt = None
+            return
+        self.fleet.set_source("mqtt", False, self._clock())
+        self._mqtt = MqttSource(
+            config.mqtt, routes, self.distribute, self._on_mqtt_link,
+            on_checkin=self._checkin_from_mqtt, local_sink=self.observe, clock=self._clock,
+        )
+        self._spawn("mqtt", self._mqtt.run())
+
+    def request_reload(self) -> None:
+        """Ask for :meth:`reload` (the SIGHUP handler); requests made meanwhile merge."""
+        self._reload_requested.set()
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await self._reload_requested.wait()
+            self._reload_requested.clear()
+            await self.reload()
+
+    async def reload(self) -> bool:
+        """Load the configuration file again and apply it; ``False`` if it was rejected.
+
+        The file is validated first, in a child process; a bad one is logged
+        with every problem located, ``commsmon_config_last_reload_success``
+        drops to 0 and the running configuration stays.  A good one applies
+        at once: devices added start ``unknown``, removed ones go, unchanged
+        ones keep their state, readings, counters and poll cadence; the MQTT
+        session restarts only if the broker or topics changed, alerting only
+        if its section changed (its memory comes back from the outbox).
+        ``http``, ``state_dir``, ``timezone`` and the SNMP backend take a
+        restart; changing them is logged.
+        """
+        path = self.config.path
+        self._systemd.send(RELOADING="1", MONOTONIC_USEC=str(time.monotonic_ns() // 1000))
+        try:
+            if path is None:
+                log.error("configuration reload impossible: it was not read from a file")
+                return False
+            try:
+                config = await asyncio.to_thread(load_config_apart, path)
+            except ConfigError as exc:
+                CONFIG_RELOAD_SUCCESS.set(0)
+                log.error("configuration rejected; the running one stays", path=str(path),
+                          problems=exc.problems)
+                return False
+            new = await asyncio.to_thread(Setup.of, config)
+            del config  # only the derived setup stays
+            await self._apply(new)
+            CONFIG_RELOAD_SUCCESS.set(1)
+            CONFIG_RELOAD_TIME.set(self._clock())
+            return True
+        finally:
+            self._systemd.send(READY="1", STATUS=self._status_line())
+
+    async def _apply(self, new: Setup) -> None:
+        old = self.setup
+        for setting in old.restart_only_changes(new):
+            log.warning("setting changed; it takes effect on restart", setting=setting)
+        before, after = set(old.tracked.devices), set(new.tracked.devices)
+        self.fleet.reconfigure(new.tracked, self._clock())
+        self.setup = new
+        started = stopped = 0
+        if self._poller is not None:
+            started, stopped = self._poller.replace(new.jobs)
+        if new.settings.mqtt != old.settings.mqtt or new.routes != old.routes:
+            await self._stop("mqtt")
+            self._start_mqtt()
+        if new.settings.alerting != old.settings.alerting and self.alerts is not None:
+            await self._stop("delivery")
+            await self.alerts.close()
+            self.alerts = await asyncio.to_thread(
+                AlertService, new.settings.alerting, self.state_dir / "outbox.db", self.tz,
+                self._clock,
+            )
+            await asyncio.to_thread(self.alerts.restore)
+            self._spawn("delivery", self.alerts.deliverer.run())
+        self.evaluate()
+        log.info("configuration reloaded", path=str(new.settings.path),
+                 devices=len(after), added=len(after - before), removed=len(before - after),
+                 snmp_started=started, snmp_stopped=stopped)
 
     def _on_mqtt_link(self, connected: bool) -> None:
         self.fleet.set_source("mqtt", connected, self._clock())
@@ -324,13 +429,25 @@ def _snmp_client(backend: str) -> SnmpClient:
 def _log_changes(before: Snapshot, after: Snapshot) -> None:
     """One line per device or site whose state changed (never one per poll)."""
     for device_id, now in after.devices.items():
-        was = before.devices[device_id]
-        if was.state is not now.state:
+        was = before.devices.get(device_id)
+        if was is not None and was.state is not now.state:
             log.info("device state changed", site=now.device.site, device=device_id,
                      old=was.state.value, new=now.state.value, reason=now.reason)
     for site_id, site in after.sites.items():
-        was_site = before.sites[site_id]
-        if was_site.state is not site.state:
+        was_site = before.sites.get(site_id)
+        if was_site is not None and was_site.state is not site.state:
             log.info("site state changed", site=site_id, old=was_site.state.value,
                      new=site.state.value,
                      channels={c: s.state.value for c, s in site.channels.items()})
+
+
+def _on_signal(signum: int, handler: Callable[[], None] | None) -> None:
+    """Install (or with ``None`` remove) a loop signal handler where signals can be had."""
+    loop = asyncio.get_running_loop()
+    try:
+        if handler is None:
+            loop.remove_signal_handler(signum)
+        else:
+            loop.add_signal_handler(signum, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        pass

@@ -10,6 +10,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CONFIG_RELOAD_SUCCESS",
+    "CONFIG_RELOAD_TIME",
     "EVALUATION_DURATION",
     "MQTT_CONNECTED",
     "MQTT_CONNECTS",
@@ -68,4 +70,13 @@ READING_ERRORS = Counter(
     "commsmon_reading_errors",
     "Readings that would not decode, by source and reason; the value is skipped.",
     ["source", "reason"],
+)
+CONFIG_RELOAD_SUCCESS = Gauge(
+    "commsmon_config_last_reload_success",
+    "1 if the last configuration load (start or SIGHUP) succeeded, 0 if the file was "
+    "rejected and the previous configuration keeps running.",
+)
+CONFIG_RELOAD_TIME = Gauge(
+    "commsmon_config_last_reload_success_timestamp_seconds",
+    "When the configuration was last loaded successfully, Unix epoch seconds.",
 )

@@ -161,7 +161,36 @@ class Fleet:
         self._source_up: dict[str, float | None] = {}
         self._last_eval = now
         self._now = now
-        self._now = now
+
+    def reconfigure(self, inventory: Inventory, now: float) -> None:
+        """Switch to a new inventory (a reload), keeping what is known of what stays.
+
+        A device that stays keeps its state, readings and seconds in each
+        state under its new definition (a changed profile or threshold applies
+        from its next observation); a new one starts ``unknown``; a removed one
+        is forgotten with its check-ins.  Sites likewise, with their declared
+        and detected outages.
+        """
+        self.inventory = inventory
+        trackers = {}
+        for device_id, device in inventory.devices.items():
+            tracker = self._trackers.get(device_id)
+            if tracker is None:
+                tracker = DeviceTracker(device)
+            tracker.device = device
+            trackers[device_id] = tracker
+        self._trackers = trackers
+        self._device_clocks = {
+            d: self._device_clocks.get(d) or _Clock(now) for d in inventory.devices
+        }
+        self._site_clocks = {s: self._site_clocks.get(s) or _Clock(now) for s in inventory.sites}
+        self.checkins = {d: c for d, c in self.checkins.items() if d in inventory.devices}
+        self.declarations = {
+            k: v for k, v in self.declarations.items() if k[0] in inventory.sites
+        }
+        self._outage_since = {
+            k: v for k, v in self._outage_since.items() if k[0] in inventory.sites
+        }
 
     def observe(self, obs: Observation) -> bool:
         """Apply an observation; ``False`` if its device is not in the inventory."""

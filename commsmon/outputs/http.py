@@ -15,7 +15,6 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from commsmon.core.fleet import Snapshot
-from commsmon.outputs.metrics import FleetExposition
 
 __all__ = ["build_app"]
 
@@ -25,7 +24,7 @@ STALE_AFTER = 10.0  # seconds without an evaluation before /healthz says 503
 def build_app(
     registry: CollectorRegistry,
     snapshot: Callable[[], Snapshot | None],
-    exposition: FleetExposition,
+    render: Callable[[Snapshot | None], bytes],
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The aiohttp application serving metrics and health.
@@ -33,7 +32,7 @@ def build_app(
     Args:
         registry: the daemon's own metrics.
         snapshot: the latest fleet snapshot, ``None`` before the first.
-        exposition: renders the fleet's metrics from a snapshot.
+        render: renders the fleet's metrics from a snapshot (run in a thread).
         clock: wall clock, epoch seconds.
     """
     cache: dict[str, object] = {"snap": None, "text": b""}
@@ -42,7 +41,7 @@ def build_app(
     async def fleet_text(snap: Snapshot | None) -> bytes:
         async with rendering:  # one render per snapshot, however many scrapers
             if cache["snap"] is not snap:
-                cache.update(snap=snap, text=await asyncio.to_thread(exposition.render, snap))
+                cache.update(snap=snap, text=await asyncio.to_thread(render, snap))
             body = cache["text"]
             assert isinstance(body, bytes)
             return body

@@ -21,6 +21,7 @@ from collections.abc import Iterable
 
 from commsmon.config import Config
 from commsmon.core.fleet import Snapshot
+from commsmon.core.model import Inventory
 from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.types import WORKING, State
 
@@ -76,7 +77,7 @@ class FleetExposition:
             and help; the inventory gives every label value).
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
         self._reading_help: dict[str, str] = {}
         self._metric_of: dict[str, dict[str, str]] = {}
         self._enums: dict[str, frozenset[str]] = {}
@@ -87,7 +88,7 @@ class FleetExposition:
                 if spec.metric:
                     metrics[reading] = spec.metric
                     self._reading_help.setdefault(spec.metric, spec.help or reading)
-        inventory = config.inventory()
+        inventory = inventory or config.inventory()
         # Label text per device and per site, escaped once.
         self._device = {
             d.id: _labels(site=d.site, device=d.id, kind=d.kind)

@@ -108,17 +108,49 @@ class SnmpPoller:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
-        self._jobs = list(jobs)
+        self._jobs = {job.device: job for job in jobs}
         self._sink = sink
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
         self._once = LogOnce()
+        self._group: asyncio.TaskGroup | None = None
+        self._loops: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def jobs(self) -> list[PollJob]:
+        """The jobs being polled."""
+        return list(self._jobs.values())
 
     async def run(self) -> None:
         """Poll every job forever; returns only by cancellation."""
         async with asyncio.TaskGroup() as tg:
-            for job in self._jobs:
-                tg.create_task(self._loop(job), name=f"snmp:{job.device}")
+            self._group = tg
+            for job in self._jobs.values():
+                self._start(job)
+
+    def replace(self, jobs: Sequence[PollJob]) -> tuple[int, int]:
+        """Poll ``jobs`` from now on (a reload); returns (started, stopped).
+
+        A job that is unchanged keeps its task and its cadence; a changed one
+        restarts (its first poll spread over its interval again), a removed
+        one stops.
+        """
+        new = {job.device: job for job in jobs}
+        gone = [d for d, job in self._jobs.items() if new.get(d) != job]
+        fresh = [job for d, job in new.items() if self._jobs.get(d) != job]
+        for device in gone:
+            if task := self._loops.pop(device, None):
+                task.cancel()
+        self._jobs = new
+        if self._group is not None:
+            for job in fresh:
+                self._start(job)
+        return len(fresh), len(gone)
+
+    def _start(self, job: PollJob) -> None:
+        assert self._group is not None
+        task = self._group.create_task(self._loop(job), name=f"snmp:{job.device}")
+        self._loops[job.device] = task
 
     async def _loop(self, job: PollJob) -> None:
         loop = asyncio.get_running_loop()
