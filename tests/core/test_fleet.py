@@ -246,3 +246,25 @@ def test_one_village_silent_is_not_the_monitor(fleet: Fleet) -> None:
     snap = fleet.evaluate(T0 + 5)
     assert snap.cut_off is None
     assert snap.sites["v1"].reachable is False
+
+
+def test_reconfigure_keeps_devices_that_stay(fleet: Fleet) -> None:
+    """A reload: the router keeps state, since and seconds; the camera goes, a new one
+    starts unknown; a changed definition applies (the router's new health rule)."""
+    for t in (1, 2):
+        fleet.observe(ok("router", T0 + t, cpu=0.9))
+        fleet.observe(ok("cam", T0 + t))
+    before = fleet.evaluate(T0 + 10)
+    old = _inventory()
+    router = Device("router", "v1", "router", "router", "snmp", "router-mib2", channel="public",
+                    health=(HealthRule("cpu", "cpu busy", above=0.8),))
+    cam2 = Device("cam2", "v1", "camera", "camera 2", "snmp", "hikvision-camera")
+    devices = [router if d.id == "router" else d for d in old.devices.values() if d.id != "cam"]
+    fleet.reconfigure(Inventory.build(list(old.sites.values()), [*devices, cam2]), T0 + 10)
+    after = fleet.evaluate(T0 + 20)
+    assert "cam" not in after.devices
+    assert after.devices["cam2"].state is State.UNKNOWN
+    kept = after.devices["router"]
+    assert kept.state is State.DEGRADED  # same readings, new rule
+    assert kept.seconds[State.UP] == before.devices["router"].seconds[State.UP] + 10
+    assert kept.readings["cpu"] == 0.9
