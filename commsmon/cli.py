@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-from commsmon.config import Config, load_config, load_config_apart
+from commsmon.config import Config, load_config
 from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import configure_logging
 from commsmon.malloc import tune_malloc
@@ -84,22 +84,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from commsmon.client import run_client
 
         return run_client(args)
-    if args.command == "run":
-        tune_malloc()  # before the first thread and the first large load
     try:
         if args.command == "check-config":
             return _check_config(args.config)
-        load = load_config_apart if args.command == "run" else load_config
-        config = _override_port(load(args.config), args.listen_port)
+        if args.command == "run":
+            from commsmon.daemon import Daemon
+            from commsmon.setup import load_setup
+
+            tune_malloc()  # before the first thread and the first large load
+            setup = load_setup(args.config).with_http_port(args.listen_port)
+            return _run_until_signal(Daemon(setup).run())
+        config = _override_port(load_config(args.config), args.listen_port)
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
-    if args.command == "run":
-        from commsmon.daemon import Daemon
-
-        daemon = Daemon(config)
-        del config  # the daemon keeps what it derived, not the file's models (MiBs at scale)
-        return _run_until_signal(daemon.run())
     from commsmon.sim.demo import run_demo
 
     return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill))

@@ -9,11 +9,9 @@ can go straight to it.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -46,8 +44,8 @@ __all__ = [
     "ReadingSpec",
     "SiteSpec",
     "SnmpSpec",
+    "SnmpUserSpec",
     "load_config",
-    "load_config_apart",
 ]
 
 
@@ -169,15 +167,60 @@ class Profile(_Model):
 # --- inventory ------------------------------------------------------------------------
 
 
+class SnmpUserSpec(_Model):
+    """An SNMPv3 (USM, RFC 3414 / RFC 7860 / RFC 3826) user.
+
+    The security level follows from what is given: both passwords authPriv,
+    ``auth_password`` alone authNoPriv, neither noAuthNoPriv.  Passwords are
+    secrets: give them as ``${file:...}``, ``${env:...}`` or
+    ``${credential:...}`` references, never inline in a shared file.
+
+    Attributes:
+        name: the USM user name (securityName).
+        auth_protocol: HMAC for authentication; SHA-2 (``sha256`` and up) unless
+            the agent only knows older ones.
+        auth_password: at least 8 characters (RFC 3414 §11.2).
+        priv_protocol: cipher for privacy; ``aes`` is AES-128 (RFC 3826).
+        priv_password: at least 8 characters.
+    """
+
+    name: str = Field(min_length=1)
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "sha256"
+    auth_password: SecretStr | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256"] = "aes"
+    priv_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> SnmpUserSpec:
+        for field_name in ("auth_password", "priv_password"):
+            secret = getattr(self, field_name)
+            if secret is not None and len(secret.get_secret_value()) < 8:
+                raise ValueError(f"{field_name} must be at least 8 characters (RFC 3414)")
+        if self.priv_password is not None and self.auth_password is None:
+            raise ValueError("privacy needs authentication: give auth_password too")
+        return self
+
+
 class SnmpDefaults(_Model):
-    """SNMP settings every target inherits unless it says otherwise."""
+    """SNMP settings every target inherits unless it says otherwise.
+
+    Attributes:
+        user: the SNMPv3 user, for ``version: v3``.
+    """
 
     port: Port = 161
-    version: Literal["v1", "v2c"] = "v2c"
+    version: Literal["v1", "v2c", "v3"] = "v2c"
     community: SecretStr = SecretStr("public")
+    user: SnmpUserSpec | None = None
     timeout: Seconds = 2.0
     retries: Annotated[int, Field(ge=0, le=10)] = 1
     interval: Seconds = 60.0
+
+    @model_validator(mode="after")
+    def _v3_user(self) -> SnmpDefaults:
+        if self.version == "v3" and self.user is None:
+            raise ValueError("version v3 needs a 'user'")
+        return self
 
 
 class SnmpSpec(_Model):
@@ -192,16 +235,18 @@ class SnmpSpec(_Model):
 
     host: str
     port: Port | None = None
-    version: Literal["v1", "v2c"] | None = None
+    version: Literal["v1", "v2c", "v3"] | None = None
     community: SecretStr | None = None
+    user: SnmpUserSpec | None = None
     timeout: Seconds | None = None
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     interval: Seconds | None = None
 
     def resolve(self, defaults: SnmpDefaults) -> SnmpDefaults:
         """This target's settings with the defaults filled in (host apart)."""
-        given = {k: v for k, v in self.model_dump(exclude={"host"}).items() if v is not None}
-        return defaults.model_copy(update=given)
+        given = {k: getattr(self, k) for k in self.model_fields_set - {"host"}
+                 if getattr(self, k) is not None}
+        return defaults.model_validate({**dict(defaults), **given})
 
 
 class MqttDeviceSpec(_Model):
@@ -465,27 +510,6 @@ def _curve(spec: GeneratorSpec | None) -> GeneratorCurve | None:
 # --- loading --------------------------------------------------------------------------
 
 
-def load_config_apart(path: str | Path) -> Config:
-    """:func:`load_config` in a short-lived child process.
-
-    Parsing a province's file peaks at about 10 KiB per device; in the
-    daemon that heap would stay fragmented and resident for good, in a child
-    it goes back to the system when the child exits.  The daemon keeps only
-    the validated result.  A pathological file cannot bloat the daemon
-    either, on start or on reload.
-
-    Raises:
-        ConfigError: as :func:`load_config`.
-    """
-    with _loader() as pool:
-        return pool.submit(load_config, path).result()
-
-
-def _loader() -> ProcessPoolExecutor:
-    """One worker, spawned fresh (never forked from the daemon's threads and sockets)."""
-    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-
-
 def load_config(path: str | Path) -> Config:
     """Read, validate and cross-check a configuration file and its profiles.
 
@@ -666,6 +690,12 @@ def _cross_check(config: Config, profiles: dict[str, Profile], doc: _Document) -
                 elif source != wanted:
                     yield doc.at((*here, "power"), f"{feed.ref!r} is a {source}, "
                               f"not a {wanted}")
+            if d.snmp is not None:
+                try:
+                    d.snmp.resolve(config.defaults.snmp)
+                except ValidationError as exc:
+                    msg = exc.errors()[0]["msg"].removeprefix("Value error, ")
+                    yield doc.at((*here, "snmp"), msg)
             if d.profile is None:
                 continue
             profile = profiles.get(d.profile)

@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics
 
-from commsmon.config import Config, load_config_apart
+from commsmon.config import Config
 from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
@@ -34,7 +34,7 @@ from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS, CONFIG_RELOAD_TIME, EVALUATION_DURATION
-from commsmon.setup import Setup
+from commsmon.setup import Setup, load_setup
 from commsmon.sources.mqtt import MqttSource
 from commsmon.sources.snmp.base import SnmpClient
 from commsmon.sources.snmp.poller import SnmpPoller
@@ -56,9 +56,9 @@ class Daemon:
     """One running commsmon instance.
 
     Args:
-        config: a loaded, validated configuration; the daemon keeps what it
-            derives from it (:class:`~commsmon.setup.Setup`), not the
-            configuration's own site and device models.
+        config: a loaded, validated configuration, or what was derived from one
+            (:func:`~commsmon.setup.load_setup`); the daemon keeps the derived
+            setup, not the configuration's own site and device models.
         snmp_client: the SNMP backend; a :class:`PysnmpClient` by default.
         registry: the daemon's own metrics (the global default unless given),
             exposed after the fleet's.
@@ -67,17 +67,17 @@ class Daemon:
 
     def __init__(
         self,
-        config: Config,
+        config: Config | Setup,
         *,
         snmp_client: SnmpClient | None = None,
         registry: CollectorRegistry = REGISTRY,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.setup = Setup.of(config)
+        self.setup = config if isinstance(config, Setup) else Setup.of(config)
         self._clock = clock
         self._registry = registry
         self._snmp_client = snmp_client
-        self.tz = ZoneInfo(config.timezone)
+        self.tz = ZoneInfo(self.config.timezone)
         self.fleet = Fleet(self.setup.tracked, clock(), self.tz)
         self._mqtt: MqttSource | None = None
         self._poller: SnmpPoller | None = None
@@ -308,14 +308,12 @@ class Daemon:
                 log.error("configuration reload impossible: it was not read from a file")
                 return False
             try:
-                config = await asyncio.to_thread(load_config_apart, path)
+                new = await asyncio.to_thread(load_setup, path)
             except ConfigError as exc:
                 CONFIG_RELOAD_SUCCESS.set(0)
                 log.error("configuration rejected; the running one stays", path=str(path),
                           problems=exc.problems)
                 return False
-            new = await asyncio.to_thread(Setup.of, config)
-            del config  # only the derived setup stays
             await self._apply(new)
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIME.set(self._clock())

@@ -76,6 +76,8 @@ class Snmpd:
         sys_name: the configured sysName.0.
         sys_location: the configured sysLocation.0.
         sys_descr: the configured sysDescr.0.
+        v3_user: an SNMPv3 read-only user requiring authPriv, with SHA-256
+            authentication (``v3_auth``) and AES-128 privacy (``v3_priv``).
     """
 
     host = "127.0.0.1"
@@ -84,6 +86,9 @@ class Snmpd:
     sys_name = "commsmon-test-agent"
     sys_location = "test rack, shelf 2"
     sys_descr = "commsmon integration snmpd"
+    v3_user = "commsmon"
+    v3_auth = "auth-Passphrase-1"
+    v3_priv = "priv-Passphrase-2"
 
     def __init__(
         self, *, start_timeout: float = 5.0, extra_communities: Sequence[str] = ()
@@ -155,7 +160,9 @@ class Snmpd:
             f"rocommunity {self.community} 127.0.0.1\n"
             f"rocommunity {self.community2} 127.0.0.1\n"
             + "".join(f"rocommunity {c} 127.0.0.1\n" for c in self.extra_communities)
-            + f"sysName {self.sys_name}\n"
+            + f"createUser {self.v3_user} SHA-256 {self.v3_auth} AES {self.v3_priv}\n"
+            f"rouser {self.v3_user} priv\n"
+            f"sysName {self.sys_name}\n"
             f"sysLocation {self.sys_location}\n"
             f"sysDescr {self.sys_descr}\n"
             "sysContact nobody@example.invalid\n"

@@ -184,3 +184,20 @@ def test_shard_index_beyond_count_is_located(tmp_path: Path) -> None:
         f"{path}:{_line_of(path, 'shard:')}: shard: several shards need 'mqtt' with a "
         "'share_group'"
     ]
+
+
+def test_snmp_v3_needs_a_user_and_long_passwords(tmp_path: Path) -> None:
+    """version v3 without a user, or with a short password, is a located error."""
+    path = _broken(tmp_path / "a", "port: 16107,", "port: 16107, version: v3,")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    assert exc.value.problems == [
+        f"{path}:{_line_of(path, 'version: v3')}: sites[2].devices[1].snmp: "
+        "version v3 needs a 'user'"
+    ]
+    path = _broken(tmp_path / "b", "port: 16107,",
+                   "port: 16107, version: v3, user: {name: u, auth_password: short},")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    assert "sites[2].devices[1].snmp.user: auth_password must be at least 8 characters" in problem

@@ -8,6 +8,7 @@ daemon's own metrics from the prometheus_client registry.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
 from collections.abc import Callable
 
@@ -19,6 +20,7 @@ from commsmon.core.fleet import Snapshot
 __all__ = ["build_app"]
 
 STALE_AFTER = 10.0  # seconds without an evaluation before /healthz says 503
+GZIP_LEVEL = 1  # fastest: the text repeats itself so much that level 1 gets ~18x
 
 
 def build_app(
@@ -35,21 +37,31 @@ def build_app(
         render: renders the fleet's metrics from a snapshot (run in a thread).
         clock: wall clock, epoch seconds.
     """
-    cache: dict[str, object] = {"snap": None, "text": b""}
+    # The latest fleet exposition, gzipped: ~40 MB of text at 20 000 devices is ~2 MB
+    # gzipped (73 ms at level 1), and Prometheus always asks for gzip.  Keyed by the
+    # snapshot's identity without holding the snapshot itself.
+    cache: dict[str, object] = {"key": None, "gzip": b""}
     rendering = asyncio.Lock()
 
-    async def fleet_text(snap: Snapshot | None) -> bytes:
+    async def fleet_gzip(snap: Snapshot | None) -> bytes:
         async with rendering:  # one render per snapshot, however many scrapers
-            if cache["snap"] is not snap:
-                cache.update(snap=snap, text=await asyncio.to_thread(render, snap))
-            body = cache["text"]
+            key = None if snap is None else (id(snap), snap.at)
+            if cache["key"] != key or snap is None:
+                cache.update(key=key, gzip=await asyncio.to_thread(_gzipped, render, snap))
+            body = cache["gzip"]
             assert isinstance(body, bytes)
             return body
 
-    async def metrics(_: web.Request) -> web.Response:
-        fleet = await fleet_text(snapshot())
+    async def metrics(request: web.Request) -> web.Response:
+        fleet = await fleet_gzip(snapshot())
         own = await asyncio.to_thread(generate_latest, registry)
-        return web.Response(body=fleet + own, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = fleet + gzip.compress(own, GZIP_LEVEL)  # two gzip members make one stream
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+        else:
+            body = await asyncio.to_thread(gzip.decompress, body)
+        return web.Response(body=body, headers=headers)
 
     async def healthz(_: web.Request) -> web.Response:
         snap = snapshot()
@@ -69,3 +81,7 @@ def build_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _gzipped(render: Callable[[Snapshot | None], bytes], snap: Snapshot | None) -> bytes:
+    return gzip.compress(render(snap), GZIP_LEVEL)

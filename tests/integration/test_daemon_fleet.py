@@ -36,13 +36,20 @@ async def broker() -> AsyncIterator[Mosquitto]:
 async def running(tmp_path: Path, broker: Mosquitto, snmpd: Snmpd) -> AsyncIterator[
     tuple[DaemonProcess, SimFleet]
 ]:
-    """Sim fleet + daemon; the centre also has a router served by a real snmpd."""
+    """Sim fleet + daemon; the centre also has a router served by a real snmpd, over
+    SNMPv3 authPriv (SHA-256, AES-128) with its passwords in files."""
+    (tmp_path / "auth").write_text(snmpd.v3_auth + "\n")
+    (tmp_path / "priv").write_text(snmpd.v3_priv + "\n")
     real_router = {
         "id": "centre-router",
         "kind": "router",
         "profile": "router-mib2",
         "params": {"uplink_ifindex": 1},
-        "snmp": {"host": "127.0.0.1", "port": snmpd.port, "community": snmpd.community},
+        "snmp": {"host": "127.0.0.1", "port": snmpd.port, "version": "v3",
+                 "user": {"name": snmpd.v3_user, "auth_protocol": "sha256",
+                          "auth_password": f"${{file:{tmp_path / 'auth'}}}",
+                          "priv_protocol": "aes",
+                          "priv_password": f"${{file:{tmp_path / 'priv'}}}"}},
     }
     path, http_port = write_config(
         tmp_path, mqtt_port=broker.port, interval=INTERVAL, timeout=TIMEOUT,
@@ -92,6 +99,9 @@ async def test_metrics_show_decoded_readings(running: tuple[DaemonProcess, SimFl
     assert (value(s, "commsmon_snmp_requests_total", result="ok") or 0) > 0
     assert (value(s, "commsmon_mqtt_messages_total", result="ok") or 0) > 0
     assert await promtool_problems(await daemon.text()) == []
+    text = await daemon.text()
+    for secret in (Snmpd.v3_auth, Snmpd.v3_priv):
+        assert secret not in daemon.log() and secret not in text
 
 
 async def test_village_down_isolates_and_recovers(

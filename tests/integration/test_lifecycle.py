@@ -56,7 +56,7 @@ async def test_sighup_adds_and_removes_devices_keeping_the_others(
     path, port = write_config(tmp_path, mqtt_port=broker.port, interval=INTERVAL)
     config = load_config(path)
     with Snmpd() as agent:
-        async with SimFleet(config, telemetry_period=1.0) as fleet:
+        async with SimFleet(config, telemetry_period=1.0):
             daemon = DaemonProcess(path, port, tmp_path / "daemon.log")
             try:
                 await daemon.wait_for("every device up", _all_up(_watched(path)), within=40)

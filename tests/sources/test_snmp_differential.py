@@ -42,6 +42,7 @@ from commsmon.sources.snmp.base import (
     SnmpTarget,
     SnmpValue,
     SnmpVersion,
+    UsmUser,
     ValueType,
 )
 from commsmon.sources.snmp.gufo_backend import GufoClient, to_snmp_value
@@ -52,7 +53,8 @@ pytestmark = pytest.mark.integration
 in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop of the fleet fixture
 
 ROOT = Path(__file__).resolve().parents[2]
-VERSIONS: list[SnmpVersion] = ["v1", "v2c"]
+VERSIONS: list[SnmpVersion] = ["v1", "v2c", "v3"]  # v3: authPriv, SHA-256 + AES-128
+RECORDING_VERSIONS: list[SnmpVersion] = ["v1", "v2c"]  # snmpsim serves recordings by community
 
 SYSTEM = "1.3.6.1.2.1.1"
 SYSTEM_SCALARS = [f"{SYSTEM}.{n}.0" for n in range(1, 9)]  # sysDescr .. sysORLastChange
@@ -222,9 +224,31 @@ async def clients() -> AsyncIterator[tuple[PysnmpClient, GufoClient]]:
 def at(
     agent: Snmpd, version: SnmpVersion = "v2c", *, timeout: float = 2.0, retries: int = 1
 ) -> SnmpTarget:
+    user = UsmUser(agent.v3_user, "sha256", agent.v3_auth, "aes", agent.v3_priv)
     return SnmpTarget(
-        agent.host, agent.port, version, community=agent.community, timeout=timeout, retries=retries
+        agent.host, agent.port, version, community=agent.community,
+        user=user if version == "v3" else None, timeout=timeout, retries=retries,
     )
+
+
+@pytest.mark.parametrize("wrong", ["auth", "priv"])
+async def test_v3_wrong_password_is_an_error_not_a_hang(
+    agent: Snmpd, clients: tuple[PysnmpClient, GufoClient], wrong: str
+) -> None:
+    """A wrong authPriv password fails each backend within the deadline, and neither
+    error message carries a password."""
+    bad = "wrong-Passphrase-9"
+    user = UsmUser(agent.v3_user, "sha256", bad if wrong == "auth" else agent.v3_auth,
+                   "aes", bad if wrong == "priv" else agent.v3_priv)
+    target = SnmpTarget(agent.host, agent.port, "v3", user=user, timeout=0.5, retries=0)
+    for client in clients:
+        started = time.monotonic()
+        with pytest.raises(SnmpError) as exc:
+            await client.get(target, [SYS_NAME])
+        assert time.monotonic() - started <= target.deadline + 0.5
+        for secret in (bad, agent.v3_auth, agent.v3_priv):
+            assert secret not in str(exc.value)
+        assert secret not in repr(target)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -329,7 +353,7 @@ def snmp_profiles() -> dict[str, dict[str, ReadingSpec]]:
 
 
 @in_module_loop
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", RECORDING_VERSIONS)
 async def test_profile_oids_agree_on_every_recording(
     fleet: SnmpSimulator, version: SnmpVersion
 ) -> None:
@@ -366,7 +390,7 @@ async def test_profile_oids_agree_on_every_recording(
 
 
 @in_module_loop
-@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("version", RECORDING_VERSIONS)
 async def test_recording_walks_agree(fleet: SnmpSimulator, version: SnmpVersion) -> None:
     """Walks of ifTable and the Hikvision enterprise subtree agree on every recorded device."""
     diffs: Diffs = collections.Counter()

@@ -19,19 +19,58 @@ from typing import Literal, Self
 from commsmon.errors import SnmpError
 
 __all__ = [
+    "AuthProtocol",
+    "PrivProtocol",
     "SnmpClient",
     "SnmpTarget",
     "SnmpValue",
     "SnmpVersion",
+    "UsmUser",
     "ValueType",
     "get_per_oid",
     "parse_oid",
 ]
 
-SnmpVersion = Literal["v1", "v2c"]
-"""Protocol version of a target; ``"v3"`` will join when USM support lands."""
+SnmpVersion = Literal["v1", "v2c", "v3"]
+"""Protocol version of a target."""
 
-_VERSIONS: frozenset[str] = frozenset({"v1", "v2c"})
+_VERSIONS: frozenset[str] = frozenset({"v1", "v2c", "v3"})
+
+AuthProtocol = Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"]
+"""USM authentication: HMAC-MD5-96, HMAC-SHA-96 (RFC 3414), HMAC-SHA-2 (RFC 7860)."""
+
+PrivProtocol = Literal["des", "aes", "aes192", "aes256"]
+"""USM privacy: CBC-DES (RFC 3414), CFB128-AES-128 (RFC 3826), AES-192/256."""
+
+
+@dataclass(frozen=True, slots=True)
+class UsmUser:
+    """An SNMPv3 user of the User-based Security Model (RFC 3414).
+
+    Attributes:
+        name: the securityName.
+        auth_protocol: authentication, ``None`` for noAuthNoPriv.
+        auth_password: its password; a secret, left out of ``repr()``.
+        priv_protocol: privacy (encryption), ``None`` for none.
+        priv_password: its password; a secret, left out of ``repr()``.
+    """
+
+    name: str
+    auth_protocol: AuthProtocol | None = None
+    auth_password: str = field(default="", repr=False)
+    priv_protocol: PrivProtocol | None = None
+    priv_password: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if self.priv_protocol is not None and self.auth_protocol is None:
+            raise ValueError("UsmUser: privacy needs authentication")
+
+    @property
+    def level(self) -> Literal["noAuthNoPriv", "authNoPriv", "authPriv"]:
+        """The securityLevel these settings give."""
+        if self.auth_protocol is None:
+            return "noAuthNoPriv"
+        return "authNoPriv" if self.priv_protocol is None else "authPriv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +80,10 @@ class SnmpTarget:
     Attributes:
         host: IPv4 address or hostname of the agent.
         port: UDP port, default 161.
-        version: ``"v1"`` or ``"v2c"``.
-        community: community string; a secret, left out of ``repr()`` and never logged.
+        version: ``"v1"``, ``"v2c"`` or ``"v3"``.
+        community: community string (v1, v2c); a secret, left out of ``repr()`` and
+            never logged.
+        user: the USM user (v3).
         timeout: seconds to wait for each attempt, default 2.0.
         retries: extra attempts after the first, default 1; a request gives up
             after about ``timeout * (retries + 1)`` seconds.
@@ -52,6 +93,7 @@ class SnmpTarget:
     port: int = 161
     version: SnmpVersion = "v2c"
     community: str = field(default="public", repr=False)
+    user: UsmUser | None = None
     timeout: float = 2.0
     retries: int = 1
 
@@ -62,6 +104,8 @@ class SnmpTarget:
             raise ValueError(f"SnmpTarget.port must be 1..65535, got {self.port}")
         if self.version not in _VERSIONS:
             raise ValueError(f"SnmpTarget.version must be one of {sorted(_VERSIONS)}")
+        if self.version == "v3" and self.user is None:
+            raise ValueError("SnmpTarget: version v3 needs a user")
         if not self.timeout > 0:
             raise ValueError(f"SnmpTarget.timeout must be > 0 seconds, got {self.timeout}")
         if self.retries < 0:

@@ -92,6 +92,21 @@ from gufo.snmp import SnmpError as GufoError
 from gufo.snmp import SnmpVersion as GufoVersion
 from gufo.snmp import ValueType as GufoValue
 from gufo.snmp.aio import SnmpSession
+from gufo.snmp.user import (
+    Aes128Key,
+    Aes192Key,
+    Aes256Key,
+    BaseAuthKey,
+    BasePrivKey,
+    DesKey,
+    Md5Key,
+    Sha1Key,
+    Sha224Key,
+    Sha256Key,
+    Sha384Key,
+    Sha512Key,
+    User,
+)
 
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.sources.snmp.base import (
@@ -99,6 +114,7 @@ from commsmon.sources.snmp.base import (
     SnmpClient,
     SnmpTarget,
     SnmpValue,
+    UsmUser,
     ValueType,
     get_per_oid,
     parse_oid,
@@ -112,7 +128,16 @@ RESOLVE_TTL: Final = 300.0
 """Seconds a hostname's resolved address is used before it is resolved again (a
 failed re-resolution keeps the old address for another period)."""
 
-_VERSION: Final[dict[str, GufoVersion]] = {"v1": GufoVersion.v1, "v2c": GufoVersion.v2c}
+_VERSION: Final[dict[str, GufoVersion]] = {
+    "v1": GufoVersion.v1, "v2c": GufoVersion.v2c, "v3": GufoVersion.v3,
+}
+_AUTH: Final[dict[str, type[BaseAuthKey]]] = {
+    "md5": Md5Key, "sha": Sha1Key, "sha224": Sha224Key, "sha256": Sha256Key,
+    "sha384": Sha384Key, "sha512": Sha512Key,
+}
+_PRIV: Final[dict[str, type[BasePrivKey]]] = {
+    "des": DesKey, "aes": Aes128Key, "aes192": Aes192Key, "aes256": Aes256Key,
+}
 _MAX_ARC: Final = 2**32 - 1  # RFC 2578 §7.1.3: sub-identifiers are 0..4294967295
 _INT32_MAX: Final = 2**31 - 1
 _UINT32_MAX: Final = 2**32 - 1
@@ -122,7 +147,7 @@ _MAX_WALK_VARBINDS: Final = 1_000_000
 """A walk returning more than this is an agent gone mad, not a table."""
 
 _T = TypeVar("_T")
-_Key = tuple[str, int, str, str, float, int]
+_Key = tuple[str, int, str, str, UsmUser | None, float, int]
 _Row = tuple[str, GufoValue]
 
 
@@ -327,6 +352,7 @@ class GufoClient(SnmpClient):
             target.port,
             target.version,
             target.community,
+            target.user,
             target.timeout,
             target.retries,
         )
@@ -345,17 +371,22 @@ class GufoClient(SnmpClient):
             address, resolve_after = await _resolve(target)
             kept = self._sessions.get(key)  # another request may have made it meanwhile
             if kept is None:
-                kept = _Session(_open(target, address), address, resolve_after)
+                kept = _Session(await _open(target, address), address, resolve_after)
                 self._sessions[key] = kept
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
         self._sessions.move_to_end(key)
         if kept.busy:
-            yield _open(target, kept.address)
+            yield await _open(target, kept.address)
             return
         kept.busy = True
         try:
             yield kept.session
+        except BaseException:
+            if target.version == "v3":
+                # The agent may have restarted (new engine boots): discover it afresh.
+                self._sessions.pop(key, None)
+            raise
         finally:
             kept.busy = False
 
@@ -435,15 +466,35 @@ async def _resolve(target: SnmpTarget) -> tuple[str, float]:
     return str(infos[0][4][0]), time.monotonic() + RESOLVE_TTL
 
 
-def _open(target: SnmpTarget, address: str) -> SnmpSession:
-    """A new gufo session (one connected UDP socket) for ``target`` at ``address``."""
-    return SnmpSession(
+async def _open(target: SnmpTarget, address: str) -> SnmpSession:
+    """A new gufo session (one connected UDP socket) for ``target`` at ``address``.
+
+    For v3 the agent's engineID, boots and time are discovered first (RFC 3414
+    §4), one round trip bounded by the caller's deadline.
+    """
+    session = SnmpSession(
         address,
         target.port,
         community=target.community,
+        user=_user(target.user) if target.user is not None else None,
         version=_VERSION[target.version],
         timeout=target.timeout,
         allow_bulk=target.version != "v1",
+    )
+    if target.version == "v3":
+        await _attempts(target, session.refresh)
+    return session
+
+
+@functools.lru_cache(maxsize=1024)
+def _user(user: UsmUser) -> User:
+    """gufo's user with keys derived from the passwords (once per user: it hashes a MiB)."""
+    return User(
+        user.name,
+        auth_key=_AUTH[user.auth_protocol](user.auth_password.encode())
+        if user.auth_protocol else None,
+        priv_key=_PRIV[user.priv_protocol](user.priv_password.encode())
+        if user.priv_protocol else None,
     )
 
 

@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import structlog
 
 from commsmon.aio import raise_if_cancel_swallowed
-from commsmon.config import Config, ReadingSpec
+from commsmon.config import Config, ReadingSpec, SnmpUserSpec
 from commsmon.core.types import Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
 from commsmon.sources.convert import DecodeError, decode_varbind
-from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue
+from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, UsmUser
 
 __all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]
 
@@ -80,11 +80,24 @@ def jobs_from_config(config: Config) -> list[PollJob]:
             port=snmp.port,
             version=snmp.version,
             community=snmp.community.get_secret_value(),
+            user=_usm_user(snmp.user) if snmp.version == "v3" else None,
             timeout=snmp.timeout,
             retries=snmp.retries,
         )
         jobs.append(PollJob(device.id, target, snmp.interval, readings))
     return jobs
+
+
+def _usm_user(spec: SnmpUserSpec | None) -> UsmUser:
+    assert spec is not None  # the configuration requires a user for v3
+    auth, priv = spec.auth_password, spec.priv_password
+    return UsmUser(
+        spec.name,
+        auth_protocol=spec.auth_protocol if auth else None,
+        auth_password=auth.get_secret_value() if auth else "",
+        priv_protocol=spec.priv_protocol if priv else None,
+        priv_password=priv.get_secret_value() if priv else "",
+    )
 
 
 class SnmpPoller:
