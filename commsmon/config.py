@@ -340,6 +340,37 @@ class SiteSpec(_Model):
     devices: list[DeviceSpec] = []
 
 
+class TlsClientSpec(_Model):
+    """TLS towards a server (the MQTT broker): whom to trust and who we are.
+
+    Attributes:
+        ca_file: PEM file of the CA(s) that sign the server's certificate;
+            ``None`` trusts the system's CAs.
+        cert_file: PEM client certificate, for brokers that require one.
+        key_file: its PEM private key (a secret: mode 0600, or a
+            ``LoadCredential=`` path).
+        key_password: the key's passphrase, if it is encrypted.
+        insecure: skip checking the server's name against its certificate;
+            only for a broker reached by an address its certificate lacks.
+    """
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    key_password: SecretStr | None = None
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> TlsClientSpec:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        for name in ("ca_file", "cert_file", "key_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"{name}: no such file {value}")
+        return self
+
+
 class MqttSpec(_Model):
     """The MQTT broker and how to use it.
 
@@ -353,6 +384,7 @@ class MqttSpec(_Model):
             are dropped and counted (``commsmon_mqtt_messages_total{result="dropped"}``).
         share_group: consume telemetry through ``$share/<group>/...`` so the
             instances of one group (an HA pair) split it, each message once.
+        tls: connect over TLS (MQTT over TLS is usually port 8883).
     """
 
     host: str = "127.0.0.1"
@@ -366,6 +398,7 @@ class MqttSpec(_Model):
     reconnect_max: Seconds = 30.0
     queue_size: Annotated[int, Field(ge=100)] = 200_000
     share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    tls: TlsClientSpec | None = None
 
     @property
     def checkins(self) -> str:

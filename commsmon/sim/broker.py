@@ -16,6 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from commsmon.errors import CommsmonError
@@ -43,12 +44,15 @@ def find_mosquitto() -> str | None:
     return None
 
 
-def _config(port: int, log_file: Path) -> str:
+def _config(port: int, log_file: Path, listener: Sequence[str], password_file: Path | None
+            ) -> str:
     user = pwd.getpwuid(os.geteuid()).pw_name
     return "\n".join(
         [
             f"listener {port} {HOST}",
-            "allow_anonymous true",
+            *listener,
+            "allow_anonymous true" if password_file is None else "allow_anonymous false",
+            *([f"password_file {password_file}"] if password_file else []),
             "persistence false",
             # Run as whoever we are. As root mosquitto otherwise switches to the
             # user "mosquitto", which cannot write its log into our temp dir.
@@ -88,6 +92,9 @@ class Mosquitto(Service):
             start. Later starts reuse it.
         startup_timeout: seconds to wait for the port to accept connections,
             default 10.
+        listener: more settings of the listener, e.g. TLS: ``cafile ...``,
+            ``certfile ...``, ``keyfile ...``, ``require_certificate true``.
+        password_file: a ``mosquitto_passwd`` file; clients must then log in.
 
     Attributes:
         host: always ``"127.0.0.1"``.
@@ -96,8 +103,17 @@ class Mosquitto(Service):
             leaving the context).
     """
 
-    def __init__(self, port: int = 0, *, startup_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        startup_timeout: float = 10.0,
+        listener: Sequence[str] = (),
+        password_file: Path | None = None,
+    ) -> None:
         self.host = HOST
+        self._listener = tuple(listener)
+        self._password_file = password_file
         self.port = port
         self.startup_timeout = startup_timeout
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -134,7 +150,7 @@ class Mosquitto(Service):
         if not _tcp_port_free(port):
             raise BrokerError(f"TCP port {HOST}:{port} is already in use")
         conf = root / "mosquitto.conf"
-        conf.write_text(_config(port, self.log_file))
+        conf.write_text(_config(port, self.log_file, self._listener, self._password_file))
         # stdout/stderr to a file: messages before the log file opens land there.
         out = os.open(root / "stderr.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:

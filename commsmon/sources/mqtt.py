@@ -164,6 +164,8 @@ class MqttSource:
             username=spec.username,
             password=spec.password.get_secret_value() if spec.password else None,
             keepalive=spec.keepalive,
+            tls_params=_tls(spec),
+            tls_insecure=spec.tls.insecure if spec.tls else None,
             timeout=10,
             # A persistent session: what arrives while we reconnect (QoS 1) waits at
             # the broker for us instead of being lost.
@@ -308,6 +310,18 @@ class MqttSource:
             log.warning("mqtt message rejected", device=route.device, reason=reason,
                         detail=detail)
         return None
+
+
+def _tls(spec: MqttSpec) -> aiomqtt.TLSParameters | None:
+    tls = spec.tls
+    if tls is None:
+        return None
+    return aiomqtt.TLSParameters(
+        ca_certs=tls.ca_file,
+        certfile=tls.cert_file,
+        keyfile=tls.key_file,
+        keyfile_password=tls.key_password.get_secret_value() if tls.key_password else None,
+    )
 
 
 async def _cancellable(coro: Coroutine[Any, Any, None]) -> None:
