@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = ["run_client"]
 def run_client(args: argparse.Namespace) -> int:
     """Run one client command; 0 on success, 1 on an API error, 2 on bad usage."""
     url, token = args.url, args.token or os.environ.get("COMMSMON_TOKEN")
+    tls: ssl.SSLContext | None = None
     if args.config is not None:
         try:
             config = load_config(args.config)
@@ -28,21 +30,30 @@ def run_client(args: argparse.Namespace) -> int:
             print("\n".join(exc.problems), file=sys.stderr)
             return 2
         host = "127.0.0.1" if config.http.listen in ("0.0.0.0", "::") else config.http.listen
-        url = url or f"http://{host}:{config.http.port}"
+        if config.http.tls is not None:
+            # On the daemon's host: trust its own certificate, whoever signed it.
+            tls = ssl.create_default_context(cafile=config.http.tls.cert_file)
+            tls.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        scheme = "https" if tls else "http"
+        url = url or f"{scheme}://{host}:{config.http.port}"
         if token is None and config.http.token is not None:
             token = config.http.token.get_secret_value()
     url = (url or "http://127.0.0.1:9470").rstrip("/")
     try:
-        return asyncio.run(_command(args, url, token))
+        return asyncio.run(_command(args, url, token, tls))
     except aiohttp.ClientError as exc:
         print(f"commsmon: cannot reach the daemon at {url}: {exc}", file=sys.stderr)
         return 1
 
 
-async def _command(args: argparse.Namespace, url: str, token: str | None) -> int:
+async def _command(
+    args: argparse.Namespace, url: str, token: str | None, tls: ssl.SSLContext | None
+) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
+    connector = aiohttp.TCPConnector(ssl=tls) if tls else None
+    async with aiohttp.ClientSession(timeout=timeout, headers=headers,
+                                     connector=connector) as session:
         if args.command == "status":
             path = f"/api/v1/sites/{args.site}" if args.site else "/api/v1/sites"
             status, body = await _call(session, "GET", url + path)

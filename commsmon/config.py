@@ -406,17 +406,55 @@ class MqttSpec(_Model):
         return self.checkin_topic or f"{self.topic_prefix}/checkins"
 
 
+class HttpTlsSpec(_Model):
+    """HTTPS for the listener, as Prometheus' web-config ``tls_server_config``.
+
+    Attributes:
+        cert_file: PEM server certificate (chain).
+        key_file: its PEM private key.
+        client_ca_file: if given, clients must present a certificate signed by
+            one of these CAs (``RequireAndVerifyClientCert``).
+    """
+
+    cert_file: str
+    key_file: str
+    client_ca_file: str | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> HttpTlsSpec:
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ValueError(f"{name}: no such file {value}")
+        return self
+
+
 class HttpSpec(_Model):
     """Where ``/metrics``, ``/healthz`` and the API listen (loopback by default).
 
     Attributes:
         token: bearer token that write endpoints require; without one they
-            refuse every request.
+            refuse every request.  It also grants reads.
+        tls: serve HTTPS instead of HTTP.
+        basic_auth_users: user name -> bcrypt hash of the password, as in
+            Prometheus' web-config (``htpasswd -nbBC 10 user pass``); when any
+            is given, every endpoint but ``/healthz`` needs these credentials
+            or the bearer token.
     """
 
     listen: str = "127.0.0.1"
     port: Port = 9470
     token: SecretStr | None = None
+    tls: HttpTlsSpec | None = None
+    basic_auth_users: dict[str, SecretStr] = {}
+
+    @model_validator(mode="after")
+    def _bcrypt(self) -> HttpSpec:
+        for user, hashed in self.basic_auth_users.items():
+            if not hashed.get_secret_value().startswith(("$2a$", "$2b$", "$2y$")):
+                raise ValueError(f"basic_auth_users.{user}: must be a bcrypt hash ($2y$...), "
+                                 "never the password itself")
+        return self
 
 
 class ShardSpec(_Model):

@@ -13,6 +13,7 @@ import asyncio
 import os
 import signal
 import sqlite3
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -33,6 +34,7 @@ from commsmon.log import LogOnce
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
+from commsmon.outputs.webauth import ReadGuard, server_ssl_context
 from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS, CONFIG_RELOAD_TIME, EVALUATION_DURATION
 from commsmon.setup import Setup, load_setup
 from commsmon.sources.mqtt import MqttSource
@@ -201,20 +203,27 @@ class Daemon:
                 " (set state_dir, or run where it is writable)"
             ) from exc
         app = build_app(self._registry, lambda: self.snapshot,
-                        lambda snap: self.setup.exposition.render(snap), self._clock)
+                        lambda snap: self.setup.exposition.render(snap), self._clock,
+                        ReadGuard.from_spec(config.http))
         token = config.http.token.get_secret_value() if config.http.token else None
         add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)
         runner = web.AppRunner(app)
         try:
             await runner.setup()
             try:
-                await web.TCPSite(runner, config.http.listen, config.http.port).start()
+                tls = server_ssl_context(config.http)
+            except (OSError, ssl.SSLError) as exc:
+                raise CommsmonError(f"cannot use the HTTPS certificate or key: {exc}") from exc
+            try:
+                await web.TCPSite(runner, config.http.listen, config.http.port,
+                                  ssl_context=tls).start()
             except OSError as exc:
                 raise CommsmonError(
                     f"cannot listen on {config.http.listen}:{config.http.port}: {exc.strerror}"
                     " (another commsmon running? change http.port or pass --listen-port)"
                 ) from exc
-            self.listening = [f"http://{h}:{p}" for h, p, *_ in runner.addresses]
+            scheme = "https" if tls else "http"
+            self.listening = [f"{scheme}://{h}:{p}" for h, p, *_ in runner.addresses]
             self.evaluate()
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIME.set(self._clock())

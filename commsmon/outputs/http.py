@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from commsmon.core.fleet import Snapshot
+from commsmon.outputs.webauth import ReadGuard
 
 __all__ = ["build_app"]
 
@@ -28,6 +29,7 @@ def build_app(
     snapshot: Callable[[], Snapshot | None],
     render: Callable[[Snapshot | None], bytes],
     clock: Callable[[], float] = time.time,
+    guard: ReadGuard | None = None,
 ) -> web.Application:
     """The aiohttp application serving metrics and health.
 
@@ -36,6 +38,7 @@ def build_app(
         snapshot: the latest fleet snapshot, ``None`` before the first.
         render: renders the fleet's metrics from a snapshot (run in a thread).
         clock: wall clock, epoch seconds.
+        guard: who may read; ``None``: anyone who can reach the listener.
     """
     # The latest fleet exposition, gzipped: ~40 MB of text at 20 000 devices is ~2 MB
     # gzipped (73 ms at level 1), and Prometheus always asks for gzip.  Keyed by the
@@ -77,7 +80,7 @@ def build_app(
         }
         return web.json_response(body, status=200 if healthy else 503)
 
-    app = web.Application()
+    app = web.Application(middlewares=[guard.middleware] if guard else [])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app
