@@ -30,7 +30,7 @@ from commsmon.core.outages import Declaration
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation
 from commsmon.errors import CommsmonError, ConfigError
-from commsmon.log import LogOnce
+from commsmon.log import LogOnce, know_sites
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
@@ -81,6 +81,7 @@ class Daemon:
         self._snmp_client = snmp_client
         self.tz = ZoneInfo(self.config.timezone)
         self.fleet = Fleet(self.setup.tracked, clock(), self.tz)
+        know_sites({d.id: d.site for d in self.setup.inventory.devices.values()})
         self._mqtt: MqttSource | None = None
         self._poller: SnmpPoller | None = None
         self._group: asyncio.TaskGroup | None = None
@@ -337,6 +338,7 @@ class Daemon:
         before, after = set(old.tracked.devices), set(new.tracked.devices)
         self.fleet.reconfigure(new.tracked, self._clock())
         self.setup = new
+        know_sites({d.id: d.site for d in new.inventory.devices.values()})
         started = stopped = 0
         if self._poller is not None:
             started, stopped = self._poller.replace(new.jobs)

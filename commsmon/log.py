@@ -1,18 +1,36 @@
 """Logging, configured once: structlog for our lines, stdlib loggers routed through it.
 
 JSON lines when stderr is not a terminal (journald, files, CI), readable
-console output on a terminal.  Bind ``site`` and ``device`` with
-``structlog.contextvars.bound_contextvars`` so every line about a device says so.
+console output on a terminal.  Every line that names a ``device`` also names
+its ``site`` (from :func:`know_sites`), so a duty engineer can filter the
+journal by village.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
-__all__ = ["LogOnce", "configure_logging"]
+__all__ = ["LogOnce", "configure_logging", "know_sites"]
+
+_site_of: dict[str, str] = {}
+
+
+def know_sites(site_of: Mapping[str, str]) -> None:
+    """Device id -> site id, for the ``site`` field of lines about a device."""
+    _site_of.clear()
+    _site_of.update(site_of)
+
+
+def _add_site(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    device = event.get("device")
+    if isinstance(device, str) and "site" not in event and (site := _site_of.get(device)):
+        event["site"] = site
+    return event
 
 
 def configure_logging(level: str = "info", json: bool | None = None) -> None:
@@ -27,6 +45,7 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         json = not sys.stderr.isatty()
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_site,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

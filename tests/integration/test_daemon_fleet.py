@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -126,6 +127,14 @@ async def test_village_down_isolates_and_recovers(
         "v05 reachable", lambda s: value(s, "commsmon_site_reachable", site=site) == 1,
         within=bound + 5,
     )
+    # Every line about a device names its village; each device's failure is logged once.
+    lines = [json.loads(line) for line in daemon.log().splitlines() if line.startswith("{")]
+    about = [line for line in lines if "device" in line]
+    assert any(line["device"] == "v05-router" for line in about)
+    assert all("site" in line for line in about), [x for x in about if "site" not in x][:3]
+    failures = [line for line in about if line["device"] == "v05-router"
+                and line["event"] in ("snmp poll failed", "snmp device answers again")]
+    assert len(failures) == 2, failures  # unreachable once, answers again once
 
 
 async def test_broker_restart_reconnects(
