@@ -204,7 +204,7 @@ class Daemon:
                 " (set state_dir, or run where it is writable)"
             ) from exc
         app = build_app(self._registry, lambda: self.snapshot,
-                        lambda snap: self.setup.exposition.render(snap), self._clock,
+                        lambda snap: self.setup.exposition.chunks(snap), self._clock,
                         ReadGuard.from_spec(config.http))
         token = config.http.token.get_secret_value() if config.http.token else None
         add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)

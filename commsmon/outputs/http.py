@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -27,7 +28,7 @@ GZIP_LEVEL = 1  # fastest: the text repeats itself so much that level 1 gets ~18
 def build_app(
     registry: CollectorRegistry,
     snapshot: Callable[[], Snapshot | None],
-    render: Callable[[Snapshot | None], bytes],
+    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
     clock: Callable[[], float] = time.time,
     guard: ReadGuard | None = None,
 ) -> web.Application:
@@ -36,7 +37,7 @@ def build_app(
     Args:
         registry: the daemon's own metrics.
         snapshot: the latest fleet snapshot, ``None`` before the first.
-        render: renders the fleet's metrics from a snapshot (run in a thread).
+        render: renders the fleet's metrics from a snapshot, in chunks (run in a thread).
         clock: wall clock, epoch seconds.
         guard: who may read; ``None``: anyone who can reach the listener.
     """
@@ -86,5 +87,11 @@ def build_app(
     return app
 
 
-def _gzipped(render: Callable[[Snapshot | None], bytes], snap: Snapshot | None) -> bytes:
-    return gzip.compress(render(snap), GZIP_LEVEL)
+def _gzipped(
+    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]], snap: Snapshot | None
+) -> bytes:
+    """One gzip member of the rendered text, compressed chunk by chunk as it comes."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    out = [packer.compress(chunk) for chunk in render(snap)]
+    out.append(packer.flush())
+    return b"".join(out)

@@ -17,7 +17,7 @@ histograms stay ordinary prometheus_client metrics, exposed beside this.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from commsmon.config import Config
 from commsmon.core.fleet import Snapshot
@@ -98,10 +98,22 @@ class FleetExposition:
 
     def render(self, snap: Snapshot | None) -> bytes:
         """The exposition text of ``snap`` in UTF-8 (empty before the first snapshot)."""
+        return b"".join(self.chunks(snap))
+
+    def chunks(self, snap: Snapshot | None) -> Iterator[bytearray]:
+        """The exposition text of ``snap``, one metric family at a time.
+
+        Each family is let go once the consumer has it, so compressing the
+        chunks as they come holds a fraction of the text at once (the whole
+        is ~40 MB at 20 000 devices).
+        """
         if snap is None:
-            return b""
-        families = [*self._devices(snap), *self._readings(snap), *self._sites(snap)]
-        return b"".join(f.text for f in families)
+            return
+        for build in (self._devices, self._readings, self._sites):
+            families = list(build(snap))
+            families.reverse()
+            while families:
+                yield families.pop().text
 
     def _devices(self, snap: Snapshot) -> Iterable[_Family]:
         info = _Family("commsmon_device_info", "gauge",

@@ -4,6 +4,7 @@ snapshot however many scrapes."""
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 
 import aiohttp
 from aiohttp import web
@@ -25,9 +26,9 @@ async def test_metrics_gzip_and_plain_carry_the_same_text() -> None:
     exposition = FleetExposition(config)
     renders: list[Snapshot | None] = []
 
-    def render(s: Snapshot | None) -> bytes:
+    def render(s: Snapshot | None) -> Iterator[bytearray]:
         renders.append(s)
-        return exposition.render(s)
+        return exposition.chunks(s)
 
     registry = CollectorRegistry()
     Counter("commsmon_test_things", "Things.", registry=registry).inc()
