@@ -115,7 +115,7 @@ class Daemon:
 
     def distribute(self, obs: Observation) -> None:
         """Hand one observation to every shard that tracks its device (the sources' sink)."""
-        for shard in self.plan.destinations.get(obs.device, (self.plan.index,)):
+        for shard in self.plan.destinations.get(obs.device) or (self.plan.index,):
             if shard == self.plan.index:
                 self.observe(obs)
             elif self._mqtt is not None:
@@ -163,7 +163,7 @@ class Daemon:
         return True
 
     def _checkin_from_mqtt(self, checkin: CheckIn) -> None:
-        if checkin.device in self.plan.destinations and not self.plan.tracks(checkin.device):
+        if not self.plan.tracks(checkin.device) and checkin.device in self.plan.destinations:
             return  # another shard's device: that shard records it
         task = asyncio.create_task(self.record_checkin(checkin))
         self._pending.add(task)
@@ -399,12 +399,19 @@ class Daemon:
         return line + (f"; monitor {snap.cut_off}" if snap and snap.cut_off else "")
 
     async def _watchdog(self, interval: float) -> None:
-        """Ping systemd's watchdog only while evaluations keep coming: a stuck event
-        loop or a stuck evaluation stops the pings and systemd restarts us."""
+        """Ping systemd's watchdog only while evaluations keep coming and polls keep
+        ending: a stuck event loop, evaluation or poller stops the pings and systemd
+        restarts us."""
         while True:
             await asyncio.sleep(interval)
-            if time.monotonic() - self._evaluated_at < max(30.0, 4 * interval):
+            now = time.monotonic()
+            evaluating = now - self._evaluated_at < max(30.0, 4 * interval)
+            polling = self._poller is None or self._poller.alive(now)
+            if evaluating and polling:
                 self._systemd.send(WATCHDOG="1")
+            elif self._once.first("watchdog", f"{evaluating} {polling}"):
+                log.error("watchdog withheld: the daemon is stuck", evaluating=evaluating,
+                          polling=polling)
 
     def silences(self) -> list[Silence]:
         """Every silence the dispatcher knows (config and API)."""

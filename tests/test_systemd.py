@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,13 +50,15 @@ def test_unit_exposure_is_ok(tmp_path: Path) -> None:
 
 
 def test_daemon_notifies_ready_and_status(tmp_path: Path) -> None:
-    """Under Type=notify the daemon says READY=1 with a STATUS line after binding."""
+    """Under Type=notify the daemon says READY=1 with a STATUS line after binding, pings
+    the watchdog while it evaluates and polls, and brackets a SIGHUP reload with
+    RELOADING=1 ... READY=1."""
     path, _ = write_config(tmp_path, mqtt_port=free_port())
     address = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.settimeout(20)
-        env = {**os.environ, "NOTIFY_SOCKET": address}
+        env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
         proc = subprocess.Popen([sys.executable, "-m", "commsmon", "run", "-c", str(path)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 cwd=ROOT)
@@ -66,6 +69,14 @@ def test_daemon_notifies_ready_and_status(tmp_path: Path) -> None:
                 messages.append(sock.recv(4096).decode())
             ready = next(m for m in messages if "READY=1" in m)
             assert "STATUS=polling 86 devices, 14 sites, 0 isolated" in ready
+            pings = 0
+            while pings < 3:  # every 0.5 s
+                pings += "WATCHDOG=1" in sock.recv(4096).decode()
+            proc.send_signal(signal.SIGHUP)
+            seen = []
+            while not any("READY=1" in m for m in seen):
+                seen.append(sock.recv(4096).decode())
+            assert any("RELOADING=1" in m for m in seen), seen
         finally:
             proc.terminate()
             proc.wait(20)

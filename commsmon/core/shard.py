@@ -46,7 +46,8 @@ class ShardPlan:
         count: number of shards.
         sites: ids of the sites this instance owns: judges and reports.
         destinations: device id -> shards that track the device (its
-            owner first); every device of the inventory is a key.
+            owner first); every device of the inventory is a key, except with
+            a single shard, where the map stays empty (everything is ours).
     """
 
     index: int
@@ -63,6 +64,8 @@ class ShardPlan:
         """
         if not 0 <= index < count:
             raise ValueError(f"shard index {index} not in 0..{count - 1}")
+        if count == 1:
+            return cls(index=0, count=1, sites=frozenset(inventory.sites), destinations={})
         owner = {s: shard_of(s, count) for s in inventory.sites}
         trackers: dict[str, list[int]] = {
             d.id: [owner[d.site]] for d in inventory.devices.values()
@@ -82,11 +85,11 @@ class ShardPlan:
 
     def owns(self, device: Device) -> bool:
         """Whether this instance polls and reports ``device``."""
-        return self.destinations[device.id][0] == self.index
+        return self.count == 1 or self.destinations[device.id][0] == self.index
 
     def tracks(self, device_id: str) -> bool:
         """Whether this instance keeps the state of ``device_id``."""
-        return self.index in self.destinations.get(device_id, ())
+        return self.count == 1 or self.index in self.destinations.get(device_id, ())
 
     def inventory(self, full: Inventory) -> Inventory:
         """The part of ``full`` this instance keeps state for.

@@ -128,6 +128,19 @@ class SnmpPoller:
         self._once = LogOnce()
         self._group: asyncio.TaskGroup | None = None
         self._loops: dict[str, asyncio.Task[None]] = {}
+        self.last_poll = time.monotonic()  # when a poll last ended, for the watchdog
+
+    def alive(self, now: float) -> bool:
+        """Whether polls keep ending (the watchdog's proof that the poller works).
+
+        Every poll ends by its deadline, answer or not, and a target is polled
+        at least every ``DEAD_MAX`` intervals; so some poll must have ended
+        within the smallest such bound over the jobs.
+        """
+        if not self._jobs:
+            return True
+        bound = min(j.interval * DEAD_MAX + j.target.deadline for j in self._jobs.values())
+        return now - self.last_poll < bound
 
     @property
     def jobs(self) -> list[PollJob]:
@@ -201,7 +214,8 @@ class SnmpPoller:
                 readings = self._decode(job, values)
                 obs = Observation(job.device, self._clock(), True, readings)
             finally:
-                SNMP_DURATION.observe(time.monotonic() - started)
+                self.last_poll = time.monotonic()
+                SNMP_DURATION.observe(self.last_poll - started)
         self._sink(obs)
         return obs
 
