@@ -16,7 +16,7 @@ test: deps venv lint
 	$(VENV)/bin/pytest
 
 lint: venv
-	$(VENV)/bin/ruff check commsmon tests bench
+	$(VENV)/bin/ruff check commsmon tests bench deploy
 	$(VENV)/bin/mypy --strict commsmon
 
 # Debian packages the daemon's peers and the tests need; installed only when missing.

@@ -18,6 +18,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
+from commsmon.sim.ports import free_port as sim_free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.yaml"
 
@@ -25,9 +27,7 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return sim_free_port(kind)
 
 
 def write_config(
@@ -56,7 +56,7 @@ def write_config(
                 if "snmp" in device:
                     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                     held.append(sock)
-                    sock.bind(("127.0.0.1", 0))
+                    sock.bind(("127.0.0.1", free_port(socket.SOCK_DGRAM)))
                     device["snmp"]["port"] = sock.getsockname()[1]
     finally:
         for sock in held:

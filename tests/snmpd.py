@@ -28,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from commsmon.sim.ports import free_port
+
 __all__ = ["Snmpd", "SnmpdError", "free_udp_port"]
 
 _SYS_UPTIME_0 = bytes.fromhex("2b06010201010300")  # BER body of 1.3.6.1.2.1.1.3.0
@@ -40,10 +42,7 @@ class SnmpdError(RuntimeError):
 
 def free_udp_port() -> int:
     """Return a UDP port on 127.0.0.1 that was free a moment ago (racy; callers retry)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(socket.SOCK_DGRAM)
 
 
 def _ber(tag: int, body: bytes) -> bytes:

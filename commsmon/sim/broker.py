@@ -21,6 +21,7 @@ from pathlib import Path
 
 from commsmon.errors import CommsmonError
 from commsmon.sim._process import Reaper, Service, stop_process
+from commsmon.sim.ports import free_port
 
 __all__ = ["HOST", "BrokerError", "Mosquitto", "find_mosquitto"]
 
@@ -224,10 +225,7 @@ class Mosquitto(Service):
 
 
 def _free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(socket.SOCK_STREAM, HOST)
 
 
 def _tcp_port_free(port: int) -> bool:

@@ -80,6 +80,7 @@ from typing import Any
 
 from commsmon.errors import CommsmonError
 from commsmon.sim._process import Reaper, Service, stop_process
+from commsmon.sim.ports import free_port
 
 __all__ = [
     "HOST",
@@ -424,10 +425,7 @@ def _rewrite(path: Path, changes: Mapping[str, bytes | None]) -> int:
 
 
 def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    return free_port(socket.SOCK_DGRAM, HOST)
 
 
 def _udp_port_free(port: int) -> bool:
