@@ -26,7 +26,8 @@ from pydantic import (
 )
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from commsmon.alertconfig import AlertingSpec
 from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
@@ -633,6 +634,12 @@ class _Document:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 0
             raise ConfigError([f"{path}:{line}: not valid YAML: {exc.problem}"]) from exc
+        except ReaderError as exc:  # a character YAML forbids (control characters)
+            line = text[: max(exc.position, 0)].count("\n") + 1
+            raise ConfigError([f"{path}:{line}: not valid YAML: {exc.reason} "
+                               f"(character {exc.character!r})"]) from exc
+        except YAMLError as exc:  # anything else the parser refuses, still located
+            raise ConfigError([f"{path}:1: not valid YAML: {exc}"]) from exc
 
     def line(self, loc: tuple[str | int, ...]) -> int:
         """1-based line of the deepest node of ``loc`` that exists in the YAML."""

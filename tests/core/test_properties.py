@@ -1,0 +1,189 @@
+"""Property-based tests (hypothesis): decoding, MQTT payloads, configuration loading and
+the core state machine hold their promises for any input, not only the examples."""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commsmon.config import MqttSpec, ReadingSpec, load_config
+from commsmon.core.fleet import Fleet
+from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.rules import AlertEngine
+from commsmon.core.types import Observation, State
+from commsmon.errors import ConfigError
+from commsmon.selfmetrics import MQTT_MESSAGES
+from commsmon.sources.convert import REASONS, DecodeError, decode_json_field, decode_varbind
+from commsmon.sources.mqtt import MqttSource, Route
+from commsmon.sources.snmp.base import SnmpValue, ValueType
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DECODES = ["number", "text_number", "float32_le", "float32_be", "utf16", "text", "bool"]
+
+raw_values = st.one_of(
+    st.integers(-(2**64), 2**64), st.binary(max_size=24), st.text(max_size=24), st.none())
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=12)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+def _spec(decode: str, **extra: object) -> ReadingSpec:
+    if decode == "enum":
+        return ReadingSpec(oid="1.3.6.1.2.1.33.1.4.1.0", decode="enum",
+                           enum={3: "normal", 5: "battery"})
+    return ReadingSpec(oid="1.3.6.1.2.1.1.3.0", decode=decode, **extra)  # type: ignore[arg-type]
+
+
+@given(st.sampled_from(list(ValueType)), raw_values, st.sampled_from([*DECODES, "enum"]),
+       st.floats(-1e6, 1e6), st.floats(-1e6, 1e6))
+def test_snmp_decoding_gives_a_reading_or_a_counted_reason(
+    kind: ValueType, raw: int | bytes | str | None, decode: str, scale: float, offset: float
+) -> None:
+    """Any varbind under any spec: a finite number, a text, a truth value, None, or a
+    DecodeError with a reason from the fixed set. Never another exception, never NaN."""
+    spec = _spec(decode) if decode == "enum" else _spec(decode, scale=scale, offset=offset)
+    try:
+        reading = decode_varbind(spec, SnmpValue(kind, raw))
+    except DecodeError as exc:
+        assert exc.reason in REASONS
+        return
+    if isinstance(reading, float):
+        assert math.isfinite(reading)
+    else:
+        assert reading is None or isinstance(reading, str | bool)
+
+
+@given(json_values, st.sampled_from([*DECODES, "enum"]))
+def test_json_field_decoding_never_escapes(value: object, decode: str) -> None:
+    spec = (ReadingSpec(field="fuel", decode="enum", enum={1: "on"}) if decode == "enum"
+            else ReadingSpec(field="fuel", decode=decode))  # type: ignore[arg-type]
+    try:
+        reading = decode_json_field(spec, {"fuel": value})
+    except DecodeError as exc:
+        assert exc.reason in REASONS
+        return
+    assert not isinstance(reading, float) or math.isfinite(reading)
+
+
+_TOPICS = {
+    "p/v1/g/status": Route("g", "status", {}),
+    "p/v1/g/telemetry": Route("g", "telemetry", {
+        "fuel": ReadingSpec(field="fuel", scale=0.01),
+        "volts": ReadingSpec(field="voltage", decode="text_number"),
+        "running": ReadingSpec(field="running", decode="bool"),
+    }),
+    "p/checkins": Route("", "checkin", {}),
+    "p/_shard/0": Route("", "peer", {}),
+}
+_RESULTS = {"ok", "unknown_topic", "bad_payload", "too_large", "not_object", "bad_json",
+            "bad_checkin", "dropped"}
+
+
+@given(st.sampled_from([*_TOPICS, "p/other"]),
+       st.one_of(st.binary(max_size=300), json_values.map(lambda v: repr(v).encode())))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_mqtt_payloads_never_crash_nor_make_new_series(topic: str, payload: bytes) -> None:
+    """Any bytes on any topic: an observation or a rejection counted under a fixed result
+    label; never an exception."""
+    seen: list[Observation] = []
+    source = MqttSource(MqttSpec(), _TOPICS, seen.append, lambda _: None,
+                        on_checkin=lambda _: None, clock=lambda: 1_764_400_000.0)
+    source.handle(topic, payload)
+    for family in MQTT_MESSAGES.collect():
+        for sample in family.samples:
+            assert sample.labels["result"] in _RESULTS
+    for obs in seen:
+        assert all(not isinstance(v, float) or math.isfinite(v) for v in obs.readings.values())
+
+
+_DEMO_LINES = (ROOT / "config" / "demo.yaml").read_text(encoding="utf-8").splitlines()
+_LOCATED = re.compile(r"^.+:\d+: .+")
+
+
+@given(st.integers(0, len(_DEMO_LINES) - 1),
+       st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=40),
+       st.booleans())
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_bad_yaml_gives_located_errors_never_a_traceback(
+    tmp_path_factory: pytest.TempPathFactory, line: int, junk: str, replace: bool
+) -> None:
+    """The demo configuration with one line replaced by (or followed by) random text
+    either loads or fails with ConfigError problems that each name FILE:LINE."""
+    directory = tmp_path_factory.mktemp("cfg")
+    shutil.copytree(ROOT / "config" / "profiles", directory / "profiles")
+    lines = list(_DEMO_LINES)
+    if replace:
+        lines[line] = junk
+    else:
+        lines.insert(line, junk)
+    path = directory / "fleet.yaml"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert exc.problems
+        assert all(_LOCATED.match(p) and p.startswith(str(path)) for p in exc.problems), (
+            exc.problems)
+
+
+def _inventory() -> Inventory:
+    sites = [Site("centre", "Centre", "town", "centre"), Site("v1", "Village 1", "town")]
+    devices = [
+        Device("rpt", "centre", "pdt_repeater", "repeater", "snmp", "p"),
+        Device("router", "v1", "router", "router", "snmp", "p", channel="public"),
+        Device("cam", "v1", "camera", "camera", "snmp", "p", parent="router"),
+        Device("pdt", "v1", "pdt_terminal", "pdt", "mqtt", "p", channel="pdt370",
+               depends_on=("rpt",), stale_after=300),
+        Device("sat", "v1", "satphone", "sat", "mqtt", "p", channel="satellite",
+               health=(HealthRule("charge", "battery low", below=0.3),), stale_after=600),
+    ]
+    return Inventory.build(sites, devices)
+
+
+events = st.lists(st.tuples(
+    st.floats(-30, 400),  # seconds since the previous event (negative: the clock stepped back)
+    st.sampled_from(["rpt", "router", "cam", "pdt", "sat", "evaluate", "broker"]),
+    st.booleans(), st.booleans(), st.floats(0, 1)), max_size=60)
+
+
+@given(events)
+@settings(max_examples=150, deadline=None)
+def test_time_accounting_and_reachable_states(steps: list[tuple[float, str, bool, bool, float]]
+                                              ) -> None:
+    """Whatever arrives in whatever order: every device's seconds per state sum to the
+    time that passed (a clock stepping back adds nothing), every state is one the rules
+    know, and the rules engine takes every snapshot."""
+    t0 = 1_764_400_000.0
+    fleet = Fleet(_inventory(), t0)
+    fleet.set_source("mqtt", True, t0)
+    engine = AlertEngine()
+    now = t0
+    elapsed = 0.0
+    last_eval = t0
+    for gap, what, ok, conclusive, charge in steps:
+        now += gap
+        if what == "evaluate":
+            snap = fleet.evaluate(now)
+            elapsed += max(0.0, now - last_eval)
+            last_eval = now
+            engine.update(snap)
+            for status in snap.devices.values():
+                assert status.state in set(State)
+                assert sum(status.seconds.values()) == pytest.approx(elapsed, abs=1e-6)
+            for site in snap.sites.values():
+                assert site.state in set(State)
+                assert sum(site.seconds.values()) == pytest.approx(elapsed, abs=1e-6)
+        elif what == "broker":
+            fleet.set_source("mqtt", ok, now)
+        else:
+            fleet.observe(Observation(what, now, ok, {"charge": charge} if ok else {},
+                                      conclusive=conclusive and not ok))
