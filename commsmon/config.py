@@ -9,6 +9,7 @@ can go straight to it.
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from ruamel.yaml import YAML
@@ -232,10 +234,13 @@ class SnmpSpec(_Model):
         timeout: seconds per attempt.
         retries: attempts after the first.
         interval: seconds between polls.
+        charset: how the agent's non-UTF-8 text is encoded (``gbk``,
+            ``latin-1`` ...): text that is not valid UTF-8 is read in it.
     """
 
     host: str
     port: Port | None = None
+    charset: str | None = None
     version: Literal["v1", "v2c", "v3"] | None = None
     community: SecretStr | None = None
     user: SnmpUserSpec | None = None
@@ -243,9 +248,20 @@ class SnmpSpec(_Model):
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     interval: Seconds | None = None
 
+    @field_validator("charset")
+    @classmethod
+    def _known_charset(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise ValueError(f"unknown charset {value!r} (gbk, gb18030, latin-1 ...)"
+                                 ) from None
+        return value
+
     def resolve(self, defaults: SnmpDefaults) -> SnmpDefaults:
-        """This target's settings with the defaults filled in (host apart)."""
-        given = {k: getattr(self, k) for k in self.model_fields_set - {"host"}
+        """This target's settings with the defaults filled in (host and charset apart)."""
+        given = {k: getattr(self, k) for k in self.model_fields_set - {"host", "charset"}
                  if getattr(self, k) is not None}
         return defaults.model_validate({**dict(defaults), **given})
 

@@ -201,3 +201,12 @@ def test_snmp_v3_needs_a_user_and_long_passwords(tmp_path: Path) -> None:
         load_config(path)
     (problem,) = exc.value.problems
     assert "sites[2].devices[1].snmp.user: auth_password must be at least 8 characters" in problem
+
+
+def test_unknown_snmp_charset_is_located(tmp_path: Path) -> None:
+    path = _broken(tmp_path, "port: 16107,", "port: 16107, charset: klingon,")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (problem,) = exc.value.problems
+    assert problem.startswith(f"{path}:{_line_of(path, 'klingon')}: sites[2].devices[1].snmp")
+    assert "unknown charset 'klingon'" in problem

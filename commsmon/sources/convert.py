@@ -50,8 +50,14 @@ class DecodeError(ValueError):
         self.reason = reason
 
 
-def decode_varbind(spec: ReadingSpec, value: SnmpValue) -> Reading | None:
+def decode_varbind(
+    spec: ReadingSpec, value: SnmpValue, charset: str | None = None
+) -> Reading | None:
     """Decode one varbind; ``None`` for a vendor sentinel listed in ``invalid``.
+
+    An OCTET STRING read as text is UTF-8 if it is valid UTF-8, else in the
+    device's ``charset`` (GBK, Latin-1 ...) if it is valid there, else UTF-8
+    with replacement characters; NULs are stripped (C strings, padded fields).
 
     Raises:
         DecodeError: noSuchObject/noSuchInstance/endOfMibView, or a value the
@@ -62,7 +68,7 @@ def decode_varbind(spec: ReadingSpec, value: SnmpValue) -> Reading | None:
     raw: Any = value.value
     if value.type is ValueType.OPAQUE and isinstance(raw, bytes):
         raw = _opaque_number(raw)
-    return decode(spec, raw)
+    return decode(spec, raw, charset)
 
 
 def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading | None:
@@ -81,15 +87,18 @@ def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading
     return None if node is None else decode(spec, node)
 
 
-def decode(spec: ReadingSpec, raw: Any) -> Reading | None:
+def decode(spec: ReadingSpec, raw: Any, charset: str | None = None) -> Reading | None:
     """Decode a raw Python value (int, float, str, bytes, bool) per ``spec``.
+
+    ``charset`` is the fallback for bytes that are not UTF-8 (see
+    :func:`decode_varbind`).
 
     Raises:
         DecodeError: when the value does not fit ``spec.decode``.
     """
     kind = spec.decode
     if kind == "text":
-        return _text(raw)
+        return _text(raw, charset)
     if kind == "utf16":
         return _utf16(raw)
     if kind == "bool":
@@ -152,12 +161,25 @@ def _opaque_number(raw: bytes) -> float | bytes:
     return raw
 
 
-def _text(raw: Any) -> str:
+def _text(raw: Any, charset: str | None = None) -> str:
     if isinstance(raw, bytes):
-        text = raw.decode("utf-8", errors="replace")
+        text = _bytes_text(raw, charset)
     else:
         text = raw if isinstance(raw, str) else str(raw)
     return text.replace("\x00", "").strip()
+
+
+def _bytes_text(raw: bytes, charset: str | None) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if charset is not None:
+        try:
+            return raw.decode(charset)
+        except UnicodeDecodeError:
+            pass
+    return raw.decode("utf-8", errors="replace")
 
 
 def _utf16(raw: Any) -> str:

@@ -50,12 +50,14 @@ class PollJob:
         target: the agent and its timeout/retries.
         interval: seconds between polls.
         readings: reading name -> (concrete OID, spec).
+        charset: the agent's text encoding where it is not UTF-8.
     """
 
     device: str
     target: SnmpTarget
     interval: float
     readings: Mapping[str, tuple[str, ReadingSpec]]
+    charset: str | None = None
 
 
 def jobs_from_config(config: Config) -> list[PollJob]:
@@ -84,7 +86,7 @@ def jobs_from_config(config: Config) -> list[PollJob]:
             timeout=snmp.timeout,
             retries=snmp.retries,
         )
-        jobs.append(PollJob(device.id, target, snmp.interval, readings))
+        jobs.append(PollJob(device.id, target, snmp.interval, readings, device.snmp.charset))
     return jobs
 
 
@@ -237,7 +239,7 @@ class SnmpPoller:
             if value is None:
                 continue
             try:
-                decoded = decode_varbind(spec, value)
+                decoded = decode_varbind(spec, value, job.charset)
             except DecodeError as exc:
                 if spec.optional and exc.reason == "no_such_object":
                     continue
