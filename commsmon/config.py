@@ -556,12 +556,15 @@ class Config(_Model):
             for s in self.sites
         ]
         devices = []
+        health_of: dict[str, tuple[HealthRule, ...]] = {}  # one tuple per profile, shared
         for site, d in self.devices():
             profile = self.profiles.get(d.profile) if d.profile else None
-            health = tuple(
-                HealthRule(h.reading, h.message, h.below, h.above, tuple(h.equals))
-                for h in (profile.health if profile else [])
-            )
+            health = health_of.get(d.profile or "")
+            if health is None:
+                health = health_of[d.profile or ""] = tuple(
+                    HealthRule(h.reading, h.message, h.below, h.above, tuple(h.equals))
+                    for h in (profile.health if profile else [])
+                )
             stale = d.stale_after or (profile.stale_after if profile else None)
             devices.append(
                 Device(

@@ -269,7 +269,7 @@ class Fleet:
                 state=state,
                 since=clock.since,
                 reason=reason,
-                readings=MappingProxyType(dict(tracker.readings)),
+                readings=tracker.frozen_readings(),
                 last_seen=tracker.last_seen,
                 seconds=MappingProxyType(dict(clock.seconds)),
                 endurance=device_endurance(

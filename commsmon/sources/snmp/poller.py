@@ -69,16 +69,23 @@ def jobs_from_config(config: Config) -> list[PollJob]:
     ``params`` (``1.3.6.1.2.1.2.2.1.8.{uplink_ifindex}``).
     """
     jobs = []
+    shared: dict[tuple[str, tuple[tuple[str, object], ...]], Mapping[str, tuple[str, ReadingSpec]]]
+    shared = {}
     for _, device in config.devices():
         if device.snmp is None or device.profile is None:
             continue
         snmp = device.snmp.resolve(config.defaults.snmp)
-        profile = config.profiles[device.profile]
-        readings = {
-            name: (spec.oid.format(**device.params), spec)
-            for name, spec in profile.readings.items()
-            if spec.oid is not None
-        }
+        # Devices of one profile with the same params share one readings map: a
+        # province has thousands of each, and the daemon keeps every job.
+        key = (device.profile, tuple(sorted(device.params.items())))
+        readings = shared.get(key)
+        if readings is None:
+            profile = config.profiles[device.profile]
+            readings = shared[key] = {
+                name: (spec.oid.format(**device.params), spec)
+                for name, spec in profile.readings.items()
+                if spec.oid is not None
+            }
         target = SnmpTarget(
             host=device.snmp.host,
             port=snmp.port,
