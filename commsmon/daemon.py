@@ -16,6 +16,7 @@ import sqlite3
 import ssl
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,7 @@ from commsmon.core.dispatch import Silence
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.shard import ShardPlan
-from commsmon.core.types import CheckIn, Observation
+from commsmon.core.types import CheckIn, Observation, State
 from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import LogOnce, know_sites
 from commsmon.outputs.alerts.service import AlertService
@@ -95,6 +96,7 @@ class Daemon:
         self._status = ""
         self._pending: set[asyncio.Task[bool]] = set()
         self.snapshot: Snapshot | None = None
+        self._states: _States | None = None
         self.listening: list[str] = []
         self.ready = asyncio.Event()
 
@@ -176,8 +178,13 @@ class Daemon:
 
     def evaluate(self) -> Snapshot:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
+        # Let the old snapshot go before the new one is built: at province scale each
+        # is tens of MiB, and two at once would set the daemon's resident size.
+        # The change log needs only the old states.
+        self.snapshot = None
         snap = self.plan.report(self.fleet.evaluate(self._clock()))
-        previous, self.snapshot = self.snapshot, snap
+        self.snapshot = snap
+        previous, self._states = self._states, _States.of(snap)
         if previous is not None:
             _log_changes(previous, snap)
         return snap
@@ -369,18 +376,7 @@ class Daemon:
             # of CPU for 20 000 devices) leaves the pollers most of the core.
             await asyncio.sleep(max(EVALUATE_EVERY, cost * EVALUATE_DUTY))
             started = time.perf_counter()
-            snap = self.evaluate()
-            if self.alerts is None:
-                continue
-            try:
-                await self.alerts.step(snap)
-            except sqlite3.Error as exc:  # a full or read-only disk must not stop monitoring
-                if self._once.first("outbox", str(exc)):
-                    log.error("alert outbox unwritable; alerts wait", error=str(exc),
-                              path=str(self.state_dir))
-            else:
-                if self._once.clear("outbox"):
-                    log.info("alert outbox writable again")
+            await self._evaluate_once()
             cost = time.perf_counter() - started
             EVALUATION_DURATION.observe(cost)
             self._evaluated_at = time.monotonic()
@@ -388,6 +384,22 @@ class Daemon:
             if status != self._status:
                 self._status = status
                 self._systemd.send(STATUS=status)
+
+    async def _evaluate_once(self) -> None:
+        """One evaluation and its alerts; a method of its own so that no frame holds the
+        snapshot between runs (the next evaluation lets the old one go first)."""
+        snap = self.evaluate()
+        if self.alerts is None:
+            return
+        try:
+            await self.alerts.step(snap)
+        except sqlite3.Error as exc:  # a full or read-only disk must not stop monitoring
+            if self._once.first("outbox", str(exc)):
+                log.error("alert outbox unwritable; alerts wait", error=str(exc),
+                          path=str(self.state_dir))
+        else:
+            if self._once.clear("outbox"):
+                log.info("alert outbox writable again")
 
     def _status_line(self) -> str:
         """``polling 92 devices, 14 sites, 0 isolated`` for systemctl status."""
@@ -442,17 +454,30 @@ def _snmp_client(backend: str) -> SnmpClient:
     return GufoClient()
 
 
-def _log_changes(before: Snapshot, after: Snapshot) -> None:
+@dataclass(frozen=True, slots=True)
+class _States:
+    """The states of one snapshot, all the change log keeps of it."""
+
+    devices: dict[str, State]
+    sites: dict[str, State]
+
+    @classmethod
+    def of(cls, snap: Snapshot) -> _States:
+        return cls({d: s.state for d, s in snap.devices.items()},
+                   {s: st.state for s, st in snap.sites.items()})
+
+
+def _log_changes(before: _States, after: Snapshot) -> None:
     """One line per device or site whose state changed (never one per poll)."""
     for device_id, now in after.devices.items():
         was = before.devices.get(device_id)
-        if was is not None and was.state is not now.state:
+        if was is not None and was is not now.state:
             log.info("device state changed", site=now.device.site, device=device_id,
-                     old=was.state.value, new=now.state.value, reason=now.reason)
+                     old=was.value, new=now.state.value, reason=now.reason)
     for site_id, site in after.sites.items():
         was_site = before.sites.get(site_id)
-        if was_site is not None and was_site.state is not site.state:
-            log.info("site state changed", site=site_id, old=was_site.state.value,
+        if was_site is not None and was_site is not site.state:
+            log.info("site state changed", site=site_id, old=was_site.value,
                      new=site.state.value,
                      channels={c: s.state.value for c, s in site.channels.items()})
 
