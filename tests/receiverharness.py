@@ -72,3 +72,15 @@ def _dingtalk_ok(got: Received, secret: str) -> bool:
     expected = base64.b64encode(digest).decode()
     return hmac.compare_digest(got.query.get("sign", ""), expected) or hmac.compare_digest(
         urllib.parse.unquote(got.query.get("sign", "")), expected)
+
+
+def critical_to(receiver: RecordingReceiver, path: str = "/hook") -> dict[str, Any]:
+    """An ``alerting`` section: quick grouping, villages isolated for 2 s fire, and every
+    critical notification goes to ``receiver`` as an Alertmanager-style webhook."""
+    return {
+        "group_wait": 1, "group_interval": 2, "repeat_interval": 3600,
+        "rules": {"site_isolated": {"for": 2}},
+        "receivers": [{"name": "hook", "type": "webhook",
+                       "url": str(receiver.server.make_url(path))}],
+        "routes": [{"match": {"severity": ["critical"]}, "receivers": ["hook"]}],
+    }

@@ -17,7 +17,7 @@ from commsmon.config import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import DaemonProcess, Samples, value, write_config
-from tests.receiverharness import RecordingReceiver
+from tests.receiverharness import RecordingReceiver, critical_to
 from tests.snmpd import Snmpd
 
 pytestmark = pytest.mark.integration
@@ -141,13 +141,7 @@ async def test_sigterm_stops_in_time_with_the_outbox_kept(
     hook = RecordingReceiver()
     await hook.start()
     hook.status = 503
-    alerting = {
-        "group_wait": 1, "group_interval": 2, "repeat_interval": 3600,
-        "rules": {"site_isolated": {"for": 2}},
-        "receivers": [{"name": "hook", "type": "webhook",
-                       "url": str(hook.server.make_url("/hook"))}],
-        "routes": [{"match": {"severity": ["critical"]}, "receivers": ["hook"]}],
-    }
+    alerting = critical_to(hook)
     try:
         path, port = write_config(tmp_path, mqtt_port=broker.port, interval=INTERVAL,
                                   alerting=alerting)

@@ -28,7 +28,7 @@ from commsmon.config import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import ROOT, DaemonProcess, free_port, value, write_config
-from tests.receiverharness import RecordingReceiver
+from tests.receiverharness import RecordingReceiver, critical_to
 
 pytestmark = pytest.mark.integration
 
@@ -168,13 +168,7 @@ async def test_every_dashboard_and_rule_query_returns_data(
 ) -> None:
     hook = RecordingReceiver()
     await hook.start()
-    alerting = {
-        "group_wait": 1, "group_interval": 2, "repeat_interval": 3600,
-        "rules": {"site_isolated": {"for": 2}},
-        "receivers": [{"name": "hook", "type": "webhook",
-                       "url": str(hook.server.make_url("/hook"))}],
-        "routes": [{"match": {"severity": ["critical"]}, "receivers": ["hook"]}],
-    }
+    alerting = critical_to(hook)
     path, port = write_config(tmp_path, mqtt_port=broker.port, alerting=alerting)
     config = load_config(path)
     inventory = config.inventory()
