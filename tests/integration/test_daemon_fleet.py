@@ -124,7 +124,9 @@ async def test_village_down_isolates_and_recovers(
     assert value(s, "commsmon_device_state", device="v05-cam1", state="unknown") == 1
     fleet.bring_up(fleet.site_devices(site))
     await daemon.wait_for(
-        "v05 reachable", lambda s: value(s, "commsmon_site_reachable", site=site) == 1,
+        "v05 reachable and its router answering",
+        lambda s: value(s, "commsmon_site_reachable", site=site) == 1
+        and value(s, "commsmon_device_up", device="v05-router") == 1,
         within=bound + 5,
     )
     # Every line about a device names its village; each device's failure is logged once.
