@@ -62,7 +62,8 @@ class Daemon:
         config: a loaded, validated configuration, or what was derived from one
             (:func:`~commsmon.setup.load_setup`); the daemon keeps the derived
             setup, not the configuration's own site and device models.
-        snmp_client: the SNMP backend; a :class:`PysnmpClient` by default.
+        snmp_client: the SNMP backend; the configured ``defaults.snmp_backend``
+            (gufo unless said otherwise) by default.
         registry: the daemon's own metrics (the global default unless given),
             exposed after the fleet's.
         clock: wall clock, epoch seconds.
