@@ -1,0 +1,86 @@
+"""Field input 11 (issue 7), on injected time with the real SQLite outbox.
+
+The daemon stops at 10:05 with one village isolated (notified at 10:00) and another
+fine; while it is down the second village fails; on restart at 10:20 the first is not
+notified again and the second is.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import sqlite3
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from commsmon.alertconfig import AlertingSpec
+from commsmon.config import load_config
+from commsmon.core.fleet import Fleet
+from commsmon.core.types import Observation
+from commsmon.outputs.alerts.service import AlertService
+from tests.fleetharness import DEMO
+
+TZ = ZoneInfo("Asia/Shanghai")
+STEP = 10.0  # seconds between evaluations
+
+
+def _at(hhmm: str) -> float:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime.datetime(2026, 7, 15, hour, minute, tzinfo=TZ).timestamp()
+
+
+def _spec() -> AlertingSpec:
+    return AlertingSpec.model_validate({
+        "group_wait": 10, "group_interval": 60, "repeat_interval": 4 * 3600,
+        "rules": {"site_isolated": {"for": 60}},
+        "receivers": [{"name": "duty", "type": "webhook", "url": "http://127.0.0.1:9/hook"}],
+        "routes": [{"match": {"severity": ["critical"]}, "receivers": ["duty"]}],
+    })
+
+
+def _firing_sites(outbox: Path) -> list[str]:
+    """Sites of the firing notifications in the outbox, in the order they were decided."""
+    with sqlite3.connect(outbox) as db:
+        rows = db.execute("SELECT grp, body FROM outbox ORDER BY seq").fetchall()
+    return [grp.removeprefix("site:") for grp, body in rows
+            if json.loads(body)["status"] == "firing"]
+
+
+async def _run(fleet: Fleet, service: AlertService, start: str, end: str,
+               down: set[str]) -> None:
+    """Every STEP seconds from ``start`` to ``end``: poll every device (those of ``down``
+    sites fail), evaluate, step the alerts."""
+    now = _at(start)
+    while now <= _at(end):
+        for device in fleet.inventory.devices.values():
+            if device.source == "checkin":
+                continue
+            fleet.observe(Observation(device.id, now, device.site not in down))
+        await service.step(fleet.evaluate(now))
+        now += STEP
+
+
+async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> None:
+    inventory = load_config(DEMO).inventory()
+    outbox = tmp_path / "outbox.db"
+    spec = _spec()
+
+    # 09:50-10:05: v05 isolated from 09:58, notified around 10:00; v06 fine.
+    fleet = Fleet(inventory, _at("09:50"), TZ)
+    fleet.set_source("mqtt", True, _at("09:50"))
+    service = AlertService(spec, outbox, TZ, lambda: _at("09:50"))
+    service.restore()
+    await _run(fleet, service, "09:50", "09:57", down=set())
+    await _run(fleet, service, "09:58", "10:05", down={"v05"})
+    await service.close()  # the daemon stops at 10:05
+    assert _firing_sites(outbox) == ["v05"]
+
+    # 10:20: a new process, a new fleet (it knows nothing yet), the same outbox.
+    # v05 is still isolated; v06 failed while we were away.
+    fleet = Fleet(inventory, _at("10:20"), TZ)
+    fleet.set_source("mqtt", True, _at("10:20"))
+    service = AlertService(spec, outbox, TZ, lambda: _at("10:20"))
+    service.restore()
+    await _run(fleet, service, "10:20", "10:25", down={"v05", "v06"})
+    await service.close()
+    assert _firing_sites(outbox) == ["v05", "v06"]  # v05 not again, v06 once
