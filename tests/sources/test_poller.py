@@ -12,6 +12,8 @@ import pytest
 
 from commsmon.config import ReadingSpec
 from commsmon.core.types import Observation
+from commsmon.selfmetrics import SNMP_DURATION
+from commsmon.sim.links import UdpLink
 from commsmon.sim.ports import free_port
 from commsmon.sources.snmp.base import SnmpTarget
 from commsmon.sources.snmp.gufo_backend import GufoClient
@@ -67,3 +69,49 @@ async def test_cadence_reload_and_dead_targets(agent: Snmpd) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _duration_counts() -> tuple[float, float]:
+    """(polls that took at most 0.5 s, all polls) so far, from the duration histogram."""
+    le, total = 0.0, 0.0
+    for sample in SNMP_DURATION.collect()[0].samples:
+        if sample.name.endswith("_bucket") and sample.labels["le"] == "0.5":
+            le = sample.value
+        elif sample.name.endswith("_count"):
+            total = sample.value
+    return le, total
+
+
+async def test_an_agent_that_hangs_after_its_first_answer(agent: Snmpd) -> None:
+    """Field input 5: an agent answers once, then never again. Each of its polls ends by its
+    timeout, the 30 others keep their schedule, and no task piles up."""
+    link = UdpLink(("127.0.0.1", agent.port))
+    await link.start()
+    seen: collections.Counter[str] = collections.Counter()
+    answered: collections.Counter[str] = collections.Counter()
+
+    def sink(obs: Observation) -> None:
+        seen[obs.device] += 1
+        answered[obs.device] += obs.reachable
+        if obs.device == "hang" and obs.reachable:
+            link.cut()  # from now on the agent swallows every request
+
+    jobs = [_job("hang", link.port)] + [_job(f"d{i:02d}", agent.port) for i in range(30)]
+    fast_before, total_before = _duration_counts()
+    async with GufoClient() as client:
+        poller = SnmpPoller(client, jobs, sink, concurrency=8)
+        task = asyncio.create_task(poller.run())
+        await asyncio.sleep(INTERVAL * 2)
+        tasks_early = len(asyncio.all_tasks())
+        await asyncio.sleep(INTERVAL * 4)
+        tasks_late = len(asyncio.all_tasks())
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await link.close()
+    fast, total = _duration_counts()
+    assert answered["hang"] == 1 and seen["hang"] >= 4, seen["hang"]
+    assert all(seen[f"d{i:02d}"] >= 5 and answered[f"d{i:02d}"] == seen[f"d{i:02d}"]
+               for i in range(30)), seen
+    assert fast - fast_before == total - total_before  # every poll ended within 0.5 s
+    assert tasks_late <= tasks_early + 8  # in-flight polls at most, nothing piles up
