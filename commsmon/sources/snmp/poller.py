@@ -171,11 +171,6 @@ class SnmpPoller:
         bound = min(j.interval * DEAD_MAX + j.target.deadline for j in self._jobs.values())
         return now - self.last_poll < bound
 
-    @property
-    def jobs(self) -> list[PollJob]:
-        """The jobs being polled."""
-        return list(self._jobs.values())
-
     async def run(self) -> None:
         """Poll every job forever; returns only by cancellation."""
         loop = asyncio.get_running_loop()
