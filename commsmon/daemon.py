@@ -352,7 +352,10 @@ class Daemon:
             started, stopped = self._poller.replace(new.jobs)
         if new.settings.mqtt != old.settings.mqtt or new.routes != old.routes:
             await self._stop("mqtt")
+            previous = self._mqtt
             self._start_mqtt()
+            if previous is not None and self._mqtt is not None:
+                self._mqtt.take_pending(previous)  # observations owed to other shards
         if new.settings.alerting != old.settings.alerting and self.alerts is not None:
             await self._stop("delivery")
             await self.alerts.close()

@@ -193,6 +193,13 @@ class MqttSource:
                 publisher.cancel()
                 await asyncio.wait([publisher])
 
+    def take_pending(self, old: MqttSource) -> None:
+        """Send what ``old`` (a source this one replaces) had not handed over yet."""
+        self._outgoing.extend(old._outgoing)
+        old._outgoing.clear()
+        if self._outgoing:
+            self._outgoing_ready.set()
+
     def forward(self, shard: int, obs: Observation) -> None:
         """Queue ``obs`` for shard ``shard``; sent QoS 1 as soon as the session allows."""
         if len(self._outgoing) >= self._spec.queue_size:
