@@ -18,16 +18,12 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
-from commsmon.sim.ports import free_port as sim_free_port
+from commsmon.sim.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.yaml"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    return sim_free_port(kind)
 
 
 def write_config(

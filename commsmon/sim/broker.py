@@ -147,7 +147,7 @@ class Mosquitto(Service):
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="commsmon-mosquitto-")
         root = Path(self._tmp.name)
-        port = self.port or _free_tcp_port()
+        port = self.port or free_port(socket.SOCK_STREAM, HOST)
         if not _tcp_port_free(port):
             raise BrokerError(f"TCP port {HOST}:{port} is already in use")
         conf = root / "mosquitto.conf"
@@ -222,10 +222,6 @@ class Mosquitto(Service):
             with contextlib.suppress(OSError):
                 parts.append((Path(self._tmp.name) / name).read_text(errors="replace"))
         return "".join(parts)[-_LOG_TAIL_CHARS:]
-
-
-def _free_tcp_port() -> int:
-    return free_port(socket.SOCK_STREAM, HOST)
 
 
 def _tcp_port_free(port: int) -> bool:

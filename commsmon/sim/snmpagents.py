@@ -213,7 +213,7 @@ class SnmpSimulator(Service):
                 tmp.cleanup()
                 raise
             self._tmp = tmp
-        port = self.port or _free_udp_port()
+        port = self.port or free_port(socket.SOCK_DGRAM, HOST)
         # snmpsim (pysnmp) binds in a background task and swallows the error:
         # on a taken port it would run deaf. Check first.
         if not _udp_port_free(port):
@@ -422,10 +422,6 @@ def _rewrite(path: Path, changes: Mapping[str, bytes | None]) -> int:
     os.utime(tmp, (mtime, mtime))
     os.replace(tmp, path)
     return mtime
-
-
-def _free_udp_port() -> int:
-    return free_port(socket.SOCK_DGRAM, HOST)
 
 
 def _udp_port_free(port: int) -> bool:
