@@ -118,7 +118,7 @@ class Daemon:
 
     def distribute(self, obs: Observation) -> None:
         """Hand one observation to every shard that tracks its device (the sources' sink)."""
-        for shard in self.plan.destinations.get(obs.device) or (self.plan.index,):
+        for shard in self.plan.trackers(obs.device) or (self.plan.index,):
             if shard == self.plan.index:
                 self.observe(obs)
             elif self._mqtt is not None:
@@ -166,7 +166,8 @@ class Daemon:
         return True
 
     def _checkin_from_mqtt(self, checkin: CheckIn) -> None:
-        if not self.plan.tracks(checkin.device) and checkin.device in self.plan.destinations:
+        trackers = self.plan.trackers(checkin.device)
+        if trackers and self.plan.index not in trackers:
             return  # another shard's device: that shard records it
         task = asyncio.create_task(self.record_checkin(checkin))
         self._pending.add(task)

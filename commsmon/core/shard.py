@@ -83,13 +83,20 @@ class ShardPlan:
             destinations={d: tuple(t) for d, t in trackers.items()},
         )
 
+    def trackers(self, device_id: str) -> tuple[int, ...]:
+        """The shards that keep ``device_id``'s state (its owner first); ``()`` for a
+        device not in the inventory."""
+        if self.count == 1:
+            return (self.index,)
+        return tuple(self.destinations.get(device_id, ()))
+
     def owns(self, device: Device) -> bool:
         """Whether this instance polls and reports ``device``."""
-        return self.count == 1 or self.destinations[device.id][0] == self.index
+        return self.trackers(device.id)[:1] == (self.index,)
 
     def tracks(self, device_id: str) -> bool:
         """Whether this instance keeps the state of ``device_id``."""
-        return self.count == 1 or self.index in self.destinations.get(device_id, ())
+        return self.index in self.trackers(device_id)
 
     def inventory(self, full: Inventory) -> Inventory:
         """The part of ``full`` this instance keeps state for.
