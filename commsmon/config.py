@@ -92,6 +92,10 @@ class ReadingSpec(_Model):
     in a 4-byte OCTET STRING), ``utf16`` (UTF-16LE text), ``text``, ``enum``
     (integer or string mapped through ``enum``), ``bool``.
     Raw values listed in ``invalid`` (vendor sentinels such as -1) give no sample.
+    ``counter: 32`` or ``counter: 64`` makes the reading the rate per second
+    of a Counter32/Counter64 (times ``scale``: 8 turns octets into bits), see
+    :mod:`commsmon.core.counters` for wraps and agent restarts; the width
+    comes from here because not every SNMP backend reports the SMI type.
     An ``optional`` reading that the agent does not implement (noSuchObject)
     is skipped quietly: some firmware lacks it.
     """
@@ -106,11 +110,14 @@ class ReadingSpec(_Model):
     metric: MetricName | None = None
     help: str = ""
     optional: bool = False
+    counter: Literal[32, 64] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ReadingSpec:
         if (self.oid is None) == (self.field is None):
             raise ValueError("give exactly one of 'oid' (SNMP) or 'field' (MQTT JSON)")
+        if self.counter is not None and (self.decode != "number" or self.offset or self.invalid):
+            raise ValueError("a counter is a plain number: no 'decode', 'offset' or 'invalid'")
         if (self.decode == "enum") != (self.enum is not None):
             raise ValueError("decode 'enum' and an 'enum' map go together")
         if self.metric and self.decode in ("text", "utf16", "enum"):

@@ -52,7 +52,7 @@ RECORDINGS: dict[str, tuple[str, ...]] = {
     "hikvision-camera": ("camera/hikvision",),
     "ups-rfc1628": ("UPS/huawei-gse200m", "UPS/phoenixtec-power"),
     "hytera-repeater": ("hytera-repeater",),
-    "router-mib2": ("router",),
+    "router-mib2": ("router-live",),
 }
 
 UPS_OUTPUT_SOURCE = "1.3.6.1.2.1.33.1.4.1.0"

@@ -35,6 +35,13 @@ tags: 2 INTEGER, 4 OCTET STRING, 4x OCTET STRING in hex, 6 OBJECT IDENTIFIER,
     ifIndex 2 ``wwan0`` (the 4G uplink; its ifInOctets is ifHCInOctets mod
     2**32). Values invented.
 
+``router-live`` (``recordings/router-live.snmprec``)
+    The same router's system group and uplink, running: sysUpTime and the
+    uplink's ifInOctets (Counter32, wrapping), ifHCInOctets and ifHCOutOctets
+    (Counter64) advance with snmpsim's ``numeric`` variation module from 0 (or
+    near 2**32) when snmpsim starts, so restarting the simulator restarts the
+    agent as a reboot would. The simulated fleet serves this one.
+
 Any recording of the ``snmpsim-data`` package can be named by its path under
 ``snmpsim_data/data/`` without extension, e.g. ``"camera/hikvision"``,
 ``"UPS/huawei-gse200m"``, ``"UPS/phoenixtec-power"`` (``.bz2`` files are

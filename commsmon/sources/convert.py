@@ -15,10 +15,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from commsmon.config import ReadingSpec
+from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.types import Reading
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 
-__all__ = ["REASONS", "DecodeError", "decode", "decode_json_field", "decode_varbind"]
+__all__ = [
+    "REASONS",
+    "DecodeError",
+    "decode",
+    "decode_json_field",
+    "decode_varbind",
+    "rate_reading",
+]
 
 #: Every ``DecodeError.reason``; label values of ``commsmon_reading_errors_total``.
 REASONS = (
@@ -28,6 +36,7 @@ REASONS = (
     "bad_packed_float",
     "bad_bool",
     "bad_text",
+    "out_of_range",
 )
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -93,9 +102,15 @@ def decode(spec: ReadingSpec, raw: Any, charset: str | None = None) -> Reading |
     ``charset`` is the fallback for bytes that are not UTF-8 (see
     :func:`decode_varbind`).
 
+    A ``counter`` spec gives the count itself, an ``int`` (exact even for
+    a Counter64 beyond 2**53); :func:`rate_reading` makes it a rate.
+
     Raises:
-        DecodeError: when the value does not fit ``spec.decode``.
+        DecodeError: when the value does not fit ``spec.decode`` or, for a
+            counter, is not an integer in 0 .. 2**bits - 1.
     """
+    if spec.counter is not None:
+        return _counter(raw, spec.counter)
     kind = spec.decode
     if kind == "text":
         return _text(raw, charset)
@@ -117,6 +132,36 @@ def decode(spec: ReadingSpec, raw: Any, charset: str | None = None) -> Reading |
     if not math.isfinite(value):
         raise DecodeError("not_finite", repr(raw))
     return value
+
+
+def rate_reading(
+    spec: ReadingSpec, rates: CounterRates, device: str, name: str, sample: CounterSample
+) -> float | None:
+    """The reading of a ``counter`` spec: per-second rate times ``scale``.
+
+    ``None`` for the first sample and for an interval with no rate (agent
+    restart, reset); see :mod:`commsmon.core.counters`.
+    """
+    assert spec.counter is not None
+    rate = rates.update(device, name, sample, spec.counter)
+    return None if rate is None else rate * spec.scale
+
+
+def _counter(raw: Any, bits: int) -> int:
+    if isinstance(raw, bool):
+        raise DecodeError("not_numeric", "a truth value where a counter is expected")
+    if isinstance(raw, float) and raw.is_integer():
+        raw = int(raw)
+    elif isinstance(raw, str | bytes):
+        text = _text(raw)
+        if not (text.isascii() and text.isdigit()):
+            raise DecodeError("not_numeric", repr(text[:40]))
+        raw = int(text)
+    if not isinstance(raw, int):
+        raise DecodeError("not_numeric", f"{raw!r:.40} is not a whole number")
+    if not 0 <= raw < 2**bits:
+        raise DecodeError("out_of_range", f"{raw} does not fit Counter{bits}")
+    return raw
 
 
 def _number(raw: Any) -> float:

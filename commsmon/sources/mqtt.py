@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, MqttSpec, ReadingSpec
+from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
@@ -38,7 +39,7 @@ from commsmon.selfmetrics import (
 )
 from commsmon.sources import peers
 from commsmon.sources.checkins import CheckInBody
-from commsmon.sources.convert import DecodeError, decode_json_field
+from commsmon.sources.convert import DecodeError, decode_json_field, rate_reading
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
 
@@ -136,6 +137,7 @@ class MqttSource:
         self._on_link = on_link
         self._clock = clock
         self._once = LogOnce()
+        self._rates = CounterRates()  # last sample of every counter reading, by message ts
 
     async def run(self) -> None:
         """Connect, subscribe and consume forever; returns only by cancellation."""
@@ -287,6 +289,7 @@ class MqttSource:
         if not isinstance(document, dict):
             return self._reject(route, "not_object", type(document).__name__)
         readings: dict[str, Reading] = {}
+        at = _timestamp(document, now)
         for name, spec in route.readings.items():
             try:
                 value = decode_json_field(spec, document)
@@ -297,9 +300,12 @@ class MqttSource:
                                 reading=name, problem=str(exc))
                 continue
             self._once.clear((route.device, name))
+            if spec.counter is not None and value is not None:
+                sample = CounterSample(int(value), at)
+                value = rate_reading(spec, self._rates, route.device, name, sample)
             if value is not None:
                 readings[name] = value
-        return Observation(route.device, _timestamp(document, now), True, readings)
+        return Observation(route.device, at, True, readings)
 
     def _checkin(self, route: Route, payload: bytes, now: float) -> None:
         try:

@@ -93,6 +93,12 @@ async def test_metrics_show_decoded_readings(running: tuple[DaemonProcess, SimFl
     assert value(s, "commsmon_reading_state", device="centre-router", reading="uplink_status",
                  state="up") == 1
     assert (value(s, "commsmon_uptime_seconds", device="centre-router") or 0) > 0
+    # The live router recording's ifHCInOctets grows 12 500 octets per second of sysUpTime.
+    router = next(d for d, r in fleet.recording.items() if r == "router-live")
+    rate = "commsmon_uplink_receive_bytes_per_second"
+    await daemon.wait_for("an uplink rate",
+                          lambda s: value(s, rate, device=router) is not None, within=30)
+    assert value(await daemon.samples(), rate, device=router) == pytest.approx(12500, rel=0.02)
     assert value(s, "commsmon_generator_fuel_ratio", device="v01-genset") == pytest.approx(0.82)
     assert value(s, "commsmon_battery_volts", device="v01-genset") == pytest.approx(12.9)
     assert value(s, "commsmon_site_reachable", site="v07") == 1

@@ -10,10 +10,13 @@ import pytest
 from commsmon.config import MqttSpec, ReadingSpec
 from commsmon.core.types import Observation
 from commsmon.selfmetrics import MQTT_MESSAGES
+from commsmon.sim.snmpagents import SnmpSimulator
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.mqtt import MqttSource, Route
-from commsmon.sources.snmp.base import SnmpValue, ValueType
-from commsmon.sources.snmp.gufo_backend import to_snmp_value
+from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, ValueType
+from commsmon.sources.snmp.gufo_backend import GufoClient, to_snmp_value
+from commsmon.sources.snmp.poller import PollJob, SnmpPoller
+from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 
 NOW = 1_764_400_000.0
 
@@ -34,6 +37,41 @@ def test_counters_decode_unsigned(kind: ValueType, raw: int) -> None:
     assert decode_varbind(number(), SnmpValue(kind, raw)) == float(raw)
     # gufo hands plain ints; by range they stay unsigned too.
     assert to_snmp_value(raw).value == raw
+
+
+# 1. Counter rates through a real agent and both backends: a Counter32 wrap is a delta,
+#    an agent restart (sysUpTime falls) gives no rate and a new baseline, never a
+#    negative rate, and the device keeps answering with its other readings.
+UPTIME, IF_IN, IF_HC_IN = "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.2.2.1.10.2", "1.3.6.1.2.1.31.1.1.1.6.2"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("backend", [GufoClient, PysnmpClient])
+async def test_counter_wrap_and_agent_restart(backend: type[SnmpClient]) -> None:
+    async with SnmpSimulator({"rtr": "router"}) as agent, backend() as client:
+        target = SnmpTarget("127.0.0.1", agent.port, "v2c", "rtr", timeout=1.0, retries=1)
+        readings = {
+            "in32": (IF_IN, ReadingSpec(oid=IF_IN, counter=32)),
+            "in64": (IF_HC_IN, ReadingSpec(oid=IF_HC_IN, counter=64, scale=8)),  # bits/s
+            "name": ("1.3.6.1.2.1.1.5.0", TEXT),
+        }
+        job = PollJob("rtr", target, 60.0, readings, counters=True)
+        poller = SnmpPoller(client, [job], lambda _: None)
+
+        async def poll(ticks: int, c32: int, c64: int) -> dict[str, object]:
+            await agent.set_values("rtr", {UPTIME: ("67", ticks), IF_IN: ("65", c32),
+                                           IF_HC_IN: ("70", c64)})
+            obs = await poller.poll(job)
+            assert obs.reachable
+            assert obs.readings["name"] == "village-router"
+            return {k: v for k, v in obs.readings.items() if k != "name"}
+
+        assert await poll(864_000_000, 4294967000, 9_000_000_000_000) == {}  # baseline
+        assert await poll(864_006_000, 704, 9_000_000_006_000) == \
+            {"in32": pytest.approx(1000 / 60), "in64": pytest.approx(800.0)}
+        assert await poll(3000, 10, 5000) == {}  # agent restarted: no rate, new baseline
+        assert await poll(9000, 6010, 11000) == \
+            {"in32": pytest.approx(100.0), "in64": pytest.approx(800.0)}
 
 
 # 2. One PDU with noSuchObject, noSuchInstance, an empty string where a number is
@@ -123,3 +161,16 @@ def test_telemetry_payloads(payload: bytes, readings: dict[str, float] | None,
 
 # 8. A reading of None or "N/A" for one device leaves the others' series intact: covered
 #    by tests/outputs/test_metrics.py (promtool on the exposition with such readings).
+
+
+def test_telemetry_counter_is_a_rate_by_message_time() -> None:
+    """A JSON counter becomes a rate between messages, timed by their own ``ts``; a
+    replayed older message and a reset give none."""
+    seen: list[Observation] = []
+    spec = ReadingSpec(field="run_seconds", counter=64)
+    source = MqttSource(MqttSpec(), {TOPIC: Route("g", "telemetry", {"run": spec})},
+                        seen.append, lambda _: None, clock=lambda: NOW)
+    for ts, count in [(NOW - 240, 1000), (NOW - 180, 1030), (NOW - 210, 1010),
+                      (NOW - 120, 0), (NOW - 60, "60")]:
+        source.handle(TOPIC, json.dumps({"ts": ts, "run_seconds": count}).encode())
+    assert [obs.readings.get("run") for obs in seen] == [None, 0.5, None, None, 1.0]

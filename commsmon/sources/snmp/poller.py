@@ -26,11 +26,12 @@ import structlog
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec, SnmpUserSpec
+from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.types import Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
-from commsmon.sources.convert import DecodeError, decode_varbind
+from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, UsmUser
 
 __all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]
@@ -41,6 +42,8 @@ Sink = Callable[[Observation], None]
 
 DEAD_AFTER = 6  # failures in a row before a target's polls are spaced out
 DEAD_MAX = 8  # at most this many intervals between polls of a dead target
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"  # SNMPv2-MIB sysUpTime.0, TimeTicks (1/100 s)
+_UPTIME = {False: frozenset[str](), True: frozenset({SYS_UPTIME})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class PollJob:
         interval: seconds between polls.
         readings: reading name -> (concrete OID, spec).
         charset: the agent's text encoding where it is not UTF-8.
+        counters: some readings are counters, so each poll also reads
+            sysUpTime to time them on the agent's clock.
     """
 
     device: str
@@ -60,6 +65,7 @@ class PollJob:
     interval: float
     readings: Mapping[str, tuple[str, ReadingSpec]]
     charset: str | None = None
+    counters: bool = False
 
 
 def jobs_from_config(config: Config) -> list[PollJob]:
@@ -95,7 +101,10 @@ def jobs_from_config(config: Config) -> list[PollJob]:
             timeout=snmp.timeout,
             retries=snmp.retries,
         )
-        jobs.append(PollJob(device.id, target, snmp.interval, readings, device.snmp.charset))
+        counters = any(spec.counter is not None for _, spec in readings.values())
+        jobs.append(
+            PollJob(device.id, target, snmp.interval, readings, device.snmp.charset, counters)
+        )
     return jobs
 
 
@@ -152,6 +161,7 @@ class SnmpPoller:
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
         self._once = LogOnce()
+        self._rates = CounterRates()  # last sample of every counter reading
         self._group: asyncio.TaskGroup | None = None
         self._schedules: dict[str, _Schedule] = {}
         self._heap: list[tuple[float, int, str]] = []  # (loop time, generation, device)
@@ -204,6 +214,7 @@ class SnmpPoller:
         fresh = [job for d, job in new.items() if self._jobs.get(d) != job]
         for device in gone:
             self._schedules.pop(device, None)
+            self._rates.forget(device)
         self._jobs = new
         if self._group is not None:
             now = asyncio.get_running_loop().time()
@@ -239,7 +250,7 @@ class SnmpPoller:
 
     async def poll(self, job: PollJob) -> Observation:
         """Poll one job once, emit and return its observation."""
-        oids = sorted({oid for oid, _ in job.readings.values()})
+        oids = sorted({oid for oid, _ in job.readings.values()} | _UPTIME[job.counters])
         async with self._slots:
             started = time.monotonic()
             try:
@@ -273,6 +284,7 @@ class SnmpPoller:
 
     def _decode(self, job: PollJob, values: Mapping[str, SnmpValue]) -> dict[str, Reading]:
         readings: dict[str, Reading] = {}
+        at, uptime = time.monotonic(), _uptime(values.get(SYS_UPTIME))
         for name, (oid, spec) in job.readings.items():
             value = values.get(oid)
             if value is None:
@@ -290,6 +302,16 @@ class SnmpPoller:
                     )
                 continue
             self._once.clear((job.device, oid))
+            if spec.counter is not None and decoded is not None:
+                sample = CounterSample(int(decoded), at, uptime)
+                decoded = rate_reading(spec, self._rates, job.device, name, sample)
             if decoded is not None:
                 readings[name] = decoded
         return readings
+
+
+def _uptime(value: SnmpValue | None) -> float | None:
+    """sysUpTime in seconds, or ``None`` if the agent gave none."""
+    if value is None or not isinstance(value.value, int) or isinstance(value.value, bool):
+        return None
+    return value.value / 100
