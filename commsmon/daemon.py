@@ -393,14 +393,16 @@ class Daemon:
     async def _evaluate_once(self) -> None:
         """One evaluation and its alerts; a method of its own so that no frame holds the
         snapshot between runs (the next evaluation lets the old one go first)."""
+        state = [db.problem for db in (self.store, self.alerts and self.alerts.outbox) if db]
+        self.fleet.set_fault("state_dir", "; ".join(p for p in state if p) or None)
         snap = self.evaluate()
         if self.alerts is None:
             return
         try:
             await self.alerts.step(snap)
-        except sqlite3.Error as exc:  # a full or read-only disk must not stop monitoring
+        except sqlite3.Error as exc:  # nothing of the outbox's may stop monitoring
             if self._once.first("outbox", str(exc)):
-                log.error("alert outbox unwritable; alerts wait", error=str(exc),
+                log.error("alert outbox failed; alerts wait", error=str(exc),
                           path=str(self.state_dir))
         else:
             if self._once.clear("outbox"):

@@ -21,6 +21,7 @@ __all__ = [
     "SNMP_DURATION",
     "SNMP_LATENESS",
     "SNMP_REQUESTS",
+    "STATE_FILE_WRITABLE",
 ]
 
 SNMP_REQUESTS = Counter(
@@ -79,4 +80,10 @@ CONFIG_RELOAD_SUCCESS = Gauge(
 CONFIG_RELOAD_TIME = Gauge(
     "commsmon_config_last_reload_success_timestamp_seconds",
     "When the configuration was last loaded successfully, Unix epoch seconds.",
+)
+STATE_FILE_WRITABLE = Gauge(
+    "commsmon_state_file_writable",
+    "1 while a state file (outbox, store) is written to disk, 0 while the disk refuses "
+    "it (full, read-only) and it is kept in memory.",
+    ["file"],
 )

@@ -1,18 +1,20 @@
 """What operators told the daemon, kept across restarts (SQLite under the state directory).
 
 Check-ins (every one, as a log) and declared outages are written before the
-API answers, so a restart or a crash loses none of them.  Calls are
+API answers, so a restart or a crash loses none of them (while the disk
+refuses writes they are kept in memory until it takes them again, see
+:mod:`commsmon.statedb`).  Calls are
 synchronous; the daemon runs them in a worker thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from pathlib import Path
 
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn
+from commsmon.statedb import StateDb
 
 __all__ = ["Store"]
 
@@ -45,18 +47,22 @@ class Store:
     Args:
         path: the database file; its directory is created if missing.
 
+    While the disk refuses writes (full, read-only) the store lives in
+    memory and goes back to the file when it can (:class:`~commsmon.statedb.StateDb`).
+
     Raises:
-        sqlite3.Error: the file cannot be opened or is not a database.
+        sqlite3.DatabaseError: the file is not a database.
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = StateDb(path, _SCHEMA, name="store")
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file is kept in memory (its disk refuses writes), else ``None``."""
+        return self._db.problem
 
     def close(self) -> None:
         """Close the database."""

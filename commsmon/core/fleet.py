@@ -10,7 +10,7 @@ each state, and returns a frozen :class:`Snapshot` for the outputs.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
 from types import MappingProxyType
 
@@ -120,12 +120,15 @@ class Snapshot:
         sites: every site by id.
         cut_off: why the monitor itself seems cut off (its broker is
             unreachable, or every site went silent at once), else ``None``.
+        faults: the monitor's own faults that do not stop it monitoring,
+            by name (``state_dir``: its disk refuses writes), with why.
     """
 
     at: float
     devices: Mapping[str, DeviceStatus]
     sites: Mapping[str, SiteStatus]
     cut_off: str | None = None
+    faults: Mapping[str, str] = field(default_factory=dict)
 
 
 class _Clock:
@@ -159,6 +162,7 @@ class Fleet:
         self._device_clocks = {d: _Clock(now) for d in inventory.devices}
         self._site_clocks = {s: _Clock(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
+        self._faults: dict[str, str] = {}
         self._last_eval = now
         self._now = now
 
@@ -242,6 +246,14 @@ class Fleet:
         """
         self._source_up[source] = now if connected else None
 
+    def set_fault(self, name: str, problem: str | None) -> None:
+        """Record a fault of the monitor itself (``None``: it is gone), e.g.
+        ``state_dir``: the disk refuses writes and state is kept in memory."""
+        if problem is None:
+            self._faults.pop(name, None)
+        else:
+            self._faults[name] = problem
+
     def evaluate(self, now: float) -> Snapshot:
         """Work out effective states at ``now`` and account the elapsed time."""
         self._now = now
@@ -313,7 +325,8 @@ class Fleet:
                 scenarios=MappingProxyType(scenarios),
                 outages=MappingProxyType(self._outages(s, found, now)),
             )
-        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off)
+        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off,
+                        MappingProxyType(dict(self._faults)))
 
     def _cut_off(self, effective: dict[str, tuple[State, str | None]]) -> str | None:
         """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.

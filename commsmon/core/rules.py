@@ -12,7 +12,9 @@ Rules (DESIGN.md §3, the alerting issue):
 the village is still reachable; ``device_down``; ``device_degraded``;
 ``scenario_not_ready`` (peacetime maintenance); ``outage_active`` (a 三断
 outage detected or declared); ``endurance_low`` (during an active outage the
-village would not last its target); ``checkin_stale``; ``monitor_cut_off``.
+village would not last its target); ``checkin_stale``; ``monitor_cut_off``;
+``monitor_fault`` (the monitor still works but something of its own is
+wrong, e.g. its state directory is full or read-only).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from commsmon.core.alerting import Alert, Severity, fingerprint
 from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
 
-__all__ = ["DEFAULT_RULES", "RULES", "AlertEngine", "Firing", "RuleSpec"]
+__all__ = ["DEFAULT_RULES", "MONITOR_FAULTS", "RULES", "AlertEngine", "Firing", "RuleSpec"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +58,7 @@ RULES = (
     "endurance_low",
     "checkin_stale",
     "monitor_cut_off",
+    "monitor_fault",
 )
 
 DEFAULT_RULES: Mapping[str, RuleSpec] = {
@@ -68,7 +71,11 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
     "endurance_low": RuleSpec(0, "critical"),
     "checkin_stale": RuleSpec(0, "warning"),
     "monitor_cut_off": RuleSpec(60, "critical"),
+    "monitor_fault": RuleSpec(60, "warning"),
 }
+
+# Faults of the monitor the daemon reports (label values of ``monitor_fault``).
+MONITOR_FAULTS = ("state_dir",)
 
 Verdict = bool | None
 
@@ -170,6 +177,10 @@ class AlertEngine:
 def _candidates(snap: Snapshot) -> Iterator[_Candidate]:
     cut_off = snap.cut_off is not None
     yield _Candidate("monitor_cut_off", {}, cut_off, {"reason": snap.cut_off or ""})
+    for fault in MONITOR_FAULTS:
+        problem = snap.faults.get(fault)
+        yield _Candidate("monitor_fault", {"fault": fault}, problem is not None,
+                         {"reason": problem or ""})
     for site in snap.sites.values():
         yield from _site_candidates(site, cut_off)
     for device in snap.devices.values():

@@ -233,3 +233,22 @@ def test_second_isolation_gets_a_new_key() -> None:
     d = Dispatcher([], ["x"], {})
     d.load(h.dispatcher.dump())
     assert d.dump()["seq"] == h.dispatcher.dump()["seq"]
+
+
+def test_state_dir_fault_warns_once_and_resolves() -> None:
+    """A state directory the disk refuses is one monitor warning (villages untouched),
+    resolved when the disk takes writes again."""
+    h = Harness()
+    h.run(5, ALL)
+    h.fleet.set_fault("state_dir", "outbox.db: database or disk is full")
+    h.run(120, ALL)
+    (note,) = h.to("log")
+    assert note.group == "monitor" and note.status == "firing"
+    (alert,) = note.alerts
+    assert (alert.rule, alert.severity, alert.labels["fault"]) == \
+        ("monitor_fault", "warning", "state_dir")
+    assert alert.facts["reason"] == "outbox.db: database or disk is full"
+    h.fleet.set_fault("state_dir", None)
+    h.run(600, ALL)
+    assert [n.status for n in h.to("log")] == ["firing", "resolved"]
+    assert h.to("pager") == []

@@ -122,6 +122,7 @@ _RULE_ORDER = (
     "scenario_not_ready",
     "checkin_stale",
     "device_degraded",
+    "monitor_fault",
 )
 
 
@@ -244,6 +245,13 @@ def alert_summary(alert: Alert, language: Language) -> str:
             "监控中心与各村失去联系（疑为监控端故障）"
             if zh
             else "monitor cut off from the villages (fault likely at the monitor)"
+        )
+    if rule == "monitor_fault" and _fact(alert, "fault") == "state_dir":
+        return (
+            "监控端状态目录无法写入（磁盘满或只读），数据暂存内存"
+            if zh
+            else "monitor's state directory not writable (disk full or read-only); "
+            "state kept in memory"
         )
     return _fact(alert, "alertname") or _clean(rule)
 

@@ -26,7 +26,6 @@ Calls are synchronous and thread-safe; the daemon runs them in a worker thread
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from typing import Any
 import structlog
 
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
+from commsmon.statedb import StateDb
 
 __all__ = [
     "Outbox",
@@ -122,21 +122,23 @@ class Outbox:
     Args:
         path: the database file; its directory is created if missing.
 
+    While the disk refuses writes (full, read-only) the outbox lives in
+    memory and goes back to the file when it can (:class:`~commsmon.statedb.StateDb`):
+    delivery goes on.
+
     Raises:
-        sqlite3.Error: the file cannot be opened or is not a database (from
-            any method: the disk is full, the file is unwritable).
+        sqlite3.DatabaseError: the file is not a database.
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = StateDb(path, _SCHEMA, name="outbox")
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file is kept in memory (its disk refuses writes), else ``None``."""
+        return self._db.problem
 
     def close(self) -> None:
         """Close the database."""

@@ -74,7 +74,6 @@ class AlertService:
         languages = {r.name: r.language for r in spec.receivers}
         self.dispatcher = Dispatcher(routes, default, languages, spec.timing())
         self.receivers = {r.name: build_receiver(r, tz) for r in spec.receivers}
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.outbox = Outbox(path)
         self.deliverer = Deliverer(
             self.outbox, self.receivers, clock=clock, give_up_after=spec.give_up_after
