@@ -172,6 +172,7 @@ class Dispatcher:
             context: site id -> its context.
         """
         firing = list(firing)
+        self._rewind(now)
         self._note_changes(now, firing, resolved)
         monitor_down = any(a.rule == "monitor_cut_off" for a in firing)
         # Folding is decided on the whole group, whatever each receiver is routed.
@@ -190,6 +191,19 @@ class Dispatcher:
             if note is not None:
                 out.append(note)
         return out
+
+    def _rewind(self, now: float) -> None:
+        """Times after ``now`` (the wall clock stepped back) become ``now``: a group
+        last sent "in the future" would otherwise wait out the step before its next
+        message."""
+        for state in self._groups.values():
+            if state.last_sent is not None and state.last_sent > now:
+                state.last_sent = now
+            if state.changed_since is not None and state.changed_since > now:
+                state.changed_since = now
+        for fp, times in self._changes.items():
+            if times and times[-1] > now:
+                self._changes[fp] = [min(t, now) for t in times]
 
     def _note_changes(self, now: float, firing: list[Alert], resolved: Iterable[Alert]) -> None:
         current = {a.fingerprint for a in firing}

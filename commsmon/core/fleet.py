@@ -255,7 +255,14 @@ class Fleet:
             self._faults[name] = problem
 
     def evaluate(self, now: float) -> Snapshot:
-        """Work out effective states at ``now`` and account the elapsed time."""
+        """Work out effective states at ``now`` and account the elapsed time.
+
+        A ``now`` before the previous evaluation means the wall clock stepped
+        back (NTP, an operator): no time is counted for it and every time
+        after ``now`` becomes ``now`` (see :meth:`DeviceTracker.rewind`).
+        """
+        if now < self._last_eval:
+            self._rewind(now)
         self._now = now
         for tracker in self._trackers.values():
             source = tracker.device.source
@@ -327,6 +334,17 @@ class Fleet:
             )
         return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off,
                         MappingProxyType(dict(self._faults)))
+
+    def _rewind(self, now: float) -> None:
+        for tracker in self._trackers.values():
+            tracker.rewind(now)
+        for clock in (*self._device_clocks.values(), *self._site_clocks.values()):
+            clock.since = min(clock.since, now)
+        for key, since in self._outage_since.items():
+            self._outage_since[key] = min(since, now)
+        for source, up_since in self._source_up.items():
+            if up_since is not None:
+                self._source_up[source] = min(up_since, now)
 
     def _cut_off(self, effective: dict[str, tuple[State, str | None]]) -> str | None:
         """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.

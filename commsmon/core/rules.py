@@ -138,6 +138,9 @@ class AlertEngine:
                     entry = self.active[fp] = Firing(alert, now)
                 else:
                     entry.alert = replace(entry.alert, facts=c.facts)
+                    # The wall clock stepped back: the condition holds since "now" at
+                    # most, not for an hour more.
+                    entry.pending_since = min(entry.pending_since, now)
                 if not entry.firing and now - entry.pending_since >= spec.for_seconds:
                     entry.firing = True
             elif entry is not None:

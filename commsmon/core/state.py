@@ -60,6 +60,21 @@ class DeviceTracker:
             self.frozen = MappingProxyType(dict(self.readings))
         return self.frozen
 
+    def rewind(self, now: float) -> None:
+        """The wall clock stepped back to ``now``: times after it become ``now``.
+
+        Otherwise every observation for the next hour after a one-hour step
+        would look older than the last one (a replay) and change nothing.
+        """
+        if self.last_check is not None and self.last_check > now:
+            self.last_check = now
+        if self.last_seen is not None and self.last_seen > now:
+            self.last_seen = now
+        for times in (self.reading_at, self.rose_at):
+            for name, at in times.items():
+                if at > now:
+                    times[name] = now
+
     def observe(self, obs: Observation) -> None:
         """Apply one observation.
 

@@ -252,3 +252,19 @@ def test_state_dir_fault_warns_once_and_resolves() -> None:
     h.run(600, ALL)
     assert [n.status for n in h.to("log")] == ["firing", "resolved"]
     assert h.to("pager") == []
+
+
+def test_clock_stepping_back_an_hour_does_not_delay_alerts() -> None:
+    """A village isolated just before the wall clock steps back an hour is paged one
+    `for` plus group_wait later on the new clock, not an hour later; so is its
+    resolution."""
+    h = Harness()
+    h.run(5, ALL)
+    h.observe("router", False)
+    h.observe("sat", False)
+    h.run(30, {"rpt": 1, "router2": 1})  # pending: `for` is 60 s
+    h.now -= 3600
+    h.run(120, {"rpt": 1, "router2": 1})
+    assert [n.status for n in h.to("pager")] == ["firing"]
+    h.run(310, ALL)
+    assert [n.status for n in h.to("pager")] == ["firing", "resolved"]

@@ -268,3 +268,26 @@ def test_reconfigure_keeps_devices_that_stay(fleet: Fleet) -> None:
     assert kept.state is State.DEGRADED  # same readings, new rule
     assert kept.seconds[State.UP] == before.devices["router"].seconds[State.UP] + 10
     assert kept.readings["cpu"] == 0.9
+
+
+def test_clock_stepping_back_an_hour_keeps_detecting(fleet: Fleet) -> None:
+    """After the wall clock steps back an hour, new observations count (they are not
+    taken for replays of older ones), no seconds are counted for the step, and the
+    state-since time is never in the future."""
+    for t in (0, 10, 20):
+        fleet.observe(ok("router", T0 + t, uptime=100.0 + t))
+    before = fleet.evaluate(T0 + 21)
+    back = T0 + 21 - 3600
+    fleet.evaluate(back)  # the first evaluation after the step
+    for t in (10, 20, 30):
+        fleet.observe(fail("router", back + t))
+    snap = fleet.evaluate(back + 31)
+    assert snap.devices["router"].state is State.DOWN
+    assert snap.devices["router"].since <= back + 31
+    assert sum(snap.devices["router"].seconds.values()) == \
+        pytest.approx(sum(before.devices["router"].seconds.values()) + 31)
+    fleet.observe(ok("router", back + 40, uptime=5.0))
+    fleet.observe(ok("router", back + 50, uptime=15.0))
+    snap = fleet.evaluate(back + 51)
+    assert snap.devices["router"].state is State.UP
+    assert snap.devices["router"].readings["uptime"] == 15.0

@@ -155,6 +155,7 @@ class Deliverer:
         self._session: aiohttp.ClientSession | None = None
         self._last_prune = -math.inf
         self._last_actions = 0
+        self._last_pass = -math.inf  # the clock at the last pass, to see it step back
 
     # -- public ---------------------------------------------------------------
 
@@ -178,6 +179,7 @@ class Deliverer:
             sqlite3.Error: the outbox could not be read or written.
         """
         async with self._pass:
+            await self._rewind_if_stepped_back(now)
             if self._session is None or self._session.closed:
                 self._session = aiohttp.ClientSession()
             exclude = [name for name in self._receivers if self._not_before(name, now) > now]
@@ -240,6 +242,16 @@ class Deliverer:
                         await self._wake.wait()
                 except TimeoutError:
                     pass
+
+    async def _rewind_if_stepped_back(self, now: float) -> None:
+        """If the wall clock stepped back, move every retry time and hold back by the
+        step, so a backoff of 30 s does not become an hour and 30 s."""
+        step = self._last_pass - now
+        self._last_pass = now
+        if step > 1.0:
+            log.warning("clock stepped back; delivery times moved with it", seconds=step)
+            await asyncio.to_thread(self._outbox.rewind, step)
+            self._hold = {name: t - step for name, t in self._hold.items()}
 
     async def close(self) -> None:
         """Close the HTTP session (the outbox is the caller's to close)."""

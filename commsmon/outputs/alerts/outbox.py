@@ -305,6 +305,14 @@ class Outbox:
             ).fetchall()
         return {str(r): float(t) for r, t in rows}
 
+    def rewind(self, seconds: float) -> None:
+        """Move every pending row's next attempt ``seconds`` earlier (the clock
+        stepped back by that much)."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE outbox SET next_at = next_at - ? WHERE state = 'pending'", (seconds,)
+            )
+
     def prune(self, before: float) -> int:
         """Forget delivered and given-up notifications finished before ``before``.
 

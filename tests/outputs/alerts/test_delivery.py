@@ -206,6 +206,7 @@ def gauge(name: str) -> float:
     return v
 
 
+@pytest.mark.fault
 async def test_receiver_down_ten_minutes_then_each_notification_arrives_once(
     sink: Sink, made: list[Deliverer], tmp_path: Path
 ) -> None:
@@ -543,3 +544,24 @@ async def test_notifications_stuck_past_give_up_age_are_given_up_without_a_reque
     details = [e["detail"] for e in logs if e["event"] == "alert notification given up"]
     never = "not sent within 1000 s (never attempted)"
     assert details == ["HTTP 500", never, never]
+
+
+async def test_clock_stepping_back_moves_the_backoff_with_it(
+    sink: Sink, made: list[Deliverer], tmp_path: Path
+) -> None:
+    """A receiver backing off when the wall clock steps back an hour is tried again one
+    backoff later on the new clock, not an hour later."""
+    clock = FakeClock()
+    sink.answer = lambda t, key, n: (500, {}) if n == 0 else (200, {})
+    box = Outbox(tmp_path / "outbox.db")
+    d = deliverer(made, box, clock, PostReceiver("stepped", sink.url, clock))
+    box.add(note("s1", "site:v01", receiver="stepped"), clock.now)
+    await d.deliver_due(clock.now)  # fails: backs off a few seconds
+    retry_at = await d.next_due()
+    assert retry_at is not None and T0 < retry_at < T0 + 60
+    clock.now = T0 - 3600
+    await d.deliver_due(clock.now)  # the pass after the step moves the schedule
+    retry_at = await d.next_due()
+    assert retry_at is not None and clock.now < retry_at < clock.now + 60
+    await drive(d, box, clock)
+    assert sink.accepted() == ["s1"] and box.pending_count() == 0
