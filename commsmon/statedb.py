@@ -64,7 +64,7 @@ class StateDb:
         schema: str,
         *,
         name: str,
-        retry_every: float = 30.0,
+        retry_every: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
@@ -120,14 +120,24 @@ class StateDb:
         return db
 
     def _read_only_copy(self) -> sqlite3.Connection | None:
-        """The file opened read-only, to copy from; ``None`` if it cannot be read."""
+        """The file opened read-only, to copy from; ``None`` if it cannot be read.
+
+        A WAL database on a read-only filesystem opens with ``mode=ro`` only
+        while its ``-shm`` file exists (an unclean stop); after a clean stop
+        only ``immutable=1`` opens it, which is right: nothing can change it.
+        """
         if not self.path.exists():
             return None
-        try:
-            return sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True,
-                                   check_same_thread=False)
-        except sqlite3.Error:
-            return None
+        for query in ("mode=ro", "immutable=1"):
+            db = sqlite3.connect(f"{self.path.as_uri()}?{query}", uri=True,
+                                 check_same_thread=False)
+            try:
+                db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlite3.Error:
+                db.close()
+                continue
+            return db
+        return None
 
     def _to_memory(self, source: sqlite3.Connection | None, exc: Exception) -> sqlite3.Connection:
         memory = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)

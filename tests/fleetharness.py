@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +69,21 @@ def write_config(
 
 
 class DaemonProcess:
-    """``commsmon run`` as a child process, its log in a file."""
+    """``commsmon run`` as a child process, its log in a file.
 
-    def __init__(self, config: Path, http_port: int, log: Path) -> None:
+    ``wrap`` is a command that execs its arguments (``unshare ... sh -c '... exec "$@"'``),
+    so ``proc.pid`` is the daemon's.
+    """
+
+    def __init__(
+        self, config: Path, http_port: int, log: Path, wrap: Sequence[str] = ()
+    ) -> None:
         self.url = f"http://127.0.0.1:{http_port}"
         self.log_path = log
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "commsmon", "--log-format", "json", "run", "-c", str(config)],
+            [*wrap, sys.executable, "-m", "commsmon", "--log-format", "json", "run",
+             "-c", str(config)],
             stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
 

@@ -37,6 +37,7 @@ class RecordingReceiver:
     bad_signatures: int = 0
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     server: TestServer | None = None
+    hold: asyncio.Event | None = None  # if set: answer only once it is set (a hanging receiver)
 
     async def start(self) -> str:
         app = web.Application()
@@ -53,6 +54,10 @@ class RecordingReceiver:
         got = Received(time.time(), request.path, dict(request.query), dict(request.headers),
                        json.loads(await request.read()))
         self.requests.append(got)
+        if self.hold is not None:
+            await self.hold.wait()
+            if request.transport is None or request.transport.is_closing():
+                return web.Response(status=499)  # the sender is gone: nobody got an answer
         if self.dingtalk_secret is not None and not _dingtalk_ok(got, self.dingtalk_secret):
             self.bad_signatures += 1
             return web.json_response({"errcode": 310000, "errmsg": "sign not match"})

@@ -145,6 +145,7 @@ async def test_village_down_isolates_and_recovers(
     assert len(failures) == 2, failures  # unreachable once, answers again once
 
 
+@pytest.mark.fault
 async def test_broker_restart_reconnects(
     running: tuple[DaemonProcess, SimFleet], broker: Mosquitto
 ) -> None:
