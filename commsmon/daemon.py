@@ -36,7 +36,12 @@ from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.outputs.webauth import ReadGuard, server_ssl_context
-from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS, CONFIG_RELOAD_TIME, EVALUATION_DURATION
+from commsmon.selfmetrics import (
+    CONFIG_RELOAD_SUCCESS,
+    CONFIG_RELOAD_TIME,
+    EVALUATION_DURATION,
+    EVENT_LOOP_TASKS,
+)
 from commsmon.setup import Setup, load_setup
 from commsmon.sources.mqtt import MqttSource
 from commsmon.sources.snmp.base import SnmpClient
@@ -384,6 +389,7 @@ class Daemon:
             await self._evaluate_once()
             cost = time.perf_counter() - started
             EVALUATION_DURATION.observe(cost)
+            EVENT_LOOP_TASKS.set(len(asyncio.all_tasks()))
             self._evaluated_at = time.monotonic()
             status = self._status_line()
             if status != self._status:

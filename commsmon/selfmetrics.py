@@ -13,6 +13,7 @@ __all__ = [
     "CONFIG_RELOAD_SUCCESS",
     "CONFIG_RELOAD_TIME",
     "EVALUATION_DURATION",
+    "EVENT_LOOP_TASKS",
     "MQTT_CONNECTED",
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
@@ -86,4 +87,9 @@ STATE_FILE_WRITABLE = Gauge(
     "1 while a state file (outbox, store) is written to disk, 0 while the disk refuses "
     "it (full, read-only) and it is kept in memory.",
     ["file"],
+)
+EVENT_LOOP_TASKS = Gauge(
+    "commsmon_event_loop_tasks",
+    "asyncio tasks alive in the daemon's event loop, counted at each evaluation (a leak "
+    "shows as growth).",
 )
