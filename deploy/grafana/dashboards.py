@@ -146,6 +146,10 @@ def village() -> dict[str, Any]:
         fieldConfig={"defaults": {"unit": "percentunit", "min": 0, "max": 1}})
     p.add("timeseries", "Radio signal, dBm", [_target(
         f"commsmon_signal_strength_dbm{s}", "{{device}}")], w=8, h=8)
+    p.add("timeseries", "Uplink traffic (4G router)", [
+        _target(f"commsmon_uplink_receive_bytes_per_second{s}", "{{device}} in", ref="A"),
+        _target(f"commsmon_uplink_transmit_bytes_per_second{s}", "{{device}} out", ref="B"),
+    ], w=24, h=8, fieldConfig={"defaults": {"unit": "Bps"}})
     p.add("state-timeline", "Outages", [_target(
         f"commsmon_site_outage_active{s}", "{{outage}}")], w=12, h=6)
     p.add("state-timeline", "Device states", [_target(
@@ -229,6 +233,10 @@ def self_health() -> dict[str, Any]:
     p.add("timeseries", "Oldest notification waiting", [_target(
         "max(commsmon_outbox_oldest_age_seconds)", "oldest")], w=12, h=8,
         fieldConfig={"defaults": {"unit": "s"}})
+    p.add("timeseries", "State files on disk (0: kept in memory, disk full or read-only)", [
+        _target("commsmon_state_file_writable", "{{instance}} {{file}}")], w=12, h=8)
+    p.add("timeseries", "Event-loop tasks (growth is a leak)", [_target(
+        "commsmon_event_loop_tasks", "{{instance}}")], w=12, h=8)
     p.add("timeseries", "Resident memory", [_target(
         'process_resident_memory_bytes{job="commsmon"}', "{{instance}}")], w=12, h=8,
         fieldConfig={"defaults": {"unit": "bytes"}})
