@@ -4,7 +4,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd \
-	python3-venv
+	python3-venv util-linux mount
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint deps venv clean
