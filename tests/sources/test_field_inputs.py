@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from structlog.testing import capture_logs
 
 from commsmon.config import MqttSpec, ReadingSpec
 from commsmon.core.types import Observation
-from commsmon.selfmetrics import MQTT_MESSAGES
+from commsmon.selfmetrics import MQTT_MESSAGES, READING_ERRORS
 from commsmon.sim.snmpagents import SnmpSimulator
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.mqtt import MqttSource, Route
@@ -86,6 +87,31 @@ def test_mixed_pdu_gives_no_sample_not_zero() -> None:
     assert exc.value.reason == "not_numeric"
     assert decode_varbind(TEXT, SnmpValue(ValueType.OCTET_STRING, b"village-router")) == \
         "village-router"
+
+
+@pytest.mark.integration
+async def test_mixed_pdu_through_a_real_agent_keeps_the_device_up() -> None:
+    """The same PDU from snmpsim, polled three times: sysName is used, the three others
+    give no sample (not 0) and one warning each, not one per poll; the device is up."""
+    missing, instance, empty = ("1.3.6.1.4.1.99999.1.0", "1.3.6.1.2.1.1.5.7",
+                                "1.3.6.1.2.1.2.2.1.5.2")
+    async with SnmpSimulator({"rtr": "router"}) as agent, GufoClient() as client:
+        await agent.set_values("rtr", {empty: ("4", "")})  # ifSpeed.2 as an empty string
+        target = SnmpTarget("127.0.0.1", agent.port, "v2c", "rtr", timeout=1.0, retries=1)
+        readings = {"name": ("1.3.6.1.2.1.1.5.0", TEXT),
+                    **{k: (oid, ReadingSpec(oid=oid)) for k, oid in
+                       [("missing", missing), ("instance", instance), ("empty", empty)]}}
+        job = PollJob("rtr", target, 60.0, readings)
+        poller = SnmpPoller(client, [job], lambda _: None)
+        errors_before = READING_ERRORS.labels("snmp", "no_such_object")._value.get()
+        with capture_logs() as logs:
+            for _ in range(3):
+                obs = await poller.poll(job)
+                assert obs.reachable
+                assert dict(obs.readings) == {"name": "village-router"}
+    warned = [e["oid"] for e in logs if e["event"] == "snmp value not decoded"]
+    assert sorted(warned) == sorted([missing, instance, empty])
+    assert READING_ERRORS.labels("snmp", "no_such_object")._value.get() == errors_before + 6
 
 
 # 3. Text: NULs stripped, the device's charset when not UTF-8, else replacement.
