@@ -34,6 +34,7 @@ UPTIME_WRAP_SECONDS = 2**32 / 100
 # retries); a disagreement within this much is not a restart.
 _SLACK_SECONDS = 2.0
 _SLACK_RATIO = 0.1
+_MIN_ELAPSED = 0.01  # one TimeTick: a shorter interval is no time to take a rate over
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ def rate_between(prev: CounterSample, cur: CounterSample, bits: int) -> float | 
         samples out of order.
     """
     elapsed = _elapsed(prev, cur)
-    if elapsed is None or elapsed <= 0:
+    if elapsed is None or elapsed < _MIN_ELAPSED:
         return None
     delta = cur.value - prev.value
     if delta < 0:

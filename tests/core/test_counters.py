@@ -56,3 +56,9 @@ def test_replayed_message_is_ignored_and_forget_drops_a_device() -> None:
     rates.forget("g")
     assert len(rates) == 1
     assert rates.update("g", "hours", S(20, 200.0), 64) is None  # a new baseline
+
+
+def test_less_than_one_tick_is_no_time() -> None:
+    """Two reads within one TimeTick (1/100 s) give no rate, not a near-infinite one."""
+    assert rate_between(S(0, 0.0, 5e-324), S(2**63, 0.0, 1e-300), 64) is None
+    assert rate_between(S(0, 0.0), S(10, 0.001), 64) is None

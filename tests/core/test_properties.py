@@ -13,13 +13,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commsmon.config import MqttSpec, ReadingSpec, load_config
+from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, HealthRule, Inventory, Site
 from commsmon.core.rules import AlertEngine
 from commsmon.core.types import Observation, State
 from commsmon.errors import ConfigError
 from commsmon.selfmetrics import MQTT_MESSAGES
-from commsmon.sources.convert import REASONS, DecodeError, decode_json_field, decode_varbind
+from commsmon.sources.convert import (
+    REASONS,
+    DecodeError,
+    decode_json_field,
+    decode_varbind,
+    rate_reading,
+)
 from commsmon.sources.mqtt import MqttSource, Route
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 
@@ -59,6 +66,28 @@ def test_snmp_decoding_gives_a_reading_or_a_counted_reason(
         assert math.isfinite(reading)
     else:
         assert reading is None or isinstance(reading, str | bool)
+
+
+@given(st.sampled_from([32, 64]), st.lists(st.tuples(
+    raw_values, st.floats(-1e7, 1e7), st.one_of(st.none(), st.floats(0, 2**32 / 100))),
+    max_size=12))
+def test_counter_rates_are_never_negative(
+    bits: int, reads: list[tuple[int | bytes | str | None, float, float | None]]
+) -> None:
+    """Any run of counter reads -- wraps, resets, restarts, clock steps, garbage -- gives
+    rates that are finite and never negative, or none; never an exception but a
+    DecodeError with a reason."""
+    spec = ReadingSpec(oid="1.3.6.1.2.1.31.1.1.1.6.2", counter=bits)  # type: ignore[arg-type]
+    rates = CounterRates()
+    for raw, at, uptime in reads:
+        try:
+            count = decode_varbind(spec, SnmpValue(ValueType.COUNTER64, raw))
+        except DecodeError as exc:
+            assert exc.reason in REASONS
+            continue
+        assert isinstance(count, int) and 0 <= count < 2**bits
+        rate = rate_reading(spec, rates, "d", "in", CounterSample(count, at, uptime))
+        assert rate is None or (math.isfinite(rate) and rate >= 0)
 
 
 @given(json_values, st.sampled_from([*DECODES, "enum"]))
