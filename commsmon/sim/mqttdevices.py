@@ -221,20 +221,31 @@ class SimMqttDevice:
         async with aiomqtt.Client(
             self._host, self.port, identifier=f"sim-{self.device}", will=will, keepalive=10
         ) as client:
-            while True:
-                raise_if_cancel_swallowed()
-                # Cleared before publishing: a change made while a publish is
-                # awaited is published in the next round, not a period later.
-                self._changed.clear()
-                if self._status:
-                    word = b"online" if self._up else b"offline"
-                    await client.publish(self._status, word, qos=1, retain=True)
-                if self._up and self._telemetry and self._model:
-                    document = {**self._model(time.time()), **self.overrides}
-                    await client.publish(self._telemetry, json.dumps(document), qos=1)
-                # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows
-                # a cancellation that arrives as the event is set (a refresh()
-                # racing close()), and the device would then publish forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._period):
-                        await self._changed.wait()
+            try:
+                await self._publish(client)
+            finally:
+                # When the broker goes, aiomqtt 2 leaves the exception of its
+                # disconnection future unread (its __aexit__ returns early), and asyncio
+                # prints "Future exception was never retrieved": read it.
+                gone = client._disconnected
+                if gone.done() and not gone.cancelled():
+                    gone.exception()
+
+    async def _publish(self, client: aiomqtt.Client) -> None:
+        while True:
+            raise_if_cancel_swallowed()
+            # Cleared before publishing: a change made while a publish is
+            # awaited is published in the next round, not a period later.
+            self._changed.clear()
+            if self._status:
+                word = b"online" if self._up else b"offline"
+                await client.publish(self._status, word, qos=1, retain=True)
+            if self._up and self._telemetry and self._model:
+                document = {**self._model(time.time()), **self.overrides}
+                await client.publish(self._telemetry, json.dumps(document), qos=1)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows
+            # a cancellation that arrives as the event is set (a refresh()
+            # racing close()), and the device would then publish forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._period):
+                    await self._changed.wait()
