@@ -216,7 +216,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     start = await figures(daemon)
                     trend.clear()
                     t0 = time.monotonic()
-                    print(f"soak: {args.minutes:.0f} min, a fault every {args.fault_every:.0f} s",
+                    print(f"soak: {args.minutes:g} min, a fault every {args.fault_every:g} s",
                           flush=True)
                     await report()
                     await soak.run_for(args.minutes * 60, args.fault_every, report)
