@@ -196,7 +196,7 @@ def _channel_list(text: str, lang: Language) -> str:
         name = _channel(words[0], lang)
         state = " ".join(words[1:])
         if state:
-            state = _STATE[lang].get(state, state)
+            state = _STATE[lang].get(state, _clean(state))
             parts.append(f"{name}（{state}）" if lang == "zh" else f"{name} ({state})")
         else:
             parts.append(name)
