@@ -37,6 +37,7 @@ REASONS = (
     "bad_bool",
     "bad_text",
     "out_of_range",
+    "internal_error",  # a decoder bug; the property tests make sure none is known
 )
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
@@ -77,7 +78,7 @@ def decode_varbind(
     raw: Any = value.value
     if value.type is ValueType.OPAQUE and isinstance(raw, bytes):
         raw = _opaque_number(raw)
-    return decode(spec, raw, charset)
+    return _guarded(spec, raw, charset)
 
 
 def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading | None:
@@ -93,7 +94,17 @@ def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading
         if not isinstance(node, Mapping) or part not in node:
             return None
         node = node[part]
-    return None if node is None else decode(spec, node)
+    return None if node is None else _guarded(spec, node, None)
+
+
+def _guarded(spec: ReadingSpec, raw: Any, charset: str | None) -> Reading | None:
+    """:func:`decode`, with a bug in it costing one value, not the poll or the message."""
+    try:
+        return decode(spec, raw, charset)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError("internal_error", f"{type(exc).__name__}: {exc}"[:120]) from exc
 
 
 def decode(spec: ReadingSpec, raw: Any, charset: str | None = None) -> Reading | None:
@@ -255,7 +266,8 @@ def _enum(spec: ReadingSpec, raw: Any) -> str:
     names = spec.enum or {}
     if isinstance(raw, bytes):
         raw = _text(raw)
-    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+    digits = raw.strip().lstrip("-") if isinstance(raw, str) else ""
+    if digits.isascii() and digits.isdigit():  # not "²": str.isdigit takes it, int() not
         raw = int(raw)
     if isinstance(raw, int | str) and not isinstance(raw, bool) and raw in names:
         return names[raw]
