@@ -44,6 +44,13 @@ def _broken(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+def _problems(path: Path) -> list[str]:
+    """The located problems ``load_config`` raises for ``path`` (it must raise)."""
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    return exc.value.problems
+
+
 def _line_of(path: Path, needle: str) -> int:
     lines = path.read_text(encoding="utf-8").splitlines()
     return next(i for i, line in enumerate(lines, 1) if needle in line)
@@ -52,10 +59,9 @@ def _line_of(path: Path, needle: str) -> int:
 def test_bad_port_names_file_line_and_field(tmp_path: Path) -> None:
     """An out-of-range port is reported as FILE:LINE: sites[i].devices[j].snmp.port."""
     path = _broken(tmp_path, "port: 16107,", "port: 99999,")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
+    problems = _problems(path)
     line = _line_of(path, "99999")
-    assert exc.value.problems == [
+    assert problems == [
         f"{path}:{line}: sites[2].devices[1].snmp.port: must be 1..65535"
     ]
 
@@ -63,9 +69,8 @@ def test_bad_port_names_file_line_and_field(tmp_path: Path) -> None:
 def test_unknown_parent_is_located(tmp_path: Path) -> None:
     """A reference to a device that does not exist names the field and line."""
     path = _broken(tmp_path, "parent: v03-router", "parent: v03-nope")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    (problem,) = exc.value.problems
+    problems = _problems(path)
+    (problem,) = problems
     assert problem.startswith(f"{path}:{_line_of(path, 'v03-nope')}: sites[3].devices[1].parent")
     assert "unknown device 'v03-nope'" in problem
 
@@ -73,20 +78,18 @@ def test_unknown_parent_is_located(tmp_path: Path) -> None:
 def test_unknown_profile_and_kind(tmp_path: Path) -> None:
     """Unknown kinds and profiles are errors with their paths."""
     path = _broken(tmp_path, "kind: satphone", "kind: telephone")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert "sites[1].devices" in exc.value.problems[0]
-    assert ".kind:" in exc.value.problems[0]
+    problems = _problems(path)
+    assert "sites[1].devices" in problems[0]
+    assert ".kind:" in problems[0]
 
 
 def test_yaml_syntax_error_has_line(tmp_path: Path) -> None:
     """Broken YAML is reported with its line, not a traceback."""
     path = tmp_path / "x.yaml"
     path.write_text("sites:\n  - id: a\n    name: [unclosed\n", encoding="utf-8")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert exc.value.problems[0].startswith(f"{path}:")
-    assert "not valid YAML" in exc.value.problems[0]
+    problems = _problems(path)
+    assert problems[0].startswith(f"{path}:")
+    assert "not valid YAML" in problems[0]
 
 
 def test_bad_profile_is_located(tmp_path: Path) -> None:
@@ -94,9 +97,8 @@ def test_bad_profile_is_located(tmp_path: Path) -> None:
     path = _broken(tmp_path, "district:", "district:")
     bad = tmp_path / "profiles" / "ups-rfc1628.yaml"
     bad.write_text(bad.read_text().replace("decode: enum\n", "decode: bogus\n", 1))
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert any(p.startswith(f"{bad}:") and "decode" in p for p in exc.value.problems)
+    problems = _problems(path)
+    assert any(p.startswith(f"{bad}:") and "decode" in p for p in problems)
 
 
 def test_check_config_cli(tmp_path: Path) -> None:
@@ -120,18 +122,16 @@ def test_parent_loop_is_rejected(tmp_path: Path) -> None:
     """A camera and its router naming each other as parent is a located error."""
     loop = "params: {uplink_ifindex: 2}\n        parent: v01-cam1"
     path = _broken(tmp_path, "params: {uplink_ifindex: 2}", loop)
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert any("parents form a loop" in p for p in exc.value.problems)
+    problems = _problems(path)
+    assert any("parents form a loop" in p for p in problems)
 
 
 def test_missing_profiles_dir_is_one_located_error(tmp_path: Path) -> None:
     """A profiles_dir that does not exist is one error at its line, not 80."""
     path = tmp_path / "c.yaml"
     path.write_text(DEMO.read_text(encoding="utf-8"), encoding="utf-8")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    (problem,) = exc.value.problems
+    problems = _problems(path)
+    (problem,) = problems
     assert problem.startswith(f"{path}:{_line_of(path, 'profiles_dir')}: profiles_dir: directory")
 
 
@@ -161,9 +161,8 @@ def test_secret_references_are_resolved(tmp_path: Path, monkeypatch: pytest.Monk
 def test_missing_secret_is_located(tmp_path: Path) -> None:
     """An unset variable or unreadable file names file, line and field."""
     path = _broken(tmp_path, "  token: demo-token", "  token: ${env:COMMSMON_NOT_SET_ANYWHERE}")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    (problem,) = exc.value.problems
+    problems = _problems(path)
+    (problem,) = problems
     line = _line_of(path, "COMMSMON_NOT_SET_ANYWHERE")
     assert problem == (f"{path}:{line}: http.token: environment variable "
                        "COMMSMON_NOT_SET_ANYWHERE is not set")
@@ -172,15 +171,13 @@ def test_missing_secret_is_located(tmp_path: Path) -> None:
 def test_shard_index_beyond_count_is_located(tmp_path: Path) -> None:
     """shard.index must be below shard.count, and sharding needs a shared MQTT group."""
     path = _broken(tmp_path / "a", "\nhttp:", "\nshard: {index: 3, count: 3}\nhttp:")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert exc.value.problems == [
+    problems = _problems(path)
+    assert problems == [
         f"{path}:{_line_of(path, 'shard:')}: shard: index must be below count (3)"
     ]
     path = _broken(tmp_path / "b", "\nhttp:", "\nshard: {index: 1, count: 3}\nhttp:")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert exc.value.problems == [
+    problems = _problems(path)
+    assert problems == [
         f"{path}:{_line_of(path, 'shard:')}: shard: several shards need 'mqtt' with a "
         "'share_group'"
     ]
@@ -189,24 +186,21 @@ def test_shard_index_beyond_count_is_located(tmp_path: Path) -> None:
 def test_snmp_v3_needs_a_user_and_long_passwords(tmp_path: Path) -> None:
     """version v3 without a user, or with a short password, is a located error."""
     path = _broken(tmp_path / "a", "port: 16107,", "port: 16107, version: v3,")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    assert exc.value.problems == [
+    problems = _problems(path)
+    assert problems == [
         f"{path}:{_line_of(path, 'version: v3')}: sites[2].devices[1].snmp: "
         "version v3 needs a 'user'"
     ]
     path = _broken(tmp_path / "b", "port: 16107,",
                    "port: 16107, version: v3, user: {name: u, auth_password: short},")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    (problem,) = exc.value.problems
+    problems = _problems(path)
+    (problem,) = problems
     assert "sites[2].devices[1].snmp.user: auth_password must be at least 8 characters" in problem
 
 
 def test_unknown_snmp_charset_is_located(tmp_path: Path) -> None:
     path = _broken(tmp_path, "port: 16107,", "port: 16107, charset: klingon,")
-    with pytest.raises(ConfigError) as exc:
-        load_config(path)
-    (problem,) = exc.value.problems
+    problems = _problems(path)
+    (problem,) = problems
     assert problem.startswith(f"{path}:{_line_of(path, 'klingon')}: sites[2].devices[1].snmp")
     assert "unknown charset 'klingon'" in problem
