@@ -5,28 +5,11 @@ from __future__ import annotations
 import pytest
 
 from commsmon.core.fleet import Fleet
-from commsmon.core.model import Device, HealthRule, Inventory, Site
+from commsmon.core.model import Device, HealthRule, Inventory
 from commsmon.core.types import Observation, State
+from tests.core.smallfleet import small_inventory
 
 T0 = 1_700_000_000.0
-
-
-def _inventory() -> Inventory:
-    sites = [Site("centre", "Centre", "town", "centre"), Site("v1", "Village 1", "town")]
-    devices = [
-        Device("rpt", "centre", "pdt_repeater", "repeater", "snmp", "hytera-repeater"),
-        Device("router", "v1", "router", "router", "snmp", "router-mib2", channel="public"),
-        Device("cam", "v1", "camera", "camera", "snmp", "hikvision-camera", parent="router"),
-        Device(
-            "pdt", "v1", "pdt_terminal", "pdt", "mqtt", "pdt-terminal",
-            channel="pdt370", depends_on=("rpt",), stale_after=300,
-        ),
-        Device(
-            "sat", "v1", "satphone", "sat", "mqtt", "satphone-dock", channel="satellite",
-            health=(HealthRule("battery", "battery low", below=0.3),), stale_after=600,
-        ),
-    ]
-    return Inventory.build(sites, devices)
 
 
 def ok(device: str, at: float, **readings: float | str | bool) -> Observation:
@@ -39,7 +22,7 @@ def fail(device: str, at: float, conclusive: bool = False) -> Observation:
 
 @pytest.fixture
 def fleet() -> Fleet:
-    f = Fleet(_inventory(), T0)
+    f = Fleet(small_inventory(), T0)
     f.set_source("mqtt", True, T0)
     return f
 
@@ -255,7 +238,7 @@ def test_reconfigure_keeps_devices_that_stay(fleet: Fleet) -> None:
         fleet.observe(ok("router", T0 + t, cpu=0.9))
         fleet.observe(ok("cam", T0 + t))
     before = fleet.evaluate(T0 + 10)
-    old = _inventory()
+    old = small_inventory()
     router = Device("router", "v1", "router", "router", "snmp", "router-mib2", channel="public",
                     health=(HealthRule("cpu", "cpu busy", above=0.8),))
     cam2 = Device("cam2", "v1", "camera", "camera 2", "snmp", "hikvision-camera")

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from commsmon.config import MqttSpec, ReadingSpec, load_config
 from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.fleet import Fleet
-from commsmon.core.model import Device, HealthRule, Inventory, Site
 from commsmon.core.rules import AlertEngine
 from commsmon.core.types import Observation, State
 from commsmon.errors import ConfigError
@@ -29,6 +28,7 @@ from commsmon.sources.convert import (
 )
 from commsmon.sources.mqtt import MqttSource, Route
 from commsmon.sources.snmp.base import SnmpValue, ValueType
+from tests.core.smallfleet import small_inventory
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DECODES = ["number", "text_number", "float32_le", "float32_be", "utf16", "text", "bool"]
@@ -166,20 +166,6 @@ def test_bad_yaml_gives_located_errors_never_a_traceback(
             exc.problems)
 
 
-def _inventory() -> Inventory:
-    sites = [Site("centre", "Centre", "town", "centre"), Site("v1", "Village 1", "town")]
-    devices = [
-        Device("rpt", "centre", "pdt_repeater", "repeater", "snmp", "p"),
-        Device("router", "v1", "router", "router", "snmp", "p", channel="public"),
-        Device("cam", "v1", "camera", "camera", "snmp", "p", parent="router"),
-        Device("pdt", "v1", "pdt_terminal", "pdt", "mqtt", "p", channel="pdt370",
-               depends_on=("rpt",), stale_after=300),
-        Device("sat", "v1", "satphone", "sat", "mqtt", "p", channel="satellite",
-               health=(HealthRule("charge", "battery low", below=0.3),), stale_after=600),
-    ]
-    return Inventory.build(sites, devices)
-
-
 events = st.lists(st.tuples(
     st.floats(-30, 400),  # seconds since the previous event (negative: the clock stepped back)
     st.sampled_from(["rpt", "router", "cam", "pdt", "sat", "evaluate", "broker"]),
@@ -194,7 +180,7 @@ def test_time_accounting_and_reachable_states(steps: list[tuple[float, str, bool
     time that passed (a clock stepping back adds nothing), every state is one the rules
     know, and the rules engine takes every snapshot."""
     t0 = 1_764_400_000.0
-    fleet = Fleet(_inventory(), t0)
+    fleet = Fleet(small_inventory(), t0)
     fleet.set_source("mqtt", True, t0)
     engine = AlertEngine()
     now = t0
@@ -216,5 +202,5 @@ def test_time_accounting_and_reachable_states(steps: list[tuple[float, str, bool
         elif what == "broker":
             fleet.set_source("mqtt", ok, now)
         else:
-            fleet.observe(Observation(what, now, ok, {"charge": charge} if ok else {},
+            fleet.observe(Observation(what, now, ok, {"battery": charge} if ok else {},
                                       conclusive=conclusive and not ok))
