@@ -56,7 +56,7 @@ async def test_counter_wrap_and_agent_restart(backend: type[SnmpClient]) -> None
             "in64": (IF_HC_IN, ReadingSpec(oid=IF_HC_IN, counter=64, scale=8)),  # bits/s
             "name": ("1.3.6.1.2.1.1.5.0", TEXT),
         }
-        job = PollJob("rtr", target, 60.0, readings, counters=True)
+        job = PollJob("rtr", target, 60.0, readings)
         poller = SnmpPoller(client, [job], lambda _: None)
 
         async def poll(ticks: int, c32: int, c64: int) -> dict[str, object]:

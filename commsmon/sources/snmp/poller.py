@@ -20,7 +20,7 @@ import heapq
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -57,7 +57,7 @@ class PollJob:
         readings: reading name -> (concrete OID, spec).
         charset: the agent's text encoding where it is not UTF-8.
         counters: some readings are counters, so each poll also reads
-            sysUpTime to time them on the agent's clock.
+            sysUpTime to time them on the agent's clock (derived from ``readings``).
     """
 
     device: str
@@ -65,7 +65,11 @@ class PollJob:
     interval: float
     readings: Mapping[str, tuple[str, ReadingSpec]]
     charset: str | None = None
-    counters: bool = False
+    counters: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        counters = any(spec.counter is not None for _, spec in self.readings.values())
+        object.__setattr__(self, "counters", counters)
 
 
 def jobs_from_config(config: Config) -> list[PollJob]:
@@ -101,10 +105,7 @@ def jobs_from_config(config: Config) -> list[PollJob]:
             timeout=snmp.timeout,
             retries=snmp.retries,
         )
-        counters = any(spec.counter is not None for _, spec in readings.values())
-        jobs.append(
-            PollJob(device.id, target, snmp.interval, readings, device.snmp.charset, counters)
-        )
+        jobs.append(PollJob(device.id, target, snmp.interval, readings, device.snmp.charset))
     return jobs
 
 
