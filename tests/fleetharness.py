@@ -108,16 +108,10 @@ class DaemonProcess:
         return self.proc.returncode
 
     async def text(self) -> str:
-        async with aiohttp.ClientSession() as s, s.get(f"{self.url}/metrics") as r:
-            r.raise_for_status()
-            return await r.text()
+        return await metrics_text(self.url)
 
     async def samples(self) -> Samples:
-        out: Samples = {}
-        for family in text_string_to_metric_families(await self.text()):
-            for sample in family.samples:
-                out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-        return out
+        return await scrape(self.url)
 
     async def wait_for(
         self, what: str, predicate: Callable[[Samples], bool], within: float
@@ -139,6 +133,22 @@ class DaemonProcess:
             await asyncio.sleep(0.25)
         raise AssertionError(f"timed out after {within} s waiting for {what} ({last_error})\n"
                              f"{self.log()[-3000:]}")
+
+
+async def metrics_text(url: str) -> str:
+    """The exposition text of the daemon listening at ``url``."""
+    async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
+        r.raise_for_status()
+        return await r.text()
+
+
+async def scrape(url: str) -> Samples:
+    """The parsed samples of the daemon listening at ``url``."""
+    out: Samples = {}
+    for family in text_string_to_metric_families(await metrics_text(url)):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
 
 
 def value(samples: Samples, name: str, **labels: str) -> float | None:

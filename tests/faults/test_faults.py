@@ -29,14 +29,13 @@ from typing import Any
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from commsmon.config import load_config
 from commsmon.daemon import Daemon
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from commsmon.sim.ports import free_port
-from tests.fleetharness import DaemonProcess, Samples, value, write_config
+from tests.fleetharness import DaemonProcess, Samples, scrape, value, write_config
 from tests.receiverharness import Received, RecordingReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -349,13 +348,6 @@ async def test_read_only_state_dir_at_start_restores_and_keeps_monitoring(
             assert daemon.stop() == 0, daemon.log()[-2000:]
 
 
-async def _samples(url: str) -> Samples:
-    async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:
-        text = await r.text()
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
-
-
 async def test_clock_stepping_back_an_hour(
     tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver
 ) -> None:
@@ -379,13 +371,13 @@ async def test_clock_stepping_back_an_hour(
             while not (task.done() or up(latest)) and time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
                 with contextlib.suppress(aiohttp.ClientError):
-                    latest = await _samples(url)
+                    latest = await scrape(url)
             assert not task.done() and up(latest)
             offset = -3600.0
             counters = {k: v for k, v in latest.items() if k[0].endswith("_total")}
             for _ in range(12):
                 await asyncio.sleep(0.5)
-                s = await _samples(url)
+                s = await scrape(url)
                 assert up(s)
                 for key, before in counters.items():
                     assert s.get(key, before) >= before, key
