@@ -135,6 +135,15 @@ class DaemonProcess:
                              f"{self.log()[-3000:]}")
 
 
+async def until(what: str, predicate: Callable[[], object], within: float) -> None:
+    """Wait until ``predicate()`` is true (it looks at what a server recorded)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
 async def metrics_text(url: str) -> str:
     """The exposition text of the daemon listening at ``url``."""
     async with aiohttp.ClientSession() as s, s.get(f"{url}/metrics") as r:

@@ -35,7 +35,7 @@ from commsmon.daemon import Daemon
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from commsmon.sim.ports import free_port
-from tests.fleetharness import DaemonProcess, Samples, scrape, value, write_config
+from tests.fleetharness import DaemonProcess, Samples, scrape, until, value, write_config
 from tests.receiverharness import Received, RecordingReceiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -64,14 +64,6 @@ def notes(hook: RecordingReceiver, alertname: str, status: str = "firing",
             if r.body["status"] == status
             and any(a["labels"]["alertname"] == alertname for a in r.body["alerts"])
             and (site is None or r.body["groupLabels"].get("site") == site)]
-
-
-async def until(what: str, predicate: Callable[[], bool], within: float) -> None:
-    deadline = time.monotonic() + within
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 def all_up(config_path: Path) -> Callable[[Samples], bool]:

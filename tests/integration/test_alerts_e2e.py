@@ -18,7 +18,7 @@ import pytest
 from commsmon.config import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
-from tests.fleetharness import DaemonProcess, free_port, value, write_config
+from tests.fleetharness import DaemonProcess, free_port, until, value, write_config
 from tests.receiverharness import RecordingReceiver
 
 pytestmark = pytest.mark.integration
@@ -157,17 +157,17 @@ async def test_sigkill_with_pending_delivers_after_restart_without_resending(
         try:
             await _up(daemon, path)
             fleet.take_down(fleet.site_devices("v05"))
-            await asyncio.wait_for(_until(lambda: _site_notes(hook, "v05", "webhook")), 40)
+            await until("v05 notified", lambda: _site_notes(hook, "v05", "webhook"), within=40)
             hook.status = 500  # the receiver goes away
             fleet.take_down(fleet.site_devices("v06"))
-            await asyncio.wait_for(_until(lambda: any(
-                r.body["groupLabels"].get("site") == "v06" for r in hook.requests)), 40)
+            await until("v06 attempted", lambda: any(
+                r.body["groupLabels"].get("site") == "v06" for r in hook.requests), within=40)
         finally:
             daemon.kill()
         hook.status = 200
         daemon = DaemonProcess(path, port, tmp_path / "daemon.log")
         try:
-            await asyncio.wait_for(_until(lambda: _site_notes(hook, "v06", "webhook")), 60)
+            await until("v06 notified", lambda: _site_notes(hook, "v06", "webhook"), within=60)
             await _settle(8)
             assert len(_site_notes(hook, "v05", "webhook")) == 1  # not re-sent
             assert len(_site_notes(hook, "v06", "webhook")) == 1
@@ -175,11 +175,6 @@ async def test_sigkill_with_pending_delivers_after_restart_without_resending(
             assert len(keys) == len(set(keys))
         finally:
             assert daemon.stop() == 0
-
-
-async def _until(predicate: Any) -> None:
-    while not predicate():  # noqa: ASYNC110 - polls what another server recorded
-        await asyncio.sleep(0.2)
 
 
 @pytest.fixture
