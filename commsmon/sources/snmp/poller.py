@@ -43,7 +43,6 @@ Sink = Callable[[Observation], None]
 DEAD_AFTER = 6  # failures in a row before a target's polls are spaced out
 DEAD_MAX = 8  # at most this many intervals between polls of a dead target
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"  # SNMPv2-MIB sysUpTime.0, TimeTicks (1/100 s)
-_UPTIME = {False: frozenset[str](), True: frozenset({SYS_UPTIME})}
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +250,10 @@ class SnmpPoller:
 
     async def poll(self, job: PollJob) -> Observation:
         """Poll one job once, emit and return its observation."""
-        oids = sorted({oid for oid, _ in job.readings.values()} | _UPTIME[job.counters])
+        wanted = {oid for oid, _ in job.readings.values()}
+        if job.counters:
+            wanted.add(SYS_UPTIME)
+        oids = sorted(wanted)
         async with self._slots:
             started = time.monotonic()
             try:
