@@ -94,7 +94,7 @@ class ReadingSpec(_Model):
     Raw values listed in ``invalid`` (vendor sentinels such as -1) give no sample.
     ``counter: 32`` or ``counter: 64`` makes the reading the rate per second
     of a Counter32/Counter64 (times ``scale``: 8 turns octets into bits), see
-    :mod:`commsmon.core.counters` for wraps and agent restarts; the width
+    :mod:`commsmon.sources.counters` for wraps and agent restarts; the width
     comes from here because not every SNMP backend reports the SMI type.
     An ``optional`` reading that the agent does not implement (noSuchObject)
     is skipped quietly: some firmware lacks it.

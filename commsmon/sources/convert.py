@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from commsmon.config import ReadingSpec
-from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.types import Reading
+from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 
 __all__ = [
@@ -151,7 +151,7 @@ def rate_reading(
     """The reading of a ``counter`` spec: per-second rate times ``scale``.
 
     ``None`` for the first sample and for an interval with no rate (agent
-    restart, reset); see :mod:`commsmon.core.counters`.
+    restart, reset); see :mod:`commsmon.sources.counters`.
     """
     assert spec.counter is not None
     rate = rates.update(device, name, sample, spec.counter)

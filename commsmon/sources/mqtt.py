@@ -26,7 +26,6 @@ from pydantic import ValidationError
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, MqttSpec, ReadingSpec
-from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
@@ -40,6 +39,7 @@ from commsmon.selfmetrics import (
 from commsmon.sources import peers
 from commsmon.sources.checkins import CheckInBody
 from commsmon.sources.convert import DecodeError, decode_json_field, rate_reading
+from commsmon.sources.counters import CounterRates, CounterSample
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
 

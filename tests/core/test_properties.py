@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from commsmon.config import MqttSpec, ReadingSpec, load_config
-from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.fleet import Fleet
 from commsmon.core.rules import AlertEngine
 from commsmon.core.types import Observation, State
@@ -26,6 +25,7 @@ from commsmon.sources.convert import (
     decode_varbind,
     rate_reading,
 )
+from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.mqtt import MqttSource, Route
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 from tests.core.smallfleet import small_inventory

@@ -26,12 +26,12 @@ import structlog
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec, SnmpUserSpec
-from commsmon.core.counters import CounterRates, CounterSample
 from commsmon.core.types import Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
 from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading
+from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, UsmUser
 
 __all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]

@@ -1,10 +1,10 @@
-"""Counter rates across wraps and agent restarts (commsmon.core.counters)."""
+"""Counter rates across wraps and agent restarts (commsmon.sources.counters)."""
 
 from __future__ import annotations
 
 import pytest
 
-from commsmon.core.counters import UPTIME_WRAP_SECONDS, CounterRates, CounterSample, rate_between
+from commsmon.sources.counters import UPTIME_WRAP_SECONDS, CounterRates, CounterSample, rate_between
 
 S = CounterSample
 
