@@ -7,7 +7,7 @@ DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-
 	python3-venv util-linux mount
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test lint deps venv clean
+.PHONY: demo test lint deps venv clean catalogs
 
 demo: deps venv
 	$(VENV)/bin/commsmon demo
@@ -18,6 +18,15 @@ test: deps venv lint
 lint: venv
 	$(VENV)/bin/ruff check commsmon tests bench deploy
 	$(VENV)/bin/mypy --strict commsmon
+
+# After changing words in the code: refresh the template and merge it into the zh-CN and
+# en catalogs (commsmon/outputs/wording/locale), then translate the new zh-CN entries.
+LOCALE := commsmon/outputs/wording/locale
+catalogs: venv
+	$(VENV)/bin/pybabel extract -F babel.cfg -k N_ -k _n:1,2 --no-location --sort-output \
+	  --project commsmon -w 100 -o $(LOCALE)/commsmon.pot .
+	$(VENV)/bin/pybabel update -i $(LOCALE)/commsmon.pot -d $(LOCALE) -D commsmon \
+	  -w 100 --ignore-obsolete
 
 # Debian packages the daemon's peers and the tests need; installed only when missing.
 deps:

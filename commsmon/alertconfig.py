@@ -7,6 +7,7 @@ Example::
       group_interval: 120       # seconds between updates of a group
       repeat_interval: 14400    # seconds before an unchanged firing group is repeated
       give_up_after: 86400      # seconds the outbox keeps retrying a notification
+      countdown_hours: [24, 6, 1]   # during an outage, tell when reachability drops below each
       rules:
         site_isolated: {for: 60, severity: critical}
         scenario_not_ready: {for: 3600, severity: warning}
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from commsmon.core.alerting import Severity
 from commsmon.core.dispatch import Route, Silence, Timing
-from commsmon.core.rules import DEFAULT_RULES, RULES, RuleSpec
+from commsmon.core.rules import DEFAULT_COUNTDOWN_HOURS, DEFAULT_RULES, RULES, RuleSpec
 
 __all__ = ["AlertingSpec", "ReceiverSpec", "RouteSpec", "RuleOverride", "SilenceSpec"]
 
@@ -91,7 +92,13 @@ class SilenceSpec(_Model):
 
 
 class AlertingSpec(_Model):
-    """Rules, pacing, receivers, routes and maintenance windows."""
+    """Rules, pacing, receivers, routes and maintenance windows.
+
+    Attributes:
+        countdown_hours: while an outage bears on a site, the ``countdown``
+            rule fires once the site is certainly reachable for less than each
+            of these hours (those below its target).
+    """
 
     group_wait: Seconds = 30.0
     group_interval: Seconds = 120.0
@@ -100,6 +107,7 @@ class AlertingSpec(_Model):
     flap_changes: Annotated[int, Field(ge=2)] = 4
     flap_hold: Seconds = 600.0
     give_up_after: Annotated[float, Field(gt=0)] = 86400.0
+    countdown_hours: list[Annotated[float, Field(gt=0)]] = list(DEFAULT_COUNTDOWN_HOURS)
     rules: dict[str, RuleOverride] = {}
     receivers: list[ReceiverSpec] = []
     routes: list[RouteSpec] = []

@@ -50,9 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.add_argument("--token", help="bearer token (default $COMMSMON_TOKEN or http.token)")
         return p
 
-    status = client("status", "villages x scenarios: ready or not, endurance, outages")
+    status = client("status", "villages x scenarios and now: ready or not, endurance, outages")
     status.add_argument("--reasons", action="store_true", help="say why each is not ready")
     status.add_argument("--site", help="only this site")
+    status.add_argument("--lang", choices=["zh", "en"],
+                        help="language of the table (default: the daemon's)")
     checkin = client("checkin", "record a test call or roll-call answer for a device")
     checkin.add_argument("device")
     checkin.add_argument("result", choices=["ok", "failed"])

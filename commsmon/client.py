@@ -15,6 +15,7 @@ import aiohttp
 from commsmon.config import load_config
 from commsmon.errors import ConfigError
 from commsmon.outputs.terminal import render_status
+from commsmon.outputs.wording import Language
 
 __all__ = ["run_client"]
 
@@ -56,11 +57,13 @@ async def _command(
                                      connector=connector) as session:
         if args.command == "status":
             path = f"/api/v1/sites/{args.site}" if args.site else "/api/v1/sites"
-            status, body = await _call(session, "GET", url + path)
+            query = f"?lang={args.lang}" if args.lang else ""
+            status, body = await _call(session, "GET", url + path + query)
             if status != 200:
                 return _fail(status, body)
             sites = [body] if args.site else body["sites"]
-            print(render_status(sites, reasons=args.reasons))
+            language: Language = "en" if body.get("language") == "en" else "zh"
+            print(render_status(sites, reasons=args.reasons, language=language))
             return 0
         if args.command == "checkin":
             payload: dict[str, Any] = {"device": args.device, "result": args.result,

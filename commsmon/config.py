@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,6 +33,7 @@ from ruamel.yaml.reader import ReaderError
 
 from commsmon.alertconfig import AlertingSpec
 from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
+from commsmon.core.readings import CHARGE
 from commsmon.core.types import ChannelName, DeviceKind
 from commsmon.errors import ConfigError
 
@@ -91,13 +92,17 @@ class ReadingSpec(_Model):
     or ``"12.6 V"``), ``float32_le``/``float32_be`` (an IEEE-754 single packed
     in a 4-byte OCTET STRING), ``utf16`` (UTF-16LE text), ``text``, ``enum``
     (integer or string mapped through ``enum``), ``bool``.
-    Raw values listed in ``invalid`` (vendor sentinels such as -1) give no sample.
+    Raw values listed in ``invalid`` (vendor sentinels such as -1) give no
+    sample, and make the last one not known at once.
     ``counter: 32`` or ``counter: 64`` makes the reading the rate per second
     of a Counter32/Counter64 (times ``scale``: 8 turns octets into bits), see
     :mod:`commsmon.sources.counters` for wraps and agent restarts; the width
     comes from here because not every SNMP backend reports the SMI type.
     An ``optional`` reading that the agent does not implement (noSuchObject)
     is skipped quietly: some firmware lacks it.
+    ``max_age`` is how many seconds a reading stays true; an older one counts
+    as not known (default: three poll intervals for SNMP, three
+    ``telemetry_period`` for MQTT).
     """
 
     oid: Oid | None = None
@@ -111,6 +116,7 @@ class ReadingSpec(_Model):
     help: str = ""
     optional: bool = False
     counter: Literal[32, 64] | None = None
+    max_age: Seconds | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ReadingSpec:
@@ -125,11 +131,26 @@ class ReadingSpec(_Model):
         return self
 
 
+class Bilingual(_Model):
+    """A text in each language the product speaks (Chinese first)."""
+
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
 class HealthSpec(_Model):
-    """A rule that makes an answering device ``degraded`` (see ``HealthRule``)."""
+    """A rule on an answering device (see ``HealthRule``).
+
+    ``effect: degraded`` (default) means it still carries its channel but
+    needs attention (low battery, an alarm); ``effect: lost`` means it answers
+    but cannot carry its channel (not registered, no signal, no SIM), which
+    counts as not working everywhere.  ``message`` says what is wrong in
+    Chinese and English: ``{zh: 卫星电话未注册, en: satellite phone not registered}``.
+    """
 
     reading: str
-    message: str
+    message: Bilingual
+    effect: Literal["degraded", "lost"] = "degraded"
     below: float | None = None
     above: float | None = None
     equals: list[float | str | bool] = []
@@ -149,6 +170,8 @@ class Profile(_Model):
         source: ``snmp`` (readings by OID) or ``mqtt`` (readings by JSON field).
         presence: the device publishes ``online``/``offline`` on a status topic.
         telemetry: the device publishes JSON telemetry.
+        telemetry_period: seconds expected between telemetry messages (MQTT);
+            a reading is true for three of them unless it sets ``max_age``.
         stale_after: seconds of silence before a pushed device counts as
             failed; ``None`` to rely on presence (Last Will) alone.
     """
@@ -158,6 +181,7 @@ class Profile(_Model):
     source: Literal["snmp", "mqtt"]
     presence: bool = False
     telemetry: bool = True
+    telemetry_period: Seconds = 60.0
     stale_after: Seconds | None = None
     readings: dict[Identifier, ReadingSpec] = {}
     health: list[HealthSpec] = []
@@ -515,12 +539,15 @@ class Defaults(_Model):
 
 
 DEFAULT_CHECKIN_VALIDITY = 7 * 86400.0  # seconds: a weekly roll call
+MAX_AGE_REPORTS = 3  # a reading stays true for this many report intervals by default
 
 
 class Config(_Model):
     """The whole configuration file.
 
     Attributes:
+        language: what officers read by default — the status table, API
+            reasons and messages (receivers may say otherwise): ``zh`` or ``en``.
         profiles_dir: directory of profile YAML files, relative to this file.
         profiles: loaded profiles by name (filled by ``load_config``).
         path: the file it came from (filled by ``load_config``).
@@ -528,6 +555,7 @@ class Config(_Model):
 
     district: str = ""
     timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
     state_dir: str | None = None
     defaults: Defaults = Defaults()
     mqtt: MqttSpec | None = None
@@ -564,14 +592,23 @@ class Config(_Model):
         ]
         devices = []
         health_of: dict[str, tuple[HealthRule, ...]] = {}  # one tuple per profile, shared
+        ages_of: dict[tuple[str, float], Mapping[str, float]] = {}  # likewise per cadence
         for site, d in self.devices():
             profile = self.profiles.get(d.profile) if d.profile else None
             health = health_of.get(d.profile or "")
             if health is None:
                 health = health_of[d.profile or ""] = tuple(
-                    HealthRule(h.reading, h.message, h.below, h.above, tuple(h.equals))
+                    HealthRule(h.reading, h.below, h.above, tuple(h.equals), h.effect,
+                               {"zh": h.message.zh, "en": h.message.en})
                     for h in (profile.health if profile else [])
                 )
+            validity = d.checkin_validity or self.defaults.checkin_validity.get(
+                d.kind, DEFAULT_CHECKIN_VALIDITY)
+            cadence = self._cadence(d, profile, validity)
+            max_age = ages_of.get((d.profile or "", cadence))
+            if max_age is None:
+                max_age = ages_of[(d.profile or "", cadence)] = _max_ages(
+                    profile if d.source != "checkin" else None, cadence)
             stale = d.stale_after or (profile.stale_after if profile else None)
             devices.append(
                 Device(
@@ -591,11 +628,31 @@ class Config(_Model):
                     power=PowerFeed.parse(d.power),
                     battery_hours=d.battery_hours,
                     generator=_curve(d.generator),
-                    checkin_validity=d.checkin_validity
-                    or self.defaults.checkin_validity.get(d.kind, DEFAULT_CHECKIN_VALIDITY),
+                    checkin_validity=validity,
+                    max_age=max_age,
                 )
             )
         return Inventory.build(sites, devices)
+
+    def _cadence(self, d: DeviceSpec, profile: Profile | None, validity: float) -> float:
+        """Seconds between a device's reports: its poll interval (SNMP), its
+        profile's telemetry period (MQTT), its check-in validity (check-ins)."""
+        if d.snmp is not None:
+            return d.snmp.interval or self.defaults.snmp.interval
+        if d.mqtt is not None and profile is not None:
+            return profile.telemetry_period
+        return validity
+
+
+def _max_ages(profile: Profile | None, cadence: float) -> Mapping[str, float]:
+    """Each reading's ``max_age``: the profile's, else three reports' worth; a check-in's
+    charge is true for the check-in's validity (``cadence``)."""
+    if profile is None:
+        return {CHARGE: cadence}
+    return {
+        name: spec.max_age if spec.max_age is not None else MAX_AGE_REPORTS * cadence
+        for name, spec in profile.readings.items()
+    }
 
 
 def _curve(spec: GeneratorSpec | None) -> GeneratorCurve | None:

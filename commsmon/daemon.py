@@ -36,6 +36,7 @@ from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.api import add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.outputs.webauth import ReadGuard, server_ssl_context
+from commsmon.outputs.wording import Wording
 from commsmon.selfmetrics import (
     CONFIG_RELOAD_SUCCESS,
     CONFIG_RELOAD_TIME,
@@ -52,6 +53,9 @@ from commsmon.systemd import Notifier, watchdog_interval
 __all__ = ["Daemon"]
 
 log = structlog.get_logger("commsmon.daemon")
+
+# Logs and systemd's status line are for the operations engineer, in English.
+_WORDS = Wording("en")
 
 EVALUATE_EVERY = 1.0  # seconds between evaluations of the fleet, at least
 EVALUATE_DUTY = 6.0  # a large fleet waits this many times an evaluation's cost before the next
@@ -87,7 +91,7 @@ class Daemon:
         self._registry = registry
         self._snmp_client = snmp_client
         self.tz = ZoneInfo(self.config.timezone)
-        self.fleet = Fleet(self.setup.tracked, clock(), self.tz)
+        self.fleet = Fleet(self.setup.tracked, clock())
         know_sites({d.id: d.site for d in self.setup.inventory.devices.values()})
         self._mqtt: MqttSource | None = None
         self._poller: SnmpPoller | None = None
@@ -221,7 +225,8 @@ class Daemon:
                         lambda snap: self.setup.exposition.chunks(snap), self._clock,
                         ReadGuard.from_spec(config.http))
         token = config.http.token.get_secret_value() if config.http.token else None
-        add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz)
+        add_api_routes(app, lambda: self.snapshot, self, token, self._clock, self.tz,
+                       config.language)
         runner = web.AppRunner(app)
         try:
             await runner.setup()
@@ -421,7 +426,8 @@ class Daemon:
         isolated = sum(s.reachable is False for s in sites)
         line = f"polling {len(self.fleet.inventory.devices)} devices, {len(sites)} sites, " \
                f"{isolated} isolated"
-        return line + (f"; monitor {snap.cut_off}" if snap and snap.cut_off else "")
+        cut_off = _WORDS.fact(snap.cut_off) if snap and snap.cut_off else ""
+        return line + (f"; {cut_off}" if cut_off else "")
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd's watchdog only while evaluations keep coming and polls keep
@@ -486,7 +492,8 @@ def _log_changes(before: _States, after: Snapshot) -> None:
         was = before.devices.get(device_id)
         if was is not None and was is not now.state:
             log.info("device state changed", site=now.device.site, device=device_id,
-                     old=was.value, new=now.state.value, reason=now.reason)
+                     old=was.value, new=now.state.value,
+                     reason=_WORDS.facts(now.reasons, now.device.site) or None)
     for site_id, site in after.sites.items():
         was_site = before.sites.get(site_id)
         if was_site is not None and was_site is not site.state:

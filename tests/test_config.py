@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -31,7 +32,9 @@ def test_demo_and_real_inventory_match() -> None:
     """demo.yaml is the same inventory as shanting.yaml, pointed elsewhere."""
     demo = load_config(DEMO).inventory()
     real = load_config(ROOT / "config" / "shanting.yaml").inventory()
-    assert demo.devices == real.devices
+    # The demo polls faster, so its readings age faster; everything else is the same.
+    assert {k: dataclasses.replace(d, max_age={}) for k, d in demo.devices.items()} == \
+        {k: dataclasses.replace(d, max_age={}) for k, d in real.devices.items()}
     assert demo.sites == real.sites
 
 

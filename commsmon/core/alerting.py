@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from commsmon.core.facts import Fact
+
 __all__ = ["SEVERITIES", "Alert", "Notification", "Severity", "SiteContext", "fingerprint"]
 
 Severity = Literal["critical", "warning", "info"]
@@ -38,8 +40,8 @@ class Alert:
         labels: ``alertname``, ``severity``, ``site`` and, per rule,
             ``device``, ``kind``, ``channel``, ``scenario`` or ``outage``;
             values come from the configuration only.
-        facts: what a message needs, by name (``device_name``, ``reason``,
-            ``channels``, ``evidence`` ...), in words or numbers as text.
+        facts: what a message needs (typed facts: the device and why, the
+            verdict with its arithmetic, the outage and its evidence).
         starts_at: epoch seconds the condition began (before its ``for``).
         ends_at: epoch seconds it resolved; ``None`` while firing.
     """
@@ -47,7 +49,7 @@ class Alert:
     rule: str
     severity: Severity
     labels: Mapping[str, str]
-    facts: Mapping[str, str] = field(default_factory=dict)
+    facts: tuple[Fact, ...] = ()
     starts_at: float = 0.0
     ends_at: float | None = None
 
@@ -75,6 +77,8 @@ class SiteContext:
         channels_lost: channels that do not, with their state (``down``/``unknown``).
         readiness: scenario -> ``True`` if ready.
         outages: active outage kinds (``power``, ``network``, ``road``).
+        now: the ``now`` verdict (a ``verdict`` fact) while an outage bears on
+            the site, else ``None``.
     """
 
     id: str
@@ -85,6 +89,7 @@ class SiteContext:
     channels_lost: Mapping[str, str] = field(default_factory=dict)
     readiness: Mapping[str, bool] = field(default_factory=dict)
     outages: tuple[str, ...] = ()
+    now: Fact | None = None
 
 
 @dataclass(frozen=True, slots=True)

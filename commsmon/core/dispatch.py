@@ -30,12 +30,14 @@ from typing import Any, Literal
 
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
 from commsmon.core.fleet import Snapshot
+from commsmon.core.rules import facts_from_json, facts_to_json
 from commsmon.core.types import State
 
 __all__ = ["Dispatcher", "Route", "Silence", "Timing", "site_context"]
 
 _SITE_LEVEL = {"site_isolated", "outage_active"}
-_FOLDABLE = {"device_down", "device_degraded", "checkin_stale", "site_channel_lost"}
+_FOLDABLE = {"device_down", "device_lost", "device_degraded", "checkin_stale",
+             "site_channel_lost"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,7 @@ def site_context(snap: Snapshot, site_id: str) -> SiteContext | None:
     if status is None:
         return None
     site = status.site
+    now = status.scenarios.get("now")
     return SiteContext(
         id=site.id,
         name=site.name,
@@ -116,8 +119,9 @@ def site_context(snap: Snapshot, site_id: str) -> SiteContext | None:
         channels_up=tuple(c for c, ch in status.channels.items() if ch.state is State.UP),
         channels_lost={c: ch.state.value for c, ch in status.channels.items()
                        if ch.state is not State.UP},
-        readiness={n: r.ready for n, r in status.scenarios.items()},
+        readiness={n: r.ready for n, r in status.scenarios.items() if n != "now"},
         outages=tuple(status.outages),
+        now=now.as_fact() if now is not None and now.outages else None,
     )
 
 
@@ -331,8 +335,9 @@ def _order(a: Alert) -> tuple[int, float, str]:
 
 def _alert_dict(a: Alert) -> dict[str, Any]:
     return {"rule": a.rule, "severity": a.severity, "labels": dict(a.labels),
-            "facts": dict(a.facts), "starts_at": a.starts_at, "ends_at": a.ends_at}
+            "facts": facts_to_json(a.facts), "starts_at": a.starts_at, "ends_at": a.ends_at}
 
 
 def _alert_from(d: Mapping[str, Any]) -> Alert:
-    return Alert(d["rule"], d["severity"], d["labels"], d["facts"], d["starts_at"], d["ends_at"])
+    return Alert(d["rule"], d["severity"], d["labels"], facts_from_json(d.get("facts")),
+                 d["starts_at"], d["ends_at"])

@@ -1,30 +1,28 @@
 """The fleet: every device's tracker, and its evaluation into a snapshot.
 
 ``Fleet.evaluate(now)`` turns raw reachability into effective states
-(``degraded`` from health rules, ``unknown`` behind a down parent or a lost
-source), works out each site's channels and reachability (DESIGN.md §3
-"Channel"), adds the time since the previous evaluation to the seconds spent in
-each state, and returns a frozen :class:`Snapshot` for the outputs.
+(``degraded`` or ``lost`` from health rules on fresh readings, ``unknown``
+behind a down parent or a lost source), works out each site's channels and
+reachability (DESIGN.md §3 "Channel"), its active outages, then its scenarios
+and ``now`` with those outages folded in, adds the time since the previous
+evaluation to the seconds spent in each state, and returns a frozen
+:class:`Snapshot` for the outputs.  Reasons are facts, never words.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, tzinfo
 from types import MappingProxyType
 
-from commsmon.core.model import Device, HealthRule, Inventory, Site
-from commsmon.core.outages import (
-    OUTAGE_KINDS,
-    Declaration,
-    DeviceFacts,
-    Outage,
-    OutageKind,
-    evidence,
-)
-from commsmon.core.power import Endurance, device_endurance
-from commsmon.core.readiness import CONDITIONS, ScenarioResult, evaluate_scenarios
+from commsmon.core.endurance import Endurance
+from commsmon.core.facts import Fact
+from commsmon.core.freshness import fresh_readings
+from commsmon.core.model import Device, Inventory, Site
+from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
+from commsmon.core.power import DeviceView, device_endurance
+from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
+from commsmon.core.readings import CHARGE
 from commsmon.core.state import DeviceTracker
 from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
 
@@ -41,26 +39,33 @@ class DeviceStatus:
         state: effective state.
         since: epoch seconds when it entered ``state`` (the first evaluation
             for a device never seen).
-        reason: why it is not ``up``, in words; ``None`` when up.
-        readings: latest decoded readings.
+        reasons: why it is not ``up`` (facts); ``()`` when up.
+        readings: latest decoded readings, fresh or not.
         last_seen: epoch seconds of its last answer, ``None`` if never.
         seconds: seconds spent in each state since the daemon started.
-        endurance: how long it keeps power if mains is lost now.
+        endurance: how long it keeps power if mains is lost now (the ``power``
+            scenario with today's outages).
         checkin: its latest check-in, if any.
         checkin_stale: a device seen only by check-ins whose last one is
             missing or older than its validity.
+        taken_at: when each reading was taken, epoch seconds.
+        stale: readings older than their ``max_age``: name -> age in seconds.
+        unavailable: readings last reported as not available: name -> since.
     """
 
     device: Device
     state: State
     since: float
-    reason: str | None
+    reasons: tuple[Fact, ...]
     readings: Mapping[str, Reading]
     last_seen: float | None
     seconds: Mapping[State, float]
     endurance: Endurance | None = None
     checkin: CheckIn | None = None
     checkin_stale: bool = False
+    taken_at: Mapping[str, float] = field(default_factory=dict)
+    stale: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,8 @@ class SiteStatus:
         reachable: at least one channel works; ``None`` while unknown.
         channels: its channels by name.
         seconds: seconds spent in each state since the daemon started.
-        scenarios: readiness in each scenario (``network``, ``road``, ``power``, ``all``).
+        scenarios: readiness in each scenario (``network``, ``road``, ``power``,
+            ``all``) and ``now``; empty for a site with nothing to judge.
         outages: outages in progress, by kind.
     """
 
@@ -119,7 +125,8 @@ class Snapshot:
         devices: every device by id.
         sites: every site by id.
         cut_off: why the monitor itself seems cut off (its broker is
-            unreachable, or every site went silent at once), else ``None``.
+            unreachable, or every site went silent at once: a ``cut_off``
+            fact), else ``None``.
         faults: the monitor's own faults that do not stop it monitoring,
             by name (``state_dir``: its disk refuses writes), with why.
     """
@@ -127,7 +134,7 @@ class Snapshot:
     at: float
     devices: Mapping[str, DeviceStatus]
     sites: Mapping[str, SiteStatus]
-    cut_off: str | None = None
+    cut_off: Fact | None = None
     faults: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -152,9 +159,8 @@ class _Clock:
 class Fleet:
     """Holds every device's tracker and evaluates them; pure, time passed in."""
 
-    def __init__(self, inventory: Inventory, now: float, tz: tzinfo = UTC) -> None:
+    def __init__(self, inventory: Inventory, now: float) -> None:
         self.inventory = inventory
-        self.tz = tz
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -219,11 +225,11 @@ class Fleet:
             return True
         self.checkins[checkin.device] = checkin
         if tracker.device.source == "checkin":
-            readings = {} if checkin.charge is None else {"charge": checkin.charge}
-            note = f": {checkin.note}" if checkin.note else ""
+            readings = {} if checkin.charge is None else {CHARGE: checkin.charge}
             tracker.observe(
                 Observation(checkin.device, checkin.at, checkin.ok, readings,
-                            conclusive=not checkin.ok, error=f"check-in failed{note}")
+                            conclusive=not checkin.ok,
+                            error=None if checkin.ok else "checkin_failed", detail=checkin.note)
             )
         return True
 
@@ -268,60 +274,60 @@ class Fleet:
             source = tracker.device.source
             if self._source_up.get(source, 0.0) is not None:
                 tracker.expire(now, self._source_up.get(source))
-        effective: dict[str, tuple[State, str | None]] = {}
+        fresh = {d: fresh_readings(t.device, t.readings, t.reading_at, now)
+                 for d, t in self._trackers.items()}
+        effective: dict[str, tuple[State, tuple[Fact, ...]]] = {}
         for d in self._trackers:
-            self._effective(d, effective)
+            self._effective(d, effective, fresh)
         cut_off = self._cut_off(effective)
         elapsed = now - self._last_eval
         self._last_eval = now
 
-        state_of = {d: st for d, (st, _) in effective.items()}
-        readings_of = {d: t.readings for d, t in self._trackers.items()}
-        power = CONDITIONS["power"]
-        devices: dict[str, DeviceStatus] = {}
-        for d, (state, reason) in effective.items():
+        inv = self.inventory
+        views: dict[str, DeviceView] = {}
+        for d, (state, reasons) in effective.items():
             clock = self._device_clocks[d]
             clock.advance(elapsed, state, now)
+            views[d] = self._view(d, state, clock.since, reasons, fresh[d])
+        channels_of = {s: _channels(inv, s, views) for s in inv.sites}
+        active = {s: self._outages(s, evidence(inv, site, views, {
+            c: ch.state for c, ch in channels_of[s].items()}, self.declarations, now), now)
+                  for s, site in inv.sites.items()}
+
+        out = mains_out(active)
+        devices: dict[str, DeviceStatus] = {}
+        for d, view in views.items():
             tracker = self._trackers[d]
+            device = tracker.device
             devices[d] = DeviceStatus(
-                device=tracker.device,
-                state=state,
-                since=clock.since,
-                reason=reason,
+                device=device,
+                state=view.state,
+                since=view.since,
+                reasons=view.reasons,
                 readings=tracker.frozen_readings(),
                 last_seen=tracker.last_seen,
-                seconds=MappingProxyType(dict(clock.seconds)),
-                endurance=device_endurance(
-                    self.inventory, d, power, state_of.__getitem__, readings_of.__getitem__
-                ),
+                seconds=MappingProxyType(dict(self._device_clocks[d].seconds)),
+                endurance=device_endurance(views, d, conditions("power", device.site, active,
+                                                                now, out)),
                 checkin=self.checkins.get(d),
-                checkin_stale=tracker.device.source == "checkin"
-                and self._stale_checkin(tracker.device) is not None,
+                checkin_stale=device.source == "checkin"
+                and self._stale_checkin(device) is not None,
+                taken_at=tracker.reading_at,
+                stale=view.stale,
+                unavailable=MappingProxyType(dict(tracker.unavailable))
+                if tracker.unavailable else _EMPTY,
             )
-        since_of = {d: s.since for d, s in devices.items()}
-        facts = {
-            d: DeviceFacts(t.device, state_of[d], t.readings, t.reading_at, t.rose_at)
-            for d, t in self._trackers.items()
-        }
 
         sites: dict[str, SiteStatus] = {}
-        for s, site in self.inventory.sites.items():
-            members = [devices[d] for d in self.inventory.devices_by_site.get(s, ())]
-            channels = _channels(members, devices)
+        for s, site in inv.sites.items():
+            channels = channels_of[s]
+            members = [devices[d] for d in inv.devices_by_site.get(s, ())]
             state = _site_state(channels.values(), members)
             clock = self._site_clocks[s]
             clock.advance(elapsed, state, now)
             reachable = None if state is State.UNKNOWN else state in WORKING
             if not channels:
                 reachable = None
-            scenarios = evaluate_scenarios(
-                self.inventory, site, state_of.__getitem__, since_of,
-                readings_of.__getitem__, self.tz,
-            )
-            found = evidence(
-                self.inventory, site, facts, {c: ch.state for c, ch in channels.items()},
-                self.declarations, now, self.tz,
-            )
             sites[s] = SiteStatus(
                 site=site,
                 state=state,
@@ -329,11 +335,33 @@ class Fleet:
                 reachable=reachable,
                 channels=MappingProxyType(channels),
                 seconds=MappingProxyType(dict(clock.seconds)),
-                scenarios=MappingProxyType(scenarios),
-                outages=MappingProxyType(self._outages(s, found, now)),
+                scenarios=MappingProxyType(evaluate_site(inv, site, views, active, now, out)),
+                outages=MappingProxyType(active[s]),
             )
         return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off,
                         MappingProxyType(dict(self._faults)))
+
+    def _view(
+        self,
+        d: str,
+        state: State,
+        since: float,
+        reasons: tuple[Fact, ...],
+        fresh: tuple[Mapping[str, Reading], Mapping[str, float]],
+    ) -> DeviceView:
+        tracker = self._trackers[d]
+        device = tracker.device
+        values, stale = fresh
+        checkin_charge = None
+        if device.source == "checkin" and CHARGE in values:
+            charge = values[CHARGE]
+            at = tracker.reading_at.get(CHARGE)
+            if isinstance(charge, float) and at is not None:
+                checkin_charge = (charge, at)
+        # A counter that rose at its latest report (upsInputLineBads: an event since).
+        rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
+        return DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
+                          values, stale, tracker.unavailable, checkin_charge, rose)
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
@@ -346,7 +374,7 @@ class Fleet:
             if up_since is not None:
                 self._source_up[source] = min(up_since, now)
 
-    def _cut_off(self, effective: dict[str, tuple[State, str | None]]) -> str | None:
+    def _cut_off(self, effective: dict[str, tuple[State, tuple[Fact, ...]]]) -> Fact | None:
         """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.
 
         Every site going silent at once (no device of any site works, the
@@ -358,18 +386,18 @@ class Fleet:
         silent = sum(State.DOWN in states for states in sites)
         working = any(s in WORKING for states in sites for s in states)
         if silent >= 2 and not working:
-            reason = "monitor cut off: every site went silent at once"
+            blind = (Fact("monitor_blind"),)
             for d, (state, _) in effective.items():
                 if state is State.DOWN:
-                    effective[d] = (State.UNKNOWN, reason)
-            return "every site went silent at once"
+                    effective[d] = (State.UNKNOWN, blind)
+            return Fact("cut_off", {"sources": ()})
         lost = sorted(s for s, since in self._source_up.items() if since is None)
         if lost:
-            return f"lost its {', '.join(lost)} link"
+            return Fact("cut_off", {"sources": tuple(lost)})
         return None
 
     def _outages(
-        self, site: str, found: Mapping[OutageKind, tuple[str, ...]], now: float
+        self, site: str, found: Mapping[OutageKind, tuple[Fact, ...]], now: float
     ) -> dict[OutageKind, Outage]:
         """Outages with the time each was first seen; forget the ones that ended."""
         result: dict[OutageKind, Outage] = {}
@@ -383,58 +411,81 @@ class Fleet:
             result[kind] = Outage(kind, since, found[kind], declared is not None)
         return result
 
-    def _stale_checkin(self, device: Device) -> str | None:
+    def _stale_checkin(self, device: Device) -> Fact | None:
         checkin = self.checkins.get(device.id)
         if checkin is None:
-            return "no check-in yet"
+            return Fact("checkin_missing", {"validity": device.checkin_validity})
         age = self._now - checkin.at
         if age > device.checkin_validity:
-            days = device.checkin_validity / 86400
-            return f"last check-in {age / 86400:.1f} d ago, older than {days:g} d"
+            return Fact("checkin_stale", {"at": checkin.at, "age": age,
+                                          "validity": device.checkin_validity})
         return None
 
     def _effective(
-        self, d: str, memo: dict[str, tuple[State, str | None]]
-    ) -> tuple[State, str | None]:
+        self,
+        d: str,
+        memo: dict[str, tuple[State, tuple[Fact, ...]]],
+        fresh: Mapping[str, tuple[Mapping[str, Reading], Mapping[str, float]]],
+    ) -> tuple[State, tuple[Fact, ...]]:
         if d in memo:
             return memo[d]
-        memo[d] = (State.UNKNOWN, "parent loop")  # guards a cycle in config
+        memo[d] = (State.UNKNOWN, (Fact("parent_loop"),))  # guards a cycle in config
         tracker = self._trackers[d]
         device = tracker.device
-        result: tuple[State, str | None]
-        parent_state = self._effective(device.parent, memo)[0] if device.parent else None
+        result: tuple[State, tuple[Fact, ...]]
+        parent = self._effective(device.parent, memo, fresh)[0] if device.parent else None
         if self._source_up.get(device.source, 0.0) is None:
-            result = (State.UNKNOWN, f"monitor lost its {device.source} link")
-        elif parent_state in (State.DOWN, State.UNKNOWN):
-            result = (State.UNKNOWN, f"behind {device.parent}, which is {parent_state}")
+            result = (State.UNKNOWN, (Fact("source_lost", {"source": device.source}),))
+        elif parent is not None and parent not in WORKING:
+            parent_device = self.inventory.devices[device.parent or ""]
+            result = (State.UNKNOWN, (Fact("behind_parent", {
+                "device": parent_device.id, "name": parent_device.name,
+                "state": parent.value}),))
         elif device.source == "checkin" and (stale := self._stale_checkin(device)):
-            result = (State.UNKNOWN, stale)
+            result = (State.UNKNOWN, (stale,))
         elif tracker.raw is State.UNKNOWN:
-            result = (State.UNKNOWN, "not seen yet")
+            result = (State.UNKNOWN, (Fact("not_seen"),))
         elif tracker.raw is State.DOWN:
-            result = (State.DOWN, tracker.error)
+            result = (State.DOWN, (tracker.failure or Fact("no_answer"),))
         else:
-            broken = [r.message for r in device.health if _fails(r, tracker.readings)]
-            result = (State.DEGRADED, "; ".join(broken)) if broken else (State.UP, None)
+            result = _health(device, fresh[d][0])
         memo[d] = result
         return result
 
 
-def _fails(rule: HealthRule, readings: Mapping[str, Reading]) -> bool:
-    value = readings.get(rule.reading)
-    return value is not None and rule.fails(value)
+def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple[Fact, ...]]:
+    """An answering device's state from its health rules on fresh readings: ``lost`` if a
+    rule that takes the channel away fails, ``degraded`` if another does, else ``up``."""
+    failing = []
+    for rule in device.health:
+        value = values.get(rule.reading)
+        if value is not None and rule.fails(value):
+            failing.append((rule, value))
+    if not failing:
+        return State.UP, ()
+    facts = tuple(
+        Fact("health", {"reading": r.reading, "value": v, "effect": r.effect,
+                        "text_zh": r.text.get("zh", ""), "text_en": r.text.get("en", "")})
+        for r, v in sorted(failing, key=lambda rv: rv[0].effect != "lost")
+    )
+    lost = any(r.effect == "lost" for r, _ in failing)
+    return (State.LOST if lost else State.DEGRADED), facts
+
+
+_EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
 def _channels(
-    members: list[DeviceStatus], devices: Mapping[str, DeviceStatus]
+    inventory: Inventory, site: str, views: Mapping[str, DeviceView]
 ) -> dict[ChannelName, ChannelStatus]:
-    providers: dict[ChannelName, list[DeviceStatus]] = {}
-    for m in members:
-        if m.device.channel is not None:
-            providers.setdefault(m.device.channel, []).append(m)
+    providers: dict[ChannelName, list[str]] = {}
+    for d in inventory.devices_by_site.get(site, ()):
+        channel = inventory.devices[d].channel
+        if channel is not None:
+            providers.setdefault(channel, []).append(d)
     result: dict[ChannelName, ChannelStatus] = {}
     for channel, provs in providers.items():
-        states = [_provider_state(p, devices) for p in provs]
+        states = [_provider_state(inventory.devices[p], views) for p in provs]
         unknown = [p for p, st in zip(provs, states, strict=True) if st is State.UNKNOWN]
         if State.UP in states:
             state = State.UP
@@ -442,22 +493,20 @@ def _channels(
             state = State.UNKNOWN
         else:
             state = State.DOWN
-        checkin_only = bool(unknown) and all(p.device.source == "checkin" for p in unknown)
-        result[channel] = ChannelStatus(
-            channel, state, tuple(p.device.id for p in provs), checkin_only)
+        checkin_only = bool(unknown) and all(
+            inventory.devices[p].source == "checkin" for p in unknown)
+        result[channel] = ChannelStatus(channel, state, tuple(provs), checkin_only)
     return result
 
 
-def _provider_state(p: DeviceStatus, devices: Mapping[str, DeviceStatus]) -> State:
-    """UP if the provider and all it depends on work, DOWN if any is down."""
-    chain = [p.state] + [devices[d].state for d in p.device.depends_on]
+def _provider_state(device: Device, views: Mapping[str, DeviceView]) -> State:
+    """UP if the provider and all it depends on work, DOWN if any is down or lost."""
+    chain = [views[device.id].state] + [views[d].state for d in device.depends_on]
     if all(s in WORKING for s in chain):
         return State.UP
-    if State.DOWN in chain:
+    if State.DOWN in chain or State.LOST in chain:
         return State.DOWN
     return State.UNKNOWN
-
-
 def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) -> State:
     channels = list(channels)
     states = [c.state for c in channels] or [m.state for m in members]

@@ -13,7 +13,15 @@ from typing import Literal
 
 from commsmon.core.types import ChannelName, DeviceKind, Reading
 
-__all__ = ["Device", "GeneratorCurve", "HealthRule", "Inventory", "PowerFeed", "Site"]
+__all__ = [
+    "Device",
+    "GeneratorCurve",
+    "HealthEffect",
+    "HealthRule",
+    "Inventory",
+    "PowerFeed",
+    "Site",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +84,33 @@ class GeneratorCurve:
         return points[-1][1]
 
 
+HealthEffect = Literal["degraded", "lost"]
+
+
 @dataclass(frozen=True, slots=True)
 class HealthRule:
-    """A condition on one reading that makes an answering device ``degraded``.
+    """A condition on one reading of a device that answers.
 
     Exactly one of ``below``, ``above`` or ``equals`` is set.
 
     Attributes:
         reading: the profile's reading name.
-        below: degraded while the reading is a number strictly below this.
-        above: degraded while the reading is a number strictly above this.
-        equals: degraded while the reading equals one of these values.
-        message: what is wrong, in words ("UPS battery low").
+        below: fails while the reading is a number strictly below this.
+        above: fails while the reading is a number strictly above this.
+        equals: fails while the reading equals one of these values.
+        effect: ``degraded`` (it still carries its channel, but needs
+            attention: low battery, an alarm) or ``lost`` (it answers but
+            cannot carry its channel: not registered, no signal, no SIM).
+        text: what is wrong, by language (``zh``, ``en``), from the profile;
+            the core only hands it on.
     """
 
     reading: str
-    message: str
     below: float | None = None
     above: float | None = None
     equals: tuple[Reading, ...] = ()
+    effect: HealthEffect = "degraded"
+    text: Mapping[str, str] = field(default_factory=dict)
 
     def fails(self, value: Reading) -> bool:
         """Whether ``value`` breaks this rule (a missing reading never does)."""
@@ -123,7 +139,7 @@ class Device:
             parent is down this device is ``unknown``, not ``down``.
         depends_on: devices elsewhere its channel needs (a PDT terminal needs
             the district repeater).
-        health: rules that make it ``degraded``.
+        health: rules that make it ``degraded`` or ``lost``.
         down_after: consecutive failed checks before ``down``.
         up_after: consecutive good checks before a ``down`` device is ``up``.
         stale_after: seconds without any message before a pushed (MQTT)
@@ -132,6 +148,8 @@ class Device:
         battery_hours: hours its own battery lasts at full charge, if it has one.
         generator: fuel curve, for a generator.
         checkin_validity: seconds a check-in stays valid (check-in devices).
+        max_age: seconds each reading stays fresh, by reading name; an older
+            reading counts as not known (readings not named never age).
     """
 
     id: str
@@ -151,6 +169,7 @@ class Device:
     battery_hours: float | None = None
     generator: GeneratorCurve | None = None
     checkin_validity: float = 7 * 86400.0
+    max_age: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,11 +197,27 @@ class Site:
 
 @dataclass(frozen=True, slots=True)
 class Inventory:
-    """Sites and devices, keyed by id, in configuration order."""
+    """Sites and devices, keyed by id, in configuration order, with what follows from them.
+
+    Attributes:
+        sites: every site by id.
+        devices: every device by id.
+        devices_by_site: device ids of each site.
+        dependents: for a device that devices at *other* sites need directly
+            (as ``depends_on``, ``parent`` or power feed): the (site, channel)
+            pairs that need it, sorted; ``channel`` is ``""`` for a device
+            that provides none.  The district repeater's entry lists every
+            village whose ``pdt370`` goes through it.
+        reach: for each site, the sites its devices' chains pass through
+            (itself, and e.g. the centre for a village whose PDT terminal
+            needs the district repeater), sorted.
+    """
 
     sites: Mapping[str, Site]
     devices: Mapping[str, Device]
     devices_by_site: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    dependents: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    reach: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, sites: list[Site], devices: list[Device]) -> Inventory:
@@ -201,4 +236,28 @@ class Inventory:
                 if ref is not None and ref not in device_map:
                     raise ValueError(f"device {d.id}: unknown device {ref!r}")
             by_site[d.site].append(d.id)
-        return cls(site_map, device_map, {k: tuple(v) for k, v in by_site.items()})
+        needs: dict[str, set[tuple[str, str]]] = {}
+        reach: dict[str, set[str]] = {s.id: {s.id} for s in sites}
+        for d in devices:
+            reach[d.site].update(device_map[ref].site for ref in _needs(d, device_map))
+            for ref in (d.parent, *d.depends_on, d.power.ref):
+                if ref is not None and device_map[ref].site != d.site:
+                    needs.setdefault(ref, set()).add((d.site, d.channel or ""))
+        return cls(site_map, device_map, {k: tuple(v) for k, v in by_site.items()},
+                   {k: tuple(sorted(v)) for k, v in needs.items()},
+                   {k: tuple(sorted(v)) for k, v in reach.items()})
+
+
+def _needs(device: Device, devices: Mapping[str, Device]) -> list[str]:
+    """Every device ``device`` needs to work and keep power: its parents, what it
+    depends on, their feeds, and theirs (each once, whatever loops the config has)."""
+    found: list[str] = []
+    todo = [device.parent, *device.depends_on, device.power.ref]
+    while todo:
+        ref = todo.pop()
+        if ref is None or ref in found or ref == device.id:
+            continue
+        found.append(ref)
+        other = devices[ref]
+        todo += [other.parent, *other.depends_on, other.power.ref]
+    return found

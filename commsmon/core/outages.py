@@ -4,22 +4,23 @@
   mains, a repeater on battery supply (rptSupplyPowerType), or a UPS whose
   count of input out-of-tolerance events (upsInputLineBads) rose since the
   poll before (a blip the polls did not catch; it counts until the next poll);
-  only readings of devices that answer now count.
+  only fresh readings of devices that work now count.
 * ``network``: every ``public`` provider of the site is down together while
   another of its channels still works (so it is the network, not the village).
 * ``road``: declared by an operator, until it expires or is cleared.
 
-Pure: statuses and declarations in, outages out.
+Pure: device views and declarations in, outages with their evidence (facts) out.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
 from typing import Literal
 
-from commsmon.core.model import Device, Inventory, Site
+from commsmon.core.facts import Fact
+from commsmon.core.model import Inventory, Site
+from commsmon.core.power import DeviceView
 from commsmon.core.readings import (
     INPUT_LINE_BADS,
     MAINS_PRESENT,
@@ -27,7 +28,7 @@ from commsmon.core.readings import (
     RUNNING,
     SUPPLY_TYPE,
 )
-from commsmon.core.types import WORKING, Reading, State
+from commsmon.core.types import WORKING, State
 
 __all__ = ["OUTAGE_KINDS", "Declaration", "Outage", "OutageKind", "evidence"]
 
@@ -68,82 +69,65 @@ class Outage:
     Attributes:
         kind: ``power``, ``network`` or ``road``.
         since: epoch seconds it was first seen (or declared).
-        evidence: what shows it, in words.
+        evidence: what shows it (facts).
         declared: an operator declared it.
     """
 
     kind: OutageKind
     since: float
-    evidence: tuple[str, ...]
+    evidence: tuple[Fact, ...]
     declared: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceFacts:
-    """What outage detection needs of one device."""
-
-    device: Device
-    state: State
-    readings: Mapping[str, Reading]
-    reading_at: Mapping[str, float]
-    rose_at: Mapping[str, float]
 
 
 def evidence(
     inventory: Inventory,
     site: Site,
-    facts: Mapping[str, DeviceFacts],
+    views: Mapping[str, DeviceView],
     channels: Mapping[str, State],
     declarations: Mapping[tuple[str, str], Declaration],
     now: float,
-    tz: tzinfo,
-) -> dict[OutageKind, tuple[str, ...]]:
+) -> dict[OutageKind, tuple[Fact, ...]]:
     """Evidence of each outage at ``site`` now; an outage is active if it has any.
 
     Args:
         inventory: the inventory.
         site: the site.
-        facts: every device's state, readings and reading-rise times, by id.
+        views: every device's state and fresh readings, by id.
         channels: the site's channel states, by channel name.
         declarations: declared outages by (site, kind).
         now: epoch seconds.
-        tz: time zone for times in the evidence.
     """
-    found: dict[OutageKind, tuple[str, ...]] = {}
-    members = [facts[d] for d in inventory.devices_by_site.get(site.id, ())]
-    power = tuple(p for f in members if (p := _power(f, now, tz)))
+    found: dict[OutageKind, tuple[Fact, ...]] = {}
+    members = sorted((views[d] for d in inventory.devices_by_site.get(site.id, ())),
+                     key=lambda v: v.device.id)  # evidence in one order, whatever the file's
+    power = tuple(p for v in members if (p := _power(v)))
     if power:
         found["power"] = power
-    public = [f for f in members if f.device.channel == "public"]
-    others_up = [c for c, s in channels.items() if c != "public" and s is State.UP]
-    if public and others_up and all(f.state is State.DOWN for f in public):
-        names = ", ".join(f.device.id for f in public)
+    public = sorted(v.device.id for v in members if v.device.channel == "public")
+    others_up = sorted(c for c, s in channels.items() if c != "public" and s is State.UP)
+    if public and others_up and all(views[d].state is State.DOWN for d in public):
         found["network"] = (
-            f"every public-network device silent ({names}) while {', '.join(others_up)} works",
+            Fact("public_silent", {"devices": tuple(public), "working": tuple(others_up)}),
         )
     declared = declarations.get((site.id, "road"))
     if declared is not None and declared.active(now):
-        until = (
-            f" until {datetime.fromtimestamp(declared.until, tz):%m-%d %H:%M}"
-            if declared.until else ""
-        )
-        who = f" by {declared.by}" if declared.by else ""
-        found["road"] = (f"declared{who}{until}" + (f": {declared.note}" if declared.note else ""),)
+        found["road"] = (Fact("road_declared", {
+            "by": declared.by, "until": declared.until, "note": declared.note,
+            "since": declared.since}),)
     return found
 
 
-def _power(f: DeviceFacts, now: float, tz: tzinfo) -> str | None:
-    if f.state not in WORKING:
+def _power(v: DeviceView) -> Fact | None:
+    if v.state not in WORKING:
         return None
-    r, d = f.readings, f.device
+    r = v.values
     if r.get(OUTPUT_SOURCE) == "battery":
-        return f"{d.id} on battery (upsOutputSource)"
+        return Fact("ups_on_battery", v.ident())
     if r.get(RUNNING) is True and r.get(MAINS_PRESENT) is False:
-        return f"{d.id} generator running without mains"
+        return Fact("generator_without_mains", v.ident())
     if r.get(SUPPLY_TYPE) == "battery":
-        return f"{d.id} on battery supply (rptSupplyPowerType)"
-    rose = f.rose_at.get(INPUT_LINE_BADS)
-    if rose is not None and rose == f.reading_at.get(INPUT_LINE_BADS):  # rose at the last poll
-        at = datetime.fromtimestamp(rose, tz)
-        return f"{d.id} input out of tolerance at {at:%H:%M} (upsInputLineBads rose)"
+        return Fact("repeater_on_battery", v.ident())
+    rose = v.rose.get(INPUT_LINE_BADS)
+    if rose is not None and INPUT_LINE_BADS in r:
+        return Fact("input_line_bad", {**v.ident(), "at": rose})
     return None

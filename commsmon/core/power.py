@@ -1,180 +1,274 @@
 """Power endurance of a device along its feed chain (DESIGN.md §3 "Power").
 
-A device lasts ``F(feed) + B`` hours once conditions bite, where ``B`` is its
-own battery (charge ratio x rated hours at full charge) and ``F`` walks the
-feed chain: ``mains`` lasts forever unless mains is lost, then 0; ``ups:U``
-lasts forever unless mains is lost, then U's estimated runtime plus U's own
-feed; ``generator:G`` lasts forever unless mains is lost, then G's fuel
-litres / its consumption at the present (or expected) load; ``none`` (a
-handheld) lasts forever only while people can bring charge.
+A device lasts ``F(feed) + B`` hours once mains is lost, where ``B`` is its
+own battery (charge x rated hours at full charge) and ``F`` walks the feed
+chain:
 
-A stage whose reading is missing is *unknown*: it adds nothing to the lower
-bound and makes the total inexact, so unknown endurance is never reported as
-0 or infinity.  Pure: readings and states come in, nothing is read.
+* ``mains`` lasts for ever while mains holds at the device's site, else 0;
+* ``ups:U`` lasts for ever while mains holds at U's site, else U's estimated
+  runtime (RFC 1628 upsEstimatedMinutesRemaining 1.3.6.1.2.1.33.1.2.3.0) plus
+  U's own feed;
+* ``generator:G`` lasts for ever while mains holds at G's site, else G's fuel
+  in litres ÷ its consumption at the present load (its ``expected_load``
+  when it is not running);
+* ``none`` (a handheld) lasts for ever while people can charge it — roads
+  open and mains on at its site — else only its battery.
+
+A UPS or generator itself lasts its own runtime or fuel.  A feed that is down
+gives 0; one that is unknown, or a reading that is missing, stale (older than
+its ``max_age``) or that the device reports as unavailable, makes the stage
+*unknown* (:mod:`commsmon.core.endurance`): never 0, never infinity, with an
+upper bound where one is known (a full battery, a full tank).
+
+A check-in's charge decays over the device's rated standby hours from the
+check-in when nothing charges it (``power: none``), or from the start of a
+power outage at its site when its charger is on mains.  Pure: views and
+conditions in, endurance out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from commsmon.core.model import Device, Inventory
+from commsmon.core.endurance import Endurance, lost, unbounded, unknown
+from commsmon.core.facts import Fact
+from commsmon.core.model import Device
 from commsmon.core.readings import CHARGE, FUEL, FUEL_LITRES, LOAD, RUNNING, RUNTIME
 from commsmon.core.types import WORKING, Reading, State
 
-__all__ = ["Conditions", "Endurance", "device_endurance"]
+__all__ = ["Conditions", "DeviceView", "device_endurance", "supply"]
 
+_MAX_DEPTH = 8  # a feed chain longer than this is a configuration loop
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceView:
+    """A device as the judgements see it at one evaluation.
+
+    Attributes:
+        device: the inventory entry.
+        state: effective state.
+        since: epoch seconds it entered ``state``.
+        reasons: why it is not ``up`` (facts), ``()`` when up.
+        values: its readings that are fresh (within their ``max_age``).
+        stale: readings older than their ``max_age``: name -> age in seconds.
+        unavailable: readings the device last reported as not available (a
+            sentinel such as -1, ``N/A``): name -> since, epoch seconds.
+        checkin_charge: (charge ratio 0-1, epoch seconds) when ``values``'
+            charge came from a keeper's check-in, so it decays (see module).
+        site_name: the name of the device's site.
+        rose: numeric readings that rose at their latest report (a device
+            counter such as upsInputLineBads: an event since the poll
+            before): name -> epoch seconds of that report.
+    """
+
+    device: Device
+    state: State
+    since: float
+    site_name: str = ""
+    reasons: tuple[Fact, ...] = ()
+    values: Mapping[str, Reading] = field(default_factory=dict)
+    stale: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, float] = field(default_factory=dict)
+    checkin_charge: tuple[float, float] | None = None
+    rose: Mapping[str, float] = field(default_factory=dict)
+
+    def ident(self) -> dict[str, str]:
+        """The device's id and name, as fact terms."""
+        return {"device": self.device.id, "name": self.device.name}
+
+    def where(self) -> dict[str, str]:
+        """The device's id and name and its site's, as fact terms."""
+        return {**self.ident(), "site": self.device.site, "site_name": self.site_name}
 
 
 @dataclass(frozen=True, slots=True)
 class Conditions:
-    """What a scenario takes away.
+    """What is taken away when one site is judged in one scenario.
 
     Attributes:
-        mains_lost: mains is down at the village and every site it depends on.
-        resupply: people can bring fuel and charged batteries (roads open).
-        public_lost: the public network (4G, fibre) is down.
+        scenario: ``network``, ``road``, ``power``, ``all`` or ``now``.
+        now: epoch seconds of the evaluation.
+        mains_lost: mains is assumed lost everywhere (``power``, ``all``).
+        mains_out: sites whose mains is lost now (a power outage is active),
+            with the epoch seconds it began.
+        public_lost: the judged site's public network is lost (assumed, or now).
+        public_out: it is lost now (a network outage is active there).
+        resupply: people can bring charge (roads open, no road outage).
     """
 
-    mains_lost: bool
-    resupply: bool
-    public_lost: bool
+    scenario: str
+    now: float
+    mains_lost: bool = False
+    mains_out: Mapping[str, float] = field(default_factory=dict)
+    public_lost: bool = False
+    public_out: bool = False
+    resupply: bool = True
+
+    def no_mains(self, site: str) -> bool:
+        """Whether mains is lost at ``site`` in these conditions."""
+        return self.mains_lost or site in self.mains_out
 
 
-@dataclass(frozen=True, slots=True)
-class Endurance:
-    """Hours something lasts.
+def device_endurance(views: Mapping[str, DeviceView], device_id: str,
+                     cond: Conditions) -> Endurance:
+    """Hours ``device_id`` keeps power under ``cond`` (its own state aside).
 
-    Attributes:
-        lower: a lower bound in hours (``math.inf`` when unbounded); exact
-            when ``exact``.
-        exact: every stage was known.
-        parts: the stages in words ("UPS v01-ups runtime 0.5 h").
-        missing: what was not known ("UPS v01-ups runtime not reported").
-    """
-
-    lower: float
-    exact: bool = True
-    parts: tuple[str, ...] = ()
-    missing: tuple[str, ...] = ()
-
-    @property
-    def hours(self) -> float | None:
-        """Hours if known (``math.inf`` when unbounded), else ``None``."""
-        return self.lower if self.exact or math.isinf(self.lower) else None
-
-    def __add__(self, other: Endurance) -> Endurance:
-        return Endurance(
-            self.lower + other.lower,
-            self.exact and other.exact,
-            self.parts + other.parts,
-            self.missing + other.missing,
-        )
-
-    def at_least(self, target: float) -> bool:
-        """Whether it certainly lasts ``target`` hours."""
-        return self.lower >= target
-
-
-UNBOUNDED = Endurance(math.inf)
-NOTHING = Endurance(0.0)
-
-StateOf = Callable[[str], State]
-ReadingsOf = Callable[[str], Mapping[str, Reading]]
-
-
-def device_endurance(
-    inventory: Inventory, device_id: str, cond: Conditions, state: StateOf, readings: ReadingsOf
-) -> Endurance:
-    """Hours ``device_id`` keeps power under ``cond``.
+    A UPS or generator lasts what it supplies (:func:`supply`); any other
+    device its feed plus its own battery.
 
     Args:
-        inventory: devices and their feeds.
+        views: every device's view by id.
         device_id: the device.
-        cond: the scenario's conditions.
-        state: effective state of a device by id.
-        readings: latest readings of a device by id.
+        cond: the conditions.
     """
-    device = inventory.devices[device_id]
-    return _feed(inventory, device, cond, state, readings, depth=0) + _own_battery(
-        device, cond, readings(device.id)
-    )
+    view = views[device_id]
+    if view.device.kind in ("ups", "generator"):
+        return supply(views, view, cond, 0)
+    feed = _feed(views, view, cond, 0)
+    if feed.unbounded:
+        return feed
+    return feed + _own_battery(view, cond)
 
 
-def _own_battery(device: Device, cond: Conditions, readings: Mapping[str, Reading]) -> Endurance:
-    if device.battery_hours is None:
-        return NOTHING
-    charge = _number(readings.get(CHARGE))
-    if charge is None:
-        return Endurance(0.0, False, missing=(f"{_label(device)} battery charge not reported",))
-    hours = max(0.0, min(charge, 1.0)) * device.battery_hours
-    part = f"{_label(device)} battery {charge * 100:.0f} % ≈ {hours:.1f} h"
-    return Endurance(hours, parts=(part,))
+def supply(views: Mapping[str, DeviceView], source: DeviceView, cond: Conditions,
+           depth: int) -> Endurance:
+    """Hours a UPS or generator keeps feeding what it powers under ``cond``.
+
+    Args:
+        views: every device's view by id.
+        source: the UPS or generator.
+        cond: the conditions.
+        depth: how far down a feed chain this is (loops stop at 8).
+    """
+    device = source.device
+    if not cond.no_mains(device.site):
+        return unbounded(Fact("mains", source.ident()))
+    if device.kind == "generator":
+        return _fuel(source)
+    return _ups_runtime(source) + _feed(views, source, cond, depth + 1)
 
 
-def _feed(
-    inv: Inventory,
-    device: Device,
-    cond: Conditions,
-    state: StateOf,
-    readings: ReadingsOf,
-    depth: int,
-) -> Endurance:
+def _feed(views: Mapping[str, DeviceView], view: DeviceView, cond: Conditions,
+          depth: int) -> Endurance:
+    device = view.device
     feed = device.power
     if feed.kind == "none":
-        return UNBOUNDED if cond.resupply else NOTHING
-    if not cond.mains_lost:
-        return UNBOUNDED
-    if feed.kind == "mains" or feed.ref is None or depth > 8:
-        alone = depth == 0 and device.battery_hours is None
-        return Endurance(0.0, parts=("on mains only",)) if alone else NOTHING
-    source = inv.devices[feed.ref]
-    source_state = state(source.id)
-    if source_state is State.DOWN:
-        return Endurance(0.0, parts=(f"{_label(source)} down",))
-    if source_state not in WORKING:
-        return Endurance(0.0, False, missing=(f"{_label(source)} state unknown",))
-    if feed.kind == "ups":
-        stage = _ups_runtime(source, readings(source.id))
-        return stage + _feed(inv, source, cond, state, readings, depth + 1)
-    return _fuel(source, readings(source.id))
+        if cond.resupply and not cond.no_mains(device.site):
+            return unbounded(Fact("charger", view.ident()))
+        return Endurance(0.0, 0.0)
+    if feed.kind == "mains" or feed.ref is None or depth > _MAX_DEPTH:
+        if not cond.no_mains(device.site):
+            return unbounded(Fact("mains", view.ident()))
+        if depth > 0 or device.battery_hours is not None:
+            return Endurance(0.0, 0.0)  # the stages around it tell the story
+        if (device.site in cond.mains_out and view.state in WORKING
+                and device.kind not in ("ups", "generator")):
+            # It answers although its only feed is out: it is powered by something
+            # the configuration does not name; how long that lasts is not known.
+            return unknown(Fact("powered_unexplained", _where(view)))
+        return lost(Fact("mains_lost", {**_where(view), "actual": not cond.mains_lost}))
+    source = views[feed.ref]
+    if source.state is State.UNKNOWN:
+        return unknown(Fact("feed_unknown", {**source.ident(), "causes": source.reasons}))
+    if source.state not in WORKING:
+        return lost(Fact("feed_down", {**source.ident(), "state": source.state.value}))
+    return supply(views, source, cond, depth)
 
 
-def _ups_runtime(ups: Device, readings: Mapping[str, Reading]) -> Endurance:
-    seconds = _number(readings.get(RUNTIME))
+def _own_battery(view: DeviceView, cond: Conditions) -> Endurance:
+    device = view.device
+    rated = device.battery_hours
+    if rated is None:
+        return Endurance(0.0, 0.0)
+    charge = _number(view.values.get(CHARGE))
+    if charge is None:
+        return _not_known(view, CHARGE, upper=rated)
+    charge = min(max(charge, 0.0), 1.0)
+    decay_from = _decay_start(view, cond)
+    if view.checkin_charge is not None and decay_from is not None:
+        then, at = view.checkin_charge
+        ratio = max(0.0, then - max(cond.now - decay_from, 0.0) / 3600 / rated)
+        hours = _h(ratio * rated)
+        return Endurance(hours, hours, (Fact("battery_decayed", {
+            **view.ident(), "checkin_ratio": then, "at": at, "rated_hours": rated,
+            "ratio": ratio, "hours": hours, "since": decay_from}),))
+    hours = _h(charge * rated)
+    return Endurance(hours, hours, (Fact("battery", {
+        **view.ident(), "ratio": charge, "rated_hours": rated, "hours": hours}),))
+
+
+def _decay_start(view: DeviceView, cond: Conditions) -> float | None:
+    """Since when a check-in's charge has been draining, ``None`` while on a charger."""
+    if view.checkin_charge is None:
+        return None
+    _, at = view.checkin_charge
+    device = view.device
+    if device.power.kind == "none":
+        return at
+    out = cond.mains_out.get(device.site)
+    if device.power.kind == "mains" and out is not None:
+        return max(at, out)
+    return None
+
+
+def _ups_runtime(ups: DeviceView) -> Endurance:
+    seconds = _number(ups.values.get(RUNTIME))
     if seconds is None:
-        return Endurance(0.0, False, missing=(f"{_label(ups)} runtime not reported",))
-    hours = max(seconds, 0.0) / 3600
-    return Endurance(hours, parts=(f"{_label(ups)} runtime {hours:.1f} h",))
+        return _not_known(ups, RUNTIME)
+    hours = _h(max(seconds, 0.0) / 3600)
+    return Endurance(hours, hours, (Fact("ups_runtime", {**ups.ident(), "hours": hours}),))
 
 
-def _fuel(genset: Device, readings: Mapping[str, Reading]) -> Endurance:
-    curve = genset.generator
+def _fuel(genset: DeviceView) -> Endurance:
+    curve = genset.device.generator
     if curve is None:
-        return Endurance(0.0, False, missing=(f"{_label(genset)} fuel curve not configured",))
-    litres = _number(readings.get(FUEL_LITRES))
-    ratio = _number(readings.get(FUEL))
+        return unknown(Fact("no_fuel_curve", genset.ident()))
+    values = genset.values
+    litres = _number(values.get(FUEL_LITRES))
+    ratio = _number(values.get(FUEL))
     if litres is None and ratio is not None and curve.tank_litres is not None:
         litres = ratio * curve.tank_litres
-    if litres is None:
-        return Endurance(0.0, False, missing=(f"{_label(genset)} fuel level not reported",))
-    load = _number(readings.get(LOAD)) if readings.get(RUNNING) is True else None
-    if load is None:
-        load = curve.expected_load
+    running = values.get(RUNNING) is True
+    load = _number(values.get(LOAD)) if running else None
+    load = curve.expected_load if load is None else load
     rate = curve.litres_per_hour(load)
-    hours = max(litres, 0.0) / rate
-    return Endurance(
-        hours,
-        parts=(f"{_label(genset)} fuel {litres:.0f} L ÷ {rate:.1f} L/h ≈ {hours:.1f} h",),
-    )
+    if litres is None:
+        full = math.inf if curve.tank_litres is None else curve.tank_litres / rate
+        told = [r for r in (FUEL_LITRES, FUEL) if r in genset.stale or r in genset.unavailable]
+        return _not_known(genset, told[0] if told else FUEL_LITRES, upper=full)
+    hours = _h(max(litres, 0.0) / rate)
+    return Endurance(hours, hours, (Fact("fuel", {
+        **genset.ident(), "litres": max(litres, 0.0), "rate": rate, "load": load,
+        "running": running, "hours": hours}),))
+
+
+def _not_known(view: DeviceView, reading: str, upper: float = math.inf) -> Endurance:
+    """A reading that is not there now: stale, reported unavailable, or never reported."""
+    terms = {**view.ident(), "reading": reading}
+    if reading in view.stale:
+        max_age = view.device.max_age.get(reading)
+        fact = Fact("reading_stale", {**terms, "age": view.stale[reading], "max_age": max_age})
+    elif reading in view.unavailable:
+        fact = Fact("reading_unavailable", {**terms, "since": view.unavailable[reading]})
+    else:
+        fact = Fact("reading_missing", terms)
+    return unknown(fact, upper=upper)
+
+
+def _where(view: DeviceView) -> dict[str, str]:
+    return view.where()
+
+
+def _h(hours: float) -> float:
+    """Hours without float noise (107.85 L ÷ 1.5 L/h is 71.9 h, not 71.8999…): a
+    verdict at the 72 h edge must follow the arithmetic an officer does by hand."""
+    return round(hours, 9)
 
 
 def _number(value: Reading | None) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
-
-
-def _label(device: Device) -> str:
-    return f"{device.name} ({device.id})" if device.name != device.id else device.id

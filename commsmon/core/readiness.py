@@ -1,22 +1,30 @@
-"""Three-outage (三断) readiness of a site: would it keep a channel, for how long, why not.
+"""Three-outage (三断) readiness and the ``now`` view: would a site keep a channel, how long.
 
 For each scenario — ``network`` (public network down), ``road`` (no
 resupply, no repair), ``power`` (mains lost at the village and at every site
-its channels depend on), and ``all`` three — the site's channels are judged
-with today's device states and readings:
+its channels go through), ``all`` three — and for ``now`` (only the outages
+actually active), each site's channels are judged with today's device
+states and fresh readings:
 
-* a channel on ``public`` is lost in ``network`` and ``all``;
-* a channel whose provider, or a device it depends on, is ``down`` now stays
-  lost (no repair can be counted on); ``unknown`` never counts as working;
-  ``degraded`` still works;
-* a working channel lasts as long as the shortest-lived of its provider and
-  the devices it depends on (their power chains, :mod:`commsmon.core.power`);
-  with several providers, the longest-lived one;
-* it *survives* only if it certainly lasts the site's target (default 72 h);
-  unknown endurance never counts.
+* **What is true now holds in every scenario**: an active power outage at the
+  village or at any site its chains pass through (the district centre) means
+  no mains there in every scenario; an active network outage loses the
+  public channel; a declared road outage means no resupply.
+* A channel on ``public`` is lost when the public network is.
+* **Every link counts**: a provider lasts as long as the shortest-lived of
+  itself, the parents it sits behind, the devices it ``depends_on``, and each
+  of their power chains (:mod:`commsmon.core.power`); a link that is down or
+  lost now stays lost (no repair can be counted on), an ``unknown`` one makes
+  the channel unknown, a ``degraded`` one still works.  Of several providers
+  the longest-lived counts (:mod:`commsmon.core.endurance`).
+* A channel *survives* when it certainly lasts the site's target (default
+  72 h: 72.0 h does, 71.9 h does not); unknown endurance never counts.
 
-The site is ``ready`` when a channel survives; its endurance is that of its
-longest-lasting channel, even when below target.  Pure.
+A village is ``ready`` when a channel survives; its endurance is its
+longest-lived channel's, even below target.  A site others depend on (the
+district centre) is judged by what they need of it — its **supports**, e.g.
+the PDT repeater: it is ready when every support survives, and its endurance
+is the shortest-lived support's.  Pure.
 """
 
 from __future__ import annotations
@@ -24,177 +32,277 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
 
+from commsmon.core.endurance import Endurance, least, lost, most, unknown
+from commsmon.core.facts import Fact
 from commsmon.core.model import Device, Inventory, Site
-from commsmon.core.power import Conditions, Endurance, ReadingsOf, StateOf, device_endurance
-from commsmon.core.types import WORKING, ChannelName, State
+from commsmon.core.outages import Outage, OutageKind
+from commsmon.core.power import Conditions, DeviceView, device_endurance
+from commsmon.core.types import CHANNELS, WORKING, ChannelName, State
 
-__all__ = ["CONDITIONS", "SCENARIOS", "ChannelOutlook", "ScenarioResult", "evaluate_scenarios"]
+__all__ = [
+    "SCENARIOS",
+    "VIEWS",
+    "Outlook",
+    "ScenarioResult",
+    "conditions",
+    "evaluate_site",
+    "mains_out",
+]
 
 SCENARIOS = ("network", "road", "power", "all")
-CONDITIONS: Mapping[str, Conditions] = {
-    "network": Conditions(mains_lost=False, resupply=True, public_lost=True),
-    "road": Conditions(mains_lost=False, resupply=False, public_lost=False),
-    "power": Conditions(mains_lost=True, resupply=False, public_lost=False),
-    "all": Conditions(mains_lost=True, resupply=False, public_lost=True),
-}
-
+#: The scenarios and ``now`` (only the outages active now), in display order.
+VIEWS = (*SCENARIOS, "now")
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelOutlook:
-    """One channel in one scenario.
+class Outlook:
+    """One channel of a village, or one support of a hub, in one scenario.
 
     Attributes:
-        channel: its name.
-        survives: it certainly lasts the target.
-        endurance: how long it lasts, ``None`` when lost at once.
-        reason: why it does not survive, ``None`` when it does.
-        unknown: it fails for want of knowledge (a device in the chain is
-            ``unknown``, or its endurance is), not for a known fault.
+        channel: the channel, for a village's outlook.
+        device: the device others need, for a support's outlook.
+        endurance: how long it lasts.
+        survives: it certainly lasts the site's target.
+        dependents: (site, channel) pairs that need a support.
     """
 
-    channel: ChannelName
+    channel: ChannelName | None
+    device: str | None
+    endurance: Endurance
     survives: bool
-    endurance: Endurance | None
-    reason: str | None
-    unknown: bool = False
+    dependents: tuple[tuple[str, str], ...] = ()
+
+    def as_fact(self) -> Fact:
+        """This outlook as a fact (code ``outlook``)."""
+        return Fact("outlook", {
+            "channel": self.channel, "device": self.device, "survives": self.survives,
+            "endurance": self.endurance.as_fact(),
+            "dependent_sites": tuple(sorted({s for s, _ in self.dependents})),
+            "dependent_channels": tuple(sorted({c for _, c in self.dependents if c})),
+        })
 
 
 @dataclass(frozen=True, slots=True)
 class ScenarioResult:
-    """A site in one scenario.
+    """A site in one scenario (or ``now``).
 
     Attributes:
-        scenario: ``network``, ``road``, ``power`` or ``all``.
-        ready: at least one channel survives the target.
+        scenario: ``network``, ``road``, ``power``, ``all`` or ``now``.
+        ready: it certainly lasts its target (a village: some channel does;
+            a hub: every support does).
         target_hours: the target it was judged against.
-        surviving: channels that survive.
-        endurance_hours: hours of the longest-lasting channel (``math.inf``
-            if unbounded); ``None`` when no channel works or it is unknown.
-        channels: every channel's outlook.
-        reason: what fails and why, in words; empty when every channel survives.
-        unknown: some channel fails for want of knowledge rather than a known fault.
+        endurance: the site's: its longest-lived channel's (a hub: its
+            shortest-lived support's).
+        channels: each channel's outlook, in channel order.
+        supports: each support's outlook (sites others depend on), by device id.
+        outages: the outages active now that this judgement folds in (facts
+            of code ``outage``).
+        until: ``now`` only: epoch seconds the site stays reachable to — exact
+            when the endurance is, else at least; ``None`` when unbounded, or
+            when not even a minute is certain.
+        at: epoch seconds of the evaluation.
     """
 
     scenario: str
     ready: bool
     target_hours: float
-    surviving: tuple[ChannelName, ...]
-    endurance_hours: float | None
-    channels: tuple[ChannelOutlook, ...]
-    reason: str
-    unknown: bool = False
+    endurance: Endurance
+    channels: tuple[Outlook, ...] = ()
+    supports: tuple[Outlook, ...] = ()
+    outages: tuple[Fact, ...] = ()
+    until: float | None = None
+    at: float = 0.0
+
+    @property
+    def surviving(self) -> tuple[ChannelName, ...]:
+        """Channels that certainly last the target."""
+        return tuple(o.channel for o in self.channels if o.survives and o.channel)
+
+    @property
+    def unknown(self) -> bool:
+        """Not ready for want of knowledge: with what is missing it might be."""
+        return not self.ready and not self.endurance.short(self.target_hours)
+
+    def as_fact(self) -> Fact:
+        """This verdict as a fact (code ``verdict``), for alerts to keep."""
+        return Fact("verdict", {
+            "scenario": self.scenario, "ready": self.ready, "target_hours": self.target_hours,
+            "endurance": self.endurance.as_fact(),
+            "outlooks": tuple(o.as_fact() for o in self.channels),
+            "supports": tuple(o.as_fact() for o in self.supports),
+            "outages": self.outages, "until": self.until, "at": self.at,
+        })
 
 
-def evaluate_scenarios(
+def mains_out(active: Mapping[str, Mapping[OutageKind, Outage]]) -> dict[str, float]:
+    """Sites whose mains is out now (a power outage is active), with when it began."""
+    return {s: o["power"].since for s, o in active.items() if "power" in o}
+
+
+def conditions(
+    scenario: str,
+    site: str,
+    active: Mapping[str, Mapping[OutageKind, Outage]],
+    now: float,
+    out: Mapping[str, float] | None = None,
+) -> Conditions:
+    """What ``scenario`` takes away at ``site``, with the outages ``active`` now folded in.
+
+    Args:
+        scenario: one of :data:`VIEWS`.
+        site: the judged site.
+        active: outages active now, by site and kind.
+        now: epoch seconds.
+        out: :func:`mains_out` of ``active``, if already worked out.
+    """
+    here = active.get(site, {})
+    return Conditions(
+        scenario=scenario,
+        now=now,
+        mains_lost=scenario in ("power", "all"),
+        mains_out=mains_out(active) if out is None else out,
+        public_lost=scenario in ("network", "all") or "network" in here,
+        public_out="network" in here,
+        resupply=scenario in ("network", "now") and "road" not in here,
+    )
+
+
+def evaluate_site(
     inventory: Inventory,
     site: Site,
-    state: StateOf,
-    since: Mapping[str, float],
-    readings: ReadingsOf,
-    tz: tzinfo,
+    views: Mapping[str, DeviceView],
+    active: Mapping[str, Mapping[OutageKind, Outage]],
+    now: float,
+    out: Mapping[str, float] | None = None,
 ) -> dict[str, ScenarioResult]:
-    """Every scenario for ``site``.
+    """Every scenario and ``now`` for ``site``; ``{}`` for a site with nothing to judge.
 
     Args:
         inventory: the inventory.
         site: the site to judge.
-        state: effective state of a device by id.
-        since: epoch seconds each device entered its state, by id.
-        readings: latest readings of a device by id.
-        tz: time zone for times in reasons ("down since 09:12").
+        views: every device's view, by id.
+        active: outages active now, by site and kind.
+        now: epoch seconds.
+        out: :func:`mains_out` of ``active``, if already worked out (once per evaluation
+            rather than once per site).
     """
-    if site.role != "village":
-        return {}  # the district centre is judged through the villages that depend on it
+    out = mains_out(active) if out is None else out
+    members = [inventory.devices[d] for d in inventory.devices_by_site.get(site.id, ())]
     providers: dict[ChannelName, list[Device]] = {}
-    for device_id in inventory.devices_by_site.get(site.id, ()):
-        device = inventory.devices[device_id]
+    for device in members:
         if device.channel is not None:
             providers.setdefault(device.channel, []).append(device)
+    supports = sorted(d.id for d in members if d.id in inventory.dependents)
+    if site.role != "village" and not providers and not supports:
+        return {}
+    folded = _folded(inventory, site, active)
     results = {}
-    for scenario in SCENARIOS:
-        cond = CONDITIONS[scenario]
-        outlooks = tuple(
-            _channel(inventory, channel, devices, cond, site.target_hours, state, since,
-                     readings, tz)
-            for channel, devices in providers.items()
-        )
-        results[scenario] = _summarise(scenario, site.target_hours, outlooks)
+    for scenario in VIEWS:
+        cond = conditions(scenario, site.id, active, now, out)
+        judge = _Judge(inventory, views, cond, site.target_hours)
+        channels = tuple(judge.channel(c, providers[c]) for c in CHANNELS if c in providers)
+        held = tuple(judge.support(d) for d in supports)
+        results[scenario] = _verdict(site, scenario, channels, held, folded, now,
+                                     village=site.role == "village" or bool(providers))
     return results
 
 
-def _channel(
-    inv: Inventory,
-    channel: ChannelName,
-    devices: list[Device],
-    cond: Conditions,
-    target: float,
-    state: StateOf,
-    since: Mapping[str, float],
-    readings: ReadingsOf,
-    tz: tzinfo,
-) -> ChannelOutlook:
-    if channel == "public" and cond.public_lost:
-        return ChannelOutlook(channel, False, None, f"{channel}: lost with the public network")
-    best: Endurance | None = None
-    problems: list[str] = []
-    unknown = False
-    for provider in devices:
-        chain = [provider, *(inv.devices[d] for d in provider.depends_on)]
-        broken = [d for d in chain if state(d.id) not in WORKING]
-        unknown = unknown or any(state(d.id) is State.UNKNOWN for d in broken)
-        if broken:
-            problems.extend(_not_working(d, state(d.id), since.get(d.id), tz) for d in broken)
+class _Judge:
+    """Outlooks of one site in one scenario."""
+
+    def __init__(self, inventory: Inventory, views: Mapping[str, DeviceView],
+                 cond: Conditions, target: float) -> None:
+        self.inventory = inventory
+        self.views = views
+        self.cond = cond
+        self.target = target
+
+    def channel(self, channel: ChannelName, providers: list[Device]) -> Outlook:
+        if channel == "public" and self.cond.public_lost:
+            endurance = lost(Fact("public_network", {"actual": self.cond.public_out}))
+        else:
+            endurance = most((p.id, self.chain(p)) for p in providers)
+        return Outlook(channel, None, endurance, endurance.survives(self.target))
+
+    def support(self, device_id: str) -> Outlook:
+        endurance = self.chain(self.inventory.devices[device_id])
+        return Outlook(None, device_id, endurance, endurance.survives(self.target),
+                       self.inventory.dependents.get(device_id, ()))
+
+    def chain(self, device: Device) -> Endurance:
+        """What ``device`` and every link it needs last together."""
+        return least((d, self.link(d)) for d in _links(self.inventory, device))
+
+    def link(self, device_id: str) -> Endurance:
+        view = self.views[device_id]
+        where = view.where()
+        if view.state is State.UNKNOWN:
+            return unknown(Fact("link_unknown", {**where, "causes": view.reasons}))
+        if view.state not in WORKING:
+            return lost(Fact("link_down", {**where, "state": view.state.value,
+                                           "since": view.since, "causes": view.reasons}))
+        power = device_endurance(self.views, device_id, self.cond)
+        if not power.stages:
+            return power
+        return Endurance(power.lower, power.upper, (Fact("link", where), *power.stages),
+                         power.unknowns)
+
+
+def _links(inventory: Inventory, device: Device) -> list[str]:
+    """``device``, the parents it sits behind and what it depends on (with their parents)."""
+    found: list[str] = []
+    todo = [device.id]
+    while todo:
+        d = todo.pop(0)
+        if d in found:
             continue
-        ends = [device_endurance(inv, d.id, cond, state, readings) for d in chain]
-        low = min(ends, key=lambda e: e.lower)
-        # The shortest-lived link binds; the bound is exact only if every link's is.
-        endurance = Endurance(
-            low.lower,
-            all(e.exact for e in ends),
-            low.parts,
-            tuple(m for e in ends for m in e.missing),
-        )
-        if best is None or endurance.lower > best.lower:
-            best = endurance
-    if best is None:
-        return ChannelOutlook(channel, False, None, f"{channel}: " + "; ".join(problems),
-                              unknown)
-    if best.at_least(target):
-        return ChannelOutlook(channel, True, best, None)
-    if best.hours is None:
-        what = ", ".join(best.missing) or "unknown"
-        known = f" (at least {best.lower:.1f} h)" if best.lower > 0 else ""
-        return ChannelOutlook(channel, False, best,
-                              f"{channel}: endurance unknown{known}: {what}", True)
-    stages = " + ".join(best.parts) or "no backup power"
-    reason = f"{channel}: {stages} < {target:g} h target"
-    return ChannelOutlook(channel, False, best, reason)
+        found.append(d)
+        dev = inventory.devices[d]
+        todo += [p for p in (dev.parent,) if p is not None]
+        if d == device.id:
+            todo += list(dev.depends_on)
+    return found
 
 
-def _not_working(device: Device, state: State, since: float | None, tz: tzinfo) -> str:
-    label = f"{device.name} ({device.id})" if device.name != device.id else device.id
-    if state is State.DOWN and since is not None:
-        return f"{label} down since {datetime.fromtimestamp(since, tz):%m-%d %H:%M}"
-    return f"{label} {state.value}"
-
-
-def _summarise(
-    scenario: str, target: float, outlooks: tuple[ChannelOutlook, ...]
+def _verdict(
+    site: Site,
+    scenario: str,
+    channels: tuple[Outlook, ...],
+    supports: tuple[Outlook, ...],
+    folded: tuple[Fact, ...],
+    now: float,
+    village: bool,
 ) -> ScenarioResult:
-    surviving = tuple(o.channel for o in outlooks if o.survives)
-    working = [o.endurance for o in outlooks if o.endurance is not None]
-    endurance: float | None = None
-    if working:
-        top = max(working, key=lambda e: e.lower)
-        endurance = top.hours if not top.at_least(target) else top.lower
-        if endurance is not None and not math.isinf(endurance):
-            endurance = round(endurance, 2)
-    reasons = [o.reason for o in outlooks if o.reason]
-    if not outlooks:
-        reasons = ["no channel to the command centre configured"]
-    reason = f"{scenario}: " + "; ".join(reasons) if reasons else ""
-    return ScenarioResult(scenario, bool(surviving), target, surviving, endurance, outlooks,
-                          reason, any(o.unknown for o in outlooks))
+    parts: list[tuple[str, Endurance]] = []
+    ready = True
+    if village:
+        if channels:
+            parts.append(("channels", most((o.channel or "", o.endurance) for o in channels)))
+            ready = any(o.survives for o in channels)
+        else:
+            parts.append(("channels", lost(Fact("no_channels"))))
+            ready = False
+    if supports:
+        parts.append(("supports", least((o.device or "", o.endurance) for o in supports)))
+        ready = ready and all(o.survives for o in supports)
+    endurance = least(parts)
+    until = None
+    if scenario == "now" and 0 < endurance.lower < math.inf:
+        until = now + endurance.lower * 3600
+    return ScenarioResult(scenario, ready, site.target_hours, endurance, channels, supports,
+                          folded, until, now)
+
+
+def _folded(
+    inventory: Inventory, site: Site, active: Mapping[str, Mapping[OutageKind, Outage]]
+) -> tuple[Fact, ...]:
+    """The active outages that bear on ``site``: its own, and power where its chains go."""
+    facts = []
+    for other in inventory.reach.get(site.id, (site.id,)):
+        for kind, outage in sorted(active.get(other, {}).items()):
+            if other == site.id or kind == "power":
+                facts.append(Fact("outage", {
+                    "site": other, "site_name": inventory.sites[other].name, "outage": kind,
+                    "since": outage.since}))
+    return tuple(facts)

@@ -9,26 +9,44 @@ for the rule's ``for`` seconds fires; one that stops resolves.
 
 Rules (DESIGN.md §3, the alerting issue):
 ``site_isolated`` no channel works; ``site_channel_lost`` one does not while
-the village is still reachable; ``device_down``; ``device_degraded``;
-``scenario_not_ready`` (peacetime maintenance); ``outage_active`` (a 三断
-outage detected or declared); ``endurance_low`` (during an active outage the
-village would not last its target); ``checkin_stale``; ``monitor_cut_off``;
-``monitor_fault`` (the monitor still works but something of its own is
-wrong, e.g. its state directory is full or read-only).
+the village is still reachable; ``device_down``; ``device_lost`` (answers but
+cannot carry its channel: not registered, no signal); ``device_degraded``;
+``scenario_not_ready`` (a scenario, with today's outages folded in, would
+not last the target); ``outage_active`` (a 三断 outage detected or declared,
+at a village or at a site others depend on, such as the district centre);
+``endurance_low`` (with the outages active now, the site would not last its
+target: the ``now`` view, exactly the active set — power + road is not
+``all``); ``countdown`` (with the outages active now, the site is certainly
+reachable for less than each configured threshold, 24/6/1 h by default);
+``checkin_stale``; ``monitor_cut_off``; ``monitor_fault`` (the monitor still
+works but something of its own is wrong, e.g. its state directory is full or
+read-only).  An alert's facts are typed (:mod:`commsmon.core.facts`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
+from commsmon.core.facts import Fact, fact_from_json, fact_to_json
 from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.outages import OUTAGE_KINDS
+from commsmon.core.readiness import SCENARIOS
 from commsmon.core.types import State
 
-__all__ = ["DEFAULT_RULES", "MONITOR_FAULTS", "RULES", "AlertEngine", "Firing", "RuleSpec"]
+__all__ = [
+    "DEFAULT_COUNTDOWN_HOURS",
+    "DEFAULT_RULES",
+    "MONITOR_FAULTS",
+    "RULES",
+    "AlertEngine",
+    "Firing",
+    "RuleSpec",
+    "facts_from_json",
+    "facts_to_json",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +70,12 @@ RULES = (
     "site_isolated",
     "site_channel_lost",
     "device_down",
+    "device_lost",
     "device_degraded",
     "scenario_not_ready",
     "outage_active",
     "endurance_low",
+    "countdown",
     "checkin_stale",
     "monitor_cut_off",
     "monitor_fault",
@@ -65,10 +85,12 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
     "site_isolated": RuleSpec(60, "critical"),
     "site_channel_lost": RuleSpec(300, "warning"),
     "device_down": RuleSpec(300, "warning"),
+    "device_lost": RuleSpec(300, "warning"),
     "device_degraded": RuleSpec(900, "info"),
     "scenario_not_ready": RuleSpec(3600, "warning"),
     "outage_active": RuleSpec(60, "critical"),
     "endurance_low": RuleSpec(0, "critical"),
+    "countdown": RuleSpec(0, "critical"),
     "checkin_stale": RuleSpec(0, "warning"),
     "monitor_cut_off": RuleSpec(60, "critical"),
     "monitor_fault": RuleSpec(60, "warning"),
@@ -76,6 +98,9 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
 
 # Faults of the monitor the daemon reports (label values of ``monitor_fault``).
 MONITOR_FAULTS = ("state_dir",)
+
+#: Hours left (the ``now`` view) below which ``countdown`` fires, one alert each.
+DEFAULT_COUNTDOWN_HOURS: tuple[float, ...] = (24.0, 6.0, 1.0)
 
 Verdict = bool | None
 
@@ -85,7 +110,7 @@ class _Candidate:
     rule: str
     labels: dict[str, str]
     verdict: Verdict
-    facts: dict[str, str]
+    facts: tuple[Fact, ...] = ()
 
 
 @dataclass(slots=True)
@@ -108,10 +133,16 @@ class AlertEngine:
 
     Args:
         rules: the spec of each rule by name (missing names use the defaults).
+        countdown_hours: thresholds of the ``countdown`` rule, hours.
     """
 
-    def __init__(self, rules: Mapping[str, RuleSpec] | None = None) -> None:
+    def __init__(
+        self,
+        rules: Mapping[str, RuleSpec] | None = None,
+        countdown_hours: tuple[float, ...] = DEFAULT_COUNTDOWN_HOURS,
+    ) -> None:
         self.rules = {**DEFAULT_RULES, **(rules or {})}
+        self.countdown_hours = tuple(sorted(set(countdown_hours), reverse=True))
         self.active: dict[str, Firing] = {}
 
     def update(self, snap: Snapshot) -> list[Alert]:
@@ -122,7 +153,7 @@ class AlertEngine:
         now = snap.at
         resolved: list[Alert] = []
         seen: set[str] = set()
-        for c in _candidates(snap):
+        for c in _candidates(snap, self.countdown_hours):
             spec = self.rules[c.rule]
             if not spec.enabled:
                 continue
@@ -163,7 +194,7 @@ class AlertEngine:
         """The engine's memory as JSON-ready data (to survive a restart)."""
         return [
             {"rule": f.alert.rule, "severity": f.alert.severity, "labels": dict(f.alert.labels),
-             "facts": dict(f.alert.facts), "starts_at": f.alert.starts_at,
+             "facts": facts_to_json(f.alert.facts), "starts_at": f.alert.starts_at,
              "pending_since": f.pending_since, "firing": f.firing}
             for f in self.active.values()
         ]
@@ -172,33 +203,49 @@ class AlertEngine:
         """Restore what :meth:`dump` gave."""
         self.active = {}
         for item in data:
-            alert = Alert(item["rule"], item["severity"], item["labels"], item["facts"],
-                          starts_at=item["starts_at"])
+            alert = Alert(item["rule"], item["severity"], item["labels"],
+                          facts_from_json(item.get("facts")), starts_at=item["starts_at"])
             self.active[alert.fingerprint] = Firing(alert, item["pending_since"], item["firing"])
 
 
-def _candidates(snap: Snapshot) -> Iterator[_Candidate]:
+def facts_to_json(facts: tuple[Fact, ...]) -> list[dict[str, Any]]:
+    """An alert's facts as JSON-ready data."""
+    return [fact_to_json(f) for f in facts]
+
+
+def facts_from_json(data: Any) -> tuple[Fact, ...]:
+    """An alert's facts from :func:`facts_to_json` data; what an older version kept
+    (a map of texts) or anything unreadable gives none: the alert itself is kept."""
+    if not isinstance(data, list):
+        return ()
+    try:
+        return tuple(fact_from_json(item) for item in data)
+    except (ValueError, TypeError, AttributeError):
+        return ()
+
+
+def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candidate]:
     cut_off = snap.cut_off is not None
-    yield _Candidate("monitor_cut_off", {}, cut_off, {"reason": snap.cut_off or ""})
+    yield _Candidate("monitor_cut_off", {}, cut_off, (snap.cut_off,) if snap.cut_off else ())
     for fault in MONITOR_FAULTS:
         problem = snap.faults.get(fault)
         yield _Candidate("monitor_fault", {"fault": fault}, problem is not None,
-                         {"reason": problem or ""})
+                         (Fact("state_dir", {"detail": problem or ""}),))
     for site in snap.sites.values():
-        yield from _site_candidates(site, cut_off)
+        yield from _site_candidates(snap, site, cut_off, countdown)
     for device in snap.devices.values():
         yield from _device_candidates(device, cut_off)
 
 
-def _site_candidates(s: SiteStatus, cut_off: bool) -> Iterator[_Candidate]:
-    if s.site.role != "village":
-        return
+def _site_candidates(
+    snap: Snapshot, s: SiteStatus, cut_off: bool, countdown: tuple[float, ...]
+) -> Iterator[_Candidate]:
     site = {"site": s.site.id}
-    lost = {c: ch.state.value for c, ch in s.channels.items() if ch.state is not State.UP}
-    isolated: Verdict = None if s.reachable is None or cut_off else not s.reachable
-    yield _Candidate("site_isolated", site, isolated, {
-        "channels": ", ".join(f"{c} {st}" for c, st in lost.items()),
-    })
+    if s.channels:
+        isolated: Verdict = None if s.reachable is None or cut_off else not s.reachable
+        yield _Candidate("site_isolated", site, isolated, tuple(
+            Fact("channel_state", {"channel": c, "state": ch.state.value})
+            for c, ch in s.channels.items()))
     for name, channel in s.channels.items():
         verdict: Verdict
         if channel.state is State.UNKNOWN or cut_off:
@@ -206,48 +253,57 @@ def _site_candidates(s: SiteStatus, cut_off: bool) -> Iterator[_Candidate]:
         else:
             verdict = channel.state is State.DOWN and bool(s.reachable)
         yield _Candidate("site_channel_lost", {**site, "channel": name}, verdict,
-                         {"providers": ", ".join(channel.providers)})
-    for scenario, result in s.scenarios.items():
-        unknown = result.unknown and not result.ready
+                         tuple(_device_fact(snap.devices[p]) for p in channel.providers
+                               if p in snap.devices))
+    unknown_site = s.state is State.UNKNOWN
+    for scenario in SCENARIOS:
+        result = s.scenarios.get(scenario)
+        if result is None:
+            continue
         yield _Candidate(
             "scenario_not_ready", {**site, "scenario": scenario},
-            None if cut_off or (unknown and s.state is State.UNKNOWN) else not result.ready,
-            {"reason": result.reason, "hours": _hours(result.endurance_hours)},
+            None if cut_off or (result.unknown and unknown_site) else not result.ready,
+            (result.as_fact(),),
         )
-    for kind, outage in s.outages.items():
-        yield _Candidate("outage_active", {**site, "outage": kind}, True,
-                         {"evidence": "; ".join(outage.evidence)})
-    for kind in ("power", "network", "road"):
-        if kind not in s.outages:
-            yield _Candidate("outage_active", {**site, "outage": kind}, False, {})
-    yield _endurance_low(s, site, cut_off)
+    for kind in OUTAGE_KINDS:
+        outage = s.outages.get(kind)
+        facts = () if outage is None else (Fact("outage", {
+            "site": s.site.id, "site_name": s.site.name, "outage": kind, "since": outage.since,
+            "declared": outage.declared, "evidence": outage.evidence}),)
+        yield _Candidate("outage_active", {**site, "outage": kind}, outage is not None, facts)
+    now = s.scenarios.get("now")
+    if now is None:
+        return
+    # Only while an outage bears on the site: otherwise a short "now" is isolation,
+    # which site_isolated tells.
+    during = bool(now.outages)
+    facts = (now.as_fact(),)
+    low: Verdict = during and not now.ready
+    if cut_off or (low and now.unknown and unknown_site):
+        low = None
+    yield _Candidate("endurance_low", site, low, facts)
+    for hours in countdown:
+        if hours >= s.site.target_hours:
+            continue
+        below: Verdict = None if cut_off else during and now.endurance.short(hours)
+        yield _Candidate("countdown", {**site, "hours": f"{hours:g}"}, below,
+                         (Fact("countdown", {"hours": hours}), *facts))
 
 
-def _endurance_low(s: SiteStatus, site: dict[str, str], cut_off: bool) -> _Candidate:
-    """During an active outage, would the village last its target as things stand?"""
-    active = sorted(s.outages)
-    if not active:
-        return _Candidate("endurance_low", site, False, {})
-    scenario = active[0] if len(active) == 1 else "all"
-    result = s.scenarios.get(scenario)
-    if result is None or cut_off:
-        return _Candidate("endurance_low", site, None, {})
-    verdict: Verdict = not result.ready
-    if result.endurance_hours is None and not result.ready and s.state is State.UNKNOWN:
-        verdict = None
-    return _Candidate("endurance_low", site, verdict, {
-        "scenario": scenario, "outages": ", ".join(active),
-        "hours": _hours(result.endurance_hours), "target": f"{result.target_hours:g}",
-        "reason": result.reason,
-    })
+def _device_fact(d: DeviceStatus) -> Fact:
+    dev = d.device
+    return Fact("device", {"device": dev.id, "name": dev.name, "kind": dev.kind,
+                           "site": dev.site, "state": d.state.value, "since": d.since,
+                           "causes": d.reasons})
 
 
 def _device_candidates(d: DeviceStatus, cut_off: bool) -> Iterator[_Candidate]:
     dev = d.device
     labels = {"site": dev.site, "device": dev.id, "kind": dev.kind}
-    facts = {"device_name": dev.name, "reason": d.reason or "", "since": f"{d.since:.0f}"}
+    facts = (_device_fact(d),)
     known = d.state is not State.UNKNOWN and not cut_off
     yield _Candidate("device_down", labels, d.state is State.DOWN if known else None, facts)
+    yield _Candidate("device_lost", labels, d.state is State.LOST if known else None, facts)
     yield _Candidate("device_degraded", labels, d.state is State.DEGRADED if known else None,
                      facts)
     if dev.source == "checkin":
@@ -257,9 +313,3 @@ def _device_candidates(d: DeviceStatus, cut_off: bool) -> Iterator[_Candidate]:
         elif d.state is not State.UNKNOWN:
             stale = False
         yield _Candidate("checkin_stale", labels, stale, facts)
-
-
-def _hours(hours: float | None) -> str:
-    if hours is None:
-        return "unknown"
-    return "unbounded" if math.isinf(hours) else f"{hours:.1f}"

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from commsmon.core.facts import Fact
 from commsmon.core.model import Device
 from commsmon.core.types import Observation, Reading, State
 
@@ -32,8 +33,11 @@ class DeviceTracker:
         last_seen: when it last answered (epoch seconds), ``None`` if never.
         last_check: time of the newest observation applied (epoch seconds).
         readings: latest decoded readings by name.
-        reading_at: when each reading was taken (epoch seconds).
-        error: the last failure reason, cleared when it answers.
+        reading_at: when each reading was taken (epoch seconds); replaced,
+            never changed in place, so snapshots can share it.
+        unavailable: readings the device last reported with no usable value
+            (a sentinel, noSuchInstance): name -> since (epoch seconds).
+        failure: why its last check failed (a fact), cleared when it answers.
         rose_at: when each numeric reading last went up (a device counter
             such as upsInputLineBads rising means an event since last poll).
         frozen: the read-only copy of ``readings`` snapshots share, ``None``
@@ -48,7 +52,8 @@ class DeviceTracker:
     last_check: float | None = None
     readings: dict[str, Reading] = field(default_factory=dict)
     reading_at: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
+    unavailable: dict[str, float] = field(default_factory=dict)
+    failure: Fact | None = None
     frozen: Mapping[str, Reading] | None = field(default=None, repr=False, compare=False)
     rose_at: dict[str, float] = field(default_factory=dict)
 
@@ -70,7 +75,8 @@ class DeviceTracker:
             self.last_check = now
         if self.last_seen is not None and self.last_seen > now:
             self.last_seen = now
-        for times in (self.reading_at, self.rose_at):
+        self.reading_at = {name: min(at, now) for name, at in self.reading_at.items()}
+        for times in (self.rose_at, self.unavailable):
             for name, at in times.items():
                 if at > now:
                     times[name] = now
@@ -80,23 +86,18 @@ class DeviceTracker:
 
         An observation older than the newest one already applied (a replayed
         buffer, a stale retained message) updates readings it is the newest
-        for, but never the reachability state.
+        for, but never the reachability state.  A reading it names as
+        ``missing`` loses its last value at once (a sentinel after a valid
+        value is not known, never the old value).
         """
-        for name, value in obs.readings.items():
-            if obs.at >= self.reading_at.get(name, float("-inf")):
-                old = self.readings.get(name)
-                if _rose(old, value):
-                    self.rose_at[name] = obs.at
-                if old != value or name not in self.readings:
-                    self.frozen = None
-                self.readings[name] = value
-                self.reading_at[name] = obs.at
+        if obs.readings or obs.missing:
+            self._take_readings(obs)
         if self.last_check is not None and obs.at < self.last_check:
             return
         self.last_check = obs.at
         if obs.reachable:
             self.last_seen = obs.at
-            self.error = None
+            self.failure = None
             self.fails = 0
             self.oks += 1
             if self.raw is State.UNKNOWN or (
@@ -104,11 +105,31 @@ class DeviceTracker:
             ):
                 self.raw = State.UP
         else:
-            self.error = obs.error or "no answer"
+            self.failure = _failure(obs)
             self.oks = 0
             self.fails += 1
             if obs.conclusive or self.fails >= self.device.down_after:
                 self.raw = State.DOWN
+
+    def _take_readings(self, obs: Observation) -> None:
+        times = dict(self.reading_at)  # copied, not changed: snapshots hold the old one
+        for name, value in obs.readings.items():
+            if obs.at >= times.get(name, float("-inf")):
+                old = self.readings.get(name)
+                if _rose(old, value):
+                    self.rose_at[name] = obs.at
+                if old != value or name not in self.readings:
+                    self.frozen = None
+                self.readings[name] = value
+                times[name] = obs.at
+                self.unavailable.pop(name, None)
+        for name in obs.missing:
+            if obs.at >= times.get(name, float("-inf")):
+                if self.readings.pop(name, None) is not None:
+                    self.frozen = None
+                times[name] = obs.at
+                self.unavailable.setdefault(name, obs.at)
+        self.reading_at = times
 
     def expire(self, now: float, fresh_since: float | None) -> None:
         """Count a pushed device that has gone quiet as failed.
@@ -126,7 +147,16 @@ class DeviceTracker:
         if now - heard > limit:
             self.raw = State.DOWN
             self.oks = 0
-            self.error = f"no message for {now - heard:.0f} s"
+            self.failure = Fact("silent", {"age": now - heard, "limit": limit})
+
+
+def _failure(obs: Observation) -> Fact:
+    """Why ``obs`` failed, as a fact (a keeper's note or an SNMP status kept as given)."""
+    if obs.error == "checkin_failed":
+        return Fact("checkin_failed", {"at": obs.at, "note": obs.detail})
+    if obs.error == "snmp_error":
+        return Fact("snmp_error", {"detail": obs.detail})
+    return Fact(obs.error or "no_answer")
 
 
 def _rose(old: Reading | None, new: Reading) -> bool:

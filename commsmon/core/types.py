@@ -10,11 +10,13 @@ from typing import Literal, NewType
 __all__ = [
     "CHANNELS",
     "DEVICE_KINDS",
+    "FAILURES",
     "WORKING",
     "ChannelName",
     "CheckIn",
     "DeviceId",
     "DeviceKind",
+    "Failure",
     "Observation",
     "Reading",
     "SiteId",
@@ -48,18 +50,30 @@ Reading = float | str | bool
 class State(enum.StrEnum):
     """Device or site state (DESIGN.md §3).
 
-    ``unknown`` is never the device's fault: never seen, its parent or the
-    monitor's own link is cut off.  It is excluded from availability.
+    ``degraded``: answers and works, but a health rule wants attention (low
+    battery, an alarm).  ``lost`` (devices only): answers but cannot carry its
+    channel (not registered, no signal, no SIM); it counts as not working
+    everywhere.  ``unknown`` is never the device's fault: never seen, its
+    parent or the monitor's own link is cut off.  It is excluded from
+    availability.
     """
 
     UP = "up"
     DEGRADED = "degraded"
+    LOST = "lost"
     DOWN = "down"
     UNKNOWN = "unknown"
 
 
 #: States in which a device still does its job (``degraded`` still works).
 WORKING: tuple[State, ...] = (State.UP, State.DEGRADED)
+
+#: Why a device did not answer, as a source tells it: the SNMP request timed
+#: out (``no_answer``), the agent answered an error status (``snmp_error``), an
+#: MQTT presence ``offline`` or Last Will (``offline``), or a keeper's test call
+#: failed (``checkin_failed``).
+Failure = Literal["no_answer", "snmp_error", "offline", "checkin_failed"]
+FAILURES: tuple[Failure, ...] = Failure.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +89,13 @@ class Observation:
             ones that decoded (a value that would not decode is absent, not 0).
         conclusive: a failure that needs no confirmation (an MQTT presence
             ``offline`` or Last Will), so hysteresis is skipped.
-        error: a short reason for a failure, for status and logs.
+        error: why it failed (:data:`Failure`), ``None`` when it answered.
+        detail: what the source knows more of a failure (an SNMP error status,
+            a keeper's note), as it came.
+        missing: readings asked for (or sent) this time with no usable value:
+            a vendor sentinel (-1 "not supported", ``N/A``), noSuchInstance, a
+            value that would not decode.  Their last value is not known any
+            more, from ``at`` on.
     """
 
     device: str
@@ -83,7 +103,9 @@ class Observation:
     reachable: bool
     readings: Mapping[str, Reading] = field(default_factory=dict)
     conclusive: bool = False
-    error: str | None = None
+    error: Failure | None = None
+    detail: str = ""
+    missing: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,12 @@
 """The JSON API: sites with their channels, scenarios and outages; check-ins; road outages.
 
-``GET /api/v1/sites`` and ``GET /api/v1/sites/{id}`` read the latest snapshot.
+``GET /api/v1/sites`` and ``GET /api/v1/sites/{id}`` read the latest snapshot;
+their words (reasons, evidence, the status-table cells) are in the
+configuration's ``language`` unless ``?lang=zh|en`` asks otherwise.
+Endurance is given in seconds as three distinct results: known
+(``endurance_seconds``, or ``unbounded``), unknown (``unknown: true``, with
+``at_least_seconds`` / ``at_most_seconds`` where known), and none working
+(``endurance_seconds: 0``).
 ``POST /api/v1/checkins``, ``POST /api/v1/outages`` and
 ``DELETE /api/v1/outages/{site}/{kind}`` change what the daemon knows; they
 need ``Authorization: Bearer <http.token>``.  A bad body gets 400 with
@@ -20,14 +26,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from commsmon.core.dispatch import Silence
+from commsmon.core.endurance import Endurance
 from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import Declaration
-from commsmon.core.power import Endurance
-from commsmon.core.readiness import ScenarioResult
+from commsmon.core.readiness import VIEWS, Outlook, ScenarioResult
 from commsmon.core.types import CheckIn
+from commsmon.outputs.wording import Language, Wording
 from commsmon.sources.checkins import CheckInBody
 
-__all__ = ["Operations", "add_api_routes"]
+__all__ = ["Operations", "add_api_routes", "endurance_json", "site_json"]
 
 _M = TypeVar("_M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -90,6 +97,7 @@ def add_api_routes(
     token: str | None,
     clock: Callable[[], float],
     tz: tzinfo,
+    language: Language = "zh",
 ) -> None:
     """Add the API's routes to ``app``.
 
@@ -100,6 +108,7 @@ def add_api_routes(
         token: the bearer token writes need; ``None`` refuses every write (403).
         clock: wall clock, epoch seconds.
         tz: time zone for the times in responses.
+        language: the language of its words unless a request asks (``?lang=``).
     """
 
     def when(ts: float | None) -> str | None:
@@ -111,20 +120,29 @@ def add_api_routes(
             raise _error(503, "not ready yet")
         return snap
 
-    async def sites(_: web.Request) -> web.Response:
+    def words(request: web.Request, snap: Snapshot) -> Wording:
+        asked = request.query.get("lang", language)
+        if asked not in ("zh", "en"):
+            raise _error(400, "lang: must be zh or en", "lang")
+        return Wording(asked, tz, snap.at)  # type: ignore[arg-type]
+
+    async def sites(request: web.Request) -> web.Response:
         snap = current()
-        body = {"at": when(snap.at), "sites": [_site(s, when, full=False) for s in
-                                                snap.sites.values()]}
+        w = words(request, snap)
+        body = {"at": when(snap.at), "language": w.language,
+                "sites": [site_json(s, when, w, full=False) for s in snap.sites.values()]}
         return web.json_response(body, dumps=_dumps)
 
     async def site(request: web.Request) -> web.Response:
         snap = current()
+        w = words(request, snap)
         status = snap.sites.get(request.match_info["site"])
         if status is None:
             raise _error(404, f"unknown site {request.match_info['site']!r}", "site")
-        body = _site(status, when, full=True)
+        body = site_json(status, when, w, full=True)
+        body["language"] = w.language
         body["devices"] = [
-            _device(snap.devices[d], snap.at, when)
+            _device(snap.devices[d], snap.at, when, w)
             for d, dev in snap.devices.items() if dev.device.site == status.site.id
         ]
         return web.json_response(body, dumps=_dumps)
@@ -250,29 +268,63 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, allow_nan=False)
 
 
-def _hours(endurance: float | None) -> dict[str, Any]:
-    if endurance is not None and math.isinf(endurance):
-        return {"endurance_hours": None, "unbounded": True}
-    return {"endurance_hours": endurance, "unbounded": False}
-
-
-def _scenario(r: ScenarioResult, full: bool) -> dict[str, Any]:
-    out = {"ready": r.ready, "target_hours": r.target_hours, "surviving": list(r.surviving),
-           **_hours(r.endurance_hours), "reason": r.reason}
-    if full:
-        out["channels"] = {
-            o.channel: {"survives": o.survives, **_hours(_endurance(o.endurance)),
-                        "reason": o.reason}
-            for o in r.channels
-        }
+def endurance_json(e: Endurance | None) -> dict[str, Any]:
+    """An endurance as the API gives it, in seconds, its three results kept apart:
+    known (``endurance_seconds``; 0 when nothing works), ``unbounded``, ``unknown``
+    (with ``at_least_seconds`` / ``at_most_seconds`` where known)."""
+    if e is None:
+        e = Endurance(0.0, math.inf)
+    out: dict[str, Any] = {
+        "endurance_seconds": None if not e.exact or e.unbounded else round(e.lower * 3600, 1),
+        "unbounded": e.unbounded,
+        "unknown": not e.exact,
+    }
+    if not e.exact:
+        out["at_least_seconds"] = round(e.lower * 3600, 1) if e.lower > 0 else None
+        out["at_most_seconds"] = None if math.isinf(e.upper) else round(e.upper * 3600, 1)
     return out
 
 
-def _endurance(e: Endurance | None) -> float | None:
-    return None if e is None else e.hours
+def _outlook(o: Outlook, target: float, here: str, w: Wording) -> dict[str, Any]:
+    fact = o.as_fact()
+    out = {"survives": o.survives, **endurance_json(o.endurance),
+           "reason": w.outlook(fact, target, here)}
+    if o.device is not None:
+        out["dependents"] = [{"site": s, "channel": c or None} for s, c in o.dependents]
+    return out
 
 
-def _site(s: SiteStatus, when: Callable[[float | None], str | None], full: bool) -> dict[str, Any]:
+def _scenario(r: ScenarioResult, here: str, w: Wording, full: bool) -> dict[str, Any]:
+    verdict = r.as_fact()
+    out: dict[str, Any] = {
+        "ready": r.ready, "target_seconds": r.target_hours * 3600,
+        "surviving": list(r.surviving), **endurance_json(r.endurance),
+        "cell": w.cell(verdict), "reason": w.verdict(verdict, here),
+        "outages": [w.fact(f, here) for f in r.outages],
+    }
+    if r.scenario == "now":
+        out["until"] = None if r.until is None else w.at(None).time(r.until)
+        out["until_timestamp"] = r.until
+    if full:
+        out["channels"] = {o.channel: _outlook(o, r.target_hours, here, w)
+                           for o in r.channels if o.channel}
+        out["supports"] = {o.device: _outlook(o, r.target_hours, here, w)
+                           for o in r.supports if o.device}
+    return out
+
+
+def site_json(
+    s: SiteStatus, when: Callable[[float | None], str | None], w: Wording, full: bool
+) -> dict[str, Any]:
+    """A site as ``GET /api/v1/sites`` gives it (``full``: with each channel's outlook).
+
+    Args:
+        s: the site's status.
+        when: epoch seconds -> ISO 8601 local time.
+        w: the words' language and time zone.
+        full: add per-channel and per-support outlooks.
+    """
+    here = s.site.id
     return {
         "id": s.site.id,
         "name": s.site.name,
@@ -281,27 +333,40 @@ def _site(s: SiteStatus, when: Callable[[float | None], str | None], full: bool)
         "latitude": s.site.latitude,
         "longitude": s.site.longitude,
         "state": s.state.value,
+        "state_text": w.state(s.state.value),
         "since": when(s.since),
         "reachable": s.reachable,
         "channels": {c: ch.state.value for c, ch in s.channels.items()},
-        "scenarios": {n: _scenario(r, full) for n, r in s.scenarios.items()},
+        "scenarios": {n: _scenario(s.scenarios[n], here, w, full)
+                      for n in VIEWS if n in s.scenarios},
         "outages": {
-            k: {"since": when(o.since), "evidence": list(o.evidence), "declared": o.declared}
+            k: {"since": when(o.since), "evidence": [w.fact(f, here) for f in o.evidence],
+                "declared": o.declared}
             for k, o in s.outages.items()
         },
     }
 
 
 def _device(
-    d: DeviceStatus, now: float, when: Callable[[float | None], str | None]
+    d: DeviceStatus, now: float, when: Callable[[float | None], str | None], w: Wording
 ) -> dict[str, Any]:
-    readings = {k: v for k, v in d.readings.items()
-                if not (isinstance(v, float) and not math.isfinite(v))}
+    readings = {}
+    for name, value in d.readings.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            continue
+        at = d.taken_at.get(name)
+        readings[name] = {"value": value, "at": when(at),
+                          "age_seconds": None if at is None else round(now - at, 1),
+                          "stale": name in d.stale}
+    for name, since in d.unavailable.items():
+        readings[name] = {"value": None, "at": when(d.taken_at.get(name)),
+                          "age_seconds": None, "stale": False, "unavailable_since": when(since)}
     checkin = None
     if d.checkin is not None:
         c = d.checkin
         checkin = {"at": when(c.at), "age_seconds": round(now - c.at, 1),
-                   "result": "ok" if c.ok else "failed", "by": c.by, "note": c.note}
+                   "result": "ok" if c.ok else "failed", "by": c.by, "note": c.note,
+                   "battery": c.charge}
     return {
         "id": d.device.id,
         "name": d.device.name,
@@ -309,10 +374,11 @@ def _device(
         "channel": d.device.channel,
         "power": str(d.device.power),
         "state": d.state.value,
+        "state_text": w.state(d.state.value),
         "since": when(d.since),
-        "reason": d.reason,
+        "reason": w.facts(d.reasons, d.device.site) or None,
         "last_seen": when(d.last_seen),
         "readings": readings,
-        **_hours(_endurance(d.endurance)),
+        **endurance_json(d.endurance),
         "checkin": checkin,
     }

@@ -28,6 +28,7 @@ from commsmon.core.types import WORKING, State
 __all__ = ["FleetExposition"]
 
 _STATES = tuple(State)
+_SITE_STATES = tuple(s for s in State if s is not State.LOST)  # lost is a device's state
 
 
 def _escape(value: str) -> str:
@@ -129,10 +130,10 @@ class FleetExposition:
                         "When the device entered its current state, Unix epoch seconds.")
         seen = _Family("commsmon_device_last_seen_timestamp_seconds", "gauge",
                        "When the device last answered, Unix epoch seconds.")
-        endurance = _Family("commsmon_device_endurance_hours", "gauge",
-                            "Hours the device keeps power if mains is lost now (own battery plus "
-                            "UPS runtime plus generator fuel); +Inf if unbounded, absent if "
-                            "unknown.")
+        endurance = _Family("commsmon_device_endurance_seconds", "gauge",
+                            "Seconds the device keeps power if mains is lost now (own battery "
+                            "plus UPS runtime plus generator fuel; a UPS or generator its own "
+                            "runtime or fuel); +Inf if unbounded, absent if unknown.")
         checkin_age = _Family("commsmon_device_checkin_age_seconds", "gauge",
                               "Seconds since the device's last check-in (test call, roll call).")
         for status in snap.devices.values():
@@ -147,7 +148,7 @@ class FleetExposition:
                 seen.add(labels, status.last_seen)
             hours = status.endurance.hours if status.endurance else None
             if hours is not None:
-                endurance.add(labels, hours)
+                endurance.add(labels, hours * 3600)
             if status.checkin is not None:
                 checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
             for s in _STATES:
@@ -203,15 +204,26 @@ class FleetExposition:
                                 "1 for the channel's current state (up, down, unknown), 0 for "
                                 "the others.")
         ready = _Family("commsmon_site_scenario_ready", "gauge",
-                        "1 if the site keeps a channel for its target hours in the scenario "
-                        "(network, road, power, all), else 0.")
-        scenario_hours = _Family("commsmon_site_scenario_endurance_hours", "gauge",
-                                 "Hours the site's longest-lasting channel lasts in the scenario; "
-                                 "+Inf if unbounded, absent if no channel works or it is unknown.")
+                        "1 if the site certainly lasts its target in the scenario (network, "
+                        "road, power, all; now: only the outages active now), else 0.")
+        scenario_seconds = _Family("commsmon_site_scenario_endurance_seconds", "gauge",
+                                   "Seconds the site lasts in the scenario (its longest-lived "
+                                   "channel; a hub its shortest-lived support); 0 if no channel "
+                                   "works, +Inf if unbounded, absent while unknown.")
+        at_least = _Family("commsmon_site_scenario_endurance_at_least_seconds", "gauge",
+                           "While the scenario's endurance is unknown: the seconds that are "
+                           "certain (absent when it is known).")
+        until = _Family("commsmon_site_reachable_until_timestamp_seconds", "gauge",
+                        "With the outages active now, when the site stops being reachable, "
+                        "Unix epoch seconds (at least, while unknown); absent while unbounded.")
+        bearing = _Family("commsmon_site_now_outages", "gauge",
+                          "Outages active now that bear on the site: its own, and power cuts at "
+                          "sites its channels go through (the district centre); the now "
+                          "scenario judges exactly these.")
         surviving = _Family("commsmon_site_channels_surviving", "gauge",
-                            "Number of channels that last the target hours in the scenario.")
-        target = _Family("commsmon_site_target_hours", "gauge",
-                         "Hours the site must last on its own in each scenario.")
+                            "Number of channels that last the target in the scenario.")
+        target = _Family("commsmon_site_target_seconds", "gauge",
+                         "Seconds the site must last on its own in each scenario.")
         outage = _Family("commsmon_site_outage_active", "gauge",
                          "1 while an outage (power, network, road) is detected or declared at "
                          "the site.")
@@ -227,7 +239,7 @@ class FleetExposition:
             info.add(f"{labels},{extra}", 1)
             if status.reachable is not None:
                 reachable.add(labels, 1 if status.reachable else 0)
-            for s in _STATES:
+            for s in _SITE_STATES:
                 state.add(f'{labels},state="{s.value}"', 1 if status.state is s else 0)
                 seconds.add(f'{labels},state="{s.value}"', status.seconds[s])
             for name, channel in status.channels.items():
@@ -237,17 +249,26 @@ class FleetExposition:
                 for s in (State.UP, State.DOWN, State.UNKNOWN):
                     channel_state.add(f'{ch},state="{s.value}"', 1 if channel.state is s else 0)
             if status.scenarios:
-                target.add(labels, site.target_hours)
+                target.add(labels, site.target_hours * 3600)
+            now = status.scenarios.get("now")
+            if now is not None:
+                bearing.add(labels, len(now.outages))
             for scenario, result in status.scenarios.items():
                 sc = f'{labels},scenario="{scenario}"'
                 ready.add(sc, 1 if result.ready else 0)
                 surviving.add(sc, len(result.surviving))
-                if result.endurance_hours is not None:
-                    scenario_hours.add(sc, result.endurance_hours)
+                e = result.endurance
+                if e.exact:
+                    scenario_seconds.add(sc, e.lower * 3600)
+                else:
+                    at_least.add(sc, e.lower * 3600)
+                if result.until is not None:
+                    until.add(labels, result.until)
             for kind in OUTAGE_KINDS:
                 active = status.outages.get(kind)
                 outage.add(f'{labels},outage="{kind}"', 1 if active else 0)
                 if active is not None:
                     outage_since.add(f'{labels},outage="{kind}"', active.since)
         return (info, reachable, state, seconds, channel_up, channel_state,
-                ready, scenario_hours, surviving, target, outage, outage_since)
+                ready, scenario_seconds, at_least, surviving, target, until, bearing, outage,
+                outage_since)

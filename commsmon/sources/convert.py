@@ -25,6 +25,7 @@ __all__ = [
     "decode",
     "decode_json_field",
     "decode_varbind",
+    "json_field_present",
     "rate_reading",
 ]
 
@@ -95,6 +96,18 @@ def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading
             return None
         node = node[part]
     return None if node is None else _guarded(spec, node, None)
+
+
+def json_field_present(spec: ReadingSpec, document: Mapping[str, Any]) -> bool:
+    """Whether the reading's ``field`` is in ``document`` at all (even as ``null``):
+    a message that leaves a field out says nothing of it; one that sends it
+    with no usable value says it is not known now."""
+    node: Any = document
+    for part in (spec.field or "").split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _guarded(spec: ReadingSpec, raw: Any, charset: str | None) -> Reading | None:

@@ -38,7 +38,12 @@ from commsmon.selfmetrics import (
 )
 from commsmon.sources import peers
 from commsmon.sources.checkins import CheckInBody
-from commsmon.sources.convert import DecodeError, decode_json_field, rate_reading
+from commsmon.sources.convert import (
+    DecodeError,
+    decode_json_field,
+    json_field_present,
+    rate_reading,
+)
 from commsmon.sources.counters import CounterRates, CounterSample
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
@@ -277,8 +282,7 @@ class MqttSource:
         if word in _ONLINE:
             return Observation(route.device, now, True)
         if word in _OFFLINE:
-            return Observation(route.device, now, False, conclusive=True,
-                               error="presence offline")
+            return Observation(route.device, now, False, conclusive=True, error="offline")
         return self._reject(route, "bad_payload", f"presence {word[:20]!r}")
 
     def _telemetry(self, route: Route, payload: bytes, now: float) -> Observation | None:
@@ -289,6 +293,7 @@ class MqttSource:
         if not isinstance(document, dict):
             return self._reject(route, "not_object", type(document).__name__)
         readings: dict[str, Reading] = {}
+        missing: list[str] = []  # sent, but with no usable value: not known from now
         at = _timestamp(document, now)
         for name, spec in route.readings.items():
             try:
@@ -298,14 +303,19 @@ class MqttSource:
                 if self._once.first((route.device, name), exc.reason):
                     log.warning("mqtt value not decoded", device=route.device,
                                 reading=name, problem=str(exc))
+                missing.append(name)
                 continue
             self._once.clear((route.device, name))
-            if spec.counter is not None and value is not None:
+            if value is None:
+                if json_field_present(spec, document):  # null or a sentinel ("N/A", -1)
+                    missing.append(name)
+                continue
+            if spec.counter is not None:
                 sample = CounterSample(int(value), at)
                 value = rate_reading(spec, self._rates, route.device, name, sample)
             if value is not None:
                 readings[name] = value
-        return Observation(route.device, at, True, readings)
+        return Observation(route.device, at, True, readings, missing=frozenset(missing))
 
     def _checkin(self, route: Route, payload: bytes, now: float) -> None:
         try:

@@ -2,16 +2,17 @@
 
 One compact JSON object per observation on ``<topic_prefix>/_shard/<index>``,
 QoS 1, read by that shard's persistent session:
-``{"d": device, "t": epoch s, "ok": bool, "r": {reading: value}, "c": bool, "e": text}``.
+``{"d": device, "t": epoch s, "ok": bool, "r": {reading: value}, "c": bool, "e": failure,
+"x": detail, "m": [missing reading]}``.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
-from commsmon.core.types import Observation, Reading
+from commsmon.core.types import FAILURES, Failure, Observation, Reading
 
 __all__ = ["decode", "encode", "inbox"]
 
@@ -31,6 +32,10 @@ def encode(obs: Observation) -> bytes:
         body["c"] = True
     if obs.error:
         body["e"] = obs.error
+    if obs.detail:
+        body["x"] = obs.detail
+    if obs.missing:
+        body["m"] = sorted(obs.missing)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -55,6 +60,16 @@ def decode(payload: bytes) -> Observation:
         if not isinstance(value, float | str | bool):
             raise ValueError(f"reading {name!r} is not a number, text or boolean")
         values[name] = value
-    error = body.get("e")
+    error, detail, missing = body.get("e"), body.get("x", ""), body.get("m", [])
+    if not isinstance(missing, list) or not all(isinstance(m, str) for m in missing):
+        raise ValueError("'m' must be a list of reading names")
     return Observation(device, float(at), ok, values, conclusive=body.get("c") is True,
-                       error=error if isinstance(error, str) else None)
+                       error=_failure(error, ok), detail=detail if isinstance(detail, str) else "",
+                       missing=frozenset(missing))
+
+
+def _failure(error: Any, ok: bool) -> Failure | None:
+    """A failure a peer named; one this version does not know is a plain no-answer."""
+    if ok:
+        return None
+    return cast(Failure, error) if error in FAILURES else "no_answer"

@@ -15,7 +15,7 @@ from typing import Any
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DS = {"type": "prometheus", "uid": "${datasource}"}
-SCENARIOS = "network, road, power, all"
+SCENARIOS = "network, road, power, all, now"
 
 
 def _datasource_var() -> dict[str, Any]:
@@ -86,8 +86,10 @@ def overview() -> dict[str, Any]:
     p.add("stat", "Active outages", [_target(
         "sum(commsmon_site_outage_active) or vector(0)", instant=True)], w=6, h=4,
         description="Outages (power, network, road) detected or declared now.")
-    p.add("stat", "Devices down", [_target(
-        "count(commsmon_device_up == 0) or vector(0)", instant=True)], w=6, h=4)
+    p.add("stat", "Devices down or unusable", [_target(
+        "count(commsmon_device_up == 0) or vector(0)", instant=True)], w=6, h=4,
+        description="Down (no answer), or lost: answering but unable to carry the channel "
+                    "(not registered, no signal).")
     p.add("stat", "Villages not ready for 72 h without mains", [_target(
         'count(commsmon_site_scenario_ready{scenario="power"} == 0) or vector(0)',
         instant=True)], w=6, h=4)
@@ -131,13 +133,22 @@ def village() -> dict[str, Any]:
         f" commsmon_device_info{s}", instant=True, table=True)], w=12, h=10)
     p.add("table", "Channels to the command centre", [_target(
         f"commsmon_site_channel_state{s} == 1", instant=True, table=True)], w=12, h=10)
+    # Endurance is exported in seconds (base unit); officers read hours.
     p.add("bargauge", "Scenario endurance, hours (target line at the village's target)", [
-        _target(f"commsmon_site_scenario_endurance_hours{s}", "{{scenario}}", instant=True,
-                ref="A"),
-        _target(f"commsmon_site_target_hours{s}", "target", instant=True, ref="B"),
-    ], w=12, h=8)
+        _target(f"(commsmon_site_scenario_endurance_seconds{s}"
+                f" or commsmon_site_scenario_endurance_at_least_seconds{s}) / 3600",
+                "{{scenario}}", instant=True, ref="A"),
+        _target(f"commsmon_site_target_seconds{s} / 3600", "target", instant=True, ref="B"),
+    ], w=12, h=8, description="now: with the outages active now. Where endurance is "
+                              "unknown, the hours that are certain (at least).",
+        fieldConfig={"defaults": {"unit": "h"}})
+    p.add("stat", "Reachable until (outages active now)", [_target(
+        f"commsmon_site_reachable_until_timestamp_seconds{s} * 1000", "until",
+        instant=True)], w=12, h=8, fieldConfig={"defaults": {"unit": "dateTimeAsLocal"}},
+        description="Absent while no outage bears on the village (it lasts).")
     p.add("bargauge", "Device endurance without mains, hours", [_target(
-        f"commsmon_device_endurance_hours{s}", "{{device}}", instant=True)], w=12, h=8)
+        f"commsmon_device_endurance_seconds{s} / 3600", "{{device}}", instant=True)],
+        w=12, h=8, fieldConfig={"defaults": {"unit": "h"}})
     p.add("timeseries", "Battery charge", [_target(
         f"commsmon_battery_charge_ratio{s}", "{{device}}")], w=8, h=8,
         fieldConfig={"defaults": {"unit": "percentunit", "min": 0, "max": 1}})
@@ -161,7 +172,7 @@ def village() -> dict[str, Any]:
 
 def availability() -> dict[str, Any]:
     """Availability per village and device from the seconds-in-state counters."""
-    up, known = 'state=~"up|degraded"', 'state=~"up|degraded|down"'
+    up, known = 'state=~"up|degraded"', 'state=~"up|degraded|lost|down"'
     p = _Layout()
     for window in ("1d", "7d", "30d"):
         p.add("stat", f"Mean village availability, {window}", [_target(

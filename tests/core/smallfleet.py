@@ -19,7 +19,8 @@ def small_inventory() -> Inventory:
         ),
         Device(
             "sat", "v1", "satphone", "sat", "mqtt", "satphone-dock", channel="satellite",
-            health=(HealthRule("battery", "battery low", below=0.3),), stale_after=600,
+            health=(HealthRule("battery", below=0.3, text={"zh": "电量低", "en": "battery low"}),),
+            stale_after=600,
         ),
     ]
     return Inventory.build(sites, devices)

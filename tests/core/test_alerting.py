@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from commsmon.core.alerting import Alert, Notification
 from commsmon.core.dispatch import Dispatcher, Route, Silence, Timing, site_context
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.rules import AlertEngine, RuleSpec
@@ -247,7 +248,7 @@ def test_state_dir_fault_warns_once_and_resolves() -> None:
     (alert,) = note.alerts
     assert (alert.rule, alert.severity, alert.labels["fault"]) == \
         ("monitor_fault", "warning", "state_dir")
-    assert alert.facts["reason"] == "outbox.db: database or disk is full"
+    assert alert.facts == (Fact("state_dir", {"detail": "outbox.db: database or disk is full"}),)
     h.fleet.set_fault("state_dir", None)
     h.run(600, ALL)
     assert [n.status for n in h.to("log")] == ["firing", "resolved"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, HealthRule, Inventory
 from commsmon.core.types import Observation, State
@@ -17,7 +18,7 @@ def ok(device: str, at: float, **readings: float | str | bool) -> Observation:
 
 
 def fail(device: str, at: float, conclusive: bool = False) -> Observation:
-    return Observation(device, at, False, conclusive=conclusive, error="no answer")
+    return Observation(device, at, False, conclusive=conclusive, error="no_answer")
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def test_never_seen_is_unknown(fleet: Fleet) -> None:
     """A device that never answered is unknown, not down."""
     snap = fleet.evaluate(T0 + 1)
     assert snap.devices["router"].state is State.UNKNOWN
-    assert snap.devices["router"].reason == "not seen yet"
+    assert snap.devices["router"].reasons == (Fact("not_seen"),)
     assert snap.sites["v1"].reachable is None
 
 
@@ -116,7 +117,8 @@ def test_child_of_down_parent_is_unknown(fleet: Fleet) -> None:
         fleet.observe(fail("cam", T0 + i))
     cam = fleet.evaluate(T0 + 5).devices["cam"]
     assert cam.state is State.UNKNOWN
-    assert "router" in (cam.reason or "")
+    assert cam.reasons == (Fact("behind_parent", {"device": "router", "name": "router",
+                                                  "state": "down"}),)
 
 
 def test_health_rule_makes_degraded(fleet: Fleet) -> None:
@@ -124,7 +126,8 @@ def test_health_rule_makes_degraded(fleet: Fleet) -> None:
     fleet.observe(ok("sat", T0, battery=0.2))
     snap = fleet.evaluate(T0 + 1)
     assert snap.devices["sat"].state is State.DEGRADED
-    assert snap.devices["sat"].reason == "battery low"
+    (why,) = snap.devices["sat"].reasons
+    assert (why.code, why.arg("reading"), why.arg("effect")) == ("health", "battery", "degraded")
     assert snap.sites["v1"].channels["satellite"].state is State.UP
 
 
@@ -212,7 +215,7 @@ def test_every_site_silent_at_once_is_the_monitor(fleet: Fleet) -> None:
     for d in ("pdt", "sat"):
         fleet.observe(fail(d, T0 + 4, conclusive=True))
     snap = fleet.evaluate(T0 + 5)
-    assert snap.cut_off == "every site went silent at once"
+    assert snap.cut_off == Fact("cut_off", {"sources": ()})  # every site went silent at once
     assert snap.devices["router"].state is State.UNKNOWN
     assert snap.sites["v1"].state is State.UNKNOWN
     assert snap.sites["v1"].reachable is None
@@ -240,7 +243,7 @@ def test_reconfigure_keeps_devices_that_stay(fleet: Fleet) -> None:
     before = fleet.evaluate(T0 + 10)
     old = small_inventory()
     router = Device("router", "v1", "router", "router", "snmp", "router-mib2", channel="public",
-                    health=(HealthRule("cpu", "cpu busy", above=0.8),))
+                    health=(HealthRule("cpu", above=0.8, text={"zh": "CPU 忙", "en": "cpu busy"}),))
     cam2 = Device("cam2", "v1", "camera", "camera 2", "snmp", "hikvision-camera")
     devices = [router if d.id == "router" else d for d in old.devices.values() if d.id != "cam"]
     fleet.reconfigure(Inventory.build(list(old.sites.values()), [*devices, cam2]), T0 + 10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import Declaration
@@ -38,7 +39,7 @@ def test_ups_on_battery_is_power_outage_with_since() -> None:
     fleet.observe(Observation("ups", T0 + 10, True, {"output_source": "battery"}))
     first = fleet.evaluate(T0 + 11).sites["v"].outages["power"]
     assert first.since == T0 + 11
-    assert first.evidence == ("ups on battery (upsOutputSource)",)
+    assert first.evidence == (Fact("ups_on_battery", {"device": "ups", "name": "ups"}),)
     assert fleet.evaluate(T0 + 60).sites["v"].outages["power"].since == T0 + 11
     fleet.observe(Observation("ups", T0 + 70, True, {"output_source": "normal"}))
     assert "power" not in fleet.evaluate(T0 + 71).sites["v"].outages
@@ -51,7 +52,7 @@ def test_generator_running_without_mains() -> None:
     assert "power" not in fleet.evaluate(T0 + 2).sites["v"].outages
     fleet.observe(Observation("gen", T0 + 3, True, {"running": True, "mains_present": False}))
     outage = fleet.evaluate(T0 + 4).sites["v"].outages["power"]
-    assert outage.evidence == ("gen generator running without mains",)
+    assert outage.evidence == (Fact("generator_without_mains", {"device": "gen", "name": "gen"}),)
 
 
 def test_repeater_on_battery_is_power_outage_at_centre() -> None:
@@ -68,7 +69,8 @@ def test_line_bads_rise_counts_until_the_next_poll() -> None:
     assert "power" not in fleet.evaluate(T0 + 2).sites["v"].outages
     fleet.observe(Observation("ups", T0 + 61, True, {"input_line_bads": 4.0}))
     outage = fleet.evaluate(T0 + 62).sites["v"].outages["power"]
-    assert "upsInputLineBads rose" in outage.evidence[0]
+    assert outage.evidence == (Fact("input_line_bad", {"device": "ups", "name": "ups",
+                                                       "at": T0 + 61}),)
     assert "power" in fleet.evaluate(T0 + 100).sites["v"].outages
     fleet.observe(Observation("ups", T0 + 121, True, {"input_line_bads": 4.0}))
     assert "power" not in fleet.evaluate(T0 + 122).sites["v"].outages
@@ -91,8 +93,8 @@ def test_public_silent_while_satellite_reports_is_network_outage() -> None:
     for i in range(3):
         fleet.observe(Observation("router", T0 + 3 + i, False))
     outage = fleet.evaluate(T0 + 10).sites["v"].outages["network"]
-    assert "router, cam4g" in outage.evidence[0]
-    assert "satellite works" in outage.evidence[0]
+    assert outage.evidence == (Fact("public_silent", {"devices": ("cam4g", "router"),
+                                                      "working": ("satellite",)}),)
 
 
 def test_whole_village_silent_is_not_network_outage() -> None:
@@ -109,7 +111,8 @@ def test_declared_road_outage_expires_and_clears() -> None:
     assert fleet.declare(Declaration("v", "road", T0, T0 + 3600, "duty officer", "landslide"))
     road = fleet.evaluate(T0 + 10).sites["v"].outages["road"]
     assert road.declared and road.since == T0
-    assert "duty officer" in road.evidence[0] and "landslide" in road.evidence[0]
+    assert road.evidence == (Fact("road_declared", {"by": "duty officer", "until": T0 + 3600,
+                                                    "note": "landslide", "since": T0}),)
     assert "road" not in fleet.evaluate(T0 + 3600).sites["v"].outages
     fleet.declare(Declaration("v", "road", T0 + 4000))
     assert "road" in fleet.evaluate(T0 + 4001).sites["v"].outages

@@ -102,7 +102,7 @@ def test_bad_shard_index(index: int, count: int) -> None:
 
 def test_peer_encoding_round_trips_and_rejects_garbage() -> None:
     obs = Observation("d1", 1764400000.5, False, {"fuel": 0.5, "source": "battery", "ok": True},
-                      conclusive=True, error="presence offline")
+                      conclusive=True, error="offline")
     assert peers.decode(peers.encode(obs)) == obs
     nan = Observation("d1", 1.0, True, {"fuel": float("nan"), "load": 3.0})
     assert peers.decode(peers.encode(nan)).readings == {"load": 3.0}

@@ -68,7 +68,7 @@ async def test_mains_cut_is_a_power_outage_and_fuel_burns_down_readiness(
         within=3 * INTERVAL + 5,
     )
     print(f"\npower outage seen {took:.1f} s after the mains cut (poll interval {INTERVAL} s)")
-    first = value(await daemon.samples(), "commsmon_site_scenario_endurance_hours",
+    first = value(await daemon.samples(), "commsmon_site_scenario_endurance_seconds",
                   site=SITE, scenario="power")
     assert first is not None
     await daemon.wait_for(
@@ -77,12 +77,13 @@ async def test_mains_cut_is_a_power_outage_and_fuel_burns_down_readiness(
             state="battery") == 1, within=3 * INTERVAL + 5)
     await asyncio.sleep(1.5)  # one evaluation
     evidence = (await _site(daemon, SITE))["outages"]["power"]["evidence"]
-    assert f"{SITE}-ups on battery (upsOutputSource)" in evidence
-    assert f"{SITE}-genset generator running without mains" in evidence
+    # In the district's language: which device, and what it shows.
+    assert f"UPS（{SITE}-ups）市电中断，电池供电" in evidence
+    assert any(f"（{SITE}-genset）市电中断时运行" in e for e in evidence), evidence
     await daemon.wait_for(
         "power endurance falling as fuel burns",
-        lambda s: (value(s, "commsmon_site_scenario_endurance_hours", site=SITE,
-                         scenario="power") or first) < first - 5,
+        lambda s: (value(s, "commsmon_site_scenario_endurance_seconds", site=SITE,
+                         scenario="power") or first) < first - 5 * 3600,
         within=30,
     )
     await fleet.restore_mains(SITE)
@@ -108,7 +109,7 @@ async def test_network_cut_is_a_network_outage(
     assert value(s, "commsmon_site_reachable", site=SITE) == 1
     assert value(s, "commsmon_site_scenario_ready", site=SITE, scenario="network") == 1
     site = await _site(daemon, SITE)
-    assert "every public-network device silent" in site["outages"]["network"]["evidence"][0]
+    assert "公网设备全部无应答" in site["outages"]["network"]["evidence"][0]
     assert site["channels"]["public"] == "down"
     fleet.restore_network(SITE)
     await daemon.wait_for(
@@ -135,7 +136,10 @@ async def test_cli_status_checkin_declare_clear(
     daemon, _, path = running
     code, out = await _cli(path, "status")
     assert code == 0, out
-    assert "NETWORK" in out and "占位村01" in out and "v14" in out
+    # In the district's language by default; the scenarios, then now.
+    assert "断网" in out and "当前" in out and "占位村01" in out and "v14" in out
+    code, out = await _cli(path, "status", "--lang", "en")
+    assert code == 0 and "NETWORK" in out and "NOW" in out, out
     code, out = await _cli(path, "checkin", "v04-sathand", "ok", "--note", "test call",
                            "--battery", "0.9")
     assert code == 0, out
@@ -145,7 +149,7 @@ async def test_cli_status_checkin_declare_clear(
     code, out = await _cli(path, "declare", "road", "v05", "--note", "landslide")
     assert code == 0, out
     code, out = await _cli(path, "status", "--reasons", "--site", "v05")
-    assert code == 0 and "outage road" in out and "landslide" in out, out
+    assert code == 0 and "断路" in out and "landslide" in out, out
     code, out = await _cli(path, "clear", "road", "v05")
     assert code == 0, out
     code, out = await _cli(path, "checkin", "ghost", "ok")

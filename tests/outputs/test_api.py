@@ -49,15 +49,25 @@ async def call(
 
 
 async def test_sites_lists_every_site_with_scenarios(api: tuple[str, Daemon]) -> None:
-    """GET /sites: all 15 sites, each with the four scenarios and a reason."""
+    """GET /sites: all 15 sites, each with the four scenarios, now, and a reason in the
+    configured language (Chinese) unless ?lang= asks for English."""
     url, _ = api
     status, body = await call("GET", f"{url}/sites", token=None)
     assert status == 200
+    assert body["language"] == "zh"
     assert len(body["sites"]) == 15
     v01 = next(s for s in body["sites"] if s["id"] == "v01")
-    assert set(v01["scenarios"]) == {"network", "road", "power", "all"}
-    assert v01["scenarios"]["power"]["ready"] is False  # nothing seen yet: unknown
-    assert "unknown" in v01["scenarios"]["power"]["reason"]
+    assert set(v01["scenarios"]) == {"network", "road", "power", "all", "now"}
+    power = v01["scenarios"]["power"]
+    assert power["ready"] is False and power["unknown"] is True  # nothing seen yet
+    assert power["endurance_seconds"] is None and power["at_least_seconds"] is None
+    assert "续航未知" in power["reason"] and "尚未收到数据" in power["reason"]
+    assert power["cell"] == "未知 ?"
+    status, body = await call("GET", f"{url}/sites?lang=en", token=None)
+    v01 = next(s for s in body["sites"] if s["id"] == "v01")
+    assert "endurance unknown" in v01["scenarios"]["power"]["reason"]
+    status, body = await call("GET", f"{url}/sites?lang=fr", token=None)
+    assert status == 400 and body["field"] == "lang"
 
 
 async def test_site_detail_has_devices(api: tuple[str, Daemon]) -> None:
@@ -103,7 +113,8 @@ async def test_checkin_recorded_persisted_and_applied(api: tuple[str, Daemon]) -
     _, detail = await call("GET", f"{url}/sites/v04", token=None)
     hand = next(d for d in detail["devices"] if d["id"] == "v04-sathand")
     assert hand["checkin"]["by"] == "张三"
-    assert hand["readings"]["charge"] == 0.8
+    assert hand["readings"]["charge"]["value"] == 0.8
+    assert hand["readings"]["charge"]["stale"] is False
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,12 @@
 """The human text of a notification, in Chinese or English, and fitting it into a byte budget.
 
 A message reads, top to bottom: one title line (severity, village, town, what
-happened), the village's context (surviving and lost channels, readiness per
-scenario, active outages), one line per alert (firing ones newest first, then
-the resolved ones) and the folded alerts (a count, then one line each).
+happened), the village's context (surviving and lost channels, while an
+outage bears on it how long it stays reachable and what gives out first,
+readiness per scenario, active outages), one line per alert (firing ones
+newest first, then the resolved ones, each with its facts and arithmetic) and
+the folded alerts (a count, then one line each).  Every word comes from the
+shared renderer (:mod:`commsmon.outputs.wording`) in the receiver's language.
 
 Robots cap messages in UTF-8 *bytes*, not characters (a Chinese character is
 3 bytes, an emoji 4), so :func:`fit` drops whole detail lines from the end —
@@ -11,19 +14,22 @@ folded alerts first, then the oldest alert lines, then context — and says how
 many it dropped; only when the title alone is too long is it cut, and then on a
 character boundary.
 
-Times are shown as ``MM-DD HH:MM`` in the district's time zone (default
-``Asia/Shanghai``).
+Times are shown in the district's time zone (default ``Asia/Shanghai``):
+``HH:MM`` on the notification's own day, else ``MM-DD HH:MM``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
-from typing import Literal
-from zoneinfo import ZoneInfo
+from datetime import tzinfo
 
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, Severity
+from commsmon.core.endurance import Endurance
+from commsmon.core.facts import Fact
+from commsmon.outputs.wording import DEFAULT_TZ, Language, Wording
+from commsmon.outputs.wording.catalogs import N_
 
 __all__ = [
     "DEFAULT_TZ",
@@ -41,84 +47,20 @@ __all__ = [
     "truncate_utf8",
 ]
 
-Language = Literal["zh", "en"]
-
-DEFAULT_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
-
 # Drop ranks: a higher rank is dropped first, from the end of the message.
 CONTEXT, ALERT, FOLDED = 0, 1, 2
 
-_SEVERITY: Mapping[Language, Mapping[str, str]] = {
-    "zh": {"critical": "严重", "warning": "警告", "info": "提示"},
-    "en": {"critical": "CRITICAL", "warning": "WARNING", "info": "INFO"},
-}
-_RESOLVED: Mapping[Language, str] = {"zh": "已恢复", "en": "RESOLVED"}
-_CHANNEL: Mapping[Language, Mapping[str, str]] = {
-    "zh": {
-        "pdt370": "PDT 370M 集群",
-        "satellite": "卫星",
-        "public": "公网",
-        "beidou": "北斗短报文",
-    },
-    "en": {
-        "pdt370": "PDT 370 MHz",
-        "satellite": "satellite",
-        "public": "public network",
-        "beidou": "BeiDou",
-    },
-}
-_SCENARIO: Mapping[Language, Mapping[str, str]] = {
-    "zh": {"network": "断网", "road": "断路", "power": "断电", "all": "三断"},
-    "en": {"network": "network", "road": "road", "power": "power", "all": "all three"},
-}
-_OUTAGE: Mapping[Language, Mapping[str, str]] = {
-    "zh": {"network": "断网", "road": "断路", "power": "断电"},
-    "en": {"network": "network", "road": "road", "power": "power"},
-}
-_STATE: Mapping[Language, Mapping[str, str]] = {
-    "zh": {"down": "中断", "unknown": "未知", "degraded": "异常", "up": "正常"},
-    "en": {"down": "down", "unknown": "unknown", "degraded": "degraded", "up": "up"},
-}
-_WORDS: Mapping[Language, Mapping[str, str]] = {
-    "zh": {
-        "up": "现存通道",
-        "lost": "已断通道",
-        "ready": "三断准备",
-        "outages": "正在发生",
-        "none": "无",
-        "is_ready": "就绪",
-        "not_ready": "未就绪",
-        "sep": "、",
-        "colon": "：",
-        "monitor": "监控中心",
-        "more": "等 {n} 项",
-        "folded": "另有 {n} 项设备告警已归入本村告警",
-        "omitted": "… 另有 {n} 行省略",
-    },
-    "en": {
-        "up": "Channels up",
-        "lost": "Channels lost",
-        "ready": "Readiness",
-        "outages": "Outages",
-        "none": "none",
-        "is_ready": "ready",
-        "not_ready": "NOT ready",
-        "sep": ", ",
-        "colon": ": ",
-        "monitor": "commsmon monitor",
-        "more": "(+{n} more)",
-        "folded": "{n} more device alerts folded into this one",
-        "omitted": "… {n} lines omitted",
-    },
-}
+_SEVERITY = {"critical": N_("CRITICAL"), "warning": N_("WARNING"), "info": N_("INFO")}
 # Which alert names the title when several fire: the worst, by rule.
 _RULE_ORDER = (
     "monitor_cut_off",
     "site_isolated",
-    "outage_active",
+    "countdown",
     "endurance_low",
+    "outage_active",
     "site_channel_lost",
     "device_down",
+    "device_lost",
     "scenario_not_ready",
     "checkin_stale",
     "device_degraded",
@@ -169,7 +111,7 @@ class Rendering:
 
 def format_time(epoch: float, tz: tzinfo = DEFAULT_TZ) -> str:
     """``MM-DD HH:MM`` of epoch seconds in ``tz``."""
-    return datetime.fromtimestamp(epoch, UTC).astimezone(tz).strftime("%m-%d %H:%M")
+    return Wording("en", tz).time(epoch)
 
 
 def _clean(text: str) -> str:
@@ -178,108 +120,108 @@ def _clean(text: str) -> str:
     return " ".join(text.splitlines()).strip()
 
 
-def _fact(alert: Alert, name: str) -> str:
-    return _clean(alert.facts.get(name, "") or alert.labels.get(name, ""))
+def alert_summary(alert: Alert, language: Language, tz: tzinfo = DEFAULT_TZ,
+                  now: float | None = None) -> str:
+    """What happened, in a few words ("天通卫星电话 离线", "PDT 370 MHz channel lost");
+    times against ``now`` (epoch seconds: the notification's)."""
+    w = Wording(language, tz, now)
+    return _clean(w.tidy(_summary(w, alert)))
 
 
-def _channel(name: str, lang: Language) -> str:
-    return _CHANNEL[lang].get(name, _clean(name))
-
-
-def _channel_list(text: str, lang: Language) -> str:
-    """``"pdt370 down, satellite unknown"`` (the rules' ``channels`` fact) in words."""
-    parts = []
-    for item in text.split(","):
-        words = item.split()
-        if not words:
-            continue
-        name = _channel(words[0], lang)
-        state = " ".join(words[1:])
-        if state:
-            state = _STATE[lang].get(state, _clean(state))
-            parts.append(f"{name}（{state}）" if lang == "zh" else f"{name} ({state})")
-        else:
-            parts.append(name)
-    return _WORDS[lang]["sep"].join(parts)
-
-
-def _hours(text: str, lang: Language) -> str:
-    if not text or text == "unknown":
-        return "续航未知" if lang == "zh" else "endurance unknown"
-    if text == "unbounded":
-        return "不受限" if lang == "zh" else "unbounded"
-    return f"约 {text} 小时" if lang == "zh" else f"≈ {text} h"
-
-
-def alert_summary(alert: Alert, language: Language) -> str:
-    """What happened, in a few words ("卫星电话 离线", "PDT 370 MHz channel lost")."""
-    zh = language == "zh"
-    rule = alert.rule
-    device = _fact(alert, "device_name") or _fact(alert, "device") or ("设备" if zh else "device")
-    if rule == "site_isolated":
-        return "失联，无可用通信通道" if zh else "isolated, no working channel"
-    if rule == "site_channel_lost":
-        ch = _channel(_fact(alert, "channel"), language) or ("某" if zh else "a")
-        return f"{ch}通道中断" if zh else f"{ch} channel lost"
-    if rule == "device_down":
-        return f"{device} 离线" if zh else f"{device} down"
-    if rule == "device_degraded":
-        return f"{device} 异常" if zh else f"{device} degraded"
-    if rule == "checkin_stale":
-        return f"{device} 测试通话超期" if zh else f"{device} check-in overdue"
-    if rule == "scenario_not_ready":
-        sc = _SCENARIO[language].get(_fact(alert, "scenario"), _fact(alert, "scenario"))
-        return f"{sc}准备不足" if zh else f"not ready for a {sc} outage"
-    if rule == "outage_active":
-        kind = _fact(alert, "outage")
-        out = _OUTAGE[language].get(kind, kind)
-        return f"正在{out}" if zh else f"{out} outage in progress"
-    if rule == "endurance_low":
-        hours = _hours(_fact(alert, "hours"), language)
-        target = _fact(alert, "target")
-        if zh:
-            return f"续航不足：{hours}" + (f"，目标 {target} 小时" if target else "")
-        return f"endurance low: {hours}" + (f", target {target} h" if target else "")
-    if rule == "monitor_cut_off":
-        return (
-            "监控中心与各村失去联系（疑为监控端故障）"
-            if zh
-            else "monitor cut off from the villages (fault likely at the monitor)"
-        )
-    if rule == "monitor_fault" and _fact(alert, "fault") == "state_dir":
-        return (
-            "监控端状态目录无法写入（磁盘满或只读），数据暂存内存"
-            if zh
-            else "monitor's state directory not writable (disk full or read-only); "
-            "state kept in memory"
-        )
-    return _fact(alert, "alertname") or _clean(rule)
-
-
-def _alert_extra(alert: Alert, language: Language) -> str:
-    """The supporting facts of an alert, in words, or ``""``."""
-    if alert.rule == "site_isolated":
-        channels = _fact(alert, "channels")
-        return _channel_list(channels, language) if channels else ""
-    if alert.rule == "outage_active":
-        return _fact(alert, "evidence")
-    return _fact(alert, "reason") or _fact(alert, "evidence")
-
-
-def alert_description(alert: Alert, language: Language, tz: tzinfo = DEFAULT_TZ) -> str:
-    """One line: what failed, why, since when (and until when, once resolved)."""
-    zh = language == "zh"
-    what = alert_summary(alert, language)
-    extra = _alert_extra(alert, language)
-    if extra:
-        what = f"{what}（{extra}）" if zh else f"{what} ({extra})"
-    since = format_time(alert.starts_at, tz)
+def alert_description(alert: Alert, language: Language, tz: tzinfo = DEFAULT_TZ,
+                      now: float | None = None, *, detail: bool = True) -> str:
+    """One line: what failed, why (the facts and the arithmetic, unless ``detail`` is
+    false), since when (and until when, once resolved); times against ``now`` (the
+    notification's), ``HH:MM`` that day."""
+    w = Wording(language, tz, now)
+    what = _summary(w, alert)
+    why = _detail(w, alert, alert.labels.get("site")) if detail else ""
+    if why:
+        what = f"{what}{w.paren(why)}"
+    since = w.time(alert.starts_at)
     if alert.ends_at is not None:
-        until = format_time(alert.ends_at, tz)
-        return (
-            f"已恢复：{what}，{since} 至 {until}" if zh else f"resolved: {what}, {since} – {until}"
-        )
-    return f"{what}，自 {since} 起" if zh else f"{what} since {since}"
+        text = w._("resolved: {what}, {since} to {until}").format(
+            what=what, since=since, until=w.time(alert.ends_at))
+    else:
+        text = w._("{what}, since {since}").format(what=what, since=since)
+    return _clean(w.tidy(text))
+
+
+def _summary(w: Wording, alert: Alert) -> str:
+    """What happened, in a few words (``天通卫星电话 离线``, ``正在断电``, ``预计可维持至
+    15:40，约 5.9 小时：不足 6 小时``)."""
+    rule = alert.rule
+    device = next((f for f in alert.facts if f.code == "device"), None)
+    name = w.label(device) if device is not None else alert.labels.get("device", "")
+    verdict = next((f for f in alert.facts if f.code == "verdict"), None)
+    if rule == "site_isolated":
+        return w._("isolated: no channel works")
+    if rule == "site_channel_lost":
+        return w._("{channel} channel lost").format(
+            channel=w.channel(alert.labels.get("channel", "")))
+    if rule == "device_down":
+        return w._("{device} down").format(device=name)
+    if rule == "device_lost":
+        return w._("{device} cannot carry its channel").format(device=name)
+    if rule == "device_degraded":
+        return w._("{device} needs attention").format(device=name)
+    if rule == "checkin_stale":
+        return w._("{device} test call overdue").format(device=name)
+    if rule == "scenario_not_ready":
+        return w._("not ready for a {scenario}").format(
+            scenario=w.scenario(alert.labels.get("scenario", "")))
+    if rule == "outage_active":
+        return w._("{outage} in progress").format(
+            outage=w.outage(alert.labels.get("outage", "")))
+    if rule in ("endurance_low", "countdown") and verdict is not None:
+        return _countdown_summary(w, verdict, alert)
+    if rule == "monitor_cut_off":
+        return w._("monitor cut off from the villages (the fault is likely at the "
+                      "monitor)")
+    if rule == "monitor_fault":
+        return w._("monitor's state directory not writable")
+    return rule
+
+def _countdown_summary(w: Wording, v: Fact, alert: Alert) -> str:
+    e = Endurance.from_fact(v.facts("endurance")[0]) if v.facts("endurance") \
+        else Endurance(0.0, math.inf)
+    target = v.number("target_hours") or 0
+    until = v.number("until")
+    if e.exact and until is not None:
+        text = w._("reachable until about {time}, {hours} left").format(
+            time=w.time(until), hours=w.hours(e.lower))
+    elif e.lost:
+        text = w._("no channel works now")
+    else:
+        text = w._("endurance unknown")
+        if e.lower > 0:
+            text = w._("at least {hours}").format(hours=w.hours(e.lower))
+    if alert.rule == "countdown":
+        return w._("{what}: under {hours}").format(
+            what=text, hours=w.hours(float(alert.labels.get("hours", "0") or 0)))
+    return w._("would not last {target}: {what}").format(
+        target=w.hours(target), what=text)
+
+def _detail(w: Wording, alert: Alert, here: str | None) -> str:
+    """The facts behind an alert, in a line (the why, the arithmetic); ``here`` is the
+    alert's site."""
+    rule = alert.rule
+    parts = []
+    for f in alert.facts:
+        if f.code == "device":  # a device alert's summary names the device already
+            parts.append(w.fact(f, here) if rule == "site_channel_lost"
+                         else w.facts(f.facts("causes"), here))
+        elif f.code == "verdict":
+            parts.append(w.verdict(f, here))
+        elif f.code == "outage":
+            parts.append(w.facts(f.facts("evidence"), here))
+        elif f.code == "channel_state":
+            if rule == "site_isolated":
+                parts.append(w.fact(f, here))
+        elif f.code != "countdown":
+            parts.append(w.fact(f, here))
+    sep = w.list_sep if rule == "site_isolated" else w.clause_sep
+    return sep.join(p for p in parts if p)
 
 
 def _headline(alerts: Sequence[Alert]) -> Alert | None:
@@ -291,68 +233,82 @@ def _headline(alerts: Sequence[Alert]) -> Alert | None:
     return min(alerts, key=worst) if alerts else None
 
 
+# Rules whose facts are the site's "now" verdict, which the context line already tells.
+_NOW_RULES = ("endurance_low", "countdown")
+
+
+def _shown(alerts: Sequence[Alert]) -> list[Alert]:
+    """``alerts`` less the countdowns a lower one of the same site supersedes (under
+    6 h says all that under 24 h did)."""
+    lowest: dict[str, float] = {}
+    for a in alerts:
+        if a.rule == "countdown" and not a.resolved:
+            hours = float(a.labels.get("hours", "inf") or "inf")
+            site = a.labels.get("site", "")
+            lowest[site] = min(hours, lowest.get(site, hours))
+    return [a for a in alerts if not (
+        a.rule == "countdown" and not a.resolved
+        and float(a.labels.get("hours", "inf") or "inf") > lowest[a.labels.get("site", "")])]
+
+
 def place(notification: Notification) -> str:
     """Where it happens: ``龙潭镇 石门村`` / ``Shimen (Longtan)``, or the monitor."""
     site = notification.site
     if site is None:
-        return _WORDS[notification.language]["monitor"]
+        return Wording(notification.language)._("commsmon monitor")
     name, town = _clean(site.name), _clean(site.town)
     if notification.language == "zh":
         return f"{town} {name}" if town else name
     return f"{name} ({town})" if town else name
 
 
-def title(notification: Notification) -> str:
+def title(notification: Notification, tz: tzinfo = DEFAULT_TZ) -> str:
     """The title line: ``【严重】龙潭镇 石门村：失联，无可用通信通道``.
 
     Severity (or "resolved"), the village and its town (or the monitor), and
     what happened: the worst firing alert, with a count of the others.
     """
-    lang: Language = notification.language
-    w = _WORDS[lang]
-    firing = [a for a in notification.alerts if not a.resolved]
+    w = Wording(notification.language, tz, notification.created_at)
+    firing = _shown([a for a in notification.alerts if not a.resolved])
     pool = firing or list(notification.alerts)
     if notification.status == "resolved" or not firing:
-        badge = _RESOLVED[lang]
+        badge = w._("RESOLVED")
     else:
         severity: Severity = notification.severity
-        badge = _SEVERITY[lang].get(severity, severity)
-    badge = f"【{badge}】" if lang == "zh" else f"[{badge}] "
-    where = place(notification)
+        badge = w._(_SEVERITY.get(severity, severity))
+    badge = f"【{badge}】" if w.language == "zh" else f"[{badge}] "
     top = _headline(pool)
-    what = alert_summary(top, lang) if top is not None else _clean(notification.group)
+    what = _clean(w.tidy(_summary(w, top))) if top is not None \
+        else _clean(notification.group)
     if len(pool) > 1:
-        what = f"{what} {w['more'].format(n=len(pool) - 1)}"
-    return f"{badge}{where}{w['colon']}{what}"
+        what = f"{what} " + w._n("(+{n} more)", "(+{n} more)", len(pool) - 1).format(
+            n=len(pool) - 1)
+    return f"{badge}{place(notification)}{w.colon}{what}"
 
 
-def _context(notification: Notification) -> list[str]:
-    """Label/value pairs as ``label：value`` strings (no markup)."""
+def _context(notification: Notification, w: Wording) -> list[tuple[str, str]]:
+    """(label, value) pairs of the site's context (no markup)."""
     site = notification.site
     if site is None:
         return []
-    lang: Language = notification.language
-    w = _WORDS[lang]
     out = []
-    up = w["sep"].join(_channel(c, lang) for c in site.channels_up) or w["none"]
-    out.append(f"{w['up']}{w['colon']}{up}")
+    if site.channels_up or site.channels_lost:  # a hub (the centre) has none of its own
+        up = w.list_sep.join(w.channel(c) for c in site.channels_up) or w._("none")
+        out.append((w._("Channels up"), up))
     if site.channels_lost:
-        lost = w["sep"].join(
-            _channel_list(f"{c} {st}", lang) for c, st in site.channels_lost.items()
-        )
-        out.append(f"{w['lost']}{w['colon']}{lost}")
+        lost = w.list_sep.join(f"{w.channel(c)}{w.paren(w.state(st))}"
+                               for c, st in site.channels_lost.items())
+        out.append((w._("Channels lost"), lost))
+    if site.now is not None:
+        out.append((w._("Now"), _clean(w.verdict(site.now, site.id))))
     if site.readiness:
         order = [s for s in ("network", "road", "power", "all") if s in site.readiness]
         order += sorted(s for s in site.readiness if s not in order)
-        words = [
-            f"{_SCENARIO[lang].get(s, _clean(s))} "
-            f"{w['is_ready'] if site.readiness[s] else w['not_ready']}"
-            for s in order
-        ]
-        out.append(f"{w['ready']}{w['colon']}{w['sep'].join(words)}")
+        ready, not_ready = w._("ready"), w._("NOT ready")
+        words = [f"{w.scenario(s)} {ready if site.readiness[s] else not_ready}" for s in order]
+        out.append((w._("Readiness"), w.list_sep.join(words)))
     if site.outages:
-        kinds = w["sep"].join(_OUTAGE[lang].get(k, _clean(k)) for k in site.outages)
-        out.append(f"{w['outages']}{w['colon']}{kinds}")
+        out.append((w._("Outages"), w.list_sep.join(w.outage(k) for k in site.outages)))
     return out
 
 
@@ -365,26 +321,32 @@ def _ordered(alerts: Sequence[Alert]) -> list[Alert]:
 
 def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: bool) -> list[Line]:
     lang: Language = notification.language
-    colon = _WORDS[lang]["colon"]
+    w = Wording(lang, tz, notification.created_at)
     lines = []
-    for text in _context(notification):
-        label, _, value = text.partition(colon)
-        shown = f"**{label}**{colon}{value}" if bold else text
+    for label, value in _context(notification, w):
+        value = _clean(value)
+        shown = f"**{label}**{w.colon}{value}" if bold else f"{label}{w.colon}{value}"
         lines.append(Line(f"{bullet}{shown}", CONTEXT))
-    for alert in _ordered(notification.alerts):
-        lines.append(Line(f"{bullet}{alert_description(alert, lang, tz)}", ALERT))
+    now = notification.created_at
+    told = notification.site is not None and notification.site.now is not None
+    for alert in _ordered(_shown(notification.alerts)):
+        brief = told and alert.rule in _NOW_RULES
+        text = alert_description(alert, lang, tz, now, detail=not brief)
+        lines.append(Line(f"{bullet}{text}", ALERT))
     if notification.folded:
-        count = _WORDS[lang]["folded"].format(n=len(notification.folded))
+        n = len(notification.folded)
+        count = w._n("{n} more device alert folded into this one",
+                     "{n} more device alerts folded into this one", n).format(n=n)
         lines.append(Line(f"{bullet}{count}", CONTEXT))
         for alert in _ordered(notification.folded):
-            lines.append(Line(f"{sub}{alert_description(alert, lang, tz)}", FOLDED))
+            lines.append(Line(f"{sub}{alert_description(alert, lang, tz, now)}", FOLDED))
     return lines
 
 
 def render_text(notification: Notification, *, tz: tzinfo = DEFAULT_TZ) -> Rendering:
     """Plain text: the title, then one line per fact (SMS, WeCom/DingTalk ``text``)."""
     return Rendering(
-        head=title(notification),
+        head=title(notification, tz),
         lines=tuple(_lines(notification, tz, "- ", "  · ", bold=False)),
         language=notification.language,
         bullet="- ",
@@ -407,7 +369,7 @@ def render_markdown(
             (for a card whose header carries it).
         prefix: text put before the title (a robot's required keyword).
     """
-    head = "" if heading is None else f"{heading}{prefix}{title(notification)}"
+    head = "" if heading is None else f"{heading}{prefix}{title(notification, tz)}"
     return Rendering(
         head=head,
         lines=tuple(_lines(notification, tz, "- ", "    - ", bold=True)),
@@ -470,7 +432,11 @@ def fit(rendering: Rendering, budget: int) -> str:
     full = r.text
     if _size(full) <= budget:
         return full
-    omitted_fmt = r.bullet + _WORDS[r.language]["omitted"]
+    w = Wording(r.language)
+
+    def omitted_line(n: int) -> str:
+        return r.bullet + w._n("… {n} line omitted", "… {n} lines omitted", n).format(n=n)
+
     sizes = [_size(ln.text) for ln in r.lines]
     sep = _size(r.separator)
     head = _size(r.head) + _size(r.head_separator) if r.head else 0
@@ -482,7 +448,7 @@ def fit(rendering: Rendering, budget: int) -> str:
         keep[i] = False
         kept_bytes -= sizes[i]
         kept_count -= 1
-        omitted = omitted_fmt.format(n=dropped)
+        omitted = omitted_line(dropped)
         # detail lines plus the omitted line, with separators between them
         total = head + kept_bytes + _size(omitted) + sep * kept_count
         if total <= budget:
@@ -491,7 +457,7 @@ def fit(rendering: Rendering, budget: int) -> str:
             assert _size(out) <= budget
             return out
     # Nothing but the head (and perhaps the omitted line) can remain.
-    omitted = omitted_fmt.format(n=len(r.lines)) if r.lines else ""
+    omitted = omitted_line(len(r.lines)) if r.lines else ""
     if r.head:
         room = budget - (_size(r.head_separator) + _size(omitted) if omitted else 0)
         if omitted and room >= _size(r.head) // 2:

@@ -35,6 +35,8 @@ from typing import Any
 import structlog
 
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
+from commsmon.core.facts import fact_from_json, fact_to_json
+from commsmon.core.rules import facts_from_json, facts_to_json
 from commsmon.statedb import StateDb
 
 __all__ = [
@@ -46,7 +48,9 @@ __all__ = [
 
 log = structlog.get_logger("commsmon.alerts")
 
-_FORMAT = 1  # version of the notification JSON; bump and convert on change
+_FORMAT = 2  # version of the notification JSON; bump and convert on change
+# Format 1 kept an alert's facts as texts; read, they give no facts (the alert stays).
+_READABLE = (1, _FORMAT)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -378,8 +382,8 @@ def notification_from_json(text: str) -> Notification:
         TypeError: a field has the wrong shape.
     """
     doc = json.loads(text)
-    if not isinstance(doc, dict) or doc.get("v") != _FORMAT:
-        raise ValueError(f"not a notification of format {_FORMAT}")
+    if not isinstance(doc, dict) or doc.get("v") not in _READABLE:
+        raise ValueError(f"not a notification of format {_READABLE}")
     status = doc["status"]
     if status not in ("firing", "resolved"):
         raise ValueError(f"bad status {status!r}")
@@ -405,7 +409,7 @@ def _alert_doc(a: Alert) -> dict[str, Any]:
         "rule": a.rule,
         "severity": a.severity,
         "labels": dict(a.labels),
-        "facts": dict(a.facts),
+        "facts": facts_to_json(a.facts),
         "starts_at": a.starts_at,
         "ends_at": a.ends_at,
     }
@@ -420,7 +424,7 @@ def _alert(d: Mapping[str, Any]) -> Alert:
         rule=_str(d["rule"]),
         severity=severity,
         labels=_str_map(d["labels"]),
-        facts=_str_map(d["facts"]),
+        facts=facts_from_json(d["facts"]),
         starts_at=_float(d["starts_at"]),
         ends_at=None if ends_at is None else _float(ends_at),
     )
@@ -436,6 +440,7 @@ def _site_doc(s: SiteContext) -> dict[str, Any]:
         "channels_lost": dict(s.channels_lost),
         "readiness": dict(s.readiness),
         "outages": list(s.outages),
+        "now": None if s.now is None else fact_to_json(s.now),
     }
 
 
@@ -454,6 +459,7 @@ def _site(d: Mapping[str, Any]) -> SiteContext:
         channels_lost=_str_map(d["channels_lost"]),
         readiness=dict(readiness),
         outages=tuple(_str(o) for o in d["outages"]),
+        now=None if d.get("now") is None else fact_from_json(d["now"]),
     )
 
 

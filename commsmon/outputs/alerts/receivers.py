@@ -307,12 +307,11 @@ class _AlertmanagerShapes(_HttpReceiver):
         self.tz = tz
 
     def _annotations(self, notification: Notification, alert: Alert) -> dict[str, str]:
-        lang = notification.language
-        where = place(notification)
+        lang, now = notification.language, notification.created_at
         colon = "：" if lang == "zh" else ": "
         return {
-            "summary": f"{where}{colon}{alert_summary(alert, lang)}",
-            "description": alert_description(alert, lang, self.tz),
+            "summary": f"{place(notification)}{colon}{alert_summary(alert, lang, self.tz, now)}",
+            "description": alert_description(alert, lang, self.tz, now),
         }
 
     def _generator_url(self, alert: Alert) -> str:
@@ -597,7 +596,7 @@ class DingTalkReceiver(_RobotReceiver):
 
     def body(self, notification: Notification) -> bytes:
         """The JSON body, at most :attr:`BODY_BUDGET` bytes."""
-        head = title(notification)
+        head = title(notification, self.tz)
         prefix = f"{self.keyword} " if self.keyword and self.keyword not in head else ""
         rendering = render_markdown(notification, tz=self.tz, prefix=prefix)
         short = truncate_utf8(prefix + head, _TITLE_BYTES)
@@ -718,7 +717,7 @@ class FeishuReceiver(_RobotReceiver):
 
     def body(self, notification: Notification, timestamp_s: int | None = None) -> bytes:
         """The JSON body (signed now or at ``timestamp_s``), at most :attr:`BODY_BUDGET` bytes."""
-        head = title(notification)
+        head = title(notification, self.tz)
         if self.keyword and self.keyword not in head:
             head = f"{self.keyword} {head}"
         resolved = notification.status == "resolved" or all(a.resolved for a in notification.alerts)

@@ -69,7 +69,7 @@ class AlertService:
     ) -> None:
         self.spec = spec
         self._clock = clock
-        self.engine = AlertEngine(spec.rule_specs())
+        self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
         languages = {r.name: r.language for r in spec.receivers}
         self.dispatcher = Dispatcher(routes, default, languages, spec.timing())

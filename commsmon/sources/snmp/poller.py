@@ -26,7 +26,7 @@ import structlog
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec, SnmpUserSpec
-from commsmon.core.types import Observation, Reading
+from commsmon.core.types import Failure, Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
@@ -259,38 +259,46 @@ class SnmpPoller:
             try:
                 values = await self._client.get(job.target, oids)
             except SnmpTimeout:
-                obs = self._failed(job, "timeout", "no answer")
+                obs = self._failed(job, "timeout", "no_answer", "")
             except SnmpError as exc:
-                obs = self._failed(job, "error", f"SNMP error: {exc.status or exc}")
+                obs = self._failed(job, "error", "snmp_error", str(exc.status or exc))
             else:
                 SNMP_REQUESTS.labels("ok").inc()
                 if self._once.clear((job.device, "poll")):
                     log.info("snmp device answers again", device=job.device)
-                readings = self._decode(job, values)
-                obs = Observation(job.device, self._clock(), True, readings)
+                readings, missing = self._decode(job, values)
+                obs = Observation(job.device, self._clock(), True, readings, missing=missing)
             finally:
                 self.last_poll = time.monotonic()
                 SNMP_DURATION.observe(self.last_poll - started)
         self._sink(obs)
         return obs
 
-    def _failed(self, job: PollJob, result: str, reason: str) -> Observation:
+    def _failed(self, job: PollJob, result: str, error: Failure, detail: str) -> Observation:
         SNMP_REQUESTS.labels(result).inc()
-        if self._once.first((job.device, "poll"), reason):
+        if self._once.first((job.device, "poll"), error + detail):
             log.warning(
                 "snmp poll failed",
                 device=job.device,
-                reason=reason,
+                reason=error,
+                detail=detail,
                 target=f"{job.target.host}:{job.target.port}",
             )
-        return Observation(job.device, self._clock(), False, error=reason)
+        return Observation(job.device, self._clock(), False, error=error, detail=detail)
 
-    def _decode(self, job: PollJob, values: Mapping[str, SnmpValue]) -> dict[str, Reading]:
+    def _decode(
+        self, job: PollJob, values: Mapping[str, SnmpValue]
+    ) -> tuple[dict[str, Reading], frozenset[str]]:
+        """The readings of one answer, and those asked for that gave no usable value
+        (a sentinel, noSuchInstance, a value that would not decode): the core must
+        forget their last value, not keep it."""
         readings: dict[str, Reading] = {}
+        missing: list[str] = []
         at, uptime = time.monotonic(), _uptime(values.get(SYS_UPTIME))
         for name, (oid, spec) in job.readings.items():
             value = values.get(oid)
             if value is None:
+                missing.append(name)
                 continue
             try:
                 decoded = decode_varbind(spec, value, job.charset)
@@ -303,14 +311,18 @@ class SnmpPoller:
                         "snmp value not decoded", device=job.device, reading=name,
                         oid=oid, problem=str(exc),
                     )
+                missing.append(name)
                 continue
             self._once.clear((job.device, oid))
-            if spec.counter is not None and decoded is not None:
+            if decoded is None:  # a vendor sentinel ("invalid"): not known now
+                missing.append(name)
+                continue
+            if spec.counter is not None:
                 sample = CounterSample(int(decoded), at, uptime)
                 decoded = rate_reading(spec, self._rates, job.device, name, sample)
             if decoded is not None:
                 readings[name] = decoded
-        return readings
+        return readings, frozenset(missing)
 
 
 def _uptime(value: SnmpValue | None) -> float | None:

@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from commsmon.core.alerting import Alert, Notification, SiteContext
+from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.messages import (
     Line,
     Rendering,
@@ -44,11 +45,17 @@ def alert(
     *,
     starts: float,
     ends: float | None = None,
-    facts: dict[str, str] | None = None,
+    facts: tuple[Fact, ...] = (),
     **labels: str,
 ) -> Alert:
     all_labels = {"alertname": rule, "severity": severity, "site": "v05", **labels}
-    return Alert(rule, severity, all_labels, facts or {}, starts, ends)  # type: ignore[arg-type]
+    return Alert(rule, severity, all_labels, facts, starts, ends)  # type: ignore[arg-type]
+
+
+def device(device_id: str, name: str, since: float, *causes: Fact, state: str = "down") -> Fact:
+    """The facts of a device alert, as the rules give them."""
+    return Fact("device", {"device": device_id, "name": name, "kind": "camera", "site": "v05",
+                           "state": state, "since": since, "causes": causes})
 
 
 def device_down(i: int, starts: float) -> Alert:
@@ -57,7 +64,7 @@ def device_down(i: int, starts: float) -> Alert:
         starts=starts,
         device=f"v05-cam{i}",
         kind="camera",
-        facts={"device_name": f"摄像头{i}", "reason": "no answer"},
+        facts=(device(f"v05-cam{i}", f"摄像头{i}", starts, Fact("no_answer")),),
     )
 
 
@@ -69,13 +76,15 @@ def notification(language: str = "zh", *, folded: int = 3, **over: object) -> No
             "critical",
             starts=NOW - 600,
             outage="power",
-            facts={"evidence": "UPS on battery"},
+            facts=(Fact("outage", {"site": "v05", "site_name": "石门村", "outage": "power",
+                                   "since": NOW - 600, "evidence": (Fact("ups_on_battery", {
+                                       "device": "v05-ups", "name": "UPS"}),)}),),
         ),
         alert(
             "site_channel_lost",
             starts=NOW - 2 * 3600,
             channel="pdt370",
-            facts={"providers": "v05-pdt"},
+            facts=(device("v05-pdt", "PDT 终端", NOW - 2 * 3600, Fact("offline")),),
         ),
         alert(
             "device_down",
@@ -83,7 +92,7 @@ def notification(language: str = "zh", *, folded: int = 3, **over: object) -> No
             ends=NOW - 60,
             device="v05-router",
             kind="router",
-            facts={"device_name": "4G 路由器", "reason": "no answer"},
+            facts=(device("v05-router", "4G 路由器", NOW - 5 * 3600, Fact("no_answer")),),
         ),
     )
     values: dict[str, object] = {
@@ -102,7 +111,7 @@ def notification(language: str = "zh", *, folded: int = 3, **over: object) -> No
 
 
 def test_format_time_in_shanghai_by_default_and_in_a_given_zone() -> None:
-    """MM-DD HH:MM in Asia/Shanghai unless told otherwise."""
+    """MM-DD HH:MM in Asia/Shanghai unless told otherwise (HH:MM alone on the day)."""
     assert format_time(NOW) == "11-29 16:00"
     assert format_time(NOW, UTC) == "11-29 08:00"
 
@@ -118,32 +127,35 @@ def test_zh_text_names_village_town_channels_readiness_and_times() -> None:
     assert "断网 就绪" in text and "断路 就绪" in text
     assert "断电 未就绪" in text and "三断 未就绪" in text
     assert "正在发生：断电" in text
-    assert "PDT 370M 集群通道中断，自 11-29 14:00 起" in text
-    assert "正在断电（UPS on battery），自 11-29 15:50 起" in text
-    assert "已恢复：4G 路由器 离线（no answer），11-29 11:00 至 11-29 15:59" in text
+    assert ("PDT 370M 集群通道中断（PDT 终端（v05-pdt）中断（自 14:00）：经 MQTT 报告离线），"
+            "自 14:00 起") in text
+    assert "正在断电（UPS（v05-ups）市电中断，电池供电），自 15:50 起" in text
+    assert "已恢复：4G 路由器（v05-router）离线（SNMP 请求超时），11:00 至 15:59" in text
     assert "另有 3 项设备告警已归入本村告警" in text
-    assert "摄像头0 离线" in text
+    assert "摄像头0（v05-cam0）离线" in text
 
 
 def test_en_text_names_village_town_channels_readiness_and_times() -> None:
     """The English text says the same."""
     text = render_text(notification("en")).text
     first = text.splitlines()[0]
-    assert first.startswith("[CRITICAL] 石门村 (龙潭镇): power outage in progress")
+    assert first.startswith("[CRITICAL] 石门村 (龙潭镇): power cut in progress")
     assert "Channels up: satellite, BeiDou" in text
     assert "Channels lost: PDT 370 MHz (down), public network (unknown)" in text
-    assert "network ready" in text and "power NOT ready" in text and "all three NOT ready" in text
-    assert "Outages: power" in text
-    assert "PDT 370 MHz channel lost since 11-29 14:00" in text
-    assert "resolved: 4G 路由器 down (no answer), 11-29 11:00 – 11-29 15:59" in text
+    assert "network outage ready" in text and "power outage NOT ready" in text
+    assert "all three outages NOT ready" in text
+    assert "Outages: power cut" in text
+    assert "PDT 370 MHz channel lost (PDT 终端 (v05-pdt) down since 14:00: reported offline over " \
+        "MQTT), since 14:00" in text
+    assert "resolved: 4G 路由器 (v05-router) down (SNMP request timed out), 11:00 to 15:59" in text
     assert "3 more device alerts folded into this one" in text
 
 
 def test_lines_run_newest_first_then_resolved_then_folded() -> None:
     """Firing alerts newest first, then resolved, then the folded ones."""
     lines = render_text(notification("en")).text.splitlines()
-    outage = next(i for i, ln in enumerate(lines) if "outage in progress (" in ln)
-    channel = next(i for i, ln in enumerate(lines) if "channel lost since" in ln)
+    outage = next(i for i, ln in enumerate(lines) if "cut in progress (" in ln)
+    channel = next(i for i, ln in enumerate(lines) if "channel lost (" in ln)
     resolved = next(i for i, ln in enumerate(lines) if ln.startswith("- resolved:"))
     folded = next(i for i, ln in enumerate(lines) if "folded into" in ln)
     assert outage < channel < resolved < folded
@@ -157,17 +169,16 @@ def test_resolved_notification_says_resolved() -> None:
             "critical",
             starts=NOW - 3600,
             ends=NOW - 120,
-            facts={"channels": "pdt370 down, satellite down"},
+            facts=(Fact("channel_state", {"channel": "pdt370", "state": "down"}),
+                   Fact("channel_state", {"channel": "satellite", "state": "down"})),
         ),
     )
     zh = render_text(notification("zh", status="resolved", alerts=done, folded=0)).text
     assert zh.startswith("【已恢复】龙潭镇 石门村：失联")
-    assert (
-        "已恢复：失联，无可用通信通道（PDT 370M 集群（中断）、卫星（中断）），11-29 15:00 至" in zh
-    )
+    assert "已恢复：失联，无可用通信通道（PDT 370M 集群（中断）、卫星（中断）），15:00 至" in zh
     en = render_text(notification("en", status="resolved", alerts=done, folded=0)).text
     assert en.startswith("[RESOLVED] 石门村 (龙潭镇): isolated")
-    assert "resolved: isolated, no working channel" in en
+    assert "resolved: isolated: no channel works" in en
 
 
 def test_title_counts_the_other_firing_alerts() -> None:
@@ -182,22 +193,22 @@ def test_monitor_notification_has_no_site() -> None:
         "monitor_cut_off",
         "critical",
         {"alertname": "monitor_cut_off"},
-        {"reason": "broker unreachable"},
+        (Fact("cut_off", {"sources": ("mqtt",)}),),
         NOW - 120,
     )
     n = notification("zh", group="monitor", alerts=(cut,), folded=0, site=None)
     text = render_text(n).text
     assert text.startswith("【严重】监控中心：监控中心与各村失去联系")
-    assert "broker unreachable" in text
+    assert "监控端与MQTT 消息服务器断开" in text
     assert "现存通道" not in text
 
 
 def test_missing_facts_fall_back_to_labels() -> None:
     """A device alert without facts names the device by its label."""
-    bare = Alert("device_down", "warning", {"site": "v05", "device": "v05-sat"}, {}, NOW - 60)
-    assert alert_description(bare, "en").startswith("v05-sat down since")
-    odd = Alert("brand_new_rule", "info", {"alertname": "BrandNew"}, {}, NOW - 60)
-    assert alert_description(odd, "zh").startswith("BrandNew，自")
+    bare = Alert("device_down", "warning", {"site": "v05", "device": "v05-sat"}, (), NOW - 60)
+    assert alert_description(bare, "en").startswith("v05-sat down, since")
+    odd = Alert("brand_new_rule", "info", {"alertname": "BrandNew"}, (), NOW - 60)
+    assert alert_description(odd, "zh").startswith("brand_new_rule，自")
 
 
 def test_markdown_has_a_heading_bold_labels_and_nested_folded() -> None:
@@ -205,7 +216,7 @@ def test_markdown_has_a_heading_bold_labels_and_nested_folded() -> None:
     md = render_markdown(notification("zh")).text
     assert md.startswith("#### 【严重】龙潭镇 石门村")
     assert "- **现存通道**：卫星、北斗短报文" in md
-    assert "\n    - 摄像头1 离线" in md
+    assert "\n    - 摄像头1（v05-cam1）离线" in md
     assert render_markdown(notification("zh"), heading=None).text.startswith("- **现存通道**")
     assert render_markdown(notification("zh"), prefix="告警 ").text.startswith("#### 告警 【严重】")
 
@@ -232,10 +243,10 @@ def test_fit_drops_folded_lines_first() -> None:
 def test_fit_drops_older_alert_lines_before_newer() -> None:
     """After the folded lines, the oldest (last) alert lines go first."""
     r = render_text(notification("en", folded=5))
-    budget = len(r.text.encode()) - 300
+    budget = len(r.text.encode()) - 400  # the folded lines take ~340 bytes
     out = fit(r, budget)
     assert len(out.encode()) <= budget
-    assert "power outage in progress (UPS" in out  # newest firing alert stays
+    assert "power cut in progress (UPS" in out  # newest firing alert stays
     assert "resolved: 4G" not in out  # the resolved line was the last alert line
     assert "lines omitted" in out
 
@@ -276,7 +287,8 @@ def notifications(draw: st.DrawFn) -> Notification:
             rule,
             draw(st.sampled_from(["critical", "warning", "info"])),
             {"alertname": rule, "site": "v", "device": draw(_WORDS)},
-            {"device_name": draw(_WORDS), "reason": draw(_WORDS)},
+            (device(draw(_WORDS), draw(_WORDS), 0.0,
+                    Fact("checkin_failed", {"at": 0.0, "note": draw(_WORDS)})),),
             draw(st.floats(0, 2e9)),
             draw(st.one_of(st.none(), st.floats(0, 2e9))),
         )

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commsmon.core.alerting import Alert, Notification, SiteContext
+from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.outbox import Outbox, notification_from_json, notification_to_json
 
 T0 = 1_764_400_000.0
@@ -28,7 +29,8 @@ def make(i: int, receiver: str = "duty", group: str | None = None) -> Notificati
         rule="site_isolated",
         severity="critical",
         labels={"alertname": "site_isolated", "severity": "critical", "site": f"v{i % 14:02d}"},
-        facts={"reason": f"所有信道中断 #{i}", "channels": "pdt370,satellite"},
+        facts=(Fact("channel_state", {"channel": "pdt370", "state": "down"}),
+               Fact("checkin_failed", {"at": T0 + i, "note": f"所有信道中断 #{i}"})),
         starts_at=T0 + i,
         ends_at=None if i % 3 else T0 + i + 60.5,
     )
@@ -273,12 +275,20 @@ _CJK = st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
 _text = st.one_of(st.text(max_size=12), st.text(alphabet=_CJK, max_size=12))
 _time = st.floats(allow_nan=False)
 _labels = st.dictionaries(_text, _text, max_size=4)
+_terms = st.one_of(st.none(), st.booleans(), st.integers(-2**40, 2**40), _time, _text,
+                   st.lists(_text, max_size=3).map(tuple))
+_leaf = st.builds(Fact, code=st.sampled_from(["no_answer", "battery", "fuel", "outage"]),
+                  args=st.dictionaries(_text, _terms, max_size=4))
+_facts = st.lists(st.one_of(_leaf, st.builds(
+    Fact, code=st.just("device"),
+    args=st.fixed_dictionaries({"causes": st.lists(_leaf, max_size=2).map(tuple)}))),
+    max_size=3).map(tuple)
 _alerts = st.builds(
     Alert,
     rule=_text,
     severity=st.sampled_from(["critical", "warning", "info"]),
     labels=_labels,
-    facts=st.one_of(st.just({}), _labels),
+    facts=_facts,
     starts_at=_time,
     ends_at=st.one_of(st.none(), _time),
 )
@@ -334,7 +344,7 @@ def test_round_trip_of_a_resolved_chinese_notification_with_empty_facts() -> Non
         receiver="值班员",
         group="site:v05",
         status="resolved",
-        alerts=(Alert("site_isolated", "critical", {"site": "v05"}, {}, T0, T0 + 3600.25),),
+        alerts=(Alert("site_isolated", "critical", {"site": "v05"}, (), T0, T0 + 3600.25),),
         folded=(),
         site=SiteContext("v05", "石门村", "龙泉镇", "up"),
         created_at=T0 + 3601,

@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from commsmon.core.alerting import Alert, Notification
+from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver
 from commsmon.outputs.alerts.receivers import (
     ZERO_TIME,
@@ -33,7 +34,7 @@ from commsmon.outputs.alerts.receivers import (
     parse_retry_after,
     redact_url,
 )
-from tests.outputs.alerts.test_messages import NOW, alert, notification
+from tests.outputs.alerts.test_messages import NOW, alert, device, notification
 
 DING_SECRET = "SEC0b1f3e2d9c8a7b6f5e4d3c2b1a09f8e7d6c5b4a3f2e1d0c9b8a7f6e5d4c3b2a1"
 DING_TOKEN = "tok_ding_5f0e2b7c9a1d4e8f"
@@ -145,7 +146,8 @@ def huge() -> Notification:
             "device_down",
             starts=NOW - i,
             device=f"v05-cam{i}",
-            facts={"device_name": f"摄像头📷{i}号（村委会屋顶）", "reason": '无应答 "timeout"'},
+            facts=(device(f"v05-cam{i}", f"摄像头📷{i}号（村委会屋顶）", NOW - i,
+                          Fact("checkin_failed", {"at": NOW - i, "note": '无应答 "timeout"'})),),
         )
         for i in range(500)
     )
@@ -238,8 +240,8 @@ async def test_webhook_posts_alertmanager_v4_json_with_idempotency_key(
     assert first["endsAt"] == ZERO_TIME
     assert first["fingerprint"] == n.alerts[0].fingerprint
     assert first["generatorURL"] == "http://commsmon:9105/api/v1/sites/v05"
-    assert first["annotations"]["summary"] == "石门村 (龙潭镇): power outage in progress"
-    assert "since 11-29 15:50" in first["annotations"]["description"]
+    assert first["annotations"]["summary"] == "石门村 (龙潭镇): power cut in progress"
+    assert "since 15:50" in first["annotations"]["description"]
     assert resolved["status"] == "resolved"
     assert resolved["endsAt"] == "2025-11-29T07:59:00.000Z"
 

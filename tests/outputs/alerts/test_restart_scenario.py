@@ -66,7 +66,7 @@ async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> 
     spec = _spec()
 
     # 09:50-10:05: v05 isolated from 09:58, notified around 10:00; v06 fine.
-    fleet = Fleet(inventory, _at("09:50"), TZ)
+    fleet = Fleet(inventory, _at("09:50"))
     fleet.set_source("mqtt", True, _at("09:50"))
     service = AlertService(spec, outbox, TZ, lambda: _at("09:50"))
     service.restore()
@@ -77,7 +77,7 @@ async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> 
 
     # 10:20: a new process, a new fleet (it knows nothing yet), the same outbox.
     # v05 is still isolated; v06 failed while we were away.
-    fleet = Fleet(inventory, _at("10:20"), TZ)
+    fleet = Fleet(inventory, _at("10:20"))
     fleet.set_source("mqtt", True, _at("10:20"))
     service = AlertService(spec, outbox, TZ, lambda: _at("10:20"))
     service.restore()

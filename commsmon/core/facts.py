@@ -1,0 +1,176 @@
+"""Typed facts: what the core found, for the outputs to put into words.
+
+The core never writes a sentence.  A verdict's reason, a device's trouble, an
+outage's evidence and an alert's details are :class:`Fact` values: a
+:data:`FactCode` naming the kind of fact, and its terms — ids and the names the
+configuration gives them, readings, values in their units, ages, the
+arithmetic — which :mod:`commsmon.outputs.wording` renders in zh-CN or en.
+Facts are plain data: they compare by value and go to JSON and back (alerts
+keep them in the outbox across restarts).
+
+Argument names say their unit, and the renderer formats by name:
+
+========================  =============================================
+``device``, ``site``      ids; ``name`` / ``site_name`` what the config calls them
+``hours``, ``*_hours``    hours (``lower``/``upper`` of an endurance too)
+``at``, ``since``, ``until``  epoch seconds
+``age``, ``validity``     seconds
+``ratio``, ``*_ratio``    ratio 0-1 (shown as %)
+``litres``, ``rate``      litres; litres per hour
+``channel``, ``scenario``, ``state``, ``outage``, ``reading``  enum members
+========================  =============================================
+
+A fact may hold other facts (``causes``, ``stages``, ``unknowns``): a link that
+is down holds why the device is down.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias, get_args
+
+__all__ = ["FACT_CODES", "Fact", "FactArg", "FactCode", "fact_from_json", "fact_to_json"]
+
+FactCode = Literal[
+    # why a device is not up (DeviceStatus.reasons)
+    "not_seen",            # never heard since the daemon started
+    "source_lost",         # {source}: the monitor lost its MQTT link
+    "monitor_blind",       # every site went silent at once: the monitor is cut off
+    "behind_parent",       # {device, name, state}: the parent it sits behind is not working
+    "parent_loop",         # parents form a loop in the configuration
+    "checkin_missing",     # {validity}: no check-in recorded yet
+    "checkin_stale",       # {at, age, validity}: last check-in older than its validity
+    "checkin_failed",      # {at, note}: the last test call failed
+    "no_answer",           # SNMP request timed out
+    "snmp_error",          # {detail}: the agent answered with an error status
+    "offline",             # MQTT presence offline or Last Will
+    "silent",              # {age}: a pushed device sent nothing for longer than allowed
+    "health",              # {reading, value, effect, text_zh, text_en}: a profile rule fails
+    # power stages (Endurance.stages): the arithmetic
+    "link",                # {device, name, site, site_name}: the chain that follows is this link's
+    "mains",               # {device, name}: on mains, which holds in this scenario
+    "charger",             # {device, name}: a handheld charged by hand while mains and roads hold
+    "mains_lost",          # {device, name, site, site_name, actual}: on mains only, mains lost
+    "battery",             # {device, name, ratio, rated_hours, hours}
+    "battery_decayed",     # {device, name, checkin_ratio, at, rated_hours, ratio, hours}
+    "ups_runtime",         # {device, name, hours}
+    "fuel",                # {device, name, litres, rate, load, hours}
+    "feed_down",           # {device, name, state}: the UPS or generator feeding it does not work
+    # what is not known (Endurance.unknowns)
+    "feed_unknown",        # {device, name, causes}
+    "reading_missing",     # {device, name, reading}: never reported
+    "reading_stale",       # {device, name, reading, age, max_age}: last reported too long ago
+    "reading_unavailable",  # {device, name, reading, since}: the device says "not available"
+    "no_fuel_curve",       # {device, name}: generator without consumption_lph
+    "powered_unexplained",  # {device, name, site, site_name}: works though its mains is out
+    # channels and links
+    "public_network",      # {actual}: the public network is lost (scenario, or now)
+    "link_down",           # {device, name, site, site_name, state, since, causes}
+    "link_unknown",        # {device, name, site, site_name, causes}
+    "no_channels",         # the village has no channel configured
+    "channel_state",       # {channel, state}
+    # outage evidence
+    "ups_on_battery",      # {device, name}: upsOutputSource = battery
+    "generator_without_mains",  # {device, name}
+    "repeater_on_battery",  # {device, name}: rptSupplyPowerType = battery
+    "input_line_bad",      # {device, name, at}: upsInputLineBads rose
+    "public_silent",       # {devices, working}: every public device silent, others work
+    "road_declared",       # {by, until, note}
+    # verdicts (rules and alerts carry whole verdicts)
+    "endurance",           # {lower, upper, stages, unknowns}
+    "outlook",             # {channel | device, survives, endurance, dependents}
+    "verdict",             # {scenario, ready, target_hours, endurance, outlooks, supports,
+                           #  outages, until}
+    "outage",              # {site, site_name, outage}: an active outage folded into a verdict
+    # alert details
+    "device",              # {device, name, kind, state, since, causes}
+    "cut_off",             # {sources}: empty when every site went silent at once
+    "state_dir",           # {detail}: the state directory refuses writes
+    "countdown",           # {hours}: the threshold crossed
+]
+FACT_CODES: tuple[str, ...] = get_args(FactCode)
+
+#: A fact's term: a number, text, truth value, a list of ids, or nested facts.
+FactArg: TypeAlias = "bool | int | float | str | tuple[str, ...] | Fact | tuple[Fact, ...] | None"
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One thing the outputs put into words.
+
+    Attributes:
+        code: what kind of fact (:data:`FactCode`).
+        args: its terms, by the names the module docstring lists.
+    """
+
+    code: FactCode
+    args: Mapping[str, FactArg] = field(default_factory=dict)
+
+    def arg(self, name: str) -> FactArg:
+        """The term ``name``, ``None`` when absent."""
+        return self.args.get(name)
+
+    def facts(self, name: str) -> tuple[Fact, ...]:
+        """The nested facts held under ``name`` (``()`` when none)."""
+        value = self.args.get(name)
+        if isinstance(value, Fact):
+            return (value,)
+        if isinstance(value, tuple):
+            return tuple(v for v in value if isinstance(v, Fact))
+        return ()
+
+    def number(self, name: str) -> float | None:
+        """The number under ``name``, ``None`` when absent or not a number."""
+        value = self.args.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value)
+
+    def text(self, name: str) -> str:
+        """The text under ``name``, ``""`` when absent."""
+        value = self.args.get(name)
+        return value if isinstance(value, str) else ""
+
+
+def fact_to_json(fact: Fact) -> dict[str, Any]:
+    """``fact`` as JSON-ready data (an infinity becomes ``{"float": "inf"}``)."""
+    return {"code": fact.code, "args": {k: _encode(v) for k, v in fact.args.items()}}
+
+
+def fact_from_json(data: Mapping[str, Any]) -> Fact:
+    """The fact :func:`fact_to_json` wrote.
+
+    Raises:
+        ValueError: not such data.
+    """
+    code = data.get("code")
+    args = data.get("args", {})
+    if not isinstance(code, str) or not isinstance(args, Mapping):
+        raise ValueError("a fact needs a 'code' and an 'args' object")
+    return Fact(code, {str(k): _decode(v) for k, v in args.items()})  # type: ignore[arg-type]
+
+
+def _encode(value: FactArg) -> Any:
+    if isinstance(value, Fact):
+        return fact_to_json(value)
+    if isinstance(value, tuple):
+        return [fact_to_json(v) if isinstance(v, Fact) else v for v in value]
+    if isinstance(value, float) and math.isinf(value):
+        return {"float": "inf" if value > 0 else "-inf"}
+    return value
+
+
+def _decode(value: Any) -> FactArg:
+    if isinstance(value, Mapping):
+        if "float" in value:
+            return float(value["float"])
+        return fact_from_json(value)
+    if isinstance(value, list):
+        if all(isinstance(v, Mapping) for v in value):
+            return tuple(fact_from_json(v) for v in value)
+        return tuple(str(v) for v in value)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    raise ValueError(f"not a fact term: {value!r}")

@@ -1,0 +1,626 @@
+"""Facts into words, in Chinese or English: one renderer for every output.
+
+Messages, the status table, the API's reasons and the console all call
+:class:`Wording` (alert titles are composed from it in
+:mod:`commsmon.outputs.alerts.messages`).  Every text it produces comes from the catalogs
+(:mod:`commsmon.outputs.wording.catalogs`); the only other words in a Chinese
+text are what the configuration names (device ids and names, sites), units
+and the acronyms of the kit (UPS, PDT, SNMP, MQTT, 4G).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+from commsmon.core.endurance import Endurance
+from commsmon.core.facts import Fact
+from commsmon.core.readings import (
+    CHARGE,
+    FUEL,
+    FUEL_LITRES,
+    INPUT_LINE_BADS,
+    LOAD,
+    MAINS_PRESENT,
+    OUTPUT_SOURCE,
+    RUNNING,
+    RUNTIME,
+    SUPPLY_TYPE,
+)
+from commsmon.outputs.wording.catalogs import N_, Language, translations
+from commsmon.outputs.wording.numbers import (
+    decimal,
+    down,
+    hours_number,
+    percent_number,
+    rate_number,
+)
+
+__all__ = ["DEFAULT_TZ", "Wording"]
+
+DEFAULT_TZ: tzinfo = ZoneInfo("Asia/Shanghai")
+
+_ZH_SPACES = re.compile(r"\s*([（）：；，、])\s*")
+
+_CHANNELS = {
+    "pdt370": N_("PDT 370 MHz"),
+    "satellite": N_("satellite"),
+    "public": N_("public network"),
+    "beidou": N_("BeiDou"),
+}
+_SCENARIOS = {
+    "network": N_("network outage"),
+    "road": N_("road outage"),
+    "power": N_("power outage"),
+    "all": N_("all three outages"),
+    "now": N_("now"),
+}
+_SCENARIOS_SHORT = {
+    "network": N_("NETWORK"),
+    "road": N_("ROAD"),
+    "power": N_("POWER"),
+    "all": N_("ALL"),
+    "now": N_("NOW"),
+}
+_OUTAGES = {"power": N_("power cut"), "network": N_("network cut"), "road": N_("roads cut")}
+_STATES = {
+    "up": N_("up"),
+    "degraded": N_("degraded"),
+    "lost": N_("unusable"),
+    "down": N_("down"),
+    "unknown": N_("unknown"),
+}
+_READINGS = {
+    CHARGE: N_("battery charge"),
+    RUNTIME: N_("battery runtime"),
+    FUEL: N_("fuel level"),
+    FUEL_LITRES: N_("fuel level"),
+    LOAD: N_("load"),
+    RUNNING: N_("running state"),
+    MAINS_PRESENT: N_("mains presence"),
+    OUTPUT_SOURCE: N_("output source"),
+    SUPPLY_TYPE: N_("supply type"),
+    INPUT_LINE_BADS: N_("input fault count"),
+}
+_SOURCES = {"mqtt": N_("MQTT broker"), "snmp": N_("SNMP agents")}
+
+
+class Wording:
+    """Renders facts, verdicts and alerts in one language.
+
+    Args:
+        language: ``zh`` (the district's default) or ``en``.
+        tz: time zone of the times shown (default Asia/Shanghai).
+        now: epoch seconds to show times against: a time on the same local day
+            shows as ``17:40``, another as ``12-06 17:40``; ``None`` always
+            shows the date.
+    """
+
+    def __init__(self, language: Language = "zh", tz: tzinfo = DEFAULT_TZ,
+                 now: float | None = None) -> None:
+        self.language: Language = language
+        self.tz = tz
+        self.now = now
+        self._catalog = translations(language)
+        zh = language == "zh"
+        self.list_sep = "、" if zh else ", "
+        self.clause_sep = "；" if zh else "; "
+        self.colon = "：" if zh else ": "
+
+    def at(self, now: float | None) -> Wording:
+        """The same wording, showing times against ``now``."""
+        return Wording(self.language, self.tz, now)
+
+    def _(self, message: str) -> str:
+        return self._catalog.gettext(message)
+
+    def _n(self, singular: str, plural: str, n: int) -> str:
+        return self._catalog.ngettext(singular, plural, n)
+
+    def paren(self, text: str) -> str:
+        """``text`` in brackets, as each language writes them."""
+        return f"（{text}）" if self.language == "zh" else f" ({text})"
+
+    # --- names and numbers --------------------------------------------------------
+
+    def channel(self, name: str) -> str:
+        """A channel's name (``pdt370`` -> ``PDT 370M 集群``)."""
+        return self._(_CHANNELS[name]) if name in _CHANNELS else name
+
+    def scenario(self, name: str) -> str:
+        """A scenario's name (``power`` -> ``断电``)."""
+        return self._(_SCENARIOS[name]) if name in _SCENARIOS else name
+
+    def scenario_heading(self, name: str) -> str:
+        """A scenario's column heading in the status table."""
+        return self._(_SCENARIOS_SHORT[name]) if name in _SCENARIOS_SHORT else name
+
+    def outage(self, kind: str) -> str:
+        """An outage's name (``power`` -> ``断电``)."""
+        return self._(_OUTAGES[kind]) if kind in _OUTAGES else kind
+
+    def state(self, state: str) -> str:
+        """A state's name (``down`` -> ``中断``)."""
+        return self._(_STATES[state]) if state in _STATES else state
+
+    def reading(self, name: str) -> str:
+        """What a reading measures (``charge`` -> ``电量``); other readings by their id."""
+        return self._(_READINGS[name]) if name in _READINGS else name
+
+    def hours(self, hours: float) -> str:
+        """Hours in prose: ``57.6 小时`` / ``57.6 h``, ``不受限`` / ``unbounded``."""
+        if math.isinf(hours):
+            return self._("unbounded")
+        return self._("{n} h").format(n=hours_number(hours))
+
+    def hours_short(self, hours: float) -> str:
+        """Hours in a table cell: ``57.6h``, ``∞``."""
+        return "∞" if math.isinf(hours) else f"{hours_number(hours)}h"
+
+    def percent(self, ratio: float) -> str:
+        """A ratio 0-1 as ``74.9 %``."""
+        return f"{percent_number(ratio)} %"
+
+    def age(self, seconds: float) -> str:
+        """A duration: ``40 s``, ``12 min``, ``5.5 h``, ``8 d`` (rounded down)."""
+        seconds = max(seconds, 0.0)
+        if seconds < 90:
+            return self._("{n} s").format(n=int(seconds))
+        if seconds < 90 * 60:
+            return self._("{n} min").format(n=int(seconds // 60))
+        if seconds < 48 * 3600:
+            return self._("{n} h").format(n=decimal(down(seconds / 3600)))
+        return self._("{n} d").format(n=decimal(down(seconds / 86400)))
+
+    def time(self, epoch: float) -> str:
+        """A local time: ``17:40`` today (against ``now``), else ``12-06 17:40``."""
+        local = datetime.fromtimestamp(epoch, UTC).astimezone(self.tz)
+        if self.now is not None:
+            today = datetime.fromtimestamp(self.now, UTC).astimezone(self.tz).date()
+            if local.date() == today:
+                return local.strftime("%H:%M")
+        return local.strftime("%m-%d %H:%M")
+
+    def label(self, fact: Fact, here: str | None = None) -> str:
+        """A device as ``天通卫星电话（v01-satphone）``, with its site when not ``here``."""
+        device, name = fact.text("device"), fact.text("name")
+        if not device:
+            return ""
+        text = device if not name or name == device else f"{name}{self.paren(device)}".strip()
+        site = fact.text("site")
+        if site and here is not None and site != here and fact.text("site_name"):
+            text = f"{fact.text('site_name')} {text}"
+        return text
+
+    # --- facts --------------------------------------------------------------------
+
+    def fact(self, f: Fact, here: str | None = None) -> str:
+        """One fact in words; ``here`` is the site being described (a device at
+        another site is named with its site)."""
+        method = getattr(self, f"_fact_{f.code}", None)
+        if method is None:
+            return f.code
+        text: str = method(f, here)
+        return self.tidy(text)
+
+    def tidy(self, text: str) -> str:
+        """No stray spaces: around Chinese punctuation, or where a name was left out."""
+        if self.language == "zh":
+            text = _ZH_SPACES.sub(r"\1", text)
+        return " ".join(text.split())
+
+    def facts(self, facts: Iterable[Fact], here: str | None = None) -> str:
+        """Several facts as clauses."""
+        return self.clause_sep.join(t for f in facts if (t := self.fact(f, here)))
+
+    def _causes(self, f: Fact, here: str | None) -> str:
+        causes = self.facts(f.facts("causes"), here)
+        return f"{self.colon}{causes}" if causes else ""
+
+    def _fact_not_seen(self, f: Fact, here: str | None) -> str:
+        return self._("not heard from since the monitor started")
+
+    def _fact_source_lost(self, f: Fact, here: str | None) -> str:
+        source = f.text("source")
+        return self._("the monitor lost its link to the {source}").format(
+            source=self._(_SOURCES[source]) if source in _SOURCES else source)
+
+    def _fact_monitor_blind(self, f: Fact, here: str | None) -> str:
+        return self._("every site went silent at once: the monitor itself is likely cut off")
+
+    def _fact_behind_parent(self, f: Fact, here: str | None) -> str:
+        return self._("behind {parent}, which is {state}").format(
+            parent=self.label(f, here), state=self.state(f.text("state")))
+
+    def _fact_parent_loop(self, f: Fact, here: str | None) -> str:
+        return self._("its parents form a loop in the configuration")
+
+    def _fact_checkin_missing(self, f: Fact, here: str | None) -> str:
+        return self._("no test call recorded yet: ask the village keeper for one")
+
+    def _fact_checkin_stale(self, f: Fact, here: str | None) -> str:
+        return self._("last test call {age} ago, beyond its {validity} validity: ask the "
+                      "village keeper for a test call").format(
+            age=self.age(f.number("age") or 0), validity=self.age(f.number("validity") or 0))
+
+    def _fact_checkin_failed(self, f: Fact, here: str | None) -> str:
+        text = self._("test call failed at {at}").format(at=self.time(f.number("at") or 0))
+        note = f.text("note")
+        return f"{text}{self.colon}{note}" if note else text
+
+    def _fact_no_answer(self, f: Fact, here: str | None) -> str:
+        return self._("SNMP request timed out")
+
+    def _fact_snmp_error(self, f: Fact, here: str | None) -> str:
+        return self._("the SNMP agent answers with an error")
+
+    def _fact_offline(self, f: Fact, here: str | None) -> str:
+        return self._("reported offline over MQTT")
+
+    def _fact_silent(self, f: Fact, here: str | None) -> str:
+        return self._("no message for {age}").format(age=self.age(f.number("age") or 0))
+
+    def _fact_health(self, f: Fact, here: str | None) -> str:
+        text = f.text("text_zh") if self.language == "zh" else f.text("text_en")
+        return text or f.text("text_en") or f.text("reading")
+
+    def _fact_link(self, f: Fact, here: str | None) -> str:
+        return self.label(f, here)
+
+    def _fact_mains(self, f: Fact, here: str | None) -> str:
+        return self._("{device} on mains").format(device=self.label(f, here))
+
+    def _fact_charger(self, f: Fact, here: str | None) -> str:
+        return self._("{device} charged by hand while mains and roads hold").format(
+            device=self.label(f, here))
+
+    def _fact_mains_lost(self, f: Fact, here: str | None) -> str:
+        if f.arg("actual") is True:
+            return self._("{device} is on mains only, and mains is out at {site} now").format(
+                device=self.label(f, here), site=f.text("site_name") or f.text("site"))
+        return self._("{device} is on mains only: nothing once mains is lost").format(
+            device=self.label(f, here))
+
+    def _fact_battery(self, f: Fact, here: str | None) -> str:
+        return self._("{device} battery {charge} × {rated} ≈ {hours}").format(
+            device=self.label(f, here), charge=self.percent(f.number("ratio") or 0),
+            rated=self.hours(f.number("rated_hours") or 0),
+            hours=self.hours(f.number("hours") or 0))
+
+    def _fact_battery_decayed(self, f: Fact, here: str | None) -> str:
+        at, since = f.number("at") or 0, f.number("since") or 0
+        terms = {
+            "device": self.label(f, here), "then": self.percent(f.number("checkin_ratio") or 0),
+            "when": self.time(at), "rated": self.hours(f.number("rated_hours") or 0),
+            "charge": self.percent(f.number("ratio") or 0),
+            "hours": self.hours(f.number("hours") or 0), "since": self.time(since),
+        }
+        if since > at:
+            return self._("{device} battery {then} at the test call of {when}, on its own "
+                          "since mains went at {since} ({rated} standby): now {charge} ≈ "
+                          "{hours}").format(**terms)
+        return self._("{device} battery {then} at the test call of {when}, not on a charger "
+                      "({rated} standby): now {charge} ≈ {hours}").format(**terms)
+
+    def _fact_ups_runtime(self, f: Fact, here: str | None) -> str:
+        return self._("{device} runtime {hours}").format(
+            device=self.label(f, here), hours=self.hours(f.number("hours") or 0))
+
+    def _fact_fuel(self, f: Fact, here: str | None) -> str:
+        return self._("{device} fuel {litres} L ÷ {rate} L/h ≈ {hours}").format(
+            device=self.label(f, here), litres=decimal(down(f.number("litres") or 0)),
+            rate=rate_number(f.number("rate") or 0), hours=self.hours(f.number("hours") or 0))
+
+    def _fact_feed_down(self, f: Fact, here: str | None) -> str:
+        return self._("{device} is {state}: it feeds nothing").format(
+            device=self.label(f, here), state=self.state(f.text("state")))
+
+    def _fact_feed_unknown(self, f: Fact, here: str | None) -> str:
+        return self._("{device} state unknown").format(device=self.label(f, here)) \
+            + self._causes(f, here)
+
+    def _fact_reading_missing(self, f: Fact, here: str | None) -> str:
+        return self._("{device} has not reported its {reading}").format(
+            device=self.label(f, here), reading=self.reading(f.text("reading")))
+
+    def _fact_reading_stale(self, f: Fact, here: str | None) -> str:
+        return self._("{device} last reported its {reading} {age} ago (true for {max_age}): "
+                      "check its reporting").format(
+            device=self.label(f, here), reading=self.reading(f.text("reading")),
+            age=self.age(f.number("age") or 0), max_age=self.age(f.number("max_age") or 0))
+
+    def _fact_reading_unavailable(self, f: Fact, here: str | None) -> str:
+        return self._("{device} reports its {reading} as not available since {since}: "
+                      "check it on site").format(
+            device=self.label(f, here), reading=self.reading(f.text("reading")),
+            since=self.time(f.number("since") or 0))
+
+    def _fact_no_fuel_curve(self, f: Fact, here: str | None) -> str:
+        return self._("{device} has no fuel consumption in the configuration").format(
+            device=self.label(f, here))
+
+    def _fact_powered_unexplained(self, f: Fact, here: str | None) -> str:
+        return self._("{device} still answers though mains is out at {site}: what powers it "
+                      "is not in the configuration").format(
+            device=self.label(f, here), site=f.text("site_name") or f.text("site"))
+
+    def _fact_public_network(self, f: Fact, here: str | None) -> str:
+        if f.arg("actual") is True:
+            return self._("the public network is out now")
+        return self._("lost with the public network")
+
+    def _fact_link_down(self, f: Fact, here: str | None) -> str:
+        return self._("{device} {state} since {since}").format(
+            device=self.label(f, here), state=self.state(f.text("state")),
+            since=self.time(f.number("since") or 0)) + self._causes(f, here)
+
+    def _fact_link_unknown(self, f: Fact, here: str | None) -> str:
+        return self._("{device} state unknown").format(device=self.label(f, here)) \
+            + self._causes(f, here)
+
+    def _fact_no_channels(self, f: Fact, here: str | None) -> str:
+        return self._("no channel to the command centre is configured")
+
+    def _fact_channel_state(self, f: Fact, here: str | None) -> str:
+        return f"{self.channel(f.text('channel'))}{self.paren(self.state(f.text('state')))}"
+
+    def _fact_ups_on_battery(self, f: Fact, here: str | None) -> str:
+        return self._("{device} on battery: mains lost").format(device=self.label(f, here))
+
+    def _fact_generator_without_mains(self, f: Fact, here: str | None) -> str:
+        return self._("{device} running without mains").format(device=self.label(f, here))
+
+    def _fact_repeater_on_battery(self, f: Fact, here: str | None) -> str:
+        return self._("{device} on battery supply").format(device=self.label(f, here))
+
+    def _fact_input_line_bad(self, f: Fact, here: str | None) -> str:
+        return self._("{device} saw its input power fail at {at}").format(
+            device=self.label(f, here), at=self.time(f.number("at") or 0))
+
+    def _fact_public_silent(self, f: Fact, here: str | None) -> str:
+        return self._("every public-network device is silent ({devices}) while {working} "
+                      "works").format(
+            devices=self.list_sep.join(_texts(f.arg("devices"))),
+            working=self.list_sep.join(self.channel(c) for c in _texts(f.arg("working"))))
+
+    def _fact_road_declared(self, f: Fact, here: str | None) -> str:
+        by, note, until = f.text("by"), f.text("note"), f.number("until")
+        text = (self._("roads declared cut by {by}").format(by=by) if by
+                else self._("roads declared cut"))
+        if until is not None:
+            text += self._(", until {until}").format(until=self.time(until))
+        return f"{text}{self.colon}{note}" if note else text
+
+    def _fact_outage(self, f: Fact, here: str | None) -> str:
+        site = f.text("site")
+        what = self.outage(f.text("outage"))
+        since = f.number("since")
+        where = f.text("site_name") or site
+        text = what if here is not None and site == here else f"{where} {what}"
+        if since is not None:
+            text = self._("{what} since {since}").format(what=text, since=self.time(since))
+        evidence = self.facts(f.facts("evidence"), here)
+        return f"{text}{self.colon}{evidence}" if evidence else text
+
+    def _fact_device(self, f: Fact, here: str | None) -> str:
+        state = f.text("state")
+        text = f"{self.label(f, here)} {self.state(state)}"
+        since = f.number("since")
+        if since is not None and state != "up":
+            text = self._("{what} since {since}").format(what=text, since=self.time(since))
+        return text + self._causes(f, here)
+
+    def _fact_cut_off(self, f: Fact, here: str | None) -> str:
+        sources = _texts(f.arg("sources"))
+        if sources:
+            return self.list_sep.join(self._fact_source_lost(Fact("source_lost", {"source": s}),
+                                                             here) for s in sources)
+        return self._fact_monitor_blind(f, here)
+
+    def _fact_state_dir(self, f: Fact, here: str | None) -> str:
+        text = self._("the monitor's state directory refuses writes (disk full or "
+                      "read-only); its state is kept in memory")
+        detail = f.text("detail")  # the system's own words: for the English reader only
+        return f"{text} ({detail})" if detail and self.language == "en" else text
+
+    def _fact_countdown(self, f: Fact, here: str | None) -> str:
+        return self._("under {hours}").format(hours=self.hours(f.number("hours") or 0))
+
+    def _fact_endurance(self, f: Fact, here: str | None) -> str:
+        return self.endurance(Endurance.from_fact(f), None, here)
+
+    def _fact_outlook(self, f: Fact, here: str | None) -> str:
+        return self.outlook(f, None, here)
+
+    def _fact_verdict(self, f: Fact, here: str | None) -> str:
+        return self.verdict(f, here)
+
+    # --- endurance and verdicts ---------------------------------------------------
+
+    def endurance(self, e: Endurance, target: float | None = None,
+                  here: str | None = None) -> str:
+        """How long, with the arithmetic (see :meth:`_endurance`)."""
+        return self.tidy(self._endurance(e, target, here))
+
+    def _endurance(self, e: Endurance, target: float | None = None,
+                   here: str | None = None) -> str:
+        """How long, with the arithmetic (and ``< 72 h`` when short of ``target``).
+
+        Known lost gives why; unknown says what is at least certain and what is
+        not known (with what to do); never 0, never ∞, for want of knowledge.
+        """
+        if e.unbounded:  # what keeps it going, not which device: it never gives out
+            why = self._chain(e.stages, here, named=False)
+            return self._("unbounded") + (self.paren(why) if why else "")
+        if e.lost:  # why, without the link heads (each cause names its device)
+            return self.facts((f for f in e.stages if f.code != "link"), here) \
+                or self._("nothing works")
+        if e.exact:
+            text = self._chain(e.stages, here, total=e.lower)
+            if target is not None and e.lower < target:
+                text = self._("{what} < {target}").format(what=text, target=self.hours(target))
+            return text
+        text = self._("endurance unknown")
+        if e.lower > 0:
+            text = self._("at least {hours}").format(hours=self.hours(e.lower))
+        if not math.isinf(e.upper):
+            text += self.list_sep + self._("at most {hours}").format(hours=self.hours(e.upper))
+        unknowns = self.facts(e.unknowns, here)
+        known = self._chain(e.stages, here) if e.stages and e.lower > 0 else ""
+        text += self.paren(known) if known else ""
+        return f"{text}{self.colon}{unknowns}" if unknowns else text
+
+    def _chain(self, stages: Iterable[Fact], here: str | None, total: float | None = None,
+               named: bool = True) -> str:
+        """``link: stage + stage = total``; a stage about the link itself (its own
+        battery) does not name it twice; ``named=False`` names no device at all."""
+        head = [s for s in stages if s.code == "link"]
+        subject = head[0].text("device") if head and named else None
+        parts = [self.fact(_unnamed(s) if not named or s.text("device") == subject else s, here)
+                 for s in stages if s.code != "link"]
+        text = " + ".join(p for p in parts if p)
+        if total is not None and len(parts) > 1:
+            text = f"{text} = {self.hours(total)}"
+        if head and text and named:
+            return f"{self.fact(head[0], here)}{self.colon}{text}"
+        return text or (self.fact(head[0], here) if head and named else "")
+
+    def outlook(self, o: Fact, target: float | None, here: str | None) -> str:
+        """One channel (``卫星：…``) or support in words."""
+        e = Endurance.from_fact(o.facts("endurance")[0]) if o.facts("endurance") \
+            else Endurance(0.0, math.inf)
+        text = self.endurance(e, target, here)
+        channel = o.text("channel")
+        if channel:
+            return f"{self.channel(channel)}{self.colon}{text}"
+        count = len(_texts(o.arg("dependent_sites")))
+        names = self.list_sep.join(self.channel(c) for c in _texts(o.arg("dependent_channels")))
+        if count:
+            text += self.clause_sep + self._n(
+                "{channels} at {n} village depends on it",
+                "{channels} at {n} villages depend on it", count).format(
+                    channels=names or self._("a channel"), n=count)
+        return text
+
+    def verdict(self, v: Fact, here: str | None = None) -> str:
+        """A scenario's (or ``now``'s) reason: what carries it, or what fails and why."""
+        return self.tidy(self._verdict(v, here))
+
+    def _verdict(self, v: Fact, here: str | None) -> str:
+        scenario = v.text("scenario")
+        target = v.number("target_hours")
+        e = Endurance.from_fact(v.facts("endurance")[0]) if v.facts("endurance") \
+            else Endurance(0.0, math.inf)
+        outlooks = [*v.facts("outlooks"), *v.facts("supports")]
+        outages = self.facts(v.facts("outages"), here)
+        if scenario == "now":
+            return self._now(v, e, outages, here)
+        lead = self._("with {outages} now").format(outages=outages) if outages else ""
+        parts = []
+        if v.arg("ready") is True:
+            carrier = next((o for o in v.facts("outlooks") if o.arg("survives") is True
+                            and _lower(o) == e.lower), None)
+            carries = self.endurance(e, None, here)
+            if carrier is not None:
+                parts.append(self._("ready via {channel}: {how}").format(
+                    channel=self.channel(carrier.text("channel")), how=carries))
+            else:
+                parts.append(self._("ready: {how}").format(how=carries))
+            others = [o for o in outlooks if o.arg("survives") is not True]
+        else:
+            others = outlooks
+        parts += [self.outlook(o, target, here) for o in others]
+        if not outlooks:
+            parts.append(self.endurance(e, target, here))
+        text = self.clause_sep.join(p for p in parts if p)
+        return self.clause_sep.join(p for p in (lead, text) if p)
+
+    def _now(self, v: Fact, e: Endurance, outages: str, here: str | None) -> str:
+        """How long the site stays reachable with the outages active now, what gives out
+        first, and each channel (or what depends on a hub) that gives out before."""
+        if not outages and e.unbounded:
+            return self._("no outage now: unbounded")
+        lead = self._("with {outages} now").format(outages=outages) if outages else ""
+        until, at = v.number("until"), v.number("at") or 0.0
+        if e.lost:
+            why = self.facts(e.stages, here)
+            body = self._("no channel works now") + (f"{self.colon}{why}" if why else "")
+        elif e.exact and until is not None:
+            body = self._("reachable until about {time} ({hours} left): {how}").format(
+                time=self.time(until), hours=self.hours(e.lower),
+                how=self._chain(e.stages, here, total=e.lower))
+        else:
+            body = self._endurance(e, None, here)
+            if until is not None:
+                body = self._("reachable until at least {time}").format(time=self.time(until)) \
+                    + self.clause_sep + body
+        parts = [lead, body]
+        for o in v.facts("outlooks"):  # channels that give out while the village holds
+            oe = Endurance.from_fact(o.facts("endurance")[0]) if o.facts("endurance") else None
+            if oe is None or oe.lost or oe.unbounded or (oe.lower == e.lower and oe.exact):
+                continue
+            name = self.channel(o.text("channel"))
+            if oe.exact:
+                parts.append(self._("{channel} gives out at about {time}: {how}").format(
+                    channel=name, time=self.time(at + oe.lower * 3600),
+                    how=self._chain(oe.stages, here)))
+            else:
+                parts.append(f"{name}{self.colon}{self._endurance(oe, None, here)}")
+        for o in v.facts("supports"):  # what others lose when the hub gives out
+            oe = Endurance.from_fact(o.facts("endurance")[0]) if o.facts("endurance") else None
+            count = len(_texts(o.arg("dependent_sites")))
+            if oe is None or not oe.exact or oe.unbounded or not count:
+                continue
+            names = self.list_sep.join(self.channel(c) for c in _texts(o.arg("dependent_channels")))
+            parts.append(self._n(
+                "{channels} at {n} village lost at about {time}",
+                "{channels} at {n} villages lost at about {time}", count).format(
+                    channels=names or self._("a channel"), n=count,
+                    time=self.time(at + oe.lower * 3600)))
+        return self.clause_sep.join(p for p in parts if p)
+
+    def cell(self, v: Fact) -> str:
+        """A verdict in a status-table cell: ``就绪 ∞``, ``不足 57.6h``, ``未知 ≥19h``;
+        for ``now``: ``∞``, the clock time it lasts to, or ``失联``."""
+        e = Endurance.from_fact(v.facts("endurance")[0]) if v.facts("endurance") \
+            else Endurance(0.0, math.inf)
+        if v.text("scenario") == "now":
+            until = v.number("until")
+            if e.unbounded:
+                return "∞"
+            if e.lost:
+                return self._("isolated")
+            if until is not None:
+                return self.time(until) if e.exact else f"≥{self.time(until)}"
+            return "?"
+        if v.arg("ready") is True:
+            return self._("ready {hours}").format(hours=self.hours_short(e.lower))
+        if e.lost:
+            return self._("NOT: none")
+        if e.exact:
+            return self._("NOT {hours}").format(hours=self.hours_short(e.lower))
+        if e.upper < (v.number("target_hours") or 0):  # short for sure, by how much unknown
+            return self._("NOT ≤{hours}").format(hours=self.hours_short(e.upper))
+        if e.lower > 0:
+            return self._("unknown ≥{hours}").format(hours=self.hours_short(e.lower))
+        return self._("unknown ?")
+
+
+def _unnamed(fact: Fact) -> Fact:
+    """``fact`` without its device's name, for a sentence that has named it already."""
+    return Fact(fact.code, {**fact.args, "device": "", "name": ""})
+
+
+def _texts(value: object) -> tuple[str, ...]:
+    """A fact term that lists ids, as texts (``()`` when it is anything else)."""
+    if isinstance(value, tuple):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def _lower(outlook: Fact) -> float | None:
+    e = outlook.facts("endurance")
+    return e[0].number("lower") if e else None

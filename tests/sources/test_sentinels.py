@@ -1,0 +1,74 @@
+"""A sentinel after a valid value makes the reading unknown at once, never the old value:
+through a real agent (the Huawei GSE200M's recorded -1) and an MQTT gateway's "N/A"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from commsmon.config import MqttSpec, ReadingSpec
+from commsmon.core.fleet import Fleet
+from commsmon.core.model import Device, Inventory, Site
+from commsmon.core.types import Observation
+from commsmon.sim.snmpagents import SnmpSimulator
+from commsmon.sources.mqtt import MqttSource, Route
+from commsmon.sources.snmp.base import SnmpTarget
+from commsmon.sources.snmp.gufo_backend import GufoClient
+from commsmon.sources.snmp.poller import PollJob, SnmpPoller
+
+NOW = 1_764_400_000.0
+RUNTIME = "1.3.6.1.2.1.33.1.2.3.0"  # RFC 1628 upsEstimatedMinutesRemaining, minutes
+OUTPUT_SOURCE = "1.3.6.1.2.1.33.1.4.1.0"  # upsOutputSource
+
+
+def _fleet() -> Fleet:
+    ups = Device("ups", "v", "ups", "UPS", "snmp", "ups-rfc1628", max_age={"runtime": 180.0})
+    return Fleet(Inventory.build([Site("v", "V", "t")], [ups]), NOW - 86400)
+
+
+@pytest.mark.integration
+async def test_snmp_minus_one_after_600_minutes_is_unknown_at_once() -> None:
+    """The UPS said 600 min yesterday; today it answers -1 (not supported): the poll names
+    the reading missing and the core forgets the 600 min, keeping when it became unknown."""
+    async with SnmpSimulator({"ups": "UPS/huawei-gse200m"}) as agent, GufoClient() as client:
+        target = SnmpTarget("127.0.0.1", agent.port, "v2c", "ups", timeout=1.0, retries=1)
+        readings = {
+            "runtime": (RUNTIME, ReadingSpec(oid=RUNTIME, scale=60, invalid=[-1])),
+            "output_source": (OUTPUT_SOURCE, ReadingSpec(
+                oid=OUTPUT_SOURCE, decode="enum", enum={3: "normal", 5: "battery"})),
+        }
+        job = PollJob("ups", target, 60.0, readings)
+        obs = await SnmpPoller(client, [job], lambda _: None, clock=lambda: NOW).poll(job)
+    assert obs.reachable and obs.missing == frozenset({"runtime"})
+    assert obs.readings == {"output_source": "normal"}
+    fleet = _fleet()
+    fleet.observe(Observation("ups", NOW - 86400, True, {"runtime": 36000.0}))
+    fleet.observe(obs)
+    ups = fleet.evaluate(NOW).devices["ups"]
+    assert "runtime" not in ups.readings
+    assert ups.unavailable == {"runtime": NOW}
+    assert ups.endurance is not None and not ups.endurance.exact
+
+
+def _mqtt(seen: list[Observation]) -> MqttSource:
+    readings = {"fuel": ReadingSpec(field="fuel_pct", scale=0.01, invalid=[-1, "N/A"]),
+                "running": ReadingSpec(field="running", decode="bool")}
+    routes = {"p/v/g/telemetry": Route("g", "telemetry", readings)}
+    return MqttSource(MqttSpec(), routes, seen.append, lambda _: None, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize(("body", "missing"), [
+    ({"fuel_pct": "N/A", "running": False}, {"fuel"}),   # the gateway's sentinel
+    ({"fuel_pct": -1, "running": False}, {"fuel"}),      # a numeric one
+    ({"fuel_pct": None, "running": False}, {"fuel"}),    # sent, with no value
+    ({"fuel_pct": "lots", "running": False}, {"fuel"}),  # sent, unreadable (counted too)
+    ({"running": False}, set()),                         # left out: says nothing of it
+])
+def test_mqtt_field_sent_without_a_value_is_missing(body: dict[str, object],
+                                                    missing: set[str]) -> None:
+    """A field sent with no usable value is missing now; a field left out is not."""
+    seen: list[Observation] = []
+    obs = _mqtt(seen).handle("p/v/g/telemetry", json.dumps(body).encode())
+    assert obs is not None and obs.missing == frozenset(missing)
+    assert "fuel" not in obs.readings
