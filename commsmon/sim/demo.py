@@ -1,36 +1,94 @@
 """``commsmon demo``: a broker, the simulated fleet and the daemon in one process.
 
 By default the demo also plays a drill of the outages (三断) on a loop so a
-person watching the metrics sees them detected and cleared: every cycle is a
-quiet step, then the mains is cut at the first village with a UPS (its
-generator starts and burns fuel ``DRILL_SPEED`` times faster than real time), a
-step later the public network is cut at the first other village with a 4G
-camera, and a step later both come back. Each step is logged (``drill``
-event) and announced on stdout.
+person watching sees them detected, told and cleared: every cycle is a quiet
+step, then the mains is cut at the first village with a UPS (its generator
+starts and burns fuel ``DRILL_SPEED`` times faster than real time), a step
+later the public network is cut at the first other village with a 4G camera,
+a step later both come back; then the mains is cut at the district centre —
+its UPS on battery, its generator on a low tank (:data:`CENTRE_FUEL`) — for
+:data:`CENTRE_STEPS` steps, while the centre's own alert goes out and every
+village's PDT channel counts down, and the drill ends by topping the tank
+back up to where it was.  Each step is logged (``drill`` event) and announced;
+the Chinese status table is printed half a step after each, and the messages
+the duty officers' robot would get are printed by a console robot
+(:mod:`commsmon.sim.robot`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
+from typing import NamedTuple
 
 import structlog
 
+from commsmon.alertconfig import AlertingSpec, ReceiverSpec, RouteSpec
 from commsmon.config import Config, MqttSpec
 from commsmon.daemon import Daemon
 from commsmon.errors import CommsmonError
+from commsmon.outputs.api import site_json
+from commsmon.outputs.terminal import render_status
+from commsmon.outputs.wording import Wording
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
+from commsmon.sim.robot import ConsoleRobot
 
-__all__ = ["DRILL_SPEED", "DRILL_STEP", "drill_sites", "run_demo", "run_drill"]
+__all__ = [
+    "CENTRE_FUEL",
+    "CENTRE_STEPS",
+    "DRILL_SPEED",
+    "DRILL_STEP",
+    "DrillSites",
+    "drill_sites",
+    "run_demo",
+    "run_drill",
+]
 
 log = structlog.get_logger("commsmon.demo")
 
 DRILL_STEP = 60.0
-"""Seconds between the steps of the drill (a whole cycle is three steps)."""
+"""Seconds between the steps of the drill."""
 
 DRILL_SPEED = 60.0
 """Simulated seconds per real second while the drill runs (a minute burns an hour's fuel)."""
+
+CENTRE_STEPS = 4
+"""Steps the district centre's mains stays cut: long enough to watch ``now`` count down."""
+
+CENTRE_FUEL = 0.04
+"""The centre generator's tank in the demo, ratio of its 400 L: 16 L, about 8 h at half
+load — what a drill finds when nobody has checked the tank."""
+
+
+class DrillSites(NamedTuple):
+    """The sites the drill uses (``None`` where the configuration has none)."""
+
+    mains: str | None  # first village with a UPS
+    network: str | None  # first other village with a 4G camera (or a public device)
+    centre: str | None  # first site with a device other sites depend on
+
+
+def drill_sites(config: Config) -> DrillSites:
+    """The sites the drill uses: the first village with a UPS (mains cut), the first
+    other village with a 4G camera (profile ``camera-4g-presence``) or, lacking one,
+    with any ``public``-channel device (network cut), and the district centre: the
+    first site holding a device that devices at other sites depend on (mains cut)."""
+    villages = [s for s in config.sites if s.role == "village"]
+    mains = next((s.id for s in villages if any(d.kind == "ups" for d in s.devices)), None)
+    others = [s for s in villages if s.id != mains]
+    network = next(
+        (s.id for s in others if any(d.profile == "camera-4g-presence" for d in s.devices)),
+        next((s.id for s in others if any(d.channel == "public" for d in s.devices)), None),
+    )
+    needed = {ref for _, d in config.devices() for ref in d.depends_on}
+    centre = next((s.id for s in config.sites if any(d.id in needed for d in s.devices)), None)
+    return DrillSites(mains, network, centre)
+
+
+def _centre_gensets(config: Config, site: str | None) -> list[str]:
+    return [d.id for s, d in config.devices() if s.id == site and d.kind == "generator"]
 
 
 async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool = True) -> None:
@@ -41,7 +99,8 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
         mqtt_port: a broker already listening on 127.0.0.1:PORT; ``None``
             starts Mosquitto on a free port.
         drill: play the outage drill on a loop (see :func:`run_drill`), with
-            outage time running :data:`DRILL_SPEED` times faster; ``False``
+            outage time running :data:`DRILL_SPEED` times faster, the centre's
+            generator on a low tank, and the status table printed; ``False``
             leaves the fleet healthy and in real time.
     """
     async with contextlib.AsyncExitStack() as stack:
@@ -51,49 +110,79 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
         mqtt = (config.mqtt or MqttSpec()).model_copy(
             update={"host": "127.0.0.1", "port": mqtt_port}
         )
-        config = config.model_copy(update={"mqtt": mqtt})
+        robot = await stack.enter_async_context(ConsoleRobot(f"SEC{secrets.token_hex(16)}"))
+        config = config.model_copy(update={"mqtt": mqtt, "alerting": _with_robot(config, robot)})
         speed = DRILL_SPEED if drill else 1.0
-        fleet = await stack.enter_async_context(SimFleet(config, speed=speed))
+        sites = drill_sites(config)
+        fuel = dict.fromkeys(_centre_gensets(config, sites.centre), CENTRE_FUEL) if drill else {}
+        fleet = await stack.enter_async_context(SimFleet(config, speed=speed, fuel=fuel))
         daemon = Daemon(config)
         task = asyncio.create_task(daemon.run())
         await asyncio.wait(
             [task, asyncio.create_task(daemon.ready.wait())], return_when=asyncio.FIRST_COMPLETED
         )
-        drilling: asyncio.Task[None] | None = None
+        helpers: list[asyncio.Task[None]] = []
         if daemon.ready.is_set():
             urls = ", ".join(f"{u}/metrics" for u in daemon.listening)
             print(
                 f"\ncommsmon demo: {len(config.sites)} sites, {len(fleet.recording)} SNMP "
                 f"agents, {len(fleet.mqtt)} MQTT devices on mosquitto 127.0.0.1:{mqtt_port}\n"
-                f"metrics: {urls}   (Ctrl-C to stop)\n",
+                f"metrics: {urls}   robot: {robot.url}   (Ctrl-C to stop)\n",
                 flush=True,
             )
             if drill:
-                drilling = asyncio.create_task(run_drill(fleet), name="demo:drill")
+                helpers.append(asyncio.create_task(run_drill(fleet), name="demo:drill"))
+                helpers.append(asyncio.create_task(_show_status(daemon), name="demo:status"))
         try:
             await task
         finally:
-            if drilling is not None:
-                drilling.cancel()
+            for helper in helpers:
+                helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await drilling
+                    await helper
 
 
-def drill_sites(config: Config) -> tuple[str | None, str | None]:
-    """The villages the drill uses: (mains cut, network cut).
+def _with_robot(config: Config, robot: ConsoleRobot) -> AlertingSpec:
+    """The alerting section with the console robot added (in Chinese, every alert), and
+    quick pacing so a watcher sees messages within a minute or two."""
+    spec = config.alerting
+    receiver = ReceiverSpec.model_validate({
+        "name": "demo-robot", "type": "dingtalk", "url": robot.url, "secret": robot.secret,
+        "language": "zh"})
+    routes = list(spec.routes)
+    if routes:
+        routes.append(RouteSpec(receivers=["demo-robot"]))
+    return spec.model_copy(update={
+        "receivers": [*spec.receivers, receiver], "routes": routes,
+        "group_wait": min(spec.group_wait, 10.0), "group_interval": min(spec.group_interval, 30.0),
+    })
 
-    The first village with a UPS, and the first other village with a 4G
-    camera (profile ``camera-4g-presence``) -- or, lacking one, with any
-    ``public``-channel device. ``None`` where no village qualifies.
-    """
-    villages = [s for s in config.sites if s.role == "village"]
-    mains = next((s.id for s in villages if any(d.kind == "ups" for d in s.devices)), None)
-    others = [s for s in villages if s.id != mains]
-    network = next(
-        (s.id for s in others if any(d.profile == "camera-4g-presence" for d in s.devices)),
-        next((s.id for s in others if any(d.channel == "public" for d in s.devices)), None),
-    )
-    return mains, network
+
+async def _show_status(daemon: Daemon, *, step: float = DRILL_STEP) -> None:
+    """Print the status table in Chinese half a step after each drill step, with the ``now``
+    reason of every site with an outage of its own, and of the first village one at
+    another site (the centre) bears on."""
+    await asyncio.sleep(step / 2)
+    while True:
+        await asyncio.sleep(step)
+        snap = daemon.snapshot
+        if snap is None:
+            continue
+        w = Wording("zh", daemon.tz, snap.at)
+        sites = [site_json(s, lambda _: None, w, full=False) for s in snap.sites.values()]
+        lines = [render_status(sites, language="zh")]
+        shown_remote = False
+        for site in snap.sites.values():
+            now = site.scenarios.get("now")
+            if now is None or not now.outages:
+                continue
+            if not site.outages:  # only another site's outage bears on it
+                if shown_remote:
+                    continue
+                shown_remote = True
+            lines.append(f"  {site.site.name}（{site.site.id}）{w.colon}"
+                         f"{w.verdict(now.as_fact(), site.site.id)}")
+        print("\n" + "\n".join(lines) + "\n", flush=True)
 
 
 async def run_drill(
@@ -101,40 +190,53 @@ async def run_drill(
 ) -> None:
     """Play the outage drill on ``fleet`` until cancelled (or ``cycles`` are done).
 
-    One cycle, a step apart: quiet; cut the mains at the first village of
-    :func:`drill_sites`; cut the network at the second; restore both. When
-    cancelled mid-cycle, whatever it cut is restored first.
+    One cycle, a step apart: quiet; cut the mains at the village of
+    :func:`drill_sites`; cut the network at the second; restore both; cut the
+    mains at the district centre and hold it :data:`CENTRE_STEPS` steps; restore
+    it and top its generators' tanks back up to where they were.  When cancelled
+    mid-cycle, whatever it cut is restored first.
 
     Args:
         fleet: a started fleet.
         step: seconds between steps, default :data:`DRILL_STEP`.
         cycles: how many cycles to play; ``None`` loops forever.
     """
-    mains_site, network_site = drill_sites(fleet.config)
-    if mains_site is None and network_site is None:
+    sites = drill_sites(fleet.config)
+    if sites.mains is None and sites.network is None and sites.centre is None:
         log.warning("drill", step="none", reason="no village with a UPS or a public device")
         return
+    tanks = {g: fleet.gensets[g].fuel_litres / fleet.gensets[g].tank_litres
+             for g in _centre_gensets(fleet.config, sites.centre) if g in fleet.gensets}
     done = 0
     try:
         while cycles is None or done < cycles:
             await asyncio.sleep(step)
-            if mains_site is not None:
-                await _step(fleet, "cut_mains", mains_site)
+            if sites.mains is not None:
+                await _step(fleet, "cut_mains", sites.mains)
             await asyncio.sleep(step)
-            if network_site is not None:
-                await _step(fleet, "cut_network", network_site)
+            if sites.network is not None:
+                await _step(fleet, "cut_network", sites.network)
             await asyncio.sleep(step)
             await _restore(fleet)
+            if sites.centre is not None:
+                await asyncio.sleep(step)
+                await _step(fleet, "cut_mains", sites.centre)
+                await asyncio.sleep(step * CENTRE_STEPS)
+                await _restore(fleet)
+                for genset, ratio in tanks.items():
+                    fleet.refuel(genset, ratio)
             done += 1
     finally:
         await asyncio.shield(_restore(fleet))
 
 
 _NOTICES = {
-    "cut_mains": "mains cut at {site} {name}: UPS on battery, generator running",
-    "restore_mains": "mains back at {site} {name}",
-    "cut_network": "public network cut at {site} {name}: router and cameras silent",
-    "restore_network": "public network back at {site} {name}",
+    "cut_mains": "切断 {name}（{site}）市电：UPS 转电池，发电机启动 / "
+                 "mains cut at {site}: UPS on battery, generator running",
+    "restore_mains": "{name}（{site}）市电恢复 / mains back at {site}",
+    "cut_network": "切断 {name}（{site}）公网：路由器和摄像机失联 / "
+                   "public network cut at {site}: router and cameras silent",
+    "restore_network": "{name}（{site}）公网恢复 / public network back at {site}",
 }
 
 
@@ -161,4 +263,4 @@ async def _step(fleet: SimFleet, step: str, site: str) -> None:
         return
     log.info("drill", step=step, site=site)
     name = next((s.name for s in fleet.config.sites if s.id == site), "")
-    print(f"drill: {_NOTICES[step].format(site=site, name=name)}", flush=True)
+    print(f"演练 drill: {_NOTICES[step].format(site=site, name=name)}", flush=True)

@@ -303,6 +303,16 @@ class SimFleet(Service):
                     self._community[device], {RPT_SUPPLY_POWER_TYPE: ("2", 0)}
                 )
 
+    def refuel(self, genset: str, ratio: float) -> None:
+        """Fill ``genset``'s tank to ``ratio`` (0-1) now, as a drill's crew would.
+
+        Raises:
+            KeyError: not a simulated genset.
+            ValueError: ``ratio`` outside 0-1.
+        """
+        self.gensets[genset].set_fuel(ratio, time.time())
+        self.mqtt[genset].refresh()
+
     def cut_network(self, site: str) -> list[str]:
         """Cut the public network at ``site``; returns the ids that went silent.
 

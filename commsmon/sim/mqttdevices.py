@@ -44,7 +44,7 @@ class GensetModel:
     is cut the set runs at ``load`` and burns ``curve.litres_per_hour(load)``
     litres per simulated hour; ``speed`` simulated seconds pass per second of
     ``now``. An empty tank stops the set and raises one alarm; fuel never goes
-    below 0 and is never replenished (nobody refuels a simulated tank).
+    below 0 and is only replenished by :meth:`set_fuel` (a drill topping it up).
 
     Args:
         curve: consumption curve and tank; :data:`DEFAULT_CURVE` when ``None``.
@@ -100,6 +100,17 @@ class GensetModel:
         """Mains comes back (``True``) or is lost (``False``) at ``now`` (epoch seconds)."""
         self._advance(now)
         self._mains = present
+
+    def set_fuel(self, ratio: float, now: float) -> None:
+        """The tank holds ``ratio`` (0-1) of its capacity from ``now`` on (refuelled).
+
+        Raises:
+            ValueError: ``ratio`` outside 0-1.
+        """
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"fuel ratio must be 0-1, got {ratio}")
+        self._advance(now)
+        self._fuel = ratio * self.tank_litres
 
     def _advance(self, now: float) -> None:
         if self._at is not None and self.running:

@@ -318,11 +318,13 @@ async def test_network_cut_reaches_through_parent_chains(sim: Sim) -> None:
 # --- the demo's drill ----------------------------------------------------------------
 
 
-def test_drill_sites_are_two_villages_from_the_config(sim: Sim) -> None:
-    """The first village with a UPS and the first other one with a 4G camera."""
+def test_drill_sites_are_two_villages_and_the_centre_from_the_config(sim: Sim) -> None:
+    """The first village with a UPS, the first other one with a 4G camera, and the site
+    holding the repeater the villages depend on."""
     assert drill_sites(sim.config) == (
         _site_with(sim.config, "ups-rfc1628"),
         _site_with(sim.config, "camera-4g-presence"),
+        "centre",
     )
 
 
@@ -330,8 +332,11 @@ def test_drill_sites_are_two_villages_from_the_config(sim: Sim) -> None:
 async def test_drill_cycle_logs_and_announces_each_step(
     sim: Sim, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """One drill cycle: cut mains, cut network, restore both; logged, printed, nothing left cut."""
-    mains, network = drill_sites(sim.config)
+    """One drill cycle: cut mains, cut network, restore both, cut the centre's mains and
+    restore it, topping its generator back up; logged, printed, nothing left cut."""
+    mains, network, centre = drill_sites(sim.config)
+    genset = next(g for g in sim.fleet.gensets if g.startswith("centre"))
+    tank = sim.fleet.gensets[genset].fuel_litres
     with capture_logs() as logs:
         await run_drill(sim.fleet, step=0.1, cycles=1)
     steps = [(e["step"], e["site"]) for e in logs if e["event"] == "drill"]
@@ -340,17 +345,20 @@ async def test_drill_cycle_logs_and_announces_each_step(
         ("cut_network", network),
         ("restore_mains", mains),
         ("restore_network", network),
+        ("cut_mains", centre),
+        ("restore_mains", centre),
     ]
     printed = capsys.readouterr().out.splitlines()
-    assert len(printed) == 4 and all(line.startswith("drill: ") for line in printed)
-    assert f"mains cut at {mains}" in printed[0]
+    assert len(printed) == 6 and all(line.startswith("演练 drill: ") for line in printed)
+    assert f"mains cut at {mains}" in printed[0] and "市电" in printed[0]
     assert sim.fleet.mains_cut == set() and sim.fleet.network_cut == set()
+    assert sim.fleet.gensets[genset].fuel_litres == pytest.approx(tank)
 
 
 @in_module_loop
 async def test_cancelled_drill_restores_what_it_cut(sim: Sim) -> None:
     """Cancelling the drill mid-cycle leaves no outage behind."""
-    mains, _ = drill_sites(sim.config)
+    mains = drill_sites(sim.config).mains
     assert mains is not None
     task = asyncio.create_task(run_drill(sim.fleet, step=0.05))
     deadline = time.monotonic() + WAIT
