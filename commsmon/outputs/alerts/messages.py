@@ -147,6 +147,10 @@ def alert_description(alert: Alert, language: Language, tz: tzinfo = DEFAULT_TZ,
     return _clean(w.tidy(text))
 
 
+# Rules whose facts are the site's "now" verdict, which the context line already tells.
+_NOW_RULES = ("endurance_low", "countdown")
+
+
 def _summary(w: Wording, alert: Alert) -> str:
     """What happened, in a few words (``天通卫星电话 离线``, ``正在断电``, ``预计可维持至
     15:40，约 5.9 小时：不足 6 小时``)."""
@@ -173,8 +177,14 @@ def _summary(w: Wording, alert: Alert) -> str:
     if rule == "outage_active":
         return w._("{outage} in progress").format(
             outage=w.outage(alert.labels.get("outage", "")))
-    if rule in ("endurance_low", "countdown") and verdict is not None:
-        return _countdown_summary(w, verdict, alert)
+    if rule in _NOW_RULES:
+        if verdict is not None:
+            return _countdown_summary(w, verdict, alert)
+        # Kept by a version whose alerts had no verdict: say what the rule means.
+        if rule == "countdown":
+            return w._("reachable for under {hours} with the outages active now").format(
+                hours=w.hours(float(alert.labels.get("hours", "0") or 0)))
+        return w._("would not last its target with the outages active now")
     if rule == "monitor_cut_off":
         return w._("monitor cut off from the villages (the fault is likely at the "
                       "monitor)")
@@ -231,10 +241,6 @@ def _headline(alerts: Sequence[Alert]) -> Alert | None:
         return sev, rule, a.starts_at
 
     return min(alerts, key=worst) if alerts else None
-
-
-# Rules whose facts are the site's "now" verdict, which the context line already tells.
-_NOW_RULES = ("endurance_low", "countdown")
 
 
 def _shown(alerts: Sequence[Alert]) -> list[Alert]:
