@@ -113,6 +113,13 @@ class DaemonProcess:
     async def samples(self) -> Samples:
         return await scrape(self.url)
 
+    async def site(self, site: str) -> dict[str, Any]:
+        """``GET /api/v1/sites/{site}`` of this daemon (it must answer 200)."""
+        async with aiohttp.ClientSession() as s, s.get(f"{self.url}/api/v1/sites/{site}") as r:
+            assert r.status == 200
+            body: dict[str, Any] = await r.json()
+            return body
+
     async def wait_for(
         self, what: str, predicate: Callable[[Samples], bool], within: float
     ) -> float:

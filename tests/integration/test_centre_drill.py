@@ -8,9 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from commsmon.config import load_config
@@ -30,13 +28,6 @@ async def robot() -> AsyncIterator[RecordingReceiver]:
     await receiver.start()
     yield receiver
     await receiver.close()
-
-
-async def _site(daemon: DaemonProcess, site: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as s, s.get(f"{daemon.url}/api/v1/sites/{site}") as r:
-        assert r.status == 200
-        body: dict[str, Any] = await r.json()
-        return body
 
 
 async def test_centre_power_cut_is_the_centres_alert_and_every_villages_pdt370(
@@ -71,12 +62,12 @@ async def test_centre_power_cut_is_the_centres_alert_and_every_villages_pdt370(
                     and (value(s, "commsmon_site_scenario_endurance_seconds", site="centre",
                                scenario="now") or 1e9) < 6 * 3600
                     and value(s, "commsmon_site_now_outages", site="v01") == 1, within=30)
-                centre = await _site(daemon, "centre")
+                centre = await daemon.site("centre")
                 now = centre["scenarios"]["now"]
                 assert now["ready"] is False and now["until"] is not None
                 assert "个村的PDT 370M 集群通道约" in now["reason"], now["reason"]
                 assert "中心发电机" in now["reason"] and "油量" in now["reason"]
-                village = await _site(daemon, "v01")
+                village = await daemon.site("v01")
                 pdt = village["scenarios"]["now"]["channels"]["pdt370"]
                 assert pdt["survives"] is False and "370M PDT 中继台（centre-rpt1）" in \
                     pdt["reason"], pdt

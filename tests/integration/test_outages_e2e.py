@@ -8,9 +8,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 
 from commsmon.config import load_config
@@ -46,13 +44,6 @@ async def running(tmp_path: Path) -> AsyncIterator[tuple[DaemonProcess, SimFleet
                 assert daemon.stop() == 0
 
 
-async def _site(daemon: DaemonProcess, site: str) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as s, s.get(f"{daemon.url}/api/v1/sites/{site}") as r:
-        assert r.status == 200
-        body: dict[str, Any] = await r.json()
-        return body
-
-
 async def test_mains_cut_is_a_power_outage_and_fuel_burns_down_readiness(
     running: tuple[DaemonProcess, SimFleet, Path],
 ) -> None:
@@ -76,7 +67,7 @@ async def test_mains_cut_is_a_power_outage_and_fuel_burns_down_readiness(
             s, "commsmon_reading_state", device=f"{SITE}-ups", reading="output_source",
             state="battery") == 1, within=3 * INTERVAL + 5)
     await asyncio.sleep(1.5)  # one evaluation
-    evidence = (await _site(daemon, SITE))["outages"]["power"]["evidence"]
+    evidence = (await daemon.site(SITE))["outages"]["power"]["evidence"]
     # In the district's language: which device, and what it shows.
     assert f"UPS（{SITE}-ups）市电中断，电池供电" in evidence
     assert any(f"（{SITE}-genset）市电中断时运行" in e for e in evidence), evidence
@@ -108,7 +99,7 @@ async def test_network_cut_is_a_network_outage(
     s = await daemon.samples()
     assert value(s, "commsmon_site_reachable", site=SITE) == 1
     assert value(s, "commsmon_site_scenario_ready", site=SITE, scenario="network") == 1
-    site = await _site(daemon, SITE)
+    site = await daemon.site(SITE)
     assert "公网设备全部无应答" in site["outages"]["network"]["evidence"][0]
     assert site["channels"]["public"] == "down"
     fleet.restore_network(SITE)
