@@ -515,7 +515,7 @@ class Wording:
         e = Endurance.from_fact(v.facts("endurance")[0]) if v.facts("endurance") \
             else Endurance(0.0, math.inf)
         outlooks = [*v.facts("outlooks"), *v.facts("supports")]
-        outages = self.facts(v.facts("outages"), here)
+        outages = self.list_sep.join(self.fact(f, here) for f in v.facts("outages"))
         if scenario == "now":
             return self._now(v, e, outages, here)
         lead = self._("with {outages} now").format(outages=outages) if outages else ""
