@@ -26,6 +26,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metri
 
 from commsmon.config import Config
 from commsmon.core.dispatch import Silence
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.shard import ShardPlan
@@ -405,7 +406,9 @@ class Daemon:
         """One evaluation and its alerts; a method of its own so that no frame holds the
         snapshot between runs (the next evaluation lets the old one go first)."""
         state = [db.problem for db in (self.store, self.alerts and self.alerts.outbox) if db]
-        self.fleet.set_fault("state_dir", "; ".join(p for p in state if p) or None)
+        problem = "; ".join(p for p in state if p)
+        self.fleet.set_fault("state_dir",
+                             Fact("state_dir", {"detail": problem}) if problem else None)
         snap = self.evaluate()
         if self.alerts is None:
             return

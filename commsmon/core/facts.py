@@ -46,6 +46,11 @@ FactCode = Literal[
     "no_answer",           # SNMP request timed out
     "snmp_error",          # {detail}: the agent answered with an error status
     "offline",             # MQTT presence offline or Last Will
+    "unexpected_source",   # {address}: replies came only from an address the target does not allow
+    "protocol_error",      # {detail}: replies did not match the request (request id cut to 16 bits)
+    "auth_error",          # {detail, device?, name?}: the agent rejects our credentials
+    "retained",            # {online, at}: only a retained message heard: the last known state
+    "relearning",          # {source}: the broker came back; waiting for a live presence message
     "silent",              # {age}: a pushed device sent nothing for longer than allowed
     "health",              # {reading, value, effect, text_zh, text_en}: a profile rule fails
     # power stages (Endurance.stages): the arithmetic
@@ -88,6 +93,8 @@ FactCode = Literal[
     "device",              # {device, name, kind, state, since, causes}
     "cut_off",             # {sources}: empty when every site went silent at once
     "state_dir",           # {detail}: the state directory refuses writes
+    "client_id_taken",     # {client_id, count}: another MQTT client takes our session
+    "receiver_rejecting",  # {receiver, code, detail}: a robot rejects our messages
     "countdown",           # {hours}: the threshold crossed
 ]
 FACT_CODES: tuple[str, ...] = get_args(FactCode)

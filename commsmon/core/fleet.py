@@ -127,15 +127,17 @@ class Snapshot:
         cut_off: why the monitor itself seems cut off (its broker is
             unreachable, or every site went silent at once: a ``cut_off``
             fact), else ``None``.
-        faults: the monitor's own faults that do not stop it monitoring,
-            by name (``state_dir``: its disk refuses writes), with why.
+        faults: the monitor's own faults that do not stop it monitoring, by
+            name (``state_dir``: its disk refuses writes; ``mqtt_client_id``:
+            another instance takes our session; ``receiver:<name>``: a robot
+            rejects our messages), each a fact saying what is wrong.
     """
 
     at: float
     devices: Mapping[str, DeviceStatus]
     sites: Mapping[str, SiteStatus]
     cut_off: Fact | None = None
-    faults: Mapping[str, str] = field(default_factory=dict)
+    faults: Mapping[str, Fact] = field(default_factory=dict)
 
 
 class _Clock:
@@ -168,7 +170,7 @@ class Fleet:
         self._device_clocks = {d: _Clock(now) for d in inventory.devices}
         self._site_clocks = {s: _Clock(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
-        self._faults: dict[str, str] = {}
+        self._faults: dict[str, Fact] = {}
         self._last_eval = now
         self._now = now
 
@@ -248,13 +250,30 @@ class Fleet:
         """Record that a source (``"mqtt"``) lost or regained its link.
 
         While a source is disconnected its devices are ``unknown``: the
-        monitor, not the device, is cut off.
+        monitor, not the device, is cut off.  When it comes back, a device
+        heard only through presence relearns its state
+        (:meth:`DeviceTracker.relearn`): a broker restart may have dropped its
+        session unseen.
         """
+        was = self._source_up.get(source, 0.0)
         self._source_up[source] = now if connected else None
+        if connected and was is None:
+            for tracker in self._trackers.values():
+                device = tracker.device
+                if device.source == source and device.stale_after is None:
+                    tracker.relearn()
 
-    def set_fault(self, name: str, problem: str | None) -> None:
-        """Record a fault of the monitor itself (``None``: it is gone), e.g.
-        ``state_dir``: the disk refuses writes and state is kept in memory."""
+    def set_fault(self, name: str, problem: Fact | None) -> None:
+        """Record a fault of the monitor itself, or that it is gone (``None``).
+
+        Args:
+            name: what is at fault, unique among faults (the ``fault`` label of
+                its ``monitor_fault`` alert): ``state_dir``, ``mqtt_client_id``,
+                ``receiver:<name>`` ...
+            problem: what is wrong, as a fact (``state_dir`` {detail},
+                ``client_id_taken`` {client_id, count}, ``receiver_rejecting``
+                {receiver, code, detail}).
+        """
         if problem is None:
             self._faults.pop(name, None)
         else:
@@ -443,8 +462,13 @@ class Fleet:
                 "state": parent.value}),))
         elif device.source == "checkin" and (stale := self._stale_checkin(device)):
             result = (State.UNKNOWN, (stale,))
+        elif tracker.failure is not None and tracker.failure.code == "auth_error":
+            result = (State.UNKNOWN, (tracker.failure,))
         elif tracker.raw is State.UNKNOWN:
-            result = (State.UNKNOWN, (Fact("not_seen"),))
+            waiting = Fact("relearning", {"source": device.source}) \
+                if tracker.relearning is not None else None
+            result = (State.UNKNOWN, tuple(f for f in (waiting, tracker.known) if f)
+                      or (Fact("not_seen"),))
         elif tracker.raw is State.DOWN:
             result = (State.DOWN, (tracker.failure or Fact("no_answer"),))
         else:

@@ -39,7 +39,6 @@ from commsmon.core.types import State
 __all__ = [
     "DEFAULT_COUNTDOWN_HOURS",
     "DEFAULT_RULES",
-    "MONITOR_FAULTS",
     "RULES",
     "AlertEngine",
     "Firing",
@@ -95,9 +94,6 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
     "monitor_cut_off": RuleSpec(60, "critical"),
     "monitor_fault": RuleSpec(60, "warning"),
 }
-
-# Faults of the monitor the daemon reports (label values of ``monitor_fault``).
-MONITOR_FAULTS = ("state_dir",)
 
 #: Hours left (the ``now`` view) below which ``countdown`` fires, one alert each.
 DEFAULT_COUNTDOWN_HOURS: tuple[float, ...] = (24.0, 6.0, 1.0)
@@ -227,14 +223,19 @@ def facts_from_json(data: Any) -> tuple[Fact, ...]:
 def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candidate]:
     cut_off = snap.cut_off is not None
     yield _Candidate("monitor_cut_off", {}, cut_off, (snap.cut_off,) if snap.cut_off else ())
-    for fault in MONITOR_FAULTS:
-        problem = snap.faults.get(fault)
-        yield _Candidate("monitor_fault", {"fault": fault}, problem is not None,
-                         (Fact("state_dir", {"detail": problem or ""}),))
+    # A fault that is gone is no longer a candidate, so its alert resolves.
+    for name, problem in snap.faults.items():
+        yield _Candidate("monitor_fault", {"fault": name}, True, (problem,))
     for site in snap.sites.values():
         yield from _site_candidates(snap, site, cut_off, countdown)
     for device in snap.devices.values():
         yield from _device_candidates(device, cut_off)
+        # An agent rejecting our credentials: the monitor's configuration is at fault.
+        for reason in device.reasons:
+            if reason.code == "auth_error":
+                dev = device.device
+                yield _Candidate("monitor_fault", {"fault": f"snmp_auth:{dev.id}"}, True, (
+                    Fact("auth_error", {**reason.args, "device": dev.id, "name": dev.name}),))
 
 
 def _site_candidates(

@@ -2,10 +2,16 @@
 
 A device goes ``down`` after ``down_after`` consecutive failed checks (or at
 once on a conclusive failure such as an MQTT Last Will) and comes back ``up``
-after ``up_after`` consecutive good checks.  A never-seen device is
-``unknown``.  Whether an answering device is ``degraded``, and whether a parent
-or the monitor itself makes it ``unknown``, is decided later, in
-:mod:`commsmon.core.fleet`, from this raw state.
+after ``up_after`` consecutive good checks, or at once on an explicit birth
+(a live MQTT presence ``online``: hysteresis is for polled checks).  A
+never-seen device is ``unknown``; so is one heard only through a retained
+message (the last known state, never live evidence), and a presence-only
+device whose source reconnected until a live message or an agreeing
+retained one says how it is (:meth:`DeviceTracker.relearn`).  A device whose
+agent rejects our credentials is unmonitored, not down (``unknown`` in
+:mod:`commsmon.core.fleet`).  Whether an answering device is ``degraded``, and
+whether a parent or the monitor itself makes it ``unknown``, is decided later,
+in :mod:`commsmon.core.fleet`, from this raw state.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ class DeviceTracker:
         failure: why its last check failed (a fact), cleared when it answers.
         rose_at: when each numeric reading last went up (a device counter
             such as upsInputLineBads rising means an event since last poll).
+        known: the last known state from a retained message (a ``retained``
+            fact) while nothing live was heard.
+        relearning: the state learnt from live messages before the source
+            reconnected, while it waits for its confirmation; ``None`` when not
+            relearning.
         frozen: the read-only copy of ``readings`` snapshots share, ``None``
             once a reading changed.
     """
@@ -56,6 +67,8 @@ class DeviceTracker:
     failure: Fact | None = None
     frozen: Mapping[str, Reading] | None = field(default=None, repr=False, compare=False)
     rose_at: dict[str, float] = field(default_factory=dict)
+    known: Fact | None = None
+    relearning: State | None = None
 
     def frozen_readings(self) -> Mapping[str, Reading]:
         """A read-only copy of :attr:`readings`, the same object until one changes
@@ -92,15 +105,24 @@ class DeviceTracker:
         """
         if obs.readings or obs.missing:
             self._take_readings(obs)
+        if obs.retained:
+            self._last_known(obs)
+            return
         if self.last_check is not None and obs.at < self.last_check:
             return
         self.last_check = obs.at
+        self.known = None
+        if self.relearning is not None:  # live evidence: what it says is the state
+            self.raw, self.relearning = State.UNKNOWN, None
+        if obs.error == "auth_error":  # unmonitored: says nothing of the device itself
+            self.failure = Fact("auth_error", {"detail": obs.detail})
+            return
         if obs.reachable:
             self.last_seen = obs.at
             self.failure = None
             self.fails = 0
             self.oks += 1
-            if self.raw is State.UNKNOWN or (
+            if self.raw is State.UNKNOWN or obs.conclusive or (
                 self.raw is State.DOWN and self.oks >= self.device.up_after
             ):
                 self.raw = State.UP
@@ -110,6 +132,24 @@ class DeviceTracker:
             self.fails += 1
             if obs.conclusive or self.fails >= self.device.down_after:
                 self.raw = State.DOWN
+
+    def relearn(self) -> None:
+        """The source reconnected: what presence said before may have changed unseen.
+
+        For a device heard only through presence (no telemetry to go stale):
+        ``unknown`` until a live message, or a retained one that agrees with
+        what it was (the broker's current view: it kept the device's session).
+        """
+        if self.raw is not State.UNKNOWN:
+            self.relearning, self.raw = self.raw, State.UNKNOWN
+            self.oks = self.fails = 0
+
+    def _last_known(self, obs: Observation) -> None:
+        """A retained message: the last known state; restores a state it confirms."""
+        if self.relearning is not None and obs.reachable == (self.relearning is State.UP):
+            self.raw, self.relearning, self.known = self.relearning, None, None
+        elif self.raw is State.UNKNOWN:
+            self.known = Fact("retained", {"online": obs.reachable, "at": obs.at})
 
     def _take_readings(self, obs: Observation) -> None:
         times = dict(self.reading_at)  # copied, not changed: snapshots hold the old one
@@ -141,11 +181,17 @@ class DeviceTracker:
                 is the monitor's fault, not the device's.
         """
         limit = self.device.stale_after
-        if limit is None or self.raw is not State.UP:
+        if limit is None:
             return
-        heard = max(self.last_seen or float("-inf"), fresh_since or float("-inf"))
+        if self.raw is State.UNKNOWN and self.known is not None and fresh_since is not None:
+            # Known only from a retained message, and silent since we subscribed.
+            heard = fresh_since
+        elif self.raw is not State.UP:
+            return
+        else:
+            heard = max(self.last_seen or float("-inf"), fresh_since or float("-inf"))
         if now - heard > limit:
-            self.raw = State.DOWN
+            self.raw, self.known = State.DOWN, None
             self.oks = 0
             self.failure = Fact("silent", {"age": now - heard, "limit": limit})
 
@@ -154,8 +200,10 @@ def _failure(obs: Observation) -> Fact:
     """Why ``obs`` failed, as a fact (a keeper's note or an SNMP status kept as given)."""
     if obs.error == "checkin_failed":
         return Fact("checkin_failed", {"at": obs.at, "note": obs.detail})
-    if obs.error == "snmp_error":
-        return Fact("snmp_error", {"detail": obs.detail})
+    if obs.error == "unexpected_source":
+        return Fact("unexpected_source", {"address": obs.detail})
+    if obs.error in ("snmp_error", "protocol_error"):
+        return Fact(obs.error, {"detail": obs.detail})
     return Fact(obs.error or "no_answer")
 
 

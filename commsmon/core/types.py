@@ -70,9 +70,16 @@ WORKING: tuple[State, ...] = (State.UP, State.DEGRADED)
 
 #: Why a device did not answer, as a source tells it: the SNMP request timed
 #: out (``no_answer``), the agent answered an error status (``snmp_error``), an
-#: MQTT presence ``offline`` or Last Will (``offline``), or a keeper's test call
-#: failed (``checkin_failed``).
-Failure = Literal["no_answer", "snmp_error", "offline", "checkin_failed"]
+#: MQTT presence ``offline`` or Last Will (``offline``), a keeper's test call
+#: failed (``checkin_failed``), replies came only from an address the target
+#: does not allow (``unexpected_source``), replies did not match the request
+#: (``protocol_error``: a request id cut to 16 bits, an undecodable PDU), or the
+#: agent rejected our credentials (``auth_error``: a USM error such as unknown
+#: user, wrong digest, decryption error, notInTimeWindow after a re-sync).  An
+#: ``auth_error`` makes the device unmonitored (``unknown``), never ``down``:
+#: it is the monitor's configuration that is at fault.
+Failure = Literal["no_answer", "snmp_error", "offline", "checkin_failed",
+                  "unexpected_source", "protocol_error", "auth_error"]
 FAILURES: tuple[Failure, ...] = Failure.__args__  # type: ignore[attr-defined]
 
 
@@ -96,6 +103,9 @@ class Observation:
             a vendor sentinel (-1 "not supported", ``N/A``), noSuchInstance, a
             value that would not decode.  Their last value is not known any
             more, from ``at`` on.
+        retained: an MQTT retained message replayed at subscribe: the last
+            known state only, never live evidence (``at`` is its own
+            timestamp where it carries one, else when it was received).
     """
 
     device: str
@@ -106,6 +116,7 @@ class Observation:
     error: Failure | None = None
     detail: str = ""
     missing: frozenset[str] = frozenset()
+    retained: bool = False
 
 
 @dataclass(frozen=True, slots=True)

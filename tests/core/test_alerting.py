@@ -241,7 +241,8 @@ def test_state_dir_fault_warns_once_and_resolves() -> None:
     resolved when the disk takes writes again."""
     h = Harness()
     h.run(5, ALL)
-    h.fleet.set_fault("state_dir", "outbox.db: database or disk is full")
+    h.fleet.set_fault("state_dir", Fact("state_dir",
+                                        {"detail": "outbox.db: database or disk is full"}))
     h.run(120, ALL)
     (note,) = h.to("log")
     assert note.group == "monitor" and note.status == "firing"

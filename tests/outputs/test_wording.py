@@ -74,7 +74,8 @@ TERMS = {
     "lower": 5.5, "upper": 5.5, "stages": (Fact("battery", {"hours": 5.5, "ratio": 0.5}),),
     "unknowns": (), "target_hours": 72.0, "ready": False, "survives": False,
     "outlooks": (), "supports": (), "outages": (), "dependent_sites": ("v01",),
-    "dependent_channels": ("pdt370",),
+    "dependent_channels": ("pdt370",), "address": "127.0.0.2:16100", "online": True,
+    "receiver": "duty", "code": "310000", "client_id": "commsmon-centre-0", "count": 3,
 }
 
 

@@ -189,7 +189,7 @@ def _summary(w: Wording, alert: Alert) -> str:
         return w._("monitor cut off from the villages (the fault is likely at the "
                       "monitor)")
     if rule == "monitor_fault":
-        return w._("monitor's state directory not writable")
+        return w.fact(alert.facts[0]) if alert.facts else w._("the monitor has a fault")
     return rule
 
 def _countdown_summary(w: Wording, v: Fact, alert: Alert) -> str:
@@ -216,6 +216,8 @@ def _detail(w: Wording, alert: Alert, here: str | None) -> str:
     """The facts behind an alert, in a line (the why, the arithmetic); ``here`` is the
     alert's site."""
     rule = alert.rule
+    if rule == "monitor_fault":  # its summary is its one fact already
+        return ""
     parts = []
     for f in alert.facts:
         if f.code == "device":  # a device alert's summary names the device already

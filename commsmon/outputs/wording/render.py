@@ -87,6 +87,29 @@ _READINGS = {
 }
 _SOURCES = {"mqtt": N_("MQTT broker"), "snmp": N_("SNMP agents")}
 
+#: USM report counters an agent answers a rejected request with (RFC 3414 §3.2), and
+#: the community an agent ignores, by the name the SNMP backends give.
+_USM = {
+    "usmStatsUnknownUserNames": N_("unknown user"),
+    "usmStatsWrongDigests": N_("wrong authentication password"),
+    "usmStatsDecryptionErrors": N_("wrong privacy password"),
+    "usmStatsNotInTimeWindows": N_("not in the agent's time window"),
+    "usmStatsUnknownEngineIDs": N_("unknown engine ID"),
+    "usmStatsUnsupportedSecLevels": N_("security level not supported"),
+}
+
+#: What a robot's rejection code usually means (its vendor's documentation), by code.
+_REJECTIONS = {
+    "310000": N_("DingTalk: the keyword, signature or IP whitelist of the robot does not "
+                 "match: check the robot's security settings and the secret"),
+    "19021": N_("Feishu: the signature does not match: usually a skewed clock or a wrong "
+                "secret"),
+    "19024": N_("Feishu: the message lacks the robot's keyword"),
+    "93000": N_("WeCom: the robot's webhook key is not valid"),
+    "401": N_("the receiver refuses our credentials"),
+    "403": N_("the receiver refuses our credentials"),
+}
+
 
 class Wording:
     """Renders facts, verdicts and alerts in one language.
@@ -260,6 +283,37 @@ class Wording:
     def _fact_offline(self, f: Fact, here: str | None) -> str:
         return self._("reported offline over MQTT")
 
+    def _fact_unexpected_source(self, f: Fact, here: str | None) -> str:
+        return self._("replies came from {address}, not the device's address: if it is "
+                      "the same agent, allow that address in the device's SNMP settings "
+                      "(reply_from)").format(address=f.text("address") or "?")
+
+    def _fact_protocol_error(self, f: Fact, here: str | None) -> str:
+        text = self._("the SNMP agent's replies do not match our requests (protocol error)")
+        detail = f.text("detail")  # the agent's own terms: for the English reader only
+        return f"{text} ({detail})" if detail and self.language == "en" else text
+
+    def _fact_auth_error(self, f: Fact, here: str | None) -> str:
+        detail = f.text("detail")
+        why = self._(_USM[detail]) if detail in _USM else self._("credentials refused")
+        text = self._("the SNMP agent rejects the monitor's credentials ({why}): not "
+                      "monitored; check the user, passwords and community in the "
+                      "configuration").format(why=why)
+        device = self.label(f, here)
+        return f"{device}{self.colon}{text}" if device else text
+
+    def _fact_retained(self, f: Fact, here: str | None) -> str:
+        at = self.time(f.number("at") or 0)
+        if f.arg("online"):
+            return self._("last known online (retained message, {at}); waiting for a live "
+                          "message").format(at=at)
+        return self._("last known offline (retained message, {at}); waiting for a live "
+                      "message").format(at=at)
+
+    def _fact_relearning(self, f: Fact, here: str | None) -> str:
+        return self._("the monitor reconnected to the broker; waiting for the device's "
+                      "live presence")
+
     def _fact_silent(self, f: Fact, here: str | None) -> str:
         return self._("no message for {age}").format(age=self.age(f.number("age") or 0))
 
@@ -425,6 +479,19 @@ class Wording:
                       "read-only); its state is kept in memory")
         detail = f.text("detail")  # the system's own words: for the English reader only
         return f"{text} ({detail})" if detail and self.language == "en" else text
+
+    def _fact_client_id_taken(self, f: Fact, here: str | None) -> str:
+        return self._("another instance uses this MQTT client id ({client_id}): the broker "
+                      "dropped our session {count} times right after it began; give each "
+                      "instance its own client id").format(
+            client_id=f.text("client_id"), count=int(f.number("count") or 0))
+
+    def _fact_receiver_rejecting(self, f: Fact, here: str | None) -> str:
+        receiver, code = f.text("receiver"), f.text("code")
+        hint = _REJECTIONS.get(code)
+        text = self._("the receiver {receiver} rejects our messages (error {code})").format(
+            receiver=receiver, code=code or "?")
+        return f"{text}{self.colon}{self._(hint)}" if hint else text
 
     def _fact_countdown(self, f: Fact, here: str | None) -> str:
         return self._("under {hours}").format(hours=self.hours(f.number("hours") or 0))
