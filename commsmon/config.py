@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -425,7 +426,8 @@ class MqttSpec(_Model):
     Attributes:
         client_id: must be unique per running instance (a duplicate makes the
             broker drop the older session); the session is persistent, so the
-            broker keeps QoS 1 messages for it while it reconnects.
+            broker keeps QoS 1 messages for it while it reconnects.  Default
+            ``commsmon-<hostname>-<shard index>`` (:meth:`identity`).
         keepalive: seconds.
         reconnect_max: longest wait between reconnect attempts, seconds.
         queue_size: messages the daemon holds before handling; beyond it they
@@ -433,11 +435,14 @@ class MqttSpec(_Model):
         share_group: consume telemetry through ``$share/<group>/...`` so the
             instances of one group (an HA pair) split it, each message once.
         tls: connect over TLS (MQTT over TLS is usually port 8883).
+        will_grace: seconds a live presence ``offline`` is held before it is
+            applied; dropped if our own session ends meanwhile (a broker shutting
+            down publishes every client's Last Will, then closes).
     """
 
     host: str = "127.0.0.1"
     port: Port = 1883
-    client_id: str = "commsmon"
+    client_id: Annotated[str, Field(min_length=1)] | None = None
     username: str | None = None
     password: SecretStr | None = None
     keepalive: Annotated[int, Field(ge=5, le=3600)] = 30
@@ -447,6 +452,11 @@ class MqttSpec(_Model):
     queue_size: Annotated[int, Field(ge=100)] = 200_000
     share_group: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
     tls: TlsClientSpec | None = None
+    will_grace: Annotated[float, Field(ge=0, le=60)] = 5.0
+
+    def identity(self, shard: int) -> str:
+        """The MQTT client id: ``client_id``, else ``commsmon-<hostname>-<shard>``."""
+        return self.client_id or f"commsmon-{socket.gethostname()}-{shard}"
 
     @property
     def checkins(self) -> str:

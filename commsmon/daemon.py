@@ -305,6 +305,7 @@ class Daemon:
         self._mqtt = MqttSource(
             config.mqtt, routes, self.distribute, self._on_mqtt_link,
             on_checkin=self._checkin_from_mqtt, local_sink=self.observe, clock=self._clock,
+            client_id=config.mqtt.identity(config.shard.index), on_fault=self.fleet.set_fault,
         )
         self._spawn("mqtt", self._mqtt.run())
 

@@ -65,7 +65,8 @@ MQTT_CONNECTED = Gauge(
 )
 MQTT_CONNECTS = Counter(
     "commsmon_mqtt_connect_attempts",
-    "Connection attempts to the MQTT broker by result: ok, error.",
+    "Connection attempts to the MQTT broker by result: ok, error, taken_over (another "
+    "client uses our client id).",
     ["result"],
 )
 READING_ERRORS = Counter(

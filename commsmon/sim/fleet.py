@@ -90,6 +90,8 @@ class SimFleet(Service):
         config: a loaded configuration whose SNMP hosts are 127.0.0.1 and
             whose ``mqtt`` points at the broker to publish to.
         telemetry_period: seconds between MQTT telemetry messages.
+        heartbeat: MQTT devices republish presence every telemetry period
+            (a platform re-syncing); ``False``: once per session and on change.
         skip: ids of devices served by something else (a real snmpd).
         speed: simulated seconds per real second during outages (fuel burnt,
             seconds on battery), default 1.0; the demo uses 60, tests 3600.
@@ -113,6 +115,7 @@ class SimFleet(Service):
         skip: Collection[str] = (),
         speed: float = 1.0,
         fuel: Mapping[str, float] | None = None,
+        heartbeat: bool = True,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -163,6 +166,7 @@ class SimFleet(Service):
                     telemetry,
                     model,
                     telemetry_period,
+                    heartbeat=heartbeat,
                 )
         self.agents = SnmpSimulator(communities)
         self._tasks: list[asyncio.Task[None]] = []

@@ -1,7 +1,10 @@
 """Simulated MQTT devices: presence with a Last Will, and JSON telemetry.
 
 Each device keeps its own session (its own client id), publishes a retained
-``online`` on its status topic with a retained ``offline`` Last Will, and
+``online`` on its status topic when its session begins (a birth) and, with
+``heartbeat``, again every period as a video platform re-syncing its cameras
+would (without: once per session and on change, as a lone 4G camera does),
+with a retained ``offline`` Last Will, and
 publishes telemetry every ``period`` seconds shaped like its profile's real
 counterpart.  Taking it down publishes ``offline`` (as its gateway would) and
 stops telemetry; the broker's Will covers a sim that dies.  Sessions survive
@@ -177,6 +180,8 @@ class SimMqttDevice:
         telemetry_topic: where telemetry goes, ``None`` for none.
         model: telemetry generator (see :func:`telemetry_for`).
         period: seconds between telemetry messages.
+        heartbeat: republish presence every period too, not only when the
+            session begins or the device changes.
     """
 
     def __init__(
@@ -188,8 +193,11 @@ class SimMqttDevice:
         telemetry_topic: str | None,
         model: Model | None,
         period: float = 5.0,
+        *,
+        heartbeat: bool = True,
     ) -> None:
         self.device = device
+        self._heartbeat = heartbeat
         self.port = port
         self._host = host
         self._status = status_topic
@@ -233,7 +241,19 @@ class SimMqttDevice:
             self._host, self.port, identifier=f"sim-{self.device}", will=will, keepalive=10
         ) as client:
             try:
-                await self._publish(client)
+                # A device that publishes only on change must still notice its broker
+                # going, as a real one does from its socket: wait on the loss too.
+                publisher = asyncio.ensure_future(self._publish(client))
+                try:
+                    await asyncio.wait([publisher, client._disconnected],
+                                       return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not publisher.done():
+                        publisher.cancel()
+                        await asyncio.wait([publisher])
+                if not publisher.cancelled():
+                    publisher.result()
+                raise aiomqtt.MqttError("disconnected")
             finally:
                 # When the broker goes, aiomqtt 2 leaves the exception of its
                 # disconnection future unread (its __aexit__ returns early), and asyncio
@@ -243,12 +263,14 @@ class SimMqttDevice:
                     gone.exception()
 
     async def _publish(self, client: aiomqtt.Client) -> None:
+        announced: bool | None = None  # presence published in this session
         while True:
             raise_if_cancel_swallowed()
             # Cleared before publishing: a change made while a publish is
             # awaited is published in the next round, not a period later.
             self._changed.clear()
-            if self._status:
+            if self._status and (self._heartbeat or announced is not self._up):
+                announced = self._up
                 word = b"online" if self._up else b"offline"
                 await client.publish(self._status, word, qos=1, retain=True)
             if self._up and self._telemetry and self._model:

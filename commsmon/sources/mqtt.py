@@ -3,9 +3,24 @@
 Presence topics carry retained ``online``/``offline`` (``offline`` also as the
 device's Last Will); telemetry topics carry a JSON object decoded per the
 device's profile.  The source owns its reconnect loop: on broker loss it tells
-the core (devices go ``unknown``, not ``down``), backs off with jitter and
-subscribes again, getting retained presence anew.  A bad message is counted
-and logged once, never fatal, never a new time series.
+the core (devices go ``unknown``, not ``down``), backs off with jitter (reset
+after a session that lived ``GOOD_SESSION`` seconds) and subscribes again,
+getting retained presence anew.  A bad message is counted and logged once,
+never fatal, never a new time series.
+
+What counts as evidence (README "Presence and retained messages"):
+
+* A live ``online`` is a birth: the device is up at once.
+* A live ``offline`` is held ``will_grace`` seconds: if our own session ends
+  meanwhile it was the broker shutting down and publishing every client's Last
+  Will, and it is dropped (counted ``will_at_disconnect``).
+* A retained message, replayed at subscribe, is the last known state only
+  (``Observation.retained``): it never makes a device up or down.  Retained
+  telemetry whose own ``ts`` is within the device's ``stale_after`` of now is
+  live evidence; older, its readings count at their ``ts`` (and age as any
+  reading); without a ``ts`` its readings are dropped: their time is unknown.
+* Sessions the broker drops right after they begin, ``TAKEOVER_COUNT`` times in
+  a row, mean another client uses our client id: a ``monitor_fault``.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ from pydantic import ValidationError
 
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, MqttSpec, ReadingSpec
+from commsmon.core.facts import Fact
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
@@ -52,6 +68,14 @@ log = structlog.get_logger("commsmon.mqtt")
 
 Sink = Callable[[Observation], None]
 LinkCallback = Callable[[bool], None]
+FaultCallback = Callable[[str, Fact | None], None]
+
+#: Seconds a session must live for the reconnect backoff to start over.
+GOOD_SESSION = 30.0
+#: A session the broker ends within this many seconds of subscribing is "short";
+#: ``TAKEOVER_COUNT`` short sessions in a row point at another client with our id.
+SHORT_SESSION = 10.0
+TAKEOVER_COUNT = 3
 
 MAX_PAYLOAD = 256 * 1024  # bytes; a telemetry document is a few hundred
 # The per-message counters, resolved once: labels() on every message cost ~8 % of a burst.
@@ -74,11 +98,15 @@ class Route:
             ``checkin`` (a check-in body naming its own device) or ``peer``
             (an observation another shard forwards, :mod:`.peers`).
         readings: reading name -> spec, for telemetry.
+        stale_after: seconds of silence after which the device counts as
+            failed; a retained telemetry message younger than that (by its own
+            ``ts``) is live evidence.  ``None``: never.
     """
 
     device: str
     kind: Literal["status", "telemetry", "checkin", "peer"]
     readings: Mapping[str, ReadingSpec]
+    stale_after: float | None = None
 
 
 def routes_from_config(config: Config, plan: ShardPlan | None = None) -> dict[str, Route]:
@@ -93,11 +121,12 @@ def routes_from_config(config: Config, plan: ShardPlan | None = None) -> dict[st
         status, telemetry = config.topics(site, device)
         if device.profile is None:
             continue
-        readings = config.profiles[device.profile].readings
+        profile = config.profiles[device.profile]
         if status and (plan is None or plan.tracks(device.id)):
             routes[status] = Route(device.id, "status", {})
         if telemetry:
-            routes[telemetry] = Route(device.id, "telemetry", readings)
+            routes[telemetry] = Route(device.id, "telemetry", profile.readings,
+                                      device.stale_after or profile.stale_after)
     if config.mqtt is not None:
         routes[config.mqtt.checkins] = Route("", "checkin", {})
         if plan is not None and plan.count > 1:
@@ -118,6 +147,11 @@ class MqttSource:
             forward (each already went to every shard that needs it); ``sink``
             unless given.
         clock: wall clock, epoch seconds (injected for tests).
+        client_id: the MQTT client id (``spec.identity(0)`` unless given).
+        on_fault: told of a fault of ours (``mqtt_client_id``: another client
+            takes our session) and of its end (``None``).
+        good_session: seconds a session must live to reset the backoff.
+        sleep: waits between reconnect attempts (injected for tests).
     """
 
     def __init__(
@@ -130,9 +164,22 @@ class MqttSource:
         on_checkin: Callable[[CheckIn], None] | None = None,
         local_sink: Sink | None = None,
         clock: Callable[[], float] = time.time,
+        client_id: str | None = None,
+        on_fault: FaultCallback | None = None,
+        good_session: float = GOOD_SESSION,
+        sleep: Callable[[float], Coroutine[Any, Any, None]] = asyncio.sleep,
     ) -> None:
         self._on_checkin = on_checkin
         self._spec = spec
+        self.client_id = client_id or spec.identity(0)
+        self._on_fault = on_fault
+        self._good_session = good_session
+        self._sleep = sleep
+        self._subscribed_at: float | None = None  # monotonic, while a session is up
+        self._short_sessions = 0
+        # Live presence "offline" held for will_grace seconds, by hold number.
+        self._held: dict[int, Observation] = {}
+        self._hold_numbers = itertools.count()
         self._routes = dict(routes)
         self._sink = sink
         self._local_sink = local_sink or sink
@@ -152,7 +199,11 @@ class MqttSource:
                 await _cancellable(self._session())
             except aiomqtt.MqttError as exc:
                 MQTT_CONNECTED.set(0)
+                self._drop_held()
                 self._on_link(False)
+                lived = self._session_ended()
+                if lived is not None and lived >= self._good_session:
+                    failures = 0  # a good session: the next outage starts from a short wait
                 if failures == 0 or self._once.first("broker", str(exc)):
                     log.warning("mqtt broker unreachable", error=str(exc),
                                 broker=f"{self._spec.host}:{self._spec.port}")
@@ -160,16 +211,38 @@ class MqttSource:
                 MQTT_CONNECTS.labels("error").inc()
                 # Exponential backoff with full jitter, capped (aiomqtt reconnection docs).
                 cap = min(self._spec.reconnect_max, 0.5 * 2 ** min(failures, 10))
-                await asyncio.sleep(random.uniform(cap / 2, cap))
+                await self._sleep(random.uniform(cap / 2, cap))
             else:  # the session ended without error: broker closed it cleanly
                 failures = 0
+                self._session_ended()
+
+    def _session_ended(self) -> float | None:
+        """Seconds the session that just ended had been subscribed (``None``: it
+        never was); counts sessions the broker ends at once (a client id taken)."""
+        if self._subscribed_at is None:
+            return None
+        lived = time.monotonic() - self._subscribed_at
+        self._subscribed_at = None
+        if lived >= SHORT_SESSION:
+            self._short_sessions = 0
+            return lived
+        self._short_sessions += 1
+        if self._short_sessions >= TAKEOVER_COUNT:
+            MQTT_CONNECTS.labels("taken_over").inc()
+            if self._once.first("client_id", "taken"):
+                log.error("mqtt session taken over: another client uses our client id",
+                          client_id=self.client_id, short_sessions=self._short_sessions)
+            if self._on_fault is not None:
+                self._on_fault("mqtt_client_id", Fact("client_id_taken", {
+                    "client_id": self.client_id, "count": self._short_sessions}))
+        return lived
 
     async def _session(self) -> None:
         spec = self._spec
         async with aiomqtt.Client(
             spec.host,
             spec.port,
-            identifier=spec.client_id,
+            identifier=self.client_id,
             username=spec.username,
             password=spec.password.get_secret_value() if spec.password else None,
             keepalive=spec.keepalive,
@@ -192,13 +265,53 @@ class MqttSource:
             log.info("mqtt subscribed", broker=f"{spec.host}:{spec.port}",
                      topics=len(self._routes))
             self._on_link(True)
+            self._subscribed_at = time.monotonic()
             publisher = asyncio.create_task(self._publish(client), name="mqtt-forward")
+            long_lived = asyncio.get_running_loop().call_later(SHORT_SESSION, self._long_lived)
             try:
                 async for message in client.messages:
-                    self.handle(str(message.topic), message.payload)
+                    self.handle(str(message.topic), message.payload, retained=message.retain)
             finally:
+                long_lived.cancel()
                 publisher.cancel()
                 await asyncio.wait([publisher])
+
+    def _long_lived(self) -> None:
+        """The session outlived SHORT_SESSION: whoever took it over has stopped."""
+        self._short_sessions = 0
+        self._once.clear("client_id")
+        if self._on_fault is not None:
+            self._on_fault("mqtt_client_id", None)
+
+    def _hold(self, obs: Observation) -> None:
+        """Apply a live ``offline`` after ``will_grace`` unless our session ends first."""
+        grace = self._spec.will_grace
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the daemon (a unit test): no grace
+            loop = None
+        if grace <= 0 or loop is None:
+            self._local_sink(obs)
+            return
+        number = next(self._hold_numbers)
+        self._held[number] = obs
+        loop.call_later(grace, self._release, number)
+
+    def _release(self, number: int) -> None:
+        obs = self._held.pop(number, None)
+        if obs is not None:
+            self._local_sink(obs)
+
+    def _drop_held(self) -> None:
+        """Our session ended: the ``offline`` messages just before were the broker's
+        Last Wills at shutdown (or our own link going), not the devices' news."""
+        if not self._held:
+            return
+        devices = sorted({obs.device for obs in self._held.values()})
+        MQTT_MESSAGES.labels("status", "will_at_disconnect").inc(len(self._held))
+        log.info("mqtt offline messages dropped: our session ended within will_grace",
+                 count=len(self._held), devices=devices[:10])
+        self._held.clear()
 
     def take_pending(self, old: MqttSource) -> None:
         """Send what ``old`` (a source this one replaces) had not handed over yet."""
@@ -245,8 +358,12 @@ class MqttSource:
             return f"$share/{self._spec.share_group}/{topic}"
         return topic
 
-    def handle(self, topic: str, payload: Any) -> Observation | None:
-        """Turn one message into an observation and emit it; ``None`` if rejected."""
+    def handle(self, topic: str, payload: Any, *, retained: bool = False) -> Observation | None:
+        """Turn one message into an observation and emit it; ``None`` if rejected.
+
+        ``retained``: the broker replayed it at subscribe (the MQTT retain flag
+        on delivery): the last known state, not live evidence.
+        """
         now = self._clock()
         route = self._routes.get(topic)
         if route is None:
@@ -260,15 +377,18 @@ class MqttSource:
             self._checkin(route, payload, now)
             return None
         if route.kind == "telemetry":
-            obs = self._telemetry(route, payload, now)
+            obs = self._telemetry(route, payload, now, retained)
             sink = self._sink
         else:
-            obs = self._presence(route, payload, now) if route.kind == "status" else \
-                self._peer(route, payload)
+            obs = self._presence(route, payload, now, retained) if route.kind == "status" \
+                else self._peer(route, payload)
             sink = self._local_sink
         if obs is not None:
             _OK[route.kind].inc()
-            sink(obs)
+            if obs.error == "offline" and not obs.retained:
+                self._hold(obs)
+            else:
+                sink(obs)
         return obs
 
     def _peer(self, route: Route, payload: bytes) -> Observation | None:
@@ -277,15 +397,20 @@ class MqttSource:
         except (UnicodeDecodeError, ValueError, RecursionError) as exc:
             return self._reject(route, "bad_payload", str(exc)[:80])
 
-    def _presence(self, route: Route, payload: bytes, now: float) -> Observation | None:
+    def _presence(
+        self, route: Route, payload: bytes, now: float, retained: bool
+    ) -> Observation | None:
         word = payload.decode("utf-8", errors="replace").strip().lower()
-        if word in _ONLINE:
-            return Observation(route.device, now, True)
+        if word in _ONLINE:  # a live one is a birth: no hysteresis
+            return Observation(route.device, now, True, conclusive=True, retained=retained)
         if word in _OFFLINE:
-            return Observation(route.device, now, False, conclusive=True, error="offline")
+            return Observation(route.device, now, False, conclusive=True, error="offline",
+                               retained=retained)
         return self._reject(route, "bad_payload", f"presence {word[:20]!r}")
 
-    def _telemetry(self, route: Route, payload: bytes, now: float) -> Observation | None:
+    def _telemetry(
+        self, route: Route, payload: bytes, now: float, retained: bool = False
+    ) -> Observation | None:
         try:
             document = json.loads(payload)
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -294,7 +419,13 @@ class MqttSource:
             return self._reject(route, "not_object", type(document).__name__)
         readings: dict[str, Reading] = {}
         missing: list[str] = []  # sent, but with no usable value: not known from now
-        at = _timestamp(document, now)
+        own = _own_time(document, now)
+        at = now if own is None else own
+        if retained:
+            if own is None:  # when these values held is unknown: only "it was online"
+                return Observation(route.device, now, True, retained=True)
+            live = route.stale_after is not None and now - own <= route.stale_after
+            retained = not live
         for name, spec in route.readings.items():
             try:
                 value = decode_json_field(spec, document)
@@ -315,7 +446,8 @@ class MqttSource:
                 value = rate_reading(spec, self._rates, route.device, name, sample)
             if value is not None:
                 readings[name] = value
-        return Observation(route.device, at, True, readings, missing=frozenset(missing))
+        return Observation(route.device, at, True, readings, missing=frozenset(missing),
+                           retained=retained)
 
     def _checkin(self, route: Route, payload: bytes, now: float) -> None:
         try:
@@ -377,12 +509,12 @@ class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
             raise
 
 
-def _timestamp(document: Mapping[str, Any], now: float) -> float:
-    """The message's own time (``ts``, epoch s or ms) if plausible, else ``now``."""
+def _own_time(document: Mapping[str, Any], now: float) -> float | None:
+    """The message's own time (``ts``, epoch s or ms) if plausible, else ``None``."""
     ts = document.get("ts", document.get("timestamp"))
     if isinstance(ts, bool) or not isinstance(ts, int | float):
-        return now
+        return None
     seconds = ts / 1000 if ts > 1e11 else float(ts)
     if not 0 < seconds <= now + _FUTURE_SKEW:
-        return now
+        return None
     return min(seconds, now)

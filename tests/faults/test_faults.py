@@ -1,6 +1,8 @@
 """The fault suite (issue 7): the whole daemon on the simulated fleet through the faults
 of a disaster -- broker down at start, agent restart, a black-holing agent, SIGKILL
-mid-delivery, a full or read-only state directory, the clock stepping back an hour.
+mid-delivery, a full or read-only state directory, the clock stepping back an hour, a
+broker restart with presence-only devices, a daemon restart with stale retained
+presence.
 
 Marked ``fault`` (``pytest -m fault`` runs the suite alone); it runs in ``make test``.
 Other tests carry the mark where they already are the suite's case: the broker restart
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -43,17 +46,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.fault]
 INTERVAL = 1.0
 
 
-def alerting(hook: RecordingReceiver) -> dict[str, Any]:
-    """Quick grouping; village isolation and monitor faults go to ``hook``."""
+def alerting(hook: RecordingReceiver, *quick: str) -> dict[str, Any]:
+    """Quick grouping; village isolation, monitor faults and the ``quick`` rules (each
+    with a 2 s ``for``) go to ``hook``."""
+    rules = ("site_isolated", "monitor_fault", "monitor_cut_off", *quick)
     return {
         "group_wait": 1, "group_interval": 2, "repeat_interval": 3600,
-        "rules": {"site_isolated": {"for": 2}, "monitor_fault": {"for": 2},
-                  "monitor_cut_off": {"for": 2}},
+        "rules": {rule: {"for": 2} for rule in rules},
         "receivers": [{"name": "hook", "type": "webhook", "language": "en",
                        "url": str(hook.server.make_url("/hook"))}],
-        "routes": [{"match": {"alertname": ["site_isolated", "monitor_fault",
-                                            "monitor_cut_off"]},
-                    "receivers": ["hook"]}],
+        "routes": [{"match": {"alertname": list(rules)}, "receivers": ["hook"]}],
     }
 
 
@@ -88,12 +90,31 @@ async def hook() -> AsyncIterator[RecordingReceiver]:
 
 @asynccontextmanager
 async def world(
-    tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver
+    tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver, *quick: str
 ) -> AsyncIterator[tuple[Path, int, SimFleet]]:
     path, port = write_config(tmp_path, mqtt_port=broker.port, interval=INTERVAL,
-                              alerting=alerting(hook))
+                              alerting=alerting(hook, *quick))
     async with SimFleet(load_config(path), telemetry_period=1.0) as fleet:
         yield path, port, fleet
+
+
+@asynccontextmanager
+async def quiet_world(
+    tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver, *quick: str
+) -> AsyncIterator[tuple[Path, DaemonProcess, SimFleet]]:
+    """The daemon first, then a fleet whose MQTT devices publish presence only when
+    their session begins or they change (the 4G cameras): every birth is live."""
+    path, port = write_config(tmp_path, mqtt_port=broker.port, interval=INTERVAL,
+                              alerting=alerting(hook, *quick))
+    daemon = DaemonProcess(path, port, tmp_path / "daemon.log")
+    try:
+        await daemon.wait_for("mqtt subscribed",
+                              lambda s: value(s, "commsmon_mqtt_connected") == 1, within=30)
+        async with SimFleet(load_config(path), telemetry_period=1.0, heartbeat=False) as fleet:
+            await daemon.wait_for("every device up", all_up(path), within=30)
+            yield path, daemon, fleet
+    finally:
+        assert daemon.stop() == 0
 
 
 async def test_broker_down_at_startup(tmp_path: Path, hook: RecordingReceiver) -> None:
@@ -119,6 +140,80 @@ async def test_broker_down_at_startup(tmp_path: Path, hook: RecordingReceiver) -
         finally:
             assert daemon.stop() == 0
             await broker.close()
+
+
+#: The demo's presence-only devices: one ``online`` per session, nothing else.
+CAMERAS = ("v02-cam4g", "v06-cam4g", "v09-cam4g")
+VILLAGE_PAGES = ("device_down", "site_channel_lost", "outage_active")
+
+
+def village_notes(hook: RecordingReceiver, start: int = 0) -> list[Received]:
+    """Notifications from ``start`` on about villages (not the monitor itself)."""
+    return [r for r in hook.accepted[start:]
+            if any(not a["labels"]["alertname"].startswith("monitor_")
+                   for a in r.body["alerts"])]
+
+
+async def test_broker_restart_with_presence_only_devices(
+    tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver
+) -> None:
+    """Mosquitto restarted cleanly (SIGTERM: it publishes every client's Last Will as it
+    goes, then closes our session): the Wills are dropped, not taken as deaths; the 4G
+    cameras are back within their one presence message; no village is paged."""
+    async with quiet_world(tmp_path, broker, hook, *VILLAGE_PAGES) as (_, daemon, _):
+        await broker.stop()
+        await broker.start()
+        await daemon.wait_for(
+            "the cameras up again",
+            lambda s: value(s, "commsmon_mqtt_connected") == 1
+            and all(value(s, "commsmon_device_up", device=d) == 1 for d in CAMERAS),
+            within=40)
+        await asyncio.sleep(5)  # longer than every rule's `for` here
+        s = await daemon.samples()
+        assert (value(s, "commsmon_mqtt_messages_total", kind="status",
+                      result="will_at_disconnect") or 0) > 0
+        assert all(value(s, "commsmon_device_up", device=d) == 1 for d in CAMERAS)
+        assert village_notes(hook) == []
+
+
+async def test_daemon_restart_with_stale_retained_presence(
+    tmp_path: Path, broker: Mosquitto, hook: RecordingReceiver
+) -> None:
+    """While the daemon is stopped, the broker comes to hold a stale retained ``online``
+    for a camera that is down (its device_down firing) and a stale retained ``offline``
+    for a generator gateway that works: after the restart nothing fires or resolves;
+    the camera is unknown ("last known online, retained"), the gateway up from its live
+    telemetry."""
+    async with quiet_world(tmp_path, broker, hook, *VILLAGE_PAGES) as (path, daemon, fleet):
+        config = load_config(path)
+        topic = {d.id: config.topics(site, d)[0] or "" for site, d in config.devices()}
+        fleet.take_down(["v02-cam4g"])
+        await until("the camera's device_down", lambda: any(
+            a["labels"].get("device") == "v02-cam4g" for r in notes(hook, "device_down")
+            for a in r.body["alerts"]), within=30)
+        assert daemon.stop() == 0
+        # QoS 0: kept only as the topics' retained messages, not queued for the daemon's
+        # persistent session as news (a QoS 1 one would be: it would be live, if late).
+        async with aiomqtt.Client(broker.host, broker.port, identifier="stale") as c:
+            await c.publish(topic["v02-cam4g"], b"online", qos=0, retain=True)
+            await c.publish(topic["v01-genset"], b"offline", qos=0, retain=True)
+        before = len(hook.accepted)
+        again = DaemonProcess(path, int(daemon.url.rsplit(":", 1)[1]),
+                              tmp_path / "daemon.log")
+        try:
+            await again.wait_for(
+                "the gateway up from telemetry, the camera unknown",
+                lambda s: value(s, "commsmon_device_up", device="v01-genset") == 1
+                and value(s, "commsmon_device_state", device="v02-cam4g",
+                          state="unknown") == 1,
+                within=30)
+            await asyncio.sleep(6)  # longer than every rule's `for` and group_wait here
+            assert hook.accepted[before:] == []
+            site = await again.site("v02")
+            (camera,) = [d for d in site["devices"] if d["id"] == "v02-cam4g"]
+            assert "retained" in camera["reason"], camera
+        finally:
+            assert again.stop() == 0
 
 
 async def test_agent_restart_resets_counters_without_a_negative_rate(

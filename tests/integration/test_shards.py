@@ -72,15 +72,20 @@ async def shards(tmp_path: Path) -> AsyncIterator[tuple[list[DaemonProcess], Sim
                 yaml.dump(data, f)
             paths.append((path, data["http"]["port"]))
         config = load_config(paths[0][0])
-        # Telemetry once at connect, then only what the test publishes.
-        async with SimFleet(config, telemetry_period=3600) as fleet:
-            daemons = [DaemonProcess(p, port, tmp_path / f"shard-{i}.log")
-                       for i, (p, port) in enumerate(paths)]
-            try:
+        daemons = [DaemonProcess(p, port, tmp_path / f"shard-{i}.log")
+                   for i, (p, port) in enumerate(paths)]
+        try:
+            # Subscribed before the devices connect: their presence and their one
+            # telemetry message are live news (a retained message is only the last
+            # known state), then only what the test publishes.
+            for d in daemons:
+                await d.wait_for("mqtt subscribed",
+                                 lambda s: value(s, "commsmon_mqtt_connected") == 1, within=30)
+            async with SimFleet(config, telemetry_period=3600) as fleet:
                 yield daemons, fleet, config
-            finally:
-                for d in daemons:
-                    assert d.stop() == 0, d.log()[-2000:]
+        finally:
+            for d in daemons:
+                assert d.stop() == 0, d.log()[-2000:]
 
 
 async def test_three_shards_split_the_fleet(

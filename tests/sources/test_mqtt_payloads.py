@@ -41,11 +41,12 @@ def _count(result: str) -> float:
 
 @pytest.mark.parametrize(("payload", "reachable"), [(b"online", True), (b"OFFLINE\n", False)])
 def test_presence(source: MqttSource, payload: bytes, reachable: bool) -> None:
-    """online/offline presence becomes a (conclusive) observation."""
+    """online/offline presence becomes a conclusive observation: a live birth needs
+    no hysteresis, a Last Will none either."""
     obs = source.handle("p/v1/g/status", payload)
     assert obs is not None
     assert obs.reachable is reachable
-    assert obs.conclusive is (not reachable)
+    assert obs.conclusive and not obs.retained
 
 
 def test_telemetry_decodes_per_profile(source: MqttSource, seen: list[Observation]) -> None:
@@ -91,3 +92,43 @@ def test_rejected_messages_are_counted(
     assert source.handle(topic, payload) is None
     assert _count(reason) == before + 1
     assert seen == []
+
+
+def test_default_client_id_is_unique_per_host_and_shard() -> None:
+    """Two instances on two hosts, or two shards on one, never share a client id."""
+    import socket
+
+    assert MqttSpec().identity(2) == f"commsmon-{socket.gethostname()}-2"
+    assert MqttSpec(client_id="centre-a").identity(2) == "centre-a"
+
+
+def _retained_source(seen: list[Observation], stale_after: float | None) -> MqttSource:
+    routes = {"p/v1/g/telemetry": Route("g", "telemetry",
+                                        {"fuel": ReadingSpec(field="fuel_pct", scale=0.01)},
+                                        stale_after)}
+    return MqttSource(MqttSpec(), routes, seen.append, lambda _: None, clock=lambda: NOW)
+
+
+@pytest.mark.parametrize(("body", "retained", "at", "readings"), [
+    # ts 100 s ago, stale_after 180: the device spoke that recently: live evidence
+    ({"ts": NOW - 100, "fuel_pct": 50}, False, NOW - 100, {"fuel": 0.5}),
+    # exactly at stale_after (180 s): still live, as a reading at its max_age is fresh
+    ({"ts": NOW - 180, "fuel_pct": 50}, False, NOW - 180, {"fuel": 0.5}),
+    # 181 s ago: the last known state only; the reading counts at its own time
+    ({"ts": NOW - 181, "fuel_pct": 50}, True, NOW - 181, {"fuel": 0.5}),
+    # no ts: when it held is unknown: "it was online" and no reading
+    ({"fuel_pct": 50}, True, NOW, {}),
+])
+def test_retained_telemetry_is_judged_by_its_own_time(
+    body: dict[str, float], retained: bool, at: float, readings: dict[str, float]
+) -> None:
+    seen: list[Observation] = []
+    obs = _retained_source(seen, 180.0).handle(
+        "p/v1/g/telemetry", json.dumps(body).encode(), retained=True)
+    assert obs is not None and seen == [obs]
+    assert (obs.retained, obs.at, dict(obs.readings)) == (retained, at, readings)
+
+
+def test_retained_presence_is_marked(source: MqttSource, seen: list[Observation]) -> None:
+    obs = source.handle("p/v1/g/status", b"online", retained=True)
+    assert obs is not None and obs.retained and seen == [obs]
