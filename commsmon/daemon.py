@@ -214,7 +214,7 @@ class Daemon:
                 self.fleet.declare(declaration)
             self.alerts = await asyncio.to_thread(
                 AlertService, config.alerting, self.state_dir / "outbox.db", self.tz,
-                self._clock,
+                self._clock, self.fleet.set_fault,
             )
             await asyncio.to_thread(self.alerts.restore)
         except (OSError, sqlite3.Error) as exc:
@@ -374,7 +374,7 @@ class Daemon:
             await self.alerts.close()
             self.alerts = await asyncio.to_thread(
                 AlertService, new.settings.alerting, self.state_dir / "outbox.db", self.tz,
-                self._clock,
+                self._clock, self.fleet.set_fault,
             )
             await asyncio.to_thread(self.alerts.restore)
             self._spawn("delivery", self.alerts.deliverer.run())

@@ -18,6 +18,7 @@ __all__ = [
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
     "READING_ERRORS",
+    "RECEIVER_REJECTING",
     "SHARD_FORWARDED",
     "SNMP_DURATION",
     "SNMP_LATENESS",
@@ -93,4 +94,11 @@ EVENT_LOOP_TASKS = Gauge(
     "commsmon_event_loop_tasks",
     "asyncio tasks alive in the daemon's event loop, counted at each evaluation (a leak "
     "shows as growth).",
+)
+RECEIVER_REJECTING = Gauge(
+    "commsmon_receiver_rejecting",
+    "1 while an alert receiver refuses our messages or credentials (a robot's keyword, "
+    "signature or IP allow-list check, a wrong key, HTTP 401/403), 0 once it accepts one "
+    "again; timeouts and 5xx are not rejections.",
+    ["receiver"],
 )

@@ -27,7 +27,12 @@ class Received:
 
 @dataclass
 class RecordingReceiver:
-    """Answers ``status`` with ``reply`` (JSON) and records what it accepted."""
+    """Answers ``status`` with ``reply`` (JSON) and records what it accepted.
+
+    A ``reply`` with a non-zero robot code (DingTalk/WeCom ``errcode``, Feishu
+    ``code``), e.g. ``{"errcode": 310000, "errmsg": "keywords not in content"}``,
+    rejects the message: it is recorded in ``requests`` only.
+    """
 
     status: int = 200
     reply: dict[str, Any] = field(default_factory=lambda: {"errcode": 0, "errmsg": "ok"})
@@ -61,7 +66,7 @@ class RecordingReceiver:
         if self.dingtalk_secret is not None and not _dingtalk_ok(got, self.dingtalk_secret):
             self.bad_signatures += 1
             return web.json_response({"errcode": 310000, "errmsg": "sign not match"})
-        if self.status == 200:
+        if self.status == 200 and not self.reply.get("errcode", self.reply.get("code")):
             self.accepted.append(got)
             self.arrived.set()
         return web.json_response(self.reply if self.status == 200 else {"error": "down"},

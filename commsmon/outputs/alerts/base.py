@@ -14,7 +14,27 @@ import aiohttp
 
 from commsmon.core.alerting import Notification
 
-__all__ = ["DeliveryResult", "Receiver"]
+__all__ = ["DeliveryResult", "Receiver", "Rejection"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """The far end refuses our messages or credentials, not just this attempt.
+
+    A robot's keyword, signature or IP allow-list check, a wrong key or
+    token, HTTP 401/403: nothing we send will pass until someone fixes the
+    robot's settings or ours.  Timeouts, 5xx, rate limits and a message too
+    long are not rejections.
+
+    Attributes:
+        code: the robot's error code (``"310000"``, ``"19021"``) or the HTTP
+            status (``"403"``), as a string.
+        detail: the far end's error message, one short line, scrubbed of
+            secrets ("keywords not in content").
+    """
+
+    code: str
+    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +51,15 @@ class DeliveryResult:
         permanent: retrying the same request cannot succeed (a rejected
             signature, a malformed body); the outbox still retries, slowly,
             in case the configuration is fixed, until its give-up age.
+        rejection: set when the receiver refuses our messages or credentials
+            (see :class:`Rejection`); always ``permanent`` then.
     """
 
     ok: bool
     detail: str = ""
     retry_after: float | None = None
     permanent: bool = False
+    rejection: Rejection | None = None
 
 
 class Receiver(abc.ABC):

@@ -31,15 +31,27 @@ Semantics:
   token is back; none is dropped.
 - A notification for a receiver that is no longer configured is given up
   with an error line, not retried.
+- **Rejecting receivers.**  A receiver whose answer refuses our messages or
+  credentials (a result with a :class:`~commsmon.outputs.alerts.base.Rejection`:
+  a robot's keyword, signature or IP allow-list check, HTTP 401/403) is
+  *rejecting* until it accepts a notification again: ``on_fault`` is called
+  with ``receiver:<name>`` and a ``receiver_rejecting`` fact (the fleet makes
+  it a ``monitor_fault`` alert, which the other receivers carry) and
+  ``commsmon_receiver_rejecting{receiver}`` is 1; then with ``None``, and 0.
+  Failures (timeouts, 5xx) leave the state as it was.  The state is saved in
+  the outbox, so a restart or a reload neither forgets nor falsely resolves it.
 
-Metrics (module-level): ``commsmon_alert_notifications_total{receiver,result}``,
-``commsmon_outbox_pending``, ``commsmon_outbox_oldest_age_seconds``.
+Metrics (module-level): ``commsmon_alert_notifications_total{receiver,result}``
+(every receiver's results start at 0, so ``increase()`` sees the first),
+``commsmon_outbox_pending``, ``commsmon_outbox_oldest_age_seconds``, and
+``commsmon_receiver_rejecting{receiver}`` (:mod:`commsmon.selfmetrics`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -48,15 +60,19 @@ import aiohttp
 import structlog
 from prometheus_client import Counter, Gauge
 
+from commsmon.core.facts import Fact
 from commsmon.log import LogOnce
-from commsmon.outputs.alerts.base import DeliveryResult, Receiver
+from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
 from commsmon.outputs.alerts.outbox import Outbox, Pending
+from commsmon.selfmetrics import RECEIVER_REJECTING
 
 __all__ = [
     "NOTIFICATIONS",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_PENDING",
     "Deliverer",
+    "FaultCallback",
+    "fault_name",
 ]
 
 log = structlog.get_logger("commsmon.alerts")
@@ -82,6 +98,21 @@ _IDLE_SLEEP = 1.0  # seconds: the least run() waits after a pass that could do n
 _BATCH = 500  # notifications taken per pass
 _PER_RECEIVER = 100  # ... of which for any one receiver
 _PRUNE_EVERY = 3600.0  # seconds between prunes of finished rows
+_RESULTS = ("delivered", "failed", "given_up")
+_REJECTING_STATE = "rejecting"  # the outbox state holding which receivers reject us
+
+FaultCallback = Callable[[str, Fact | None], None]
+"""``(name, fact)``: a fault of the monitor is there (a fact) or gone (``None``);
+``Fleet.set_fault`` in the daemon."""
+
+
+def fault_name(receiver: str) -> str:
+    """The fault (and ``monitor_fault`` alert ``fault`` label) of a rejecting receiver."""
+    return f"receiver:{receiver}"
+
+
+def _no_fault(name: str, fact: Fact | None) -> None:
+    pass
 
 
 class _RateWindow:
@@ -124,6 +155,8 @@ class Deliverer:
         rng: jitter source; a fresh ``random.Random()`` if ``None``.
         keep_done: seconds delivered and given-up rows are kept (idempotency
             of re-added keys, inspection); default 30 days.
+        on_fault: told when a receiver starts or stops rejecting us (see the
+            module docstring); called on the event loop.
     """
 
     def __init__(
@@ -137,6 +170,7 @@ class Deliverer:
         backoff_max: float = 600.0,
         rng: random.Random | None = None,
         keep_done: float = 30 * 86400.0,
+        on_fault: FaultCallback | None = None,
     ) -> None:
         self._outbox = outbox
         self._receivers = dict(receivers)
@@ -156,6 +190,33 @@ class Deliverer:
         self._last_prune = -math.inf
         self._last_actions = 0
         self._last_pass = -math.inf  # the clock at the last pass, to see it step back
+        self._on_fault = on_fault or _no_fault
+        self._rejecting: dict[str, Rejection] = {}  # receiver -> how it rejects us
+        self._forget: set[str] = set()  # rejecting under a previous configuration
+        self._published = False  # gauges and faults told since restore()
+        self._rejecting_dirty = False  # to be saved in the outbox
+        for name in self._receivers:
+            for result in _RESULTS:
+                NOTIFICATIONS.labels(receiver=name, result=result)
+
+    def restore(self) -> None:
+        """Bring back which receivers were rejecting us (blocking: reads the outbox).
+
+        They are told to ``on_fault`` and the gauge at the first pass, on the
+        event loop; receivers no longer configured have their fault cleared.
+        """
+        saved = json.loads(self._outbox.get_state(_REJECTING_STATE) or "{}")
+        for name, item in saved.items():
+            if name in self._receivers:
+                self._rejecting[name] = Rejection(str(item["code"]), str(item["detail"]))
+            else:
+                self._forget.add(name)
+                self._rejecting_dirty = True
+
+    @property
+    def rejecting(self) -> dict[str, Rejection]:
+        """Receiver name -> how it rejects us, for the receivers rejecting now."""
+        return dict(self._rejecting)
 
     # -- public ---------------------------------------------------------------
 
@@ -179,6 +240,7 @@ class Deliverer:
             sqlite3.Error: the outbox could not be read or written.
         """
         async with self._pass:
+            self._publish_all()
             await self._rewind_if_stepped_back(now)
             if self._session is None or self._session.closed:
                 self._session = aiohttp.ClientSession()
@@ -199,6 +261,7 @@ class Deliverer:
                 raise group.exceptions[0] from group
             outcomes = [t.result() for t in tasks]
             self._last_actions = sum(acted for _, acted in outcomes)
+            await self._save_rejecting()
             await self._housekeep(max(now, self._clock()))
             return sum(done for done, _ in outcomes)
 
@@ -304,14 +367,64 @@ class Deliverer:
                 delivered += 1
                 self._streak.pop(name, None)
                 self._hold.pop(name, None)
+                self._set_rejecting(name, None)
                 if self._once.clear(name):
                     log.info("alert receiver accepts again", receiver=name, key=p.key)
                 continue
+            if result.rejection is not None:
+                self._set_rejecting(name, result.rejection)
             stalled.add(p.group)
             await self._failed(name, p, result, t)
             if not result.permanent:
                 break  # the receiver is in trouble: leave it alone until its hold ends
         return delivered, acted
+
+    # -- rejecting receivers ------------------------------------------------------
+
+    def _publish_all(self) -> None:
+        """Once per restore: the gauge for every receiver, and the faults restored."""
+        if self._published:
+            return
+        self._published = True
+        RECEIVER_REJECTING.clear()  # receivers of a previous configuration go
+        for name in self._forget:
+            self._on_fault(fault_name(name), None)
+        self._forget.clear()
+        for name in self._receivers:
+            self._publish(name)
+
+    def _publish(self, name: str) -> None:
+        rejection = self._rejecting.get(name)
+        RECEIVER_REJECTING.labels(receiver=name).set(0 if rejection is None else 1)
+        fact = None if rejection is None else Fact("receiver_rejecting", {
+            "receiver": name, "code": rejection.code, "detail": rejection.detail})
+        self._on_fault(fault_name(name), fact)
+
+    def _set_rejecting(self, name: str, rejection: Rejection | None) -> None:
+        """Record whether ``name`` rejects us; tell the gauge and ``on_fault`` on a change."""
+        current = self._rejecting.get(name)
+        if (current.code if current else None) == (rejection.code if rejection else None):
+            return  # the same code with another message is the same news
+        if rejection is None:
+            del self._rejecting[name]
+        else:
+            self._rejecting[name] = rejection
+        self._rejecting_dirty = True
+        self._publish(name)
+
+    async def _save_rejecting(self) -> None:
+        if not self._rejecting_dirty:
+            return
+        self._rejecting_dirty = False
+        text = json.dumps(
+            {name: {"code": r.code, "detail": r.detail} for name, r in self._rejecting.items()},
+            ensure_ascii=False,
+        )
+        try:
+            await asyncio.to_thread(self._outbox.put_state, _REJECTING_STATE, text)
+        except BaseException:
+            self._rejecting_dirty = True  # saved at the next pass
+            raise
 
     async def _attempt(
         self, receiver: Receiver, p: Pending, session: aiohttp.ClientSession

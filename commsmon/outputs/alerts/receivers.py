@@ -7,6 +7,12 @@ secret or its full URL (which holds the robot's token or key) in a
 ``DeliveryResult.detail``: details name the HTTP status or the robot's error
 code, and anything echoed back from the far end is scrubbed of them.
 
+An answer that refuses our messages or credentials rather than this attempt
+(a robot's keyword, signature or IP allow-list check, a wrong key, HTTP
+401/403) carries a :class:`~commsmon.outputs.alerts.base.Rejection`; the
+deliverer raises the receiver's ``monitor_fault`` on it.  Timeouts, 5xx, rate
+limits and a message too long are failures, not rejections.
+
 Limits and codes, with where they come from (see also
 ``/work/shared/notes/peers.md`` §6):
 
@@ -29,6 +35,7 @@ Limits and codes, with where they come from (see also
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import hashlib
 import hmac
@@ -45,7 +52,7 @@ import aiohttp
 from yarl import URL
 
 from commsmon.core.alerting import Alert, Notification
-from commsmon.outputs.alerts.base import DeliveryResult, Receiver
+from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
 from commsmon.outputs.alerts.messages import (
     DEFAULT_TZ,
     Rendering,
@@ -74,6 +81,8 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, as Alertmanager sends for firing alerts
 _MAX_ANSWER = 64 * 1024  # bytes of an answer we read; robots answer in a few dozen
 _MAX_DETAIL = 200  # characters of an echoed error message kept in a detail
+_MAX_REJECTION = 100  # ... and in a rejection, which goes into alert facts
+REJECTING_STATUS = frozenset({401, 403})  # HTTP: the far end refuses our credentials
 _TITLE_BYTES = 200  # a robot's title field (DingTalk markdown.title, Feishu card header)
 RATE_LIMIT_RETRY = 60.0  # seconds to wait after a robot's "too fast" code
 
@@ -170,7 +179,8 @@ class _Answer:
 
 
 def _judge_status(answer: _Answer, snippet: str = "") -> DeliveryResult:
-    """A non-2xx answer: 408/429/5xx may pass later; 3xx and other 4xx cannot."""
+    """A non-2xx answer: 408/429/5xx may pass later; 3xx and other 4xx cannot; 401/403
+    reject us."""
     detail = f"HTTP {answer.status}" + (f": {snippet}" if snippet else "")
     if answer.transient:
         return DeliveryResult(False, detail, retry_after=answer.retry_after)
@@ -178,7 +188,12 @@ def _judge_status(answer: _Answer, snippet: str = "") -> DeliveryResult:
         return DeliveryResult(
             False, f"{detail} (redirect not followed: fix the URL)", permanent=True
         )
-    return DeliveryResult(False, detail, retry_after=answer.retry_after, permanent=True)
+    rejection = None
+    if answer.status in REJECTING_STATUS:
+        rejection = Rejection(str(answer.status), _one_line(snippet, _MAX_REJECTION))
+    return DeliveryResult(
+        False, detail, retry_after=answer.retry_after, permanent=True, rejection=rejection
+    )
 
 
 def _fit_json(make: Callable[[str], Any], rendering: Rendering, limit: int) -> bytes:
@@ -231,10 +246,13 @@ class _HttpReceiver(Receiver):
         return text
 
     def _result(self, result: DeliveryResult) -> DeliveryResult:
+        rejection = result.rejection
+        if rejection is not None:
+            rejection = Rejection(rejection.code, self._scrub(rejection.detail))
         scrubbed = self._scrub(result.detail)
-        if scrubbed == result.detail:
+        if scrubbed == result.detail and rejection == result.rejection:
             return result
-        return DeliveryResult(result.ok, scrubbed, result.retry_after, result.permanent)
+        return dataclasses.replace(result, detail=scrubbed, rejection=rejection)
 
     async def _post(
         self,
@@ -480,9 +498,14 @@ _CodeTable = Mapping[int, tuple[float | None, bool]]
 
 
 class _RobotReceiver(_HttpReceiver):
-    """A robot that answers with an error code in a JSON body, often under HTTP 200."""
+    """A robot that answers with an error code in a JSON body, often under HTTP 200.
+
+    ``codes`` says how to retry each known code; ``rejects`` names those that
+    refuse our messages or credentials (a :class:`Rejection`), all permanent.
+    """
 
     codes: ClassVar[_CodeTable] = {}
+    rejects: ClassVar[frozenset[int]] = frozenset()
     code_field = "errcode"
     message_field = "errmsg"
 
@@ -515,6 +538,13 @@ class _RobotReceiver(_HttpReceiver):
             detail = f"{self.code_field} {code} {_one_line(self._scrub(message))}".rstrip()
             if answer.status != 200:
                 detail = f"HTTP {answer.status} {detail}"
+            short = _one_line(self._scrub(message), _MAX_REJECTION)
+            if code in self.rejects:
+                return DeliveryResult(False, detail, answer.retry_after, True,
+                                      Rejection(str(code), short))
+            if answer.status in REJECTING_STATUS:
+                return DeliveryResult(False, detail, answer.retry_after, True,
+                                      Rejection(str(answer.status), short))
             known = self.codes.get(code)
             if known is not None:
                 retry_after, permanent = known
@@ -556,7 +586,7 @@ class DingTalkReceiver(_RobotReceiver):
     Codes: 130101 "send too fast" waits 60 s (DingTalk throttles a robot for
     10 minutes after 20 messages in a minute); 310000 (signature, keyword or
     IP allow-list rejected), 300001 (token or parameters rejected) and
-    460101 (too long) are permanent.
+    460101 (too long) are permanent; 310000 and 300001 are rejections.
     """
 
     max_per_minute = 20  # DingTalk docs: 20 messages a minute per robot
@@ -568,6 +598,7 @@ class DingTalkReceiver(_RobotReceiver):
         300001: (None, True),  # token is not exist / param error
         460101: (None, True),  # message too long, exceed 20000 bytes
     }
+    rejects: ClassVar[frozenset[int]] = frozenset({310000, 300001})
 
     def __init__(
         self,
@@ -624,7 +655,8 @@ class WeComReceiver(_RobotReceiver):
         tz: time zone of the times shown.
 
     Codes: 45009 (frequency limit) waits 60 s; 93000 (invalid webhook URL,
-    i.e. key) and 40058 (a field too long or invalid) are permanent.
+    i.e. key) and 40058 (a field too long or invalid) are permanent; 93000 is a
+    rejection.
     """
 
     max_per_minute = 20  # WeCom docs: 20 messages a minute per robot
@@ -635,6 +667,7 @@ class WeComReceiver(_RobotReceiver):
         93000: (None, True),  # invalid webhook url
         40058: (None, True),  # markdown.content exceed max length 4096
     }
+    rejects: ClassVar[frozenset[int]] = frozenset({93000})
 
     def __init__(
         self,
@@ -675,7 +708,8 @@ class FeishuReceiver(_RobotReceiver):
     secret, ``timestamp`` (seconds, as a string) and ``sign``
     (:func:`feishu_sign`) go in the body.  Codes (HTTP 200 or 400): 11232
     (frequency limited) waits 60 s; 9499 (bad request), 19021 (signature or
-    timestamp rejected) and 19024 (keyword not found) are permanent.
+    timestamp rejected) and 19024 (keyword not found) are permanent; 19021
+    and 19024 are rejections.
 
     ``max_per_minute`` is 50, half of Feishu's 100 a minute: that quota is per
     bot and shared with every other sender on it (an HA twin of this daemon
@@ -694,6 +728,7 @@ class FeishuReceiver(_RobotReceiver):
         19021: (None, True),  # sign match fail or timestamp is not within one hour
         19024: (None, True),  # Key Words Not Found
     }
+    rejects: ClassVar[frozenset[int]] = frozenset({19021, 19024})
     TEMPLATES: ClassVar[Mapping[str, str]] = {
         "critical": "red",
         "warning": "orange",

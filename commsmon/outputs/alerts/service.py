@@ -23,7 +23,7 @@ from commsmon.core.dispatch import Dispatcher, Silence, site_context
 from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import AlertEngine
 from commsmon.outputs.alerts.base import Receiver
-from commsmon.outputs.alerts.delivery import Deliverer
+from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
 from commsmon.outputs.alerts.outbox import Outbox
 from commsmon.outputs.alerts.receivers import (
     AlertmanagerReceiver,
@@ -62,10 +62,18 @@ class AlertService:
         path: the outbox database file.
         tz: time zone for message times.
         clock: wall clock, epoch seconds.
+        on_fault: told when a receiver starts (a ``receiver_rejecting`` fact)
+            or stops (``None``) rejecting our messages, under the fault name
+            ``receiver:<name>`` (``Fleet.set_fault``); on the event loop.
     """
 
     def __init__(
-        self, spec: AlertingSpec, path: Path, tz: tzinfo, clock: Callable[[], float]
+        self,
+        spec: AlertingSpec,
+        path: Path,
+        tz: tzinfo,
+        clock: Callable[[], float],
+        on_fault: FaultCallback | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
@@ -76,12 +84,14 @@ class AlertService:
         self.receivers = {r.name: build_receiver(r, tz) for r in spec.receivers}
         self.outbox = Outbox(path)
         self.deliverer = Deliverer(
-            self.outbox, self.receivers, clock=clock, give_up_after=spec.give_up_after
+            self.outbox, self.receivers, clock=clock, give_up_after=spec.give_up_after,
+            on_fault=on_fault,
         )
         self._lock = asyncio.Lock()
 
     def restore(self) -> None:
-        """Bring back the rules' and the dispatcher's memory, and API silences (blocking)."""
+        """Bring back the rules' and the dispatcher's memory, API silences and which
+        receivers reject us (blocking)."""
         engine = self.outbox.get_state("engine")
         if engine:
             self.engine.load(json.loads(engine))
@@ -94,6 +104,7 @@ class AlertService:
             silence = Silence(item["id"], item["matchers"], item["starts_at"], item["ends_at"],
                               item["by"], item["comment"])
             self.dispatcher.silences[silence.id] = silence
+        self.deliverer.restore()
 
     async def step(self, snap: Snapshot) -> int:
         """Evaluate rules on ``snap``; persist and hand over what is due. Returns how many."""
