@@ -164,6 +164,16 @@ class HealthSpec(_Model):
         return self
 
 
+#: Prefixes of the metric families commsmon writes itself (``commsmon_<prefix>...``:
+#: the exposition's device/site/reading families and the daemon's own metrics); a
+#: profile reading exposed under one of them would shadow or collide with a built-in
+#: family.  tests/test_config.py checks every built-in family is covered.
+RESERVED_METRIC_PREFIXES = (
+    "device_", "site_", "reading_", "mqtt_", "snmp_", "alert_", "outbox_", "config_",
+    "evaluation_", "event_loop_", "state_file_", "shard_", "receiver_",
+)
+
+
 class Profile(_Model):
     """A device model: where its readings are and what makes it unhealthy.
 
@@ -196,6 +206,20 @@ class Profile(_Model):
         for rule in self.health:
             if rule.reading not in self.readings:
                 raise ValueError(f"health rule names unknown reading {rule.reading!r}")
+        # Every reading of a device carries the same labels: one metric name, one reading,
+        # or /metrics has two series Prometheus cannot tell apart (it keeps one).
+        exposed: dict[str, str] = {}
+        for name, spec in self.readings.items():
+            if spec.metric is None:
+                continue
+            if spec.metric.startswith(RESERVED_METRIC_PREFIXES):
+                raise ValueError(f"reading {name}: metric {spec.metric!r} would shadow a "
+                                 f"built-in family (commsmon_{spec.metric}); names starting "
+                                 f"with {', '.join(RESERVED_METRIC_PREFIXES)} are reserved")
+            if spec.metric in exposed:
+                raise ValueError(f"readings {exposed[spec.metric]} and {name} are both "
+                                 f"exposed as metric {spec.metric!r} with the same labels")
+            exposed[spec.metric] = name
         return self
 
 

@@ -207,3 +207,45 @@ def test_unknown_snmp_charset_is_located(tmp_path: Path) -> None:
     (problem,) = problems
     assert problem.startswith(f"{path}:{_line_of(path, 'klingon')}: sites[2].devices[1].snmp")
     assert "unknown charset 'klingon'" in problem
+
+
+@pytest.mark.parametrize(("find", "replace", "words"), [
+    # Two readings, one metric name: two series with identical labels.
+    ("metric: battery_runtime_seconds", "metric: battery_charge_ratio",
+     "both exposed as metric 'battery_charge_ratio'"),
+    # A reading shadowing a built-in family.
+    ("metric: battery_runtime_seconds", "metric: device_up", "shadow a built-in family"),
+])
+def test_metric_names_are_unique(tmp_path: Path, find: str, replace: str, words: str) -> None:
+    """check-config rejects what would break every scrape, at the profile's file."""
+    path = _broken(tmp_path, "district:", "district:")
+    bad = tmp_path / "profiles" / "ups-rfc1628.yaml"
+    assert find in bad.read_text()
+    bad.write_text(bad.read_text().replace(find, replace, 1))
+    problems = _problems(path)
+    assert any(p.startswith(f"{bad}:") and words in p for p in problems), problems
+
+
+def test_reserved_prefixes_cover_every_builtin_family() -> None:
+    """Every family commsmon writes itself (the exposition's and the daemon's own
+    metrics) starts with a reserved prefix: no profile reading can collide with one."""
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import commsmon.outputs.alerts.delivery
+    import commsmon.selfmetrics  # noqa: F401
+    from commsmon.config import RESERVED_METRIC_PREFIXES
+
+    source = (ROOT / "commsmon" / "outputs" / "metrics.py").read_text()
+    written = set(re.findall(r'_Family\(\s*"commsmon_([a-z0-9_]+)"', source))
+    registered = {n.removeprefix("commsmon_") for n in REGISTRY._names_to_collectors
+                  if n.startswith("commsmon_")}
+    assert written and registered
+    for name in written | registered:
+        assert name.startswith(RESERVED_METRIC_PREFIXES), name
+    # ... and no shipped profile reading uses one.
+    config = load_config(DEMO)
+    for profile in config.profiles.values():
+        for spec in profile.readings.values():
+            assert not (spec.metric or "x").startswith(RESERVED_METRIC_PREFIXES)
