@@ -84,6 +84,19 @@ Decode = Literal[
 ]
 
 
+class UnsupportedWhen(_Model):
+    """When a value the agent answers means "not supported", not the value itself.
+
+    The reading is not known (as a sentinel) when it decodes to ``value`` and every
+    other reading of the same answer named in ``readings`` has the value given
+    there (decoded: enum member names, SI numbers).  E.g. an RFC 1628 UPS
+    answering upsEstimatedMinutesRemaining 0 while on mains at 100 % charge.
+    """
+
+    value: float | str | bool
+    readings: dict[Identifier, float | str | bool] = Field(min_length=1)
+
+
 class ReadingSpec(_Model):
     """How to get one reading out of a varbind or a JSON field.
 
@@ -104,6 +117,8 @@ class ReadingSpec(_Model):
     ``max_age`` is how many seconds a reading stays true; an older one counts
     as not known (default: three poll intervals for SNMP, three
     ``telemetry_period`` for MQTT).
+    ``unsupported_when`` names a value that means "not supported" given other
+    readings of the same answer (:class:`UnsupportedWhen`).
     """
 
     oid: Oid | None = None
@@ -118,6 +133,7 @@ class ReadingSpec(_Model):
     optional: bool = False
     counter: Literal[32, 64] | None = None
     max_age: Seconds | None = None
+    unsupported_when: UnsupportedWhen | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ReadingSpec:
@@ -206,6 +222,12 @@ class Profile(_Model):
         for rule in self.health:
             if rule.reading not in self.readings:
                 raise ValueError(f"health rule names unknown reading {rule.reading!r}")
+        for name, spec in self.readings.items():
+            when = spec.unsupported_when
+            for other in when.readings if when else ():
+                if other not in self.readings or other == name:
+                    raise ValueError(f"reading {name}: unsupported_when names "
+                                     f"{other!r}, not another reading of this profile")
         # Every reading of a device carries the same labels: one metric name, one reading,
         # or /metrics has two series Prometheus cannot tell apart (it keeps one).
         exposed: dict[str, str] = {}

@@ -249,3 +249,14 @@ def test_reserved_prefixes_cover_every_builtin_family() -> None:
     for profile in config.profiles.values():
         for spec in profile.readings.values():
             assert not (spec.metric or "x").startswith(RESERVED_METRIC_PREFIXES)
+
+
+def test_unsupported_when_names_readings_of_its_profile(tmp_path: Path) -> None:
+    """A rule on a reading the profile does not have is a located error."""
+    path = _broken(tmp_path, "district:", "district:")
+    bad = tmp_path / "profiles" / "ups-rfc1628.yaml"
+    bad.write_text(bad.read_text().replace("output_source: normal, charge", "source: normal, "
+                                           "charge", 1))
+    problems = _problems(path)
+    assert any(p.startswith(f"{bad}:") and "unsupported_when names 'source'" in p
+               for p in problems), problems

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from commsmon.core.dispatch import Silence
 from commsmon.core.endurance import Endurance
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.readiness import VIEWS, Outlook, ScenarioResult
@@ -347,6 +348,15 @@ def site_json(
     }
 
 
+def _device_reasons(d: DeviceStatus) -> tuple[Fact, ...]:
+    """Why it is not up, then which readings it answers without a usable value (a
+    sentinel, a value that would not decode, one its profile says is unsupported)."""
+    dev = d.device
+    return (*d.reasons, *(Fact("reading_unavailable", {
+        "device": dev.id, "name": dev.name, "reading": name, "since": since})
+        for name, since in sorted(d.unavailable.items())))
+
+
 def _device(
     d: DeviceStatus, now: float, when: Callable[[float | None], str | None], w: Wording
 ) -> dict[str, Any]:
@@ -376,7 +386,7 @@ def _device(
         "state": d.state.value,
         "state_text": w.state(d.state.value),
         "since": when(d.since),
-        "reason": w.facts(d.reasons, d.device.site) or None,
+        "reason": w.facts(_device_reasons(d), d.device.site) or None,
         "last_seen": when(d.last_seen),
         "readings": readings,
         **endurance_json(d.endurance),

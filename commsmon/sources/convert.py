@@ -20,6 +20,7 @@ from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 
 __all__ = [
+    "NOT_KNOWN",
     "REASONS",
     "DecodeError",
     "decode",
@@ -27,6 +28,7 @@ __all__ = [
     "decode_varbind",
     "json_field_present",
     "rate_reading",
+    "unsupported",
 ]
 
 #: Every ``DecodeError.reason``; label values of ``commsmon_reading_errors_total``.
@@ -40,6 +42,9 @@ REASONS = (
     "out_of_range",
     "internal_error",  # a decoder bug; the property tests make sure none is known
 )
+#: Values that decode but mean "not known" (label values of the same counter): a
+#: vendor sentinel (``invalid``), or a value ``unsupported_when`` says is not supported.
+NOT_KNOWN = ("sentinel", "unsupported")
 
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 _TRUE = {"true", "on", "yes", "1", "running", "online"}
@@ -80,6 +85,23 @@ def decode_varbind(
     if value.type is ValueType.OPAQUE and isinstance(raw, bytes):
         raw = _opaque_number(raw)
     return _guarded(spec, raw, charset)
+
+
+def unsupported(
+    specs: Mapping[str, ReadingSpec], readings: Mapping[str, Reading]
+) -> list[str]:
+    """Readings of one answer whose value means "not supported" given the others
+    (each spec's ``unsupported_when``); the caller drops them and counts them
+    ``unsupported``, like a sentinel."""
+    found = []
+    for name, value in readings.items():
+        spec = specs.get(name)
+        when = spec.unsupported_when if spec is not None else None
+        if when is None or value != when.value:
+            continue
+        if all(readings.get(other) == wanted for other, wanted in when.readings.items()):
+            found.append(name)
+    return found
 
 
 def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading | None:

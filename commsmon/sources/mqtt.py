@@ -59,6 +59,7 @@ from commsmon.sources.convert import (
     decode_json_field,
     json_field_present,
     rate_reading,
+    unsupported,
 )
 from commsmon.sources.counters import CounterRates, CounterSample
 
@@ -439,6 +440,7 @@ class MqttSource:
             self._once.clear((route.device, name))
             if value is None:
                 if json_field_present(spec, document):  # null or a sentinel ("N/A", -1)
+                    READING_ERRORS.labels("mqtt", "sentinel").inc()
                     missing.append(name)
                 continue
             if spec.counter is not None:
@@ -446,6 +448,10 @@ class MqttSource:
                 value = rate_reading(spec, self._rates, route.device, name, sample)
             if value is not None:
                 readings[name] = value
+        for name in unsupported(route.readings, readings):
+            READING_ERRORS.labels("mqtt", "unsupported").inc()
+            del readings[name]
+            missing.append(name)
         return Observation(route.device, at, True, readings, missing=frozenset(missing),
                            retained=retained)
 

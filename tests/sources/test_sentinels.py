@@ -4,6 +4,7 @@ through a real agent (the Huawei GSE200M's recorded -1) and an MQTT gateway's "N
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from commsmon.sources.snmp.gufo_backend import GufoClient
 from commsmon.sources.snmp.poller import PollJob, SnmpPoller
 
 NOW = 1_764_400_000.0
+ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "1.3.6.1.2.1.33.1.2.3.0"  # RFC 1628 upsEstimatedMinutesRemaining, minutes
 OUTPUT_SOURCE = "1.3.6.1.2.1.33.1.4.1.0"  # upsOutputSource
 
@@ -72,3 +74,49 @@ def test_mqtt_field_sent_without_a_value_is_missing(body: dict[str, object],
     obs = _mqtt(seen).handle("p/v/g/telemetry", json.dumps(body).encode())
     assert obs is not None and obs.missing == frozenset(missing)
     assert "fuel" not in obs.readings
+
+
+@pytest.mark.integration
+async def test_ups_runtime_zero_on_mains_at_full_charge_is_not_supported(
+    tmp_path: Path,
+) -> None:
+    """A real agent answers upsEstimatedMinutesRemaining 0 while upsOutputSource is
+    normal(3) and the charge 100 %: the shipped profile's rule makes the runtime not
+    known (counted ``unsupported``), so it leaves the exposition, the device's reason
+    names it, and the charge still shows."""
+    from commsmon.config import load_config
+    from commsmon.outputs.api import _device
+    from commsmon.outputs.metrics import FleetExposition
+    from commsmon.outputs.wording import Wording
+    from commsmon.selfmetrics import READING_ERRORS
+
+    recording = tmp_path / "ups-zero.snmprec"
+    recording.write_text("1.3.6.1.2.1.1.3.0|67|123456\n"
+                         f"{RUNTIME}|2|0\n"
+                         "1.3.6.1.2.1.33.1.2.4.0|2|100\n"
+                         f"{OUTPUT_SOURCE}|2|3\n")
+    config = load_config(ROOT / "config" / "demo.yaml")
+    profile = config.profiles["ups-rfc1628"]
+    readings = {n: (s.oid or "", s) for n, s in profile.readings.items()
+                if n in ("runtime", "charge", "output_source")}
+    before = READING_ERRORS.labels("snmp", "unsupported")._value.get()
+    async with SnmpSimulator({"ups0": recording}) as agent, GufoClient() as client:
+        target = SnmpTarget("127.0.0.1", agent.port, "v2c", "ups0", timeout=1.0, retries=1)
+        job = PollJob("v01-ups", target, 60.0, readings)
+        obs = await SnmpPoller(client, [job], lambda _: None, clock=lambda: NOW).poll(job)
+    assert obs.missing == frozenset({"runtime"})
+    assert obs.readings == {"charge": 1.0, "output_source": "normal"}
+    assert READING_ERRORS.labels("snmp", "unsupported")._value.get() == before + 1
+
+    fleet = Fleet(config.inventory(), NOW - 60)
+    fleet.observe(Observation("v01-ups", NOW - 60, True, {"runtime": 36000.0, "charge": 1.0}))
+    fleet.observe(obs)
+    snap = fleet.evaluate(NOW)
+    text = FleetExposition(config).render(snap).decode()
+    assert not [ln for ln in text.splitlines()
+                if ln.startswith("commsmon_battery_runtime_seconds{") and "v01-ups" in ln]
+    assert [ln for ln in text.splitlines()
+            if ln.startswith("commsmon_battery_charge_ratio{") and '"v01-ups"' in ln]
+    ups = _device(snap.devices["v01-ups"], NOW, lambda t: None, Wording("zh", now=NOW))
+    assert ups["readings"]["runtime"]["value"] is None
+    assert "UPS（v01-ups）自" in ups["reason"] and "剩余供电时间不可用" in ups["reason"]

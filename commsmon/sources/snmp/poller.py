@@ -30,7 +30,7 @@ from commsmon.core.types import Failure, Observation, Reading
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
-from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading
+from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading, unsupported
 from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, UsmUser
 
@@ -315,6 +315,7 @@ class SnmpPoller:
                 continue
             self._once.clear((job.device, oid))
             if decoded is None:  # a vendor sentinel ("invalid"): not known now
+                self._not_known(job, name, "sentinel")
                 missing.append(name)
                 continue
             if spec.counter is not None:
@@ -322,7 +323,20 @@ class SnmpPoller:
                 decoded = rate_reading(spec, self._rates, job.device, name, sample)
             if decoded is not None:
                 readings[name] = decoded
+        specs = {name: spec for name, (_, spec) in job.readings.items()}
+        for name in unsupported(specs, readings):
+            self._not_known(job, name, "unsupported")
+            del readings[name]
+            missing.append(name)
+        for name in readings:
+            self._once.clear((job.device, name))
         return readings, frozenset(missing)
+
+    def _not_known(self, job: PollJob, reading: str, reason: str) -> None:
+        """Count a value that means "not known", logged once per reading until it is."""
+        READING_ERRORS.labels("snmp", reason).inc()
+        if self._once.first((job.device, reading), reason):
+            log.info("snmp value not known", device=job.device, reading=reading, reason=reason)
 
 
 def _uptime(value: SnmpValue | None) -> float | None:
