@@ -56,3 +56,15 @@ class SnmpError(SourceError):
 
 class SnmpTimeout(SnmpError):
     """No response within timeout x (retries + 1) seconds."""
+
+
+class SnmpAuthError(SnmpError):
+    """The agent rejected our SNMPv3 credentials with a USM report (RFC 3414 §3.2).
+
+    ``status`` names the USM counter the report carried where the backend can
+    tell (``usmStatsUnknownUserNames``, ``usmStatsWrongDigests``,
+    ``usmStatsNotInTimeWindows`` after pysnmp's one re-sync,
+    ``usmStatsUnknownEngineIDs``, ``usmStatsDecryptionErrors``,
+    ``usmStatsUnsupportedSecLevels``), else ``authenticationFailed`` (gufo_snmp
+    reports every one of them alike).  The device is unmonitored, not down.
+    """

@@ -96,6 +96,7 @@ _USM = {
     "usmStatsNotInTimeWindows": N_("not in the agent's time window"),
     "usmStatsUnknownEngineIDs": N_("unknown engine ID"),
     "usmStatsUnsupportedSecLevels": N_("security level not supported"),
+    "authenticationFailed": N_("user or password wrong"),
 }
 
 #: What a robot's rejection code usually means (its vendor's documentation), by code.

@@ -267,6 +267,11 @@ class SnmpClient(abc.ABC):
                 say which), or a transport error (e.g. the host does not resolve).
         """
 
+    def engine_id(self, target: SnmpTarget) -> bytes | None:
+        """The authoritative snmpEngineID (RFC 3411) ``target`` last answered SNMPv3
+        with, ``None`` if not known (v1/v2c, or not asked yet)."""
+        return None
+
     @abc.abstractmethod
     async def walk(
         self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25

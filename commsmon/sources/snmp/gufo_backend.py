@@ -87,6 +87,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
+from gufo.snmp import SnmpAuthError as GufoAuthError
 from gufo.snmp import SnmpDecodeError, SnmpEncodeError
 from gufo.snmp import SnmpError as GufoError
 from gufo.snmp import SnmpVersion as GufoVersion
@@ -108,7 +109,7 @@ from gufo.snmp.user import (
     User,
 )
 
-from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from commsmon.sources.snmp.base import (
     NO_SUCH_OBJECT,
     SnmpClient,
@@ -234,6 +235,11 @@ class GufoClient(SnmpClient):
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[_Key, _Session] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine_ids: dict[tuple[str, int], bytes] = {}
+
+    def engine_id(self, target: SnmpTarget) -> bytes | None:
+        """See :meth:`SnmpClient.engine_id` (learnt by gufo's discovery)."""
+        return self._engine_ids.get((target.host, target.port))
 
     @property
     def session_count(self) -> int:
@@ -263,6 +269,8 @@ class GufoClient(SnmpClient):
             with _mapped_errors(target, "get"):
                 async with asyncio.timeout(target.deadline), self._session(target) as session:
                     found = await _attempts(target, lambda: session.get_many(names))
+                    if target.version == "v3":
+                        self._engine_ids[(target.host, target.port)] = session.get_engine_id()
             if target.version == "v1" and len(names) > 1 and not found:
                 # A v1 noSuchName voids the whole PDU and gufo drops error-index:
                 # let get_per_oid ask each OID on its own.
@@ -429,6 +437,9 @@ def _mapped_errors(target: SnmpTarget, op: str) -> Iterator[None]:
         raise SnmpError(f"{_where(target)}: {op} reply: {exc}", status="decodeError") from exc
     except SnmpEncodeError as exc:
         raise SnmpError(f"{_where(target)}: {op} request: {exc}", status="encodeError") from exc
+    except GufoAuthError as exc:  # a USM report; gufo does not say which
+        raise SnmpAuthError(f"{_where(target)}: {op} rejected: {exc}",
+                            status="authenticationFailed") from exc
     except GufoError as exc:
         raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
     except OSError as exc:

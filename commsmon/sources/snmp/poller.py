@@ -27,7 +27,7 @@ import structlog
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec, SnmpUserSpec
 from commsmon.core.types import Failure, Observation, Reading
-from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
 from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading, unsupported
@@ -162,6 +162,7 @@ class SnmpPoller:
         self._clock = clock
         self._once = LogOnce()
         self._rates = CounterRates()  # last sample of every counter reading
+        self._engines: dict[bytes, str] = {}  # snmpEngineID -> the device that answered
         self._group: asyncio.TaskGroup | None = None
         self._schedules: dict[str, _Schedule] = {}
         self._heap: list[tuple[float, int, str]] = []  # (loop time, generation, device)
@@ -260,6 +261,9 @@ class SnmpPoller:
                 values = await self._client.get(job.target, oids)
             except SnmpTimeout:
                 obs = self._failed(job, "timeout", "no_answer", "")
+            except SnmpAuthError as exc:  # our credentials: unmonitored, not down
+                obs = self._failed(job, "auth_error", "auth_error",
+                                   exc.status or "authenticationFailed")
             except SnmpError as exc:
                 obs = self._failed(job, "error", "snmp_error", str(exc.status or exc))
             else:
@@ -268,11 +272,26 @@ class SnmpPoller:
                     log.info("snmp device answers again", device=job.device)
                 readings, missing = self._decode(job, values)
                 obs = Observation(job.device, self._clock(), True, readings, missing=missing)
+                self._check_engine(job)
             finally:
                 self.last_poll = time.monotonic()
                 SNMP_DURATION.observe(self.last_poll - started)
         self._sink(obs)
         return obs
+
+    def _check_engine(self, job: PollJob) -> None:
+        """Two targets answering with one snmpEngineID are one agent, or two cloned
+        devices (RFC 3411 wants it unique): USM keys and time windows get mixed up."""
+        engine = self._client.engine_id(job.target)
+        if not engine:
+            return
+        other = self._engines.setdefault(engine, job.device)
+        if other != job.device and other in self._jobs:
+            first = self._jobs[other].target
+            if self._once.first(("engine", engine), job.device):
+                log.warning("two snmp targets answer with one engineID", engine_id=engine.hex(),
+                            device=job.device, target=f"{job.target.host}:{job.target.port}",
+                            other_device=other, other_target=f"{first.host}:{first.port}")
 
     def _failed(self, job: PollJob, result: str, error: Failure, detail: str) -> Observation:
         SNMP_REQUESTS.labels(result).inc()

@@ -52,7 +52,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
 )
 from pysnmp.proto import errind, rfc1902, rfc1905
 
-from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from commsmon.sources.snmp.base import (
     SnmpClient,
     SnmpTarget,
@@ -65,6 +65,18 @@ from commsmon.sources.snmp.base import (
 
 __all__ = ["PysnmpClient", "to_snmp_value"]
 
+# pysnmp's error indications for the USM reports an agent answers a rejected
+# request with (RFC 3414 §3.2), by the counter they report.
+_USM_REPORTS: dict[type, str] = {
+    errind.UnknownUserName: "usmStatsUnknownUserNames",
+    errind.UnknownSecurityName: "usmStatsUnknownUserNames",
+    errind.WrongDigest: "usmStatsWrongDigests",
+    errind.AuthenticationFailure: "usmStatsWrongDigests",
+    errind.NotInTimeWindow: "usmStatsNotInTimeWindows",
+    errind.UnknownEngineID: "usmStatsUnknownEngineIDs",
+    errind.DecryptionError: "usmStatsDecryptionErrors",
+    errind.UnsupportedSecurityLevel: "usmStatsUnsupportedSecLevels",
+}
 _MP_MODEL: Final[dict[str, int]] = {"v1": 0, "v2c": 1}
 _AUTH: Final[dict[str, Any]] = {
     "md5": usmHMACMD5AuthProtocol, "sha": usmHMACSHAAuthProtocol,
@@ -180,6 +192,7 @@ class PysnmpClient(SnmpClient):
 
     def __init__(self) -> None:
         self._engine: Any = None
+        self._engine_ids: dict[tuple[str, int], bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[tuple[str, int, float, int], tuple[Any, float]] = {}
         self._context = ContextData()
@@ -273,9 +286,27 @@ class PysnmpClient(SnmpClient):
             if self._engine is not None:
                 _close_engine(self._engine)
             self._engine = SnmpEngine()
+            self._engine.observer.register_observer(
+                self._saw_response, "rfc3412.prepareDataElements:response")
             self._loop = loop
             self._transports.clear()
         return self._engine
+
+    def engine_id(self, target: SnmpTarget) -> bytes | None:
+        """See :meth:`SnmpClient.engine_id` (seen on each v3 response, by the address
+        the target's host resolved to)."""
+        for (host, port, _, _), (transport, _) in self._transports.items():
+            if (host, port) == (target.host, target.port):
+                address = transport.transport_address
+                return self._engine_ids.get((str(address[0]), int(address[1])))
+        return None
+
+    def _saw_response(self, engine: Any, point: str, context: dict[str, Any],
+                      cb_ctx: Any) -> None:
+        """pysnmp observer: the authoritative engine of a v3 response, by address."""
+        engine_id, address = context.get("securityEngineId"), context.get("transportAddress")
+        if engine_id and isinstance(address, tuple) and len(address) >= 2:
+            self._engine_ids[(str(address[0]), int(address[1]))] = bytes(engine_id)
 
     async def _transport(self, target: SnmpTarget) -> Any:
         key = (target.host, target.port, target.timeout, target.retries)
@@ -346,6 +377,10 @@ class PysnmpClient(SnmpClient):
             raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
 
         if error_indication:
+            usm = _USM_REPORTS.get(type(error_indication))
+            if usm is not None:
+                raise SnmpAuthError(
+                    f"{_where(target)}: {op} rejected: {error_indication}", status=usm)
             if isinstance(error_indication, errind.RequestTimedOut):
                 raise SnmpTimeout(
                     f"{_where(target)}: no response after {target.retries + 1} attempt(s) "
