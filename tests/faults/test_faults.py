@@ -211,7 +211,7 @@ async def test_daemon_restart_with_stale_retained_presence(
             assert hook.accepted[before:] == []
             site = await again.site("v02")
             (camera,) = [d for d in site["devices"] if d["id"] == "v02-cam4g"]
-            assert "retained" in camera["reason"], camera
+            assert "最后已知在线（保留消息" in camera["reason"], camera
         finally:
             assert again.stop() == 0
 
