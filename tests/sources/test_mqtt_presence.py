@@ -71,6 +71,10 @@ class Recorder:
         return MqttSource(spec, ROUTES, self.seen.append, self.links.append,
                           on_fault=lambda name, fact: self.faults.append((name, fact)), **kw)
 
+    def online(self, since: int = 0) -> set[str]:
+        """Devices seen online (live or retained) from observation ``since`` on."""
+        return {o.device for o in self.seen[since:] if o.reachable}
+
     def live(self, device: str, reachable: bool) -> list[Observation]:
         return [o for o in self.seen
                 if o.device == device and o.reachable is reachable and not o.retained]
@@ -94,15 +98,14 @@ async def test_broker_shutdown_wills_are_not_deaths(broker: Mosquitto) -> None:
     devices = cameras(broker)
     source = rec.source(spec(broker, client_id="presence-a", will_grace=3.0))
     async with running(source.run(), *(d.run() for d in devices)):
-        await until("three online", lambda: {o.device for o in rec.seen if o.reachable}
-                    == set(CAMERAS), 20)
+        await until("three online", lambda: rec.online() == set(CAMERAS), 20)
         before = dropped_wills()
         births = len(rec.seen)
         await broker.stop()  # SIGTERM: the Wills go out, then the sessions close
         await until("our link lost", lambda: rec.links[-1] is False, 20)
         await broker.start()
-        await until("three cameras online again", lambda: {
-            o.device for o in rec.seen[births:] if o.reachable} == set(CAMERAS), 30)
+        await until("three cameras online again",
+                    lambda: rec.online(births) == set(CAMERAS), 30)
         await asyncio.sleep(3.5)  # past will_grace: nothing held may come out late
         assert [o for o in rec.seen if not o.reachable and not o.retained] == []
         assert dropped_wills() - before == 3
@@ -114,8 +117,7 @@ async def test_a_live_offline_is_applied_after_the_grace(broker: Mosquitto) -> N
     devices = cameras(broker)
     source = rec.source(spec(broker, client_id="presence-b", will_grace=0.5))
     async with running(source.run(), *(d.run() for d in devices)):
-        await until("three online", lambda: {o.device for o in rec.seen if o.reachable}
-                    == set(CAMERAS), 20)
+        await until("three online", lambda: rec.online() == set(CAMERAS), 20)
         devices[0].set_up(False)
         await until("cam1 offline", lambda: bool(rec.live("cam1", False)), 10)
         assert not rec.live("cam2", False)
