@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyAddress,
     SecretStr,
     ValidationError,
     field_validator,
@@ -314,11 +315,15 @@ class SnmpSpec(_Model):
         interval: seconds between polls.
         charset: how the agent's non-UTF-8 text is encoded (``gbk``,
             ``latin-1`` ...): text that is not valid UTF-8 is read in it.
+        reply_from: IP addresses besides ``host``'s the agent may answer from
+            (a VRRP pair, a router answering from another interface). A reply
+            from any other address is dropped and the device's reason says so.
     """
 
     host: str
     port: Port | None = None
     charset: str | None = None
+    reply_from: list[IPvAnyAddress] = []
     version: Literal["v1", "v2c", "v3"] | None = None
     community: SecretStr | None = None
     user: SnmpUserSpec | None = None
@@ -339,7 +344,8 @@ class SnmpSpec(_Model):
 
     def resolve(self, defaults: SnmpDefaults) -> SnmpDefaults:
         """This target's settings with the defaults filled in (host and charset apart)."""
-        given = {k: getattr(self, k) for k in self.model_fields_set - {"host", "charset"}
+        given = {k: getattr(self, k)
+                 for k in self.model_fields_set - {"host", "charset", "reply_from"}
                  if getattr(self, k) is not None}
         return defaults.model_validate({**dict(defaults), **given})
 

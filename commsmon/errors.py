@@ -9,8 +9,11 @@ from __future__ import annotations
 __all__ = [
     "CommsmonError",
     "ConfigError",
+    "SnmpAuthError",
     "SnmpError",
+    "SnmpProtocolError",
     "SnmpTimeout",
+    "SnmpUnexpectedSource",
     "SourceError",
 ]
 
@@ -56,6 +59,34 @@ class SnmpError(SourceError):
 
 class SnmpTimeout(SnmpError):
     """No response within timeout x (retries + 1) seconds."""
+
+
+class SnmpUnexpectedSource(SnmpError):
+    """The only replies matching the request came from an address the target does
+    not allow (``reply_from``); ``status`` is ``"unexpectedSource"``.
+
+    Attributes:
+        address: the address they came from.
+    """
+
+    def __init__(self, message: str, *, address: str) -> None:
+        super().__init__(message, status="unexpectedSource")
+        self.address = address
+
+
+class SnmpProtocolError(SnmpError):
+    """Replies came back but none fitted the request (a request id cut to 16 bits,
+    an undecodable datagram, a wrong varbind count); ``status`` is
+    ``"protocolError"``.
+
+    Attributes:
+        detail: what did not fit, a code: ``request_id_cut``, ``undecodable``,
+            ``varbind_count``, ``not_a_response``.
+    """
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        super().__init__(message, status="protocolError")
+        self.detail = detail
 
 
 class SnmpAuthError(SnmpError):

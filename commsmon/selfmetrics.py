@@ -22,13 +22,16 @@ __all__ = [
     "SHARD_FORWARDED",
     "SNMP_DURATION",
     "SNMP_LATENESS",
+    "SNMP_REPLIES_DROPPED",
     "SNMP_REQUESTS",
+    "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
 ]
 
 SNMP_REQUESTS = Counter(
     "commsmon_snmp_requests",
-    "SNMP polls by result: ok, timeout, error.",
+    "SNMP polls by result: ok, timeout, error, auth_error, unexpected_source "
+    "(answered only from an address the target does not allow), protocol_error.",
     ["result"],
 )
 SNMP_DURATION = Histogram(
@@ -41,6 +44,18 @@ SNMP_LATENESS = Histogram(
     "Seconds a poll started after its scheduled slot (event loop or concurrency bound "
     "too busy).",
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60),
+)
+SNMP_REPLIES_DROPPED = Counter(
+    "commsmon_snmp_replies_dropped",
+    "SNMP datagrams dropped instead of answering a request, by reason: unexpected_source "
+    "(a matching reply from an address the target does not allow), protocol_error (a "
+    "request id cut to 16 bits, an undecodable datagram, a varbind count that does not "
+    "fit), unmatched (a duplicate, or later than the last attempt).",
+    ["reason"],
+)
+SNMP_RETRANSMISSIONS = Counter(
+    "commsmon_snmp_retransmissions",
+    "SNMP requests sent again, same request id, after a timeout passed without a reply.",
 )
 EVALUATION_DURATION = Histogram(
     "commsmon_evaluation_duration_seconds",

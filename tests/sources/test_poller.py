@@ -60,6 +60,7 @@ async def test_cadence_reload_and_dead_targets(agent: Snmpd) -> None:
         assert seen["dead"] >= 4  # polled on schedule while failing
         started, stopped = poller.replace([jobs[0], _job("c", agent.port)])
         assert (started, stopped) == (1, 2)
+        await asyncio.sleep(0.3)  # a poll in flight at replace() ends by its timeout
         after = dict(seen)
         await asyncio.sleep(INTERVAL * 3.5)
         assert seen["b"] == after["b"] and seen["dead"] == after["dead"]  # stopped

@@ -99,6 +99,14 @@ _USM = {
     "authenticationFailed": N_("user or password wrong"),
 }
 
+#: Why an SNMP reply did not fit its request (commsmon.sources.snmp.wire.Misfit).
+_MISFITS = {
+    "request_id_cut": N_("the agent cuts request ids to 16 bits"),
+    "undecodable": N_("a reply is not an SNMP message"),
+    "varbind_count": N_("a reply carries a different number of values than asked"),
+    "not_a_response": N_("a reply is not a Response PDU"),
+}
+
 #: What a robot's rejection code usually means (its vendor's documentation), by code.
 _REJECTIONS = {
     "310000": N_("DingTalk: the keyword, signature or IP whitelist of the robot does not "
@@ -291,8 +299,10 @@ class Wording:
 
     def _fact_protocol_error(self, f: Fact, here: str | None) -> str:
         text = self._("the SNMP agent's replies do not match our requests (protocol error)")
-        detail = f.text("detail")  # the agent's own terms: for the English reader only
-        return f"{text} ({detail})" if detail and self.language == "en" else text
+        detail = f.text("detail")
+        if detail in _MISFITS:
+            return f"{text}{self.colon}{self._(_MISFITS[detail])}"
+        return text
 
     def _fact_auth_error(self, f: Fact, here: str | None) -> str:
         detail = f.text("detail")

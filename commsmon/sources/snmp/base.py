@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -86,7 +87,11 @@ class SnmpTarget:
         user: the USM user (v3).
         timeout: seconds to wait for each attempt, default 2.0.
         retries: extra attempts after the first, default 1; a request gives up
-            after about ``timeout * (retries + 1)`` seconds.
+            after about ``timeout * (retries + 1)`` seconds. Every attempt resends
+            the same request id, so a reply to any of them answers it.
+        reply_from: IP addresses besides ``host``'s that the agent may answer
+            from (a VRRP pair, a router with several interfaces); replies from any
+            other address are dropped (:mod:`commsmon.sources.snmp.wire`).
     """
 
     host: str
@@ -96,6 +101,7 @@ class SnmpTarget:
     user: UsmUser | None = None
     timeout: float = 2.0
     retries: int = 1
+    reply_from: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -110,6 +116,12 @@ class SnmpTarget:
             raise ValueError(f"SnmpTarget.timeout must be > 0 seconds, got {self.timeout}")
         if self.retries < 0:
             raise ValueError(f"SnmpTarget.retries must be >= 0, got {self.retries}")
+        for address in self.reply_from:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(
+                    f"SnmpTarget.reply_from must hold IP addresses, got {address!r}") from None
 
     @property
     def deadline(self) -> float:

@@ -19,13 +19,18 @@ on 0.13.0):
 - The address must be an IP literal (a hostname fails with ``OSError("invalid
   address")``), so hostnames are resolved here, through the loop's
   ``getaddrinfo``, and re-resolved after :data:`RESOLVE_TTL` seconds.
-- There are no retries: each request waits ``timeout`` seconds for readability
-  and raises the builtin ``TimeoutError``. Retries are done here, each attempt
-  with a new request-id; replies are matched by request-id and community, so a
-  late reply to an earlier attempt is dropped, never taken for the answer.
-- ICMP port-unreachable on the connected socket surfaces at once as
-  ``TimeoutError`` (cause ``TimeoutError("connection refused")``): a closed port
-  fails in microseconds, not after ``timeout``. It counts as a failed attempt.
+- There are no retries, each request waits ``timeout`` seconds for
+  readability and raises the builtin ``TimeoutError``, and replies are matched
+  on the socket's last request-id only.
+- The socket being connected, a reply from another address never reaches it.
+  So sessions are not connected to the agent but to a loopback relay
+  (:class:`_Relay`): it sends each request on from one unconnected socket per
+  address family through the client's
+  :class:`~commsmon.sources.snmp.wire.ReplyGate`, which resends it with the
+  same id every ``timeout`` seconds and decides which reply answers, exactly
+  as for pysnmp; gufo waits ``timeout * (retries + 1)`` for the one request.
+  The price: each request crosses loopback twice more, and a closed port is a
+  timeout (the relay's unconnected socket hears no ICMP port-unreachable).
 - A session serves one request at a time: a second request on the same socket
   would replace the first one's ``loop.add_reader`` callback and its request-id.
   A request to a target whose session is busy gets a one-off session.
@@ -82,11 +87,13 @@ import ipaddress
 import resource
 import socket
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
+import structlog
 from gufo.snmp import SnmpAuthError as GufoAuthError
 from gufo.snmp import SnmpDecodeError, SnmpEncodeError
 from gufo.snmp import SnmpError as GufoError
@@ -120,8 +127,11 @@ from commsmon.sources.snmp.base import (
     get_per_oid,
     parse_oid,
 )
+from commsmon.sources.snmp.wire import Address, ReplyGate, ReplyPolicy, stray_error
 
 __all__ = ["MAX_SESSIONS", "RESOLVE_TTL", "GufoClient", "to_snmp_value"]
+
+log = structlog.get_logger("commsmon.snmp")
 
 MAX_SESSIONS: Final = 50_000
 """Upper bound of kept sessions (one UDP socket each); see :class:`GufoClient`."""
@@ -148,7 +158,7 @@ _MAX_WALK_VARBINDS: Final = 1_000_000
 """A walk returning more than this is an agent gone mad, not a table."""
 
 _T = TypeVar("_T")
-_Key = tuple[str, int, str, str, UsmUser | None, float, int]
+_Key = tuple[str, int, str, str, UsmUser | None, float, int, frozenset[str]]
 _Row = tuple[str, GufoValue]
 
 
@@ -236,6 +246,9 @@ class GufoClient(SnmpClient):
         self._sessions: OrderedDict[_Key, _Session] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine_ids: dict[tuple[str, int], bytes] = {}
+        self._gate = ReplyGate("gufo")
+        self._relay: _Relay | None = None
+        self._dests: dict[tuple[str, int], Address] = {}
 
     def engine_id(self, target: SnmpTarget) -> bytes | None:
         """See :meth:`SnmpClient.engine_id` (learnt by gufo's discovery)."""
@@ -266,9 +279,9 @@ class GufoClient(SnmpClient):
 
         async def get_once(batch: Sequence[str]) -> list[SnmpValue]:
             names = list(dict.fromkeys(wire[oid] for oid in batch))
-            with _mapped_errors(target, "get"):
+            with self._mapped_errors(target, "get"):
                 async with asyncio.timeout(target.deadline), self._session(target) as session:
-                    found = await _attempts(target, lambda: session.get_many(names))
+                    found = await session.get_many(names)
                     if target.version == "v3":
                         self._engine_ids[(target.host, target.port)] = session.get_engine_id()
             if target.version == "v1" and len(names) > 1 and not found:
@@ -306,7 +319,7 @@ class GufoClient(SnmpClient):
         loop = asyncio.get_running_loop()
         result: dict[str, SnmpValue] = {}
         last = root
-        with _mapped_errors(target, "walk"):
+        with self._mapped_errors(target, "walk"):
             async with asyncio.timeout(target.deadline) as bound, self._session(target) as session:
                 rows: AsyncIterator[_Row] = (
                     session.getnext(start)
@@ -315,7 +328,7 @@ class GufoClient(SnmpClient):
                 )
                 while True:
                     bound.reschedule(loop.time() + target.deadline)
-                    row = await _attempts(target, lambda: anext(rows, None))
+                    row = await anext(rows, None)
                     if row is None:
                         return result
                     name, value = row
@@ -340,8 +353,71 @@ class GufoClient(SnmpClient):
         """Drop every kept session, closing its socket (or, if a request is using
         it, when that request ends). Safe to call twice; the client stays usable.
         """
+        self._reset()
+        await asyncio.sleep(0)  # let the relay's transports close their sockets
+
+    def _reset(self) -> None:
         self._sessions.clear()
         self._loop = None
+        self._gate.close()
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+
+    async def _open(self, target: SnmpTarget, address: str) -> SnmpSession:
+        """A new gufo session for ``target`` at ``address``, connected to the relay.
+
+        For v3 the agent's engineID, boots and time are discovered first (RFC 3414
+        §4), one request bounded by the caller's deadline.
+        """
+        if self._relay is None:
+            self._relay = await _Relay.start(self._gate)
+        session = SnmpSession(
+            "127.0.0.1",
+            self._relay.port,
+            community=target.community,
+            user=_user(target.user) if target.user is not None else None,
+            version=_VERSION[target.version],
+            timeout=target.timeout * (target.retries + 1),
+            allow_bulk=target.version != "v1",
+        )
+        dest = (address, target.port)
+        self._dests[(target.host, target.port)] = dest
+        await self._relay.adopt(session, dest,
+                                ReplyPolicy(target.reply_from, target.timeout, target.retries))
+        if target.version == "v3":
+            await session.refresh()
+        return session
+
+    @contextlib.contextmanager
+    def _mapped_errors(self, target: SnmpTarget, op: str) -> Iterator[None]:
+        """Map gufo, socket and timeout errors to SnmpTimeout / SnmpError, and a
+        timeout with replies the gate dropped to what was wrong with them."""
+        try:
+            yield
+        except TimeoutError as exc:
+            dest = self._dests.get((target.host, target.port))
+            stray = self._gate.unanswered(dest) if dest is not None else None
+            if stray is not None:
+                raise stray_error(stray, _where(target), op) from exc
+            raise SnmpTimeout(
+                f"{_where(target)}: no response to {op} after {target.retries + 1} attempt(s) "
+                f"of {target.timeout} s",
+                status="requestTimedOut",
+            ) from exc
+        except SnmpDecodeError as exc:
+            raise SnmpError(f"{_where(target)}: {op} reply: {exc}", status="decodeError") from exc
+        except SnmpEncodeError as exc:
+            raise SnmpError(f"{_where(target)}: {op} request: {exc}", status="encodeError") from exc
+        except GufoAuthError as exc:  # a USM report; gufo does not say which
+            raise SnmpAuthError(f"{_where(target)}: {op} rejected: {exc}",
+                                status="authenticationFailed") from exc
+        except GufoError as exc:
+            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+        except OSError as exc:
+            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+        except RuntimeError as exc:  # gufo: building the result failed
+            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
 
     @contextlib.asynccontextmanager
     async def _session(self, target: SnmpTarget) -> AsyncIterator[SnmpSession]:
@@ -353,7 +429,7 @@ class GufoClient(SnmpClient):
         """
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            self._sessions.clear()
+            self._reset()
             self._loop = loop
         key: _Key = (
             target.host,
@@ -363,6 +439,7 @@ class GufoClient(SnmpClient):
             target.user,
             target.timeout,
             target.retries,
+            target.reply_from,
         )
         kept = self._sessions.get(key)
         if kept is not None and kept.resolve_after <= time.monotonic():
@@ -379,13 +456,13 @@ class GufoClient(SnmpClient):
             address, resolve_after = await _resolve(target)
             kept = self._sessions.get(key)  # another request may have made it meanwhile
             if kept is None:
-                kept = _Session(await _open(target, address), address, resolve_after)
+                kept = _Session(await self._open(target, address), address, resolve_after)
                 self._sessions[key] = kept
                 while len(self._sessions) > self.max_sessions:
                     self._sessions.popitem(last=False)
         self._sessions.move_to_end(key)
         if kept.busy:
-            yield await _open(target, kept.address)
+            yield await self._open(target, kept.address)
             return
         kept.busy = True
         try:
@@ -399,58 +476,93 @@ class GufoClient(SnmpClient):
             kept.busy = False
 
 
-async def _attempts(target: SnmpTarget, call: Callable[[], Awaitable[_T]]) -> _T:
-    """Await ``call()`` up to ``target.retries + 1`` times while it times out.
+class _Side(asyncio.DatagramProtocol):
+    """One socket of the relay: hands what it receives to a callback."""
 
-    Each call is one request that gufo bounds by ``target.timeout``. The last
-    attempt's ``TimeoutError`` propagates.
+    def __init__(self, received: Callable[[bytes, Address], None]) -> None:
+        self.received = received
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        self.received(data, (str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # a session gone before its reply: the reply had nobody to go to
+
+
+class _Relay:
+    """Carries gufo's requests and replies through the client's ReplyGate.
+
+    Sessions are connected to :attr:`port` on 127.0.0.1; each session's local
+    port names its agent (:meth:`adopt`), so a request arriving here goes on to
+    that agent from one unconnected socket per address family, and a reply the
+    gate accepts comes back to the session from :attr:`port`, the only address
+    its connected socket reads.
     """
-    for _ in range(target.retries):
+
+    def __init__(self, gate: ReplyGate, local: _Side, port: int) -> None:
+        self._gate = gate
+        self._local = local
+        self.port = port
+        self._routes: dict[int, tuple[Address, ReplyPolicy]] = {}
+        self._upstream: dict[int, _Side] = {}
+
+    @classmethod
+    async def start(cls, gate: ReplyGate) -> _Relay:
+        """Open the loopback socket sessions connect to."""
+        loop = asyncio.get_running_loop()
+        relay: _Relay | None = None
+        local = _Side(lambda data, addr: relay._from_session(data, addr) if relay else None)
+        transport, _ = await loop.create_datagram_endpoint(lambda: local,
+                                                           local_addr=("127.0.0.1", 0))
+        relay = cls(gate, local, int(transport.get_extra_info("sockname")[1]))
+        return relay
+
+    async def adopt(self, session: SnmpSession, dest: Address, policy: ReplyPolicy) -> None:
+        """Route ``session``'s requests to ``dest`` until the session is freed.
+
+        Raises:
+            OSError: the upstream socket cannot be opened.
+        """
+        family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
+        if family not in self._upstream:
+            side = _Side(self._gate.receive)
+            await asyncio.get_running_loop().create_datagram_endpoint(
+                lambda: side, family=family,
+                local_addr=("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            self._upstream[family] = side
+        # gufo has no public accessor for its socket; the fd is dup'ed to read its port.
+        with socket.fromfd(session._fd, socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            port = int(sock.getsockname()[1])
+        self._routes[port] = (dest, policy)
+        weakref.finalize(session, self._routes.pop, port, None)
+
+    def close(self) -> None:
+        """Close the relay's sockets; sessions still holding its port time out."""
+        for side in (self._local, *self._upstream.values()):
+            if side.transport is not None:
+                with contextlib.suppress(RuntimeError):  # its loop is closed: so is it
+                    side.transport.close()
+        self._upstream.clear()
+        self._routes.clear()
+
+    def _from_session(self, data: bytes, addr: Address) -> None:
+        route = self._routes.get(addr[1])
+        local = self._local.transport
+        if route is None or local is None:
+            return  # a session already freed
+        dest, policy = route
+        upstream = self._upstream[socket.AF_INET6 if ":" in dest[0] else socket.AF_INET].transport
+        if upstream is None:
+            return
         try:
-            return await call()
-        except TimeoutError:
-            continue
-        except OSError as exc:
-            if not _refused(exc):
-                raise
-    return await call()
-
-
-def _refused(exc: OSError) -> bool:
-    """A pending ICMP port-unreachable reported on send (gufo gives no errno)."""
-    return "refused" in str(exc).lower()
-
-
-@contextlib.contextmanager
-def _mapped_errors(target: SnmpTarget, op: str) -> Iterator[None]:
-    """Map gufo, socket and timeout errors to SnmpTimeout / SnmpError."""
-    try:
-        yield
-    except TimeoutError as exc:
-        refused = "connection refused" in str(exc.__cause__ or "")
-        raise SnmpTimeout(
-            f"{_where(target)}: no response to {op} after {target.retries + 1} attempt(s) "
-            f"of {target.timeout} s" + (" (port unreachable)" if refused else ""),
-            status="requestTimedOut",
-        ) from exc
-    except SnmpDecodeError as exc:
-        raise SnmpError(f"{_where(target)}: {op} reply: {exc}", status="decodeError") from exc
-    except SnmpEncodeError as exc:
-        raise SnmpError(f"{_where(target)}: {op} request: {exc}", status="encodeError") from exc
-    except GufoAuthError as exc:  # a USM report; gufo does not say which
-        raise SnmpAuthError(f"{_where(target)}: {op} rejected: {exc}",
-                            status="authenticationFailed") from exc
-    except GufoError as exc:
-        raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
-    except OSError as exc:
-        if _refused(exc):
-            raise SnmpTimeout(
-                f"{_where(target)}: no response to {op}: port unreachable",
-                status="requestTimedOut",
-            ) from exc
-        raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
-    except RuntimeError as exc:  # gufo: building the result failed
-        raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+            self._gate.send(data, dest, policy, lambda d: upstream.sendto(d, dest),
+                            lambda d: local.sendto(d, addr))
+        except ValueError as exc:  # gufo sent something that is not SNMP: a bug
+            log.error("gufo request not understood by the reply gate", error=str(exc))
 
 
 async def _resolve(target: SnmpTarget) -> tuple[str, float]:
@@ -475,26 +587,6 @@ async def _resolve(target: SnmpTarget) -> tuple[str, float]:
     if not infos:
         raise SnmpError(f"{_where(target)}: cannot resolve host", status="unresolvedHost")
     return str(infos[0][4][0]), time.monotonic() + RESOLVE_TTL
-
-
-async def _open(target: SnmpTarget, address: str) -> SnmpSession:
-    """A new gufo session (one connected UDP socket) for ``target`` at ``address``.
-
-    For v3 the agent's engineID, boots and time are discovered first (RFC 3414
-    §4), one round trip bounded by the caller's deadline.
-    """
-    session = SnmpSession(
-        address,
-        target.port,
-        community=target.community,
-        user=_user(target.user) if target.user is not None else None,
-        version=_VERSION[target.version],
-        timeout=target.timeout,
-        allow_bulk=target.version != "v1",
-    )
-    if target.version == "v3":
-        await _attempts(target, session.refresh)
-    return session
 
 
 @functools.lru_cache(maxsize=1024)

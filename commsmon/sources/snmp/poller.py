@@ -27,7 +27,13 @@ import structlog
 from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config import Config, ReadingSpec, SnmpUserSpec
 from commsmon.core.types import Failure, Observation, Reading
-from commsmon.errors import SnmpAuthError, SnmpError, SnmpTimeout
+from commsmon.errors import (
+    SnmpAuthError,
+    SnmpError,
+    SnmpProtocolError,
+    SnmpTimeout,
+    SnmpUnexpectedSource,
+)
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
 from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading, unsupported
@@ -103,6 +109,7 @@ def jobs_from_config(config: Config) -> list[PollJob]:
             user=_usm_user(snmp.user) if snmp.version == "v3" else None,
             timeout=snmp.timeout,
             retries=snmp.retries,
+            reply_from=frozenset(str(address) for address in device.snmp.reply_from),
         )
         jobs.append(PollJob(device.id, target, snmp.interval, readings, device.snmp.charset))
     return jobs
@@ -261,6 +268,10 @@ class SnmpPoller:
                 values = await self._client.get(job.target, oids)
             except SnmpTimeout:
                 obs = self._failed(job, "timeout", "no_answer", "")
+            except SnmpUnexpectedSource as exc:
+                obs = self._failed(job, "unexpected_source", "unexpected_source", exc.address)
+            except SnmpProtocolError as exc:
+                obs = self._failed(job, "protocol_error", "protocol_error", exc.detail)
             except SnmpAuthError as exc:  # our credentials: unmonitored, not down
                 obs = self._failed(job, "auth_error", "auth_error",
                                    exc.status or "authenticationFailed")

@@ -12,6 +12,12 @@ pysnmp facts this module is built around (measured on 7.1.30):
 - ``lookupMib=False`` returns plain ``(ObjectName, value)`` tuples, ~20 % cheaper.
 - Targets with a non-empty tag list get their replies dropped as if timed out,
   so none is set.
+- pysnmp takes a response from any address whose request-id matches, and sends
+  each retry with a new one. So the engine's UDP transport is ours
+  (:class:`_GatedUdp`): every request and reply goes through the client's
+  :class:`~commsmon.sources.snmp.wire.ReplyGate`, pysnmp sends each request once
+  (``retries=0``, timeout ``timeout * (retries + 1)``), and the gate resends it
+  with the same id and decides which reply answers, exactly as for gufo.
 - v1 responses are translated to v2 shapes: a v1 noSuchName turns every varbind
   into noSuchObject (GET) or endOfMibView (GETNEXT) and keeps error-status 2.
 
@@ -27,6 +33,9 @@ from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from pyasn1.error import PyAsn1Error
+from pysnmp.carrier.asyncio.dgram.base import DgramAsyncioProtocol
+from pysnmp.carrier.asyncio.dgram.udp import DOMAIN_NAME, UdpAsyncioTransport
+from pysnmp.entity import config as engine_config
 from pysnmp.error import PySnmpError
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
@@ -62,6 +71,7 @@ from commsmon.sources.snmp.base import (
     get_per_oid,
     parse_oid,
 )
+from commsmon.sources.snmp.wire import Address, ReplyGate, ReplyPolicy, stray_error
 
 __all__ = ["PysnmpClient", "to_snmp_value"]
 
@@ -196,6 +206,8 @@ class PysnmpClient(SnmpClient):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transports: dict[tuple[str, int, float, int], tuple[Any, float]] = {}
         self._context = ContextData()
+        self._gate = ReplyGate("pysnmp")
+        self._policies: dict[Address, ReplyPolicy] = {}
 
     async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
         """GET the given OIDs; see :meth:`SnmpClient.get`.
@@ -276,6 +288,7 @@ class PysnmpClient(SnmpClient):
         """
         engine, self._engine, self._loop = self._engine, None, None
         self._transports.clear()
+        self._gate.close()
         if engine is not None:
             _close_engine(engine)
             await asyncio.sleep(0)  # let the transport's connection_lost run
@@ -288,6 +301,10 @@ class PysnmpClient(SnmpClient):
             self._engine = SnmpEngine()
             self._engine.observer.register_observer(
                 self._saw_response, "rfc3412.prepareDataElements:response")
+            self._gate.close()
+            engine_config.add_transport(
+                self._engine, DOMAIN_NAME,
+                _GatedUdp(self._gate, self._policies).open_client_mode())
             self._loop = loop
             self._transports.clear()
         return self._engine
@@ -313,10 +330,14 @@ class PysnmpClient(SnmpClient):
         now = time.monotonic()
         cached = self._transports.get(key)
         if cached is not None and cached[1] > now:
-            return cached[0]
+            transport = cached[0]
+            self._policy(target, transport)
+            return transport
         try:
+            # One send as far as pysnmp knows: the gate retransmits (module docstring).
             transport = await UdpTransportTarget.create(
-                (target.host, target.port), timeout=target.timeout, retries=target.retries
+                (target.host, target.port),
+                timeout=target.timeout * (target.retries + 1), retries=0,
             )
         except PySnmpError as exc:
             raise SnmpError(
@@ -325,7 +346,14 @@ class PysnmpClient(SnmpClient):
         if len(self._transports) >= _TARGET_CACHE_MAX:
             self._transports.clear()
         self._transports[key] = (transport, now + _TARGET_CACHE_TTL)
+        self._policy(target, transport)
         return transport
+
+    def _policy(self, target: SnmpTarget, transport: Any) -> Address:
+        """Tell the gate how ``target``'s requests go; its resolved address."""
+        dest = _address(transport.transport_address)
+        self._policies[dest] = ReplyPolicy(target.reply_from, target.timeout, target.retries)
+        return dest
 
     async def _request(
         self,
@@ -342,10 +370,12 @@ class PysnmpClient(SnmpClient):
             SnmpError: an error indication, or an error-status with ``status`` and
                 ``index`` set; on GETNEXT a noSuchName returns ``[]`` instead.
         """
+        dest: Address | None = None
         try:
             async with asyncio.timeout(target.deadline):
                 engine = self._engine_for_running_loop()
                 transport = await self._transport(target)
+                dest = _address(transport.transport_address)
                 auth = _credentials(target)
                 varbinds = [ObjectType(ObjectIdentity(parse_oid(oid))) for oid in oids]
                 if op == "get":
@@ -369,6 +399,7 @@ class PysnmpClient(SnmpClient):
                     )
                 error_indication, error_status, error_index, var_binds = await call
         except TimeoutError as exc:
+            self._raise_stray(target, dest, op)
             raise SnmpTimeout(
                 f"{_where(target)}: no response within {target.deadline:.1f} s",
                 status="requestTimedOut",
@@ -382,6 +413,7 @@ class PysnmpClient(SnmpClient):
                 raise SnmpAuthError(
                     f"{_where(target)}: {op} rejected: {error_indication}", status=usm)
             if isinstance(error_indication, errind.RequestTimedOut):
+                self._raise_stray(target, dest, op)
                 raise SnmpTimeout(
                     f"{_where(target)}: no response after {target.retries + 1} attempt(s) "
                     f"of {target.timeout} s",
@@ -403,6 +435,38 @@ class PysnmpClient(SnmpClient):
                 index=index,
             )
         return list(var_binds)
+
+
+    def _raise_stray(self, target: SnmpTarget, dest: Address | None, op: str) -> None:
+        """Raise what the gate dropped on the way, if anything, instead of a timeout."""
+        stray = self._gate.unanswered(dest) if dest is not None else None
+        if stray is not None:
+            raise stray_error(stray, _where(target), op)
+
+
+class _GatedUdp(UdpAsyncioTransport):  # type: ignore[misc]
+    """pysnmp's UDP transport with requests and replies passed through a ReplyGate."""
+
+    def __init__(self, gate: ReplyGate, policies: dict[Address, ReplyPolicy]) -> None:
+        super().__init__()
+        self._gate = gate
+        self._policies = policies
+
+    def send_message(self, outgoingMessage: bytes, transportAddress: Any) -> None:
+        dest = _address(transportAddress)
+        self._gate.send(
+            bytes(outgoingMessage), dest, self._policies.get(dest, ReplyPolicy()),
+            lambda data: UdpAsyncioTransport.send_message(self, data, transportAddress),
+            lambda data: DgramAsyncioProtocol.datagram_received(
+                self, data, self.normalize_address(transportAddress)),
+        )
+
+    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
+        self._gate.receive(datagram, _address(transportAddress))
+
+
+def _address(address: Any) -> Address:
+    return str(address[0]), int(address[1])
 
 
 def _credentials(target: SnmpTarget) -> CommunityData | UsmUserData:
