@@ -12,6 +12,7 @@ import pytest
 
 from commsmon.config import load_config
 from commsmon.errors import ConfigError
+from commsmon.sources.snmp.poller import jobs_from_config
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.yaml"
@@ -207,6 +208,18 @@ def test_unknown_snmp_charset_is_located(tmp_path: Path) -> None:
     (problem,) = problems
     assert problem.startswith(f"{path}:{_line_of(path, 'klingon')}: sites[2].devices[1].snmp")
     assert "unknown charset 'klingon'" in problem
+
+
+def test_reply_from_takes_addresses_only(tmp_path: Path) -> None:
+    """An allow-list of reply addresses is IP addresses (a name could change under us);
+    a good one reaches the poll job."""
+    path = _broken(tmp_path, "port: 16107,", "port: 16107, reply_from: [vrrp-peer],")
+    (problem,) = _problems(path)
+    assert problem.startswith(f"{path}:{_line_of(path, 'vrrp-peer')}: sites[2].devices[1].snmp")
+    assert "reply_from" in problem
+    good = _broken(tmp_path / "g", "port: 16107,", "port: 16107, reply_from: [127.0.0.2],")
+    jobs = jobs_from_config(load_config(good))
+    assert {job.target.reply_from for job in jobs} == {frozenset(), frozenset({"127.0.0.2"})}
 
 
 @pytest.mark.parametrize(("find", "replace", "words"), [
