@@ -23,7 +23,8 @@ from commsmon.outputs.wording.numbers import hours_number, percent_number, rate_
 ROOT = Path(__file__).resolve().parents[2]
 T = 1_764_900_000.0
 # Ids, units and the kit's acronyms may stand in a Chinese text; no other Latin word.
-ALLOWED = re.compile(r"^([A-Z0-9]+|[a-z0-9]+(-[a-z0-9]+)*|L|L/h|h|kW|MHz|M|dBm)$")
+# Ids, acronyms, units, and the configuration keys a reason tells the engineer to set.
+ALLOWED = re.compile(r"^([A-Z0-9]+|[a-z0-9]+(-[a-z0-9]+)*|L|L/h|h|kW|MHz|M|dBm|reply_from)$")
 
 
 def _code_messages() -> set[str]:

@@ -259,14 +259,19 @@ class ReplyGate:
 
         Raises:
             ValueError: ``datagram`` is not an SNMP message (a backend bug).
+            Exception: whatever ``transmit`` raises; nothing is kept then.
         """
         message = parse_message(datagram)
         pending = _Pending(message.id, dest, policy, datagram, transmit, deliver,
                            message.pdu, message.varbinds)
         self._strays.pop(dest, None)
         self._pending.setdefault(message.id & 0xFFFF, []).append(pending)
-        transmit(datagram)
         self._arm(pending)
+        try:
+            transmit(datagram)
+        except BaseException:
+            self._forget(pending)
+            raise
 
     def receive(self, datagram: bytes, source: Address) -> None:
         """Judge one datagram that arrived on the backend's socket; deliver it if it
