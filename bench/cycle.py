@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-from commsmon.config import MqttSpec, load_config
+from commsmon.config.load import load_config
+from commsmon.config.services import MqttSpec
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from commsmon.sources.snmp.gufo_backend import GufoClient

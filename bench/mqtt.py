@@ -76,7 +76,7 @@ CHILD = r"""
 import asyncio, json, sys, time
 sys.path.insert(0, sys.argv[2])
 from prometheus_client import REGISTRY
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.sources.mqtt import MqttSource, routes_from_config
 

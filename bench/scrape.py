@@ -20,7 +20,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.outputs.metrics import FleetExposition

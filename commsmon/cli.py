@@ -13,7 +13,8 @@ from typing import Any
 
 import structlog
 
-from commsmon.config import Config, load_config
+from commsmon.config.load import load_config
+from commsmon.config.settings import Config
 from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import configure_logging
 from commsmon.malloc import tune_malloc
@@ -90,8 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             return _check_config(args.config)
         if args.command == "run":
+            from commsmon.config.compile import load_setup
             from commsmon.daemon import Daemon
-            from commsmon.setup import load_setup
 
             tune_malloc()  # before the first thread and the first large load
             setup = load_setup(args.config).with_http_port(args.listen_port)

@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.errors import ConfigError
 from commsmon.outputs.terminal import render_status
 from commsmon.outputs.wording import Language

@@ -24,7 +24,8 @@ import structlog
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, disable_created_metrics
 
-from commsmon.config import Config
+from commsmon.config.compile import Setup, load_setup
+from commsmon.config.settings import Config, Settings
 from commsmon.core.dispatch import Silence
 from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet, Snapshot
@@ -44,7 +45,6 @@ from commsmon.selfmetrics import (
     EVALUATION_DURATION,
     EVENT_LOOP_TASKS,
 )
-from commsmon.setup import Setup, load_setup
 from commsmon.sources.mqtt import MqttSource
 from commsmon.sources.snmp.base import SnmpClient
 from commsmon.sources.snmp.poller import SnmpPoller
@@ -70,7 +70,7 @@ class Daemon:
 
     Args:
         config: a loaded, validated configuration, or what was derived from one
-            (:func:`~commsmon.setup.load_setup`); the daemon keeps the derived
+            (:func:`~commsmon.config.compile.load_setup`); the daemon keeps the derived
             setup, not the configuration's own site and device models.
         snmp_client: the SNMP backend; the configured ``defaults.snmp_backend``
             (gufo unless said otherwise) by default.
@@ -112,7 +112,7 @@ class Daemon:
         self.ready = asyncio.Event()
 
     @property
-    def config(self) -> Config:
+    def config(self) -> Settings:
         """The running configuration's settings (its sites live on as the inventory)."""
         return self.setup.settings
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.errors import ConfigError
 from commsmon.sources.snmp.poller import jobs_from_config
 
@@ -248,7 +248,7 @@ def test_reserved_prefixes_cover_every_builtin_family() -> None:
 
     import commsmon.outputs.alerts.delivery
     import commsmon.selfmetrics  # noqa: F401
-    from commsmon.config import RESERVED_METRIC_PREFIXES
+    from commsmon.config.profiles import RESERVED_METRIC_PREFIXES
 
     source = (ROOT / "commsmon" / "outputs" / "metrics.py").read_text()
     written = set(re.findall(r'_Family\(\s*"commsmon_([a-z0-9_]+)"', source))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 
-from commsmon.config import Config
+from commsmon.config.settings import Config
 from commsmon.core.fleet import Snapshot
 from commsmon.core.model import Inventory
 from commsmon.core.outages import OUTAGE_KINDS

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import bcrypt
 from aiohttp import web
 
-from commsmon.config import HttpSpec
+from commsmon.config.services import HttpSpec
 
 __all__ = ["ReadGuard", "server_ssl_context"]
 

@@ -24,8 +24,9 @@ from typing import NamedTuple
 
 import structlog
 
-from commsmon.alertconfig import AlertingSpec, ReceiverSpec, RouteSpec
-from commsmon.config import Config, MqttSpec
+from commsmon.config.alerting import AlertingSpec, ReceiverSpec, RouteSpec
+from commsmon.config.services import MqttSpec
+from commsmon.config.settings import Config
 from commsmon.daemon import Daemon
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import site_json

@@ -29,7 +29,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from commsmon.config import Config
+from commsmon.config.settings import Config
 from commsmon.sim._process import Service
 from commsmon.sim.links import LinkSet
 from commsmon.sim.mqttdevices import GensetModel, SimMqttDevice, telemetry_for

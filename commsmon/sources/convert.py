@@ -14,7 +14,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from commsmon.config import ReadingSpec
+from commsmon.config.profiles import ReadingSpec
 from commsmon.core.types import Reading
 from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpValue, ValueType

@@ -40,7 +40,9 @@ import structlog
 from pydantic import ValidationError
 
 from commsmon.aio import raise_if_cancel_swallowed
-from commsmon.config import Config, MqttSpec, ReadingSpec
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.services import MqttSpec
+from commsmon.config.settings import Config
 from commsmon.core.facts import Fact
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading

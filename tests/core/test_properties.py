@@ -12,7 +12,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from commsmon.config import MqttSpec, ReadingSpec, load_config
+from commsmon.config.load import load_config
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.services import MqttSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.rules import AlertEngine
 from commsmon.core.types import Observation, State

@@ -33,7 +33,7 @@ import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.daemon import Daemon
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet

@@ -5,7 +5,7 @@ configuration file, using the shipped profiles), what each device reported and
 how long ago, which devices stopped answering or were never heard, check-ins,
 declared road outages — and the verdict a careful duty officer works out by
 hand for each scenario and ``now``.  :func:`evaluate` writes the file, loads it
-with :func:`commsmon.config.load_config`, feeds a :class:`~commsmon.core.fleet.Fleet`
+with :func:`commsmon.config.load.load_config`, feeds a :class:`~commsmon.core.fleet.Fleet`
 the observations a poller or MQTT handler would, and evaluates it at
 :data:`NOW`.  Not a test module.
 """
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from ruamel.yaml import YAML
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn, Observation, Reading

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import DaemonProcess, free_port, until, value, write_config

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import DaemonProcess, until, value, write_config

@@ -13,7 +13,7 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
-from commsmon.config import MqttSpec, TlsClientSpec
+from commsmon.config.services import MqttSpec, TlsClientSpec
 from commsmon.core.types import Observation
 from commsmon.sim.broker import Mosquitto
 from commsmon.sources.mqtt import MqttSource, Route

@@ -24,7 +24,7 @@ import aiohttp
 import pytest
 from ruamel.yaml import YAML
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import ROOT, DaemonProcess, free_port, value, write_config

@@ -19,7 +19,8 @@ import aiomqtt
 import pytest
 from ruamel.yaml import YAML
 
-from commsmon.config import Config, load_config
+from commsmon.config.load import load_config
+from commsmon.config.settings import Config
 from commsmon.core.shard import ShardPlan
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet

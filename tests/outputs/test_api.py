@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.daemon import Daemon
 from commsmon.outputs.api import add_api_routes
 from commsmon.store import Store

@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet, Snapshot
 from commsmon.outputs.http import build_app
 from commsmon.outputs.metrics import FleetExposition

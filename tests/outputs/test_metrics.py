@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.outputs.metrics import FleetExposition

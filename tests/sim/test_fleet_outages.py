@@ -14,7 +14,8 @@ import pytest
 import pytest_asyncio
 from structlog.testing import capture_logs
 
-from commsmon.config import Config, load_config
+from commsmon.config.load import load_config
+from commsmon.config.settings import Config
 from commsmon.core.model import GeneratorCurve
 from commsmon.errors import SnmpTimeout
 from commsmon.sim.broker import Mosquitto

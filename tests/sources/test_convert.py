@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from commsmon.config import ReadingSpec
+from commsmon.config.profiles import ReadingSpec
 from commsmon.sources.convert import DecodeError, decode, decode_json_field, decode_varbind
 from commsmon.sources.snmp.base import SnmpValue, ValueType
 

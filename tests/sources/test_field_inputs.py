@@ -8,7 +8,8 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
-from commsmon.config import MqttSpec, ReadingSpec
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.services import MqttSpec
 from commsmon.core.types import Observation
 from commsmon.selfmetrics import MQTT_MESSAGES, READING_ERRORS
 from commsmon.sim.snmpagents import SnmpSimulator

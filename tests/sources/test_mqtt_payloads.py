@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from commsmon.config import MqttSpec, ReadingSpec
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.services import MqttSpec
 from commsmon.core.types import Observation
 from commsmon.selfmetrics import MQTT_MESSAGES
 from commsmon.sources.mqtt import MqttSource, Route

@@ -17,7 +17,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from commsmon.config import MqttSpec
+from commsmon.config.services import MqttSpec
 from commsmon.core.facts import Fact
 from commsmon.core.types import Observation
 from commsmon.selfmetrics import MQTT_MESSAGES

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commsmon.config import ReadingSpec
+from commsmon.config.profiles import ReadingSpec
 from commsmon.core.types import Observation
 from commsmon.selfmetrics import SNMP_DURATION
 from commsmon.sim.links import UdpLink

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from commsmon.config import MqttSpec, ReadingSpec
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.services import MqttSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.types import Observation
@@ -84,7 +85,7 @@ async def test_ups_runtime_zero_on_mains_at_full_charge_is_not_supported(
     normal(3) and the charge 100 %: the shipped profile's rule makes the runtime not
     known (counted ``unsupported``), so it leaves the exposition, the device's reason
     names it, and the charge still shows."""
-    from commsmon.config import load_config
+    from commsmon.config.load import load_config
     from commsmon.outputs.api import _device
     from commsmon.outputs.metrics import FleetExposition
     from commsmon.outputs.wording import Wording

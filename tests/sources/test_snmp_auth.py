@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from commsmon.config import ReadingSpec
+from commsmon.config.profiles import ReadingSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.rules import AlertEngine, RuleSpec

@@ -31,7 +31,8 @@ import pytest
 import pytest_asyncio
 from gufo.snmp.aio import SnmpSession
 
-from commsmon.config import ReadingSpec, load_config
+from commsmon.config.load import load_config
+from commsmon.config.profiles import ReadingSpec
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.sim.snmpagents import SnmpSimulator
 from commsmon.sources.convert import DecodeError, decode_varbind

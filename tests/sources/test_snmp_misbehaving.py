@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import REGISTRY
 
-from commsmon.config import ReadingSpec
+from commsmon.config.profiles import ReadingSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.types import State

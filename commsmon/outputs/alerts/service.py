@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from commsmon.alertconfig import AlertingSpec, ReceiverSpec
+from commsmon.config.alerting import AlertingSpec, ReceiverSpec
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
 from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import AlertEngine

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from commsmon.aio import raise_if_cancel_swallowed
-from commsmon.config import Config, ReadingSpec, SnmpUserSpec
+from commsmon.config.devices import SnmpUserSpec
+from commsmon.config.profiles import ReadingSpec
+from commsmon.config.settings import Config
 from commsmon.core.types import Failure, Observation, Reading
 from commsmon.errors import (
     SnmpAuthError,

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 
-from commsmon.config import load_config
+from commsmon.config.load import load_config
 from commsmon.core.alerting import Alert, Notification
 from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.base import Receiver

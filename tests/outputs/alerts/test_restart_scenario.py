@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from commsmon.alertconfig import AlertingSpec
-from commsmon.config import load_config
+from commsmon.config.alerting import AlertingSpec
+from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.outputs.alerts.service import AlertService

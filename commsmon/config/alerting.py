@@ -39,11 +39,11 @@ __all__ = ["AlertingSpec", "ReceiverSpec", "RouteSpec", "RuleOverride", "Silence
 Seconds = Annotated[float, Field(ge=0)]
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class RuleOverride(_Model):
+class RuleOverride(StrictModel):
     """A rule's settings; unset fields keep the rule's defaults."""
 
     for_: Seconds | None = Field(None, alias="for")
@@ -52,7 +52,7 @@ class RuleOverride(_Model):
     labels: dict[str, str] = {}
 
 
-class ReceiverSpec(_Model):
+class ReceiverSpec(StrictModel):
     """Where notifications go.
 
     ``url`` holds the robot's token or key for DingTalk and WeCom, so it is a
@@ -67,14 +67,14 @@ class ReceiverSpec(_Model):
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
 
 
-class RouteSpec(_Model):
+class RouteSpec(StrictModel):
     """Alerts whose labels match go to ``receivers`` (no ``match``: every alert)."""
 
     match: dict[str, list[str]] = {}
     receivers: list[str]
 
 
-class SilenceSpec(_Model):
+class SilenceSpec(StrictModel):
     """A maintenance window: matching alerts are held back between ``starts`` and ``ends``."""
 
     matchers: dict[str, str]
@@ -91,7 +91,7 @@ class SilenceSpec(_Model):
         return self
 
 
-class AlertingSpec(_Model):
+class AlertingSpec(StrictModel):
     """Rules, pacing, receivers, routes and maintenance windows.
 
     Attributes:

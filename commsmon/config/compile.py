@@ -8,7 +8,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from commsmon.config import Config, load_config
+from commsmon.config.load import load_config
+from commsmon.config.settings import Config, Settings
 from commsmon.core.model import Inventory
 from commsmon.core.shard import ShardPlan
 from commsmon.outputs.metrics import FleetExposition
@@ -37,7 +38,7 @@ class Setup:
         exposition: the renderer of its /metrics.
     """
 
-    settings: Config
+    settings: Settings
     inventory: Inventory
     plan: ShardPlan
     tracked: Inventory
@@ -51,7 +52,7 @@ class Setup:
         inventory = config.inventory()
         plan = ShardPlan.build(inventory, config.shard.index, config.shard.count)
         return cls(
-            settings=config.model_copy(update={"sites": []}),
+            settings=config.settings(),
             inventory=inventory,
             plan=plan,
             tracked=plan.inventory(inventory),

@@ -1,0 +1,89 @@
+"""The whole configuration file: its settings, and its sites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+)
+
+from commsmon.config.alerting import AlertingSpec
+from commsmon.config.base import Seconds, StrictModel
+from commsmon.config.devices import DeviceSpec, SiteSpec, SnmpDefaults
+from commsmon.config.inventory import build_inventory
+from commsmon.config.profiles import Profile
+from commsmon.config.services import HttpSpec, MqttSpec, ShardSpec
+from commsmon.core.model import Inventory
+from commsmon.core.types import DeviceKind
+
+
+class Defaults(StrictModel):
+    """Settings devices inherit."""
+
+    snmp: SnmpDefaults = SnmpDefaults()
+    down_after: Annotated[int, Field(ge=1)] = 3
+    up_after: Annotated[int, Field(ge=1)] = 2
+    snmp_concurrency: Annotated[int, Field(ge=1)] = 64
+    snmp_backend: Literal["gufo", "pysnmp"] = "gufo"
+    target_hours: Annotated[float, Field(gt=0)] = 72.0
+    checkin_validity: dict[DeviceKind, Seconds] = {}
+
+
+class Settings(StrictModel):
+    """Everything in the configuration file but its sites: what a running daemon
+    keeps (the sites become the inventory, a fifth of their size).
+
+    Attributes:
+        language: what officers read by default — the status table, API
+            reasons and messages (receivers may say otherwise): ``zh`` or ``en``.
+        profiles_dir: directory of profile YAML files, relative to this file.
+        profiles: loaded profiles by name (filled by ``load_config``).
+        path: the file it came from (filled by ``load_config``).
+    """
+
+    district: str = ""
+    timezone: str = "Asia/Shanghai"
+    language: Literal["zh", "en"] = "zh"
+    state_dir: str | None = None
+    defaults: Defaults = Defaults()
+    mqtt: MqttSpec | None = None
+    http: HttpSpec = HttpSpec()
+    shard: ShardSpec = ShardSpec()
+    alerting: AlertingSpec = AlertingSpec()
+    profiles_dir: str = "profiles"
+    profiles: dict[str, Profile] = {}
+    path: Path | None = None
+
+    def settings(self) -> Settings:
+        """These settings alone (a :class:`Config` without its sites)."""
+        return Settings.model_construct(**{name: getattr(self, name)
+                                           for name in Settings.model_fields})
+
+
+class Config(Settings):
+    """The whole configuration file: its settings and its sites."""
+
+    sites: list[SiteSpec]
+
+    def devices(self) -> Iterator[tuple[SiteSpec, DeviceSpec]]:
+        """Every (site, device) pair in file order."""
+        for site in self.sites:
+            for device in site.devices:
+                yield site, device
+
+    def inventory(self) -> Inventory:
+        """The pure inventory the core works on (:func:`build_inventory`)."""
+        return build_inventory(self)
+
+    def topics(self, site: SiteSpec, device: DeviceSpec) -> tuple[str | None, str | None]:
+        """The (status, telemetry) topics of an MQTT device, per its profile."""
+        if device.mqtt is None or self.mqtt is None or device.profile is None:
+            return None, None
+        profile = self.profiles[device.profile]
+        base = f"{self.mqtt.topic_prefix}/{site.id}/{device.id}"
+        status = device.mqtt.status_topic or f"{base}/status"
+        telemetry = device.mqtt.telemetry_topic or f"{base}/telemetry"
+        return (status if profile.presence else None, telemetry if profile.telemetry else None)
