@@ -48,7 +48,7 @@ from commsmon.selfmetrics import (
 from commsmon.sources.mqtt import MqttSource
 from commsmon.sources.snmp.base import SnmpClient
 from commsmon.sources.snmp.poller import SnmpPoller
-from commsmon.store import Store
+from commsmon.state.store import Store
 from commsmon.systemd import Notifier, watchdog_interval
 
 __all__ = ["Daemon"]

@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from commsmon.config.load import load_config
 from commsmon.daemon import Daemon
 from commsmon.outputs.api import add_api_routes
-from commsmon.store import Store
+from commsmon.state.store import Store
 from tests.fleetharness import DEMO
 
 TOKEN = "s3cret-token"

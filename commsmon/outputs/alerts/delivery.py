@@ -63,8 +63,8 @@ from prometheus_client import Counter, Gauge
 from commsmon.core.facts import Fact
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
-from commsmon.outputs.alerts.outbox import Outbox, Pending
 from commsmon.selfmetrics import RECEIVER_REJECTING
+from commsmon.state.outbox import Outbox, Pending
 
 __all__ = [
     "NOTIFICATIONS",

@@ -24,7 +24,6 @@ from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import AlertEngine
 from commsmon.outputs.alerts.base import Receiver
 from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
-from commsmon.outputs.alerts.outbox import Outbox
 from commsmon.outputs.alerts.receivers import (
     AlertmanagerReceiver,
     DingTalkReceiver,
@@ -32,6 +31,7 @@ from commsmon.outputs.alerts.receivers import (
     WebhookReceiver,
     WeComReceiver,
 )
+from commsmon.state.outbox import Outbox
 
 __all__ = ["AlertService", "build_receiver"]
 

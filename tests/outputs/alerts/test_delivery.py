@@ -27,7 +27,7 @@ from structlog.testing import capture_logs
 from commsmon.core.alerting import Alert, Notification
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver
 from commsmon.outputs.alerts.delivery import Deliverer
-from commsmon.outputs.alerts.outbox import Outbox
+from commsmon.state.outbox import Outbox
 
 T0 = 1_764_400_000.0
 

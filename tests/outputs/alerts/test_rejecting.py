@@ -23,7 +23,6 @@ from commsmon.core.alerting import Alert, Notification
 from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.base import Receiver
 from commsmon.outputs.alerts.delivery import Deliverer
-from commsmon.outputs.alerts.outbox import Outbox
 from commsmon.outputs.alerts.receivers import (
     DingTalkReceiver,
     FeishuReceiver,
@@ -32,6 +31,7 @@ from commsmon.outputs.alerts.receivers import (
 )
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
+from commsmon.state.outbox import Outbox
 from tests.fleetharness import DaemonProcess, until, value, write_config
 from tests.receiverharness import RecordingReceiver
 

@@ -16,13 +16,15 @@ disk comes back; the file still holds what it held before the trouble.
 ``commsmon_state_file_writable{file}`` and :attr:`StateDb.problem` say which
 it is, and the daemon raises the ``monitor_fault`` alert on it.
 
-Not thread-safe by itself: the owners (:class:`~commsmon.store.Store`,
-:class:`~commsmon.outputs.alerts.outbox.Outbox`) serialise calls with a lock.
+Not thread-safe by itself: :class:`Database`, the base of the owners
+(:class:`~commsmon.state.store.Store`, :class:`~commsmon.state.outbox.Outbox`),
+serialises calls with a lock.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +34,7 @@ import structlog
 
 from commsmon.selfmetrics import STATE_FILE_WRITABLE
 
-__all__ = ["StateDb"]
+__all__ = ["Database", "StateDb"]
 
 log = structlog.get_logger("commsmon.state")
 
@@ -179,3 +181,35 @@ class StateDb:
 def _refused(exc: sqlite3.OperationalError) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _DISK_REFUSED
+
+
+class Database:
+    """A :class:`StateDb` behind a lock: the base of every state file's owner.
+
+    Subclasses run their statements as ``with self._lock: self._db.execute(...)``;
+    calls are synchronous and thread-safe, and the daemon runs them in a worker
+    thread (``asyncio.to_thread``).
+
+    Args:
+        path: the database file; its directory is created if missing.
+        schema: SQL run at open (``CREATE ... IF NOT EXISTS``).
+        name: the ``file`` label of ``commsmon_state_file_writable``.
+
+    Raises:
+        sqlite3.DatabaseError: the file is not a database.
+    """
+
+    def __init__(self, path: Path, schema: str, name: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = StateDb(path, schema, name=name)
+
+    @property
+    def problem(self) -> str | None:
+        """Why the file is kept in memory (its disk refuses writes), else ``None``."""
+        return self._db.problem
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()

@@ -26,7 +26,6 @@ Calls are synchronous and thread-safe; the daemon runs them in a worker thread
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import structlog
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
 from commsmon.core.facts import fact_from_json, fact_to_json
 from commsmon.core.rules import facts_from_json, facts_to_json
-from commsmon.statedb import StateDb
+from commsmon.state.db import Database
 
 __all__ = [
     "Outbox",
@@ -120,14 +119,14 @@ class Pending:
         return self.notification.group
 
 
-class Outbox:
+class Outbox(Database):
     """The persistent queue of notifications, and the alerting core's saved state.
 
     Args:
         path: the database file; its directory is created if missing.
 
     While the disk refuses writes (full, read-only) the outbox lives in
-    memory and goes back to the file when it can (:class:`~commsmon.statedb.StateDb`):
+    memory and goes back to the file when it can (:class:`~commsmon.state.db.StateDb`):
     delivery goes on.
 
     Raises:
@@ -135,19 +134,7 @@ class Outbox:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = StateDb(path, _SCHEMA, name="outbox")
-
-    @property
-    def problem(self) -> str | None:
-        """Why the file is kept in memory (its disk refuses writes), else ``None``."""
-        return self._db.problem
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA, name="outbox")
 
     # -- notifications ------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A state file that keeps working in memory while its disk refuses writes (commsmon.statedb)."""
+"""A state file that keeps working in memory while its disk refuses writes (commsmon.state.db)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from commsmon.selfmetrics import STATE_FILE_WRITABLE
-from commsmon.statedb import StateDb
+from commsmon.state.db import StateDb
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, body TEXT NOT NULL);"
 

@@ -3,18 +3,17 @@
 Check-ins (every one, as a log) and declared outages are written before the
 API answers, so a restart or a crash loses none of them (while the disk
 refuses writes they are kept in memory until it takes them again, see
-:mod:`commsmon.statedb`).  Calls are
+:mod:`commsmon.state.db`).  Calls are
 synchronous; the daemon runs them in a worker thread (``asyncio.to_thread``).
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn
-from commsmon.statedb import StateDb
+from commsmon.state.db import Database
 
 __all__ = ["Store"]
 
@@ -41,33 +40,21 @@ CREATE TABLE IF NOT EXISTS declarations (
 """
 
 
-class Store:
+class Store(Database):
     """The daemon's SQLite file of check-ins and declarations.
 
     Args:
         path: the database file; its directory is created if missing.
 
     While the disk refuses writes (full, read-only) the store lives in
-    memory and goes back to the file when it can (:class:`~commsmon.statedb.StateDb`).
+    memory and goes back to the file when it can (:class:`~commsmon.state.db.StateDb`).
 
     Raises:
         sqlite3.DatabaseError: the file is not a database.
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = StateDb(path, _SCHEMA, name="store")
-
-    @property
-    def problem(self) -> str | None:
-        """Why the file is kept in memory (its disk refuses writes), else ``None``."""
-        return self._db.problem
-
-    def close(self) -> None:
-        """Close the database."""
-        with self._lock:
-            self._db.close()
+        super().__init__(path, _SCHEMA, name="store")
 
     def add_checkin(self, c: CheckIn) -> None:
         """Append a check-in to the log."""

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from commsmon.core.alerting import Alert, Notification, SiteContext
 from commsmon.core.facts import Fact
-from commsmon.outputs.alerts.outbox import Outbox, notification_from_json, notification_to_json
+from commsmon.state.outbox import Outbox, notification_from_json, notification_to_json
 
 T0 = 1_764_400_000.0
 ROOT = Path(__file__).resolve().parents[3]
@@ -203,8 +203,8 @@ def test_crash_keeps_pending_due_and_delivered_done(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from commsmon.outputs.alerts.outbox import Outbox
-from tests.outputs.alerts.test_outbox import make
+from commsmon.state.outbox import Outbox
+from tests.state.test_outbox import make
 box = Outbox(Path(sys.argv[1]))
 i = 0
 while True:
