@@ -20,7 +20,7 @@ from commsmon.core.facts import Fact
 from commsmon.state.outbox import Outbox, notification_from_json, notification_to_json
 
 T0 = 1_764_400_000.0
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make(i: int, receiver: str = "duty", group: str | None = None) -> Notification:
