@@ -2,6 +2,6 @@
 
 import sys
 
-from commsmon.cli import main
+from commsmon.cli.commands import main
 
 sys.exit(main())

@@ -24,13 +24,13 @@ from typing import NamedTuple
 
 import structlog
 
+from commsmon.cli.table import render_status
 from commsmon.config.alerting import AlertingSpec, ReceiverSpec, RouteSpec
 from commsmon.config.services import MqttSpec
 from commsmon.config.settings import Config
 from commsmon.daemon import Daemon
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import site_json
-from commsmon.outputs.terminal import render_status
 from commsmon.outputs.wording import Wording
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet

@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level, None if args.log_format is None
                       else args.log_format == "json")
     if args.command in ("status", "checkin", "declare", "clear"):
-        from commsmon.client import run_client
+        from commsmon.cli.client import run_client
 
         return run_client(args)
     try:

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
+from commsmon.cli.table import render_status
 from commsmon.config.load import load_config
 from commsmon.errors import ConfigError
-from commsmon.outputs.terminal import render_status
 from commsmon.outputs.wording import Language
 
 __all__ = ["run_client"]
