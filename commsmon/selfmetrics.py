@@ -7,7 +7,7 @@ values are fixed sets, never taken from payloads.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
 __all__ = [
     "CONFIG_RELOAD_SUCCESS",
@@ -17,6 +17,9 @@ __all__ = [
     "MQTT_CONNECTED",
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
+    "NOTIFICATIONS",
+    "OUTBOX_OLDEST_AGE",
+    "OUTBOX_PENDING",
     "READING_ERRORS",
     "RECEIVER_REJECTING",
     "SHARD_FORWARDED",
@@ -27,6 +30,10 @@ __all__ = [
     "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
 ]
+
+# Counters' *_created series double the exposition and nobody graphs them; this
+# module is where the daemon's metrics are made, so the switch is here.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SNMP_REQUESTS = Counter(
     "commsmon_snmp_requests",
@@ -116,4 +123,18 @@ RECEIVER_REJECTING = Gauge(
     "signature or IP allow-list check, a wrong key, HTTP 401/403), 0 once it accepts one "
     "again; timeouts and 5xx are not rejections.",
     ["receiver"],
+)
+NOTIFICATIONS = Counter(
+    "commsmon_alert_notifications",
+    "Notification outcomes by receiver and result: delivered (accepted), failed "
+    "(one failed attempt; it is retried), given_up (no more attempts).",
+    ["receiver", "result"],
+)
+OUTBOX_PENDING = Gauge(
+    "commsmon_outbox_pending",
+    "Notifications in the alert outbox not yet delivered or given up.",
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "commsmon_outbox_oldest_age_seconds",
+    "Seconds since the oldest pending notification was added to the outbox; 0 when none.",
 )

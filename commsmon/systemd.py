@@ -7,11 +7,19 @@ not justify a dependency.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import Callable
 
-__all__ = ["Notifier", "watchdog_interval"]
+import structlog
+
+from commsmon.log import LogOnce
+
+__all__ = ["Notifier", "watchdog", "watchdog_interval"]
+
+log = structlog.get_logger("commsmon.daemon")
 
 
 class Notifier:
@@ -45,3 +53,18 @@ def watchdog_interval() -> float | None:
     if not usec or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2e6
+
+
+async def watchdog(notifier: Notifier, interval: float,
+                   checks: Callable[[float], dict[str, bool]]) -> None:
+    """Ping systemd's watchdog every ``interval`` seconds while every check passes:
+    a stuck event loop, evaluation or poller stops the pings and systemd restarts
+    the daemon. ``checks(interval)`` names each check and whether it passes."""
+    once = LogOnce()
+    while True:
+        await asyncio.sleep(interval)
+        results = checks(interval)
+        if all(results.values()):
+            notifier.send(WATCHDOG="1")
+        elif once.first("watchdog", tuple(results.items())):
+            log.error("watchdog withheld: the daemon is stuck", **results)

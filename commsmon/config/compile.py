@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from commsmon.config.load import load_config
 from commsmon.config.settings import Config, Settings
 from commsmon.core.model import Inventory
 from commsmon.core.shard import ShardPlan
+from commsmon.errors import ConfigError
 from commsmon.outputs.metrics import FleetExposition
+from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS
 from commsmon.sources.mqtt import Route, routes_from_config
 from commsmon.sources.snmp.poller import PollJob, jobs_from_config
 
-__all__ = ["Setup", "load_setup"]
+__all__ = ["Setup", "load_setup", "reload_setup"]
+
+log = structlog.get_logger("commsmon.daemon")
 
 #: Settings a running daemon cannot change; a reload that changes one says so.
 RESTART_ONLY = ("http", "state_dir", "timezone", "defaults.snmp_backend")
@@ -101,3 +108,18 @@ def load_setup(path: str | Path) -> Setup:
 
 def _load(path: Path) -> Setup:
     return Setup.of(load_config(path))
+
+
+async def reload_setup(path: Path | None) -> Setup | None:
+    """:func:`load_setup` for a running daemon: ``None`` if the file is rejected, with
+    every problem logged located and ``commsmon_config_last_reload_success`` at 0."""
+    if path is None:
+        log.error("configuration reload impossible: it was not read from a file")
+        return None
+    try:
+        return await asyncio.to_thread(load_setup, path)
+    except ConfigError as exc:
+        CONFIG_RELOAD_SUCCESS.set(0)
+        log.error("configuration rejected; the running one stays", path=str(path),
+                  problems=exc.problems)
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Literal
@@ -56,6 +57,11 @@ class Settings(StrictModel):
     profiles_dir: str = "profiles"
     profiles: dict[str, Profile] = {}
     path: Path | None = None
+
+    def state_path(self) -> Path:
+        """``state_dir``, else systemd's ``$STATE_DIRECTORY``, else ``./state``."""
+        chosen = self.state_dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        return Path(chosen or "state")
 
     def settings(self) -> Settings:
         """These settings alone (a :class:`Config` without its sites)."""

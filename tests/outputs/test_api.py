@@ -27,7 +27,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[str, Daemon]]:
     daemon.store = Store(tmp_path / "commsmon.db")
     daemon.evaluate()
     app = web.Application()
-    add_api_routes(app, lambda: daemon.snapshot, daemon, TOKEN, lambda: NOW, daemon.tz)
+    add_api_routes(app, lambda: daemon.snapshot, daemon.operations, TOKEN, lambda: NOW, daemon.tz)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
@@ -188,7 +188,7 @@ async def test_write_api_off_without_token(tmp_path: Path) -> None:
     daemon = Daemon(load_config(DEMO), clock=lambda: NOW)
     daemon.evaluate()
     app = web.Application()
-    add_api_routes(app, lambda: daemon.snapshot, daemon, None, lambda: NOW, daemon.tz)
+    add_api_routes(app, lambda: daemon.snapshot, daemon.operations, None, lambda: NOW, daemon.tz)
     async with TestServer(app, host="127.0.0.1") as server:
         status, body = await call("POST", str(server.make_url("/api/v1/checkins")),
                                   json={"device": "v04-sathand", "result": "ok"})
@@ -201,11 +201,11 @@ async def alert_api(tmp_path: Path) -> AsyncIterator[tuple[str, Daemon]]:
     from commsmon.outputs.alerts.service import AlertService
 
     daemon = Daemon(load_config(DEMO), clock=lambda: NOW)
-    daemon.alerts = AlertService(daemon.config.alerting, tmp_path / "outbox.db", daemon.tz,
-                                 lambda: NOW)
+    daemon.alerting.service = AlertService(daemon.config.alerting, tmp_path / "outbox.db",
+                                           daemon.tz, lambda: NOW)
     daemon.evaluate()
     app = web.Application()
-    add_api_routes(app, lambda: daemon.snapshot, daemon, TOKEN, lambda: NOW, daemon.tz)
+    add_api_routes(app, lambda: daemon.snapshot, daemon.operations, TOKEN, lambda: NOW, daemon.tz)
     async with TestServer(app, host="127.0.0.1") as server:
         yield str(server.make_url("/api/v1")), daemon
     await daemon.alerts.close()

@@ -58,39 +58,25 @@ from collections.abc import Callable, Mapping
 
 import aiohttp
 import structlog
-from prometheus_client import Counter, Gauge
 
 from commsmon.core.facts import Fact
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
-from commsmon.selfmetrics import RECEIVER_REJECTING
+from commsmon.selfmetrics import (
+    NOTIFICATIONS,
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PENDING,
+    RECEIVER_REJECTING,
+)
 from commsmon.state.outbox import Outbox, Pending
 
 __all__ = [
-    "NOTIFICATIONS",
-    "OUTBOX_OLDEST_AGE",
-    "OUTBOX_PENDING",
     "Deliverer",
     "FaultCallback",
     "fault_name",
 ]
 
 log = structlog.get_logger("commsmon.alerts")
-
-NOTIFICATIONS = Counter(
-    "commsmon_alert_notifications",
-    "Notification outcomes by receiver and result: delivered (accepted), failed "
-    "(one failed attempt; it is retried), given_up (no more attempts).",
-    ["receiver", "result"],
-)
-OUTBOX_PENDING = Gauge(
-    "commsmon_outbox_pending",
-    "Notifications in the alert outbox not yet delivered or given up.",
-)
-OUTBOX_OLDEST_AGE = Gauge(
-    "commsmon_outbox_oldest_age_seconds",
-    "Seconds since the oldest pending notification was added to the outbox; 0 when none.",
-)
 
 _WINDOW = 60.0  # seconds: the window of max_per_minute
 _MAX_SLEEP = 30.0  # seconds: run() looks again at least this often (clock steps)

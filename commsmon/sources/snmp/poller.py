@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -38,9 +39,13 @@ from commsmon.errors import (
 )
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import READING_ERRORS, SNMP_DURATION, SNMP_LATENESS, SNMP_REQUESTS
+from commsmon.sources.base import Source
 from commsmon.sources.convert import DecodeError, decode_varbind, rate_reading, unsupported
 from commsmon.sources.counters import CounterRates, CounterSample
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, UsmUser
+
+if TYPE_CHECKING:
+    from commsmon.config.compile import Setup
 
 __all__ = ["PollJob", "SnmpPoller", "jobs_from_config"]
 
@@ -140,7 +145,7 @@ class _Schedule:
         self.failures = 0
 
 
-class SnmpPoller:
+class SnmpPoller(Source):
     """Runs the poll jobs until cancelled.
 
     One scheduler task keeps every job's next slot in a heap and starts a
@@ -154,6 +159,8 @@ class SnmpPoller:
         concurrency: most requests in flight at once.
         clock: wall clock, epoch seconds (injected for tests).
     """
+
+    name = "snmp"
 
     def __init__(
         self,
@@ -212,6 +219,13 @@ class SnmpPoller:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
+
+    async def reconfigure(self, setup: Setup) -> bool:
+        """Poll the reloaded setup's jobs, in place: unchanged devices keep their
+        cadence, counters and state (:meth:`replace`). Never restarts."""
+        started, stopped = self.replace(setup.jobs)
+        log.info("snmp jobs replaced", started=started, stopped=stopped, jobs=len(setup.jobs))
+        return False
 
     def replace(self, jobs: Sequence[PollJob]) -> tuple[int, int]:
         """Poll ``jobs`` from now on (a reload); returns (started, stopped).

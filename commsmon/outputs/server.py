@@ -1,0 +1,61 @@
+"""Starting the daemon's HTTP listener: metrics, health and the API on one aiohttp
+server, over TLS if configured, with errors an operator can act on."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterable
+from datetime import tzinfo
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from commsmon.config.services import HttpSpec
+from commsmon.core.fleet import Snapshot
+from commsmon.errors import CommsmonError
+from commsmon.outputs.api import Operations, add_api_routes
+from commsmon.outputs.http import build_app
+from commsmon.outputs.webauth import ReadGuard, server_ssl_context
+from commsmon.outputs.wording import Language
+
+__all__ = ["serve"]
+
+
+async def serve(
+    spec: HttpSpec,
+    registry: CollectorRegistry,
+    snapshot: Callable[[], Snapshot | None],
+    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
+    ops: Operations,
+    clock: Callable[[], float],
+    tz: tzinfo,
+    language: Language,
+) -> tuple[web.AppRunner, list[str]]:
+    """Listen as ``spec`` says; the runner (``cleanup()`` it) and the URLs it listens on.
+
+    Raises:
+        CommsmonError: the certificate or key cannot be used, or the address cannot
+            be bound (another instance running?).
+    """
+    app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec))
+    token = spec.token.get_secret_value() if spec.token else None
+    add_api_routes(app, snapshot, ops, token, clock, tz, language)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        try:
+            tls = server_ssl_context(spec)
+        except (OSError, ssl.SSLError) as exc:
+            raise CommsmonError(f"cannot use the HTTPS certificate or key: {exc}") from exc
+        try:
+            await web.TCPSite(runner, spec.listen, spec.port, ssl_context=tls).start()
+        except OSError as exc:
+            raise CommsmonError(
+                f"cannot listen on {spec.listen}:{spec.port}: {exc.strerror}"
+                " (another commsmon running? change http.port or pass --listen-port)"
+            ) from exc
+    except BaseException:
+        await runner.cleanup()
+        raise
+    scheme = "https" if tls else "http"
+    return runner, [f"{scheme}://{h}:{p}" for h, p, *_ in runner.addresses]
