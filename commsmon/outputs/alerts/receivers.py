@@ -13,8 +13,7 @@ An answer that refuses our messages or credentials rather than this attempt
 deliverer raises the receiver's ``monitor_fault`` on it.  Timeouts, 5xx, rate
 limits and a message too long are failures, not rejections.
 
-Limits and codes, with where they come from (see also
-``/work/shared/notes/peers.md`` §6):
+Limits and codes, with where they come from:
 
 * DingTalk custom robot: 20 messages a minute per robot, beyond which it is
   throttled for 10 minutes (DingTalk "自定义机器人接入" docs); the body must
@@ -23,13 +22,16 @@ Limits and codes, with where they come from (see also
   请保持大小在 20000bytes 以内", reported in timonwong/prometheus-webhook-dingtalk#30
   and ZhuLinsen/daily_stock_analysis#61), not from the docs, hence a 10 %
   margin.  Signing: HMAC-SHA256 keyed with the secret over
-  ``"{ms timestamp}\\n{secret}"``, Base64, URL-encoded, as ``&timestamp=&sign=``.
+  ``"{ms timestamp}\\n{secret}"``, Base64, URL-encoded, as ``&timestamp=&sign=``;
+  a timestamp more than about an hour off DingTalk's clock is refused.
 * WeCom group robot: 20 messages a minute; ``markdown.content`` at most 4096
-  UTF-8 bytes (WeCom docs, path/91770; errcode 40058 when exceeded).
+  UTF-8 bytes (WeCom docs, path/91770; errcode 40058 when exceeded).  No
+  signing: the ``key`` in the URL is the only secret.
 * Feishu custom bot: 100 requests a minute and 5 a second per bot; body at
   most 20 KB; signing: HMAC-SHA256 keyed with ``"{s timestamp}\\n{secret}"``
   over an empty message, Base64, ``timestamp``/``sign`` in the body (Feishu's
-  official sample; several third-party libraries swap key and message).
+  official sample; several third-party libraries swap key and message); a
+  timestamp more than an hour off is refused (19021).
 """
 
 from __future__ import annotations
