@@ -273,3 +273,41 @@ def test_unsupported_when_names_readings_of_its_profile(tmp_path: Path) -> None:
     problems = _problems(path)
     assert any(p.startswith(f"{bad}:") and "unsupported_when names 'source'" in p
                for p in problems), problems
+
+
+def _with_receiver(tmp_path: Path, *lines: str) -> Path:
+    """The demo with an ``alerting`` section of one receiver, given as its block's lines."""
+    block = "".join(f"{'    - ' if i == 0 else '      '}{line}\n" for i, line in enumerate(lines))
+    return _broken(tmp_path, "\nhttp:", f"\nalerting:\n  receivers:\n{block}http:")
+
+
+@pytest.mark.parametrize(("kind", "option"), [
+    ("webhook", "secret: SEC0123456789"),  # only the signing robots take a secret
+    ("wecom", "secret: SEC0123456789"),  # WeCom does not sign: its key is in the URL
+])
+def test_an_option_of_another_receiver_type_is_located(
+    tmp_path: Path, kind: str, option: str
+) -> None:
+    """Each receiver type takes only its own options: another type's is an error at its
+    line that names the type refusing it."""
+    path = _with_receiver(tmp_path, "name: duty", f"type: {kind}",
+                          "url: http://127.0.0.1:9095/hook", option)
+    key = option.split(":")[0]
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, option)}: alerting.receivers[0].{key}: "
+        f"not an option of type {kind!r}"
+    ]
+
+
+def test_an_unknown_or_missing_receiver_type_is_located(tmp_path: Path) -> None:
+    """``type`` picks the receiver's spec: an unknown one names the known ones at its line,
+    a missing one is a missing field."""
+    path = _with_receiver(tmp_path / "a", "name: duty", "type: telegram", "url: http://x/hook")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'telegram')}: alerting.receivers[0].type: must be one of "
+        "'webhook', 'alertmanager', 'dingtalk', 'wecom', 'feishu'"
+    ]
+    path = _with_receiver(tmp_path / "b", "name: duty", "url: http://x/hook")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'name: duty')}: alerting.receivers[0].type: Field required"
+    ]

@@ -34,7 +34,19 @@ from commsmon.core.alerting import Severity
 from commsmon.core.dispatch import Route, Silence, Timing
 from commsmon.core.rules import DEFAULT_COUNTDOWN_HOURS, DEFAULT_RULES, RULES, RuleSpec
 
-__all__ = ["AlertingSpec", "ReceiverSpec", "RouteSpec", "RuleOverride", "SilenceSpec"]
+__all__ = [
+    "AlertingSpec",
+    "AlertmanagerSpec",
+    "DingTalkSpec",
+    "FeishuSpec",
+    "ReceiverSpec",
+    "ReceiverSpecBase",
+    "RouteSpec",
+    "RuleOverride",
+    "SilenceSpec",
+    "WeComSpec",
+    "WebhookSpec",
+]
 
 Seconds = Annotated[float, Field(ge=0)]
 
@@ -52,19 +64,68 @@ class RuleOverride(StrictModel):
     labels: dict[str, str] = {}
 
 
-class ReceiverSpec(StrictModel):
-    """Where notifications go.
+class ReceiverSpecBase(StrictModel):
+    """What every receiver takes; each ``type`` has its own spec below, with its own options.
 
-    ``url`` holds the robot's token or key for DingTalk and WeCom, so it is a
-    secret like ``secret``; neither is ever logged.
+    Attributes:
+        name: routes name the receiver by it; the ``receiver`` metric label.
+        url: where it POSTs.  For the robots it holds the token or key, so
+            it is a secret like ``secret``; neither is ever logged.
+        language: of its messages, ``zh`` or ``en``.
+        timeout: seconds an attempt may take, connection to last byte.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    type: Literal["webhook", "alertmanager", "dingtalk", "wecom", "feishu"]
     url: SecretStr
-    secret: SecretStr | None = None
     language: Literal["zh", "en"] = "zh"
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class WebhookSpec(ReceiverSpecBase):
+    """``type: webhook``: Alertmanager's webhook JSON POSTed to ``url``."""
+
+    type: Literal["webhook"]
+
+
+class AlertmanagerSpec(ReceiverSpecBase):
+    """``type: alertmanager``: alerts pushed to ``<url>/api/v2/alerts`` (``url`` is the base)."""
+
+    type: Literal["alertmanager"]
+
+
+class DingTalkSpec(ReceiverSpecBase):
+    """``type: dingtalk``: a DingTalk custom robot.
+
+    Attributes:
+        secret: the signing secret (``SEC...``) if the robot uses 加签.
+    """
+
+    type: Literal["dingtalk"]
+    secret: SecretStr | None = None
+
+
+class WeComSpec(ReceiverSpecBase):
+    """``type: wecom``: a WeCom group robot; it does not sign, the key in ``url`` is its secret."""
+
+    type: Literal["wecom"]
+
+
+class FeishuSpec(ReceiverSpecBase):
+    """``type: feishu``: a Feishu / Lark custom bot.
+
+    Attributes:
+        secret: the signing secret if the bot uses 签名校验.
+    """
+
+    type: Literal["feishu"]
+    secret: SecretStr | None = None
+
+
+ReceiverSpec = Annotated[
+    WebhookSpec | AlertmanagerSpec | DingTalkSpec | WeComSpec | FeishuSpec,
+    Field(discriminator="type"),
+]
+"""Where notifications go: one spec per ``type``, so an option another type takes is an error."""
 
 
 class RouteSpec(StrictModel):

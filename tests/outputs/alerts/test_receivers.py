@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -21,16 +21,20 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from commsmon.config.alerting import AlertingSpec, ReceiverSpec, WebhookSpec
 from commsmon.core.alerting import Alert, Notification
 from commsmon.core.facts import Fact
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver
+from commsmon.outputs.alerts.messages import DEFAULT_TZ
 from commsmon.outputs.alerts.receivers import (
+    RECEIVERS,
     ZERO_TIME,
     AlertmanagerReceiver,
     DingTalkReceiver,
     FeishuReceiver,
     WebhookReceiver,
     WeComReceiver,
+    build_receiver,
     parse_retry_after,
     redact_url,
 )
@@ -678,3 +682,28 @@ def test_alert_helper_shapes() -> None:
     n = notification()
     assert [a.rule for a in n.alerts] == ["outage_active", "site_channel_lost", "device_down"]
     assert isinstance(n.alerts[0], Alert)
+
+
+# --- the registry: configuration type -> receiver ----------------------------------------
+
+
+def test_every_receiver_type_is_registered_and_built_from_its_spec() -> None:
+    """Each spec's ``type`` has its class in the registry, built with the configured name,
+    timeout and secret; a class given another type's spec refuses it."""
+    specs = get_args(get_args(ReceiverSpec)[0])
+    types = {get_args(spec.model_fields["type"].annotation)[0] for spec in specs}
+    assert set(RECEIVERS) == types
+    alerting = AlertingSpec.model_validate({"receivers": [
+        {"name": f"r-{kind}", "type": kind, "url": f"http://127.0.0.1:9/{kind}?key={DING_TOKEN}",
+         "timeout": 3, **({"secret": DING_SECRET} if kind in ("dingtalk", "feishu") else {})}
+        for kind in sorted(types)
+    ]})
+    for spec in alerting.receivers:
+        receiver = build_receiver(spec, DEFAULT_TZ)
+        assert type(receiver) is RECEIVERS[spec.type]
+        assert (receiver.name, receiver.timeout) == (spec.name, 3.0)
+        assert getattr(receiver, "secret", None) == (
+            DING_SECRET if spec.type in ("dingtalk", "feishu") else None)
+    webhook = WebhookSpec.model_validate({"name": "w", "type": "webhook", "url": "http://x/"})
+    with pytest.raises(TypeError, match="'webhook' receiver's spec, not a DingTalkSpec"):
+        DingTalkReceiver.from_spec(webhook, DEFAULT_TZ)

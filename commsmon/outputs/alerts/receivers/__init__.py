@@ -17,27 +17,55 @@ One module per receiver, each with its far end's limits and codes and where
 they come from: :mod:`.webhook`, :mod:`.alertmanager`, :mod:`.dingtalk`,
 :mod:`.wecom`, :mod:`.feishu`; what they share is in :mod:`.http` (the POST,
 status, secrets) and :mod:`.robot` (the IM robots' error codes and byte
-budgets).
+budgets).  :data:`RECEIVERS` maps each configuration ``type`` to its class,
+which builds itself from its spec (``from_spec``); a new receiver is a new
+module, a spec in :mod:`commsmon.config.alerting` and a line here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import tzinfo
+from types import MappingProxyType
+
+from commsmon.config.alerting import ReceiverSpec
+from commsmon.outputs.alerts.base import Receiver
 from commsmon.outputs.alerts.receivers.alertmanager import AlertmanagerReceiver
 from commsmon.outputs.alerts.receivers.dingtalk import DingTalkReceiver, dingtalk_sign
 from commsmon.outputs.alerts.receivers.feishu import FeishuReceiver, feishu_sign
-from commsmon.outputs.alerts.receivers.http import parse_retry_after, redact_url
+from commsmon.outputs.alerts.receivers.http import HttpReceiver, parse_retry_after, redact_url
 from commsmon.outputs.alerts.receivers.webhook import ZERO_TIME, WebhookReceiver
 from commsmon.outputs.alerts.receivers.wecom import WeComReceiver
 
 __all__ = [
+    "RECEIVERS",
     "ZERO_TIME",
     "AlertmanagerReceiver",
     "DingTalkReceiver",
     "FeishuReceiver",
     "WeComReceiver",
     "WebhookReceiver",
+    "build_receiver",
     "dingtalk_sign",
     "feishu_sign",
     "parse_retry_after",
     "redact_url",
 ]
+
+RECEIVERS: Mapping[str, type[HttpReceiver]] = MappingProxyType({
+    "webhook": WebhookReceiver,
+    "alertmanager": AlertmanagerReceiver,
+    "dingtalk": DingTalkReceiver,
+    "wecom": WeComReceiver,
+    "feishu": FeishuReceiver,
+})
+"""Configuration ``type`` -> receiver class: one entry per spec in ``ReceiverSpec``."""
+
+
+def build_receiver(spec: ReceiverSpec, tz: tzinfo) -> Receiver:
+    """The receiver ``spec`` describes, its times shown in ``tz``.
+
+    Raises:
+        ValueError: the URL is not http(s) (a configuration error).
+    """
+    return RECEIVERS[spec.type].from_spec(spec, tz)

@@ -13,14 +13,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 
+from commsmon.config.alerting import AlertmanagerSpec, ReceiverSpec
 from commsmon.core.alerting import Alert, Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ, alert_description, alert_summary, place
-from commsmon.outputs.alerts.receivers.http import HttpReceiver, dumps, judge_status
+from commsmon.outputs.alerts.receivers.http import HttpReceiver, dumps, judge_status, spec_as
 
 __all__ = ["AlertmanagerReceiver", "AlertmanagerShapes", "labels_of", "rfc3339"]
 
@@ -109,6 +110,12 @@ class AlertmanagerReceiver(AlertmanagerShapes):
         super().__init__(url, name=name, timeout=timeout, external_url=external_url, tz=tz)
         self.firing_ttl = firing_ttl
         self._clock = clock
+
+    @classmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """From ``type: alertmanager`` (``url`` is the base URL)."""
+        s = spec_as(spec, AlertmanagerSpec)
+        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout, tz=tz)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
         """The list of postable alerts (Alertmanager API v2 ``PostableAlerts``)."""

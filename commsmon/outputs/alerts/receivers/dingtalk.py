@@ -23,15 +23,17 @@ import hashlib
 import hmac
 import time
 from datetime import tzinfo
-from typing import ClassVar
+from typing import ClassVar, Self
 from urllib.parse import quote_plus
 
 import aiohttp
 from yarl import URL
 
+from commsmon.config.alerting import DingTalkSpec, ReceiverSpec
 from commsmon.core.alerting import Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ, render_markdown, title, truncate_utf8
+from commsmon.outputs.alerts.receivers.http import spec_as
 from commsmon.outputs.alerts.receivers.robot import (
     RATE_LIMIT_RETRY,
     TITLE_BYTES,
@@ -94,6 +96,13 @@ class DingTalkReceiver(RobotReceiver):
         super().__init__(url, name=name, timeout=timeout, tz=tz, secrets=(secret,))
         self.secret = secret or None
         self.keyword = keyword or None
+
+    @classmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """From ``type: dingtalk``."""
+        s = spec_as(spec, DingTalkSpec)
+        secret = s.secret.get_secret_value() if s.secret else None
+        return cls(s.url.get_secret_value(), secret, name=s.name, timeout=s.timeout, tz=tz)
 
     def signed_url(self, timestamp_ms: int | None = None) -> URL:
         """The URL with ``&timestamp=&sign=`` for now (or ``timestamp_ms``), if signing."""

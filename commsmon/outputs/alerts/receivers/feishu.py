@@ -22,13 +22,15 @@ import hmac
 import time
 from collections.abc import Mapping
 from datetime import tzinfo
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import aiohttp
 
+from commsmon.config.alerting import FeishuSpec, ReceiverSpec
 from commsmon.core.alerting import Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ, render_markdown, title, truncate_utf8
+from commsmon.outputs.alerts.receivers.http import spec_as
 from commsmon.outputs.alerts.receivers.robot import (
     RATE_LIMIT_RETRY,
     TITLE_BYTES,
@@ -103,6 +105,13 @@ class FeishuReceiver(RobotReceiver):
         super().__init__(url, name=name, timeout=timeout, tz=tz, secrets=(secret,))
         self.secret = secret or None
         self.keyword = keyword or None
+
+    @classmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """From ``type: feishu``."""
+        s = spec_as(spec, FeishuSpec)
+        secret = s.secret.get_secret_value() if s.secret else None
+        return cls(s.url.get_secret_value(), secret, name=s.name, timeout=s.timeout, tz=tz)
 
     def body(self, notification: Notification, timestamp_s: int | None = None) -> bytes:
         """The JSON body (signed now or at ``timestamp_s``), at most :attr:`BODY_BUDGET` bytes."""

@@ -15,6 +15,7 @@ and other 4xx are permanent; 401 and 403 refuse our credentials, a
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import email.utils
 import json
@@ -22,12 +23,13 @@ import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC
-from typing import Any
+from datetime import UTC, tzinfo
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from yarl import URL
 
+from commsmon.config.alerting import ReceiverSpec, ReceiverSpecBase
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "one_line",
     "parse_retry_after",
     "redact_url",
+    "spec_as",
 ]
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -131,8 +134,38 @@ def judge_status(answer: Answer, snippet: str = "") -> DeliveryResult:
     )
 
 
+_Spec = TypeVar("_Spec", bound=ReceiverSpecBase)
+
+
+def spec_as(spec: ReceiverSpec, kind: type[_Spec]) -> _Spec:
+    """``spec`` as the ``kind`` of spec a receiver class is built from.
+
+    Raises:
+        TypeError: ``spec`` is another type's (a registry that maps a type
+            to the wrong class).
+    """
+    if not isinstance(spec, kind):
+        raise TypeError(f"{spec.name}: a {spec.type!r} receiver's spec, not a {kind.__name__}")
+    return spec
+
+
 class HttpReceiver(Receiver):
-    """One POST with a per-attempt timeout; transport failures become results."""
+    """One POST with a per-attempt timeout; transport failures become results.
+
+    A receiver that can be configured says how it is built from its spec
+    (:meth:`from_spec`); the registry in :mod:`commsmon.outputs.alerts.receivers`
+    maps each ``type`` to its class.
+    """
+
+    @classmethod
+    @abc.abstractmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """The receiver its configuration describes, its times shown in ``tz``.
+
+        Raises:
+            TypeError: ``spec`` is another type's.
+            ValueError: the URL is not http(s).
+        """
 
     def __init__(
         self,

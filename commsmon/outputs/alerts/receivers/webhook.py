@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import tzinfo
-from typing import Any
+from typing import Any, Self
 from urllib.parse import quote
 
 import aiohttp
 
+from commsmon.config.alerting import ReceiverSpec, WebhookSpec
 from commsmon.core.alerting import Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ
@@ -22,7 +23,7 @@ from commsmon.outputs.alerts.receivers.alertmanager import (
     labels_of,
     rfc3339,
 )
-from commsmon.outputs.alerts.receivers.http import dumps, judge_status
+from commsmon.outputs.alerts.receivers.http import dumps, judge_status, spec_as
 
 __all__ = ["ZERO_TIME", "WebhookReceiver"]
 
@@ -72,6 +73,12 @@ class WebhookReceiver(AlertmanagerShapes):
         tz: tzinfo = DEFAULT_TZ,
     ) -> None:
         super().__init__(url, name=name, timeout=timeout, external_url=external_url, tz=tz)
+
+    @classmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """From ``type: webhook``."""
+        s = spec_as(spec, WebhookSpec)
+        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout, tz=tz)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         """The webhook body as Alertmanager sends it (``notification_reason`` left out)."""

@@ -8,14 +8,15 @@ errcode 40058 when exceeded).  No signing: whoever has the URL can post.
 from __future__ import annotations
 
 from datetime import tzinfo
-from typing import ClassVar
+from typing import ClassVar, Self
 
 import aiohttp
 
+from commsmon.config.alerting import ReceiverSpec, WeComSpec
 from commsmon.core.alerting import Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ, fit, render_markdown
-from commsmon.outputs.alerts.receivers.http import dumps
+from commsmon.outputs.alerts.receivers.http import dumps, spec_as
 from commsmon.outputs.alerts.receivers.robot import RATE_LIMIT_RETRY, CodeTable, RobotReceiver
 
 __all__ = ["WeComReceiver"]
@@ -53,6 +54,12 @@ class WeComReceiver(RobotReceiver):
         tz: tzinfo = DEFAULT_TZ,
     ) -> None:
         super().__init__(url, name=name, timeout=timeout, tz=tz)
+
+    @classmethod
+    def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
+        """From ``type: wecom``."""
+        s = spec_as(spec, WeComSpec)
+        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout, tz=tz)
 
     def body(self, notification: Notification) -> bytes:
         """The JSON body; ``markdown.content`` at most :attr:`CONTENT_BUDGET` bytes."""
