@@ -282,8 +282,11 @@ def _with_receiver(tmp_path: Path, *lines: str) -> Path:
 
 
 @pytest.mark.parametrize(("kind", "option"), [
+    ("webhook", "keyword: 告警"),  # a DingTalk robot's keyword
     ("webhook", "secret: SEC0123456789"),  # only the signing robots take a secret
     ("wecom", "secret: SEC0123456789"),  # WeCom does not sign: its key is in the URL
+    ("webhook", "firing_ttl: 86400"),  # Alertmanager's alone
+    ("dingtalk", "external_url: http://commsmon.example:9470"),  # Alertmanager's shapes only
 ])
 def test_an_option_of_another_receiver_type_is_located(
     tmp_path: Path, kind: str, option: str
@@ -311,3 +314,47 @@ def test_an_unknown_or_missing_receiver_type_is_located(tmp_path: Path) -> None:
     assert _problems(path) == [
         f"{path}:{_line_of(path, 'name: duty')}: alerting.receivers[0].type: Field required"
     ]
+
+
+def test_receiver_options_load_and_firing_ttl_outlives_repeat_interval(tmp_path: Path) -> None:
+    """Each type's own options load; an Alertmanager ``firing_ttl`` is positive seconds and
+    longer than ``repeat_interval`` (else Alertmanager resolves a firing alert between two
+    pushes), each a located error."""
+    path = _with_receiver(tmp_path / "a", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 0")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'firing_ttl')}: alerting.receivers[0].firing_ttl: "
+        "Input should be greater than 0"
+    ]
+    path = _with_receiver(tmp_path / "b", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 3600")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'alerting:')}: alerting: receiver 'am': firing_ttl (3600 s) "
+        "must be longer than repeat_interval (14400 s), or Alertmanager resolves a firing "
+        "alert before it is pushed again"
+    ]
+    path = _with_receiver(tmp_path / "c", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 28800",
+                          "external_url: http://commsmon.example:9470/")
+    (am,) = load_config(path).alerting.receivers
+    assert am.type == "alertmanager" and am.firing_ttl == 28800
+    assert str(am.external_url) == "http://commsmon.example:9470/"
+    path = _with_receiver(tmp_path / "d", "name: duty", "type: dingtalk",
+                          "url: https://oapi.dingtalk.com/robot/send?access_token=x",
+                          "keyword: 告警")
+    (duty,) = load_config(path).alerting.receivers
+    assert duty.type == "dingtalk" and duty.keyword == "告警"
+
+
+def test_the_alerting_docstring_example_is_valid() -> None:
+    """The example at the top of commsmon/config/alerting.py validates as it stands."""
+    import textwrap
+
+    from ruamel.yaml import YAML
+
+    import commsmon.config.alerting
+    from commsmon.config.alerting import AlertingSpec
+
+    example = textwrap.dedent((commsmon.config.alerting.__doc__ or "").split("Example::")[1])
+    spec = AlertingSpec.model_validate(YAML(typ="safe").load(example)["alerting"])
+    assert {r.type for r in spec.receivers} == {"dingtalk", "webhook", "alertmanager"}

@@ -115,7 +115,9 @@ class AlertmanagerReceiver(AlertmanagerShapes):
     def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
         """From ``type: alertmanager`` (``url`` is the base URL)."""
         s = spec_as(spec, AlertmanagerSpec)
-        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout, tz=tz)
+        external_url = str(s.external_url) if s.external_url else ""
+        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout,
+                   external_url=external_url, tz=tz, firing_ttl=s.firing_ttl)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
         """The list of postable alerts (Alertmanager API v2 ``PostableAlerts``)."""

@@ -102,7 +102,8 @@ class DingTalkReceiver(RobotReceiver):
         """From ``type: dingtalk``."""
         s = spec_as(spec, DingTalkSpec)
         secret = s.secret.get_secret_value() if s.secret else None
-        return cls(s.url.get_secret_value(), secret, name=s.name, timeout=s.timeout, tz=tz)
+        return cls(s.url.get_secret_value(), secret, s.keyword, name=s.name, timeout=s.timeout,
+                   tz=tz)
 
     def signed_url(self, timestamp_ms: int | None = None) -> URL:
         """The URL with ``&timestamp=&sign=`` for now (or ``timestamp_ms``), if signing."""

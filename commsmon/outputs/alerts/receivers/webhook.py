@@ -78,7 +78,9 @@ class WebhookReceiver(AlertmanagerShapes):
     def from_spec(cls, spec: ReceiverSpec, tz: tzinfo) -> Self:
         """From ``type: webhook``."""
         s = spec_as(spec, WebhookSpec)
-        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout, tz=tz)
+        external_url = str(s.external_url) if s.external_url else ""
+        return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout,
+                   external_url=external_url, tz=tz)
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         """The webhook body as Alertmanager sends it (``notification_reason`` left out)."""
