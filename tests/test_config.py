@@ -293,7 +293,7 @@ def test_an_option_of_another_receiver_type_is_located(
 ) -> None:
     """Each receiver type takes only its own options: another type's is an error at its
     line that names the type refusing it."""
-    path = _with_receiver(tmp_path, "name: duty", f"type: {kind}",
+    path = _with_receiver(tmp_path, "name: pager", f"type: {kind}",
                           "url: http://127.0.0.1:9095/hook", option)
     key = option.split(":")[0]
     assert _problems(path) == [
@@ -305,14 +305,14 @@ def test_an_option_of_another_receiver_type_is_located(
 def test_an_unknown_or_missing_receiver_type_is_located(tmp_path: Path) -> None:
     """``type`` picks the receiver's spec: an unknown one names the known ones at its line,
     a missing one is a missing field."""
-    path = _with_receiver(tmp_path / "a", "name: duty", "type: telegram", "url: http://x/hook")
+    path = _with_receiver(tmp_path / "a", "name: pager", "type: telegram", "url: http://x/hook")
     assert _problems(path) == [
         f"{path}:{_line_of(path, 'telegram')}: alerting.receivers[0].type: must be one of "
         "'webhook', 'alertmanager', 'dingtalk', 'wecom', 'feishu'"
     ]
-    path = _with_receiver(tmp_path / "b", "name: duty", "url: http://x/hook")
+    path = _with_receiver(tmp_path / "b", "name: pager", "url: http://x/hook")
     assert _problems(path) == [
-        f"{path}:{_line_of(path, 'name: duty')}: alerting.receivers[0].type: Field required"
+        f"{path}:{_line_of(path, 'name: pager')}: alerting.receivers[0].type: Field required"
     ]
 
 
@@ -358,3 +358,16 @@ def test_the_alerting_docstring_example_is_valid() -> None:
     example = textwrap.dedent((commsmon.config.alerting.__doc__ or "").split("Example::")[1])
     spec = AlertingSpec.model_validate(YAML(typ="safe").load(example)["alerting"])
     assert {r.type for r in spec.receivers} == {"dingtalk", "webhook", "alertmanager"}
+
+
+def test_demo_alerting_example_uncommented_is_valid(tmp_path: Path) -> None:
+    """The commented ``alerting`` example in demo.yaml loads once uncommented, its DingTalk
+    receiver with its keyword."""
+    lines = DEMO.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index("# alerting:\n")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
+    commented = "".join(lines[start:end])
+    path = _broken(tmp_path, commented, "".join(line[2:] for line in lines[start:end]))
+    duty, archive = load_config(path).alerting.receivers
+    assert duty.type == "dingtalk" and duty.keyword == "告警" and duty.secret is not None
+    assert archive.type == "webhook" and str(archive.external_url) == "http://127.0.0.1:9470/"
