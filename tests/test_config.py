@@ -273,3 +273,101 @@ def test_unsupported_when_names_readings_of_its_profile(tmp_path: Path) -> None:
     problems = _problems(path)
     assert any(p.startswith(f"{bad}:") and "unsupported_when names 'source'" in p
                for p in problems), problems
+
+
+def _with_receiver(tmp_path: Path, *lines: str) -> Path:
+    """The demo with an ``alerting`` section of one receiver, given as its block's lines."""
+    block = "".join(f"{'    - ' if i == 0 else '      '}{line}\n" for i, line in enumerate(lines))
+    return _broken(tmp_path, "\nhttp:", f"\nalerting:\n  receivers:\n{block}http:")
+
+
+@pytest.mark.parametrize(("kind", "option"), [
+    ("webhook", "keyword: 告警"),  # a DingTalk robot's keyword
+    ("webhook", "secret: SEC0123456789"),  # only the signing robots take a secret
+    ("wecom", "secret: SEC0123456789"),  # WeCom does not sign: its key is in the URL
+    ("webhook", "firing_ttl: 86400"),  # Alertmanager's alone
+    ("dingtalk", "external_url: http://commsmon.example:9470"),  # Alertmanager's shapes only
+])
+def test_an_option_of_another_receiver_type_is_located(
+    tmp_path: Path, kind: str, option: str
+) -> None:
+    """Each receiver type takes only its own options: another type's is an error at its
+    line that names the type refusing it."""
+    path = _with_receiver(tmp_path, "name: pager", f"type: {kind}",
+                          "url: http://127.0.0.1:9095/hook", option)
+    key = option.split(":")[0]
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, option)}: alerting.receivers[0].{key}: "
+        f"not an option of type {kind!r}"
+    ]
+
+
+def test_an_unknown_or_missing_receiver_type_is_located(tmp_path: Path) -> None:
+    """``type`` picks the receiver's spec: an unknown one names the known ones at its line,
+    a missing one is a missing field."""
+    path = _with_receiver(tmp_path / "a", "name: pager", "type: telegram", "url: http://x/hook")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'telegram')}: alerting.receivers[0].type: must be one of "
+        "'webhook', 'alertmanager', 'dingtalk', 'wecom', 'feishu'"
+    ]
+    path = _with_receiver(tmp_path / "b", "name: pager", "url: http://x/hook")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'name: pager')}: alerting.receivers[0].type: Field required"
+    ]
+
+
+def test_receiver_options_load_and_firing_ttl_outlives_repeat_interval(tmp_path: Path) -> None:
+    """Each type's own options load; an Alertmanager ``firing_ttl`` is positive seconds and
+    longer than ``repeat_interval`` (else Alertmanager resolves a firing alert between two
+    pushes), each a located error."""
+    path = _with_receiver(tmp_path / "a", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 0")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'firing_ttl')}: alerting.receivers[0].firing_ttl: "
+        "Input should be greater than 0"
+    ]
+    path = _with_receiver(tmp_path / "b", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 3600")
+    assert _problems(path) == [
+        f"{path}:{_line_of(path, 'alerting:')}: alerting: receiver 'am': firing_ttl (3600 s) "
+        "must be longer than repeat_interval (14400 s), or Alertmanager resolves a firing "
+        "alert before it is pushed again"
+    ]
+    path = _with_receiver(tmp_path / "c", "name: am", "type: alertmanager",
+                          "url: http://127.0.0.1:9093", "firing_ttl: 28800",
+                          "external_url: http://commsmon.example:9470/")
+    (am,) = load_config(path).alerting.receivers
+    assert am.type == "alertmanager" and am.firing_ttl == 28800
+    assert str(am.external_url) == "http://commsmon.example:9470/"
+    path = _with_receiver(tmp_path / "d", "name: duty", "type: dingtalk",
+                          "url: https://oapi.dingtalk.com/robot/send?access_token=x",
+                          "keyword: 告警")
+    (duty,) = load_config(path).alerting.receivers
+    assert duty.type == "dingtalk" and duty.keyword == "告警"
+
+
+def test_the_alerting_docstring_example_is_valid() -> None:
+    """The example at the top of commsmon/config/alerting.py validates as it stands."""
+    import textwrap
+
+    from ruamel.yaml import YAML
+
+    import commsmon.config.alerting
+    from commsmon.config.alerting import AlertingSpec
+
+    example = textwrap.dedent((commsmon.config.alerting.__doc__ or "").split("Example::")[1])
+    spec = AlertingSpec.model_validate(YAML(typ="safe").load(example)["alerting"])
+    assert {r.type for r in spec.receivers} == {"dingtalk", "webhook", "alertmanager"}
+
+
+def test_demo_alerting_example_uncommented_is_valid(tmp_path: Path) -> None:
+    """The commented ``alerting`` example in demo.yaml loads once uncommented, its DingTalk
+    receiver with its keyword."""
+    lines = DEMO.read_text(encoding="utf-8").splitlines(keepends=True)
+    start = lines.index("# alerting:\n")
+    end = next(i for i in range(start, len(lines)) if not lines[i].startswith("#"))
+    commented = "".join(lines[start:end])
+    path = _broken(tmp_path, commented, "".join(line[2:] for line in lines[start:end]))
+    duty, archive = load_config(path).alerting.receivers
+    assert duty.type == "dingtalk" and duty.keyword == "告警" and duty.secret is not None
+    assert archive.type == "webhook" and str(archive.external_url) == "http://127.0.0.1:9470/"

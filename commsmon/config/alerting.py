@@ -11,16 +11,21 @@ Example::
       rules:
         site_isolated: {for: 60, severity: critical}
         scenario_not_ready: {for: 3600, severity: warning}
-      receivers:
+      receivers:                        # each type takes only its own options
         - {name: duty, type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=...",
-           secret: "SEC...", language: zh}
-        - {name: archive, type: webhook, url: "http://127.0.0.1:9095/hook", language: en}
+           secret: "SEC...",              # dingtalk, feishu: the robot's signing secret
+           keyword: "告警",               # dingtalk: the robot's custom keyword (自定义关键词)
+           language: zh}
+        - {name: archive, type: webhook, url: "http://127.0.0.1:9095/hook", language: en,
+           external_url: "http://commsmon.example:9470"}  # webhook, alertmanager: our own URL
+        - {name: am, type: alertmanager, url: "http://127.0.0.1:9093",
+           firing_ttl: 86400}             # seconds a pushed firing alert lasts unrenewed
       routes:
         - {match: {severity: [critical]}, receivers: [duty]}
-        - {receivers: [archive]}          # no match: every alert
+        - {receivers: [archive, am]}      # no match: every alert
       silences:                           # maintenance windows
-        - {matchers: {site: v03}, starts: 2026-12-01T08:00:00+08:00,
-           ends: 2026-12-01T12:00:00+08:00, comment: genset service}
+        - {matchers: {site: v03}, starts: "2026-12-01T08:00:00+08:00",
+           ends: "2026-12-01T12:00:00+08:00", comment: genset service}
 """
 
 from __future__ import annotations
@@ -28,13 +33,26 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_validator
 
 from commsmon.core.alerting import Severity
 from commsmon.core.dispatch import Route, Silence, Timing
 from commsmon.core.rules import DEFAULT_COUNTDOWN_HOURS, DEFAULT_RULES, RULES, RuleSpec
 
-__all__ = ["AlertingSpec", "ReceiverSpec", "RouteSpec", "RuleOverride", "SilenceSpec"]
+__all__ = [
+    "AlertingSpec",
+    "AlertmanagerShapedSpec",
+    "AlertmanagerSpec",
+    "DingTalkSpec",
+    "FeishuSpec",
+    "ReceiverSpec",
+    "ReceiverSpecBase",
+    "RouteSpec",
+    "RuleOverride",
+    "SilenceSpec",
+    "WeComSpec",
+    "WebhookSpec",
+]
 
 Seconds = Annotated[float, Field(ge=0)]
 
@@ -52,19 +70,95 @@ class RuleOverride(StrictModel):
     labels: dict[str, str] = {}
 
 
-class ReceiverSpec(StrictModel):
-    """Where notifications go.
+class ReceiverSpecBase(StrictModel):
+    """What every receiver takes; each ``type`` has its own spec below, with its own options.
 
-    ``url`` holds the robot's token or key for DingTalk and WeCom, so it is a
-    secret like ``secret``; neither is ever logged.
+    Attributes:
+        name: routes name the receiver by it; the ``receiver`` metric label.
+        url: where it POSTs.  For the robots it holds the token or key, so
+            it is a secret like ``secret``; neither is ever logged.
+        language: of its messages, ``zh`` or ``en``.
+        timeout: seconds an attempt may take, connection to last byte.
     """
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    type: Literal["webhook", "alertmanager", "dingtalk", "wecom", "feishu"]
     url: SecretStr
-    secret: SecretStr | None = None
     language: Literal["zh", "en"] = "zh"
     timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
+
+
+class AlertmanagerShapedSpec(ReceiverSpecBase):
+    """What the two receivers that speak Alertmanager's shapes take.
+
+    Attributes:
+        external_url: commsmon's own base URL, as the readers of the alerts
+            reach it: the webhook's ``externalURL`` and each alert's
+            ``generatorURL`` (``<external_url>/api/v1/sites/<site>``).  Unset,
+            both are empty (the webhook) or left out (Alertmanager).
+    """
+
+    external_url: HttpUrl | None = None
+
+
+class WebhookSpec(AlertmanagerShapedSpec):
+    """``type: webhook``: Alertmanager's webhook JSON POSTed to ``url``."""
+
+    type: Literal["webhook"]
+
+
+class AlertmanagerSpec(AlertmanagerShapedSpec):
+    """``type: alertmanager``: alerts pushed to ``<url>/api/v2/alerts`` (``url`` is the base).
+
+    Attributes:
+        firing_ttl: seconds a firing alert stays firing in Alertmanager
+            without being pushed again (its ``endsAt`` is now + this);
+            default 86400 (24 h).  Longer than ``repeat_interval``, which
+            pushes an unchanged firing alert again, or Alertmanager would
+            resolve it in between.
+    """
+
+    type: Literal["alertmanager"]
+    firing_ttl: Annotated[float, Field(gt=0)] = 24 * 3600.0
+
+
+class DingTalkSpec(ReceiverSpecBase):
+    """``type: dingtalk``: a DingTalk custom robot.
+
+    Attributes:
+        secret: the signing secret (``SEC...``) if the robot uses 加签.
+        keyword: a custom keyword (自定义关键词) the robot requires; put before
+            the message's title when the title lacks it, since DingTalk
+            refuses a message without one of its keywords (errcode 310000
+            "keywords not in content").
+    """
+
+    type: Literal["dingtalk"]
+    secret: SecretStr | None = None
+    keyword: Annotated[str, Field(min_length=1)] | None = None
+
+
+class WeComSpec(ReceiverSpecBase):
+    """``type: wecom``: a WeCom group robot; it does not sign, the key in ``url`` is its secret."""
+
+    type: Literal["wecom"]
+
+
+class FeishuSpec(ReceiverSpecBase):
+    """``type: feishu``: a Feishu / Lark custom bot.
+
+    Attributes:
+        secret: the signing secret if the bot uses 签名校验.
+    """
+
+    type: Literal["feishu"]
+    secret: SecretStr | None = None
+
+
+ReceiverSpec = Annotated[
+    WebhookSpec | AlertmanagerSpec | DingTalkSpec | WeComSpec | FeishuSpec,
+    Field(discriminator="type"),
+]
+"""Where notifications go: one spec per ``type``, so an option another type takes is an error."""
 
 
 class RouteSpec(StrictModel):
@@ -125,6 +219,12 @@ class AlertingSpec(StrictModel):
             missing = sorted(set(route.receivers) - set(names))
             if missing:
                 raise ValueError(f"a route names unknown receivers {missing}")
+        for r in self.receivers:
+            if isinstance(r, AlertmanagerSpec) and r.firing_ttl <= self.repeat_interval:
+                raise ValueError(
+                    f"receiver {r.name!r}: firing_ttl ({r.firing_ttl:g} s) must be longer than "
+                    f"repeat_interval ({self.repeat_interval:g} s), or Alertmanager resolves a "
+                    "firing alert before it is pushed again")
         return self
 
     def rule_specs(self) -> dict[str, RuleSpec]:

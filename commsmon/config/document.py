@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ValidationError,
 )
+from pydantic_core import ErrorDetails
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -123,12 +124,54 @@ def _dereference(match: re.Match[str]) -> str:
 
 
 def validate(model: type[_M], doc: Document, problems: list[str]) -> _M | None:
+    """``doc``'s data as ``model``, or ``None`` with one located problem per error added."""
     try:
         return model.model_validate(doc.data)
     except ValidationError as exc:
         for err in exc.errors():
-            problems.append(doc.at(tuple(err["loc"]), err["msg"].removeprefix("Value error, ")))
+            problems.append(doc.at(*_located(doc.data, err)))
         return None
+
+
+UNION_TAGS = ("type",)
+"""Keys whose value picks the member of a discriminated union (``alerting.receivers[].type``)."""
+
+
+def _located(data: Any, err: ErrorDetails) -> tuple[tuple[str | int, ...], str]:
+    """Where in the file a pydantic error is, and its message.
+
+    In a discriminated union pydantic puts the member's tag in the location
+    (``receivers[0].webhook.keyword``), where the file has no such key: it is
+    dropped, and a key that member does not take says which type refused
+    it.  A tag that is unknown or missing is located at its key, as a
+    ``Literal`` field's error would be.
+    """
+    msg = err["msg"].removeprefix("Value error, ")
+    loc: list[str | int] = []
+    node, tag = data, None
+    for part in err["loc"]:
+        if (isinstance(node, dict) and isinstance(part, str) and part not in node
+                and any(node.get(key) == part for key in UNION_TAGS)):
+            tag = part
+            continue
+        loc.append(part)
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            node = None
+    ctx = err.get("ctx") or {}
+    key = str(ctx.get("discriminator", "")).strip("'")
+    if err["type"] == "extra_forbidden" and tag is not None:
+        msg = f"not an option of type {tag!r}"
+    elif err["type"] == "union_tag_invalid" and key in UNION_TAGS:
+        loc.append(key)
+        msg = f"must be one of {ctx['expected_tags']}"
+    elif err["type"] == "union_tag_not_found" and key in UNION_TAGS:
+        loc.append(key)
+        msg = "Field required"
+    return tuple(loc), msg
 
 
 def _dotted(loc: tuple[str | int, ...]) -> str:

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import structlog
 
 from commsmon.cli.table import render_status
-from commsmon.config.alerting import AlertingSpec, ReceiverSpec, RouteSpec
+from commsmon.config.alerting import AlertingSpec, DingTalkSpec, RouteSpec
 from commsmon.config.services import MqttSpec
 from commsmon.config.settings import Config
 from commsmon.daemon import Daemon
@@ -147,7 +147,7 @@ def _with_robot(config: Config, robot: ConsoleRobot) -> AlertingSpec:
     """The alerting section with the console robot added (in Chinese, every alert), and
     quick pacing so a watcher sees messages within a minute or two."""
     spec = config.alerting
-    receiver = ReceiverSpec.model_validate({
+    receiver = DingTalkSpec.model_validate({
         "name": "demo-robot", "type": "dingtalk", "url": robot.url, "secret": robot.secret,
         "language": "zh"})
     routes = list(spec.routes)

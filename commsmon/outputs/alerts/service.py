@@ -18,40 +18,17 @@ from pathlib import Path
 
 import structlog
 
-from commsmon.config.alerting import AlertingSpec, ReceiverSpec
+from commsmon.config.alerting import AlertingSpec
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
 from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import AlertEngine
-from commsmon.outputs.alerts.base import Receiver
 from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
-from commsmon.outputs.alerts.receivers import (
-    AlertmanagerReceiver,
-    DingTalkReceiver,
-    FeishuReceiver,
-    WebhookReceiver,
-    WeComReceiver,
-)
+from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.state.outbox import Outbox
 
 __all__ = ["AlertService", "build_receiver"]
 
 log = structlog.get_logger("commsmon.alerts")
-
-
-def build_receiver(spec: ReceiverSpec, tz: tzinfo) -> Receiver:
-    """A receiver from its configuration."""
-    url = spec.url.get_secret_value()
-    secret = spec.secret.get_secret_value() if spec.secret else None
-    name, timeout = spec.name, spec.timeout
-    if spec.type == "webhook":
-        return WebhookReceiver(url, name=name, timeout=timeout, tz=tz)
-    if spec.type == "alertmanager":
-        return AlertmanagerReceiver(url, name=name, timeout=timeout, tz=tz)
-    if spec.type == "dingtalk":
-        return DingTalkReceiver(url, secret, name=name, timeout=timeout, tz=tz)
-    if spec.type == "wecom":
-        return WeComReceiver(url, name=name, timeout=timeout, tz=tz)
-    return FeishuReceiver(url, secret, name=name, timeout=timeout, tz=tz)
 
 
 class AlertService:

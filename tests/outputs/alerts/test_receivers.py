@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, get_args
 from urllib.parse import quote_plus
 
 import aiohttp
@@ -21,16 +22,21 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from commsmon.config.alerting import AlertingSpec, ReceiverSpec, WebhookSpec
+from commsmon.config.load import load_config
 from commsmon.core.alerting import Alert, Notification
 from commsmon.core.facts import Fact
-from commsmon.outputs.alerts.base import DeliveryResult, Receiver
+from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
+from commsmon.outputs.alerts.messages import DEFAULT_TZ
 from commsmon.outputs.alerts.receivers import (
+    RECEIVERS,
     ZERO_TIME,
     AlertmanagerReceiver,
     DingTalkReceiver,
     FeishuReceiver,
     WebhookReceiver,
     WeComReceiver,
+    build_receiver,
     parse_retry_after,
     redact_url,
 )
@@ -42,6 +48,7 @@ WECOM_KEY = "693a91f6-7a0c-4bc4-97a0-0ec2a1fa5aaa"
 FEISHU_SECRET = "fs_Secret_qYw8e7Rt6Yu5"
 FEISHU_TOKEN = "00000000-1111-4000-8000-feishu0token"
 HOOK_TOKEN = "hook_token_d41d8cd98f00b204"
+DEMO = Path(__file__).resolve().parents[3] / "config" / "demo.yaml"
 SECRETS = (DING_SECRET, DING_TOKEN, WECOM_KEY, FEISHU_SECRET, FEISHU_TOKEN, HOOK_TOKEN)
 
 
@@ -191,6 +198,17 @@ def dingtalk_robot(secret: str) -> Answer:
         fresh = ts.isdigit() and abs(int(ts) / 1000 - rec.at) < 5
         if not fresh or sign != dingtalk_expected_sign(ts, secret):
             return web.json_response({"errcode": 310000, "errmsg": "sign not match"})
+        return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    return answer
+
+
+def dingtalk_keyword_robot(keyword: str) -> Answer:
+    """Answers like a DingTalk robot with a custom keyword: 310000 unless the text has it."""
+
+    async def answer(rec: Recorded) -> web.StreamResponse:
+        if keyword not in rec.json()["markdown"]["text"]:
+            return web.json_response({"errcode": 310000, "errmsg": "keywords not in content"})
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
     return answer
@@ -678,3 +696,100 @@ def test_alert_helper_shapes() -> None:
     n = notification()
     assert [a.rule for a in n.alerts] == ["outage_active", "site_channel_lost", "device_down"]
     assert isinstance(n.alerts[0], Alert)
+
+
+# --- the registry: configuration type -> receiver ----------------------------------------
+
+
+def test_every_receiver_type_is_registered_and_built_from_its_spec() -> None:
+    """Each spec's ``type`` has its class in the registry, built with the configured name,
+    timeout and secret; a class given another type's spec refuses it."""
+    specs = get_args(get_args(ReceiverSpec)[0])
+    types = {get_args(spec.model_fields["type"].annotation)[0] for spec in specs}
+    assert set(RECEIVERS) == types
+    alerting = AlertingSpec.model_validate({"receivers": [
+        {"name": f"r-{kind}", "type": kind, "url": f"http://127.0.0.1:9/{kind}?key={DING_TOKEN}",
+         "timeout": 3, **({"secret": DING_SECRET} if kind in ("dingtalk", "feishu") else {})}
+        for kind in sorted(types)
+    ]})
+    for spec in alerting.receivers:
+        receiver = build_receiver(spec, DEFAULT_TZ)
+        assert type(receiver) is RECEIVERS[spec.type]
+        assert (receiver.name, receiver.timeout) == (spec.name, 3.0)
+        assert getattr(receiver, "secret", None) == (
+            DING_SECRET if spec.type in ("dingtalk", "feishu") else None)
+    webhook = WebhookSpec.model_validate({"name": "w", "type": "webhook", "url": "http://x/"})
+    with pytest.raises(TypeError, match="'webhook' receiver's spec, not a DingTalkSpec"):
+        DingTalkReceiver.from_spec(webhook, DEFAULT_TZ)
+
+
+def configured(directory: Path, *lines: str) -> Receiver:
+    """The receiver a configuration file's ``alerting.receivers`` block (``lines``, YAML)
+    describes, as the loader reads it and the registry builds it."""
+    directory.mkdir(exist_ok=True)
+    text = DEMO.read_text(encoding="utf-8").replace(
+        "profiles_dir: profiles", f"profiles_dir: {DEMO.parent / 'profiles'}", 1)
+    block = "".join(f"{'    - ' if i == 0 else '      '}{line}\n" for i, line in enumerate(lines))
+    path = directory / "commsmon.yaml"
+    path.write_text(f"{text}\nalerting:\n  receivers:\n{block}", encoding="utf-8")
+    (spec,) = load_config(path).alerting.receivers
+    return build_receiver(spec, DEFAULT_TZ)
+
+
+async def test_a_configured_dingtalk_keyword_passes_the_robots_keyword_check(
+    far: Far, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A robot whose security setting is a custom keyword refuses a message without it
+    (310000, a rejection); with ``keyword:`` in the configuration the message carries it."""
+    far.answer = dingtalk_keyword_robot("山亭值班")
+    url = f"url: {far.url}/robot/send?access_token={DING_TOKEN}"
+    with_keyword = configured(tmp_path / "a", "name: duty", "type: dingtalk", url,
+                              "keyword: 山亭值班")
+    without = configured(tmp_path / "b", "name: duty", "type: dingtalk", url)
+    assert isinstance(with_keyword, DingTalkReceiver) and with_keyword.keyword == "山亭值班"
+    accepted = await with_keyword.send(notification(), session)
+    refused = await without.send(notification(), session)
+    assert accepted.ok, accepted
+    assert far.requests[0].json()["markdown"]["text"].startswith("#### 山亭值班 【严重】")
+    assert not refused.ok and refused.permanent
+    assert refused.rejection == Rejection("310000", "keywords not in content")
+    assert_no_secret(accepted, refused)
+
+
+async def test_a_configured_external_url_reaches_the_webhook_payload(
+    far: Far, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """``external_url`` is the payload's ``externalURL`` and the base of each alert's
+    ``generatorURL``; without it both are empty."""
+    far.answer = reply(200, "")
+    url = f"url: {far.url}/hook/{HOOK_TOKEN}"
+    hook = configured(tmp_path / "a", "name: archive", "type: webhook", url,
+                      "external_url: http://commsmon.example:9470/")
+    plain = configured(tmp_path / "b", "name: archive", "type: webhook", url)
+    assert (await hook.send(notification("en"), session)).ok
+    assert (await plain.send(notification("en"), session)).ok
+    body, bare = (rec.json() for rec in far.requests)
+    assert body["externalURL"] == "http://commsmon.example:9470"
+    assert body["alerts"][0]["generatorURL"] == "http://commsmon.example:9470/api/v1/sites/v05"
+    assert bare["externalURL"] == "" and bare["alerts"][0]["generatorURL"] == ""
+
+
+async def test_a_configured_firing_ttl_sets_alertmanagers_ends_at(
+    far: Far, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """A firing alert's ``endsAt`` is the push time + ``firing_ttl``; a resolved one keeps
+    its own end."""
+    far.answer = reply(200, "")
+    am = configured(tmp_path, "name: am", "type: alertmanager", f"url: {far.url}/am",
+                    "firing_ttl: 28800", "external_url: http://commsmon.example:9470")
+    before = time.time()
+    assert (await am.send(notification("zh"), session)).ok
+    after = time.time()
+    rec = far.requests[0]
+    assert rec.path == "/am/api/v2/alerts"
+    by_name = {a["labels"].get("device", a["labels"]["alertname"]): a for a in rec.json()}
+    ends = datetime.fromisoformat(by_name["outage_active"]["endsAt"]).timestamp()
+    assert before + 28800 - 0.001 <= ends <= after + 28800
+    assert by_name["v05-router"]["endsAt"] == "2025-11-29T07:59:00.000Z"  # resolved
+    assert by_name["outage_active"]["generatorURL"] == (
+        "http://commsmon.example:9470/api/v1/sites/v05")
