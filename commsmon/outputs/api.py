@@ -32,8 +32,8 @@ from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.readiness import VIEWS, Outlook, ScenarioResult
 from commsmon.core.types import CheckIn
+from commsmon.operations.checkin import CheckInBody
 from commsmon.outputs.wording import Language, Wording
-from commsmon.sources.checkins import CheckInBody
 
 __all__ = ["Operations", "add_api_routes", "endurance_json", "site_json"]
 

@@ -47,6 +47,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn, Observation, Reading
 from commsmon.log import LogOnce
+from commsmon.operations.checkin import CheckInBody
 from commsmon.selfmetrics import (
     MQTT_CONNECTED,
     MQTT_CONNECTS,
@@ -55,7 +56,6 @@ from commsmon.selfmetrics import (
     SHARD_FORWARDED,
 )
 from commsmon.sources import peers
-from commsmon.sources.checkins import CheckInBody
 from commsmon.sources.convert import (
     DecodeError,
     decode_json_field,
