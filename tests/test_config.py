@@ -371,3 +371,29 @@ def test_demo_alerting_example_uncommented_is_valid(tmp_path: Path) -> None:
     duty, archive = load_config(path).alerting.receivers
     assert duty.type == "dingtalk" and duty.keyword == "告警" and duty.secret is not None
     assert archive.type == "webhook" and str(archive.external_url) == "http://127.0.0.1:9470/"
+
+
+def test_a_reading_the_core_reads_cannot_be_renamed_away(tmp_path: Path) -> None:
+    """Renaming the generator's mains_present (the core's mains-loss evidence) would
+    silently turn outage detection off: every generator using the profile is refused,
+    at its profile line."""
+    path = _broken(tmp_path, "district:", "district:")
+    profile = tmp_path / "profiles" / "genset-gateway.yaml"
+    assert "\n  mains_present:" in profile.read_text()
+    profile.write_text(profile.read_text().replace("\n  mains_present:", "\n  mains_ok:", 1))
+    problems = _problems(path)
+    assert problems and all("has no reading 'mains_present', which the core reads from a "
+                            "generator for mains loss" in p for p in problems), problems
+    assert problems[0].startswith(f"{path}:") and ".profile:" in problems[0]
+
+
+def test_an_enum_label_the_core_compares_cannot_be_renamed(tmp_path: Path) -> None:
+    """upsOutputSource 5 mapped to 'on_battery' instead of 'battery': the core would
+    never see the UPS on battery. Refused at the profile."""
+    path = _broken(tmp_path, "district:", "district:")
+    profile = tmp_path / "profiles" / "ups-rfc1628.yaml"
+    assert "5: battery" in profile.read_text()
+    profile.write_text(profile.read_text().replace("5: battery", "5: on_battery", 1))
+    problems = _problems(path)
+    assert any(p.startswith(f"{profile}:") and "no label 'battery'" in p for p in problems), \
+        problems

@@ -13,6 +13,7 @@ from commsmon.config.document import Document, resolve_references, validate
 from commsmon.config.profiles import Profile
 from commsmon.config.settings import Config
 from commsmon.core.model import PowerFeed
+from commsmon.core.readings import USES
 from commsmon.errors import ConfigError
 
 
@@ -107,8 +108,20 @@ def _cross_check(config: Config, profiles: dict[str, Profile], doc: Document) ->
                 yield doc.at((*here, "profile"),
                     f"profile {d.profile!r} is read over {profile.source}, device over {d.source}",
                 )
+            elif missing := _unused_by_core(d.kind, profile):
+                yield doc.at((*here, "profile"), missing)
             elif d.source == "mqtt" and config.mqtt is None:
                 yield doc.at((*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
+
+
+def _unused_by_core(kind: str, profile: Profile) -> str:
+    """What the core reads from a ``kind`` that ``profile`` does not give, or ``""``."""
+    for use in USES.get(kind, ()):
+        if not any(name in profile.readings for name in use.readings):
+            names = " or ".join(repr(name) for name in use.readings)
+            return (f"profile {profile.name!r} has no reading {names}, which the core reads "
+                    f"from a {kind} for {use.purpose}")
+    return ""
 
 
 def _parent_loop(device: str, parents: dict[str, str]) -> bool:

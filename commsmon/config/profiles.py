@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from commsmon.config.base import Identifier, MetricName, Oid, Seconds, StrictModel
+from commsmon.core.readings import ENUM_LABELS
 
 Decode = Literal[
     "number", "text_number", "float32_le", "float32_be", "utf16", "text", "enum", "bool"
@@ -178,4 +179,9 @@ class Profile(StrictModel):
                 raise ValueError(f"readings {exposed[spec.metric]} and {name} are both "
                                  f"exposed as metric {spec.metric!r} with the same labels")
             exposed[spec.metric] = name
+        for name, label in ENUM_LABELS.items():
+            found = self.readings.get(name)
+            if found is not None and found.enum is not None and label not in found.enum.values():
+                raise ValueError(f"reading {name}: its enum has no label {label!r}, which the "
+                                 "core compares it with: without it the condition is never seen")
         return self

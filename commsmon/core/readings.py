@@ -6,8 +6,11 @@ endurance and outage detection, so profiles use them for those facts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "CHARGE",
+    "ENUM_LABELS",
     "FUEL",
     "FUEL_LITRES",
     "INPUT_LINE_BADS",
@@ -17,6 +20,8 @@ __all__ = [
     "RUNNING",
     "RUNTIME",
     "SUPPLY_TYPE",
+    "USES",
+    "Use",
 ]
 
 CHARGE = "charge"  # battery charge, ratio 0-1
@@ -29,3 +34,31 @@ MAINS_PRESENT = "mains_present"  # mains seen by the generator controller, bool
 OUTPUT_SOURCE = "output_source"  # UPS output source enum: "battery" means on battery
 SUPPLY_TYPE = "supply_type"  # repeater supply enum: "battery" means mains lost
 INPUT_LINE_BADS = "input_line_bads"  # UPS count of input out-of-tolerance events
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """Something the core reads from a device of a kind.
+
+    Attributes:
+        readings: reading names of which at least one must be in the device's
+            profile (alternatives, e.g. fuel in litres or as a ratio).
+        purpose: what the core uses it for (``endurance``, ``mains loss``).
+    """
+
+    readings: tuple[str, ...]
+    purpose: str
+
+
+#: What the core's power and outage logic reads, by device kind: a profile for a
+#: device of that kind without it silently turns that logic off, so the
+#: configuration check refuses it (commsmon.config.load).
+USES: dict[str, tuple[Use, ...]] = {
+    "ups": (Use((OUTPUT_SOURCE,), "mains loss"), Use((RUNTIME, CHARGE), "endurance")),
+    "generator": (Use((FUEL_LITRES, FUEL), "endurance"), Use((RUNNING,), "mains loss"),
+                  Use((MAINS_PRESENT,), "mains loss")),
+}
+
+#: Enum readings whose label the core compares against (outages.py): a profile that
+#: maps such a reading without the label would never report the condition.
+ENUM_LABELS: dict[str, str] = {OUTPUT_SOURCE: "battery", SUPPLY_TYPE: "battery"}
