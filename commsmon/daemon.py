@@ -20,7 +20,8 @@ from prometheus_client import REGISTRY, CollectorRegistry
 from commsmon.aio import on_signal
 from commsmon.config.compile import Setup, reload_setup
 from commsmon.config.settings import Config, Settings
-from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.fleet import Fleet
+from commsmon.core.snapshot import Snapshot
 from commsmon.errors import CommsmonError
 from commsmon.evaluation import Evaluation
 from commsmon.log import know_sites

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import structlog
 
 from commsmon.core.facts import Fact
-from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.fleet import Fleet
 from commsmon.core.shard import ShardPlan
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import State
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.service import AlertService

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
-from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import facts_from_json, facts_to_json
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import State
 
 __all__ = ["Dispatcher", "Route", "Silence", "Timing", "site_context"]

@@ -11,151 +11,23 @@ evaluation to the seconds spent in each state, and returns a frozen
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from types import MappingProxyType
 
-from commsmon.core.endurance import Endurance
+from commsmon.core.availability import TimeInState
+from commsmon.core.channels import judge_channels, site_state
 from commsmon.core.facts import Fact
 from commsmon.core.freshness import fresh_readings
-from commsmon.core.model import Device, Inventory, Site
+from commsmon.core.model import Device, Inventory
 from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
 from commsmon.core.power import DeviceView, device_endurance
-from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
+from commsmon.core.readiness import conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE
+from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
-from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
+from commsmon.core.types import WORKING, CheckIn, Observation, Reading, State
 
-__all__ = ["ChannelStatus", "DeviceStatus", "Fleet", "SiteStatus", "Snapshot"]
-
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceStatus:
-    """A device as of one evaluation.
-
-    Attributes:
-        device: the inventory entry.
-        state: effective state.
-        since: epoch seconds when it entered ``state`` (the first evaluation
-            for a device never seen).
-        reasons: why it is not ``up`` (facts); ``()`` when up.
-        readings: latest decoded readings, fresh or not.
-        last_seen: epoch seconds of its last answer, ``None`` if never.
-        seconds: seconds spent in each state since the daemon started.
-        endurance: how long it keeps power if mains is lost now (the ``power``
-            scenario with today's outages).
-        checkin: its latest check-in, if any.
-        checkin_stale: a device seen only by check-ins whose last one is
-            missing or older than its validity.
-        taken_at: when each reading was taken, epoch seconds.
-        stale: readings older than their ``max_age``: name -> age in seconds.
-        unavailable: readings last reported as not available: name -> since.
-    """
-
-    device: Device
-    state: State
-    since: float
-    reasons: tuple[Fact, ...]
-    readings: Mapping[str, Reading]
-    last_seen: float | None
-    seconds: Mapping[State, float]
-    endurance: Endurance | None = None
-    checkin: CheckIn | None = None
-    checkin_stale: bool = False
-    taken_at: Mapping[str, float] = field(default_factory=dict)
-    stale: Mapping[str, float] = field(default_factory=dict)
-    unavailable: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class ChannelStatus:
-    """One channel of a site: ``up``, ``down`` or ``unknown``.
-
-    Attributes:
-        channel: channel name.
-        state: ``up`` if a provider and everything it depends on work;
-            ``down`` if every provider is known to fail; else ``unknown``.
-        providers: ids of the site's devices that provide it.
-        checkin_only: unknown only through devices seen by check-ins alone
-            (handhelds), which the monitor could never see: no sign it is blind.
-    """
-
-    channel: ChannelName
-    state: State
-    providers: tuple[str, ...]
-    checkin_only: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SiteStatus:
-    """A site as of one evaluation.
-
-    Attributes:
-        site: the inventory entry.
-        state: ``up`` every channel works, ``degraded`` some do, ``down`` none
-            does (isolated), ``unknown`` none is known to work and some are
-            unknown.  A site without channels (the district centre) takes the
-            state of its devices.
-        since: epoch seconds when it entered ``state``.
-        reachable: at least one channel works; ``None`` while unknown.
-        channels: its channels by name.
-        seconds: seconds spent in each state since the daemon started.
-        scenarios: readiness in each scenario (``network``, ``road``, ``power``,
-            ``all``) and ``now``; empty for a site with nothing to judge.
-        outages: outages in progress, by kind.
-    """
-
-    site: Site
-    state: State
-    since: float
-    reachable: bool | None
-    channels: Mapping[ChannelName, ChannelStatus]
-    seconds: Mapping[State, float]
-    scenarios: Mapping[str, ScenarioResult]
-    outages: Mapping[OutageKind, Outage]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Everything the outputs read, frozen at one evaluation time ``at``.
-
-    Attributes:
-        at: epoch seconds of the evaluation.
-        devices: every device by id.
-        sites: every site by id.
-        cut_off: why the monitor itself seems cut off (its broker is
-            unreachable, or every site went silent at once: a ``cut_off``
-            fact), else ``None``.
-        faults: the monitor's own faults that do not stop it monitoring, by
-            name (``state_dir``: its disk refuses writes; ``mqtt_client_id``:
-            another instance takes our session; ``receiver:<name>``: a robot
-            rejects our messages), each a fact saying what is wrong.
-    """
-
-    at: float
-    devices: Mapping[str, DeviceStatus]
-    sites: Mapping[str, SiteStatus]
-    cut_off: Fact | None = None
-    faults: Mapping[str, Fact] = field(default_factory=dict)
-
-
-class _Clock:
-    """Seconds per state and the time of the last change, for one entity."""
-
-    __slots__ = ("seconds", "since", "state")
-
-    def __init__(self, now: float) -> None:
-        self.state = State.UNKNOWN
-        self.since = now
-        self.seconds = dict.fromkeys(State, 0.0)
-
-    def advance(self, elapsed: float, new_state: State, now: float) -> None:
-        # A clock stepping back must never make a counter go down.
-        self.seconds[self.state] += max(elapsed, 0.0)
-        if new_state is not self.state:
-            self.state = new_state
-            self.since = now
+__all__ = ["Fleet"]
 
 
 class Fleet:
@@ -167,8 +39,8 @@ class Fleet:
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
         self._trackers = {d: DeviceTracker(dev) for d, dev in inventory.devices.items()}
-        self._device_clocks = {d: _Clock(now) for d in inventory.devices}
-        self._site_clocks = {s: _Clock(now) for s in inventory.sites}
+        self._device_time = {d: TimeInState(now) for d in inventory.devices}
+        self._site_time = {s: TimeInState(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
         self._faults: dict[str, Fact] = {}
         self._last_eval = now
@@ -192,10 +64,12 @@ class Fleet:
             tracker.device = device
             trackers[device_id] = tracker
         self._trackers = trackers
-        self._device_clocks = {
-            d: self._device_clocks.get(d) or _Clock(now) for d in inventory.devices
+        self._device_time = {
+            d: self._device_time.get(d) or TimeInState(now) for d in inventory.devices
         }
-        self._site_clocks = {s: self._site_clocks.get(s) or _Clock(now) for s in inventory.sites}
+        self._site_time = {
+            s: self._site_time.get(s) or TimeInState(now) for s in inventory.sites
+        }
         self.checkins = {d: c for d, c in self.checkins.items() if d in inventory.devices}
         self.declarations = {
             k: v for k, v in self.declarations.items() if k[0] in inventory.sites
@@ -305,10 +179,10 @@ class Fleet:
         inv = self.inventory
         views: dict[str, DeviceView] = {}
         for d, (state, reasons) in effective.items():
-            clock = self._device_clocks[d]
+            clock = self._device_time[d]
             clock.advance(elapsed, state, now)
             views[d] = self._view(d, state, clock.since, reasons, fresh[d])
-        channels_of = {s: _channels(inv, s, views) for s in inv.sites}
+        channels_of = {s: judge_channels(inv, s, views) for s in inv.sites}
         active = {s: self._outages(s, evidence(inv, site, views, {
             c: ch.state for c, ch in channels_of[s].items()}, self.declarations, now), now)
                   for s, site in inv.sites.items()}
@@ -325,7 +199,7 @@ class Fleet:
                 reasons=view.reasons,
                 readings=tracker.frozen_readings(),
                 last_seen=tracker.last_seen,
-                seconds=MappingProxyType(dict(self._device_clocks[d].seconds)),
+                seconds=MappingProxyType(dict(self._device_time[d].seconds)),
                 endurance=device_endurance(views, d, conditions("power", device.site, active,
                                                                 now, out)),
                 checkin=self.checkins.get(d),
@@ -341,8 +215,8 @@ class Fleet:
         for s, site in inv.sites.items():
             channels = channels_of[s]
             members = [devices[d] for d in inv.devices_by_site.get(s, ())]
-            state = _site_state(channels.values(), members)
-            clock = self._site_clocks[s]
+            state = site_state(channels.values(), members)
+            clock = self._site_time[s]
             clock.advance(elapsed, state, now)
             reachable = None if state is State.UNKNOWN else state in WORKING
             if not channels:
@@ -385,7 +259,7 @@ class Fleet:
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
             tracker.rewind(now)
-        for clock in (*self._device_clocks.values(), *self._site_clocks.values()):
+        for clock in (*self._device_time.values(), *self._site_time.values()):
             clock.since = min(clock.since, now)
         for key, since in self._outage_since.items():
             self._outage_since[key] = min(since, now)
@@ -499,51 +373,3 @@ def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple
 _EMPTY: Mapping[str, float] = MappingProxyType({})
 
 
-def _channels(
-    inventory: Inventory, site: str, views: Mapping[str, DeviceView]
-) -> dict[ChannelName, ChannelStatus]:
-    providers: dict[ChannelName, list[str]] = {}
-    for d in inventory.devices_by_site.get(site, ()):
-        channel = inventory.devices[d].channel
-        if channel is not None:
-            providers.setdefault(channel, []).append(d)
-    result: dict[ChannelName, ChannelStatus] = {}
-    for channel, provs in providers.items():
-        states = [_provider_state(inventory.devices[p], views) for p in provs]
-        unknown = [p for p, st in zip(provs, states, strict=True) if st is State.UNKNOWN]
-        if State.UP in states:
-            state = State.UP
-        elif unknown:
-            state = State.UNKNOWN
-        else:
-            state = State.DOWN
-        checkin_only = bool(unknown) and all(
-            inventory.devices[p].source == "checkin" for p in unknown)
-        result[channel] = ChannelStatus(channel, state, tuple(provs), checkin_only)
-    return result
-
-
-def _provider_state(device: Device, views: Mapping[str, DeviceView]) -> State:
-    """UP if the provider and all it depends on work, DOWN if any is down or lost."""
-    chain = [views[device.id].state] + [views[d].state for d in device.depends_on]
-    if all(s in WORKING for s in chain):
-        return State.UP
-    if State.DOWN in chain or State.LOST in chain:
-        return State.DOWN
-    return State.UNKNOWN
-def _site_state(channels: Iterable[ChannelStatus], members: list[DeviceStatus]) -> State:
-    channels = list(channels)
-    states = [c.state for c in channels] or [m.state for m in members]
-    if not states:
-        return State.UNKNOWN
-    working = [s in WORKING for s in states]
-    if all(working):
-        return State.DEGRADED if State.DEGRADED in states else State.UP
-    if any(working):
-        return State.DEGRADED
-    # No channel works.  A channel unknown only because its handhelds have no fresh
-    # check-in is no sign the monitor is blind: the village counts as isolated.
-    blind = [c for c in channels if c.state is State.UNKNOWN and not c.checkin_only]
-    if blind or (not channels and State.UNKNOWN in states):
-        return State.UNKNOWN
-    return State.DOWN

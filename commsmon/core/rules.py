@@ -31,9 +31,9 @@ from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
 from commsmon.core.facts import Fact, fact_from_json, fact_to_json
-from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.readiness import SCENARIOS
+from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
 
 __all__ = [

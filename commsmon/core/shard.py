@@ -21,8 +21,8 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from commsmon.core.fleet import Snapshot
 from commsmon.core.model import Device, Inventory
+from commsmon.core.snapshot import Snapshot
 
 __all__ = ["ShardPlan", "shard_of"]
 

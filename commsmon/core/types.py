@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NewType
+from typing import Literal
 
 __all__ = [
     "CHANNELS",
@@ -14,17 +14,12 @@ __all__ = [
     "WORKING",
     "ChannelName",
     "CheckIn",
-    "DeviceId",
     "DeviceKind",
     "Failure",
     "Observation",
     "Reading",
-    "SiteId",
     "State",
 ]
-
-DeviceId = NewType("DeviceId", str)
-SiteId = NewType("SiteId", str)
 
 DeviceKind = Literal[
     "pdt_repeater",

@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from commsmon.core.dispatch import Silence
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
-from commsmon.core.fleet import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.outages import Declaration
 from commsmon.core.readiness import VIEWS, Outlook, ScenarioResult
+from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
 from commsmon.outputs.wording import Language, Wording

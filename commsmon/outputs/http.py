@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from commsmon.core.fleet import Snapshot
+from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.webauth import ReadGuard
 
 __all__ = ["build_app"]

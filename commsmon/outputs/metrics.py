@@ -1,6 +1,6 @@
 """Prometheus exposition of fleet state, rendered from the frozen snapshot.
 
-Every family is built fresh from the latest :class:`~commsmon.core.fleet.Snapshot`
+Every family is built fresh from the latest :class:`~commsmon.core.snapshot.Snapshot`
 on each render; nothing here awaits or mutates.  Label values come from the
 configuration only (ids, kinds, names, profile reading names), so cardinality
 is bounded by the inventory.
@@ -20,9 +20,9 @@ import math
 from collections.abc import Iterable, Iterator
 
 from commsmon.config.settings import Config
-from commsmon.core.fleet import Snapshot
 from commsmon.core.model import Inventory
 from commsmon.core.outages import OUTAGE_KINDS
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import WORKING, State
 
 __all__ = ["FleetExposition"]

@@ -11,7 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from commsmon.config.services import HttpSpec
-from commsmon.core.fleet import Snapshot
+from commsmon.core.snapshot import Snapshot
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import Operations, add_api_routes
 from commsmon.outputs.http import build_app

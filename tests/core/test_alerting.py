@@ -5,9 +5,10 @@ from __future__ import annotations
 from commsmon.core.alerting import Alert, Notification
 from commsmon.core.dispatch import Dispatcher, Route, Silence, Timing, site_context
 from commsmon.core.facts import Fact
-from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.rules import AlertEngine, RuleSpec
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import Observation
 
 T0 = 1_764_400_000.0

@@ -23,8 +23,9 @@ from zoneinfo import ZoneInfo
 from ruamel.yaml import YAML
 
 from commsmon.config.load import load_config
-from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.fleet import Fleet
 from commsmon.core.outages import Declaration
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import CheckIn, Observation, Reading
 
 __all__ = ["NOW", "Expect", "Village", "evaluate"]

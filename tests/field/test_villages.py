@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import DEFAULT_RULES, AlertEngine, RuleSpec
+from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.wording import Wording
 from tests.field.harness import NOW, Expect, Village, describe, evaluate
 from tests.field.villages import VILLAGES

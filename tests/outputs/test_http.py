@@ -11,7 +11,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 from commsmon.config.load import load_config
-from commsmon.core.fleet import Fleet, Snapshot
+from commsmon.core.fleet import Fleet
+from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.http import build_app
 from commsmon.outputs.metrics import FleetExposition
 from tests.fleetharness import DEMO

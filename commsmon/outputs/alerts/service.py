@@ -20,8 +20,8 @@ import structlog
 
 from commsmon.config.alerting import AlertingSpec
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
-from commsmon.core.fleet import Snapshot
 from commsmon.core.rules import AlertEngine
+from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
 from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.state.outbox import Outbox

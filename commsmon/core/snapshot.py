@@ -1,0 +1,129 @@
+"""What one evaluation of the fleet says, frozen: the only thing outputs read.
+
+A :class:`Snapshot` holds every device's and site's status at one time, with
+reasons as typed facts (never words) and the seconds each spent in every state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from commsmon.core.endurance import Endurance
+from commsmon.core.facts import Fact
+from commsmon.core.model import Device, Site
+from commsmon.core.outages import Outage, OutageKind
+from commsmon.core.readiness import ScenarioResult
+from commsmon.core.types import ChannelName, CheckIn, Reading, State
+
+__all__ = ["ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device as of one evaluation.
+
+    Attributes:
+        device: the inventory entry.
+        state: effective state.
+        since: epoch seconds when it entered ``state`` (the first evaluation
+            for a device never seen).
+        reasons: why it is not ``up`` (facts); ``()`` when up.
+        readings: latest decoded readings, fresh or not.
+        last_seen: epoch seconds of its last answer, ``None`` if never.
+        seconds: seconds spent in each state since the daemon started.
+        endurance: how long it keeps power if mains is lost now (the ``power``
+            scenario with today's outages).
+        checkin: its latest check-in, if any.
+        checkin_stale: a device seen only by check-ins whose last one is
+            missing or older than its validity.
+        taken_at: when each reading was taken, epoch seconds.
+        stale: readings older than their ``max_age``: name -> age in seconds.
+        unavailable: readings last reported as not available: name -> since.
+    """
+
+    device: Device
+    state: State
+    since: float
+    reasons: tuple[Fact, ...]
+    readings: Mapping[str, Reading]
+    last_seen: float | None
+    seconds: Mapping[State, float]
+    endurance: Endurance | None = None
+    checkin: CheckIn | None = None
+    checkin_stale: bool = False
+    taken_at: Mapping[str, float] = field(default_factory=dict)
+    stale: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel of a site: ``up``, ``down`` or ``unknown``.
+
+    Attributes:
+        channel: channel name.
+        state: ``up`` if a provider and everything it depends on work;
+            ``down`` if every provider is known to fail; else ``unknown``.
+        providers: ids of the site's devices that provide it.
+        checkin_only: unknown only through devices seen by check-ins alone
+            (handhelds), which the monitor could never see: no sign it is blind.
+    """
+
+    channel: ChannelName
+    state: State
+    providers: tuple[str, ...]
+    checkin_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SiteStatus:
+    """A site as of one evaluation.
+
+    Attributes:
+        site: the inventory entry.
+        state: ``up`` every channel works, ``degraded`` some do, ``down`` none
+            does (isolated), ``unknown`` none is known to work and some are
+            unknown.  A site without channels (the district centre) takes the
+            state of its devices.
+        since: epoch seconds when it entered ``state``.
+        reachable: at least one channel works; ``None`` while unknown.
+        channels: its channels by name.
+        seconds: seconds spent in each state since the daemon started.
+        scenarios: readiness in each scenario (``network``, ``road``, ``power``,
+            ``all``) and ``now``; empty for a site with nothing to judge.
+        outages: outages in progress, by kind.
+    """
+
+    site: Site
+    state: State
+    since: float
+    reachable: bool | None
+    channels: Mapping[ChannelName, ChannelStatus]
+    seconds: Mapping[State, float]
+    scenarios: Mapping[str, ScenarioResult]
+    outages: Mapping[OutageKind, Outage]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything the outputs read, frozen at one evaluation time ``at``.
+
+    Attributes:
+        at: epoch seconds of the evaluation.
+        devices: every device by id.
+        sites: every site by id.
+        cut_off: why the monitor itself seems cut off (its broker is
+            unreachable, or every site went silent at once: a ``cut_off``
+            fact), else ``None``.
+        faults: the monitor's own faults that do not stop it monitoring, by
+            name (``state_dir``: its disk refuses writes; ``mqtt_client_id``:
+            another instance takes our session; ``receiver:<name>``: a robot
+            rejects our messages), each a fact saying what is wrong.
+    """
+
+    at: float
+    devices: Mapping[str, DeviceStatus]
+    sites: Mapping[str, SiteStatus]
+    cut_off: Fact | None = None
+    faults: Mapping[str, Fact] = field(default_factory=dict)
