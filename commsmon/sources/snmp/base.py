@@ -285,32 +285,6 @@ class SnmpClient(abc.ABC):
         return None
 
     @abc.abstractmethod
-    async def walk(
-        self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25
-    ) -> dict[str, SnmpValue]:
-        """Walk the subtree strictly under ``oid``.
-
-        GETNEXT on v1, GETBULK on v2c; stops at the first OID outside the subtree
-        (not at the end of the MIB) or at endOfMibView.
-
-        Args:
-            target: the agent.
-            oid: numeric dotted OID of the subtree root, e.g. a table column.
-            max_repetitions: GETBULK max-repetitions (v2c only), default 25.
-
-        Returns:
-            The subtree's values keyed by full dotted OID, in walk order; empty if
-            the agent has nothing under ``oid``.
-
-        Raises:
-            ValueError: ``oid`` is not numeric, or ``max_repetitions`` < 1.
-            SnmpTimeout: a request of the walk got no answer in time (per request:
-                ``timeout * (retries + 1)`` seconds + 1 s grace).
-            SnmpError: an error-status, an agent returning non-increasing OIDs, or a
-                transport error.
-        """
-
-    @abc.abstractmethod
     async def close(self) -> None:
         """Release sockets and timers. The client may be used again afterwards."""
 

@@ -24,7 +24,7 @@ on 0.13.0):
   on the socket's last request-id only.
 - The socket being connected, a reply from another address never reaches it.
   So sessions are not connected to the agent but to a loopback relay
-  (:class:`_Relay`): it sends each request on from one unconnected socket per
+  (:mod:`~commsmon.sources.snmp.relay`): it sends each request on from one unconnected socket per
   address family through the client's
   :class:`~commsmon.sources.snmp.wire.ReplyGate`, which resends it with the
   same id every ``timeout`` seconds and decides which reply answers, exactly
@@ -51,8 +51,7 @@ the left, this backend on the right):
   whose OIDs all come back empty is asked again one OID per PDU through
   :func:`~commsmon.sources.snmp.base.get_per_oid`: the results equal pysnmp's
   (every missing OID NO_SUCH_OBJECT), at the cost of ``n + 1`` PDUs instead of
-  ``k + 1`` for ``k`` missing of ``n``. A walk that meets an error-status ends
-  quietly where pysnmp raises.
+  ``k + 1`` for ``k`` missing of ``n``.
 - **Numbers lose their SMI type.** INTEGER, Counter32, Gauge32/Unsigned32,
   TimeTicks and Counter64 all arrive as ``int`` (values are exact). The type is
   the narrowest that can hold the value: INTEGER for -2**31..2**31-1, GAUGE32
@@ -74,8 +73,7 @@ the left, this backend on the right):
   cannot decode at all (e.g. NsapAddress) fail the whole reply with
   ``SnmpError`` status ``"decodeError"``.
 
-SET is never sent: this module only calls ``get_many``, ``getnext`` and
-``getbulk``.
+SET is never sent: this module only calls ``get_many``.
 """
 
 from __future__ import annotations
@@ -87,11 +85,10 @@ import ipaddress
 import resource
 import socket
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, cast
+from typing import Final, TypeVar
 
 import structlog
 from gufo.snmp import SnmpAuthError as GufoAuthError
@@ -127,6 +124,7 @@ from commsmon.sources.snmp.base import (
     get_per_oid,
     parse_oid,
 )
+from commsmon.sources.snmp.relay import Relay
 from commsmon.sources.snmp.wire import Address, ReplyGate, ReplyPolicy, stray_error
 
 __all__ = ["MAX_SESSIONS", "RESOLVE_TTL", "GufoClient", "to_snmp_value"]
@@ -154,12 +152,9 @@ _INT32_MAX: Final = 2**31 - 1
 _UINT32_MAX: Final = 2**32 - 1
 _OPAQUE_FLOAT: Final = b"\x9f\x78\x04"  # net-snmp ASN_OPAQUE_FLOAT tag, length 4
 _OPAQUE_DOUBLE: Final = b"\x9f\x79\x08"  # net-snmp ASN_OPAQUE_DOUBLE tag, length 8
-_MAX_WALK_VARBINDS: Final = 1_000_000
-"""A walk returning more than this is an agent gone mad, not a table."""
 
 _T = TypeVar("_T")
 _Key = tuple[str, int, str, str, UsmUser | None, float, int, frozenset[str]]
-_Row = tuple[str, GufoValue]
 
 
 def to_snmp_value(value: GufoValue) -> SnmpValue:
@@ -247,7 +242,7 @@ class GufoClient(SnmpClient):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine_ids: dict[tuple[str, int], bytes] = {}
         self._gate = ReplyGate("gufo")
-        self._relay: _Relay | None = None
+        self._relay: Relay | None = None
         self._dests: dict[tuple[str, int], Address] = {}
 
     def engine_id(self, target: SnmpTarget) -> bytes | None:
@@ -299,56 +294,6 @@ class GufoClient(SnmpClient):
 
         return await get_per_oid(get_once, oids)
 
-    async def walk(
-        self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25
-    ) -> dict[str, SnmpValue]:
-        """Walk the subtree under ``oid``; see :meth:`SnmpClient.walk`.
-
-        Raises:
-            ValueError: ``oid`` is not numeric, or ``max_repetitions`` < 1.
-            SnmpTimeout: one request of the walk got no answer within
-                ``target.retries + 1`` attempts of ``target.timeout`` seconds.
-            SnmpError: non-increasing OIDs, more than a million varbinds, a reply
-                that will not decode, a transport error or an unresolvable host.
-                (An error-status ends the walk quietly: gufo ignores it.)
-        """
-        root = parse_oid(oid)
-        start = _canonical(oid)
-        if max_repetitions < 1:
-            raise ValueError(f"max_repetitions must be >= 1, got {max_repetitions}")
-        loop = asyncio.get_running_loop()
-        result: dict[str, SnmpValue] = {}
-        last = root
-        with self._mapped_errors(target, "walk"):
-            async with asyncio.timeout(target.deadline) as bound, self._session(target) as session:
-                rows: AsyncIterator[_Row] = (
-                    session.getnext(start)
-                    if target.version == "v1"
-                    else session.getbulk(start, max_repetitions)
-                )
-                while True:
-                    bound.reschedule(loop.time() + target.deadline)
-                    row = await anext(rows, None)
-                    if row is None:
-                        return result
-                    name, value = row
-                    arcs = tuple(map(int, name.split(".")))  # gufo renders OIDs numeric
-                    if arcs[: len(root)] != root or len(arcs) == len(root):
-                        return result
-                    if arcs <= last:
-                        raise SnmpError(
-                            f"{_where(target)}: walk of {oid} got non-increasing OID {name}",
-                            status="oidNotIncreasing",
-                        )
-                    result[name] = to_snmp_value(value)
-                    last = arcs
-                    if len(result) > _MAX_WALK_VARBINDS:
-                        raise SnmpError(
-                            f"{_where(target)}: walk of {oid} exceeded "
-                            f"{_MAX_WALK_VARBINDS} varbinds",
-                            status="tooManyVarbinds",
-                        )
-
     async def close(self) -> None:
         """Drop every kept session, closing its socket (or, if a request is using
         it, when that request ends). Safe to call twice; the client stays usable.
@@ -371,7 +316,7 @@ class GufoClient(SnmpClient):
         §4), one request bounded by the caller's deadline.
         """
         if self._relay is None:
-            self._relay = await _Relay.start(self._gate)
+            self._relay = await Relay.start(self._gate)
         session = SnmpSession(
             "127.0.0.1",
             self._relay.port,
@@ -474,95 +419,6 @@ class GufoClient(SnmpClient):
             raise
         finally:
             kept.busy = False
-
-
-class _Side(asyncio.DatagramProtocol):
-    """One socket of the relay: hands what it receives to a callback."""
-
-    def __init__(self, received: Callable[[bytes, Address], None]) -> None:
-        self.received = received
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self.received(data, (str(addr[0]), int(addr[1])))
-
-    def error_received(self, exc: Exception) -> None:
-        pass  # a session gone before its reply: the reply had nobody to go to
-
-
-class _Relay:
-    """Carries gufo's requests and replies through the client's ReplyGate.
-
-    Sessions are connected to :attr:`port` on 127.0.0.1; each session's local
-    port names its agent (:meth:`adopt`), so a request arriving here goes on to
-    that agent from one unconnected socket per address family, and a reply the
-    gate accepts comes back to the session from :attr:`port`, the only address
-    its connected socket reads.
-    """
-
-    def __init__(self, gate: ReplyGate, local: _Side, port: int) -> None:
-        self._gate = gate
-        self._local = local
-        self.port = port
-        self._routes: dict[int, tuple[Address, ReplyPolicy]] = {}
-        self._upstream: dict[int, _Side] = {}
-
-    @classmethod
-    async def start(cls, gate: ReplyGate) -> _Relay:
-        """Open the loopback socket sessions connect to."""
-        loop = asyncio.get_running_loop()
-        relay: _Relay | None = None
-        local = _Side(lambda data, addr: relay._from_session(data, addr) if relay else None)
-        transport, _ = await loop.create_datagram_endpoint(lambda: local,
-                                                           local_addr=("127.0.0.1", 0))
-        relay = cls(gate, local, int(transport.get_extra_info("sockname")[1]))
-        return relay
-
-    async def adopt(self, session: SnmpSession, dest: Address, policy: ReplyPolicy) -> None:
-        """Route ``session``'s requests to ``dest`` until the session is freed.
-
-        Raises:
-            OSError: the upstream socket cannot be opened.
-        """
-        family = socket.AF_INET6 if ":" in dest[0] else socket.AF_INET
-        if family not in self._upstream:
-            side = _Side(self._gate.receive)
-            await asyncio.get_running_loop().create_datagram_endpoint(
-                lambda: side, family=family,
-                local_addr=("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            self._upstream[family] = side
-        # gufo has no public accessor for its socket; the fd is dup'ed to read its port.
-        with socket.fromfd(session._fd, socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            port = int(sock.getsockname()[1])
-        self._routes[port] = (dest, policy)
-        weakref.finalize(session, self._routes.pop, port, None)
-
-    def close(self) -> None:
-        """Close the relay's sockets; sessions still holding its port time out."""
-        for side in (self._local, *self._upstream.values()):
-            if side.transport is not None:
-                with contextlib.suppress(RuntimeError):  # its loop is closed: so is it
-                    side.transport.close()
-        self._upstream.clear()
-        self._routes.clear()
-
-    def _from_session(self, data: bytes, addr: Address) -> None:
-        route = self._routes.get(addr[1])
-        local = self._local.transport
-        if route is None or local is None:
-            return  # a session already freed
-        dest, policy = route
-        upstream = self._upstream[socket.AF_INET6 if ":" in dest[0] else socket.AF_INET].transport
-        if upstream is None:
-            return
-        try:
-            self._gate.send(data, dest, policy, lambda d: upstream.sendto(d, dest),
-                            lambda d: local.sendto(d, addr))
-        except ValueError as exc:  # gufo sent something that is not SNMP: a bug
-            log.error("gufo request not understood by the reply gate", error=str(exc))
 
 
 async def _resolve(target: SnmpTarget) -> tuple[str, float]:

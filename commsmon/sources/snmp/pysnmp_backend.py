@@ -19,7 +19,7 @@ pysnmp facts this module is built around (measured on 7.1.30):
   (``retries=0``, timeout ``timeout * (retries + 1)``), and the gate resends it
   with the same id and decides which reply answers, exactly as for gufo.
 - v1 responses are translated to v2 shapes: a v1 noSuchName turns every varbind
-  into noSuchObject (GET) or endOfMibView (GETNEXT) and keeps error-status 2.
+  into noSuchObject and keeps error-status 2.
 
 SET is never sent.
 """
@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from pyasn1.error import PyAsn1Error
 from pysnmp.carrier.asyncio.dgram.base import DgramAsyncioProtocol
@@ -45,9 +45,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     SnmpEngine,
     UdpTransportTarget,
     UsmUserData,
-    bulk_cmd,
     get_cmd,
-    next_cmd,
     usmAesBlumenthalCfb192Protocol,
     usmAesBlumenthalCfb256Protocol,
     usmAesCfb128Protocol,
@@ -121,7 +119,6 @@ _ERROR_STATUS: Final[tuple[str, ...]] = (
     "notWritable",
     "inconsistentName",
 )
-_NO_SUCH_NAME: Final = 2
 
 # Keyed by BER tag set: Integer/Integer32 and Gauge32/Unsigned32 share tags, and
 # Bits travels as an OCTET STRING.
@@ -154,10 +151,6 @@ _BYTES_TYPES: Final = frozenset({ValueType.OCTET_STRING, ValueType.OPAQUE})
 _TARGET_CACHE_TTL: Final = 300.0
 """Seconds a resolved transport target is reused before the host is resolved again."""
 _TARGET_CACHE_MAX: Final = 4096
-_MAX_WALK_VARBINDS: Final = 1_000_000
-"""A walk returning more than this is an agent gone mad, not a table."""
-
-_Op = Literal["get", "next", "bulk"]
 _VarBind = tuple[Any, Any]
 
 
@@ -224,7 +217,7 @@ class PysnmpClient(SnmpClient):
             parse_oid(oid)
 
         async def get_once(batch: Sequence[str]) -> list[SnmpValue]:
-            varbinds = await self._request(target, "get", batch)
+            varbinds = await self._request(target, batch)
             if len(varbinds) != len(batch):
                 raise SnmpError(
                     f"{_where(target)}: GET of {len(batch)} OIDs answered with "
@@ -234,52 +227,6 @@ class PysnmpClient(SnmpClient):
             return [to_snmp_value(value) for _, value in varbinds]
 
         return await get_per_oid(get_once, oids)
-
-    async def walk(
-        self, target: SnmpTarget, oid: str, *, max_repetitions: int = 25
-    ) -> dict[str, SnmpValue]:
-        """Walk the subtree under ``oid``; see :meth:`SnmpClient.walk`.
-
-        Raises:
-            ValueError: ``oid`` is not numeric, or ``max_repetitions`` < 1.
-            SnmpTimeout: one request of the walk got no answer within
-                ``target.timeout * (target.retries + 1)`` seconds (+1 s grace).
-            SnmpError: an error-status (other than v1 noSuchName, which ends the
-                walk), non-increasing OIDs, or a transport error.
-        """
-        root = parse_oid(oid)
-        if max_repetitions < 1:
-            raise ValueError(f"max_repetitions must be >= 1, got {max_repetitions}")
-        op: _Op = "next" if target.version == "v1" else "bulk"
-        result: dict[str, SnmpValue] = {}
-        last = root
-        while True:
-            varbinds = await self._request(
-                target, op, [".".join(map(str, last))], max_repetitions=max_repetitions
-            )
-            if not varbinds:
-                return result  # v1 noSuchName: past the end of the MIB
-            for name, value in varbinds:
-                arcs: tuple[int, ...] = name.asTuple()
-                if (
-                    arcs[: len(root)] != root
-                    or len(arcs) == len(root)
-                    or value.tagSet == rfc1905.EndOfMibView.tagSet
-                ):
-                    return result
-                if arcs <= last:
-                    raise SnmpError(
-                        f"{_where(target)}: walk of {oid} got non-increasing OID "
-                        f"{'.'.join(map(str, arcs))}",
-                        status="oidNotIncreasing",
-                    )
-                result[".".join(map(str, arcs))] = to_snmp_value(value)
-                last = arcs
-            if len(result) > _MAX_WALK_VARBINDS:
-                raise SnmpError(
-                    f"{_where(target)}: walk of {oid} exceeded {_MAX_WALK_VARBINDS} varbinds",
-                    status="tooManyVarbinds",
-                )
 
     async def close(self) -> None:
         """Close the engine's transport dispatcher (socket and timer task).
@@ -355,21 +302,15 @@ class PysnmpClient(SnmpClient):
         self._policies[dest] = ReplyPolicy(target.reply_from, target.timeout, target.retries)
         return dest
 
-    async def _request(
-        self,
-        target: SnmpTarget,
-        op: _Op,
-        oids: Sequence[str],
-        *,
-        max_repetitions: int = 0,
-    ) -> list[_VarBind]:
-        """Send one PDU and return its varbinds, or raise.
+    async def _request(self, target: SnmpTarget, oids: Sequence[str]) -> list[_VarBind]:
+        """Send one GET PDU and return its varbinds, or raise.
 
         Raises:
             SnmpTimeout: no answer within ``target.deadline`` seconds.
             SnmpError: an error indication, or an error-status with ``status`` and
-                ``index`` set; on GETNEXT a noSuchName returns ``[]`` instead.
+                ``index`` set.
         """
+        op = "get"
         dest: Address | None = None
         try:
             async with asyncio.timeout(target.deadline):
@@ -378,25 +319,9 @@ class PysnmpClient(SnmpClient):
                 dest = _address(transport.transport_address)
                 auth = _credentials(target)
                 varbinds = [ObjectType(ObjectIdentity(parse_oid(oid))) for oid in oids]
-                if op == "get":
-                    call = get_cmd(
-                        engine, auth, transport, self._context, *varbinds, lookupMib=False
-                    )
-                elif op == "next":
-                    call = next_cmd(
-                        engine, auth, transport, self._context, *varbinds, lookupMib=False
-                    )
-                else:
-                    call = bulk_cmd(
-                        engine,
-                        auth,
-                        transport,
-                        self._context,
-                        0,
-                        max_repetitions,
-                        *varbinds,
-                        lookupMib=False,
-                    )
+                call = get_cmd(
+                    engine, auth, transport, self._context, *varbinds, lookupMib=False
+                )
                 error_indication, error_status, error_index, var_binds = await call
         except TimeoutError as exc:
             self._raise_stray(target, dest, op)
@@ -425,8 +350,6 @@ class PysnmpClient(SnmpClient):
             )
         status = int(error_status)
         if status:
-            if op == "next" and status == _NO_SUCH_NAME:
-                return []
             name = _ERROR_STATUS[status] if status < len(_ERROR_STATUS) else f"error{status}"
             index = int(error_index)
             raise SnmpError(
