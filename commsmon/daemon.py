@@ -1,8 +1,7 @@
-"""Wiring: sources -> core -> outputs in one asyncio TaskGroup.
-
-The daemon owns the one mutable :class:`~commsmon.core.fleet.Fleet`; sources feed it,
-the evaluation loop snapshots it for the outputs, operations persist and apply what
-people do. SIGHUP reloads the configuration (:meth:`Daemon.reload`).
+"""Wiring: sources -> core -> outputs in one asyncio TaskGroup. The daemon owns the one
+mutable :class:`~commsmon.core.fleet.Fleet`; sources feed it, the evaluation loop snapshots
+it for the outputs, operations persist and apply what people do. SIGHUP reloads the
+configuration (:meth:`Daemon.reload`).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ from commsmon.sources.base import Source
 from commsmon.sources.mqttfeed import MqttFeed
 from commsmon.sources.shards import Distributor
 from commsmon.sources.snmp import snmp_client_for
-from commsmon.sources.snmp.base import SnmpClient
 from commsmon.sources.snmp.poller import SnmpPoller
 from commsmon.state.store import Store
 from commsmon.systemd import Notifier, watchdog, watchdog_interval
@@ -50,16 +48,14 @@ class Daemon:
     Args:
         config: a loaded configuration, or what was derived from one
             (:func:`~commsmon.config.compile.load_setup`); the daemon keeps the setup.
-        snmp_client: the SNMP backend; ``defaults.snmp_backend`` (gufo) by default.
         registry: the daemon's own metrics, exposed after the fleet's.
         clock: wall clock, epoch seconds.
     """
 
-    def __init__(self, config: Config | Setup, *, snmp_client: SnmpClient | None = None,
-                 registry: CollectorRegistry = REGISTRY,
+    def __init__(self, config: Config | Setup, *, registry: CollectorRegistry = REGISTRY,
                  clock: Callable[[], float] = time.time) -> None:
         self.setup = config if isinstance(config, Setup) else Setup.of(config)
-        self._clock, self._registry, self._snmp_client = clock, registry, snmp_client
+        self._clock, self._registry = clock, registry
         self.tz = ZoneInfo(self.config.timezone)
         self.fleet = Fleet(self.setup.tracked, clock())
         know_sites({d.id: d.site for d in self.setup.inventory.devices.values()})
@@ -74,7 +70,7 @@ class Daemon:
         self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate)
         self.distribute = Distributor(plan, self.fleet)
         self._reload_requested = asyncio.Event()
-        self.listening: list[str] = []
+        self.listening: list[str] = []  # the URLs served, once running
         self.ready = asyncio.Event()
 
     @property
@@ -99,7 +95,7 @@ class Daemon:
     async def run(self) -> None:
         """Run until cancelled; cleans up sockets and files on the way out."""
         config, state = self.config, self.config.state_path()
-        client = self._snmp_client or snmp_client_for(config.defaults.snmp_backend)
+        client = snmp_client_for(config.defaults.snmp_backend)
         try:
             self.store = await self.operations.restore(state / "commsmon.db")
             await self.alerting.open(config.alerting)
