@@ -7,7 +7,7 @@ values are fixed sets, never taken from payloads.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "CONFIG_RELOAD_SUCCESS",
@@ -30,10 +30,6 @@ __all__ = [
     "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
 ]
-
-# Counters' *_created series double the exposition and nobody graphs them; this
-# module is where the daemon's metrics are made, so the switch is here.
-disable_created_metrics()  # type: ignore[no-untyped-call]
 
 SNMP_REQUESTS = Counter(
     "commsmon_snmp_requests",

@@ -26,7 +26,7 @@ from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
 from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.state.outbox import Outbox
 
-__all__ = ["AlertService", "build_receiver"]
+__all__ = ["AlertService"]
 
 log = structlog.get_logger("commsmon.alerts")
 
