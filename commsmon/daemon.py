@@ -34,6 +34,7 @@ from commsmon.sources.mqttfeed import MqttFeed
 from commsmon.sources.shards import Distributor
 from commsmon.sources.snmp import snmp_client_for
 from commsmon.sources.snmp.poller import SnmpPoller
+from commsmon.sources.traps.receiver import TrapReceiver
 from commsmon.state.store import Store
 from commsmon.systemd import Notifier, watchdog, watchdog_interval
 
@@ -115,9 +116,10 @@ class Daemon:
                                   lambda up: self.fleet.set_source("mqtt", up, self._clock()),
                                   self.operations.checkin_heard, self.fleet.set_fault,
                                   self._clock)
-            self.sources = [SnmpPoller(client, self.setup.jobs, self.distribute,
-                                       concurrency=config.defaults.snmp_concurrency,
-                                       clock=self._clock), mqtt]
+            poller = SnmpPoller(client, self.setup.jobs, self.distribute,
+                                concurrency=config.defaults.snmp_concurrency, clock=self._clock)
+            traps = TrapReceiver(self.setup, self.distribute, poller.poll_now, state, self._clock)
+            self.sources = [poller, mqtt, traps]
             self.distribute.forward = mqtt.forward
             async with asyncio.TaskGroup() as tg:
                 for source in self.sources:

@@ -29,6 +29,8 @@ __all__ = [
     "SNMP_REQUESTS",
     "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
+    "TRAPS_DROPPED",
+    "TRAPS_RECEIVED",
 ]
 
 SNMP_REQUESTS = Counter(
@@ -133,4 +135,18 @@ OUTBOX_PENDING = Gauge(
 OUTBOX_OLDEST_AGE = Gauge(
     "commsmon_outbox_oldest_age_seconds",
     "Seconds since the oldest pending notification was added to the outbox; 0 when none.",
+)
+TRAPS_RECEIVED = Counter(
+    "commsmon_traps_received",
+    "SNMP traps and informs applied, by site, device and trap (the profile's name for it; "
+    "'other' for a trap OID its profile does not know).",
+    ["site", "device", "trap"],
+)
+TRAPS_DROPPED = Counter(
+    "commsmon_traps_dropped",
+    "SNMP traps and informs dropped, by reason: unknown_source (outside traps.allow, or no "
+    "or several devices match), bad_community, v3_unknown_engine (an engine ID or user not "
+    "configured), v3_auth (a wrong key), rate_limited, "
+    "malformed (no snmpTrapOID), queue_full.",
+    ["reason"],
 )

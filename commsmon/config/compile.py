@@ -20,6 +20,7 @@ from commsmon.outputs.metrics import FleetExposition
 from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS
 from commsmon.sources.mqtt import Route, routes_from_config
 from commsmon.sources.snmp.poller import PollJob, jobs_from_config
+from commsmon.sources.traps.senders import Senders, senders_from_config
 
 __all__ = ["Setup", "load_setup", "reload_setup"]
 
@@ -43,6 +44,7 @@ class Setup:
         jobs: the SNMP devices this instance polls.
         routes: the MQTT topics it reads.
         exposition: the renderer of its /metrics.
+        senders: the devices traps may come from.
     """
 
     settings: Settings
@@ -52,6 +54,7 @@ class Setup:
     jobs: list[PollJob]
     routes: dict[str, Route]
     exposition: FleetExposition
+    senders: Senders
 
     @classmethod
     def of(cls, config: Config) -> Setup:
@@ -66,6 +69,7 @@ class Setup:
             jobs=[j for j in jobs_from_config(config) if plan.owns(inventory.devices[j.device])],
             routes=routes_from_config(config, plan),
             exposition=FleetExposition(config, inventory),
+            senders=senders_from_config(config),
         )
 
     def restart_only_changes(self, new: Setup) -> list[str]:

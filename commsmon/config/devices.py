@@ -75,6 +75,10 @@ class SnmpDefaults(StrictModel):
         return self
 
 
+#: SnmpSpec fields of the target alone, not in ``defaults.snmp``.
+_TARGET_ONLY = frozenset({"host", "charset", "reply_from", "trap_from", "engine_id"})
+
+
 class SnmpSpec(StrictModel):
     """A device's SNMP agent; unset fields come from ``defaults.snmp``.
 
@@ -88,12 +92,17 @@ class SnmpSpec(StrictModel):
         reply_from: IP addresses besides ``host``'s the agent may answer from
             (a VRRP pair, a router answering from another interface). A reply
             from any other address is dropped and the device's reason says so.
+        trap_from: IP addresses besides ``host``'s its traps name (``snmpTrapAddress.0``,
+            the v1 agent-addr) or come from (a NAT'd village router).
+        engine_id: its snmpEngineID in hex, to match its v3 traps.
     """
 
     host: str
     port: Port | None = None
     charset: str | None = None
     reply_from: list[IPvAnyAddress] = []
+    trap_from: list[IPvAnyAddress] = []
+    engine_id: Annotated[str, Field(pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")] | None = None
     version: Literal["v1", "v2c", "v3"] | None = None
     community: SecretStr | None = None
     user: SnmpUserSpec | None = None
@@ -114,8 +123,7 @@ class SnmpSpec(StrictModel):
 
     def resolve(self, defaults: SnmpDefaults) -> SnmpDefaults:
         """This target's settings with the defaults filled in (host and charset apart)."""
-        given = {k: getattr(self, k)
-                 for k in self.model_fields_set - {"host", "charset", "reply_from"}
+        given = {k: getattr(self, k) for k in self.model_fields_set - _TARGET_ONLY
                  if getattr(self, k) is not None}
         return defaults.model_validate({**dict(defaults), **given})
 

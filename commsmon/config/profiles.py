@@ -127,6 +127,27 @@ RESERVED_METRIC_PREFIXES = (
 )
 
 
+class TrapSpec(StrictModel):
+    """What a trap (or inform) of a profile's device means.
+
+    A trap only raises: its ``set`` values and the readings decoded from its
+    ``varbinds`` apply at once (the UPS on battery: a power outage now); what
+    would clear something is left to the poll it asks for (``poll``), so a trap
+    never ends an outage on its own.
+
+    Attributes:
+        name: the trap's name, the ``trap`` label of commsmon_traps_received_total.
+        set: readings the trap states (decoded values: enum labels, SI numbers).
+        varbinds: readings decoded from the trap's varbinds, by varbind OID.
+        poll: poll the device now to confirm (and to see what cleared).
+    """
+
+    name: Identifier
+    set: dict[Identifier, float | str | bool] = {}
+    varbinds: dict[Identifier, ReadingSpec] = {}
+    poll: bool = True
+
+
 class Profile(StrictModel):
     """A device model: where its readings are and what makes it unhealthy.
 
@@ -138,6 +159,7 @@ class Profile(StrictModel):
             a reading is true for three of them unless it sets ``max_age``.
         stale_after: seconds of silence before a pushed device counts as
             failed; ``None`` to rely on presence (Last Will) alone.
+        traps: what each trap OID the device sends means (:class:`TrapSpec`).
     """
 
     name: Identifier
@@ -149,6 +171,7 @@ class Profile(StrictModel):
     stale_after: Seconds | None = None
     readings: dict[Identifier, ReadingSpec] = {}
     health: list[HealthSpec] = []
+    traps: dict[Oid, TrapSpec] = {}
 
     @model_validator(mode="after")
     def _consistent(self) -> Profile:
@@ -184,4 +207,8 @@ class Profile(StrictModel):
             if found is not None and found.enum is not None and label not in found.enum.values():
                 raise ValueError(f"reading {name}: its enum has no label {label!r}, which the "
                                  "core compares it with: without it the condition is never seen")
+        for oid, trap in self.traps.items():
+            for name in (*trap.set, *trap.varbinds):
+                if name not in self.readings:
+                    raise ValueError(f"trap {oid} ({trap.name}) names unknown reading {name!r}")
         return self

@@ -17,6 +17,7 @@ from commsmon.config.devices import DeviceSpec, SiteSpec, SnmpDefaults
 from commsmon.config.inventory import build_inventory
 from commsmon.config.profiles import Profile
 from commsmon.config.services import HttpSpec, MqttSpec, ShardSpec
+from commsmon.config.traps import TrapsSpec
 from commsmon.core.model import Inventory
 from commsmon.core.types import DeviceKind
 
@@ -54,6 +55,7 @@ class Settings(StrictModel):
     http: HttpSpec = HttpSpec()
     shard: ShardSpec = ShardSpec()
     alerting: AlertingSpec = AlertingSpec()
+    traps: TrapsSpec = TrapsSpec()
     profiles_dir: str = "profiles"
     profiles: dict[str, Profile] = {}
     path: Path | None = None

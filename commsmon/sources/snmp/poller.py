@@ -180,6 +180,7 @@ class SnmpPoller(Source):
         self._rates = CounterRates()  # last sample of every counter reading
         self._engines: dict[bytes, str] = {}  # snmpEngineID -> the device that answered
         self._group: asyncio.TaskGroup | None = None
+        self._urgent: set[str] = set()  # devices with a poll_now in flight
         self._schedules: dict[str, _Schedule] = {}
         self._heap: list[tuple[float, int, str]] = []  # (loop time, generation, device)
         self._generation = 0
@@ -219,6 +220,18 @@ class SnmpPoller(Source):
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
+
+    def poll_now(self, device: str) -> bool:
+        """Poll ``device`` once now, beside its schedule (a trap asks for confirmation);
+        its cadence stays. ``False`` if it is not polled here, not running, or such a
+        poll is already in flight."""
+        job = self._jobs.get(device)
+        if job is None or self._group is None or device in self._urgent:
+            return False
+        self._urgent.add(device)
+        task = self._group.create_task(self.poll(job))
+        task.add_done_callback(lambda _: self._urgent.discard(device))
+        return True
 
     async def reconfigure(self, setup: Setup) -> bool:
         """Poll the reloaded setup's jobs, in place: unchanged devices keep their

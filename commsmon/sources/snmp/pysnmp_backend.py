@@ -71,7 +71,7 @@ from commsmon.sources.snmp.base import (
 )
 from commsmon.sources.snmp.wire import Address, ReplyGate, ReplyPolicy, stray_error
 
-__all__ = ["PysnmpClient", "to_snmp_value"]
+__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "PysnmpClient", "to_snmp_value"]
 
 # pysnmp's error indications for the USM reports an agent answers a rejected
 # request with (RFC 3414 §3.2), by the counter they report.
@@ -86,13 +86,13 @@ _USM_REPORTS: dict[type, str] = {
     errind.UnsupportedSecurityLevel: "usmStatsUnsupportedSecLevels",
 }
 _MP_MODEL: Final[dict[str, int]] = {"v1": 0, "v2c": 1}
-_AUTH: Final[dict[str, Any]] = {
+AUTH_PROTOCOLS: Final[dict[str, Any]] = {
     "md5": usmHMACMD5AuthProtocol, "sha": usmHMACSHAAuthProtocol,
     "sha224": usmHMAC128SHA224AuthProtocol, "sha256": usmHMAC192SHA256AuthProtocol,
     "sha384": usmHMAC256SHA384AuthProtocol, "sha512": usmHMAC384SHA512AuthProtocol,
 }
 # AES-192/256 keys extended as net-snmp and gufo do (Blumenthal draft), not Reeder's.
-_PRIV: Final[dict[str, Any]] = {
+PRIV_PROTOCOLS: Final[dict[str, Any]] = {
     "des": usmDESPrivProtocol, "aes": usmAesCfb128Protocol,
     "aes192": usmAesBlumenthalCfb192Protocol, "aes256": usmAesBlumenthalCfb256Protocol,
 }
@@ -402,8 +402,8 @@ def _credentials(target: SnmpTarget) -> CommunityData | UsmUserData:
         user.name,
         authKey=user.auth_password or None,
         privKey=user.priv_password or None,
-        authProtocol=_AUTH[user.auth_protocol] if user.auth_protocol else None,
-        privProtocol=_PRIV[user.priv_protocol] if user.priv_protocol else None,
+        authProtocol=AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else None,
+        privProtocol=PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else None,
     )
 
 

@@ -1,0 +1,330 @@
+"""The trap and inform receiver: pysnmp 7's notification receiver on the event loop.
+
+pysnmp facts this module is built around (7.1, read from its source and tried
+against net-snmp's ``snmptrap``/``snmpinform``):
+
+- ``ntfrcv.NotificationReceiver(engine, cb)`` takes v1 traps (converted to the
+  v2 form, RFC 3584: snmpTrapOID.0 from enterprise and specific-trap,
+  snmpTrapAddress.0 from agent-addr), v2c traps and informs, v3 traps and
+  informs; informs are answered by pysnmp itself. The callback gets the
+  varbinds; the UDP source and the security model come from the execution
+  context ``rfc3412.receiveMessage:request``, a v3 sender's engine ID from the
+  execution point ``rfc3414.processIncomingMsg`` (net-snmp's traps do
+  not carry it as contextEngineID).
+- A v3 trap authenticates only if its sender's engine ID was configured with the
+  user (``add_v3_user(..., securityEngineId=...)``); an inform is sent to our
+  engine ID (discovered by the sender), so the user is also added without one.
+- A wrong community or key is dropped inside pysnmp; the execution points
+  ``rfc2576.prepareDataElements:sm-failure`` and
+  ``rfc3412.prepareDataElements:sm-failure`` say so, and are counted.
+
+What commsmon adds: an allow-list and a per-source token bucket in front of
+the decoder (a storm costs a counter, not a decode), a bounded queue between
+the decoder and the effects, matching to a device
+(:mod:`~commsmon.sources.traps.senders`), the profile's meaning of the trap,
+a 5-second dedup of identical traps (UPS-MIB repeats), and a confirming poll.
+A trap only raises; clearing is left to that poll. Our engine ID and boot
+counter live in the state directory (``traps-engine.json``), boots raised at
+every start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pysnmp.carrier.asyncio.dgram.udp import DOMAIN_NAME, UdpAsyncioTransport
+from pysnmp.entity import config as engine_config
+from pysnmp.entity import engine as snmp_engine
+from pysnmp.entity.rfc3413 import ntfrcv
+from pysnmp.proto import errind
+from pysnmp.proto.api import v2c
+
+from commsmon.aio import run_until
+from commsmon.config.traps import TrapsSpec
+from commsmon.core.types import Observation, Reading
+from commsmon.log import LogOnce
+from commsmon.selfmetrics import TRAPS_DROPPED, TRAPS_RECEIVED
+from commsmon.sources.base import Source
+from commsmon.sources.convert import DecodeError, decode_varbind
+from commsmon.sources.snmp.base import SnmpValue
+from commsmon.sources.snmp.pysnmp_backend import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_snmp_value
+
+if TYPE_CHECKING:
+    from commsmon.config.compile import Setup
+
+__all__ = ["SNMP_TRAP_ADDRESS", "SNMP_TRAP_OID", "TrapReceiver"]
+
+log = structlog.get_logger("commsmon.traps")
+
+SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"  # SNMPv2-MIB snmpTrapOID.0
+SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # SNMP-COMMUNITY-MIB snmpTrapAddress.0
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+DEDUP_SECONDS = 5.0  # RFC 1628 §3.4: a UPS repeats its traps; identical ones within 5 s are one
+BURST = 5.0  # a source's token bucket holds this many seconds of its rate
+UNKNOWN_KEPT = 100  # unknown trap OIDs remembered for the API
+_UNKNOWN_SENDER = (errind.UnknownEngineID, errind.UnknownSecurityName, errind.UnknownUserName)
+
+
+@dataclass(frozen=True, slots=True)
+class Trap:
+    """One decoded notification, as queued for its effects."""
+
+    source: str
+    engine_id: bytes | None
+    oid: str
+    values: dict[str, SnmpValue]
+
+
+class _Bucket:
+    """A token bucket: ``rate`` per second, holding at most ``burst`` tokens."""
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate, self.burst, self.tokens, self.at = rate, burst, burst, now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
+    """pysnmp's UDP server transport behind the allow-list and the token buckets."""
+
+    def __init__(self, spec: TrapsSpec) -> None:
+        super().__init__()
+        self._allow = spec.allow
+        self._rate = spec.rate
+        self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
+
+    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
+        source, now = str(transportAddress[0]), time.monotonic()
+        if self._allow and not any(ipaddress.ip_address(source) in net for net in self._allow):
+            TRAPS_DROPPED.labels("unknown_source").inc()
+            return
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            bucket = self._buckets[source] = _Bucket(self._rate, self._rate * BURST, now)
+            if len(self._buckets) > 10_000:  # a spoofed storm must not grow this
+                self._buckets.popitem(last=False)
+        if not bucket.take(now):
+            TRAPS_DROPPED.labels("rate_limited").inc()
+            return
+        super().datagram_received(datagram, transportAddress)
+
+
+class TrapReceiver(Source):
+    """Listens for traps and informs as ``setup.settings.traps`` says (off without
+    ``listen``) and hands what they mean to ``sink``.
+
+    Args:
+        setup: the setup to start with.
+        sink: where observations go.
+        poll_now: asks the poller for a confirming poll of a device.
+        state_dir: where the engine ID and boot counter are kept.
+        clock: wall clock, epoch seconds.
+    """
+
+    name = "traps"
+
+    def __init__(self, setup: Setup, sink: Callable[[Observation], None],
+                 poll_now: Callable[[str], object], state_dir: Path,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._setup, self._sink, self._poll_now = setup, sink, poll_now
+        self._state_dir, self._clock = state_dir, clock
+        self._restart = asyncio.Event()
+        self._queue: asyncio.Queue[Trap] = asyncio.Queue(setup.settings.traps.queue_size)
+        self._seen: dict[tuple[str, str, tuple[tuple[str, Any], ...]], float] = {}
+        self._once = LogOnce()
+        self.unknown: collections.deque[tuple[float, str, str]] = collections.deque(
+            maxlen=UNKNOWN_KEPT)
+        self.listening: list[tuple[str, int]] = []
+        self.engine_id: bytes = b""
+        self._sender_engine: bytes | None = None
+
+    async def run(self) -> None:
+        """Listen until cancelled, starting over when :meth:`reconfigure` asks."""
+        while True:
+            spec = self._setup.settings.traps
+            await run_until(self._serve(spec) if spec.listen else None, self._restart)
+
+    async def reconfigure(self, setup: Setup) -> bool:
+        """Start over if the ``traps`` section changed; senders apply in place."""
+        old, self._setup = self._setup, setup
+        if setup.settings.traps == old.settings.traps:
+            return False
+        self._restart.set()
+        return True
+
+    async def _serve(self, spec: TrapsSpec) -> None:
+        engine = self._engine(spec)
+        try:
+            for shared, devices in self._setup.senders.shared().items():
+                log.warning("several devices send traps from one address: their traps "
+                            "need snmpTrapAddress.0 or an engine ID", address=shared,
+                            devices=list(devices))
+            ntfrcv.NotificationReceiver(engine, self._received)
+            engine.transport_dispatcher.job_started(1)
+            await asyncio.sleep(0)  # the endpoints open
+            log.info("listening for snmp traps", listen=self.listening,
+                     engine_id=self.engine_id.hex())
+            while True:
+                self._apply(await self._queue.get())
+        finally:
+            engine.close_dispatcher()
+
+    def _engine(self, spec: TrapsSpec) -> Any:
+        """A pysnmp engine with our persisted engine ID and boots, its transports,
+        communities and users."""
+        engine_id, boots = _engine_identity(self._state_dir / "traps-engine.json")
+        self.engine_id = engine_id
+        engine = snmp_engine.SnmpEngine(v2c.OctetString(engine_id))
+        (mib_boots,) = engine.get_mib_builder().import_symbols(
+            "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
+        mib_boots.syntax = mib_boots.syntax.clone(boots)
+        self.listening = []
+        for i, address in enumerate(spec.listen):
+            host, port = address.rsplit(":", 1)
+            transport = _GatedServer(spec).open_server_mode((host, int(port)))
+            engine_config.add_transport(engine, (*DOMAIN_NAME, i + 1), transport)
+            self.listening.append((host, int(port)))
+        for i, community in enumerate(spec.communities):
+            engine_config.add_v1_system(engine, f"community-{i}", community.get_secret_value())
+        for user in spec.users:
+            auth = user.auth_password.get_secret_value() if user.auth_password else None
+            priv = user.priv_password.get_secret_value() if user.priv_password else None
+            keys = (
+                AUTH_PROTOCOLS[user.auth_protocol] if auth else engine_config.USM_AUTH_NONE, auth,
+                PRIV_PROTOCOLS[user.priv_protocol] if priv else engine_config.USM_PRIV_NONE, priv)
+            engine_config.add_v3_user(engine, user.name, *keys)  # informs: our engine
+            if user.engine_id:
+                sender = v2c.OctetString(hexValue=user.engine_id.removeprefix("0x"))
+                engine_config.add_v3_user(engine, user.name, *keys, securityEngineId=sender)
+        engine.observer.register_observer(self._refused, "rfc2576.prepareDataElements:sm-failure",
+                                          "rfc3412.prepareDataElements:sm-failure")
+        engine.observer.register_observer(self._authoritative,
+                                          "rfc3414.processIncomingMsg")
+        return engine
+
+    def _authoritative(self, engine: Any, point: str, context: dict[str, Any],
+                       cb_ctx: Any) -> None:
+        """pysnmp observer: the msgAuthoritativeEngineID of the v3 message being
+        decoded (a trap's sender; the contextEngineID need not be it). The callback
+        below runs within the same datagram's processing, so the last one is its own."""
+        engine_id = context.get("securityEngineId")
+        self._sender_engine = bytes(engine_id) if engine_id else None
+
+    def _refused(self, engine: Any, point: str, context: dict[str, Any], cb_ctx: Any) -> None:
+        """pysnmp observer: a notification its security model refused."""
+        if point.startswith("rfc2576"):
+            TRAPS_DROPPED.labels("bad_community").inc()
+            return
+        if int(context.get("securityLevel") or 1) == 1:
+            return  # an inform sender discovering our engine ID: that is the protocol
+        status = context.get("statusInformation") or {}
+        # A v3 trap from an engine ID no user is configured with finds no user for
+        # it: pysnmp says unknown security name, as for an unknown user name.
+        unknown = isinstance(status.get("errorIndication"), _UNKNOWN_SENDER)
+        TRAPS_DROPPED.labels("v3_unknown_engine" if unknown else "v3_auth").inc()
+
+    def _received(self, engine: Any, state_reference: Any, context_engine_id: Any,
+                  context_name: Any, var_binds: Any, cb_ctx: Any) -> None:
+        """pysnmp callback: one authenticated notification, decoded; queued."""
+        context = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+        source = str(context["transportAddress"][0])
+        v3 = int(context["securityModel"]) == 3
+        try:
+            values = {".".join(map(str, name.asTuple())): to_snmp_value(value)
+                      for name, value in var_binds}
+        except Exception:  # a value pysnmp decoded but we cannot type
+            TRAPS_DROPPED.labels("malformed").inc()
+            return
+        oid = values.get(SNMP_TRAP_OID)
+        if oid is None or not isinstance(oid.value, str):
+            TRAPS_DROPPED.labels("malformed").inc()
+            return
+        trap = Trap(source, self._sender_engine if v3 else None, oid.value, values)
+        try:
+            self._queue.put_nowait(trap)
+        except asyncio.QueueFull:
+            TRAPS_DROPPED.labels("queue_full").inc()
+
+    def _apply(self, trap: Trap) -> None:
+        """Match the trap to its device and apply what its profile says it means."""
+        address = trap.values.get(SNMP_TRAP_ADDRESS)
+        match = self._setup.senders.match(
+            trap.engine_id, str(address.value) if address is not None else None, trap.source)
+        if match.sender is None:
+            TRAPS_DROPPED.labels("unknown_source").inc()
+            if self._once.first(("sender", trap.source), match.ambiguous):
+                log.warning("snmp trap from no single known device", source=trap.source,
+                            trap=trap.oid, rule=match.rule, devices=list(match.ambiguous))
+            return
+        device = self._setup.inventory.devices.get(match.sender.device)
+        profile = self._setup.settings.profiles.get(match.sender.profile)
+        spec = profile.traps.get(trap.oid) if profile else None
+        if device is None or profile is None or spec is None:
+            TRAPS_RECEIVED.labels(device.site if device else "", match.sender.device,
+                                  "other").inc()
+            self.unknown.append((self._clock(), match.sender.device, trap.oid))
+            return
+        key = (device.id, trap.oid, tuple(sorted(
+            (oid, value.value) for oid, value in trap.values.items() if oid != SYS_UPTIME)))
+        now = time.monotonic()
+        if now - self._seen.get(key, float("-inf")) < DEDUP_SECONDS:
+            return
+        self._seen = {k: t for k, t in self._seen.items() if now - t < DEDUP_SECONDS}
+        self._seen[key] = now
+        TRAPS_RECEIVED.labels(device.site, device.id, spec.name).inc()
+        readings: dict[str, Reading] = dict(spec.set)
+        for name, reading in spec.varbinds.items():
+            value = trap.values.get(reading.oid or "")
+            if value is None:
+                continue
+            try:
+                decoded = decode_varbind(reading, value)
+            except DecodeError:
+                continue
+            if decoded is not None:
+                readings[name] = decoded
+        log.info("snmp trap", device=device.id, trap=spec.name, rule=match.rule,
+                 readings=readings or None)
+        if readings:
+            self._sink(Observation(device.id, self._clock(), True, readings))
+        if spec.poll:
+            self._poll_now(device.id)
+
+
+def _engine_identity(path: Path) -> tuple[bytes, int]:
+    """Our snmpEngineID and this start's snmpEngineBoots, kept in ``path``: the ID is made
+    once (RFC 3411 format 5: enterprise 0, eight random octets), boots rise by one at
+    every start so that informs' senders keep their time window right (RFC 3414 §2.2).
+    A file that cannot be written keeps the ID for this run only (logged)."""
+    try:
+        kept = json.loads(path.read_text())
+        engine_id, boots = bytes.fromhex(kept["engine_id"]), int(kept["boots"]) + 1
+    except (OSError, ValueError, KeyError, TypeError):
+        engine_id, boots = b"\x80\x00\x00\x00\x05" + os.urandom(8), 1
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps({"engine_id": engine_id.hex(), "boots": boots}))
+        temporary.replace(path)
+    except OSError as exc:
+        log.error("snmp engine identity not kept: informs' senders may see old boots",
+                  path=str(path), error=str(exc))
+    return engine_id, boots

@@ -1,0 +1,225 @@
+"""The trap and inform receiver against net-snmp's ``snmptrap`` and ``snmpinform``
+(loopback only), through the real config loader.
+
+The village: a UPS behind a router's NAT (its traps come from the router's address
+but name the UPS in snmpTrapAddress.0 / the v1 agent-addr: 10.8.1.20), with a v3
+engine ID for its v3 traps. What a trap means is its profile's (ups-rfc1628):
+upsTrapOnBattery says output_source battery and the runtime it carries (12 min ->
+720 s); the alarm-removed trap says nothing and asks for a poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from commsmon.config.compile import Setup
+from commsmon.config.load import load_config
+from commsmon.core.types import Observation
+from commsmon.sources.traps.receiver import TrapReceiver
+from tests.snmpd import free_udp_port
+
+pytestmark = pytest.mark.integration
+
+PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"
+UPS_ENGINE = "8000000001020304"
+ON_BATTERY = "1.3.6.1.2.1.33.2.1"
+ALARM_REMOVED = "1.3.6.1.2.1.33.2.4"
+MINUTES = "1.3.6.1.2.1.33.1.2.3.0"
+TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
+USER = ["-u", "upstrap", "-l", "authPriv", "-a", "SHA-256", "-A", "trap-auth-1",
+        "-x", "AES", "-X", "trap-priv-1"]
+
+
+def config_text(port: int, allow: str = "[]", rate: float = 50) -> str:
+    return f"""
+district: 测试区
+profiles_dir: {PROFILES}
+traps:
+  listen: ["127.0.0.1:{port}"]
+  communities: [trap-community]
+  allow: {allow}
+  rate: {rate}
+  users:
+    - {{name: upstrap, auth_password: trap-auth-1, priv_password: trap-priv-1,
+       engine_id: "{UPS_ENGINE}"}}
+sites:
+  - id: v01
+    name: 石门村
+    town: 山城街道
+    devices:
+      - {{id: v01-router, kind: router, profile: router-mib2, channel: public,
+         params: {{uplink_ifindex: 2}}, snmp: {{host: 127.0.0.1, port: 1161}}}}
+      - {{id: v01-ups, kind: ups, profile: ups-rfc1628,
+         snmp: {{host: 10.8.1.20, port: 161, trap_from: [10.8.1.20], engine_id: "{UPS_ENGINE}"}}}}
+"""
+
+
+class Village:
+    """A receiver on an ephemeral port, with what it produced."""
+
+    def __init__(self, port: int, state: Path) -> None:
+        self.port, self.state = port, state
+        self.seen: list[Observation] = []
+        self.polled: list[str] = []
+        self.changed = asyncio.Event()
+        self.receiver: TrapReceiver
+
+    def sink(self, obs: Observation) -> None:
+        self.seen.append(obs)
+        self.changed.set()
+
+    async def send(self, *args: str, command: str = "snmptrap") -> int:
+        proc = await asyncio.create_subprocess_exec(
+            command, *args[:-1], f"127.0.0.1:{self.port}", *args[-1].split("|"),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        await proc.communicate()
+        return proc.returncode or 0
+
+    async def wait_for(self, count: int) -> list[Observation]:
+        """The observations once there are ``count`` (a generous 10 s bound)."""
+        async with asyncio.timeout(10.0):
+            while len(self.seen) < count:
+                self.changed.clear()
+                await self.changed.wait()
+        return self.seen
+
+
+@contextlib.asynccontextmanager
+async def village(tmp_path: Path, **kwargs: object) -> AsyncIterator[Village]:
+    port = free_udp_port()
+    path = tmp_path / "commsmon.yaml"
+    path.write_text(config_text(port, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
+    found = Village(port, tmp_path / "state")
+    found.receiver = TrapReceiver(Setup.of(load_config(path)), found.sink, found.polled.append,
+                                  found.state)
+    task = asyncio.create_task(found.receiver.run())
+    await asyncio.sleep(0.2)  # the endpoint opens
+    try:
+        yield found
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def dropped(reason: str) -> float:
+    return REGISTRY.get_sample_value("commsmon_traps_dropped_total", {"reason": reason}) or 0.0
+
+
+def on_battery_v2c(community: str = "trap-community", minutes: int = 12) -> tuple[str, ...]:
+    # -v2c -c C <host> '' trapOID varbinds: through NAT, snmpTrapAddress.0 names the UPS.
+    return ("-v2c", "-c", community,
+            f"|{ON_BATTERY}|{MINUTES}|i|{minutes}|{TRAP_ADDRESS}|a|10.8.1.20")
+
+
+async def test_on_battery_through_nat_is_a_power_outage_now_and_asks_for_a_poll(
+        tmp_path: Path) -> None:
+    """v2c, source 127.0.0.1 (the router), snmpTrapAddress.0 10.8.1.20: the UPS. Its
+    reading says battery at once, runtime 12 min = 720 s, and a poll is asked for."""
+    async with village(tmp_path) as v:
+        assert await v.send(*on_battery_v2c()) == 0
+        (obs,) = await v.wait_for(1)
+        await asyncio.sleep(0.1)
+    assert obs.device == "v01-ups" and obs.reachable
+    assert obs.readings == {"output_source": "battery", "runtime": 720}
+    assert v.polled == ["v01-ups"]
+
+
+async def test_v1_agent_addr_names_the_device(tmp_path: Path) -> None:
+    """snmptrap -v1: enterprise upsTraps, specific 1, agent-addr 10.8.1.20 -> the same."""
+    async with village(tmp_path) as v:
+        code = await v.send("-v1", "-c", "trap-community",
+                            f"1.3.6.1.2.1.33.2|10.8.1.20|6|1||{MINUTES}|i|30")
+        (obs,) = await v.wait_for(1)
+    assert code == 0
+    assert (obs.device, obs.readings) == ("v01-ups", {"output_source": "battery", "runtime": 1800})
+
+
+async def test_a_wrong_community_is_dropped_and_counted(tmp_path: Path) -> None:
+    async with village(tmp_path) as v:
+        before = dropped("bad_community")
+        await v.send(*on_battery_v2c(community="guess"))
+        await asyncio.sleep(0.3)
+    assert v.seen == [] and dropped("bad_community") == before + 1
+
+
+async def test_a_source_outside_the_allow_list_is_dropped(tmp_path: Path) -> None:
+    async with village(tmp_path, allow='["10.0.0.0/8"]') as v:
+        before = dropped("unknown_source")
+        await v.send(*on_battery_v2c())
+        await asyncio.sleep(0.3)
+    assert v.seen == [] and dropped("unknown_source") == before + 1
+
+
+async def test_v3_traps_need_the_senders_engine_id_and_key(tmp_path: Path) -> None:
+    """Right engine ID and keys: matched by the engine ID. Another engine ID:
+    v3_unknown_engine. A wrong key: v3_auth. Nothing but the first is applied."""
+    async with village(tmp_path) as v:
+        unknown, auth = dropped("v3_unknown_engine"), dropped("v3_auth")
+        await v.send("-v3", "-e", f"0x{UPS_ENGINE}", *USER, f"|{ON_BATTERY}|{MINUTES}|i|5")
+        (obs,) = await v.wait_for(1)
+        await v.send("-v3", "-e", "0x8000000009090909", *USER, f"|{ON_BATTERY}|{MINUTES}|i|6")
+        wrong = [a if a != "trap-auth-1" else "not-the-key" for a in USER]
+        await v.send("-v3", "-e", f"0x{UPS_ENGINE}", *wrong, f"|{ON_BATTERY}|{MINUTES}|i|7")
+        await asyncio.sleep(0.3)
+    assert obs.readings["runtime"] == 300 and len(v.seen) == 1
+    assert dropped("v3_unknown_engine") == unknown + 1
+    assert dropped("v3_auth") == auth + 1
+
+
+async def test_a_v3_inform_is_answered(tmp_path: Path) -> None:
+    """snmpinform discovers our engine ID and exits 0 only if we answered."""
+    async with village(tmp_path) as v:
+        code = await v.send("-v3", *USER, f"|{ON_BATTERY}|{MINUTES}|i|9|{TRAP_ADDRESS}|a|10.8.1.20",
+                            command="snmpinform")
+        (obs,) = await v.wait_for(1)
+    assert code == 0 and obs.readings["runtime"] == 540
+
+
+async def test_a_trap_never_clears_on_its_own(tmp_path: Path) -> None:
+    """upsTrapAlarmEntryRemoved (on battery no more, says the UPS): no reading changes,
+    the poll decides."""
+    async with village(tmp_path) as v:
+        await v.send("-v2c", "-c", "trap-community", f"|{ALARM_REMOVED}|{TRAP_ADDRESS}|a|10.8.1.20")
+        await asyncio.sleep(0.3)
+    assert v.seen == [] and v.polled == ["v01-ups"]
+
+
+async def test_identical_traps_within_5_s_are_one_and_unknown_oids_are_listed(
+        tmp_path: Path) -> None:
+    async with village(tmp_path) as v:
+        for _ in range(2):
+            await v.send(*on_battery_v2c())
+        await v.send("-v2c", "-c", "trap-community",
+                     f"|1.3.6.1.4.1.99999.0.7|{TRAP_ADDRESS}|a|10.8.1.20")
+        await asyncio.sleep(0.3)
+    assert len(v.seen) == 1
+    assert [(device, oid) for _, device, oid in v.receiver.unknown] == [
+        ("v01-ups", "1.3.6.1.4.1.99999.0.7")]
+
+
+async def test_a_source_over_its_rate_is_dropped(tmp_path: Path) -> None:
+    """rate 0.2/s: a bucket of one. The second and third trap in a row are dropped."""
+    async with village(tmp_path, rate=0.2) as v:
+        before = dropped("rate_limited")
+        for minutes in (1, 2, 3):
+            await v.send(*on_battery_v2c(minutes=minutes))
+        await asyncio.sleep(0.3)
+    assert len(v.seen) == 1 and dropped("rate_limited") == before + 2
+
+
+async def test_the_engine_id_survives_a_restart_and_boots_rise(tmp_path: Path) -> None:
+    ids, boots = [], []
+    for _ in range(2):
+        async with village(tmp_path) as v:
+            ids.append(v.receiver.engine_id)
+            boots.append(json.loads((v.state / "traps-engine.json").read_text())["boots"])
+    assert ids[0] == ids[1] and len(ids[0]) == 13
+    assert boots == [1, 2]
