@@ -5,6 +5,9 @@ against real agents in test_poller.py, test_snmp_auth.py and test_snmp_misbehavi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 import pytest
 
 from commsmon.config.profiles import ReadingSpec
@@ -91,3 +94,23 @@ async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() 
         rates.append((await poller.poll(job)).readings.get("rx"))
     assert rates == [None, pytest.approx(1000.0)]
     assert client.requests[0].oids == tuple(sorted([OCTETS, SYS_UPTIME]))
+
+
+async def test_poll_now_polls_once_beside_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trap asks for a poll: one poll now (a second ask while it is in flight is
+    refused), and the hourly schedule is not disturbed (no other request)."""
+    monkeypatch.setattr("commsmon.sources.snmp.poller.random.uniform", lambda low, high: high)
+    client = RecordingClient({"192.0.2.7:161": {CHARGE: integer(96), RUNTIME: integer(42)}})
+    seen: list[Observation] = []
+    job = PollJob("v01-ups", TARGET, 3600.0, SPECS)
+    poller = SnmpPoller(client, [job], seen.append, clock=lambda: NOW)
+    assert not poller.poll_now("v01-ups")  # not running yet
+    task = asyncio.create_task(poller.run())
+    await asyncio.sleep(0)  # the first scheduled poll is an hour away
+    assert poller.poll_now("v01-ups") and not poller.poll_now("v01-ups")
+    assert not poller.poll_now("nobody")
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(client.requests) == 1 and [o.device for o in seen] == ["v01-ups"]

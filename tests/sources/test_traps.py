@@ -21,6 +21,7 @@ from prometheus_client import REGISTRY
 
 from commsmon.config.compile import Setup
 from commsmon.config.load import load_config
+from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.sources.traps.receiver import TrapReceiver
 from tests.snmpd import free_udp_port
@@ -223,3 +224,14 @@ async def test_the_engine_id_survives_a_restart_and_boots_rise(tmp_path: Path) -
             boots.append(json.loads((v.state / "traps-engine.json").read_text())["boots"])
     assert ids[0] == ids[1] and len(ids[0]) == 13
     assert boots == [1, 2]
+
+
+async def test_on_battery_is_a_power_outage_in_the_core_before_any_poll(tmp_path: Path) -> None:
+    """The trap's observation alone, before any poll: site v01 has a power outage now."""
+    async with village(tmp_path) as v:
+        await v.send(*on_battery_v2c())
+        (obs,) = await v.wait_for(1)
+    fleet = Fleet(load_config(tmp_path / "commsmon.yaml").inventory(), obs.at - 1)
+    fleet.observe(obs)
+    site = fleet.evaluate(obs.at + 1).sites["v01"]
+    assert "power" in site.outages
