@@ -7,7 +7,11 @@ values are fixed sets, never taken from payloads.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 __all__ = [
     "CONFIG_RELOAD_SUCCESS",
@@ -150,3 +154,24 @@ TRAPS_DROPPED = Counter(
     "malformed (no snmpTrapOID), queue_full.",
     ["reason"],
 )
+
+
+class _UdpReceiveErrors(Collector):
+    """The kernel's count of UDP datagrams dropped because a socket's receive buffer was
+    full (``RcvbufErrors`` in /proc/net/snmp, the whole host): a trap storm that
+    outruns the receiver shows here, not in commsmon_traps_dropped_total."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        try:
+            with open("/proc/net/snmp", encoding="ascii") as table:
+                udp = [line.split()[1:] for line in table if line.startswith("Udp:")]
+            value = float(dict(zip(udp[0], udp[1], strict=True))["RcvbufErrors"])
+        except (OSError, LookupError, ValueError):
+            return
+        yield CounterMetricFamily(
+            "commsmon_udp_receive_buffer_errors",
+            "UDP datagrams the kernel dropped for a full socket receive buffer, whole host "
+            "(/proc/net/snmp RcvbufErrors).", value=value)
+
+
+REGISTRY.register(_UdpReceiveErrors())

@@ -32,9 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import ipaddress
 import json
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,8 +72,20 @@ SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"  # SNMPv2-MIB snmpTrapOID.0
 SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # SNMP-COMMUNITY-MIB snmpTrapAddress.0
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 DEDUP_SECONDS = 5.0  # RFC 1628 §3.4: a UPS repeats its traps; identical ones within 5 s are one
+RECEIVE_BUFFER = 4 << 20  # bytes of socket receive buffer asked for
 BURST = 5.0  # a source's token bucket holds this many seconds of its rate
 UNKNOWN_KEPT = 100  # unknown trap OIDs remembered for the API
+#: Notifications that say power or the uplink is lost, or an agent restarted: they
+#: skip the rate limit and are applied before the rest (v2 OIDs; a v1 trap's
+#: enterprise.0.specific form too).
+PRIORITY = frozenset({
+    "1.3.6.1.2.1.33.2.1", "1.3.6.1.2.1.33.2.0.1",  # UPS-MIB upsTrapOnBattery
+    "1.3.6.1.6.3.1.1.5.1", "1.3.6.1.6.3.1.1.5.3",  # SNMPv2-MIB coldStart, IF-MIB linkDown
+})
+_PRIORITY_BYTES = tuple(  # their BER content octets, looked for in a raw datagram
+    bytes([0x06, len(body)]) + body for body in (
+        bytes.fromhex("2b0601020121" "0201"), bytes.fromhex("2b0601020121" "02"),
+        bytes.fromhex("2b060106030101" "0501"), bytes.fromhex("2b060106030101" "0503")))
 _UNKNOWN_SENDER = (errind.UnknownEngineID, errind.UnknownSecurityName, errind.UnknownUserName)
 
 
@@ -111,6 +125,15 @@ class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
         self._rate = spec.rate
         self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
 
+    def connection_made(self, transport: Any) -> None:
+        # A storm outruns the default 208 KiB buffer in milliseconds; ask for RECEIVE_BUFFER
+        # (the kernel caps it at net.core.rmem_max: README, "Traps").
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        super().connection_made(transport)
+
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
         source, now = str(transportAddress[0]), time.monotonic()
         if self._allow and not any(ipaddress.ip_address(source) in net for net in self._allow):
@@ -121,7 +144,7 @@ class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
             bucket = self._buckets[source] = _Bucket(self._rate, self._rate * BURST, now)
             if len(self._buckets) > 10_000:  # a spoofed storm must not grow this
                 self._buckets.popitem(last=False)
-        if not bucket.take(now):
+        if not bucket.take(now) and not _urgent(datagram):
             TRAPS_DROPPED.labels("rate_limited").inc()
             return
         super().datagram_received(datagram, transportAddress)
@@ -147,7 +170,11 @@ class TrapReceiver(Source):
         self._setup, self._sink, self._poll_now = setup, sink, poll_now
         self._state_dir, self._clock = state_dir, clock
         self._restart = asyncio.Event()
-        self._queue: asyncio.Queue[Trap] = asyncio.Queue(setup.settings.traps.queue_size)
+        # Two lanes: what says power or the uplink is lost goes before the rest, and
+        # is never rate-limited (the gate lets it through on its OID, PRIORITY).
+        self._lanes: tuple[collections.deque[Trap], collections.deque[Trap]] = (
+            collections.deque(), collections.deque())
+        self._queued = asyncio.Event()
         self._seen: dict[tuple[str, str, tuple[tuple[str, Any], ...]], float] = {}
         self._once = LogOnce()
         self.unknown: collections.deque[tuple[float, str, str]] = collections.deque(
@@ -183,7 +210,14 @@ class TrapReceiver(Source):
             log.info("listening for snmp traps", listen=self.listening,
                      engine_id=self.engine_id.hex())
             while True:
-                self._apply(await self._queue.get())
+                await self._queued.wait()
+                applied = 0
+                while self._lanes[0] or self._lanes[1]:  # the urgent lane first
+                    self._apply((self._lanes[0] or self._lanes[1]).popleft())
+                    applied += 1
+                    if applied % 100 == 0:
+                        await asyncio.sleep(0)  # a storm's applying never holds the loop
+                self._queued.clear()
         finally:
             engine.close_dispatcher()
 
@@ -258,10 +292,12 @@ class TrapReceiver(Source):
             TRAPS_DROPPED.labels("malformed").inc()
             return
         trap = Trap(source, self._sender_engine if v3 else None, oid.value, values)
-        try:
-            self._queue.put_nowait(trap)
-        except asyncio.QueueFull:
+        lane = self._lanes[0] if trap.oid in PRIORITY else self._lanes[1]
+        if len(lane) >= self._setup.settings.traps.queue_size:
             TRAPS_DROPPED.labels("queue_full").inc()
+            return
+        lane.append(trap)
+        self._queued.set()
 
     def _apply(self, trap: Trap) -> None:
         """Match the trap to its device and apply what its profile says it means."""
@@ -307,6 +343,12 @@ class TrapReceiver(Source):
             self._sink(Observation(device.id, self._clock(), True, readings))
         if spec.poll:
             self._poll_now(device.id)
+
+
+def _urgent(datagram: bytes) -> bool:
+    """Whether a datagram names a PRIORITY notification (by the OID's encoding: a v1 or
+    v2c trap in the clear; an encrypted v3 one cannot say, and waits its turn)."""
+    return any(oid in datagram for oid in _PRIORITY_BYTES)
 
 
 def _engine_identity(path: Path) -> tuple[bytes, int]:
