@@ -19,7 +19,9 @@ against net-snmp's ``snmptrap``/``snmpinform``):
   ``rfc3412.prepareDataElements:sm-failure`` say so, and are counted.
 
 What commsmon adds: an allow-list and a per-source token bucket in front of
-the decoder (a storm costs a counter, not a decode), a bounded queue between
+the decoder (a storm costs a counter, not a decode), its own reading of v1 and
+v2c traps (:mod:`~commsmon.sources.traps.decode`: pysnmp costs a millisecond
+of CPU each; informs and SNMPv3 still go through it), a bounded queue between
 the decoder and the effects, matching to a device
 (:mod:`~commsmon.sources.traps.senders`), the profile's meaning of the trap,
 a 5-second dedup of identical traps (UPS-MIB repeats), and a confirming poll.
@@ -60,6 +62,7 @@ from commsmon.sources.base import Source
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.snmp.base import SnmpValue
 from commsmon.sources.snmp.pysnmp_backend import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_snmp_value
+from commsmon.sources.traps.decode import read_trap
 
 if TYPE_CHECKING:
     from commsmon.config.compile import Setup
@@ -119,8 +122,9 @@ class _Bucket:
 class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
     """pysnmp's UDP server transport behind the allow-list and the token buckets."""
 
-    def __init__(self, spec: TrapsSpec) -> None:
+    def __init__(self, spec: TrapsSpec, fast: Callable[[bytes, str], bool]) -> None:
         super().__init__()
+        self._fast = fast
         self._allow = spec.allow
         self._rate = spec.rate
         self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
@@ -147,7 +151,8 @@ class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
         if not bucket.take(now) and not _urgent(datagram):
             TRAPS_DROPPED.labels("rate_limited").inc()
             return
-        super().datagram_received(datagram, transportAddress)
+        if not self._fast(datagram, source):  # informs and SNMPv3: pysnmp's
+            super().datagram_received(datagram, transportAddress)
 
 
 class TrapReceiver(Source):
@@ -175,13 +180,15 @@ class TrapReceiver(Source):
         self._lanes: tuple[collections.deque[Trap], collections.deque[Trap]] = (
             collections.deque(), collections.deque())
         self._queued = asyncio.Event()
-        self._seen: dict[tuple[str, str, tuple[tuple[str, Any], ...]], float] = {}
+        self._seen: collections.OrderedDict[tuple[str, str, tuple[tuple[str, Any], ...]],
+                                            float] = collections.OrderedDict()
         self._once = LogOnce()
         self.unknown: collections.deque[tuple[float, str, str]] = collections.deque(
             maxlen=UNKNOWN_KEPT)
         self.listening: list[tuple[str, int]] = []
         self.engine_id: bytes = b""
         self._sender_engine: bytes | None = None
+        self._communities: frozenset[bytes] = frozenset()
 
     async def run(self) -> None:
         """Listen until cancelled, starting over when :meth:`reconfigure` asks."""
@@ -224,6 +231,7 @@ class TrapReceiver(Source):
     def _engine(self, spec: TrapsSpec) -> Any:
         """A pysnmp engine with our persisted engine ID and boots, its transports,
         communities and users."""
+        self._communities = frozenset(c.get_secret_value().encode() for c in spec.communities)
         engine_id, boots = _engine_identity(self._state_dir / "traps-engine.json")
         self.engine_id = engine_id
         engine = snmp_engine.SnmpEngine(v2c.OctetString(engine_id))
@@ -233,7 +241,7 @@ class TrapReceiver(Source):
         self.listening = []
         for i, address in enumerate(spec.listen):
             host, port = address.rsplit(":", 1)
-            transport = _GatedServer(spec).open_server_mode((host, int(port)))
+            transport = _GatedServer(spec, self._fast).open_server_mode((host, int(port)))
             engine_config.add_transport(engine, (*DOMAIN_NAME, i + 1), transport)
             self.listening.append((host, int(port)))
         for i, community in enumerate(spec.communities):
@@ -292,6 +300,25 @@ class TrapReceiver(Source):
             TRAPS_DROPPED.labels("malformed").inc()
             return
         trap = Trap(source, self._sender_engine if v3 else None, oid.value, values)
+        self._enqueue(trap)
+
+    def _fast(self, datagram: bytes, source: str) -> bool:
+        """A v1 or v2c trap read without pysnmp (:mod:`.decode`); ``False`` for what
+        pysnmp must handle (informs, SNMPv3)."""
+        try:
+            raw = read_trap(datagram)
+        except ValueError:
+            TRAPS_DROPPED.labels("malformed").inc()
+            return True
+        if raw is None:
+            return False
+        if raw.community not in self._communities:
+            TRAPS_DROPPED.labels("bad_community").inc()
+            return True
+        self._enqueue(Trap(source, None, raw.oid, raw.values))
+        return True
+
+    def _enqueue(self, trap: Trap) -> None:
         lane = self._lanes[0] if trap.oid in PRIORITY else self._lanes[1]
         if len(lane) >= self._setup.settings.traps.queue_size:
             TRAPS_DROPPED.labels("queue_full").inc()
@@ -321,9 +348,10 @@ class TrapReceiver(Source):
         key = (device.id, trap.oid, tuple(sorted(
             (oid, value.value) for oid, value in trap.values.items() if oid != SYS_UPTIME)))
         now = time.monotonic()
-        if now - self._seen.get(key, float("-inf")) < DEDUP_SECONDS:
+        while self._seen and now - next(iter(self._seen.values())) >= DEDUP_SECONDS:
+            self._seen.popitem(last=False)  # oldest first: insertion order is time order
+        if key in self._seen:
             return
-        self._seen = {k: t for k, t in self._seen.items() if now - t < DEDUP_SECONDS}
         self._seen[key] = now
         TRAPS_RECEIVED.labels(device.site, device.id, spec.name).inc()
         readings: dict[str, Reading] = dict(spec.set)
@@ -337,8 +365,6 @@ class TrapReceiver(Source):
                 continue
             if decoded is not None:
                 readings[name] = decoded
-        log.info("snmp trap", device=device.id, trap=spec.name, rule=match.rule,
-                 readings=readings or None)
         if readings:
             self._sink(Observation(device.id, self._clock(), True, readings))
         if spec.poll:

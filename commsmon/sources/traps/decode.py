@@ -1,0 +1,159 @@
+"""A v1 or v2c trap read straight from its bytes: the fast path past pysnmp.
+
+pysnmp decodes a notification through pyasn1 and its whole engine at about a
+millisecond of CPU each (bench/traps.py), which a storm turns into seconds of a
+blocked event loop. A v1 or v2c trap needs none of that: no answer, no keys,
+only its community compared, its varbinds read, and (v1) its header turned into
+the v2 form. Informs (they need an answer) and SNMPv3 (keys, engine IDs) still
+go through pysnmp.
+
+BER as in X.690; layouts from RFC 1157 §4.1.6 (Trap-PDU) and RFC 3416 §3
+(SNMPv2-Trap-PDU); the v1 to v2 translation is RFC 3584 §3.1: snmpTrapOID.0 is
+``1.3.6.1.6.3.1.1.5.<generic+1>`` for a generic trap, else
+``<enterprise>.0.<specific>``, and snmpTrapAddress.0 carries the agent-addr.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from commsmon.sources.snmp.base import SnmpValue, ValueType
+
+__all__ = ["RawTrap", "read_trap"]
+
+SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
+SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+_V1_TRAP, _V2_TRAP = 0xA4, 0xA7
+_UNSIGNED = {0x41: ValueType.COUNTER32, 0x42: ValueType.GAUGE32, 0x43: ValueType.TIMETICKS,
+             0x46: ValueType.COUNTER64}
+
+
+@dataclass(frozen=True, slots=True)
+class RawTrap:
+    """A trap read from its datagram.
+
+    Attributes:
+        community: the community it carried.
+        oid: snmpTrapOID.0 (v1 translated).
+        values: its varbinds by OID, with snmpTrapOID.0 and (v1) snmpTrapAddress.0.
+    """
+
+    community: bytes
+    oid: str
+    values: dict[str, SnmpValue]
+
+
+def read_trap(data: bytes) -> RawTrap | None:
+    """The v1 or v2c trap in ``data``; ``None`` if it is anything else (an inform,
+    SNMPv3, a request), which pysnmp then handles.
+
+    Raises:
+        ValueError: a v1/v2c trap that does not decode (malformed).
+    """
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    try:
+        _, pos, _ = _tlv(data, 0)
+        tag, start, end = _tlv(data, pos)
+        if tag != 0x02 or int.from_bytes(data[start:end], "big") not in (0, 1):
+            return None
+        tag, start, pos = _tlv(data, end)
+        community = data[start:pos]
+        pdu, pos, _ = _tlv(data, pos)
+    except ValueError:
+        return None
+    if pdu not in (_V1_TRAP, _V2_TRAP):
+        return None
+    values: dict[str, SnmpValue] = {}
+    if pdu == _V1_TRAP:
+        enterprise, pos = _value(data, pos)
+        agent, pos = _value(data, pos)
+        generic, pos = _value(data, pos)
+        specific, pos = _value(data, pos)
+        stamp, pos = _value(data, pos)
+        if not (isinstance(generic.value, int) and isinstance(specific.value, int)
+                and isinstance(enterprise.value, str)):
+            raise ValueError("v1 trap without enterprise or generic/specific numbers")
+        oid = (f"1.3.6.1.6.3.1.1.5.{generic.value + 1}" if generic.value < 6
+               else f"{enterprise.value}.0.{specific.value}")
+        values[SYS_UPTIME] = stamp
+        values[SNMP_TRAP_OID] = SnmpValue(ValueType.OBJECT_IDENTIFIER, oid)
+        values[SNMP_TRAP_ADDRESS] = agent
+    else:
+        for _ in range(3):  # request-id, error-status, error-index
+            _, _, pos = _tlv(data, pos)
+    tag, pos, end = _tlv(data, pos)
+    if tag != 0x30:
+        raise ValueError("no variable-bindings")
+    while pos < end:
+        tag, start, pos = _tlv(data, pos)
+        name, inner = _value(data, start)
+        value, _ = _value(data, inner)
+        if name.type is ValueType.OBJECT_IDENTIFIER and isinstance(name.value, str):
+            values[name.value] = value
+    trap_oid = values.get(SNMP_TRAP_OID)
+    if trap_oid is None or not isinstance(trap_oid.value, str):
+        raise ValueError("no snmpTrapOID.0")
+    return RawTrap(community, trap_oid.value, values)
+
+
+def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """The tag at ``pos``, where its content starts, and where it ends."""
+    if pos + 2 > len(data):
+        raise ValueError("cut short")
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        size = length & 0x7F
+        if not 0 < size <= 4 or pos + size > len(data):
+            raise ValueError("bad length")
+        length = int.from_bytes(data[pos:pos + size], "big")
+        pos += size
+    if pos + length > len(data):
+        raise ValueError("cut short")
+    return tag, pos, pos + length
+
+
+def _value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
+    """The SMI value at ``pos`` (typed as :mod:`commsmon.sources.snmp.base` wants) and
+    the position after it."""
+    tag, start, end = _tlv(data, pos)
+    body = data[start:end]
+    if tag == 0x02:
+        return SnmpValue(ValueType.INTEGER, int.from_bytes(body, "big", signed=True)), end
+    if tag in _UNSIGNED:
+        return SnmpValue(_UNSIGNED[tag], int.from_bytes(body, "big")), end
+    if tag == 0x04:
+        return SnmpValue(ValueType.OCTET_STRING, body), end
+    if tag == 0x44:
+        return SnmpValue(ValueType.OPAQUE, body), end
+    if tag == 0x06:
+        return SnmpValue(ValueType.OBJECT_IDENTIFIER, _oid(body)), end
+    if tag == 0x40 and len(body) == 4:
+        return SnmpValue(ValueType.IP_ADDRESS, ".".join(map(str, body))), end
+    if tag == 0x05:
+        return SnmpValue(ValueType.NULL, None), end
+    if tag == 0x80:
+        return SnmpValue(ValueType.NO_SUCH_OBJECT, None), end
+    if tag == 0x81:
+        return SnmpValue(ValueType.NO_SUCH_INSTANCE, None), end
+    if tag == 0x82:
+        return SnmpValue(ValueType.END_OF_MIB_VIEW, None), end
+    raise ValueError(f"unknown tag 0x{tag:02x}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _oid(body: bytes) -> str:
+    """Dotted text of an OID's content octets (cached: traps repeat their OIDs)."""
+    if not body:
+        raise ValueError("empty OID")
+    arcs, value = [], 0
+    for byte in body:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
