@@ -23,7 +23,6 @@ Run: .venv/bin/python bench/traps.py [--traps 20000]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
@@ -32,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from pyasn1.codec.ber import encoder
@@ -123,7 +123,7 @@ def send(port: int, count: int, per_second: float, offset: int = 0) -> None:
         sock.close()
 
 
-def settle(read: "callable[[], int]", limit: float = 30.0) -> int:  # type: ignore[valid-type]
+def settle(read: Callable[[], int], limit: float = 30.0) -> int:
     last, since, deadline = -1, time.monotonic(), time.monotonic() + limit
     while time.monotonic() < deadline:
         now = read()
