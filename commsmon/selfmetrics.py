@@ -163,7 +163,7 @@ class _UdpReceiveErrors(Collector):
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         try:
-            with open("/proc/net/snmp", encoding="ascii") as table:
+            with open("/proc/self/net/snmp", encoding="ascii") as table:  # ProcSubset=pid
                 udp = [line.split()[1:] for line in table if line.startswith("Udp:")]
             value = float(dict(zip(udp[0], udp[1], strict=True))["RcvbufErrors"])
         except (OSError, LookupError, ValueError):
