@@ -20,27 +20,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 from typing import NamedTuple
 
 import structlog
+from pydantic import SecretStr
 
 from commsmon.cli.table import render_status
 from commsmon.config.alerting import AlertingSpec, DingTalkSpec, RouteSpec
 from commsmon.config.services import MqttSpec
 from commsmon.config.settings import Config
+from commsmon.config.traps import TrapsSpec
 from commsmon.daemon import Daemon
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import site_json
 from commsmon.outputs.wording import Wording
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
+from commsmon.sim.ports import free_port
 from commsmon.sim.robot import ConsoleRobot
+from commsmon.sim.traps import TrapSender
 
 __all__ = [
     "CENTRE_FUEL",
     "CENTRE_STEPS",
     "DRILL_SPEED",
     "DRILL_STEP",
+    "TRAP_COMMUNITY",
     "DrillSites",
     "drill_sites",
     "run_demo",
@@ -51,6 +57,9 @@ log = structlog.get_logger("commsmon.demo")
 
 DRILL_STEP = 60.0
 """Seconds between the steps of the drill."""
+
+TRAP_COMMUNITY = "demo-trap"
+"""The community the simulated kit's traps carry."""
 
 DRILL_SPEED = 60.0
 """Simulated seconds per real second while the drill runs (a minute burns an hour's fuel)."""
@@ -112,11 +121,19 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
             update={"host": "127.0.0.1", "port": mqtt_port}
         )
         robot = await stack.enter_async_context(ConsoleRobot(f"SEC{secrets.token_hex(16)}"))
-        config = config.model_copy(update={"mqtt": mqtt, "alerting": _with_robot(config, robot)})
+        # The simulated UPSes send their traps to the daemon on a free port (UDP).
+        trap_port = free_port(socket.SOCK_DGRAM)
+        traps = TrapsSpec(listen=[f"127.0.0.1:{trap_port}"],
+                          communities=[SecretStr(TRAP_COMMUNITY)])
+        config = config.model_copy(update={"mqtt": mqtt, "alerting": _with_robot(config, robot),
+                                           "traps": traps})
         speed = DRILL_SPEED if drill else 1.0
         sites = drill_sites(config)
         fuel = dict.fromkeys(_centre_gensets(config, sites.centre), CENTRE_FUEL) if drill else {}
-        fleet = await stack.enter_async_context(SimFleet(config, speed=speed, fuel=fuel))
+        sender = TrapSender("127.0.0.1", trap_port, TRAP_COMMUNITY)
+        stack.callback(sender.close)
+        fleet = await stack.enter_async_context(SimFleet(config, speed=speed, fuel=fuel,
+                                                         traps=sender))
         daemon = Daemon(config)
         task = asyncio.create_task(daemon.run())
         await asyncio.wait(

@@ -34,6 +34,7 @@ from commsmon.sim._process import Service
 from commsmon.sim.links import LinkSet
 from commsmon.sim.mqttdevices import GensetModel, SimMqttDevice, telemetry_for
 from commsmon.sim.snmpagents import SnmprecValue, SnmpSimulator
+from commsmon.sim.traps import TrapSender
 
 __all__ = [
     "RECORDINGS",
@@ -116,6 +117,7 @@ class SimFleet(Service):
         speed: float = 1.0,
         fuel: Mapping[str, float] | None = None,
         heartbeat: bool = True,
+        traps: TrapSender | None = None,
     ) -> None:
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")
@@ -130,6 +132,10 @@ class SimFleet(Service):
         self._mains_cut: dict[str, _MainsCut] = {}
         self._network_cut: set[str] = set()
         self._outage_lock = asyncio.Lock()
+        self.traps = traps
+        self._trap_address = {
+            d.id: str(d.snmp.trap_from[0])
+            for _, d in config.devices() if d.snmp is not None and d.snmp.trap_from}
         curves = config.inventory().devices
         fuel = fuel or {}
         communities: dict[str, str] = {}
@@ -266,6 +272,7 @@ class SimFleet(Service):
                         UPS_INPUT_LINE_BADS: ("65", (int(bads) + 1) % 2**32),
                     },
                 )
+                self._trap(device, "on_battery", minutes=UPS_BATTERY_MINUTES, seconds=0)
             for device in self._served(site, _REPEATER_PROFILE):
                 await self.agents.set_values(
                     self._community[device], {RPT_SUPPLY_POWER_TYPE: ("2", 1)}
@@ -302,6 +309,7 @@ class SimFleet(Service):
                         UPS_ESTIMATED_MINUTES_REMAINING: minutes,
                     },
                 )
+                self._trap(device, "alarm_removed")
             for device in self._served(site, _REPEATER_PROFILE):
                 await self.agents.set_values(
                     self._community[device], {RPT_SUPPLY_POWER_TYPE: ("2", 0)}
@@ -382,12 +390,18 @@ class SimFleet(Service):
         return found
 
     async def _on_battery(self, site: str, cut: _MainsCut) -> None:
-        """Count the UPSes' time on battery up, their minutes left down, until cancelled."""
+        """Count the UPSes' time on battery up, their minutes left down, until cancelled;
+        repeat upsTrapOnBattery every 60 s of simulated time (RFC 1628 §3.4)."""
+        repeated = 0
         while True:
             await asyncio.sleep(_BATTERY_TICK)
             seconds = (time.monotonic() - cut.started) * self.speed
             minutes = max(0, round(UPS_BATTERY_MINUTES - seconds / 60))
+            again = int(seconds // 60) > repeated
+            repeated = int(seconds // 60)
             for device in cut.saved:
+                if again:
+                    self._trap(device, "on_battery", minutes=minutes, seconds=int(seconds))
                 await self.agents.set_values(
                     self._community[device],
                     {
@@ -395,6 +409,17 @@ class SimFleet(Service):
                         UPS_ESTIMATED_MINUTES_REMAINING: ("2", minutes),
                     },
                 )
+
+
+    def _trap(self, device: str, kind: str, **values: int) -> None:
+        """Send a UPS trap for ``device`` if traps are on and it has an address to name."""
+        address = self._trap_address.get(device)
+        if self.traps is None or address is None:
+            return
+        if kind == "on_battery":
+            self.traps.on_battery(address, values["minutes"], values["seconds"])
+        else:
+            self.traps.alarm_removed(address)
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
