@@ -140,12 +140,19 @@ class TrapSpec(StrictModel):
         set: readings the trap states (decoded values: enum labels, SI numbers).
         varbinds: readings decoded from the trap's varbinds, by varbind OID.
         poll: poll the device now to confirm (and to see what cleared).
+        repeats: seconds between the repeats the device sends while the condition
+            holds (upsTrapOnBattery: 60); repeats that stop for twice that without
+            a trap that ``ends`` it ask for a poll instead of assuming anything.
+        ends: names of repeating traps this one ends (the alarm removed ends
+            on_battery's repeats).
     """
 
     name: Identifier
     set: dict[Identifier, float | str | bool] = {}
     varbinds: dict[Identifier, ReadingSpec] = {}
     poll: bool = True
+    repeats: Seconds | None = None
+    ends: list[Identifier] = []
 
 
 class Profile(StrictModel):

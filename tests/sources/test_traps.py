@@ -292,3 +292,21 @@ async def test_a_storm_from_one_source_costs_a_counter_and_others_still_arrive(
         await asyncio.sleep(0.5)
     assert sorted(o.readings["runtime"] for o in v.seen) == [60, 120, 180, 240, 300]
     assert dropped("rate_limited") - before > 49_000
+
+
+async def test_on_battery_repeats_that_stop_ask_for_a_poll(tmp_path: Path) -> None:
+    """upsTrapOnBattery repeats every 60 s (profile `repeats: 60`). Silent for 120 s
+    without the alarm-removed trap: a poll, not a conclusion. With the alarm-removed
+    trap in between: nothing more is owed."""
+    async with village(tmp_path) as v:
+        await v.send(*on_battery_v2c())
+        await v.wait_for(1)
+        sent = time.monotonic()
+        assert v.receiver.overdue(sent + 119) == []
+        v.polled.clear()
+        assert v.receiver.overdue(sent + 121) == ["v01-ups"] and v.polled == ["v01-ups"]
+        await v.send(*on_battery_v2c(minutes=11))
+        await v.wait_for(2)
+        await v.send("-v2c", "-c", "trap-community", f"|{ALARM_REMOVED}|{TRAP_ADDRESS}|a|10.8.1.20")
+        await asyncio.sleep(0.3)
+        assert v.receiver.overdue(time.monotonic() + 200) == []

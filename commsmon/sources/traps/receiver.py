@@ -189,6 +189,7 @@ class TrapReceiver(Source):
         self.engine_id: bytes = b""
         self._sender_engine: bytes | None = None
         self._communities: frozenset[bytes] = frozenset()
+        self._repeating: dict[tuple[str, str], float] = {}  # (device, trap) -> overdue at
 
     async def run(self) -> None:
         """Listen until cancelled, starting over when :meth:`reconfigure` asks."""
@@ -217,7 +218,10 @@ class TrapReceiver(Source):
             log.info("listening for snmp traps", listen=self.listening,
                      engine_id=self.engine_id.hex())
             while True:
-                await self._queued.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):  # overdue repeats are looked for each second
+                        await self._queued.wait()
+                self.overdue(time.monotonic())
                 applied = 0
                 while self._lanes[0] or self._lanes[1]:  # the urgent lane first
                     self._apply((self._lanes[0] or self._lanes[1]).popleft())
@@ -365,10 +369,25 @@ class TrapReceiver(Source):
                 continue
             if decoded is not None:
                 readings[name] = decoded
+        for ended in spec.ends:
+            self._repeating.pop((device.id, ended), None)
+        if spec.repeats:
+            self._repeating[(device.id, spec.name)] = now + 2 * spec.repeats
         if readings:
             self._sink(Observation(device.id, self._clock(), True, readings))
         if spec.poll:
             self._poll_now(device.id)
+
+    def overdue(self, now: float) -> list[str]:
+        """Devices whose repeating trap (the UPS on battery) stopped for twice its period
+        without a trap that ends it: each gets a poll, which says what is true now
+        (back on mains, or dead). ``now`` is monotonic seconds."""
+        late = [key for key, at in self._repeating.items() if at <= now]
+        for key in late:
+            del self._repeating[key]
+            log.info("repeating snmp trap stopped; polling", device=key[0], trap=key[1])
+            self._poll_now(key[0])
+        return [device for device, _ in late]
 
 
 def _urgent(datagram: bytes) -> bool:
