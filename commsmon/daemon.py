@@ -108,7 +108,8 @@ class Daemon:
             runner, self.listening = await serve(
                 config.http, self._registry, lambda: self.snapshot,
                 lambda snap: self.setup.exposition.chunks(snap), self.operations,
-                self._clock, self.tz, config.language)
+                self._clock, self.tz, config.language,
+                lambda: next((s.unknown for s in self.sources if isinstance(s, TrapReceiver)), ()))
             self.evaluate()
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIME.set(self._clock())
@@ -167,11 +168,10 @@ class Daemon:
         """Load the file again and apply it; ``False`` if it was rejected (then the
         running configuration stays: :func:`~commsmon.config.compile.reload_setup`).
 
-        Devices added start ``unknown``, removed ones go, unchanged ones keep their
-        state, readings, counters and poll cadence; each source and the alerts say
-        whether they restarted (MQTT if the broker or topics changed, alerting if
-        its section did; its memory comes back from the outbox). ``http``,
-        ``state_dir``, ``timezone`` and the SNMP backend take a restart (logged).
+        Devices added start ``unknown``, removed ones go, unchanged ones keep their state,
+        readings, counters and poll cadence; each source and the alerts say whether they
+        restarted (MQTT on a new broker or topics, traps on a new ``traps``, alerting on a
+        new section). ``http``, ``state_dir``, ``timezone``, the SNMP backend: restart.
         """
         self._systemd.send(RELOADING="1", MONOTONIC_USEC=str(time.monotonic_ns() // 1000))
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hmac
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, tzinfo
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
@@ -99,6 +99,7 @@ def add_api_routes(
     clock: Callable[[], float],
     tz: tzinfo,
     language: Language = "zh",
+    unknown_traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple,
 ) -> None:
     """Add the API's routes to ``app``.
 
@@ -110,6 +111,8 @@ def add_api_routes(
         clock: wall clock, epoch seconds.
         tz: time zone for the times in responses.
         language: the language of its words unless a request asks (``?lang=``).
+        unknown_traps: the last traps whose OID their device's profile does not know,
+            as (epoch seconds, device, trap OID), oldest first.
     """
 
     def when(ts: float | None) -> str | None:
@@ -225,6 +228,14 @@ def add_api_routes(
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", post_silence)
     app.router.add_delete("/api/v1/silences/{id}", delete_silence)
+    async def traps_unknown(request: web.Request) -> web.Response:
+        """``GET /api/v1/traps/unknown``: the last 100 traps no profile knows, newest
+        first — what to add to a profile's ``traps:`` (Zabbix's fallback item)."""
+        listed = [{"at": when(at), "device": device, "trap_oid": oid}
+                  for at, device, oid in reversed(list(unknown_traps()))]
+        return web.json_response({"traps": listed})
+
+    app.router.add_get("/api/v1/traps/unknown", traps_unknown)
     app.router.add_get("/api/v1/sites", sites)
     app.router.add_get("/api/v1/sites/{site}", site)
     app.router.add_post("/api/v1/checkins", post_checkin)

@@ -30,6 +30,7 @@ async def serve(
     clock: Callable[[], float],
     tz: tzinfo,
     language: Language,
+    unknown_traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple,
 ) -> tuple[web.AppRunner, list[str]]:
     """Listen as ``spec`` says; the runner (``cleanup()`` it) and the URLs it listens on.
 
@@ -39,7 +40,7 @@ async def serve(
     """
     app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec))
     token = spec.token.get_secret_value() if spec.token else None
-    add_api_routes(app, snapshot, ops, token, clock, tz, language)
+    add_api_routes(app, snapshot, ops, token, clock, tz, language, unknown_traps)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

@@ -17,8 +17,12 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
 from pyasn1.codec.ber import encoder
 from pysnmp.proto import api, rfc1902
@@ -27,6 +31,7 @@ from commsmon.config.compile import Setup
 from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
+from commsmon.outputs.api import add_api_routes
 from commsmon.sources.traps.receiver import TrapReceiver
 from tests.snmpd import free_udp_port
 
@@ -310,3 +315,22 @@ async def test_on_battery_repeats_that_stop_ask_for_a_poll(tmp_path: Path) -> No
         await v.send("-v2c", "-c", "trap-community", f"|{ALARM_REMOVED}|{TRAP_ADDRESS}|a|10.8.1.20")
         await asyncio.sleep(0.3)
         assert v.receiver.overdue(time.monotonic() + 200) == []
+
+
+async def test_unknown_trap_oids_are_listed_in_the_api(tmp_path: Path) -> None:
+    """GET /api/v1/traps/unknown: newest first, with the device and the OID, so the
+    engineer knows what to add to the profile."""
+    async with village(tmp_path) as v:
+        for oid in ("1.3.6.1.4.1.99999.0.7", "1.3.6.1.4.1.99999.0.8"):
+            await v.send("-v2c", "-c", "trap-community", f"|{oid}|{TRAP_ADDRESS}|a|10.8.1.20")
+        await asyncio.sleep(0.3)
+        app = web.Application()
+        add_api_routes(app, lambda: None, None, None,  # type: ignore[arg-type]
+                       time.time, ZoneInfo("Asia/Shanghai"),
+                       unknown_traps=lambda: v.receiver.unknown)
+        async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as s, \
+                s.get(server.make_url("/api/v1/traps/unknown")) as response:
+            body = await response.json()
+    assert [(t["device"], t["trap_oid"]) for t in body["traps"]] == [
+        ("v01-ups", "1.3.6.1.4.1.99999.0.8"), ("v01-ups", "1.3.6.1.4.1.99999.0.7")]
+    assert body["traps"][0]["at"].endswith("+08:00")
