@@ -34,6 +34,7 @@ __all__ = [
     "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
     "TRAPS_DROPPED",
+    "TRAPS_LISTENING",
     "TRAPS_RECEIVED",
 ]
 
@@ -145,6 +146,11 @@ TRAPS_RECEIVED = Counter(
     "SNMP traps and informs applied, by site, device and trap (the profile's name for it; "
     "'other' for a trap OID its profile does not know).",
     ["site", "device", "trap"],
+)
+TRAPS_LISTENING = Gauge(
+    "commsmon_traps_listening",
+    "1 while every traps.listen address is bound, 0 while one cannot be (retried every "
+    "30 s; the log says why).",
 )
 TRAPS_DROPPED = Counter(
     "commsmon_traps_dropped",

@@ -351,3 +351,22 @@ async def test_unknown_trap_oids_are_listed_in_the_api(tmp_path: Path) -> None:
     assert [(t["device"], t["trap_oid"]) for t in body["traps"]] == [
         ("v01-ups", "1.3.6.1.4.1.99999.0.8"), ("v01-ups", "1.3.6.1.4.1.99999.0.7")]
     assert body["traps"][0]["at"].endswith("+08:00")
+
+
+async def test_an_address_that_cannot_be_bound_is_reported_and_retried(tmp_path: Path) -> None:
+    """Another program holds the port: the receiver says so (commsmon_traps_listening 0,
+    an error naming the address) and keeps trying, without stopping anything else."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        path = tmp_path / "commsmon.yaml"
+        path.write_text(config_text(port), encoding="utf-8")
+        receiver = TrapReceiver(Setup.of(load_config(path)), lambda _: None, lambda _: None,
+                                tmp_path / "state")
+        task = asyncio.create_task(receiver.run())
+        await asyncio.sleep(0.5)
+        assert not task.done()
+        assert REGISTRY.get_sample_value("commsmon_traps_listening") == 0
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -57,7 +57,7 @@ from commsmon.aio import run_until
 from commsmon.config.traps import TrapsSpec
 from commsmon.core.types import Observation, Reading
 from commsmon.log import LogOnce
-from commsmon.selfmetrics import TRAPS_DROPPED, TRAPS_RECEIVED
+from commsmon.selfmetrics import TRAPS_DROPPED, TRAPS_LISTENING, TRAPS_RECEIVED
 from commsmon.sources.base import Source
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.snmp.base import SnmpValue
@@ -77,6 +77,7 @@ SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 DEDUP_SECONDS = 5.0  # RFC 1628 §3.4: a UPS repeats its traps; identical ones within 5 s are one
 RECEIVE_BUFFER = 4 << 20  # bytes of socket receive buffer asked for
 BURST = 5.0  # a source's token bucket holds this many seconds of its rate
+RETRY_BIND = 30.0  # seconds between attempts to bind a listen address that failed
 UNKNOWN_KEPT = 100  # unknown trap OIDs remembered for the API
 #: Notifications that say power or the uplink is lost, or an agent restarted: they
 #: skip the rate limit and are applied before the rest (v2 OIDs; a v1 trap's
@@ -190,6 +191,7 @@ class TrapReceiver(Source):
         self._sender_engine: bytes | None = None
         self._communities: frozenset[bytes] = frozenset()
         self._repeating: dict[tuple[str, str], float] = {}  # (device, trap) -> overdue at
+        self._transports: list[Any] = []
 
     async def run(self) -> None:
         """Listen until cancelled, starting over when :meth:`reconfigure` asks."""
@@ -206,7 +208,23 @@ class TrapReceiver(Source):
         return True
 
     async def _serve(self, spec: TrapsSpec) -> None:
-        engine = self._engine(spec)
+        """Listen while the addresses can be bound; a bind that fails (port 162 without
+        CAP_NET_BIND_SERVICE, an address in use) is logged with a hint and retried
+        every RETRY_BIND seconds: monitoring goes on without traps meanwhile."""
+        while True:
+            engine = self._engine(spec)
+            problem = await self._bound(engine)
+            if problem is None:
+                break
+            engine.close_dispatcher()
+            TRAPS_LISTENING.set(0)
+            if self._once.first("bind", problem):
+                log.error("cannot listen for snmp traps; retrying", problem=problem,
+                          listen=spec.listen, hint="port 162 needs CAP_NET_BIND_SERVICE "
+                          "(deploy/systemd/commsmon.service); or the address is in use")
+            await asyncio.sleep(RETRY_BIND)
+        self._once.clear("bind")
+        TRAPS_LISTENING.set(1)
         try:
             for shared, devices in self._setup.senders.shared().items():
                 log.warning("several devices send traps from one address: their traps "
@@ -230,7 +248,18 @@ class TrapReceiver(Source):
                         await asyncio.sleep(0)  # a storm's applying never holds the loop
                 self._queued.clear()
         finally:
+            TRAPS_LISTENING.set(0)
             engine.close_dispatcher()
+
+    async def _bound(self, engine: Any) -> str | None:
+        """Wait for the engine's endpoints to open; why one did not, else ``None``.
+        (pysnmp opens them in futures of its own that nobody awaits.)"""
+        for transport in self._transports:
+            try:
+                await transport._lport
+            except OSError as exc:
+                return f"{exc.strerror or exc}"
+        return None
 
     def _engine(self, spec: TrapsSpec) -> Any:
         """A pysnmp engine with our persisted engine ID and boots, its transports,
@@ -242,10 +271,11 @@ class TrapReceiver(Source):
         (mib_boots,) = engine.get_mib_builder().import_symbols(
             "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
         mib_boots.syntax = mib_boots.syntax.clone(boots)
-        self.listening = []
+        self.listening, self._transports = [], []
         for i, address in enumerate(spec.listen):
             host, port = address.rsplit(":", 1)
             transport = _GatedServer(spec, self._fast).open_server_mode((host, int(port)))
+            self._transports.append(transport)
             engine_config.add_transport(engine, (*DOMAIN_NAME, i + 1), transport)
             self.listening.append((host, int(port)))
         for i, community in enumerate(spec.communities):
