@@ -114,9 +114,8 @@ class Daemon:
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIME.set(self._clock())
             mqtt = MqttFeed(self.setup, self.distribute, self.distribute.local,
-                                  lambda up: self.fleet.set_source("mqtt", up, self._clock()),
-                                  self.operations.checkin_heard, self.fleet.set_fault,
-                                  self._clock)
+                            lambda up: self.fleet.set_source("mqtt", up, self._clock()),
+                            self.operations.checkin_heard, self.fleet.set_fault, self._clock)
             poller = SnmpPoller(client, self.setup.jobs, self.distribute,
                                 concurrency=config.defaults.snmp_concurrency, clock=self._clock)
             traps = TrapReceiver(self.setup, self.distribute, poller.poll_now, state, self._clock)
