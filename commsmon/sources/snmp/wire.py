@@ -55,7 +55,10 @@ from commsmon.errors import SnmpError, SnmpProtocolError, SnmpUnexpectedSource
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import SNMP_REPLIES_DROPPED, SNMP_RETRANSMISSIONS
 
-__all__ = ["Message", "Misfit", "ReplyGate", "ReplyPolicy", "Stray", "parse_message", "stray_error"]
+__all__ = [
+    "Message", "Misfit", "ReplyGate", "ReplyPolicy", "Stray", "parse_message", "read_tlv",
+    "stray_error",
+]
 
 log = structlog.get_logger("commsmon.snmp")
 
@@ -102,32 +105,32 @@ def parse_message(data: bytes) -> Message:
         ValueError: not a BER-encoded SNMP v1, v2c or v3 message (empty, cut short,
             wrong tags, an unknown version).
     """
-    tag, pos, _ = _tlv(data, 0)
+    tag, pos, _ = read_tlv(data, 0)
     if tag != 0x30:
         raise ValueError("not a SEQUENCE")
     version, pos = _integer(data, pos)
     if version in (0, 1):
-        tag, _, pos = _tlv(data, pos)  # community
+        tag, _, pos = read_tlv(data, pos)  # community
         if tag != 0x04:
             raise ValueError("no community")
-        pdu, pos, pdu_end = _tlv(data, pos)
+        pdu, pos, pdu_end = read_tlv(data, pos)
         if pdu not in _PDU_TAGS or pdu == 0xA4:  # v1 Trap-PDU has no request-id
             raise ValueError(f"unexpected PDU tag 0x{pdu:02x}")
         request_id, pos = _integer(data, pos)
         error_status, pos = _integer(data, pos)
         _, pos = _integer(data, pos)
-        tag, pos, list_end = _tlv(data, pos)
+        tag, pos, list_end = read_tlv(data, pos)
         if tag != 0x30 or list_end > pdu_end:
             raise ValueError("no variable-bindings")
         count = 0
         while pos < list_end:
-            tag, _, pos = _tlv(data, pos)
+            tag, _, pos = read_tlv(data, pos)
             if tag != 0x30:
                 raise ValueError("a varbind is not a SEQUENCE")
             count += 1
         return Message(version, request_id, pdu, error_status, count)
     if version == 3:
-        tag, pos, _ = _tlv(data, pos)
+        tag, pos, _ = read_tlv(data, pos)
         if tag != 0x30:
             raise ValueError("no msgGlobalData")
         msg_id, _ = _integer(data, pos)
@@ -135,8 +138,13 @@ def parse_message(data: bytes) -> Message:
     raise ValueError(f"unknown SNMP version {version}")
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """The tag at ``pos``, where its content starts, and where it ends."""
+def read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+    """The BER tag at ``pos``, where its content starts, and where it ends (X.690 §8.1:
+    short and long definite lengths up to 4 octets).
+
+    Raises:
+        ValueError: the data is cut short or the length is not one of those.
+    """
     if pos + 2 > len(data):
         raise ValueError("cut short")
     tag, length = data[pos], data[pos + 1]
@@ -155,7 +163,7 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
 
 def _integer(data: bytes, pos: int) -> tuple[int, int]:
     """The INTEGER at ``pos`` and the position after it."""
-    tag, start, end = _tlv(data, pos)
+    tag, start, end = read_tlv(data, pos)
     if tag != 0x02 or not 0 < end - start <= 9:
         raise ValueError("not an INTEGER")
     return int.from_bytes(data[start:end], "big", signed=True), end

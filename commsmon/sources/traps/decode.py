@@ -19,6 +19,7 @@ import functools
 from dataclasses import dataclass
 
 from commsmon.sources.snmp.base import SnmpValue, ValueType
+from commsmon.sources.snmp.wire import read_tlv
 
 __all__ = ["RawTrap", "read_trap"]
 
@@ -55,13 +56,13 @@ def read_trap(data: bytes) -> RawTrap | None:
     if len(data) < 2 or data[0] != 0x30:
         return None
     try:
-        _, pos, _ = _tlv(data, 0)
-        tag, start, end = _tlv(data, pos)
+        _, pos, _ = read_tlv(data, 0)
+        tag, start, end = read_tlv(data, pos)
         if tag != 0x02 or int.from_bytes(data[start:end], "big") not in (0, 1):
             return None
-        tag, start, pos = _tlv(data, end)
+        tag, start, pos = read_tlv(data, end)
         community = data[start:pos]
-        pdu, pos, _ = _tlv(data, pos)
+        pdu, pos, _ = read_tlv(data, pos)
     except ValueError:
         return None
     if pdu not in (_V1_TRAP, _V2_TRAP):
@@ -83,12 +84,12 @@ def read_trap(data: bytes) -> RawTrap | None:
         values[SNMP_TRAP_ADDRESS] = agent
     else:
         for _ in range(3):  # request-id, error-status, error-index
-            _, _, pos = _tlv(data, pos)
-    tag, pos, end = _tlv(data, pos)
+            _, _, pos = read_tlv(data, pos)
+    tag, pos, end = read_tlv(data, pos)
     if tag != 0x30:
         raise ValueError("no variable-bindings")
     while pos < end:
-        tag, start, pos = _tlv(data, pos)
+        tag, start, pos = read_tlv(data, pos)
         name, inner = _value(data, start)
         value, _ = _value(data, inner)
         if name.type is ValueType.OBJECT_IDENTIFIER and isinstance(name.value, str):
@@ -99,27 +100,10 @@ def read_trap(data: bytes) -> RawTrap | None:
     return RawTrap(community, trap_oid.value, values)
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
-    """The tag at ``pos``, where its content starts, and where it ends."""
-    if pos + 2 > len(data):
-        raise ValueError("cut short")
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        size = length & 0x7F
-        if not 0 < size <= 4 or pos + size > len(data):
-            raise ValueError("bad length")
-        length = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    if pos + length > len(data):
-        raise ValueError("cut short")
-    return tag, pos, pos + length
-
-
 def _value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
     """The SMI value at ``pos`` (typed as :mod:`commsmon.sources.snmp.base` wants) and
     the position after it."""
-    tag, start, end = _tlv(data, pos)
+    tag, start, end = read_tlv(data, pos)
     body = data[start:end]
     if tag == 0x02:
         return SnmpValue(ValueType.INTEGER, int.from_bytes(body, "big", signed=True)), end
