@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pyasn1.codec.ber import encoder
-from pysnmp.proto import api, rfc1902
+from pysnmp.proto import rfc1902
+
+from commsmon.sim.traps import encode_v2c_trap
 
 ROOT = Path(__file__).resolve().parents[1]
 ON_BATTERY = "1.3.6.1.2.1.33.2.1"
@@ -85,19 +86,9 @@ asyncio.run(main())
 
 
 def trap(minutes: int) -> bytes:
-    module = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = module.SNMPv2TrapPDU()
-    module.apiTrapPDU.set_defaults(pdu)
-    module.apiTrapPDU.set_varbinds(pdu, [
-        ("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(0)),
-        ("1.3.6.1.6.3.1.1.4.1.0", rfc1902.ObjectName(ON_BATTERY)),
-        (MINUTES, rfc1902.Integer32(minutes)),
-        (TRAP_ADDRESS, rfc1902.IpAddress("10.8.1.20"))])
-    message = module.Message()
-    module.apiMessage.set_defaults(message)
-    module.apiMessage.set_community(message, "trap-community")
-    module.apiMessage.set_pdu(message, pdu)
-    return bytes(encoder.encode(message))
+    return encode_v2c_trap("trap-community", ON_BATTERY,
+                           (MINUTES, rfc1902.Integer32(minutes)),
+                           (TRAP_ADDRESS, rfc1902.IpAddress("10.8.1.20")))
 
 
 def cpu_seconds(pid: int) -> float:

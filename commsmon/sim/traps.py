@@ -13,7 +13,7 @@ import socket
 from pyasn1.codec.ber import encoder
 from pysnmp.proto import api, rfc1902
 
-__all__ = ["ALARM_REMOVED", "ON_BATTERY", "TrapSender"]
+__all__ = ["ALARM_REMOVED", "ON_BATTERY", "TrapSender", "encode_v2c_trap"]
 
 ON_BATTERY = "1.3.6.1.2.1.33.2.1"  # UPS-MIB upsTrapOnBattery
 ALARM_REMOVED = "1.3.6.1.2.1.33.2.4"  # UPS-MIB upsTrapAlarmEntryRemoved
@@ -49,15 +49,21 @@ class TrapSender:
         self._sock.close()
 
     def _send(self, oid: str, *varbinds: tuple[str, object]) -> None:
-        module = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-        pdu = module.SNMPv2TrapPDU()
-        module.apiTrapPDU.set_defaults(pdu)
-        module.apiTrapPDU.set_varbinds(pdu, [
-            ("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(0)),
-            ("1.3.6.1.6.3.1.1.4.1.0", rfc1902.ObjectName(oid)), *varbinds])
-        message = module.Message()
-        module.apiMessage.set_defaults(message)
-        module.apiMessage.set_community(message, self.community)
-        module.apiMessage.set_pdu(message, pdu)
         with contextlib.suppress(OSError):  # a trap is best effort, as on the real kit
-            self._sock.sendto(encoder.encode(message), self.address)
+            self._sock.sendto(encode_v2c_trap(self.community, oid, *varbinds), self.address)
+
+
+def encode_v2c_trap(community: str, oid: str, *varbinds: tuple[str, object]) -> bytes:
+    """An SNMPv2-Trap-PDU message (RFC 3416 §4.2.6) as snmptrap sends it: sysUpTime.0 0,
+    snmpTrapOID.0 ``oid``, then ``varbinds`` (OID, pysnmp rfc1902 value)."""
+    module = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
+    pdu = module.SNMPv2TrapPDU()
+    module.apiTrapPDU.set_defaults(pdu)
+    module.apiTrapPDU.set_varbinds(pdu, [
+        ("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(0)),
+        ("1.3.6.1.6.3.1.1.4.1.0", rfc1902.ObjectName(oid)), *varbinds])
+    message = module.Message()
+    module.apiMessage.set_defaults(message)
+    module.apiMessage.set_community(message, community)
+    module.apiMessage.set_pdu(message, pdu)
+    return bytes(encoder.encode(message))

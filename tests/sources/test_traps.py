@@ -24,8 +24,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import REGISTRY
-from pyasn1.codec.ber import encoder
-from pysnmp.proto import api, rfc1902
+from pysnmp.proto import rfc1902
 
 from commsmon.config.compile import Setup
 from commsmon.config.load import load_config
@@ -33,6 +32,7 @@ from commsmon.config.profiles import ReadingSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.outputs.api import add_api_routes
+from commsmon.sim.traps import encode_v2c_trap
 from commsmon.sources.snmp.base import SnmpTarget, SnmpValue, ValueType
 from commsmon.sources.snmp.fake import RecordingClient
 from commsmon.sources.snmp.poller import PollJob, SnmpPoller
@@ -256,18 +256,7 @@ async def test_on_battery_is_a_power_outage_in_the_core_before_any_poll(tmp_path
 
 
 def v2c_trap(oid: str, *varbinds: tuple[str, object]) -> bytes:
-    """A v2c trap message, encoded as snmptrap would send it (pysnmp's message API)."""
-    module = api.PROTOCOL_MODULES[api.SNMP_VERSION_2C]
-    pdu = module.SNMPv2TrapPDU()
-    module.apiTrapPDU.set_defaults(pdu)
-    module.apiTrapPDU.set_varbinds(pdu, [
-        ("1.3.6.1.2.1.1.3.0", rfc1902.TimeTicks(0)),
-        ("1.3.6.1.6.3.1.1.4.1.0", rfc1902.ObjectName(oid)), *varbinds])
-    message = module.Message()
-    module.apiMessage.set_defaults(message)
-    module.apiMessage.set_community(message, "trap-community")
-    module.apiMessage.set_pdu(message, pdu)
-    return bytes(encoder.encode(message))
+    return encode_v2c_trap("trap-community", oid, *varbinds)
 
 
 async def test_a_storm_from_one_source_costs_a_counter_and_others_still_arrive(
