@@ -88,7 +88,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Final
 
 import structlog
 from gufo.snmp import SnmpAuthError as GufoAuthError
@@ -153,7 +153,6 @@ _UINT32_MAX: Final = 2**32 - 1
 _OPAQUE_FLOAT: Final = b"\x9f\x78\x04"  # net-snmp ASN_OPAQUE_FLOAT tag, length 4
 _OPAQUE_DOUBLE: Final = b"\x9f\x79\x08"  # net-snmp ASN_OPAQUE_DOUBLE tag, length 8
 
-_T = TypeVar("_T")
 _Key = tuple[str, int, str, str, UsmUser | None, float, int, frozenset[str]]
 
 
