@@ -68,6 +68,7 @@ FactCode = Literal[
     "reading_missing",     # {device, name, reading}: never reported
     "reading_stale",       # {device, name, reading, age, max_age}: last reported too long ago
     "reading_unavailable",  # {device, name, reading, since}: the device says "not available"
+    "reading_unconfirmed",  # {device, name, reading, at}: told by a trap, no poll has read it yet
     "no_fuel_curve",       # {device, name}: generator without consumption_lph
     "powered_unexplained",  # {device, name, site, site_name}: works though its mains is out
     # channels and links
@@ -77,9 +78,9 @@ FactCode = Literal[
     "no_channels",         # the village has no channel configured
     "channel_state",       # {channel, state}
     # outage evidence
-    "ups_on_battery",      # {device, name}: upsOutputSource = battery
-    "generator_without_mains",  # {device, name}
-    "repeater_on_battery",  # {device, name}: rptSupplyPowerType = battery
+    "ups_on_battery",      # {device, name, unconfirmed?}: upsOutputSource = battery
+    "generator_without_mains",  # {device, name, unconfirmed?}
+    "repeater_on_battery",  # {device, name, unconfirmed?}: rptSupplyPowerType = battery
     "input_line_bad",      # {device, name, at}: upsInputLineBads rose
     "public_silent",       # {devices, working}: every public device silent, others work
     "road_declared",       # {by, until, note}

@@ -209,6 +209,8 @@ class Fleet:
                 stale=view.stale,
                 unavailable=MappingProxyType(dict(tracker.unavailable))
                 if tracker.unavailable else _EMPTY,
+                unconfirmed=MappingProxyType(dict(tracker.unconfirmed))
+                if tracker.unconfirmed else _EMPTY,
             )
 
         sites: dict[str, SiteStatus] = {}
@@ -254,7 +256,8 @@ class Fleet:
         # A counter that rose at its latest report (upsInputLineBads: an event since).
         rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
         return DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
-                          values, stale, tracker.unavailable, checkin_charge, rose)
+                          values, stale, tracker.unavailable, checkin_charge, rose,
+                          tracker.unconfirmed)
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():

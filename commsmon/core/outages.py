@@ -4,7 +4,9 @@
   mains, a repeater on battery supply (rptSupplyPowerType), or a UPS whose
   count of input out-of-tolerance events (upsInputLineBads) rose since the
   poll before (a blip the polls did not catch; it counts until the next poll);
-  only fresh readings of devices that work now count.
+  only fresh readings of devices that work now count, and fresh readings a
+  trap told that no poll has read since (the device spoke just now, even if
+  its polls fail); evidence resting on those is marked ``unconfirmed``.
 * ``network``: every ``public`` provider of the site is down together while
   another of its channels still works (so it is the network, not the village).
 * ``road``: declared by an operator, until it expires or is cleared.
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from commsmon.core.facts import Fact
+from commsmon.core.facts import Fact, FactArg
 from commsmon.core.model import Inventory, Site
 from commsmon.core.power import DeviceView
 from commsmon.core.readings import (
@@ -117,16 +119,27 @@ def evidence(
     return found
 
 
+def _told(v: DeviceView, *readings: str) -> dict[str, FactArg]:
+    """The evidence's terms; ``unconfirmed`` when a trap told a reading it rests on and
+    no poll has read it since (raised at once, pending the poll)."""
+    terms: dict[str, FactArg] = dict(v.ident())
+    if any(name in v.unconfirmed for name in readings):
+        terms["unconfirmed"] = True
+    return terms
+
+
 def _power(v: DeviceView) -> Fact | None:
-    if v.state not in WORKING:
-        return None
     r = v.values
+    if v.state not in WORKING:
+        r = {name: value for name, value in r.items() if name in v.unconfirmed}
+        if not r:
+            return None
     if r.get(OUTPUT_SOURCE) == "battery":
-        return Fact("ups_on_battery", v.ident())
+        return Fact("ups_on_battery", _told(v, OUTPUT_SOURCE))
     if r.get(RUNNING) is True and r.get(MAINS_PRESENT) is False:
-        return Fact("generator_without_mains", v.ident())
+        return Fact("generator_without_mains", _told(v, RUNNING, MAINS_PRESENT))
     if r.get(SUPPLY_TYPE) == "battery":
-        return Fact("repeater_on_battery", v.ident())
+        return Fact("repeater_on_battery", _told(v, SUPPLY_TYPE))
     rose = v.rose.get(INPUT_LINE_BADS)
     if rose is not None and INPUT_LINE_BADS in r:
         return Fact("input_line_bad", {**v.ident(), "at": rose})

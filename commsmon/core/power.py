@@ -62,6 +62,8 @@ class DeviceView:
         rose: numeric readings that rose at their latest report (a device
             counter such as upsInputLineBads: an event since the poll
             before): name -> epoch seconds of that report.
+        unconfirmed: readings told by a trap that no check has read since:
+            name -> when told, epoch seconds.
     """
 
     device: Device
@@ -74,6 +76,7 @@ class DeviceView:
     unavailable: Mapping[str, float] = field(default_factory=dict)
     checkin_charge: tuple[float, float] | None = None
     rose: Mapping[str, float] = field(default_factory=dict)
+    unconfirmed: Mapping[str, float] = field(default_factory=dict)
 
     def ident(self) -> dict[str, str]:
         """The device's id and name, as fact terms."""

@@ -40,6 +40,8 @@ class DeviceStatus:
         taken_at: when each reading was taken, epoch seconds.
         stale: readings older than their ``max_age``: name -> age in seconds.
         unavailable: readings last reported as not available: name -> since.
+        unconfirmed: readings told by a trap that no poll has read since:
+            name -> when told, epoch seconds.
     """
 
     device: Device
@@ -55,6 +57,7 @@ class DeviceStatus:
     taken_at: Mapping[str, float] = field(default_factory=dict)
     stale: Mapping[str, float] = field(default_factory=dict)
     unavailable: Mapping[str, float] = field(default_factory=dict)
+    unconfirmed: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

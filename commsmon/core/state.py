@@ -53,6 +53,8 @@ class DeviceTracker:
             relearning.
         frozen: the read-only copy of ``readings`` snapshots share, ``None``
             once a reading changed.
+        unconfirmed: readings last told by a trap that no check has read since:
+            name -> when told (epoch seconds).
     """
 
     device: Device
@@ -69,6 +71,7 @@ class DeviceTracker:
     rose_at: dict[str, float] = field(default_factory=dict)
     known: Fact | None = None
     relearning: State | None = None
+    unconfirmed: dict[str, float] = field(default_factory=dict)
 
     def frozen_readings(self) -> Mapping[str, Reading]:
         """A read-only copy of :attr:`readings`, the same object until one changes
@@ -89,7 +92,7 @@ class DeviceTracker:
         if self.last_seen is not None and self.last_seen > now:
             self.last_seen = now
         self.reading_at = {name: min(at, now) for name, at in self.reading_at.items()}
-        for times in (self.rose_at, self.unavailable):
+        for times in (self.rose_at, self.unavailable, self.unconfirmed):
             for name, at in times.items():
                 if at > now:
                     times[name] = now
@@ -101,10 +104,15 @@ class DeviceTracker:
         buffer, a stale retained message) updates readings it is the newest
         for, but never the reachability state.  A reading it names as
         ``missing`` loses its last value at once (a sentinel after a valid
-        value is not known, never the old value).
+        value is not known, never the old value).  An ``unconfirmed`` one (a
+        trap) only updates readings, marked unconfirmed until a newer check
+        reads them: a trap never makes a device up or down, so it cannot clear
+        anything.
         """
         if obs.readings or obs.missing:
             self._take_readings(obs)
+        if obs.unconfirmed:
+            return
         if obs.retained:
             self._last_known(obs)
             return
@@ -163,13 +171,23 @@ class DeviceTracker:
                 self.readings[name] = value
                 times[name] = obs.at
                 self.unavailable.pop(name, None)
+                self._confirm(name, obs)
         for name in obs.missing:
             if obs.at >= times.get(name, float("-inf")):
                 if self.readings.pop(name, None) is not None:
                     self.frozen = None
                 times[name] = obs.at
                 self.unavailable.setdefault(name, obs.at)
+                self._confirm(name, obs)
         self.reading_at = times
+
+    def _confirm(self, name: str, obs: Observation) -> None:
+        """``name`` was just read from ``obs``: told by a trap, or confirmed (a newer
+        check read it, agreeing or not: its value is the one that stands)."""
+        if obs.unconfirmed:
+            self.unconfirmed[name] = obs.at
+        else:
+            self.unconfirmed.pop(name, None)
 
     def expire(self, now: float, fresh_since: float | None) -> None:
         """Count a pushed device that has gone quiet as failed.

@@ -101,6 +101,10 @@ class Observation:
         retained: an MQTT retained message replayed at subscribe: the last
             known state only, never live evidence (``at`` is its own
             timestamp where it carries one, else when it was received).
+        unconfirmed: readings the device pushed unasked (an SNMP trap): they
+            apply at once but stay unconfirmed until a check that reads them
+            (the poll the trap asks for) reports them; the observation says
+            nothing of reachability, so it never raises nor clears a state.
     """
 
     device: str
@@ -112,6 +116,7 @@ class Observation:
     detail: str = ""
     missing: frozenset[str] = frozenset()
     retained: bool = False
+    unconfirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,11 +361,14 @@ def site_json(
 
 def _device_reasons(d: DeviceStatus) -> tuple[Fact, ...]:
     """Why it is not up, then which readings it answers without a usable value (a
-    sentinel, a value that would not decode, one its profile says is unsupported)."""
+    sentinel, a value that would not decode, one its profile says is unsupported),
+    then which a trap told and no poll has confirmed yet."""
     dev = d.device
     return (*d.reasons, *(Fact("reading_unavailable", {
         "device": dev.id, "name": dev.name, "reading": name, "since": since})
-        for name, since in sorted(d.unavailable.items())))
+        for name, since in sorted(d.unavailable.items())), *(Fact("reading_unconfirmed", {
+            "device": dev.id, "name": dev.name, "reading": name, "at": at})
+        for name, at in sorted(d.unconfirmed.items())))
 
 
 def _device(
@@ -378,7 +381,7 @@ def _device(
         at = d.taken_at.get(name)
         readings[name] = {"value": value, "at": when(at),
                           "age_seconds": None if at is None else round(now - at, 1),
-                          "stale": name in d.stale}
+                          "stale": name in d.stale, "unconfirmed": name in d.unconfirmed}
     for name, since in d.unavailable.items():
         readings[name] = {"value": None, "at": when(d.taken_at.get(name)),
                           "age_seconds": None, "stale": False, "unavailable_since": when(since)}

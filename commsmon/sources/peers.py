@@ -3,7 +3,7 @@
 One compact JSON object per observation on ``<topic_prefix>/_shard/<index>``,
 QoS 1, read by that shard's persistent session:
 ``{"d": device, "t": epoch s, "ok": bool, "r": {reading: value}, "c": bool, "e": failure,
-"x": detail, "m": [missing reading], "k": retained}``.
+"x": detail, "m": [missing reading], "k": retained, "u": unconfirmed}``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def encode(obs: Observation) -> bytes:
         body["m"] = sorted(obs.missing)
     if obs.retained:
         body["k"] = True
+    if obs.unconfirmed:
+        body["u"] = True
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -67,7 +69,8 @@ def decode(payload: bytes) -> Observation:
         raise ValueError("'m' must be a list of reading names")
     return Observation(device, float(at), ok, values, conclusive=body.get("c") is True,
                        error=_failure(error, ok), detail=detail if isinstance(detail, str) else "",
-                       missing=frozenset(missing), retained=body.get("k") is True)
+                       missing=frozenset(missing), retained=body.get("k") is True,
+                       unconfirmed=body.get("u") is True)
 
 
 def _failure(error: Any, ok: bool) -> Failure | None:

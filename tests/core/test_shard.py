@@ -104,6 +104,8 @@ def test_peer_encoding_round_trips_and_rejects_garbage() -> None:
     obs = Observation("d1", 1764400000.5, False, {"fuel": 0.5, "source": "battery", "ok": True},
                       conclusive=True, error="offline")
     assert peers.decode(peers.encode(obs)) == obs
+    trap = Observation("d1", 2.0, True, {"source": "battery"}, unconfirmed=True)
+    assert peers.decode(peers.encode(trap)) == trap
     nan = Observation("d1", 1.0, True, {"fuel": float("nan"), "load": 3.0})
     assert peers.decode(peers.encode(nan)).readings == {"load": 3.0}
     for bad in (b"[]", b'{"d": 1, "t": 1, "ok": true}', b'{"d": "x", "t": "now", "ok": true}',

@@ -85,6 +85,11 @@ class Village:
         alerts: alerts that must fire (rules at ``for: 0``): ``"rule site [label]"``.
         quiet: alerts that must not fire, likewise.
         defaults: extra ``defaults`` for the configuration.
+        traps: device -> reading -> (value, age in seconds) told by an SNMP trap
+            (applied in time order with the polls' readings).
+        unconfirmed: device -> the readings expected to be awaiting a poll.
+        outages: outage kind at :attr:`site` -> its evidence in Chinese, exactly
+            (several joined by "；"); ``None`` for an outage that must not be active.
     """
 
     name: str
@@ -102,6 +107,9 @@ class Village:
     alerts: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
+    traps: dict[str, dict[str, tuple[Reading, float]]] = field(default_factory=dict)
+    unconfirmed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    outages: dict[str, str | None] = field(default_factory=dict)
 
 
 def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None) -> Snapshot:
@@ -134,11 +142,13 @@ def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None) -> Snapsho
     for device_id, device in inventory.devices.items():
         if device_id in case.unseen or device.source == "checkin":
             continue
-        by_age: dict[float, dict[str, Reading]] = {}
-        for reading, (value, age) in case.readings.get(device_id, {}).items():
-            by_age.setdefault(age, {})[reading] = value
-        for age in sorted(by_age, reverse=True):
-            fleet.observe(Observation(device_id, NOW - age, True, by_age[age]))
+        by_age: dict[tuple[float, bool], dict[str, Reading]] = {}
+        for told, given in ((False, case.readings), (True, case.traps)):
+            for reading, (value, age) in given.get(device_id, {}).items():
+                by_age.setdefault((age, told), {})[reading] = value
+        for age, told in sorted(by_age, key=lambda k: -k[0]):
+            fleet.observe(Observation(device_id, NOW - age, True, by_age[age, told],
+                                      unconfirmed=told))
         if device_id in case.missing:
             fleet.observe(Observation(device_id, NOW - 2, True,
                                       missing=frozenset(case.missing[device_id])))

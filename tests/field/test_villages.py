@@ -85,6 +85,17 @@ def test_village(case: Village, tmp_path: Path) -> None:
             assert not e.exact, f"{device}: {e}"
         else:
             assert e.exact and e.lower == pytest.approx(hours, abs=1e-3), f"{device}: {e}"
+    for device, names in case.unconfirmed.items():
+        assert set(snap.devices[device].unconfirmed) == set(names), device
+    outages = snap.sites[case.site].outages
+    for kind, text in case.outages.items():
+        if text is None:
+            assert kind not in outages, f"{kind}: {outages.get(kind)}"
+            continue
+        assert kind in outages, f"no {kind} outage"
+        zh = "；".join(Wording("zh", now=NOW).fact(f, case.site) for f in outages[kind].evidence)
+        assert zh == text
+        _only_chinese(zh, kind)
     if case.alerts or case.quiet:
         firing = _alerts(snap)
         for alert in case.alerts:

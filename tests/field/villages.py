@@ -585,4 +585,57 @@ VILLAGES: list[Village] = [
         expect={"power": Expect(False, None, at_least=57.6, at_most=134.33)},
         devices={"ups": None, "gen": None, "cups": 150.5},
     ),
+    # SNMP traps: what a trap tells counts at once, marked unconfirmed until a poll
+    # reads it; the poll's value stands, agreeing or not; a trap never makes a device
+    # up or down.
+    Village(
+        # The UPS sent upsTrapOnBattery 5 s ago (upsEstimatedMinutesRemaining 50); its
+        # last poll, 30 s ago, said normal, 60 min.  Power outage now, awaiting the poll.
+        # now: UPS 50 min = 0.8333 h + genset 150 L ÷ 1.5 L/h = 100 h -> router and
+        # terminal 100.8333 h; the phone's dock loses mains: 57.6 h; the village lasts
+        # as long as its longest channel: 100.8333 h >= 72: ready.
+        "trap: mains cut told by the UPS, poll not back yet",
+        STANDARD, readings=readings(),
+        traps={"ups": {"output_source": ("battery", 5.0), "runtime": (3000.0, 5.0)}},
+        expect={"now": Expect(True, 100.8333, zh=("正在发生：断电",)),
+                "power": Expect(True, 100.8333, surviving=("public", "pdt370"))},
+        unconfirmed={"ups": ("output_source", "runtime")},
+        outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
+        state={"ups": "up"}, alerts=("outage_active v power",),
+    ),
+    Village(
+        # The trap 20 s ago (50 min), the confirming poll 10 s ago: on battery, 49 min.
+        # Confirmed: the same outage without the note.  now: 2940 s = 0.8167 h + 100 h.
+        "trap: mains cut confirmed by the poll",
+        STANDARD,
+        readings=readings(ups={"output_source": ("battery", 10.0), "runtime": (2940.0, 10.0)}),
+        traps={"ups": {"output_source": ("battery", 20.0), "runtime": (3000.0, 20.0)}},
+        expect={"now": Expect(True, 100.8167)},
+        unconfirmed={"ups": ()},
+        outages={"power": "UPS（ups）市电中断，电池供电"},
+        alerts=("outage_active v power",),
+    ),
+    Village(
+        # The trap 20 s ago said battery; the poll 10 s ago says normal, 60 min: the poll
+        # stands (mains came back, or the trap was wrong): no outage, now unbounded.
+        "trap: contradicted by the poll",
+        STANDARD,
+        readings=readings(ups={"output_source": ("normal", 10.0), "runtime": (3600.0, 10.0)}),
+        traps={"ups": {"output_source": ("battery", 20.0)}},
+        expect={"now": Expect(True, INF)},
+        unconfirmed={"ups": ()},
+        outages={"power": None},
+        quiet=("outage_active v power",),
+    ),
+    Village(
+        # The UPS's polls fail (down), yet it just sent upsTrapOnBattery: it spoke now,
+        # so mains is lost, awaiting a poll; the trap does not make the UPS up.
+        "trap: on battery from a UPS whose polls fail",
+        STANDARD, readings=readings(), down=("ups",),
+        traps={"ups": {"output_source": ("battery", 5.0)}},
+        expect={},
+        unconfirmed={"ups": ("output_source",)},
+        outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
+        state={"ups": "down"}, alerts=("outage_active v power",),
+    ),
 ]

@@ -91,6 +91,17 @@ def test_every_fact_reads_in_both_languages(code: str) -> None:
     assert not _english_words(zh), f"{code}: {zh!r}"
 
 
+def test_evidence_a_trap_told_says_it_awaits_a_poll() -> None:
+    """Power evidence resting on a trap not yet confirmed by a poll says so; once a poll
+    read it, the same words without the note."""
+    told = Fact("ups_on_battery", {"device": "v01-ups", "name": "UPS", "unconfirmed": True})
+    polled = Fact("ups_on_battery", {"device": "v01-ups", "name": "UPS"})
+    assert Wording("zh", now=T).fact(told, "v01") == "UPS（v01-ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"
+    assert Wording("zh", now=T).fact(polled, "v01") == "UPS（v01-ups）市电中断，电池供电"
+    assert Wording("en", now=T).fact(told, "v01") == (
+        "UPS (v01-ups) on battery: mains lost (SNMP trap, awaiting a poll to confirm)")
+
+
 @pytest.mark.parametrize("rule", RULES)
 def test_every_alert_summary_reads_in_both_languages(rule: str) -> None:
     """Each rule's one-line summary exists in Chinese (without English) and English."""

@@ -403,6 +403,12 @@ class Wording:
             device=self.label(f, here), reading=self.reading(f.text("reading")),
             since=self.time(f.number("since") or 0))
 
+    def _fact_reading_unconfirmed(self, f: Fact, here: str | None) -> str:
+        return self._("{device} told its {reading} in an SNMP trap at {at}: not yet "
+                      "confirmed by a poll").format(
+            device=self.label(f, here), reading=self.reading(f.text("reading")),
+            at=self.time(f.number("at") or 0))
+
     def _fact_no_fuel_curve(self, f: Fact, here: str | None) -> str:
         return self._("{device} has no fuel consumption in the configuration").format(
             device=self.label(f, here))
@@ -433,13 +439,23 @@ class Wording:
         return f"{self.channel(f.text('channel'))}{self.paren(self.state(f.text('state')))}"
 
     def _fact_ups_on_battery(self, f: Fact, here: str | None) -> str:
-        return self._("{device} on battery: mains lost").format(device=self.label(f, here))
+        return self._unconfirmed(f, self._("{device} on battery: mains lost").format(
+            device=self.label(f, here)))
 
     def _fact_generator_without_mains(self, f: Fact, here: str | None) -> str:
-        return self._("{device} running without mains").format(device=self.label(f, here))
+        return self._unconfirmed(f, self._("{device} running without mains").format(
+            device=self.label(f, here)))
 
     def _fact_repeater_on_battery(self, f: Fact, here: str | None) -> str:
-        return self._("{device} on battery supply").format(device=self.label(f, here))
+        return self._unconfirmed(f, self._("{device} on battery supply").format(
+            device=self.label(f, here)))
+
+    def _unconfirmed(self, f: Fact, text: str) -> str:
+        """Evidence a trap told and no poll has confirmed yet says so."""
+        if f.arg("unconfirmed") is True:
+            return self._("{evidence} (SNMP trap, awaiting a poll to confirm)").format(
+                evidence=text)
+        return text
 
     def _fact_input_line_bad(self, f: Fact, here: str | None) -> str:
         return self._("{device} saw its input power fail at {at}").format(

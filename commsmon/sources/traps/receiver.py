@@ -403,8 +403,8 @@ class TrapReceiver(Source):
             self._repeating.pop((device.id, ended), None)
         if spec.repeats:
             self._repeating[(device.id, spec.name)] = now + 2 * spec.repeats
-        if readings:
-            self._sink(Observation(device.id, self._clock(), True, readings))
+        if readings:  # unconfirmed: counts now, until the poll reads them; never a state
+            self._sink(Observation(device.id, self._clock(), True, readings, unconfirmed=True))
         if spec.poll:
             self._poll_now(device.id)
 
