@@ -145,6 +145,8 @@ class TrapSpec(StrictModel):
             a trap that ``ends`` it ask for a poll instead of assuming anything.
         ends: names of repeating traps this one ends (the alarm removed ends
             on_battery's repeats).
+        restart: the agent restarted (coldStart, warmStart): its counters'
+            baselines are dropped before the poll, so no rate spans the restart.
     """
 
     name: Identifier
@@ -153,6 +155,7 @@ class TrapSpec(StrictModel):
     poll: bool = True
     repeats: Seconds | None = None
     ends: list[Identifier] = []
+    restart: bool = False
 
 
 class Profile(StrictModel):

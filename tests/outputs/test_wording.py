@@ -96,7 +96,8 @@ def test_evidence_a_trap_told_says_it_awaits_a_poll() -> None:
     read it, the same words without the note."""
     told = Fact("ups_on_battery", {"device": "v01-ups", "name": "UPS", "unconfirmed": True})
     polled = Fact("ups_on_battery", {"device": "v01-ups", "name": "UPS"})
-    assert Wording("zh", now=T).fact(told, "v01") == "UPS（v01-ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"
+    assert Wording("zh", now=T).fact(told, "v01") == (
+        "UPS（v01-ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）")
     assert Wording("zh", now=T).fact(polled, "v01") == "UPS（v01-ups）市电中断，电池供电"
     assert Wording("en", now=T).fact(told, "v01") == (
         "UPS (v01-ups) on battery: mains lost (SNMP trap, awaiting a poll to confirm)")

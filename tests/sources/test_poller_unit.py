@@ -96,6 +96,23 @@ async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() 
     assert client.requests[0].oids == tuple(sorted([OCTETS, SYS_UPTIME]))
 
 
+async def test_a_restart_told_by_a_trap_drops_the_counter_baseline() -> None:
+    """ifHCInOctets 1 000 at 100.00 s; coldStart (poll_now restarted); 61 000 at 160.00 s:
+    a new baseline, no rate — the agent said its counters began again."""
+    readings = {"rx": (OCTETS, ReadingSpec(oid=OCTETS, counter=64))}
+    job = PollJob("v01-router", TARGET, 60.0, readings)
+    client = RecordingClient()
+    poller = SnmpPoller(client, [job], lambda _: None, clock=lambda: NOW)
+    rates = []
+    for octets, ticks in ((1_000, 10_000), (61_000, 16_000)):
+        client.answers["192.0.2.7:161"] = {
+            OCTETS: integer(octets, ValueType.COUNTER64),
+            SYS_UPTIME: integer(ticks, ValueType.TIMETICKS)}
+        rates.append((await poller.poll(job)).readings.get("rx"))
+        poller.poll_now("v01-router", restarted=True)  # not running: no poll, baseline gone
+    assert rates == [None, None]
+
+
 async def test_poll_now_polls_once_beside_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     """A trap asks for a poll: one poll now (a second ask while it is in flight is
     refused), and the hourly schedule is not disturbed (no other request)."""

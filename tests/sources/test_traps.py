@@ -83,12 +83,18 @@ class Village:
         self.port, self.state = port, state
         self.seen: list[Observation] = []
         self.polled: list[str] = []
+        self.restarted: list[str] = []
         self.changed = asyncio.Event()
         self.receiver: TrapReceiver
 
     def sink(self, obs: Observation) -> None:
         self.seen.append(obs)
         self.changed.set()
+
+    def poll_now(self, device: str, restarted: bool) -> None:
+        self.polled.append(device)
+        if restarted:
+            self.restarted.append(device)
 
     async def send(self, *args: str, command: str = "snmptrap") -> int:
         proc = await asyncio.create_subprocess_exec(
@@ -112,7 +118,7 @@ async def village(tmp_path: Path, **kwargs: object) -> AsyncIterator[Village]:
     path = tmp_path / "commsmon.yaml"
     path.write_text(config_text(port, **kwargs), encoding="utf-8")  # type: ignore[arg-type]
     found = Village(port, tmp_path / "state")
-    found.receiver = TrapReceiver(Setup.of(load_config(path)), found.sink, found.polled.append,
+    found.receiver = TrapReceiver(Setup.of(load_config(path)), found.sink, found.poll_now,
                                   found.state)
     task = asyncio.create_task(found.receiver.run())
     await asyncio.sleep(0.2)  # the endpoint opens
@@ -211,6 +217,33 @@ async def test_a_trap_never_clears_on_its_own(tmp_path: Path) -> None:
         await v.send("-v2c", "-c", "trap-community", f"|{ALARM_REMOVED}|{TRAP_ADDRESS}|a|10.8.1.20")
         await asyncio.sleep(0.3)
     assert v.seen == [] and v.polled == ["v01-ups"]
+
+
+async def test_link_down_on_the_uplink_says_so_now_and_link_up_waits_for_the_poll(
+        tmp_path: Path) -> None:
+    """linkDown (IF-MIB: ifIndex, ifAdminStatus, ifOperStatus) from the router: on its
+    uplink (ifIndex 2, params.uplink_ifindex) uplink_status down at once, unconfirmed;
+    on another port only a poll; linkUp only a poll (the poll says it is up)."""
+    link_down, link_up = "1.3.6.1.6.3.1.1.5.3", "1.3.6.1.6.3.1.1.5.4"
+    async with village(tmp_path) as v:
+        for oid, index, status in ((link_down, 5, 2), (link_down, 2, 2), (link_up, 2, 1)):
+            await v.send("-v2c", "-c", "trap-community", f"|{oid}|1.3.6.1.2.1.2.2.1.1.{index}|i|"
+                         f"{index}|1.3.6.1.2.1.2.2.1.7.{index}|i|1|"
+                         f"1.3.6.1.2.1.2.2.1.8.{index}|i|{status}")
+        await asyncio.sleep(0.3)
+    (obs,) = v.seen
+    assert obs.device == "v01-router" and obs.unconfirmed
+    assert obs.readings == {"uplink_status": "down"}
+    assert v.polled == ["v01-router"] * 3 and v.restarted == []
+
+
+async def test_a_cold_start_drops_counter_baselines_and_polls(tmp_path: Path) -> None:
+    """coldStart: the agent restarted; the poll is asked for with its counters' baselines
+    dropped (no rate across the restart)."""
+    async with village(tmp_path) as v:
+        await v.send("-v2c", "-c", "trap-community", "|1.3.6.1.6.3.1.1.5.1")
+        await asyncio.sleep(0.3)
+    assert v.seen == [] and v.restarted == ["v01-router"]
 
 
 async def test_identical_traps_within_5_s_are_one_and_unknown_oids_are_listed(

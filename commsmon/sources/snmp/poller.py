@@ -221,10 +221,14 @@ class SnmpPoller(Source):
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
 
-    def poll_now(self, device: str) -> bool:
+    def poll_now(self, device: str, restarted: bool = False) -> bool:
         """Poll ``device`` once now, beside its schedule (a trap asks for confirmation);
-        its cadence stays. ``False`` if it is not polled here, not running, or such a
-        poll is already in flight."""
+        its cadence stays. ``restarted``: its agent said it restarted (coldStart,
+        warmStart), so its counters' baselines are dropped first and no rate spans
+        the restart. ``False`` if it is not polled here, not running, or such a poll
+        is already in flight."""
+        if restarted:
+            self._rates.forget(device)
         job = self._jobs.get(device)
         if job is None or self._group is None or device in self._urgent:
             return False

@@ -163,7 +163,8 @@ class TrapReceiver(Source):
     Args:
         setup: the setup to start with.
         sink: where observations go.
-        poll_now: asks the poller for a confirming poll of a device.
+        poll_now: asks the poller for a confirming poll of a device, saying whether
+            its agent restarted (:meth:`SnmpPoller.poll_now`).
         state_dir: where the engine ID and boot counter are kept.
         clock: wall clock, epoch seconds.
     """
@@ -171,7 +172,7 @@ class TrapReceiver(Source):
     name = "traps"
 
     def __init__(self, setup: Setup, sink: Callable[[Observation], None],
-                 poll_now: Callable[[str], object], state_dir: Path,
+                 poll_now: Callable[[str, bool], object], state_dir: Path,
                  clock: Callable[[], float] = time.time) -> None:
         self._setup, self._sink, self._poll_now = setup, sink, poll_now
         self._state_dir, self._clock = state_dir, clock
@@ -390,7 +391,11 @@ class TrapReceiver(Source):
         TRAPS_RECEIVED.labels(device.site, device.id, spec.name).inc()
         readings: dict[str, Reading] = dict(spec.set)
         for name, reading in spec.varbinds.items():
-            value = trap.values.get(reading.oid or "")
+            try:
+                oid = (reading.oid or "").format(**match.sender.params)
+            except (KeyError, IndexError):  # a placeholder this device has no param for
+                continue
+            value = trap.values.get(oid)
             if value is None:
                 continue
             try:
@@ -405,8 +410,8 @@ class TrapReceiver(Source):
             self._repeating[(device.id, spec.name)] = now + 2 * spec.repeats
         if readings:  # unconfirmed: counts now, until the poll reads them; never a state
             self._sink(Observation(device.id, self._clock(), True, readings, unconfirmed=True))
-        if spec.poll:
-            self._poll_now(device.id)
+        if spec.poll or spec.restart:
+            self._poll_now(device.id, spec.restart)
 
     def overdue(self, now: float) -> list[str]:
         """Devices whose repeating trap (the UPS on battery) stopped for twice its period
@@ -416,7 +421,7 @@ class TrapReceiver(Source):
         for key in late:
             del self._repeating[key]
             log.info("repeating snmp trap stopped; polling", device=key[0], trap=key[1])
-            self._poll_now(key[0])
+            self._poll_now(key[0], False)
         return [device for device, _ in late]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -33,12 +33,15 @@ class Sender:
         profile: its profile's name (what its traps mean).
         addresses: IP literals it sends from or names (its SNMP host, ``trap_from``).
         engine_id: its snmpEngineID, for v3 traps.
+        params: its ``params``, filling ``{name}`` placeholders in its profile's
+            trap varbind OIDs (linkDown's ifOperStatus.{uplink_ifindex}).
     """
 
     device: str
     profile: str
     addresses: tuple[str, ...]
     engine_id: bytes | None = None
+    params: Mapping[str, int | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,5 +116,5 @@ def senders_from_config(config: Config) -> Senders:
             addresses.insert(0, str(ipaddress.ip_address(snmp.host)))
         engine = bytes.fromhex(snmp.engine_id.removeprefix("0x")) if snmp.engine_id else None
         senders.append(Sender(device.id, device.profile, tuple(dict.fromkeys(addresses)),
-                              engine))
+                              engine, device.params))
     return Senders.of(senders)
