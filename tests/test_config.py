@@ -149,7 +149,7 @@ def test_secret_references_are_resolved(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
     path = _broken(tmp_path, "  token: demo-token", f"  token: ${{file:{tmp_path / 'token'}}}")
     text = path.read_text(encoding="utf-8")
-    text = text.replace("community: v01-router}", "community: \"${credential:community}\"}", 1)
+    text = text.replace("community: v01-router,", "community: \"${credential:community}\",", 1)
     text = text.replace("client_id: commsmon-demo", "client_id: ${env:COMMSMON_TEST_SECRET}", 1)
     path.write_text(text, encoding="utf-8")
     config = load_config(path)

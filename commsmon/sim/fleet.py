@@ -73,6 +73,7 @@ UPS_BATTERY_MINUTES = 30
 _BATTERY_TICK = 2.0  # real seconds between updates of the on-battery UPS counters
 _UPS_PROFILE = "ups-rfc1628"
 _REPEATER_PROFILE = "hytera-repeater"
+_ROUTER_PROFILE = "router-mib2"
 
 
 @dataclass
@@ -331,7 +332,10 @@ class SimFleet(Service):
         Its devices on the ``public`` channel stop answering (SNMP packets
         dropped, MQTT presence ``offline``), and so does every device reached
         through one of them (``parent`` chains, e.g. the camera and the UPS
-        behind the 4G router). Other channels keep reporting.
+        behind the 4G router). Other channels keep reporting. The router sends no
+        linkDown: a real one's could not leave through the uplink that went; it
+        sends linkUp (IF-MIB, its ``uplink_ifindex``) when :meth:`restore_network`
+        brings the uplink back.
 
         Raises:
             KeyError: unknown site.
@@ -353,6 +357,9 @@ class SimFleet(Service):
         ids = self._behind_public(site)
         self._network_cut.discard(site)
         self.bring_up(ids)
+        for _, d in self.config.devices():
+            if d.id in ids and d.profile == _ROUTER_PROFILE:
+                self._trap(d.id, "link_up", ifindex=int(d.params.get("uplink_ifindex", 1)))
         return ids
 
     def _check_site(self, site: str) -> None:
@@ -412,12 +419,14 @@ class SimFleet(Service):
 
 
     def _trap(self, device: str, kind: str, **values: int) -> None:
-        """Send a UPS trap for ``device`` if traps are on and it has an address to name."""
+        """Send ``device``'s trap if traps are on and it has an address to name."""
         address = self._trap_address.get(device)
         if self.traps is None or address is None:
             return
         if kind == "on_battery":
             self.traps.on_battery(address, values["minutes"], values["seconds"])
+        elif kind == "link_up":
+            self.traps.link_up(address, values["ifindex"])
         else:
             self.traps.alarm_removed(address)
 

@@ -1,4 +1,5 @@
-"""The simulated kit's traps: SNMPv2c notifications as a UPS sends them (RFC 1628).
+"""The simulated kit's traps: SNMPv2c notifications as a UPS (RFC 1628) and a router
+(IF-MIB linkUp) send them.
 
 Sent from 127.0.0.1 (as if through the village router's NAT) with
 snmpTrapAddress.0 naming the device (its first ``snmp.trap_from``), so the
@@ -13,10 +14,11 @@ import socket
 from pyasn1.codec.ber import encoder
 from pysnmp.proto import api, rfc1902
 
-__all__ = ["ALARM_REMOVED", "ON_BATTERY", "TrapSender", "encode_v2c_trap"]
+__all__ = ["ALARM_REMOVED", "LINK_UP", "ON_BATTERY", "TrapSender", "encode_v2c_trap"]
 
 ON_BATTERY = "1.3.6.1.2.1.33.2.1"  # UPS-MIB upsTrapOnBattery
 ALARM_REMOVED = "1.3.6.1.2.1.33.2.4"  # UPS-MIB upsTrapAlarmEntryRemoved
+LINK_UP = "1.3.6.1.6.3.1.1.5.4"  # IF-MIB linkUp
 _MINUTES = "1.3.6.1.2.1.33.1.2.3.0"  # upsEstimatedMinutesRemaining
 _SECONDS = "1.3.6.1.2.1.33.1.2.2.0"  # upsSecondsOnBattery
 _TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"  # snmpTrapAddress.0
@@ -44,6 +46,13 @@ class TrapSender:
     def alarm_removed(self, device_address: str) -> None:
         """upsTrapAlarmEntryRemoved (the on-battery alarm cleared)."""
         self._send(ALARM_REMOVED, (_TRAP_ADDRESS, rfc1902.IpAddress(device_address)))
+
+    def link_up(self, device_address: str, ifindex: int) -> None:
+        """linkUp (IF-MIB) for ``ifindex``: ifIndex, ifAdminStatus up, ifOperStatus up."""
+        self._send(LINK_UP, (f"1.3.6.1.2.1.2.2.1.1.{ifindex}", rfc1902.Integer32(ifindex)),
+                   (f"1.3.6.1.2.1.2.2.1.7.{ifindex}", rfc1902.Integer32(1)),
+                   (f"1.3.6.1.2.1.2.2.1.8.{ifindex}", rfc1902.Integer32(1)),
+                   (_TRAP_ADDRESS, rfc1902.IpAddress(device_address)))
 
     def close(self) -> None:
         self._sock.close()
