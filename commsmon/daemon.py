@@ -118,7 +118,8 @@ class Daemon:
                             self.operations.checkin_heard, self.fleet.set_fault, self._clock)
             poller = SnmpPoller(client, self.setup.jobs, self.distribute,
                                 concurrency=config.defaults.snmp_concurrency, clock=self._clock)
-            traps = TrapReceiver(self.setup, self.distribute, poller.poll_now, state, self._clock)
+            traps = TrapReceiver(self.setup, self.distribute, poller.poll_now, state, self._clock,
+                                 lambda up: self.fleet.set_traps_listening(up, self._clock()))
             self.sources = [poller, mqtt, traps]
             self.distribute.forward = mqtt.forward
             async with asyncio.TaskGroup() as tg:

@@ -397,3 +397,11 @@ def test_an_enum_label_the_core_compares_cannot_be_renamed(tmp_path: Path) -> No
     problems = _problems(path)
     assert any(p.startswith(f"{profile}:") and "no label 'battery'" in p for p in problems), \
         problems
+
+
+def test_a_trap_path_check_needs_commsmon_to_listen(tmp_path: Path) -> None:
+    """trap_every on a site, but no traps.listen: a located error, not a path that is
+    forever down."""
+    path = _broken(tmp_path, "    town: 店子镇\n", "    town: 店子镇\n    trap_every: 900\n")
+    (problem,) = _problems(path)
+    assert "trap_every" in problem and "traps.listen" in problem and f"{path}:" in problem

@@ -216,4 +216,8 @@ class SiteSpec(StrictModel):
     latitude: Annotated[float, Field(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Field(ge=-180, le=180)] | None = None
     target_hours: Annotated[float, Field(gt=0)] | None = None
+    #: Seconds between the traps or informs the site's kit is configured to send
+    #: anyway (a periodic test trap or inform); nothing from any of its devices for
+    #: twice that is "trap path down". ``None``: not checked.
+    trap_every: Annotated[float, Field(gt=0)] | None = None
     devices: list[DeviceSpec] = []

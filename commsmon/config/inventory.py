@@ -23,7 +23,7 @@ def build_inventory(config: Config) -> Inventory:
     rules, power feeds, max ages and check-in validity worked out."""
     sites = [
         Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude,
-             s.target_hours or config.defaults.target_hours)
+             s.target_hours or config.defaults.target_hours, s.trap_every)
         for s in config.sites
     ]
     devices = []

@@ -73,6 +73,11 @@ def _cross_check(config: Config, profiles: dict[str, Profile], doc: Document) ->
         if site.id in site_ids:
             yield doc.at(("sites", i, "id"), f"duplicate site id {site.id!r}")
         site_ids.add(site.id)
+        if site.trap_every is not None and not config.traps.listen:
+            yield doc.at(("sites", i, "trap_every"), "checking the trap path needs "
+                         "'traps.listen' (commsmon must listen for the traps)")
+        if site.trap_every is not None and not any(d.snmp for d in site.devices):
+            yield doc.at(("sites", i, "trap_every"), "no SNMP device here sends traps")
         for j, d in enumerate(site.devices):
             here = ("sites", i, "devices", j)
             if d.id in seen:

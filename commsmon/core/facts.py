@@ -77,6 +77,10 @@ FactCode = Literal[
     "link_unknown",        # {device, name, site, site_name, causes}
     "no_channels",         # the village has no channel configured
     "channel_state",       # {channel, state}
+    # the trap path (SiteStatus.trap_path)
+    "trap_path_silent",    # {age, limit, at}: no trap from the site's kit for longer than limit
+    "trap_path_waiting",   # {since, limit}: no trap yet since the monitor listens
+    "traps_not_listening",  # the monitor does not listen for traps
     # outage evidence
     "ups_on_battery",      # {device, name, unconfirmed?}: upsOutputSource = battery
     "generator_without_mains",  # {device, name, unconfirmed?}

@@ -25,6 +25,7 @@ from commsmon.core.readiness import conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
+from commsmon.core.trappath import trap_path
 from commsmon.core.types import WORKING, CheckIn, Observation, Reading, State
 
 __all__ = ["Fleet"]
@@ -43,6 +44,8 @@ class Fleet:
         self._site_time = {s: TimeInState(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
         self._faults: dict[str, Fact] = {}
+        self._trap_heard: dict[str, float] = {}  # site -> latest trap from its kit
+        self._traps_since: float | None = None  # listening for traps since
         self._last_eval = now
         self._now = now
 
@@ -77,6 +80,7 @@ class Fleet:
         self._outage_since = {
             k: v for k, v in self._outage_since.items() if k[0] in inventory.sites
         }
+        self._trap_heard = {s: at for s, at in self._trap_heard.items() if s in inventory.sites}
 
     def observe(self, obs: Observation) -> bool:
         """Apply an observation; ``False`` if its device is not in the inventory."""
@@ -84,7 +88,18 @@ class Fleet:
         if tracker is None:
             return False
         tracker.observe(obs)
+        if obs.unconfirmed:  # a trap: the site's trap path works
+            site = tracker.device.site
+            self._trap_heard[site] = max(obs.at, self._trap_heard.get(site, obs.at))
         return True
+
+    def set_traps_listening(self, listening: bool, now: float) -> None:
+        """Record that the monitor started or stopped listening for traps: a trap
+        path is judged only while it listens (:mod:`commsmon.core.trappath`)."""
+        if not listening:
+            self._traps_since = None
+        elif self._traps_since is None:
+            self._traps_since = now
 
     def checkin(self, checkin: CheckIn) -> bool:
         """Record a check-in; ``False`` if its device is not in the inventory.
@@ -232,6 +247,7 @@ class Fleet:
                 seconds=MappingProxyType(dict(clock.seconds)),
                 scenarios=MappingProxyType(evaluate_site(inv, site, views, active, now, out)),
                 outages=MappingProxyType(active[s]),
+                trap_path=trap_path(site, self._trap_heard.get(s), self._traps_since, now),
             )
         return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off,
                         MappingProxyType(dict(self._faults)))
@@ -269,6 +285,9 @@ class Fleet:
         for source, up_since in self._source_up.items():
             if up_since is not None:
                 self._source_up[source] = min(up_since, now)
+        self._trap_heard = {site: min(at, now) for site, at in self._trap_heard.items()}
+        if self._traps_since is not None:
+            self._traps_since = min(self._traps_since, now)
 
     def _cut_off(self, effective: dict[str, tuple[State, tuple[Fact, ...]]]) -> Fact | None:
         """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.

@@ -184,6 +184,8 @@ class Site:
         latitude: degrees north (WGS-84), ``None`` if unknown.
         longitude: degrees east (WGS-84), ``None`` if unknown.
         target_hours: hours the site must last on its own in each scenario.
+        trap_every: seconds between the traps or informs its kit sends anyway (a
+            periodic test trap); ``None`` when its trap path is not checked.
     """
 
     id: str
@@ -193,6 +195,7 @@ class Site:
     latitude: float | None = None
     longitude: float | None = None
     target_hours: float = 72.0
+    trap_every: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,7 @@ RULES = (
     "endurance_low",
     "countdown",
     "checkin_stale",
+    "trap_path_down",
     "monitor_cut_off",
     "monitor_fault",
 )
@@ -91,6 +92,7 @@ DEFAULT_RULES: Mapping[str, RuleSpec] = {
     "endurance_low": RuleSpec(0, "critical"),
     "countdown": RuleSpec(0, "critical"),
     "checkin_stale": RuleSpec(0, "warning"),
+    "trap_path_down": RuleSpec(0, "warning"),  # trappath already allows a missed period
     "monitor_cut_off": RuleSpec(60, "critical"),
     "monitor_fault": RuleSpec(60, "warning"),
 }
@@ -266,6 +268,11 @@ def _site_candidates(
             None if cut_off or (result.unknown and unknown_site) else not result.ready,
             (result.as_fact(),),
         )
+    if (path := s.trap_path) is not None:
+        silent: Verdict = None if cut_off or path.state is State.UNKNOWN \
+            else path.state is State.DOWN
+        yield _Candidate("trap_path_down", site, silent,
+                         (path.reason,) if path.reason is not None else ())
     for kind in OUTAGE_KINDS:
         outage = s.outages.get(kind)
         facts = () if outage is None else (Fact("outage", {

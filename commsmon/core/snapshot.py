@@ -14,6 +14,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.model import Device, Site
 from commsmon.core.outages import Outage, OutageKind
 from commsmon.core.readiness import ScenarioResult
+from commsmon.core.trappath import TrapPath
 from commsmon.core.types import ChannelName, CheckIn, Reading, State
 
 __all__ = ["ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
@@ -96,6 +97,8 @@ class SiteStatus:
         scenarios: readiness in each scenario (``network``, ``road``, ``power``,
             ``all``) and ``now``; empty for a site with nothing to judge.
         outages: outages in progress, by kind.
+        trap_path: whether its traps reach the monitor (``None`` when not checked:
+            no ``trap_every``).
     """
 
     site: Site
@@ -106,6 +109,7 @@ class SiteStatus:
     seconds: Mapping[State, float]
     scenarios: Mapping[str, ScenarioResult]
     outages: Mapping[OutageKind, Outage]
+    trap_path: TrapPath | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -356,6 +356,10 @@ def site_json(
                 "declared": o.declared}
             for k, o in s.outages.items()
         },
+        "trap_path": None if s.trap_path is None else {
+            "state": s.trap_path.state.value, "state_text": w.state(s.trap_path.state.value),
+            "heard": when(s.trap_path.heard),
+            "reason": None if s.trap_path.reason is None else w.fact(s.trap_path.reason, here)},
     }
 
 

@@ -230,9 +230,20 @@ class FleetExposition:
         outage_since = _Family("commsmon_site_outage_since_timestamp_seconds", "gauge",
                                "When the active outage was first seen or declared, Unix epoch "
                                "seconds.")
+        trap_path = _Family("commsmon_site_trap_path_up", "gauge",
+                            "1 while the site's kit's periodic traps arrive, 0 when none came "
+                            "for twice its trap_every; absent while unknown or not checked.")
+        trap_heard = _Family("commsmon_site_trap_last_received_timestamp_seconds", "gauge",
+                             "When the latest trap from the site's kit arrived, Unix epoch "
+                             "seconds (sites with trap_every).")
         for status in snap.sites.values():
             site = status.site
             labels = self._site[site.id]
+            if (path := status.trap_path) is not None:
+                if path.state is not State.UNKNOWN:
+                    trap_path.add(labels, 1 if path.state is State.UP else 0)
+                if path.heard is not None:
+                    trap_heard.add(labels, path.heard)
             lat, lon = ("" if c is None else f"{c:.5f}" for c in (site.latitude, site.longitude))
             extra = _labels(name=site.name, town=site.town, role=site.role, latitude=lat,
                             longitude=lon)
@@ -271,4 +282,4 @@ class FleetExposition:
                     outage_since.add(f'{labels},outage="{kind}"', active.since)
         return (info, reachable, state, seconds, channel_up, channel_state,
                 ready, scenario_seconds, at_least, surviving, target, until, bearing, outage,
-                outage_since)
+                outage_since, trap_path, trap_heard)

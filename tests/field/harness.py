@@ -90,6 +90,11 @@ class Village:
         unconfirmed: device -> the readings expected to be awaiting a poll.
         outages: outage kind at :attr:`site` -> its evidence in Chinese, exactly
             (several joined by "；"); ``None`` for an outage that must not be active.
+        trap_heard: device -> age in seconds of the latest trap it sent (one that
+            told nothing: an unknown or test trap).
+        listening: seconds since commsmon listens for traps; ``None``: it does not.
+        trap_path: the trap path expected at :attr:`site`: (``up``, ``down`` or
+            ``unknown``, words its Chinese reason must contain, ``""`` for none).
     """
 
     name: str
@@ -110,6 +115,9 @@ class Village:
     traps: dict[str, dict[str, tuple[Reading, float]]] = field(default_factory=dict)
     unconfirmed: dict[str, tuple[str, ...]] = field(default_factory=dict)
     outages: dict[str, str | None] = field(default_factory=dict)
+    trap_heard: dict[str, float] = field(default_factory=dict)
+    listening: float | None = 30 * D
+    trap_path: tuple[str, str] | None = None
 
 
 def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None) -> Snapshot:
@@ -131,6 +139,7 @@ def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None) -> Snapsho
         "profiles_dir": str(ROOT / "config" / "profiles"),
         "mqtt": {"host": "127.0.0.1", "topic_prefix": "field"},
         "defaults": {"snmp": {"interval": 60}, **case.defaults},
+        "traps": {"listen": ["127.0.0.1:16200"]},  # loaded only: trap_every needs it
         "sites": sites,
     }
     path = tmp / ("field.yaml" if shuffle is None else f"field-{shuffle}.yaml")
@@ -155,6 +164,10 @@ def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None) -> Snapsho
         fleet.observe(Observation(device_id, NOW - 1, True))
         if device_id in case.down:
             fleet.observe(Observation(device_id, NOW, False, conclusive=True, error="offline"))
+    if case.listening is not None:
+        fleet.set_traps_listening(True, NOW - case.listening)
+    for device_id, age in case.trap_heard.items():
+        fleet.observe(Observation(device_id, NOW - age, True, unconfirmed=True))
     for device_id, (age, ok, charge) in case.checkins.items():
         fleet.checkin(CheckIn(device_id, NOW - age, ok, "村管理员", charge=charge))
     for site in case.road:

@@ -96,6 +96,15 @@ def test_village(case: Village, tmp_path: Path) -> None:
         zh = "；".join(Wording("zh", now=NOW).fact(f, case.site) for f in outages[kind].evidence)
         assert zh == text
         _only_chinese(zh, kind)
+    if case.trap_path is not None:
+        path = snap.sites[case.site].trap_path
+        state, words = case.trap_path
+        assert path is not None and path.state.value == state, path
+        if words:
+            assert path.reason is not None
+            zh = Wording("zh", now=NOW).fact(path.reason, case.site)
+            assert words in zh, f"{words!r} not in {zh!r}"
+            _only_chinese(zh, "trap path")
     if case.alerts or case.quiet:
         firing = _alerts(snap)
         for alert in case.alerts:

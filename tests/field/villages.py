@@ -638,4 +638,51 @@ VILLAGES: list[Village] = [
         outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
         state={"ups": "down"}, alerts=("outage_active v power",),
     ),
+    # The trap path: the village's kit sends a test trap every 15 min (trap_every 900);
+    # nothing from any of its devices for more than 2 × 900 s = 1800 s is "down" — the
+    # path, not a device: every device still answers its polls.
+    Village(
+        # The router's test trap 10 min ago: 600 s <= 1800 s: up.
+        "trap path: a test trap 10 min ago",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), trap_heard={"router": 600.0}, expect={},
+        trap_path=("up", ""), quiet=("trap_path_down v",),
+    ),
+    Village(
+        # Exactly twice the period, 1800 s: still up (one test trap missed is allowed).
+        "trap path: silent exactly twice its period",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), trap_heard={"router": 1800.0}, expect={},
+        trap_path=("up", ""), quiet=("trap_path_down v",),
+    ),
+    Village(
+        # 1801 s > 1800 s: down, though router, UPS and the rest answer their polls.
+        "trap path: one second past twice its period",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), trap_heard={"router": 1801.0, "ups": 3600.0}, expect={},
+        trap_path=("down", "30 分钟未收到本村设备的任何陷阱或通知"),
+        state={"router": "up", "ups": "up"}, alerts=("trap_path_down v",),
+    ),
+    Village(
+        # Listening for 1000 s, nothing heard yet: 1000 <= 1800 s, nothing proves the
+        # path: unknown, no alert.
+        "trap path: nothing yet, within the grace",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), listening=1000.0, expect={},
+        trap_path=("unknown", "尚未收到本村设备的陷阱"), quiet=("trap_path_down v",),
+    ),
+    Village(
+        # Listening for 2000 s, nothing heard: 2000 > 1800 s: down.
+        "trap path: nothing since listening began, past the grace",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), listening=2000.0, expect={},
+        trap_path=("down", "未收到本村设备的任何陷阱或通知"), alerts=("trap_path_down v",),
+    ),
+    Village(
+        # commsmon cannot bind its trap port: the monitor's fault, not the village's.
+        "trap path: the monitor is not listening",
+        [centre(), village(ROUTER, PDT, SAT, UPS, GEN, trap_every=900)],
+        readings=readings(), trap_heard={"router": 7200.0}, listening=None, expect={},
+        trap_path=("unknown", "监测系统未在接收陷阱"), quiet=("trap_path_down v",),
+    ),
 ]

@@ -82,13 +82,18 @@ class Village:
     def __init__(self, port: int, state: Path) -> None:
         self.port, self.state = port, state
         self.seen: list[Observation] = []
+        self.heard: list[Observation] = []
         self.polled: list[str] = []
         self.restarted: list[str] = []
         self.changed = asyncio.Event()
         self.receiver: TrapReceiver
 
     def sink(self, obs: Observation) -> None:
-        self.seen.append(obs)
+        """``heard``: every observation (a trap without readings says the path works);
+        ``seen``: those with readings."""
+        self.heard.append(obs)
+        if obs.readings:
+            self.seen.append(obs)
         self.changed.set()
 
     def poll_now(self, device: str, restarted: bool) -> None:
@@ -217,6 +222,8 @@ async def test_a_trap_never_clears_on_its_own(tmp_path: Path) -> None:
         await v.send("-v2c", "-c", "trap-community", f"|{ALARM_REMOVED}|{TRAP_ADDRESS}|a|10.8.1.20")
         await asyncio.sleep(0.3)
     assert v.seen == [] and v.polled == ["v01-ups"]
+    # It still says the village's trap path works (an observation without readings).
+    assert [(o.device, o.readings, o.unconfirmed) for o in v.heard] == [("v01-ups", {}, True)]
 
 
 async def test_link_down_on_the_uplink_says_so_now_and_link_up_waits_for_the_poll(

@@ -63,6 +63,7 @@ _RULE_ORDER = (
     "device_lost",
     "scenario_not_ready",
     "checkin_stale",
+    "trap_path_down",
     "device_degraded",
     "monitor_fault",
 )
@@ -171,6 +172,8 @@ def _summary(w: Wording, alert: Alert) -> str:
         return w._("{device} needs attention").format(device=name)
     if rule == "checkin_stale":
         return w._("{device} test call overdue").format(device=name)
+    if rule == "trap_path_down":
+        return w._("trap path down: its kit's traps no longer arrive")
     if rule == "scenario_not_ready":
         return w._("not ready for a {scenario}").format(
             scenario=w.scenario(alert.labels.get("scenario", "")))

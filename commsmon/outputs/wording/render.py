@@ -409,6 +409,19 @@ class Wording:
             device=self.label(f, here), reading=self.reading(f.text("reading")),
             at=self.time(f.number("at") or 0))
 
+    def _fact_trap_path_silent(self, f: Fact, here: str | None) -> str:
+        return self._("no trap or inform from its kit for {age} (expected within {limit})"
+                      ).format(age=self.age(f.number("age") or 0),
+                               limit=self.age(f.number("limit") or 0))
+
+    def _fact_trap_path_waiting(self, f: Fact, here: str | None) -> str:
+        return self._("no trap from its kit yet since {since} (expected within {limit})"
+                      ).format(since=self.time(f.number("since") or 0),
+                               limit=self.age(f.number("limit") or 0))
+
+    def _fact_traps_not_listening(self, f: Fact, here: str | None) -> str:
+        return self._("commsmon is not listening for traps: the trap path is not known")
+
     def _fact_no_fuel_curve(self, f: Fact, here: str | None) -> str:
         return self._("{device} has no fuel consumption in the configuration").format(
             device=self.label(f, here))

@@ -167,14 +167,18 @@ class TrapReceiver(Source):
             its agent restarted (:meth:`SnmpPoller.poll_now`).
         state_dir: where the engine ID and boot counter are kept.
         clock: wall clock, epoch seconds.
+        listening: told ``True`` once the addresses are bound, ``False`` when they
+            are not (the trap path check judges only while it listens).
     """
 
     name = "traps"
 
     def __init__(self, setup: Setup, sink: Callable[[Observation], None],
                  poll_now: Callable[[str, bool], object], state_dir: Path,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 listening: Callable[[bool], object] = lambda _: None) -> None:
         self._setup, self._sink, self._poll_now = setup, sink, poll_now
+        self._listening = listening
         self._state_dir, self._clock = state_dir, clock
         self._restart = asyncio.Event()
         # Two lanes: what says power or the uplink is lost goes before the rest, and
@@ -218,14 +222,14 @@ class TrapReceiver(Source):
             if problem is None:
                 break
             engine.close_dispatcher()
-            TRAPS_LISTENING.set(0)
+            self._set_listening(False)
             if self._once.first("bind", problem):
                 log.error("cannot listen for snmp traps; retrying", problem=problem,
                           listen=spec.listen, hint="port 162 needs CAP_NET_BIND_SERVICE "
                           "(deploy/systemd/commsmon.service); or the address is in use")
             await asyncio.sleep(RETRY_BIND)
         self._once.clear("bind")
-        TRAPS_LISTENING.set(1)
+        self._set_listening(True)
         try:
             for shared, devices in self._setup.senders.shared().items():
                 log.warning("several devices send traps from one address: their traps "
@@ -249,8 +253,12 @@ class TrapReceiver(Source):
                         await asyncio.sleep(0)  # a storm's applying never holds the loop
                 self._queued.clear()
         finally:
-            TRAPS_LISTENING.set(0)
+            self._set_listening(False)
             engine.close_dispatcher()
+
+    def _set_listening(self, listening: bool) -> None:
+        TRAPS_LISTENING.set(1 if listening else 0)
+        self._listening(listening)
 
     async def _bound(self, engine: Any) -> str | None:
         """Wait for the engine's endpoints to open; why one did not, else ``None``.
@@ -379,6 +387,8 @@ class TrapReceiver(Source):
             TRAPS_RECEIVED.labels(device.site if device else "", match.sender.device,
                                   "other").inc()
             self.unknown.append((self._clock(), match.sender.device, trap.oid))
+            if device is not None:  # unknown to its profile, yet it came: the path works
+                self._sink(Observation(device.id, self._clock(), True, unconfirmed=True))
             return
         key = (device.id, trap.oid, tuple(sorted(
             (oid, value.value) for oid, value in trap.values.items() if oid != SYS_UPTIME)))
@@ -408,8 +418,9 @@ class TrapReceiver(Source):
             self._repeating.pop((device.id, ended), None)
         if spec.repeats:
             self._repeating[(device.id, spec.name)] = now + 2 * spec.repeats
-        if readings:  # unconfirmed: counts now, until the poll reads them; never a state
-            self._sink(Observation(device.id, self._clock(), True, readings, unconfirmed=True))
+        # Unconfirmed: its readings count now, until the poll reads them; it is never a
+        # device state. Without readings it still says the site's trap path works.
+        self._sink(Observation(device.id, self._clock(), True, readings, unconfirmed=True))
         if spec.poll or spec.restart:
             self._poll_now(device.id, spec.restart)
 
