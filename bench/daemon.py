@@ -37,7 +37,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from commsmon.config import load_config  # noqa: E402
+from commsmon.config.load import load_config  # noqa: E402
 from commsmon.sim.broker import Mosquitto  # noqa: E402
 from commsmon.sim.scale import write_province  # noqa: E402
 from tests.fleetharness import free_port  # noqa: E402

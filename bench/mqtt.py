@@ -58,7 +58,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from commsmon.config import load_config  # noqa: E402
+from commsmon.config.load import load_config  # noqa: E402
 from commsmon.sim.broker import Mosquitto  # noqa: E402
 from commsmon.sim.scale import province  # noqa: E402
 

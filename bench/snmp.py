@@ -33,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from commsmon.config import ReadingSpec  # noqa: E402
+from commsmon.config.profiles import ReadingSpec  # noqa: E402
 from commsmon.core.types import Observation  # noqa: E402
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget  # noqa: E402
 from commsmon.sources.snmp.gufo_backend import GufoClient  # noqa: E402

@@ -50,7 +50,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from commsmon.config import load_config  # noqa: E402
+from commsmon.config.load import load_config  # noqa: E402
 from commsmon.sim.broker import Mosquitto  # noqa: E402
 from commsmon.sim.fleet import SimFleet  # noqa: E402
 from tests.fleetharness import DaemonProcess, Samples, value, write_config  # noqa: E402
