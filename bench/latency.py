@@ -22,8 +22,21 @@ then ``for`` of ``site_isolated``, then ``group_wait``, plus one evaluation
 period (1 s): 3·I + timeout + F + G + 1.  The target (province-scale issue) is
 median <= bound + 1 s.
 
-Writes bench/results/latency.json.
+``--case mains-cut`` times the power-outage page instead: the drill cuts the
+mains at a village with a UPS (the sim sets upsOutputSource battery in snmpsim
+and sends upsTrapOnBattery), and the time runs to the firing ``outage_active``
+notification naming that village and ``outage: power``; then mains comes back
+and the resolved one is awaited.  Two daemons in the same run, same
+configuration but for ``traps``: one listening for the sim's traps, one polling
+only.  The gensets are left out of this configuration (their MQTT telemetry
+would report the cut at once, whatever the UPS says), so the UPS alone tells.
+Goal (issue 15): with traps, median <= 2 s + ``for`` + ``group_wait``; polling
+only is bounded by one poll interval + timeout + ``for`` + ``group_wait`` + an
+evaluation period.
+
+Writes bench/results/latency.json (latency-mains.json for the mains cut).
 Run: .venv/bin/python bench/latency.py [--trials 20] [--interval 2] [--for 2] [--group-wait 1]
+     .venv/bin/python bench/latency.py --case mains-cut [--trials 8] [--interval 10]
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import socket
 import statistics
 import sys
 import tempfile
@@ -39,12 +53,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ruamel.yaml import YAML
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from commsmon.config import load_config  # noqa: E402
+from commsmon.config.load import load_config  # noqa: E402
 from commsmon.sim.broker import Mosquitto  # noqa: E402
 from commsmon.sim.fleet import SimFleet  # noqa: E402
+from commsmon.sim.ports import free_port  # noqa: E402
+from commsmon.sim.traps import TrapSender  # noqa: E402
 from tests.fleetharness import DaemonProcess, value, write_config  # noqa: E402
 from tests.receiverharness import Received, RecordingReceiver  # noqa: E402
 
@@ -158,8 +176,144 @@ async def run(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             "sites": sites, "daemons": daemons, "trials": trials}
 
 
+UPS_VILLAGES = ("v01", "v03", "v05", "v08", "v11", "v13")  # the demo's villages with a UPS
+TRAP_COMMUNITY = "bench-traps"
+
+
+def _without_gensets(path: Path) -> None:
+    """Drop the gensets from the written config (the UPSes, on mains only, alone tell)."""
+    yaml = YAML()
+    data = yaml.load(path.read_text(encoding="utf-8"))
+    for site in data["sites"]:
+        gensets = {d["id"] for d in site["devices"] if d.get("kind") == "generator"}
+        site["devices"] = [d for d in site["devices"] if d["id"] not in gensets]
+        for d in site["devices"]:
+            if str(d.get("power", "")).removeprefix("generator:") in gensets:
+                d["power"] = "mains"
+    with path.open("w", encoding="utf-8") as f:
+        yaml.dump(data, f)
+
+
+def _power_note(r: RecordingReceiver, since: int, site: str, status: str) -> Received | None:
+    """The first outage_active power notification about ``site`` with ``status``."""
+    for req in r.accepted[since:]:
+        body = req.body
+        if body.get("groupLabels", {}).get("site") != site or body.get("status") != status:
+            continue
+        if any(a.get("labels", {}).get("alertname") == "outage_active"
+               and a.get("labels", {}).get("outage") == "power" for a in body.get("alerts", [])):
+            return req
+    return None
+
+
+async def _wait_power(r: RecordingReceiver, since: int, site: str, status: str,
+                      daemon: DaemonProcess, within: float) -> Received:
+    deadline = time.monotonic() + within
+    while (got := _power_note(r, since, site, status)) is None:
+        if daemon.proc.poll() is not None:
+            raise SystemExit(f"daemon exited {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {status} power notification for {site} within {within} s\n"
+                             f"{daemon.log()[-3000:]}")
+        await asyncio.sleep(0.05)
+    return got
+
+
+async def run_mains(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Both modes, traps then polling only, each with its own daemon and config."""
+    hook = RecordingReceiver()
+    url = await hook.start()
+    modes: dict[str, list[dict[str, Any]]] = {}
+    try:
+        async with Mosquitto() as broker:
+            for mode in ("traps", "polling"):
+                directory = tmp / mode
+                directory.mkdir()
+                rules = alerting(url, args.rule_for, args.group_wait)
+                rules["rules"]["outage_active"] = {"for": args.rule_for}
+                path, port = write_config(directory, mqtt_port=broker.port,
+                                          interval=args.interval, timeout=args.timeout,
+                                          alerting=rules)
+                _without_gensets(path)
+                config = load_config(path)
+                sender = None
+                if mode == "traps":
+                    trap_port = free_port(socket.SOCK_DGRAM)
+                    config_text = path.read_text(encoding="utf-8") + (
+                        f"traps:\n  listen: ['127.0.0.1:{trap_port}']\n"
+                        f"  communities: [{TRAP_COMMUNITY}]\n")
+                    path.write_text(config_text, encoding="utf-8")
+                    config = load_config(path)
+                    sender = TrapSender("127.0.0.1", trap_port, TRAP_COMMUNITY)
+                polled = [d.id for d in config.inventory().devices.values()
+                          if d.source != "checkin"]
+                trials: list[dict[str, Any]] = []
+                modes[mode] = trials
+                async with SimFleet(config, telemetry_period=1.0, traps=sender) as fleet:
+                    daemon = DaemonProcess(path, port, directory / "daemon.log")
+                    try:
+                        await daemon.wait_for(
+                            "every polled device up",
+                            lambda s, ids=polled: all(  # type: ignore[misc]
+                                value(s, "commsmon_device_up", device=d) == 1 for d in ids),
+                            within=60)
+                        for n in range(args.trials):
+                            site = UPS_VILLAGES[n % len(UPS_VILLAGES)]
+                            since = len(hook.accepted)
+                            cut = time.time()
+                            await fleet.cut_mains(site)
+                            firing = await _wait_power(hook, since, site, "firing", daemon, 120)
+                            since = hook.accepted.index(firing) + 1
+                            await fleet.restore_mains(site)
+                            await _wait_power(hook, since, site, "resolved", daemon, 120)
+                            latency = firing.at - cut
+                            print(f"{mode:7s} trial {n + 1:2d} {site}: power page after "
+                                  f"{latency:5.2f} s", flush=True)
+                            trials.append({"site": site, "latency_s": round(latency, 3)})
+                    finally:
+                        daemon.stop()
+                        if sender is not None:
+                            sender.close()
+    finally:
+        await hook.close()
+    return modes
+
+
+def main_mains(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="commsmon-latency-") as d:
+        modes = asyncio.run(run_mains(args, Path(d)))
+    goal = 2.0 + args.rule_for + args.group_wait
+    poll_bound = args.interval + args.timeout + args.rule_for + args.group_wait + EVALUATE_EVERY
+    medians = {m: statistics.median(t["latency_s"] for t in trials)
+               for m, trials in modes.items()}
+    print()
+    print(f"UPS mains cut -> power-outage webhook (I={args.interval:g} s, "
+          f"timeout={args.timeout:g} s, for={args.rule_for:g} s, "
+          f"group_wait={args.group_wait:g} s)")
+    print("| mode | trials | median s | max s | bound s |")
+    print("|---|---|---|---|---|")
+    for mode, trials in modes.items():
+        values = [t["latency_s"] for t in trials]
+        print(f"| {mode} | {len(values)} | {medians[mode]:.2f} | {max(values):.2f} | "
+              f"{goal if mode == 'traps' else poll_bound:.2f} |")
+    ratio = medians["traps"] / medians["polling"]
+    met = medians["traps"] <= goal
+    print(f"traps/polling median: {ratio:.2f}; goal with traps median <= {goal:.2f} s: "
+          f"{'met' if met else 'NOT met'}")
+    out = ROOT / "bench" / "results" / "latency-mains.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "interval_s": args.interval, "timeout_s": args.timeout, "for_s": args.rule_for,
+        "group_wait_s": args.group_wait, "goal_s": goal, "poll_bound_s": poll_bound,
+        "medians_s": medians, "traps_over_polling": round(ratio, 3), "goal_met": met,
+        "trials": modes,
+    }, indent=2) + "\n")
+    print(f"wrote {out.relative_to(ROOT)}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--case", choices=("village-down", "mains-cut"), default="village-down")
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--interval", type=float, default=2.0, help="SNMP poll interval I, s")
     p.add_argument("--timeout", type=float, default=0.5, help="SNMP timeout, s")
@@ -169,6 +323,9 @@ def main() -> None:
     p.add_argument("--fresh-daemons", action="store_true",
                    help="restart the daemon each time the rotation comes back to a village")
     args = p.parse_args()
+    if args.case == "mains-cut":
+        main_mains(args)
+        return
 
     with tempfile.TemporaryDirectory(prefix="commsmon-latency-") as d:
         result = asyncio.run(run(args, Path(d)))
