@@ -72,7 +72,7 @@ def sink(obs):
     global count
     count += 1
 async def main():
-    receiver = TrapReceiver(Setup.of(load_config(sys.argv[1])), sink, lambda d: None,
+    receiver = TrapReceiver(Setup.of(load_config(sys.argv[1])), sink, lambda d, r: None,
                             Path(sys.argv[2]))
     task = asyncio.create_task(receiver.run())
     await asyncio.sleep(0.5)

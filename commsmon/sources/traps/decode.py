@@ -89,11 +89,11 @@ def read_trap(data: bytes) -> RawTrap | None:
     if tag != 0x30:
         raise ValueError("no variable-bindings")
     while pos < end:
-        tag, start, pos = read_tlv(data, pos)
-        name, inner = _value(data, start)
+        _, start, pos = read_tlv(data, pos)  # VarBind ::= SEQUENCE { name, value }
+        tag, name, inner = read_tlv(data, start)
         value, _ = _value(data, inner)
-        if name.type is ValueType.OBJECT_IDENTIFIER and isinstance(name.value, str):
-            values[name.value] = value
+        if tag == 0x06:
+            values[_oid(data[name:inner])] = value
     trap_oid = values.get(SNMP_TRAP_OID)
     if trap_oid is None or not isinstance(trap_oid.value, str):
         raise ValueError("no snmpTrapOID.0")
