@@ -54,6 +54,7 @@ from pysnmp.proto import errind
 from pysnmp.proto.api import v2c
 
 from commsmon.aio import run_until
+from commsmon.config.profiles import ReadingSpec, TrapSpec
 from commsmon.config.traps import TrapsSpec
 from commsmon.core.types import Observation, Reading
 from commsmon.log import LogOnce
@@ -63,6 +64,7 @@ from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.snmp.base import SnmpValue
 from commsmon.sources.snmp.pysnmp_backend import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_snmp_value
 from commsmon.sources.traps.decode import read_trap
+from commsmon.sources.traps.senders import Sender
 
 if TYPE_CHECKING:
     from commsmon.config.compile import Setup
@@ -93,6 +95,20 @@ _PRIORITY_BYTES = tuple(  # their BER content octets, looked for in a raw datagr
         bytes.fromhex("2b0601020121" "0201"), bytes.fromhex("2b0601020121" "02"),
         bytes.fromhex("2b060106030101" "0501"), bytes.fromhex("2b060106030101" "0503")))
 _UNKNOWN_SENDER = (errind.UnknownEngineID, errind.UnknownSecurityName, errind.UnknownUserName)
+
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class _Effect:
+    """What one trap OID from one device means (``spec`` ``None``: its profile does not
+    know it), worked out once."""
+
+    device: str
+    spec: TrapSpec | None
+    varbinds: tuple[tuple[str, str, ReadingSpec], ...]
+    counter: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +247,7 @@ class TrapReceiver(Source):
         self._transports: list[Any] = []
         self._bind_problem: str | None = None
         self._counters: dict[tuple[str, str, str], Any] = {}
+        self._effects: dict[tuple[str, str], _Effect | None] = {}
 
     async def run(self) -> None:
         """Listen until cancelled, starting over when :meth:`reconfigure` asks."""
@@ -241,6 +258,7 @@ class TrapReceiver(Source):
     async def reconfigure(self, setup: Setup) -> bool:
         """Start over if the ``traps`` section changed; senders apply in place."""
         old, self._setup = self._setup, setup
+        self._effects.clear()  # profiles, params or devices may have changed
         if setup.settings.traps == old.settings.traps:
             return False
         self._restart.set()
@@ -432,31 +450,28 @@ class TrapReceiver(Source):
                 log.warning("snmp trap from no single known device", source=trap.source,
                             trap=trap.oid, rule=match.rule, devices=list(match.ambiguous))
             return
-        device = self._setup.inventory.devices.get(match.sender.device)
-        profile = self._setup.settings.profiles.get(match.sender.profile)
-        spec = profile.traps.get(trap.oid) if profile else None
-        if device is None or profile is None or spec is None:
-            self._received_counter(device.site if device else "", match.sender.device,
-                                   "other").inc()
-            self.unknown.append((self._clock(), match.sender.device, trap.oid))
-            if device is not None:  # unknown to its profile, yet it came: the path works
-                self._sink(Observation(device.id, self._clock(), True, unconfirmed=True))
+        effect = self._effect(match.sender, trap.oid)
+        if effect is None:  # a device no longer in the inventory
             return
-        key = (device.id, trap.oid, tuple(  # in wire order: a repeat keeps its order
+        if effect.spec is None:
+            effect.counter.inc()
+            self.unknown.append((self._clock(), effect.device, trap.oid))
+            # Unknown to its profile, yet it came: the site's trap path works.
+            self._sink(Observation(effect.device, self._clock(), True, unconfirmed=True))
+            return
+        spec = effect.spec
+        key = (effect.device, trap.oid, tuple(  # in wire order: a repeat keeps its order
             (oid, value.value) for oid, value in trap.values.items() if oid != SYS_UPTIME))
         now = time.monotonic()
-        while self._seen and now - next(iter(self._seen.values())) >= DEDUP_SECONDS:
-            self._seen.popitem(last=False)  # oldest first: insertion order is time order
-        if key in self._seen:
+        seen = self._seen
+        while seen and now - next(iter(seen.values())) >= DEDUP_SECONDS:
+            seen.popitem(last=False)  # oldest first: insertion order is time order
+        if key in seen:
             return
-        self._seen[key] = now
-        self._received_counter(device.site, device.id, spec.name).inc()
+        seen[key] = now
+        effect.counter.inc()
         readings: dict[str, Reading] = dict(spec.set)
-        for name, reading in spec.varbinds.items():
-            try:
-                oid = (reading.oid or "").format(**match.sender.params)
-            except (KeyError, IndexError):  # a placeholder this device has no param for
-                continue
+        for name, oid, reading in effect.varbinds:
             value = trap.values.get(oid)
             if value is None:
                 continue
@@ -467,14 +482,39 @@ class TrapReceiver(Source):
             if decoded is not None:
                 readings[name] = decoded
         for ended in spec.ends:
-            self._repeating.pop((device.id, ended), None)
+            self._repeating.pop((effect.device, ended), None)
         if spec.repeats:
-            self._repeating[(device.id, spec.name)] = now + 2 * spec.repeats
+            self._repeating[(effect.device, spec.name)] = now + 2 * spec.repeats
         # Unconfirmed: its readings count now, until the poll reads them; it is never a
         # device state. Without readings it still says the site's trap path works.
-        self._sink(Observation(device.id, self._clock(), True, readings, unconfirmed=True))
+        self._sink(Observation(effect.device, self._clock(), True, readings, unconfirmed=True))
         if spec.poll or spec.restart:
-            self._poll_now(device.id, spec.restart)
+            self._poll_now(effect.device, spec.restart)
+
+    def _effect(self, sender: Sender, oid: str) -> _Effect | None:
+        """What ``oid`` from ``sender`` means, worked out once per setup: its profile's
+        spec, the varbind OIDs with the device's params filled in, its counter."""
+        key = (sender.device, oid)
+        found = self._effects.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        device = self._setup.inventory.devices.get(sender.device)
+        profile = self._setup.settings.profiles.get(sender.profile)
+        effect = None
+        if device is not None:
+            spec = profile.traps.get(oid) if profile else None
+            varbinds = []
+            for name, reading in (spec.varbinds.items() if spec else ()):
+                with contextlib.suppress(KeyError, IndexError):  # a param it lacks: never
+                    varbinds.append((name, (reading.oid or "").format(**sender.params),
+                                     reading))
+            counter = self._received_counter(device.site, device.id,
+                                             spec.name if spec else "other")
+            effect = _Effect(device.id, spec, tuple(varbinds), counter)
+        if len(self._effects) > 100_000:  # distinct OIDs from every device: keep it bounded
+            self._effects.clear()
+        self._effects[key] = effect
+        return effect
 
     def _received_counter(self, site: str, device: str, trap: str) -> Any:
         """commsmon_traps_received_total's child for these labels (kept: a storm would
