@@ -405,3 +405,14 @@ def test_a_trap_path_check_needs_commsmon_to_listen(tmp_path: Path) -> None:
     path = _broken(tmp_path, "    town: 店子镇\n", "    town: 店子镇\n    trap_every: 900\n")
     (problem,) = _problems(path)
     assert "trap_every" in problem and "traps.listen" in problem and f"{path}:" in problem
+
+
+def test_devices_sharing_a_trap_address_are_a_located_warning(tmp_path: Path) -> None:
+    """With traps on, two devices sending from one address (a router's NAT) load, with a
+    warning at the second one's snmp: their traps need snmpTrapAddress.0 or engine IDs."""
+    path = _broken(tmp_path, "district: 山亭区\n",
+                   "district: 山亭区\ntraps: {listen: ['127.0.0.1:16162']}\n")
+    config = load_config(path)
+    assert config.warnings and all(f"{path}:" in w for w in config.warnings)
+    assert "send traps from 127.0.0.1" in config.warnings[0]
+    assert load_config(DEMO).warnings == []  # traps off: nothing to tell apart

@@ -112,6 +112,8 @@ def _check_config(path: Path) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 2
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     inventory = config.inventory()
     print(f"{path}: ok: {len(inventory.sites)} sites, {len(inventory.devices)} devices, "
           f"{len(config.profiles)} profiles")

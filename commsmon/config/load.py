@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,7 +41,8 @@ def load_config(path: str | Path) -> Config:
     problems.extend(_cross_check(config, profiles, doc))
     if problems:
         raise ConfigError(problems)
-    return config.model_copy(update={"profiles": profiles, "path": path})
+    return config.model_copy(update={"profiles": profiles, "path": path,
+                                     "warnings": list(_warnings(config, doc))})
 
 
 def _load_profiles(directory: Path, problems: list[str]) -> dict[str, Profile]:
@@ -117,6 +120,29 @@ def _cross_check(config: Config, profiles: dict[str, Profile], doc: Document) ->
                 yield doc.at((*here, "profile"), missing)
             elif d.source == "mqtt" and config.mqtt is None:
                 yield doc.at((*here, "mqtt"), "an MQTT device needs a top-level 'mqtt'")
+
+
+def _warnings(config: Config, doc: Document) -> Iterator[str]:
+    """What loads but deserves a look: with traps on, an address several devices send
+    traps from (their traps are told apart only by snmpTrapAddress.0 or an engine ID;
+    one that names neither is dropped as ambiguous, never guessed)."""
+    if not config.traps.listen:
+        return
+    first: dict[str, str] = {}
+    for i, site in enumerate(config.sites):
+        for j, d in enumerate(site.devices):
+            if d.snmp is None or d.snmp.engine_id:
+                continue
+            addresses = [str(a) for a in d.snmp.trap_from]
+            with contextlib.suppress(ValueError):
+                addresses.insert(0, str(ipaddress.ip_address(d.snmp.host)))
+            for address in dict.fromkeys(addresses):
+                other = first.setdefault(address, d.id)
+                if other != d.id:
+                    yield doc.at(("sites", i, "devices", j, "snmp"),
+                                 f"{d.id} and {other} send traps from {address}: their traps "
+                                 "must name the device in snmpTrapAddress.0, or give each an "
+                                 "engine_id (a trap naming neither is dropped as ambiguous)")
 
 
 def _unused_by_core(kind: str, profile: Profile) -> str:

@@ -44,6 +44,8 @@ class Settings(StrictModel):
         profiles_dir: directory of profile YAML files, relative to this file.
         profiles: loaded profiles by name (filled by ``load_config``).
         path: the file it came from (filled by ``load_config``).
+        warnings: located warnings about it, ``FILE:LINE: field: message`` (filled
+            by ``load_config``; ``commsmon check-config`` prints them).
     """
 
     district: str = ""
@@ -59,6 +61,7 @@ class Settings(StrictModel):
     profiles_dir: str = "profiles"
     profiles: dict[str, Profile] = {}
     path: Path | None = None
+    warnings: list[str] = Field(default=[], exclude=True)
 
     def state_path(self) -> Path:
         """``state_dir``, else systemd's ``$STATE_DIRECTORY``, else ``./state``."""
