@@ -3,7 +3,7 @@
 #   make test   install, then lint, type-check and run every test
 VENV ?= .venv
 PYTHON ?= python3
-DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd \
+DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd chromium fonts-wqy-microhei \
 	python3-venv util-linux mount
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,4 +1,4 @@
-"""Starting the daemon's HTTP listener: metrics, health and the API on one aiohttp
+"""Starting the daemon's HTTP listener: metrics, health, the API and the console on one aiohttp
 server, over TLS if configured, with errors an operator can act on."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from commsmon.core.snapshot import Snapshot
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import Operations, add_api_routes
 from commsmon.outputs.http import build_app
+from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.webauth import ReadGuard, server_ssl_context
 from commsmon.outputs.wording import Language
 
@@ -41,6 +42,7 @@ async def serve(
     app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec))
     token = spec.token.get_secret_value() if spec.token else None
     add_api_routes(app, snapshot, ops, token, clock, tz, language, unknown_traps)
+    add_console_routes(app, snapshot, tz, language, clock)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

@@ -145,6 +145,7 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
             print(
                 f"\ncommsmon demo: {len(config.sites)} sites, {len(fleet.recording)} SNMP "
                 f"agents, {len(fleet.mqtt)} MQTT devices on mosquitto 127.0.0.1:{mqtt_port}\n"
+                f"值班台 console: {daemon.listening[0]}/   wall: {daemon.listening[0]}/wall\n"
                 f"metrics: {urls}   robot: {robot.url}   (Ctrl-C to stop)\n",
                 flush=True,
             )

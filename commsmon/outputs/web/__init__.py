@@ -1,0 +1,142 @@
+"""The duty desk: the console's pages on the daemon's aiohttp server.
+
+Server-rendered (aiohttp-jinja2) with htmx 2 and its SSE extension, vendored
+under ``static/`` (no CDN: command-centre networks have none).  ``/`` is the
+board, ``/wall`` the same board for the big screen (read-only, large type, a
+full-width "数据中断" banner when the stream stops), ``/events`` the
+server-sent events both listen to: the board's table every PUSH_EVERY seconds
+(its ages move even when nothing else does), each one also the heartbeat the
+page watches.  Chinese by default (``?lang=en`` for English), from the same
+catalogs as the messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import tzinfo
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from commsmon.core.readiness import SCENARIOS
+from commsmon.core.snapshot import Snapshot
+from commsmon.outputs.web.board import BOARD_CHANNELS, board_rows
+from commsmon.outputs.wording import Language, Wording
+
+__all__ = ["PUSH_EVERY", "STALE_AFTER", "add_console_routes"]
+
+PUSH_EVERY = 5.0  # seconds between the board pushes (and so heartbeats) on /events
+STALE_AFTER = 30.0  # seconds without a push before the page shows the banner
+RELOAD_AFTER = 15 * 60.0  # seconds without a push before the page reloads itself
+STATIC = Path(__file__).parent / "static"
+_SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("console_snapshot")
+_SETTINGS = web.AppKey("console_settings", dict[str, Any])
+_STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("console_streams")
+
+
+def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | None],
+                       tz: tzinfo, language: Language,
+                       clock: Callable[[], float] = time.time) -> None:
+    """Serve the console on ``app``: ``/``, ``/wall``, ``/board/table``, ``/events``,
+    ``/static/``.
+
+    Args:
+        snapshot: the latest evaluation, ``None`` before the first.
+        tz: the district's time zone, for clock times.
+        language: the default language (``?lang=`` overrides it per page).
+        clock: wall clock, epoch seconds.
+    """
+    aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("commsmon.outputs.web", "templates"),
+                         autoescape=jinja2.select_autoescape(default=True))
+    app[_SNAPSHOT] = snapshot
+    app[_SETTINGS] = {"tz": tz, "language": language, "clock": clock}
+    app[_STREAMS] = set()
+    app.on_shutdown.append(_end_streams)
+    app.router.add_get("/", _board)
+    app.router.add_get("/wall", _wall)
+    app.router.add_get("/board/table", _table)
+    app.router.add_get("/events", _events)
+    app.router.add_static("/static/", STATIC, append_version=True)
+    app[aiohttp_jinja2.static_root_key] = "/static"
+
+
+def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
+    """What the templates need: the rows, the headings and words in the page's language."""
+    settings = request.app[_SETTINGS]
+    asked = request.query.get("lang", "")
+    language: Language = "en" if asked == "en" else "zh" if asked == "zh" \
+        else settings["language"]
+    w = Wording(language, settings["tz"], settings["clock"]())
+    snap = request.app[_SNAPSHOT]()
+    rows = board_rows(snap, w) if snap is not None else []
+    return {
+        "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
+        "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
+        "t": {
+            "title": w._("Duty desk"),
+            "board": w._("Board"),
+            "site": w._("Village"),
+            "reachable": w._("Reachable"),
+            "channels": [w.channel(c) for c in BOARD_CHANNELS],
+            "now": w.scenario_heading("now"),
+            "scenarios": [w.scenario_heading(s) for s in SCENARIOS],
+            "checkin": w._("Last check-in"),
+            "outages": w._("Outages"),
+            "updated": w._("Updated"),
+            "starting": w._("No evaluation yet: the daemon is starting"),
+            "stale": w._("Data interrupted: the board has not been updated for over "
+                         "{seconds} s; reconnecting").format(seconds=int(STALE_AFTER)),
+        },
+        "stale_ms": int(STALE_AFTER * 1000), "reload_ms": int(RELOAD_AFTER * 1000),
+        "events": "/events?" + urlencode({"lang": language, **({"wall": "1"} if wall else {})}),
+    }
+
+
+@aiohttp_jinja2.template("board.html")
+async def _board(request: web.Request) -> dict[str, Any]:
+    return _context(request)
+
+
+@aiohttp_jinja2.template("board.html")
+async def _wall(request: web.Request) -> dict[str, Any]:
+    return _context(request, wall=True)
+
+
+@aiohttp_jinja2.template("table.html")
+async def _table(request: web.Request) -> dict[str, Any]:
+    return _context(request, wall=request.query.get("wall") == "1")
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    """The board's table as a ``board`` event every PUSH_EVERY seconds, until the page
+    goes away."""
+    wall = request.query.get("wall") == "1"
+    task = asyncio.current_task()
+    streams = request.app[_STREAMS]
+    if task is not None:
+        streams.add(task)
+    try:
+        async with sse_response(request) as stream:
+            while stream.is_connected():
+                html = aiohttp_jinja2.render_string("table.html", request,
+                                                    _context(request, wall=wall))
+                await stream.send(html, event="board")
+                await asyncio.sleep(PUSH_EVERY)
+        return stream
+    finally:
+        streams.discard(task)
+
+
+async def _end_streams(app: web.Application) -> None:
+    """On shutdown: end the open streams now, rather than the server waiting for them
+    (a wall screen never closes its page)."""
+    streams: set[asyncio.Task[Any]] = app[_STREAMS]
+    for task in list(streams):
+        task.cancel()

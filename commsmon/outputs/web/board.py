@@ -1,0 +1,150 @@
+"""What the duty desk's board shows, worked out from a snapshot (no HTML here).
+
+One :class:`Row` per site (villages first, in configuration order, the centre
+last), each :class:`Cell` with its text, the state its colour stands for (the
+text always says it too: never colour alone), the age of the data behind it,
+and whether that data is stale — older than twice the interval its devices
+report at (a reading's ``max_age`` is three report intervals).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from commsmon.core.readiness import SCENARIOS
+from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.types import State
+from commsmon.outputs.wording import Wording
+
+__all__ = ["BOARD_CHANNELS", "Cell", "Row", "board_rows"]
+
+BOARD_CHANNELS = ("pdt370", "satellite", "public")
+REPORTS_PER_MAX_AGE = 3  # a reading's default max_age is three report intervals
+STALE_INTERVALS = 2  # a cell greys once its data is older than this many intervals
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One cell of the board.
+
+    Attributes:
+        text: what it says.
+        tone: the state its colour stands for: ``good``, ``warn``, ``bad``,
+            ``unknown`` or ``none`` (nothing to judge).
+        age: seconds since the newest data behind it, ``None`` when none.
+        stale: that data is older than twice its expected interval.
+        title: a longer explanation (the reason), shown on hover.
+    """
+
+    text: str
+    tone: str = "none"
+    age: float | None = None
+    stale: bool = False
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A site's line on the board."""
+
+    id: str
+    name: str
+    town: str
+    centre: bool
+    reachable: Cell
+    channels: tuple[Cell, ...]
+    now: Cell
+    scenarios: tuple[Cell, ...]
+    checkin: Cell
+    outages: Cell
+
+
+_TONE = {State.UP: "good", State.DEGRADED: "warn", State.LOST: "bad", State.DOWN: "bad",
+         State.UNKNOWN: "unknown"}
+
+
+def board_rows(snap: Snapshot, w: Wording) -> list[Row]:
+    """The board's rows at ``snap.at``, villages first, then the centre."""
+    devices_of: dict[str, list[DeviceStatus]] = {}
+    for d in snap.devices.values():
+        devices_of.setdefault(d.device.site, []).append(d)
+    sites = sorted(snap.sites.values(), key=lambda s: s.site.role == "centre")
+    return [_row(s, devices_of.get(s.site.id, []), snap.at, w) for s in sites]
+
+
+def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> Row:
+    here = s.site.id
+    reachable = _data(devices, now)
+    if not s.channels:  # the centre: it is where the channels lead, not a village on one
+        reach = Cell("-")
+    elif s.reachable is None:
+        reach = Cell(w.state("unknown"), "unknown", *reachable)
+    else:
+        reach = Cell(w._("reachable") if s.reachable else w._("isolated"),
+                     "good" if s.reachable else "bad", *reachable)
+    channels = []
+    for name in BOARD_CHANNELS:
+        channel = s.channels.get(name)  # type: ignore[call-overload]
+        if channel is None:
+            channels.append(Cell("-"))
+            continue
+        providers = [d for d in devices if d.device.id in channel.providers]
+        channels.append(Cell(w.state(channel.state.value), _TONE[channel.state],
+                             *_data(providers, now)))
+    scenarios = []
+    for name in SCENARIOS:
+        result = s.scenarios.get(name)
+        if result is None:
+            scenarios.append(Cell("-"))
+            continue
+        verdict = result.as_fact()
+        scenarios.append(Cell(w.cell(verdict), _readiness_tone(result.ready, result.unknown),
+                              title=w.verdict(verdict, here)))
+    now_result = s.scenarios.get("now")
+    if now_result is None:
+        now_cell = Cell("-")
+    else:
+        verdict = now_result.as_fact()
+        now_cell = Cell(w.cell(verdict), _readiness_tone(now_result.ready, now_result.unknown),
+                        title=w.verdict(verdict, here))
+    outages = Cell(w.list_sep.join(w.outage(k) for k in s.outages) or w._("none"),
+                   "bad" if s.outages else "good",
+                   title=w.clause_sep.join(w.fact(f, here) for o in s.outages.values()
+                                           for f in o.evidence))
+    return Row(here, s.site.name, s.site.town, s.site.role == "centre", reach,
+               tuple(channels), now_cell, tuple(scenarios), _checkin(devices, now, w), outages)
+
+
+def _readiness_tone(ready: bool, unknown: bool) -> str:
+    if ready:
+        return "good"
+    return "unknown" if unknown else "bad"
+
+
+def _data(devices: Iterable[DeviceStatus], now: float) -> tuple[float | None, bool]:
+    """(age of the newest answer among ``devices``, stale?) — stale once older than
+    twice the shortest report interval among those that answered most recently."""
+    newest: DeviceStatus | None = None
+    for d in devices:
+        if d.last_seen is not None and (newest is None or d.last_seen > (newest.last_seen or 0)):
+            newest = d
+    if newest is None or newest.last_seen is None:
+        return None, False
+    age = max(now - newest.last_seen, 0.0)
+    ages = newest.device.max_age.values()
+    interval = min(ages) / REPORTS_PER_MAX_AGE if ages else None
+    return age, interval is not None and age > STALE_INTERVALS * interval
+
+
+def _checkin(devices: list[DeviceStatus], now: float, w: Wording) -> Cell:
+    """The site's latest check-in (a keeper's test call), with its age."""
+    latest = max((d.checkin for d in devices if d.checkin is not None),
+                 key=lambda c: c.at, default=None)
+    if latest is None:
+        due = any(d.device.source == "checkin" for d in devices)
+        return Cell(w._("none"), "bad" if due else "none")
+    stale = any(d.checkin_stale for d in devices if d.checkin is latest)
+    text = w._("ok") if latest.ok else w._("failed")
+    tone = "bad" if not latest.ok or stale else "good"
+    return Cell(text, tone, max(now - latest.at, 0.0), stale, title=w.time(latest.at))

@@ -1,0 +1,99 @@
+"""The duty desk's board and wall with aiohttp's test client, on the demo inventory
+through the real config loader and core: every village and the centre, in Chinese
+by default, colour with words, the data's age, and the live table on /events."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from commsmon.config.load import load_config
+from commsmon.core.fleet import Fleet
+from commsmon.core.snapshot import Snapshot
+from commsmon.core.types import Observation
+from commsmon.outputs.web import add_console_routes
+from commsmon.outputs.wording import DEFAULT_TZ
+
+DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.yaml"
+Client = TestClient[web.Request, web.Application]
+Desk = tuple[Client, dict[str, Snapshot]]
+T0 = 1_796_436_000.0  # 2026-12-05 10:00 Asia/Shanghai
+# Ids, units and acronyms may stand in a Chinese page; no other Latin word.
+ALLOWED = re.compile(r"^([A-Z0-9]+|[a-z0-9]+(-[a-z0-9]+)*|h|s|min|d|PDT|MHz|M|L)$")
+
+
+def demo_snapshot(down: str | None = None) -> Snapshot:
+    """Every device of the demo answered 5 s ago (``down``'s devices stopped)."""
+    config = load_config(DEMO)
+    inventory = config.inventory()
+    fleet = Fleet(inventory, T0 - 600)
+    fleet.set_source("mqtt", True, T0 - 600)
+    for device_id, device in inventory.devices.items():
+        ok = device.site != down
+        fleet.observe(Observation(device_id, T0 - 5, ok, conclusive=not ok))
+    return fleet.evaluate(T0)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Desk]:
+    holder = {"snap": demo_snapshot()}
+    app = web.Application()
+    add_console_routes(app, lambda: holder["snap"], DEFAULT_TZ, "zh", clock=lambda: T0)
+    async with TestClient(TestServer(app)) as c:
+        yield c, holder
+
+
+async def test_the_board_lists_every_village_and_the_centre_in_chinese(client: Desk) -> None:
+    c, _ = client
+    r = await c.get("/")
+    assert r.status == 200 and r.content_type == "text/html"
+    page = await r.text()
+    config = load_config(DEMO)
+    for site in config.sites:
+        assert f'id="site-{site.id}"' in page and site.name in page
+    assert page.index('id="site-v14"') < page.index('id="site-centre"')  # villages first
+    assert "值班台" in page and "可达" in page and "数据中断" in page
+    assert "5 秒" in page  # the age of the data behind a cell
+    text = re.sub(r"<[^>]+>|\{[^}]*\}", " ", page.split("<body", 1)[1])
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.-]*", text) if not ALLOWED.match(w)]
+    assert not words, words[:20]
+    assert "/static/htmx-2.0.11.min.js" in page and "http" not in page.split("<body")[0].replace(
+        'http-equiv', '')  # nothing from a CDN
+
+
+async def test_colour_never_stands_alone(client: Desk) -> None:
+    """An isolated village: its cells are red *and* say so."""
+    c, holder = client
+    holder["snap"] = demo_snapshot(down="v05")
+    page = await (await c.get("/board/table")).text()
+    row = page.split('id="site-v05"', 1)[1].split("</tr>", 1)[0]
+    assert 'class="tone-bad' in row and "失联" in row
+
+
+async def test_english_on_asking(client: Desk) -> None:
+    c, _ = client
+    page = await (await c.get("/?lang=en")).text()
+    assert "Duty desk" in page and "Reachable" in page and 'lang="en"' in page
+
+
+async def test_the_wall_has_large_type_and_no_controls(client: Desk) -> None:
+    c, _ = client
+    page = await (await c.get("/wall")).text()
+    assert 'class="wall"' in page and "<form" not in page and "<button" not in page
+    assert "/events?lang=zh&amp;wall=1" in page
+
+
+async def test_events_push_the_table(client: Desk) -> None:
+    c, _ = client
+    r = await c.get("/events")
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    first = b""
+    while b"</table>" not in first:
+        first += await r.content.readany()
+    assert first.startswith(b"event: board") and b'id="site-v01"' in first
+    r.close()
