@@ -35,7 +35,7 @@ from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
 from commsmon.outputs.wording import Language, Wording
 
-__all__ = ["Operations", "add_api_routes", "endurance_json", "site_json"]
+__all__ = ["Operations", "add_api_routes", "endurance_json", "site_detail", "site_json"]
 
 _M = TypeVar("_M", bound=BaseModel)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -140,15 +140,9 @@ def add_api_routes(
     async def site(request: web.Request) -> web.Response:
         snap = current()
         w = words(request, snap)
-        status = snap.sites.get(request.match_info["site"])
-        if status is None:
+        body = site_detail(snap, request.match_info["site"], when, w)
+        if body is None:
             raise _error(404, f"unknown site {request.match_info['site']!r}", "site")
-        body = site_json(status, when, w, full=True)
-        body["language"] = w.language
-        body["devices"] = [
-            _device(snap.devices[d], snap.at, when, w)
-            for d, dev in snap.devices.items() if dev.device.site == status.site.id
-        ]
         return web.json_response(body, dumps=_dumps)
 
     def authorised(handler: Handler) -> Handler:
@@ -361,6 +355,20 @@ def site_json(
             "heard": when(s.trap_path.heard),
             "reason": None if s.trap_path.reason is None else w.fact(s.trap_path.reason, here)},
     }
+
+
+def site_detail(snap: Snapshot, site: str, when: Callable[[float | None], str | None],
+                w: Wording) -> dict[str, Any] | None:
+    """``GET /api/v1/sites/{site}`` (and the console's village page): the site with each
+    channel's outlook and its devices; ``None`` for an unknown site."""
+    status = snap.sites.get(site)
+    if status is None:
+        return None
+    body = site_json(status, when, w, full=True)
+    body["language"] = w.language
+    body["devices"] = [_device(d, snap.at, when, w)
+                       for d in snap.devices.values() if d.device.site == status.site.id]
+    return body
 
 
 def _device_reasons(d: DeviceStatus) -> tuple[Fact, ...]:

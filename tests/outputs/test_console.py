@@ -24,7 +24,7 @@ Client = TestClient[web.Request, web.Application]
 Desk = tuple[Client, dict[str, Snapshot]]
 T0 = 1_796_436_000.0  # 2026-12-05 10:00 Asia/Shanghai
 # Ids, units and acronyms may stand in a Chinese page; no other Latin word.
-ALLOWED = re.compile(r"^([A-Z0-9]+|[a-z0-9]+(-[a-z0-9]+)*|h|s|min|d|PDT|MHz|M|L)$")
+ALLOWED = re.compile(r"^([A-Z0-9]+|[a-z0-9]+(-[a-z0-9]+)*|h|s|min|d|kW|L/h|PDT|MHz|M|L)$")
 
 
 def demo_snapshot(down: str | None = None) -> Snapshot:
@@ -97,3 +97,31 @@ async def test_events_push_the_table(client: Desk) -> None:
         first += await r.content.readany()
     assert first.startswith(b"event: board") and b'id="site-v01"' in first
     r.close()
+
+
+async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Desk) -> None:
+    """From the board's link: the village's verdicts with reasons and each device with
+    its state and readings with their ages; a reading a trap told says it awaits a poll."""
+    c, holder = client
+    config = load_config(DEMO)
+    fleet = Fleet(config.inventory(), T0 - 600)
+    fleet.set_source("mqtt", True, T0 - 600)
+    for device_id in config.inventory().devices:
+        fleet.observe(Observation(device_id, T0 - 5, True))
+    fleet.observe(Observation("v01-ups", T0 - 65, True, {"runtime": 3600.0,
+                                                          "output_source": "normal"}))
+    fleet.observe(Observation("v01-ups", T0 - 3, True, {"output_source": "battery",
+                                                         "runtime": 1800.0}, unconfirmed=True))
+    holder["snap"] = fleet.evaluate(T0)
+    board = await (await c.get("/")).text()
+    assert 'href="/site/v01"' in board
+    r = await c.get("/site/v01")
+    assert r.status == 200
+    page = await r.text()
+    assert 'id="device-v01-ups"' in page and "30 分钟" in page  # runtime 1800 s
+    assert "SNMP 陷阱报告，待轮询确认" in page and "3 秒" in page
+    assert "断电" in page and "正在发生" in page
+    text = re.sub(r"<[^>]+>|\{[^}]*\}", " ", page.split("<body", 1)[1])
+    words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.-]*", text) if not ALLOWED.match(w)]
+    assert not words, words[:20]
+    assert (await c.get("/site/nowhere")).status == 404

@@ -4,7 +4,7 @@ console served on 127.0.0.1 from the demo inventory through the real loader and 
 The board shows the 14 villages and the centre in Chinese; a village that goes
 silent turns red on the open page without a reload (server-sent events); the wall
 renders in Chinese; and when the server stops, the page says "数据中断" across its
-width within 35 s.  Screenshots of the board and the wall go to the test's directory
+width within 35 s.  Screenshots of the board, a village page and the wall go to the test's directory
 and to docs/screenshots/ for the README.
 """
 
@@ -73,6 +73,14 @@ async def test_the_board_updates_live_and_says_when_data_stops(
             "document.querySelector('#site-v05 td').innerText.startsWith('失联')", timeout=15_000)
         assert "tone-bad" in (await v05.get_attribute("class") or "")
 
+        village = await browser.new_page(viewport={"width": 1600, "height": 1000})
+        await village.goto(str(server.make_url("/")))
+        await village.click("#site-v01 a.name")  # from the board to the village page
+        await village.wait_for_url("**/site/v01")
+        assert await village.locator("tr[id^=device-]").count() >= 4
+        await village.screenshot(path=tmp_path / "village.png", full_page=True)
+        await village.close()
+
         wall = await browser.new_page(viewport={"width": 1920, "height": 1080})
         await wall.goto(str(server.make_url("/wall")))
         assert await wall.locator("body.wall tbody tr").count() == 15
@@ -89,6 +97,6 @@ async def test_the_board_updates_live_and_says_when_data_stops(
         await page.close()
         await server.close()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for name in ("board.png", "wall.png"):
+    for name in ("board.png", "village.png", "wall.png"):
         shutil.copyfile(tmp_path / name, SCREENSHOTS / name)
     await asyncio.sleep(0)

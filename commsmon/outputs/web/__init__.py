@@ -27,7 +27,8 @@ from aiohttp_sse import sse_response
 
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import Snapshot
-from commsmon.outputs.web.board import BOARD_CHANNELS, board_rows
+from commsmon.outputs.api import site_detail
+from commsmon.outputs.web.board import BOARD_CHANNELS, board_rows, reading_texts
 from commsmon.outputs.wording import Language, Wording
 
 __all__ = ["PUSH_EVERY", "STALE_AFTER", "add_console_routes"]
@@ -62,6 +63,7 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
     app.router.add_get("/", _board)
     app.router.add_get("/wall", _wall)
     app.router.add_get("/board/table", _table)
+    app.router.add_get("/site/{site}", _site)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, append_version=True)
     app[aiohttp_jinja2.static_root_key] = "/static"
@@ -112,6 +114,31 @@ async def _wall(request: web.Request) -> dict[str, Any]:
 @aiohttp_jinja2.template("table.html")
 async def _table(request: web.Request) -> dict[str, Any]:
     return _context(request, wall=request.query.get("wall") == "1")
+
+
+async def _site(request: web.Request) -> web.Response:
+    """A village's page: its verdicts with their reasons, outages, channels, and every
+    device with its state, reason and readings with their ages (the API's site detail)."""
+    context = _context(request)
+    snap = request.app[_SNAPSHOT]()
+    w: Wording = context["w"]
+
+    def when(ts: float | None) -> str | None:
+        return None if ts is None else w.time(ts)
+
+    detail = site_detail(snap, request.match_info["site"], when, w) if snap else None
+    if detail is None:
+        raise web.HTTPNotFound(text=w._("No such village"))
+    context.update(site=detail, values=reading_texts(detail["devices"], w))
+    context["t"].update({
+        "back": w._("Back to the board"), "devices": w._("Devices"),
+        "device": w._("Device"), "state": w._("State"), "reason": w._("Reason"),
+        "readings": w._("Readings"), "scenarios": w._("Readiness"),
+        "outages_now": w._("Happening now"),
+        "unconfirmed": w._("SNMP trap, awaiting a poll"), "stale_reading": w._("stale"),
+        "not_available": w._("not available"), "trap_path": w._("Trap path"),
+    })
+    return aiohttp_jinja2.render_template("site.html", request, context)
 
 
 async def _events(request: web.Request) -> web.StreamResponse:

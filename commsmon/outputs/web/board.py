@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
 from commsmon.outputs.wording import Wording
 
-__all__ = ["BOARD_CHANNELS", "Cell", "Row", "board_rows"]
+__all__ = ["BOARD_CHANNELS", "Cell", "Row", "board_rows", "reading_texts"]
 
 BOARD_CHANNELS = ("pdt370", "satellite", "public")
 REPORTS_PER_MAX_AGE = 3  # a reading's default max_age is three report intervals
@@ -148,3 +149,32 @@ def _checkin(devices: list[DeviceStatus], now: float, w: Wording) -> Cell:
     text = w._("ok") if latest.ok else w._("failed")
     tone = "bad" if not latest.ok or stale else "good"
     return Cell(text, tone, max(now - latest.at, 0.0), stale, title=w.time(latest.at))
+
+
+#: Readings shown as durations (SI seconds) and as percentages (ratio 0-1).
+_DURATIONS = frozenset({"runtime", "uptime", "on_battery"})
+_RATIOS = frozenset({"charge", "fuel", "load"})
+
+
+def reading_texts(devices: Iterable[dict[str, Any]], w: Wording) -> dict[tuple[str, str], str]:
+    """(device id, reading) -> the value as an officer reads it: durations and
+    percentages in words, yes/no, numbers without needless decimals."""
+    out = {}
+    for d in devices:
+        for name, r in d["readings"].items():
+            out[d["id"], name] = _value_text(name, r.get("value"), w)
+    return out
+
+
+def _value_text(name: str, value: Any, w: Wording) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return w._("yes") if value else w._("no")
+    if isinstance(value, int | float):
+        if name in _DURATIONS:
+            return w.age(float(value))
+        if name in _RATIOS:
+            return w.percent(float(value))
+        return f"{value:.6g}"
+    return str(value)
