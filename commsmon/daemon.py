@@ -109,7 +109,7 @@ class Daemon:
                 config.http, self._registry, lambda: self.snapshot,
                 lambda snap: self.setup.exposition.chunks(snap), self.operations,
                 self._clock, self.tz, config.language,
-                lambda: next((s.unknown for s in self.sources if isinstance(s, TrapReceiver)), ()))
+                lambda: next((s for s in self.sources if isinstance(s, TrapReceiver)), None))
             self.evaluate()
             CONFIG_RELOAD_SUCCESS.set(1)
             CONFIG_RELOAD_TIME.set(self._clock())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
+from typing import Protocol
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -19,7 +20,19 @@ from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.webauth import ReadGuard, server_ssl_context
 from commsmon.outputs.wording import Language
 
-__all__ = ["serve"]
+__all__ = ["TrapLog", "serve"]
+
+
+class TrapLog(Protocol):
+    """What the trap receiver remembers: (epoch seconds, device, trap OID) of the last
+    traps no profile knew, and (epoch seconds, device, the profile's name or the OID)
+    of the latest traps; oldest first."""
+
+    @property
+    def unknown(self) -> Iterable[tuple[float, str, str]]: ...
+
+    @property
+    def recent(self) -> Iterable[tuple[float, str, str]]: ...
 
 
 async def serve(
@@ -31,9 +44,12 @@ async def serve(
     clock: Callable[[], float],
     tz: tzinfo,
     language: Language,
-    unknown_traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple,
+    traps: Callable[[], TrapLog | None] = lambda: None,
 ) -> tuple[web.AppRunner, list[str]]:
     """Listen as ``spec`` says; the runner (``cleanup()`` it) and the URLs it listens on.
+
+    ``traps``: the trap receiver, if any (its unknown OIDs for the API, its recent
+    traps for the console).
 
     Raises:
         CommsmonError: the certificate or key cannot be used, or the address cannot
@@ -41,8 +57,10 @@ async def serve(
     """
     app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec))
     token = spec.token.get_secret_value() if spec.token else None
-    add_api_routes(app, snapshot, ops, token, clock, tz, language, unknown_traps)
-    add_console_routes(app, snapshot, tz, language, clock)
+    add_api_routes(app, snapshot, ops, token, clock, tz, language,
+                   lambda: log.unknown if (log := traps()) is not None else ())
+    add_console_routes(app, snapshot, tz, language, clock,
+                       lambda: log.recent if (log := traps()) is not None else ())
     runner = web.AppRunner(app)
     await runner.setup()
     try:

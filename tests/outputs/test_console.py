@@ -39,11 +39,17 @@ def demo_snapshot(down: str | None = None) -> Snapshot:
     return fleet.evaluate(T0)
 
 
+#: What the trap receiver remembers: the UPS's on-battery trap, one no profile knows.
+TRAPS = [(T0 - 3, "v01-ups", "on_battery"), (T0 - 2, "v01-router", "1.3.6.1.4.1.99999.0.7"),
+         (T0 - 1, "v02-ups", "on_battery")]
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[Desk]:
     holder = {"snap": demo_snapshot()}
     app = web.Application()
-    add_console_routes(app, lambda: holder["snap"], DEFAULT_TZ, "zh", clock=lambda: T0)
+    add_console_routes(app, lambda: holder["snap"], DEFAULT_TZ, "zh", clock=lambda: T0,
+                       traps=lambda: TRAPS)
     async with TestClient(TestServer(app)) as c:
         yield c, holder
 
@@ -121,6 +127,10 @@ async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Des
     assert 'id="device-v01-ups"' in page and "30 分钟" in page  # runtime 1800 s
     assert "SNMP 陷阱报告，待轮询确认" in page and "3 秒" in page
     assert "断电" in page and "正在发生" in page
+    traps = page.split("收到的陷阱", 1)[1].split("</ul>", 1)[0]
+    assert "UPS：转电池供电（市电中断）" in traps and "1.3.6.1.4.1.99999.0.7" in traps
+    assert traps.index("99999") < traps.index("转电池供电")  # newest first
+    assert "v02" not in traps  # another village's
     text = re.sub(r"<[^>]+>|\{[^}]*\}", " ", page.split("<body", 1)[1])
     words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.-]*", text) if not ALLOWED.match(w)]
     assert not words, words[:20]

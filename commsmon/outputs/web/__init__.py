@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ __all__ = ["PUSH_EVERY", "STALE_AFTER", "add_console_routes"]
 PUSH_EVERY = 5.0  # seconds between the board pushes (and so heartbeats) on /events
 STALE_AFTER = 30.0  # seconds without a push before the page shows the banner
 RELOAD_AFTER = 15 * 60.0  # seconds without a push before the page reloads itself
+RECENT_SHOWN = 20  # traps listed on a village page, newest first
 STATIC = Path(__file__).parent / "static"
 _SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("console_snapshot")
 _SETTINGS = web.AppKey("console_settings", dict[str, Any])
@@ -44,7 +45,8 @@ _STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("console_streams")
 
 def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | None],
                        tz: tzinfo, language: Language,
-                       clock: Callable[[], float] = time.time) -> None:
+                       clock: Callable[[], float] = time.time,
+                       traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple) -> None:
     """Serve the console on ``app``: ``/``, ``/wall``, ``/board/table``, ``/events``,
     ``/static/``.
 
@@ -53,11 +55,13 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
         tz: the district's time zone, for clock times.
         language: the default language (``?lang=`` overrides it per page).
         clock: wall clock, epoch seconds.
+        traps: the latest traps received, (epoch seconds, device, the profile's name
+            for it or its OID), oldest first.
     """
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("commsmon.outputs.web", "templates"),
                          autoescape=jinja2.select_autoescape(default=True))
     app[_SNAPSHOT] = snapshot
-    app[_SETTINGS] = {"tz": tz, "language": language, "clock": clock}
+    app[_SETTINGS] = {"tz": tz, "language": language, "clock": clock, "traps": traps}
     app[_STREAMS] = set()
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", _board)
@@ -129,7 +133,11 @@ async def _site(request: web.Request) -> web.Response:
     detail = site_detail(snap, request.match_info["site"], when, w) if snap else None
     if detail is None:
         raise web.HTTPNotFound(text=w._("No such village"))
-    context.update(site=detail, values=reading_texts(detail["devices"], w))
+    ids = {d["id"]: d["name"] for d in detail["devices"]}
+    received = [(w.time(at), ids[device], w.trap(name))
+                for at, device, name in reversed(list(request.app[_SETTINGS]["traps"]()))
+                if device in ids][:RECENT_SHOWN]
+    context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received)
     context["t"].update({
         "back": w._("Back to the board"), "devices": w._("Devices"),
         "device": w._("Device"), "state": w._("State"), "reason": w._("Reason"),
@@ -137,6 +145,7 @@ async def _site(request: web.Request) -> web.Response:
         "outages_now": w._("Happening now"),
         "unconfirmed": w._("SNMP trap, awaiting a poll"), "stale_reading": w._("stale"),
         "not_available": w._("not available"), "trap_path": w._("Trap path"),
+        "traps": w._("Traps received"), "no_traps": w._("No trap received since the start"),
     })
     return aiohttp_jinja2.render_template("site.html", request, context)
 

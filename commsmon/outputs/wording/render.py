@@ -86,6 +86,19 @@ _READINGS = {
     INPUT_LINE_BADS: N_("input fault count"),
 }
 _SOURCES = {"mqtt": N_("MQTT broker"), "snmp": N_("SNMP agents")}
+#: The shipped profiles' trap names (``traps:`` ... ``name``).
+_TRAPS = {
+    "on_battery": N_("on battery (mains lost)"),
+    "alarm_added": N_("alarm raised"),
+    "alarm_removed": N_("alarm cleared"),
+    "cold_start": N_("restarted (cold start)"),
+    "warm_start": N_("restarted (warm start)"),
+    "link_down": N_("link down"),
+    "link_up": N_("link up"),
+    "power_on": N_("powered on"),
+    "power_off": N_("powered off"),
+    "reboot": N_("rebooting"),
+}
 
 #: USM report counters an agent answers a rejected request with (RFC 3414 §3.2), and
 #: the community an agent ignores, by the name the SNMP backends give.
@@ -181,6 +194,11 @@ class Wording:
     def reading(self, name: str) -> str:
         """What a reading measures (``charge`` -> ``电量``); other readings by their id."""
         return self._(_READINGS[name]) if name in _READINGS else name
+
+    def trap(self, name: str) -> str:
+        """What a trap says, by its profile's name (``on_battery`` -> ``转电池供电``);
+        other names, and OIDs of traps no profile knows, as they are."""
+        return self._(_TRAPS[name]) if name in _TRAPS else name
 
     def hours(self, hours: float) -> str:
         """Hours in prose: ``57.6 小时`` / ``57.6 h``, ``不受限`` / ``unbounded``."""

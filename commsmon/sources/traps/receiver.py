@@ -81,6 +81,7 @@ RECEIVE_BUFFER = 4 << 20  # bytes of socket receive buffer asked for
 BURST = 5.0  # a source's token bucket holds this many seconds of its rate
 RETRY_BIND = 30.0  # seconds between attempts to bind a listen address that failed
 UNKNOWN_KEPT = 100  # unknown trap OIDs remembered for the API
+RECENT_KEPT = 500  # traps remembered for the console's village pages
 DRAIN_BATCH = 100  # traps applied per turn of the event loop
 READ_BATCH = 256  # datagrams read per turn of the event loop
 #: Notifications that say power or the uplink is lost, or an agent restarted: they
@@ -239,6 +240,10 @@ class TrapReceiver(Source):
         self._once = LogOnce()
         self.unknown: collections.deque[tuple[float, str, str]] = collections.deque(
             maxlen=UNKNOWN_KEPT)
+        #: the latest traps applied: (epoch seconds, device, the profile's name for it,
+        #: or the OID for one its profile does not know), oldest first.
+        self.recent: collections.deque[tuple[float, str, str]] = collections.deque(
+            maxlen=RECENT_KEPT)
         self.listening: list[tuple[str, int]] = []
         self.engine_id: bytes = b""
         self._sender_engine: bytes | None = None
@@ -456,6 +461,7 @@ class TrapReceiver(Source):
         if effect.spec is None:
             effect.counter.inc()
             self.unknown.append((self._clock(), effect.device, trap.oid))
+            self.recent.append((self._clock(), effect.device, trap.oid))
             # Unknown to its profile, yet it came: the site's trap path works.
             self._sink(Observation(effect.device, self._clock(), True, unconfirmed=True))
             return
@@ -470,6 +476,7 @@ class TrapReceiver(Source):
             return
         seen[key] = now
         effect.counter.inc()
+        self.recent.append((self._clock(), effect.device, spec.name))
         readings: dict[str, Reading] = dict(spec.set)
         for name, oid, reading in effect.varbinds:
             value = trap.values.get(oid)
