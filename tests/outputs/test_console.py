@@ -118,6 +118,8 @@ async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Des
                                                           "output_source": "normal"}))
     fleet.observe(Observation("v01-ups", T0 - 3, True, {"output_source": "battery",
                                                          "runtime": 1800.0}, unconfirmed=True))
+    fleet.observe(Observation("v01-router", T0 - 4, True, {"uplink_status": "lowerLayerDown",
+                                                            "uptime": 7200.0}))
     holder["snap"] = fleet.evaluate(T0)
     board = await (await c.get("/")).text()
     assert 'href="/site/v01"' in board
@@ -126,6 +128,8 @@ async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Des
     page = await r.text()
     assert 'id="device-v01-ups"' in page and "30 分钟" in page  # runtime 1800 s
     assert "SNMP 陷阱报告，待轮询确认" in page and "3 秒" in page
+    assert "上行口状态：<strong>下层链路中断</strong>" in page  # a vendor reading, in words
+    assert "运行时长：<strong>2 小时</strong>" in page
     assert "断电" in page and "正在发生" in page
     traps = page.split("收到的陷阱", 1)[1].split("</ul>", 1)[0]
     assert "UPS：转电池供电（市电中断）" in traps and "1.3.6.1.4.1.99999.0.7" in traps

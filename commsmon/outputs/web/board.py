@@ -177,4 +177,4 @@ def _value_text(name: str, value: Any, w: Wording) -> str:
         if name in _RATIOS:
             return w.percent(float(value))
         return f"{value:.6g}"
-    return str(value)
+    return w.value(str(value))

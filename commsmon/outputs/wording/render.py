@@ -84,6 +84,42 @@ _READINGS = {
     OUTPUT_SOURCE: N_("output source"),
     SUPPLY_TYPE: N_("supply type"),
     INPUT_LINE_BADS: N_("input fault count"),
+    # the other readings of the shipped profiles (config/profiles)
+    "alarms": N_("alarms"),
+    "alarms_present": N_("alarms present"),
+    "battery_alarm": N_("battery alarm"),
+    "battery_connected": N_("battery connection"),
+    "battery_status": N_("battery status"),
+    "battery_volts": N_("battery voltage"),
+    "cpu": N_("CPU usage"),
+    "disk": N_("storage"),
+    "manufacturer": N_("manufacturer"),
+    "memory": N_("memory usage"),
+    "model": N_("model"),
+    "on_battery": N_("time on battery"),
+    "pa_temperature": N_("amplifier temperature"),
+    "registered": N_("registered"),
+    "rssi": N_("signal strength"),
+    "signal": N_("signal bars"),
+    "slot1_rssi": N_("slot 1 signal strength"),
+    "supply_volts": N_("supply voltage"),
+    "temperature_alarm": N_("temperature alarm"),
+    "uplink_receive": N_("uplink received"),
+    "uplink_status": N_("uplink status"),
+    "uplink_transmit": N_("uplink sent"),
+    "uptime": N_("time since restart"),
+    "voltage_alarm": N_("voltage alarm"),
+    "vswr_alarm": N_("antenna VSWR alarm"),
+}
+#: The shipped profiles' enum labels (a reading's decoded value).
+_VALUES = {
+    "abnormal": N_("abnormal"), "alarm": N_("alarm"), "battery": N_("on battery"),
+    "booster": N_("boosting"), "bypass": N_("bypass"), "connected": N_("connected"),
+    "dc": N_("DC supply"), "depleted": N_("depleted"), "disconnected": N_("disconnected"),
+    "dormant": N_("dormant"), "down": N_("down"), "high": N_("high"), "low": N_("low"),
+    "lowerLayerDown": N_("lower layer down"), "none": N_("none"), "normal": N_("normal"),
+    "notPresent": N_("not present"), "other": N_("other"), "reducer": N_("reducing"),
+    "testing": N_("testing"), "unknown": N_("unknown"), "up": N_("up"),
 }
 _SOURCES = {"mqtt": N_("MQTT broker"), "snmp": N_("SNMP agents")}
 #: The shipped profiles' trap names (``traps:`` ... ``name``).
@@ -194,6 +230,11 @@ class Wording:
     def reading(self, name: str) -> str:
         """What a reading measures (``charge`` -> ``电量``); other readings by their id."""
         return self._(_READINGS[name]) if name in _READINGS else name
+
+    def value(self, label: str) -> str:
+        """A reading's decoded label in words (``battery`` -> ``电池供电``); others as
+        they are (a vendor's text)."""
+        return self._(_VALUES[label]) if label in _VALUES else label
 
     def trap(self, name: str) -> str:
         """What a trap says, by its profile's name (``on_battery`` -> ``转电池供电``);
