@@ -65,6 +65,7 @@ async def test_the_board_lists_every_village_and_the_centre_in_chinese(client: D
     assert page.index('id="site-v14"') < page.index('id="site-centre"')  # villages first
     assert "值班台" in page and "可达" in page and "数据中断" in page
     assert "5 秒" in page  # the age of the data behind a cell
+    assert "不受限" in page and ">∞<" not in page  # now, with no outage: in words
     text = re.sub(r"<[^>]+>|\{[^}]*\}", " ", page.split("<body", 1)[1])
     words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.-]*", text) if not ALLOWED.match(w)]
     assert not words, words[:20]

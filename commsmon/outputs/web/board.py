@@ -107,7 +107,12 @@ def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> 
         now_cell = Cell("-")
     else:
         verdict = now_result.as_fact()
-        now_cell = Cell(w.cell(verdict), _readiness_tone(now_result.ready, now_result.unknown),
+        text = w.cell(verdict)  # the status table's cell: a bare ∞ or ? says too little here
+        if now_result.endurance.unbounded:
+            text = w._("unbounded")
+        elif text == "?":
+            text = w.state("unknown")
+        now_cell = Cell(text, _readiness_tone(now_result.ready, now_result.unknown),
                         title=w.verdict(verdict, here))
     outages = Cell(w.list_sep.join(w.outage(k) for k in s.outages) or w._("none"),
                    "bad" if s.outages else "good",
