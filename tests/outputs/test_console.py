@@ -92,6 +92,7 @@ async def test_the_wall_has_large_type_and_no_controls(client: Desk) -> None:
     c, _ = client
     page = await (await c.get("/wall")).text()
     assert 'class="wall"' in page and "<form" not in page and "<button" not in page
+    assert 'href="/site/' not in page  # nothing to click on the big screen
     assert "/events?lang=zh&amp;wall=1" in page
 
 
