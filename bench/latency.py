@@ -50,6 +50,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,23 +87,33 @@ def bound(interval: float, timeout: float, rule_for: float, group_wait: float) -
     return DOWN_AFTER * interval + timeout + rule_for + group_wait + EVALUATE_EVERY
 
 
-def _note(r: RecordingReceiver, since: int, site: str, status: str) -> Received | None:
-    """The first notification about ``site`` with ``status`` accepted after index ``since``."""
+def _isolated(labels: dict[str, Any]) -> bool:
+    return bool(labels.get("alertname") == RULE)
+
+
+def _note(r: RecordingReceiver, since: int, site: str, status: str,
+          wanted: Callable[[dict[str, Any]], bool] = _isolated,
+          resolved_too: bool = False) -> Received | None:
+    """The first notification about ``site`` with ``status`` accepted after index ``since``,
+    carrying an alert whose labels are ``wanted`` (checked when firing, and when resolved
+    if ``resolved_too``)."""
     for req in r.accepted[since:]:
         body = req.body
         if body.get("groupLabels", {}).get("site") != site or body.get("status") != status:
             continue
-        if status == "firing" and not any(
-                a.get("labels", {}).get("alertname") == RULE for a in body.get("alerts", [])):
+        if (status == "firing" or resolved_too) and not any(
+                wanted(a.get("labels", {})) for a in body.get("alerts", [])):
             continue
         return req
     return None
 
 
 async def _wait_note(r: RecordingReceiver, since: int, site: str, status: str,
-                     daemon: DaemonProcess, within: float) -> Received:
+                     daemon: DaemonProcess, within: float,
+                     wanted: Callable[[dict[str, Any]], bool] = _isolated,
+                     resolved_too: bool = False) -> Received:
     deadline = time.monotonic() + within
-    while (got := _note(r, since, site, status)) is None:
+    while (got := _note(r, since, site, status, wanted, resolved_too)) is None:
         if daemon.proc.poll() is not None:
             raise SystemExit(f"daemon exited {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
         if time.monotonic() > deadline:
@@ -194,29 +205,8 @@ def _without_gensets(path: Path) -> None:
         yaml.dump(data, f)
 
 
-def _power_note(r: RecordingReceiver, since: int, site: str, status: str) -> Received | None:
-    """The first outage_active power notification about ``site`` with ``status``."""
-    for req in r.accepted[since:]:
-        body = req.body
-        if body.get("groupLabels", {}).get("site") != site or body.get("status") != status:
-            continue
-        if any(a.get("labels", {}).get("alertname") == "outage_active"
-               and a.get("labels", {}).get("outage") == "power" for a in body.get("alerts", [])):
-            return req
-    return None
-
-
-async def _wait_power(r: RecordingReceiver, since: int, site: str, status: str,
-                      daemon: DaemonProcess, within: float) -> Received:
-    deadline = time.monotonic() + within
-    while (got := _power_note(r, since, site, status)) is None:
-        if daemon.proc.poll() is not None:
-            raise SystemExit(f"daemon exited {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"no {status} power notification for {site} within {within} s\n"
-                             f"{daemon.log()[-3000:]}")
-        await asyncio.sleep(0.05)
-    return got
+def _power(labels: dict[str, Any]) -> bool:
+    return labels.get("alertname") == "outage_active" and labels.get("outage") == "power"
 
 
 async def run_mains(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -262,10 +252,12 @@ async def run_mains(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                             since = len(hook.accepted)
                             cut = time.time()
                             await fleet.cut_mains(site)
-                            firing = await _wait_power(hook, since, site, "firing", daemon, 120)
+                            firing = await _wait_note(hook, since, site, "firing", daemon, 120,
+                                                      _power, resolved_too=True)
                             since = hook.accepted.index(firing) + 1
                             await fleet.restore_mains(site)
-                            await _wait_power(hook, since, site, "resolved", daemon, 120)
+                            await _wait_note(hook, since, site, "resolved", daemon, 120, _power,
+                                             resolved_too=True)
                             latency = firing.at - cut
                             print(f"{mode:7s} trial {n + 1:2d} {site}: power page after "
                                   f"{latency:5.2f} s", flush=True)
