@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from commsmon.config.inventory import MAX_AGE_REPORTS
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
@@ -21,7 +22,6 @@ from commsmon.outputs.wording import Wording
 __all__ = ["BOARD_CHANNELS", "Cell", "Row", "board_rows", "reading_texts"]
 
 BOARD_CHANNELS = ("pdt370", "satellite", "public")
-REPORTS_PER_MAX_AGE = 3  # a reading's default max_age is three report intervals
 STALE_INTERVALS = 2  # a cell greys once its data is older than this many intervals
 
 
@@ -139,7 +139,7 @@ def _data(devices: Iterable[DeviceStatus], now: float) -> tuple[float | None, bo
         return None, False
     age = max(now - newest.last_seen, 0.0)
     ages = newest.device.max_age.values()
-    interval = min(ages) / REPORTS_PER_MAX_AGE if ages else None
+    interval = min(ages) / MAX_AGE_REPORTS if ages else None
     return age, interval is not None and age > STALE_INTERVALS * interval
 
 
