@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 import pytest
 
 from commsmon.config.profiles import ReadingSpec
-from commsmon.core.types import Observation
+from commsmon.core.types import Observation, Reading
 from commsmon.errors import (
     SnmpAuthError,
     SnmpError,
@@ -80,8 +81,10 @@ async def test_a_sentinel_and_a_missing_oid_are_missing_not_zero() -> None:
     assert obs.missing == {"runtime", "charge"}
 
 
-async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() -> None:
-    """ifHCInOctets 1 000 then 61 000 over sysUpTime 100.00 s -> 160.00 s: 1000 B/s."""
+async def _rx_rates(between: Callable[[SnmpPoller], object] = lambda _: None,
+                    ) -> tuple[list[Reading | None], RecordingClient]:
+    """ifHCInOctets 1 000 then 61 000 over sysUpTime 100.00 s -> 160.00 s, polled twice,
+    ``between`` called on the poller after each poll: the rates the two polls gave."""
     readings = {"rx": (OCTETS, ReadingSpec(oid=OCTETS, counter=64))}
     job = PollJob("v01-router", TARGET, 60.0, readings)
     client = RecordingClient()
@@ -92,6 +95,13 @@ async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() 
             OCTETS: integer(octets, ValueType.COUNTER64),
             SYS_UPTIME: integer(ticks, ValueType.TIMETICKS)}
         rates.append((await poller.poll(job)).readings.get("rx"))
+        between(poller)
+    return rates, client
+
+
+async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() -> None:
+    """ifHCInOctets 1 000 then 61 000 over sysUpTime 100.00 s -> 160.00 s: 1000 B/s."""
+    rates, client = await _rx_rates()
     assert rates == [None, pytest.approx(1000.0)]
     assert client.requests[0].oids == tuple(sorted([OCTETS, SYS_UPTIME]))
 
@@ -99,17 +109,8 @@ async def test_a_counter_asks_sysuptime_and_gives_a_rate_from_the_second_poll() 
 async def test_a_restart_told_by_a_trap_drops_the_counter_baseline() -> None:
     """ifHCInOctets 1 000 at 100.00 s; coldStart (poll_now restarted); 61 000 at 160.00 s:
     a new baseline, no rate — the agent said its counters began again."""
-    readings = {"rx": (OCTETS, ReadingSpec(oid=OCTETS, counter=64))}
-    job = PollJob("v01-router", TARGET, 60.0, readings)
-    client = RecordingClient()
-    poller = SnmpPoller(client, [job], lambda _: None, clock=lambda: NOW)
-    rates = []
-    for octets, ticks in ((1_000, 10_000), (61_000, 16_000)):
-        client.answers["192.0.2.7:161"] = {
-            OCTETS: integer(octets, ValueType.COUNTER64),
-            SYS_UPTIME: integer(ticks, ValueType.TIMETICKS)}
-        rates.append((await poller.poll(job)).readings.get("rx"))
-        poller.poll_now("v01-router", restarted=True)  # not running: no poll, baseline gone
+    # Not running: poll_now polls nothing, but the baseline is gone.
+    rates, _ = await _rx_rates(lambda poller: poller.poll_now("v01-router", restarted=True))
     assert rates == [None, None]
 
 
