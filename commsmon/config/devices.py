@@ -220,4 +220,7 @@ class SiteSpec(StrictModel):
     #: anyway (a periodic test trap or inform); nothing from any of its devices for
     #: twice that is "trap path down". ``None``: not checked.
     trap_every: Annotated[float, Field(gt=0)] | None = None
+    #: Hours the public network serving this site keeps working after mains is lost
+    #: (the operator's base-station backup); defaults.public_backup_hours if unset.
+    public_backup_hours: Annotated[float, Field(ge=0)] | None = None
     devices: list[DeviceSpec] = []

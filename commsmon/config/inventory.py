@@ -23,7 +23,9 @@ def build_inventory(config: Config) -> Inventory:
     rules, power feeds, max ages and check-in validity worked out."""
     sites = [
         Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude,
-             s.target_hours or config.defaults.target_hours, s.trap_every)
+             s.target_hours or config.defaults.target_hours, s.trap_every,
+             s.public_backup_hours if s.public_backup_hours is not None
+             else config.defaults.public_backup_hours)
         for s in config.sites
     ]
     devices = []

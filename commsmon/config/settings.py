@@ -18,7 +18,7 @@ from commsmon.config.inventory import build_inventory
 from commsmon.config.profiles import Profile
 from commsmon.config.services import HttpSpec, MqttSpec, ShardSpec
 from commsmon.config.traps import TrapsSpec
-from commsmon.core.model import Inventory
+from commsmon.core.model import DEFAULT_TARGET_HOURS, Inventory
 from commsmon.core.types import DeviceKind
 
 
@@ -30,7 +30,11 @@ class Defaults(StrictModel):
     up_after: Annotated[int, Field(ge=1)] = 2
     snmp_concurrency: Annotated[int, Field(ge=1)] = 64
     snmp_backend: Literal["gufo", "pysnmp"] = "gufo"
-    target_hours: Annotated[float, Field(gt=0)] = 72.0
+    target_hours: Annotated[float, Field(gt=0)] = DEFAULT_TARGET_HOURS
+    #: Hours the public network (the operators' base stations) keeps working after
+    #: mains is lost; not known by default, so 4G never carries a village through
+    #: a power cut unless the operator's figure is written here.
+    public_backup_hours: Annotated[float, Field(ge=0)] | None = None
     checkin_validity: dict[DeviceKind, Seconds] = {}
 
 

@@ -73,6 +73,8 @@ FactCode = Literal[
     "powered_unexplained",  # {device, name, site, site_name}: works though its mains is out
     # channels and links
     "public_network",      # {actual}: the public network is lost (scenario, or now)
+    "public_backup",       # {hours, remaining, since?}: base stations' backup once mains is lost
+    "public_backup_unknown",  # {actual}: how long base stations last without mains is not known
     "link_down",           # {device, name, site, site_name, state, since, causes}
     "link_unknown",        # {device, name, site, site_name, causes}
     "no_channels",         # the village has no channel configured

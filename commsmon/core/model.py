@@ -14,6 +14,7 @@ from typing import Literal
 from commsmon.core.types import ChannelName, DeviceKind, Reading
 
 __all__ = [
+    "DEFAULT_TARGET_HOURS",
     "Device",
     "GeneratorCurve",
     "HealthEffect",
@@ -22,6 +23,9 @@ __all__ = [
     "PowerFeed",
     "Site",
 ]
+
+#: Hours a village must last on its own (the 72-hour standard) unless configured.
+DEFAULT_TARGET_HOURS = 72.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +190,10 @@ class Site:
         target_hours: hours the site must last on its own in each scenario.
         trap_every: seconds between the traps or informs its kit sends anyway (a
             periodic test trap); ``None`` when its trap path is not checked.
+        public_backup_hours: hours the public network serving it (the operators'
+            base stations) keeps working once mains is lost there; ``None`` when
+            not known — then a channel on ``public`` never counts as surviving a
+            power cut.
     """
 
     id: str
@@ -194,8 +202,9 @@ class Site:
     role: Literal["centre", "village"] = "village"
     latitude: float | None = None
     longitude: float | None = None
-    target_hours: float = 72.0
+    target_hours: float = DEFAULT_TARGET_HOURS
     trap_every: float | None = None
+    public_backup_hours: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

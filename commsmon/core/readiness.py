@@ -10,7 +10,11 @@ states and fresh readings:
   village or at any site its chains pass through (the district centre) means
   no mains there in every scenario; an active network outage loses the
   public channel; a declared road outage means no resupply.
-* A channel on ``public`` is lost when the public network is.
+* A channel on ``public`` is lost when the public network is; when mains is
+  lost at the site (assumed, or now), the public network is one more link,
+  lasting the operators' base-station backup (``public_backup_hours``, less
+  the time since the cut began) — not known unless configured, so 4G never
+  carries a village through a power cut on faith.
 * **Every link counts**: a provider lasts as long as the shortest-lived of
   itself, the parents it sits behind, the devices it ``depends_on``, and each
   of their power chains (:mod:`commsmon.core.power`); a link that is down or
@@ -200,7 +204,7 @@ def evaluate_site(
     results = {}
     for scenario in VIEWS:
         cond = conditions(scenario, site.id, active, now, out)
-        judge = _Judge(inventory, views, cond, site.target_hours)
+        judge = _Judge(inventory, views, cond, site)
         channels = tuple(judge.channel(c, providers[c]) for c in CHANNELS if c in providers)
         held = tuple(judge.support(d) for d in supports)
         results[scenario] = _verdict(site, scenario, channels, held, folded, now,
@@ -212,18 +216,36 @@ class _Judge:
     """Outlooks of one site in one scenario."""
 
     def __init__(self, inventory: Inventory, views: Mapping[str, DeviceView],
-                 cond: Conditions, target: float) -> None:
+                 cond: Conditions, site: Site) -> None:
         self.inventory = inventory
         self.views = views
         self.cond = cond
-        self.target = target
+        self.site = site
+        self.target = site.target_hours
 
     def channel(self, channel: ChannelName, providers: list[Device]) -> Outlook:
         if channel == "public" and self.cond.public_lost:
             endurance = lost(Fact("public_network", {"actual": self.cond.public_out}))
         else:
             endurance = most((p.id, self.chain(p)) for p in providers)
+            if channel == "public" and self.cond.no_mains(self.site.id):
+                endurance = least([("", endurance), (" public", self.public_backup())])
         return Outlook(channel, None, endurance, endurance.survives(self.target))
+
+    def public_backup(self) -> Endurance:
+        """What the public network lasts with mains lost at the site: the base
+        stations' backup, less the time since a cut that is happening began."""
+        since = self.cond.mains_out.get(self.site.id)
+        actual = since is not None and not self.cond.mains_lost
+        hours = self.site.public_backup_hours
+        if hours is None:
+            return unknown(Fact("public_backup_unknown", {"actual": actual}))
+        elapsed = max(self.cond.now - since, 0.0) / 3600 if since is not None else 0.0
+        remaining = max(hours - elapsed, 0.0)
+        args: dict[str, float] = {"hours": hours, "remaining": remaining}
+        if since is not None:
+            args["since"] = since
+        return Endurance(remaining, remaining, (Fact("public_backup", args),))
 
     def support(self, device_id: str) -> Outlook:
         endurance = self.chain(self.inventory.devices[device_id])

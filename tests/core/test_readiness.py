@@ -13,6 +13,8 @@ with a 60 h battery.  Default readings give, with mains lost:
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -90,11 +92,43 @@ def test_scenario_verdicts_follow_the_shared_inventory() -> None:
     results = fleet.evaluate(T0 + 2).sites["v"].scenarios
     # at least 101 h: the handheld, never checked in, might last longer
     assert results["power"].ready and results["power"].endurance.lower == pytest.approx(101)
-    assert set(results["power"].surviving) == {"public", "pdt370"}
+    # public: how long the base stations hold without mains is not known: 0 .. 101 h
+    assert results["power"].surviving == ("pdt370",)
+    public = next(o for o in results["power"].channels if o.channel == "public")
+    assert (public.endurance.lower, public.endurance.upper) == (0, pytest.approx(101))
     assert results["all"].surviving == ("pdt370",)
     assert results["network"].endurance.unbounded and results["road"].endurance.unbounded
     assert results["now"].ready and results["now"].endurance.unbounded
     assert results["now"].until is None and not results["now"].outages
+
+
+def test_base_stations_backup_counts_from_the_start_of_a_power_cut() -> None:
+    """Base stations holding 4 h: with mains lost hypothetically (power) public lasts
+    min(101, 4) = 4 h; in a cut that began an hour ago (the UPS on battery since T0,
+    judged at T0 + 3600) 4 - 1 = 3 h are left, in now and in power alike."""
+    inventory = _inventory()
+    sites = [replace(s, public_backup_hours=4.0) for s in inventory.sites.values()]
+    fleet = Fleet(Inventory.build(sites, list(inventory.devices.values())), T0)
+    fleet.set_source("mqtt", True, T0)
+
+    def public(at: float, scenario: str) -> tuple[float, float]:
+        results = fleet.evaluate(at).sites["v"].scenarios[scenario]
+        e = next(o for o in results.channels if o.channel == "public").endurance
+        return e.lower, e.upper
+
+    for t in (T0 - 2, T0 - 1):
+        for d in ("rpt", "cups", "cgen", "ups", "gen", "router", "pdt", "sat"):
+            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
+    assert public(T0, "power") == (4.0, 4.0)
+    assert public(T0, "now") == (math.inf, math.inf)
+    on_battery = {"runtime": 3600.0, "output_source": "battery"}
+    for t in (T0, T0 + 3600):
+        for d in ("rpt", "cups", "cgen", "gen", "router", "pdt", "sat"):
+            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
+        fleet.observe(Observation("ups", t, True, on_battery))
+        fleet.evaluate(t)  # the outage is first seen at T0
+    assert public(T0 + 3600, "now") == (pytest.approx(3.0), pytest.approx(3.0))
+    assert public(T0 + 3600, "power") == (pytest.approx(3.0), pytest.approx(3.0))
 
 
 def test_stale_checkin_makes_handheld_unknown_and_readiness_says_so() -> None:

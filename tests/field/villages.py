@@ -15,6 +15,10 @@ The usual arithmetic, once, for every case that does not change it:
   300 L ÷ 2.0 L/h = 150 h: **150.5 h**;
 * pdt370 = min(terminal 101 h, repeater 150.5 h) = **101 h**;
 * satellite: the dock on a wall socket, the handset's battery 96 % × 60 h = **57.6 h**;
+* public with mains lost at the village (``power``, ``all``, a power cut now): the
+  operators' base stations are one more link, and how long they hold without mains
+  is not configured (``public_backup_hours``): public is **0 .. its chain**, unknown,
+  and never carries a village through a power cut;
 * with mains (``network``, ``road``, ``now`` without a power cut) every
   working chain is unbounded.
 """
@@ -110,8 +114,9 @@ VILLAGES: list[Village] = [
                               zh=("公网：随公网中断",),
                               en=("public network: lost with the public network",)),
             "road": Expect(True, INF, surviving=("pdt370", "satellite", "public")),
-            # power: public 101 h, pdt370 min(101, 150.5) = 101 h, phone 57.6 h < 72 h.
-            "power": Expect(True, 101, surviving=("public", "pdt370"),
+            # power: public 0 .. 101 h (base stations unknown), pdt370 min(101, 150.5)
+            # = 101 h, phone 57.6 h < 72 h: pdt370 carries, 101 h.
+            "power": Expect(True, 101, surviving=("pdt370",),
                             zh=("电池 96 % × 60 小时 ≈ 57.6 小时 < 72 小时",),
                             en=("battery 96 % × 60 h ≈ 57.6 h < 72 h",)),
             # all: public lost; pdt370 101 h carries.
@@ -140,8 +145,9 @@ VILLAGES: list[Village] = [
                               en=("with 山亭区应急指挥中心 power cut", "0.5 h < 72 h")),
             # road: public and phone on village mains: ∞; pdt370 0.5 h.
             "road": Expect(True, INF, surviving=("public", "satellite")),
-            # power: public 101 h carries; pdt370 0.5 h; phone 57.6 h.
-            "power": Expect(True, 101, surviving=("public",)),
+            # power: public 0 .. 101 h (base stations unknown); pdt370 0.5 h; phone
+            # 57.6 h: at least 57.6 h, at most 101 h: not ready (4G is not counted on).
+            "power": Expect(False, None, at_least=57.6, at_most=101, surviving=()),
             # all: public lost, pdt370 0.5 h, phone 57.6 h: not ready, 57.6 h.
             "all": Expect(False, 57.6, surviving=()),
             # now: the village keeps public and the phone on its mains; pdt370 gives out
@@ -171,8 +177,9 @@ VILLAGES: list[Village] = [
                                 "load": 0.5}),
         expect={
             "network": Expect(True, INF, surviving=("satellite",)),
-            # power: public 101 h; pdt370 min(101, 50.5) = 50.5 h; phone 57.6 h.
-            "power": Expect(True, 101, surviving=("public",)),
+            # power: public 0 .. 101 h; pdt370 min(101, 50.5) = 50.5 h; phone 57.6 h:
+            # at least 57.6 h: not ready.
+            "power": Expect(False, None, at_least=57.6, at_most=101, surviving=()),
             # all: pdt370 50.5 h, phone 57.6 h -> the longest is the phone's 57.6 h.
             "all": Expect(False, 57.6),
             "c/now": Expect(False, 50.5, until=50.5),
@@ -216,7 +223,8 @@ VILLAGES: list[Village] = [
         [centre(but(RPT, power="mains"), CUPS, CGEN), village(ROUTER, PDT, SAT, UPS, GEN)],
         readings=readings(),
         expect={
-            "power": Expect(True, 101, surviving=("public",),
+            # power: pdt370 0; public 0 .. 101 h; phone 57.6 h: not ready.
+            "power": Expect(False, None, at_least=57.6, at_most=101, surviving=(),
                             zh=("370M PDT 中继台（rpt）仅接市电，断电即停",),
                             en=("370M PDT 中继台 (rpt) is on mains only",)),
         },
@@ -353,20 +361,25 @@ VILLAGES: list[Village] = [
     Village(
         # Finding 4: a power cut and a declared road cut together are not "all": the
         # public network works.  now: mains out at the village, no resupply: router on
-        # UPS 1 h + genset running at half load 150 L ÷ 1.5 L/h = 100 h -> 101 h.
+        # UPS 1 h + genset running at half load 150 L ÷ 1.5 L/h = 100 h -> 101 h, but
+        # the base stations' own backup is not known: public 0 .. 101 h; the phone's
+        # dock is off mains: 57.6 h -> at least 57.6 h, not certainly the 72 h.
         "power cut and road cut are not all three",
         [village(ROUTER, SAT, UPS, GEN)],
         readings=readings(ups={"output_source": "battery"},
                           gen={"running": True, "mains_present": False, "load": 0.5}),
         road=("v",),
         expect={
-            "now": Expect(True, 101, until=101, zh=("正在发生：断电", "断路"),
+            "now": Expect(False, None, at_least=57.6, at_most=101, until=57.6,
+                          zh=("正在发生：断电", "断路", "公网基站断电后能维持多久未知"),
                           en=("with power cut",)),
             # all drops the public network too: only the phone's 57.6 h.
             "all": Expect(False, 57.6),
         },
-        alerts=("outage_active v power", "outage_active v road", "scenario_not_ready v all"),
-        quiet=("endurance_low v", "countdown v 24"),
+        # endurance_low: not certainly 72 h now; countdown 24 h: certainly ≥ 57.6 h, quiet.
+        alerts=("outage_active v power", "outage_active v road", "scenario_not_ready v all",
+                "endurance_low v"),
+        quiet=("countdown v 24",),
     ),
     Village(
         # Finding 5: one channel known lost, the other unknown: unknown, never 0.
@@ -443,7 +456,7 @@ VILLAGES: list[Village] = [
         # UPS 0 min + 108 L ÷ 1.5 L/h = 72.0 h: ready.
         "108 L is 72 h",
         STANDARD, readings=readings(ups={"runtime": 0.0}, gen={"fuel_litres": 108.0}),
-        expect={"power": Expect(True, 72.0, surviving=("public", "pdt370"))},
+        expect={"power": Expect(True, 72.0, surviving=("pdt370",))},
     ),
     Village(
         # Three stages: the terminal's own battery 100 % x 10 h on top of UPS 1 h and
@@ -451,7 +464,7 @@ VILLAGES: list[Village] = [
         "three stages: own battery, UPS, genset",
         [centre(), village(ROUTER, but(PDT, battery_hours=10), SAT, UPS, GEN)],
         readings=readings(pdt={"charge": 1.0}),
-        expect={"power": Expect(True, 111, surviving=("public", "pdt370"),
+        expect={"power": Expect(True, 111, surviving=("pdt370",),
                                 zh=("电池 100 % × 10 小时 ≈ 10 小时",))},
         devices={"pdt": 111},
     ),
@@ -562,7 +575,7 @@ VILLAGES: list[Village] = [
         # No UPS runtime, but the genset alone reaches the target: at least 100 h: ready.
         "UPS runtime missing, fuel alone clears 72 h",
         STANDARD, readings=readings(ups={"runtime": None}),
-        expect={"power": Expect(True, None, at_least=100, surviving=("public", "pdt370"))},
+        expect={"power": Expect(True, None, at_least=100, surviving=("pdt370",))},
     ),
     Village(
         # Fuel as a ratio: 50 % of the 200 L tank = 100 L ÷ 1.5 = 66.67 h + UPS 1 h = 67.67 h.
@@ -598,7 +611,7 @@ VILLAGES: list[Village] = [
         STANDARD, readings=readings(),
         traps={"ups": {"output_source": ("battery", 5.0), "runtime": (3000.0, 5.0)}},
         expect={"now": Expect(True, 100.8333, zh=("正在发生：断电",)),
-                "power": Expect(True, 100.8333, surviving=("public", "pdt370"))},
+                "power": Expect(True, 100.8333, surviving=("pdt370",))},
         unconfirmed={"ups": ("output_source", "runtime")},
         outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
         state={"ups": "up"}, alerts=("outage_active v power",),
@@ -637,6 +650,41 @@ VILLAGES: list[Village] = [
         unconfirmed={"ups": ("output_source",)},
         outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
         state={"ups": "down"}, alerts=("outage_active v power",),
+    ),
+    # The public network in a power cut: the operators' base stations hold what
+    # public_backup_hours says (a site's own figure before the district default).
+    Village(
+        # Base stations hold 4 h: power: public = min(router 101 h, 4 h) = 4 h; pdt370
+        # 101 h carries.  SMALL-like village without PDT: the phone 57.6 h, public 4 h:
+        # not ready, 57.6 h.
+        "base stations hold 4 h: 4G does not carry a power cut",
+        [village(ROUTER, SAT, UPS, GEN)], readings=readings(),
+        defaults={"public_backup_hours": 4},
+        expect={"power": Expect(False, 57.6, surviving=(),
+                                zh=("公网基站断电后可维持 4 小时",),
+                                en=("the public network's base stations hold 4 h without mains",)),
+                "road": Expect(True, INF, surviving=("public", "satellite"))},
+    ),
+    Village(
+        # A site's own 80 h (a base station with its own genset): public = min(101, 80)
+        # = 80 h >= 72: ready via public as well as nothing else (phone 57.6 h).
+        "base stations with their own 80 h: 4G carries",
+        [village(ROUTER, SAT, UPS, GEN, public_backup_hours=80)], readings=readings(),
+        defaults={"public_backup_hours": 4},
+        expect={"power": Expect(True, 80, surviving=("public",))},
+    ),
+    Village(
+        # A power cut now (the UPS on battery, the genset running at half load, 150 L):
+        # base stations hold 4 h from 10:00 -> public gives out at 14:00 (router 1 h +
+        # 100 h = 101 h is not what binds); the phone 57.6 h: now 57.6 h, not ready.
+        "power cut now: 4G lasts the base stations' 4 h",
+        [village(ROUTER, SAT, UPS, GEN)],
+        readings=readings(ups={"output_source": "battery"},
+                          gen={"running": True, "mains_present": False, "load": 0.5}),
+        defaults={"public_backup_hours": 4},
+        expect={"now": Expect(False, 57.6, until=57.6,
+                              zh=("公网约 14:00 中断", "自 10:00 断电起剩余 4 小时"))},
+        alerts=("outage_active v power", "endurance_low v"),
     ),
     # The trap path: the village's kit sends a test trap every 15 min (trap_every 900);
     # nothing from any of its devices for more than 2 × 900 s = 1800 s is "down" — the

@@ -80,6 +80,22 @@ async def test_colour_never_stands_alone(client: Desk) -> None:
     page = await (await c.get("/board/table")).text()
     row = page.split('id="site-v05"', 1)[1].split("</tr>", 1)[0]
     assert 'class="tone-bad' in row and "失联" in row
+    # what is happening there now: isolated since its kit stopped answering, not "none"
+    happening = row.rsplit("<td", 1)[1]
+    assert "tone-bad" in happening and "失联（自 10:00）" in happening, happening
+
+
+async def test_the_board_says_what_an_officer_would_miss(client: Desk) -> None:
+    """A target other than 72 h is shown; a test call never made where one is due says
+    so; readiness that is not known is amber, never calmer than ready."""
+    c, _ = client
+    page = await (await c.get("/board/table")).text()
+    assert "目标 48 小时" in page
+    assert "从未（应做）" in page and "不需要" in page
+    assert "最近测试通话" in await (await c.get("/")).text()
+    for cell in re.findall(r'<td class="tone-([a-z]+)[^"]*"[^>]*>\s*<span class="text">未知',
+                           page):
+        assert cell in ("warn", "unknown"), cell
 
 
 async def test_english_on_asking(client: Desk) -> None:

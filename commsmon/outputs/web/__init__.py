@@ -93,7 +93,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "channels": [w.channel(c) for c in BOARD_CHANNELS],
             "now": w.scenario_heading("now"),
             "scenarios": [w.scenario_heading(s) for s in SCENARIOS],
-            "checkin": w._("Last check-in"),
+            "checkin": w._("Last test call"),
             "outages": w._("Outages"),
             "updated": w._("Updated"),
             "starting": w._("No evaluation yet: the daemon is starting"),

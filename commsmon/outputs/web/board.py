@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from commsmon.config.inventory import MAX_AGE_REPORTS
+from commsmon.core.model import DEFAULT_TARGET_HOURS
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
@@ -47,7 +48,8 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A site's line on the board."""
+    """A site's line on the board; ``target`` says the site's target when it is not
+    the district's usual 72 h (``目标 48 小时``), else ``""``."""
 
     id: str
     name: str
@@ -59,6 +61,7 @@ class Row:
     scenarios: tuple[Cell, ...]
     checkin: Cell
     outages: Cell
+    target: str = ""
 
 
 _TONE = {State.UP: "good", State.DEGRADED: "warn", State.LOST: "bad", State.DOWN: "bad",
@@ -100,32 +103,47 @@ def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> 
             scenarios.append(Cell("-"))
             continue
         verdict = result.as_fact()
-        scenarios.append(Cell(w.cell(verdict), _readiness_tone(result.ready, result.unknown),
+        scenarios.append(Cell(w.cell(verdict, words=True),
+                              _readiness_tone(result.ready, result.unknown),
                               title=w.verdict(verdict, here)))
     now_result = s.scenarios.get("now")
     if now_result is None:
         now_cell = Cell("-")
     else:
         verdict = now_result.as_fact()
-        text = w.cell(verdict)  # the status table's cell: a bare ∞ or ? says too little here
-        if now_result.endurance.unbounded:
-            text = w._("unbounded")
-        elif text == "?":
-            text = w.state("unknown")
-        now_cell = Cell(text, _readiness_tone(now_result.ready, now_result.unknown),
+        now_cell = Cell(w.cell(verdict, words=True),
+                        _readiness_tone(now_result.ready, now_result.unknown),
                         title=w.verdict(verdict, here))
-    outages = Cell(w.list_sep.join(w.outage(k) for k in s.outages) or w._("none"),
-                   "bad" if s.outages else "good",
-                   title=w.clause_sep.join(w.fact(f, here) for o in s.outages.values()
-                                           for f in o.evidence))
+    target = (w._("target {hours}").format(hours=w.hours(s.site.target_hours))
+              if s.site.target_hours != DEFAULT_TARGET_HOURS else "")
     return Row(here, s.site.name, s.site.town, s.site.role == "centre", reach,
-               tuple(channels), now_cell, tuple(scenarios), _checkin(devices, now, w), outages)
+               tuple(channels), now_cell, tuple(scenarios), _checkin(devices, now, w),
+               _outages(s, w), target)
 
 
 def _readiness_tone(ready: bool, unknown: bool) -> str:
+    """Ready green; certainly short red; not known amber — a village that may not last
+    its target needs a look as much as one that will not, and never looks calmer."""
     if ready:
         return "good"
-    return "unknown" if unknown else "bad"
+    return "warn" if unknown else "bad"
+
+
+def _outages(s: SiteStatus, w: Wording) -> Cell:
+    """What is happening at the site now: isolation first (not an outage the core
+    detects, but the worst thing happening), then each outage since when."""
+    here = s.site.id
+    parts = [w._("{what} since {since}").format(what=w.outage(k), since=w.time(o.since))
+             for k, o in s.outages.items()]
+    evidence = [w.fact(f, here) for o in s.outages.values() for f in o.evidence]
+    if s.channels and s.reachable is False:
+        parts.insert(0, w._("{what} since {since}").format(what=w._("isolated"),
+                                                           since=w.time(s.since)))
+    if parts:
+        return Cell(w.list_sep.join(parts), "bad", title=w.clause_sep.join(evidence))
+    if s.channels and s.reachable is None:
+        return Cell(w.state("unknown"), "unknown")
+    return Cell(w._("none"), "good")
 
 
 def _data(devices: Iterable[DeviceStatus], now: float) -> tuple[float | None, bool]:
@@ -148,12 +166,14 @@ def _checkin(devices: list[DeviceStatus], now: float, w: Wording) -> Cell:
     latest = max((d.checkin for d in devices if d.checkin is not None),
                  key=lambda c: c.at, default=None)
     if latest is None:
-        due = any(d.device.source == "checkin" for d in devices)
-        return Cell(w._("none"), "bad" if due else "none")
+        if any(d.device.source == "checkin" for d in devices):
+            return Cell(w._("never (due)"), "bad")
+        return Cell(w._("not needed"), "none")
     stale = any(d.checkin_stale for d in devices if d.checkin is latest)
-    text = w._("ok") if latest.ok else w._("failed")
+    text = w._("{what} at {time}").format(what=w._("ok") if latest.ok else w._("failed"),
+                                          time=w.time(latest.at))
     tone = "bad" if not latest.ok or stale else "good"
-    return Cell(text, tone, max(now - latest.at, 0.0), stale, title=w.time(latest.at))
+    return Cell(text, tone, max(now - latest.at, 0.0), stale, title=latest.note)
 
 
 #: Readings shown as durations (SI seconds) and as percentages (ratio 0-1).

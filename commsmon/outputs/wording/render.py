@@ -495,6 +495,20 @@ class Wording:
             return self._("the public network is out now")
         return self._("lost with the public network")
 
+    def _fact_public_backup(self, f: Fact, here: str | None) -> str:
+        hours, remaining = f.number("hours") or 0, f.number("remaining") or 0
+        if f.arg("since") is None:
+            return self._("the public network's base stations hold {hours} without mains"
+                          ).format(hours=self.hours(hours))
+        return self._("the public network's base stations hold {hours} without mains, "
+                      "{remaining} left since {since}").format(
+            hours=self.hours(hours), remaining=self.hours(remaining),
+            since=self.time(f.number("since") or 0))
+
+    def _fact_public_backup_unknown(self, f: Fact, here: str | None) -> str:
+        return self._("how long the public network's base stations hold without mains is not "
+                      "known (not configured)")
+
     def _fact_link_down(self, f: Fact, here: str | None) -> str:
         return self._("{device} {state} since {since}").format(
             device=self.label(f, here), state=self.state(f.text("state")),
@@ -748,31 +762,42 @@ class Wording:
                     time=self.time(at + oe.lower * 3600)))
         return self.clause_sep.join(p for p in parts if p)
 
-    def cell(self, v: Fact) -> str:
+    def cell(self, v: Fact, words: bool = False) -> str:
         """A verdict in a status-table cell: ``就绪 ∞``, ``不足 57.6h``, ``未知 ≥19h``;
-        for ``now``: ``∞``, the clock time it lasts to, or ``失联``."""
+        for ``now``: ``∞``, the clock time it lasts to, or ``失联``.  With ``words``
+        (the console, read by officers at a glance): ``就绪 101 小时``, ``不受限``,
+        ``未知，至少 19 小时``, ``至少到 12-07 19:36`` — no bare symbols."""
         e = Endurance.from_fact(v.facts("endurance")[0]) if v.facts("endurance") \
             else Endurance(0.0, math.inf)
+        hours = self.hours if words else self.hours_short
         if v.text("scenario") == "now":
             until = v.number("until")
             if e.unbounded:
-                return "∞"
+                return self._("unbounded") if words else "∞"
             if e.lost:
                 return self._("isolated")
             if until is not None:
-                return self.time(until) if e.exact else f"≥{self.time(until)}"
-            return "?"
+                if e.exact:
+                    return self.time(until)
+                if words:
+                    return self._("at least until {time}").format(time=self.time(until))
+                return f"≥{self.time(until)}"
+            return self.state("unknown") if words else "?"
         if v.arg("ready") is True:
-            return self._("ready {hours}").format(hours=self.hours_short(e.lower))
+            return self._("ready {hours}").format(hours=hours(e.lower))
         if e.lost:
             return self._("NOT: none")
         if e.exact:
-            return self._("NOT {hours}").format(hours=self.hours_short(e.lower))
+            return self._("NOT {hours}").format(hours=hours(e.lower))
         if e.upper < (v.number("target_hours") or 0):  # short for sure, by how much unknown
-            return self._("NOT ≤{hours}").format(hours=self.hours_short(e.upper))
+            if words:
+                return self._("NOT, at most {hours}").format(hours=hours(e.upper))
+            return self._("NOT ≤{hours}").format(hours=hours(e.upper))
         if e.lower > 0:
-            return self._("unknown ≥{hours}").format(hours=self.hours_short(e.lower))
-        return self._("unknown ?")
+            if words:
+                return self._("unknown, at least {hours}").format(hours=hours(e.lower))
+            return self._("unknown ≥{hours}").format(hours=hours(e.lower))
+        return self.state("unknown") if words else self._("unknown ?")
 
 
 def _unnamed(fact: Fact) -> Fact:
