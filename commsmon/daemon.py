@@ -68,7 +68,7 @@ class Daemon:
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
         self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts,
                                      lambda status: self._systemd.send(STATUS=status))
-        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate)
+        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock)
         self.distribute = Distributor(plan, self.fleet)
         self._reload_requested = asyncio.Event()
         self.listening: list[str] = []  # the URLs served, once running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
@@ -113,6 +113,32 @@ class HttpTlsSpec(StrictModel):
         return self
 
 
+_BCRYPT = ("$2a$", "$2b$", "$2y$")
+
+
+class ConsoleUserSpec(StrictModel):
+    """A duty-desk account.
+
+    Attributes:
+        password: bcrypt hash of the password (``htpasswd -nbBC 10 user pass``),
+            never the password itself.
+        role: ``viewer`` (reads), ``duty`` (records check-ins, declares road
+            outages, silences, acknowledges) or ``admin`` (all of that).
+        name: how the duty log and pages name the person (``张三``); the account
+            name when empty.
+    """
+
+    password: SecretStr
+    role: Literal["viewer", "duty", "admin"] = "viewer"
+    name: str = ""
+
+    @model_validator(mode="after")
+    def _bcrypt(self) -> ConsoleUserSpec:
+        if not self.password.get_secret_value().startswith(_BCRYPT):
+            raise ValueError("password: must be a bcrypt hash ($2y$...), never the password")
+        return self
+
+
 class HttpSpec(StrictModel):
     """Where ``/metrics``, ``/healthz`` and the API listen (loopback by default).
 
@@ -124,6 +150,13 @@ class HttpSpec(StrictModel):
             Prometheus' web-config (``htpasswd -nbBC 10 user pass``); when any
             is given, every endpoint but ``/healthz`` needs these credentials
             or the bearer token.
+        users: the console's accounts by login name; when any is given, every
+            console page needs a login (the wall its ``wall_token`` instead), and
+            the duty role may act.  None: the pages are read-only, for anyone
+            who may read.
+        session_idle: seconds a console session lasts without a request.
+        wall_token: the read-only token that opens ``/wall?token=...`` for the
+            big screen without an account.
     """
 
     listen: str = "127.0.0.1"
@@ -131,11 +164,14 @@ class HttpSpec(StrictModel):
     token: SecretStr | None = None
     tls: HttpTlsSpec | None = None
     basic_auth_users: dict[str, SecretStr] = {}
+    users: dict[str, ConsoleUserSpec] = {}
+    session_idle: Annotated[float, Field(ge=60)] = 1800.0
+    wall_token: SecretStr | None = None
 
     @model_validator(mode="after")
     def _bcrypt(self) -> HttpSpec:
         for user, hashed in self.basic_auth_users.items():
-            if not hashed.get_secret_value().startswith(("$2a$", "$2b$", "$2y$")):
+            if not hashed.get_secret_value().startswith(_BCRYPT):
                 raise ValueError(f"basic_auth_users.{user}: must be a bcrypt hash ($2y$...), "
                                  "never the password itself")
         return self

@@ -1,9 +1,11 @@
 """Persist, then apply: each operation is on disk before the core sees it, so a
-restart or a crash loses none, and each is logged as a duty-log line."""
+restart or a crash loses none, and each is a duty-log entry (who, what, when, from
+where: :mod:`commsmon.state.dutylog`)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from commsmon.core.outages import Declaration
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn
 from commsmon.outputs.alerts.service import AlertService
+from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry
 from commsmon.state.store import Store
 
 __all__ = ["Operations"]
@@ -32,6 +35,7 @@ class Operations:
         store: the store they persist to now (``None``: not persisted, in tests).
         alerts: the alert service now, for silences (``None``: none running).
         evaluate: re-evaluates the fleet after a change, so its effect shows at once.
+        clock: wall clock, epoch seconds (the duty log's times).
     """
 
     def __init__(
@@ -41,10 +45,12 @@ class Operations:
         store: Callable[[], Store | None],
         alerts: Callable[[], AlertService | None],
         evaluate: Callable[[], object],
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._fleet, self._plan, self._store, self._alerts = fleet, plan, store, alerts
-        self._evaluate = evaluate
+        self._evaluate, self._clock = evaluate, clock
         self._pending: set[asyncio.Task[bool]] = set()
+        self._unstored: list[DutyEntry] = []  # the duty log while there is no store
 
     async def restore(self, path: Path) -> Store:
         """Open the store at ``path`` and apply what it holds: each device's latest
@@ -60,19 +66,24 @@ class Operations:
             self._fleet.declare(declaration)
         return store
 
-    async def record_checkin(self, checkin: CheckIn) -> bool:
+    async def record_checkin(self, checkin: CheckIn, actor: Actor = NOBODY) -> bool:
         """Persist, then apply a check-in; ``False`` if the device is unknown."""
         if checkin.device not in self._fleet.inventory.devices:
             return False
         if (store := self._store()) is not None:
             await asyncio.to_thread(store.add_checkin, checkin)
         self._fleet.checkin(checkin)
+        site = self._fleet.inventory.devices[checkin.device].site
         log.info("check-in recorded", device=checkin.device, ok=checkin.ok, by=checkin.by,
-                 site=self._fleet.inventory.devices[checkin.device].site)
+                 site=site)
+        detail = {"ok": "1" if checkin.ok else "0", "note": checkin.note}
+        if checkin.charge is not None:
+            detail["charge"] = f"{checkin.charge:g}"
+        await self.log_duty(actor, "checkin", site, checkin.device, detail)
         self._evaluate()
         return True
 
-    async def declare(self, declaration: Declaration) -> bool:
+    async def declare(self, declaration: Declaration, actor: Actor = NOBODY) -> bool:
         """Persist, then apply a declared outage; ``False`` if the site is not ours."""
         if declaration.site not in self._plan().sites:
             return False
@@ -81,10 +92,14 @@ class Operations:
         self._fleet.declare(declaration)
         log.info("outage declared", site=declaration.site, outage=declaration.kind,
                  until=declaration.until, by=declaration.by)
+        detail = {"note": declaration.note}
+        if declaration.until is not None:
+            detail["until"] = f"{declaration.until:.0f}"
+        await self.log_duty(actor, "declare", declaration.site, declaration.kind, detail)
         self._evaluate()
         return True
 
-    async def clear(self, site: str, kind: str) -> bool:
+    async def clear(self, site: str, kind: str, actor: Actor = NOBODY) -> bool:
         """Persist, then clear a declared outage; ``False`` if none was declared."""
         if (site, kind) not in self._fleet.declarations:
             return False
@@ -92,6 +107,7 @@ class Operations:
             await asyncio.to_thread(store.delete_declaration, site, kind)
         self._fleet.clear(site, kind)
         log.info("outage cleared", site=site, outage=kind)
+        await self.log_duty(actor, "clear", site, kind)
         self._evaluate()
         return True
 
@@ -101,7 +117,8 @@ class Operations:
         return list(alerts.dispatcher.silences.values()) if alerts else []
 
     async def add_silence(
-        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str,
+        actor: Actor = NOBODY,
     ) -> Silence:
         """Create and persist a silence.
 
@@ -113,12 +130,40 @@ class Operations:
             raise RuntimeError("no alert service to hold the silence")
         silence = await alerts.add_silence(matchers, starts_at, ends_at, by, comment)
         log.info("silence added", id=silence.id, matchers=matchers, by=by)
+        await self.log_duty(actor, "silence", matchers.get("site", ""), silence.id, {
+            "matchers": ",".join(f"{k}={v}" for k, v in sorted(matchers.items())),
+            "starts": f"{starts_at:.0f}", "ends": f"{ends_at:.0f}", "comment": comment})
         return silence
 
-    async def delete_silence(self, silence_id: str) -> bool:
+    async def delete_silence(self, silence_id: str, actor: Actor = NOBODY) -> bool:
         """Expire an API silence now; ``False`` if none by that id."""
         alerts = self._alerts()
-        return alerts is not None and await alerts.delete_silence(silence_id)
+        if alerts is None:
+            return False
+        silence = alerts.dispatcher.silences.get(silence_id)
+        if not await alerts.delete_silence(silence_id):
+            return False
+        site = dict(silence.matchers).get("site", "") if silence is not None else ""
+        await self.log_duty(actor, "unsilence", site, silence_id)
+        return True
+
+    async def log_duty(self, actor: Actor, action: Action, site: str = "", subject: str = "",
+                       detail: dict[str, str] | None = None) -> None:
+        """Write a duty-log entry, now, for ``actor`` (the store's, else kept in memory)."""
+        entry = DutyEntry(self._clock(), actor.user, actor.address, action, site,
+                          subject, detail or {})
+        if (store := self._store()) is not None:
+            await asyncio.to_thread(store.add_duty, entry)
+        else:
+            self._unstored.append(entry)
+
+    async def duty_entries(self, start: float, end: float,
+                           user: str | None = None) -> list[DutyEntry]:
+        """The duty log from ``start`` to ``end`` (epoch seconds), oldest first."""
+        if (store := self._store()) is not None:
+            return await asyncio.to_thread(store.duty_entries, start, end, user)
+        return [e for e in self._unstored
+                if start <= e.at < end and (user is None or e.user == user)]
 
     def checkin_heard(self, checkin: CheckIn) -> None:
         """A check-in read from the broker: recorded in the background, by the shard

@@ -34,6 +34,7 @@ from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
 from commsmon.outputs.wording import Language, Wording
+from commsmon.state.dutylog import Action, Actor, DutyEntry
 
 __all__ = ["Operations", "add_api_routes", "endurance_json", "site_detail", "site_json"]
 
@@ -44,25 +45,34 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Operations(Protocol):
     """What the API may change; the daemon implements it (persist, then apply)."""
 
-    async def record_checkin(self, checkin: CheckIn) -> bool:
+    async def record_checkin(self, checkin: CheckIn, actor: Actor = ...) -> bool:
         """Record a check-in; ``False`` if the device is unknown."""
 
-    async def declare(self, declaration: Declaration) -> bool:
+    async def declare(self, declaration: Declaration, actor: Actor = ...) -> bool:
         """Declare an outage; ``False`` if the site is unknown."""
 
-    async def clear(self, site: str, kind: str) -> bool:
+    async def clear(self, site: str, kind: str, actor: Actor = ...) -> bool:
         """Clear a declared outage; ``False`` if none was declared."""
 
     def silences(self) -> list[Silence]:
         """Every silence (configuration and API)."""
 
     async def add_silence(
-        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str
+        self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str,
+        actor: Actor = ...,
     ) -> Silence:
         """Create and persist a silence."""
 
-    async def delete_silence(self, silence_id: str) -> bool:
+    async def delete_silence(self, silence_id: str, actor: Actor = ...) -> bool:
         """Expire an API silence; ``False`` if none by that id."""
+
+    async def log_duty(self, actor: Actor, action: Action, site: str = "", subject: str = "",
+                       detail: dict[str, str] | None = None) -> None:
+        """Write a duty-log entry (a login, a logout)."""
+
+    async def duty_entries(self, start: float, end: float,
+                           user: str | None = None) -> list[DutyEntry]:
+        """The duty log from ``start`` to ``end`` (epoch seconds), oldest first."""
 
 
 class _Body(BaseModel):
@@ -161,7 +171,7 @@ def add_api_routes(
     async def post_checkin(request: web.Request) -> web.Response:
         body = await _parse(request, CheckInBody)
         checkin = body.checkin(clock())
-        if not await ops.record_checkin(checkin):
+        if not await ops.record_checkin(checkin, _actor(request)):
             raise _error(404, f"unknown device {body.device!r}", "device")
         return web.json_response(
             {"device": body.device, "result": body.result, "at": when(checkin.at),
@@ -175,7 +185,7 @@ def add_api_routes(
         if until is not None and until <= now:
             raise _error(400, "until: must be in the future", "until")
         declaration = Declaration(body.site, body.kind, now, until, body.by, body.note)
-        if not await ops.declare(declaration):
+        if not await ops.declare(declaration, _actor(request)):
             raise _error(404, f"unknown site {body.site!r}", "site")
         return web.json_response(
             {"site": body.site, "kind": body.kind, "since": when(now), "until": when(until),
@@ -187,7 +197,7 @@ def add_api_routes(
         snap = current()
         if site_id not in snap.sites:
             raise _error(404, f"unknown site {site_id!r}", "site")
-        if not await ops.clear(site_id, kind):
+        if not await ops.clear(site_id, kind, _actor(request)):
             raise _error(404, f"no declared {kind} outage at {site_id}", "kind")
         return web.Response(status=204)
 
@@ -210,12 +220,13 @@ def add_api_routes(
         ends = body.ends.timestamp() if body.ends else starts + (body.duration or 0)
         if ends <= max(starts, now):
             raise _error(400, "ends: must be after starts and in the future", "ends")
-        silence = await ops.add_silence(body.matchers, starts, ends, body.by, body.comment)
+        silence = await ops.add_silence(body.matchers, starts, ends, body.by, body.comment,
+                                        _actor(request))
         return web.json_response(silence_json(silence), status=201, dumps=_dumps)
 
     @authorised
     async def delete_silence(request: web.Request) -> web.Response:
-        if not await ops.delete_silence(request.match_info["id"]):
+        if not await ops.delete_silence(request.match_info["id"], _actor(request)):
             raise _error(404, f"no API silence {request.match_info['id']!r}", "id")
         return web.Response(status=204)
 
@@ -235,6 +246,11 @@ def add_api_routes(
     app.router.add_post("/api/v1/checkins", post_checkin)
     app.router.add_post("/api/v1/outages", post_outage)
     app.router.add_delete("/api/v1/outages/{site}/{kind}", delete_outage)
+
+
+def _actor(request: web.Request) -> Actor:
+    """The bearer token's holder, from the client's address (the duty log's who/where)."""
+    return Actor("api", request.remote or "")
 
 
 def _error(

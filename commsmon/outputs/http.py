@@ -11,9 +11,10 @@ import asyncio
 import gzip
 import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,6 +37,7 @@ def build_app(
     render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
     clock: Callable[[], float] = time.time,
     guard: ReadGuard | None = None,
+    before: Sequence[Middleware] = (),
 ) -> web.Application:
     """The aiohttp application serving metrics and health.
 
@@ -45,6 +47,7 @@ def build_app(
         render: renders the fleet's metrics from a snapshot, in chunks (run in a thread).
         clock: wall clock, epoch seconds.
         guard: who may read; ``None``: anyone who can reach the listener.
+        before: middlewares that run before the guard (the console's sessions).
     """
     # Counters' *_created series would double the exposition, and nobody graphs them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -88,7 +91,7 @@ def build_app(
         }
         return web.json_response(body, status=200 if healthy else 503)
 
-    app = web.Application(middlewares=[guard.middleware] if guard else [])
+    app = web.Application(middlewares=[*before, *([guard.middleware] if guard else [])])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     return app

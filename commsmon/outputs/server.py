@@ -17,6 +17,7 @@ from commsmon.errors import CommsmonError
 from commsmon.outputs.api import Operations, add_api_routes
 from commsmon.outputs.http import build_app
 from commsmon.outputs.web import add_console_routes
+from commsmon.outputs.web.accounts import Accounts
 from commsmon.outputs.webauth import ReadGuard, server_ssl_context
 from commsmon.outputs.wording import Language
 
@@ -55,12 +56,17 @@ async def serve(
         CommsmonError: the certificate or key cannot be used, or the address cannot
             be bound (another instance running?).
     """
-    app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec))
+    accounts = Accounts(
+        {login: (u.password.get_secret_value(), u.role, u.name) for login, u in spec.users.items()},
+        spec.session_idle, secure=spec.tls is not None,
+        wall_token=spec.wall_token.get_secret_value() if spec.wall_token else None, clock=clock)
+    app = build_app(registry, snapshot, render, clock, ReadGuard.from_spec(spec),
+                    before=[accounts.middleware])
     token = spec.token.get_secret_value() if spec.token else None
     add_api_routes(app, snapshot, ops, token, clock, tz, language,
                    lambda: log.unknown if (log := traps()) is not None else ())
     add_console_routes(app, snapshot, tz, language, clock,
-                       lambda: log.recent if (log := traps()) is not None else ())
+                       lambda: log.recent if (log := traps()) is not None else (), ops, accounts)
     runner = web.AppRunner(app)
     await runner.setup()
     try:

@@ -4,7 +4,8 @@ Reads (``/metrics`` and the API's GETs) are open unless ``http.basic_auth_users`
 is set; then they need one of those users' passwords (checked against its
 bcrypt hash) or the bearer token.  ``/healthz`` stays open for probes: it
 tells only whether the daemon is evaluating.  Writes always need the bearer
-token, checked by the API itself.
+token, checked by the API itself.  Console pages are guarded by the console's own
+accounts when ``http.users`` are configured (:mod:`commsmon.outputs.web.accounts`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import bcrypt
 from aiohttp import web
 
 from commsmon.config.services import HttpSpec
+from commsmon.outputs.web.accounts import CONSOLE_GUARDED
 
 __all__ = ["ReadGuard", "server_ssl_context"]
 
@@ -75,8 +77,9 @@ class ReadGuard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        """aiohttp middleware: 401 with a Basic challenge unless allowed."""
-        if request.path in OPEN_PATHS or await self.allows(
+        """aiohttp middleware: 401 with a Basic challenge unless allowed (or a console
+        page that its own accounts guard)."""
+        if request.path in OPEN_PATHS or request.get(CONSOLE_GUARDED) or await self.allows(
                 request.headers.get("Authorization", "")):
             return await handler(request)
         raise web.HTTPUnauthorized(

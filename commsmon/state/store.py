@@ -1,6 +1,6 @@
 """What operators told the daemon, kept across restarts (SQLite under the state directory).
 
-Check-ins (every one, as a log) and declared outages are written before the
+Check-ins (every one, as a log), declared outages and the duty log are written before the
 API answers, so a restart or a crash loses none of them (while the disk
 refuses writes they are kept in memory until it takes them again, see
 :mod:`commsmon.state.db`).  Calls are
@@ -9,11 +9,14 @@ synchronous; the daemon runs them in a worker thread (``asyncio.to_thread``).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import cast
 
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn
 from commsmon.state.db import Database
+from commsmon.state.dutylog import Action, DutyEntry
 
 __all__ = ["Store"]
 
@@ -37,6 +40,17 @@ CREATE TABLE IF NOT EXISTS declarations (
     note TEXT NOT NULL,
     PRIMARY KEY (site, kind)
 );
+CREATE TABLE IF NOT EXISTS duty_log (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,          -- epoch seconds
+    user TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    site TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    detail TEXT NOT NULL       -- JSON object of strings
+);
+CREATE INDEX IF NOT EXISTS duty_log_at ON duty_log (at);
 """
 
 
@@ -93,3 +107,27 @@ class Store(Database):
                 "SELECT site, kind, since, until, by, note FROM declarations ORDER BY site, kind"
             ).fetchall()
         return [Declaration(s, k, since, until, by, note) for s, k, since, until, by, note in rows]
+
+    def add_duty(self, e: DutyEntry) -> None:
+        """Append an entry to the duty log."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO duty_log (at, user, address, action, site, subject, detail) "
+                "VALUES (?,?,?,?,?,?,?)",
+                (e.at, e.user, e.address, e.action, e.site, e.subject,
+                 json.dumps(e.detail, ensure_ascii=False)),
+            )
+
+    def duty_entries(self, start: float, end: float, user: str | None = None) -> list[DutyEntry]:
+        """Duty-log entries from ``start`` (inclusive) to ``end`` (exclusive), epoch
+        seconds, oldest first; only ``user``'s when given."""
+        sql = ("SELECT at, user, address, action, site, subject, detail FROM duty_log "
+               "WHERE at >= ? AND at < ?")
+        params: list[object] = [start, end]
+        if user is not None:
+            sql += " AND user = ?"
+            params.append(user)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY at, id", params).fetchall()
+        return [DutyEntry(at, u, addr, cast(Action, action), site, subject, json.loads(detail))
+                for at, u, addr, action, site, subject, detail in rows]

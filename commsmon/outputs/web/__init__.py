@@ -27,8 +27,10 @@ from aiohttp_sse import sse_response
 
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import Snapshot
-from commsmon.outputs.api import site_detail
+from commsmon.outputs.api import Operations, site_detail
+from commsmon.outputs.web.accounts import CSRF, ROLES, Accounts, account_of
 from commsmon.outputs.web.board import BOARD_CHANNELS, board_rows, reading_texts
+from commsmon.outputs.web.desk import METHODS, add_desk_routes, require
 from commsmon.outputs.wording import Language, Wording
 
 __all__ = ["PUSH_EVERY", "STALE_AFTER", "add_console_routes"]
@@ -46,9 +48,12 @@ _STREAMS: web.AppKey[set[asyncio.Task[Any]]] = web.AppKey("console_streams")
 def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | None],
                        tz: tzinfo, language: Language,
                        clock: Callable[[], float] = time.time,
-                       traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple) -> None:
+                       traps: Callable[[], Iterable[tuple[float, str, str]]] = tuple,
+                       ops: Operations | None = None, accounts: Accounts | None = None,
+                       ) -> None:
     """Serve the console on ``app``: ``/``, ``/wall``, ``/board/table``, ``/events``,
-    ``/static/``.
+    ``/site/<id>``, ``/static/``, and the desk's logins, actions and duty log
+    (:mod:`commsmon.outputs.web.desk`).
 
     Args:
         snapshot: the latest evaluation, ``None`` before the first.
@@ -57,11 +62,15 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
         clock: wall clock, epoch seconds.
         traps: the latest traps received, (epoch seconds, device, the profile's name
             for it or its OID), oldest first.
+        ops: what actions go through; ``None``: none.
+        accounts: the console's accounts (their middleware must be on ``app``);
+            ``None`` or none configured: pages open to whoever may read, no actions.
     """
     aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("commsmon.outputs.web", "templates"),
                          autoescape=jinja2.select_autoescape(default=True))
     app[_SNAPSHOT] = snapshot
-    app[_SETTINGS] = {"tz": tz, "language": language, "clock": clock, "traps": traps}
+    app[_SETTINGS] = {"tz": tz, "language": language, "clock": clock, "traps": traps,
+                      "ops": ops, "accounts": accounts}
     app[_STREAMS] = set()
     app.on_shutdown.append(_end_streams)
     app.router.add_get("/", _board)
@@ -70,6 +79,7 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
     app.router.add_get("/site/{site}", _site)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, append_version=True)
+    add_desk_routes(app, ops, accounts, _context, snapshot, clock)
     app[aiohttp_jinja2.static_root_key] = "/static"
 
 
@@ -82,12 +92,21 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
     w = Wording(language, settings["tz"], settings["clock"]())
     snap = request.app[_SNAPSHOT]()
     rows = board_rows(snap, w) if snap is not None else []
+    accounts: Accounts | None = settings["accounts"]
+    account = account_of(request)
     return {
+        "account": account, "csrf": request.get(CSRF, ""),
+        "accounts_on": accounts is not None and accounts.enabled,
+        "can_act": account is not None and account.may("duty")
+        and settings["ops"] is not None,
+        "lang_q": "?lang=en" if language == "en" else "",
         "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
         "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
         "t": {
             "title": w._("Duty desk"),
             "board": w._("Board"),
+            "duty_log": w._("Duty log"), "login": w._("Log in"), "logout": w._("Log out"),
+            "roles": {r: w.role(r) for r in ROLES},
             "site": w._("Village"),
             "reachable": w._("Reachable"),
             "channels": [w.channel(c) for c in BOARD_CHANNELS],
@@ -105,24 +124,39 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
     }
 
 
+def _may_watch(request: web.Request, wall: bool) -> None:
+    """Reading pages: a logged-in account (any role), or for the wall its read-only
+    token (``?token=``); open to all when no accounts are configured."""
+    accounts: Accounts | None = request.app[_SETTINGS]["accounts"]
+    if wall and accounts is not None and accounts.wall_allowed(request.query.get("token", "")):
+        return
+    require(request, "viewer")
+
+
 @aiohttp_jinja2.template("board.html")
 async def _board(request: web.Request) -> dict[str, Any]:
+    _may_watch(request, wall=False)
     return _context(request)
 
 
 @aiohttp_jinja2.template("board.html")
 async def _wall(request: web.Request) -> dict[str, Any]:
+    _may_watch(request, wall=True)
     return _context(request, wall=True)
 
 
 @aiohttp_jinja2.template("table.html")
 async def _table(request: web.Request) -> dict[str, Any]:
-    return _context(request, wall=request.query.get("wall") == "1")
+    wall = request.query.get("wall") == "1"
+    _may_watch(request, wall)
+    return _context(request, wall=wall)
 
 
 async def _site(request: web.Request) -> web.Response:
     """A village's page: its verdicts with their reasons, outages, channels, and every
-    device with its state, reason and readings with their ages (the API's site detail)."""
+    device with its state, reason and readings with their ages (the API's site detail);
+    for the duty role, the forms of what can be done there."""
+    require(request, "viewer")
     context = _context(request)
     snap = request.app[_SNAPSHOT]()
     w: Wording = context["w"]
@@ -138,6 +172,8 @@ async def _site(request: web.Request) -> web.Response:
                 for at, device, name in reversed(list(request.app[_SETTINGS]["traps"]()))
                 if device in ids][:RECENT_SHOWN]
     context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received)
+    if context["can_act"]:
+        _add_actions(context, request, snap, detail["id"], w)
     context["t"].update({
         "back": w._("Back to the board"), "devices": w._("Devices"),
         "device": w._("Device"), "state": w._("State"), "reason": w._("Reason"),
@@ -150,10 +186,40 @@ async def _site(request: web.Request) -> web.Response:
     return aiohttp_jinja2.render_template("site.html", request, context)
 
 
+def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot | None,
+                 site: str, w: Wording) -> None:
+    """The village page's forms: devices to record a test call for (those checked in
+    by hand first), methods, the village's silences, and what was just done."""
+    assert snap is not None
+    devices = sorted((d for d in snap.devices.values() if d.device.site == site),
+                     key=lambda d: d.device.source != "checkin")
+    ops: Operations = request.app[_SETTINGS]["ops"]
+    now = request.app[_SETTINGS]["clock"]()
+    done = request.query.get("done", "")
+    context.update(
+        checkin_choices=[(d.device.id, d.device.name) for d in devices],
+        methods=[(m, w.checkin_method(m)) for m in METHODS],
+        silences=[{"id": s.id, "ends": w.time(s.ends_at), "comment": s.comment, "by": s.by}
+                  for s in ops.silences()
+                  if dict(s.matchers).get("site") == site and s.ends_at > now],
+        done=w.duty_action(done) if done else "")
+    context["t"].update(
+        actions=w._("Actions"), record_checkin=w._("Record a test call"),
+        method=w._("Method"), result=w._("Result"), result_ok=w._("got through"),
+        result_failed=w._("did not get through"), battery=w._("Battery %"),
+        note=w._("Note"), save=w._("Save"), road=w._("Roads"),
+        declare_road=w._("Declare roads cut"), clear_road=w._("Clear the road outage"),
+        for_hours=w._("For (hours)"), until_cleared=w._("until cleared"),
+        silence=w._("Silence this village's alerts"),
+        reason_required=w._("Reason (required)"), add_silence=w._("Silence"),
+        silenced_until=w._("Silenced until"), expire=w._("Expire now"))
+
+
 async def _events(request: web.Request) -> web.StreamResponse:
     """The board's table as a ``board`` event every PUSH_EVERY seconds, until the page
     goes away."""
     wall = request.query.get("wall") == "1"
+    _may_watch(request, wall)
     task = asyncio.current_task()
     streams = request.app[_STREAMS]
     if task is not None:

@@ -65,6 +65,19 @@ _SCENARIOS_SHORT = {
     "all": N_("ALL"),
     "now": N_("NOW"),
 }
+_ROLES = {"viewer": N_("viewer"), "duty": N_("duty officer"), "admin": N_("administrator")}
+_METHODS = {"test_call": N_("test call"), "roll_call": N_("PDT roll call"),
+            "on_site": N_("checked on site"), "other": N_("other")}
+_DUTY_ACTIONS = {
+    "checkin": N_("recorded a test call"),
+    "declare": N_("declared roads cut"),
+    "clear": N_("cleared the road outage"),
+    "silence": N_("silenced alerts"),
+    "unsilence": N_("expired a silence"),
+    "login": N_("logged in"),
+    "logout": N_("logged out"),
+    "login_failed": N_("failed to log in"),
+}
 _OUTAGES = {"power": N_("power cut"), "network": N_("network cut"), "road": N_("roads cut")}
 _STATES = {
     "up": N_("up"),
@@ -218,6 +231,18 @@ class Wording:
     def scenario_heading(self, name: str) -> str:
         """A scenario's column heading in the status table."""
         return self._(_SCENARIOS_SHORT[name]) if name in _SCENARIOS_SHORT else name
+
+    def role(self, role: str) -> str:
+        """A console role's name (``duty`` -> ``值班员``)."""
+        return self._(_ROLES[role]) if role in _ROLES else role
+
+    def checkin_method(self, method: str) -> str:
+        """How a check-in was made (``test_call`` -> ``卫星电话测试通话``)."""
+        return self._(_METHODS[method]) if method in _METHODS else method
+
+    def duty_action(self, action: str) -> str:
+        """A duty-log action's name (``checkin`` -> ``记录测试通话``)."""
+        return self._(_DUTY_ACTIONS[action]) if action in _DUTY_ACTIONS else action
 
     def outage(self, kind: str) -> str:
         """An outage's name (``power`` -> ``断电``)."""

@@ -1,0 +1,60 @@
+"""The duty log (值班日志): who did what, when, from where — one entry per operation.
+
+Every operation (a check-in, a road outage declared or cleared, a silence added or
+expired, a login, an acknowledgement) leaves one entry, whether it came from the
+console, the API, the CLI or the broker.  Kept in the store's SQLite file
+(:class:`commsmon.state.store.Store`) for the store's retention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["ACTIONS", "NOBODY", "Action", "Actor", "DutyEntry"]
+
+Action = Literal["checkin", "declare", "clear", "silence", "unsilence", "login", "logout",
+                 "login_failed"]
+ACTIONS: tuple[Action, ...] = ("checkin", "declare", "clear", "silence", "unsilence",
+                               "login", "logout", "login_failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asks for an operation.
+
+    Attributes:
+        user: the account's name (``api`` for the bearer token, ``mqtt`` for a
+            check-in read from the broker).
+        address: the client's address (the HTTP peer), ``""`` when none.
+    """
+
+    user: str
+    address: str = ""
+
+
+#: An operation nobody in particular asked for (tests, the broker).
+NOBODY = Actor("")
+
+
+@dataclass(frozen=True, slots=True)
+class DutyEntry:
+    """One line of the duty log.
+
+    Attributes:
+        at: epoch seconds.
+        user: who (an account name, ``api``, ``mqtt``).
+        address: from where (client address), ``""`` when none.
+        action: what (:data:`ACTIONS`).
+        site: the site it concerns, ``""`` when none.
+        subject: what it acted on: a device id, an outage kind, a silence id.
+        detail: the particulars (``ok``, a note, matchers), for reading and CSV.
+    """
+
+    at: float
+    user: str
+    address: str
+    action: Action
+    site: str = ""
+    subject: str = ""
+    detail: dict[str, str] = field(default_factory=dict)

@@ -1,0 +1,261 @@
+"""The duty desk's accounts, actions and duty log, with aiohttp's test client against the
+daemon's real operations, store (SQLite) and alert service, on the demo inventory:
+roles, CSRF, the login rate limit, the idle timeout, the wall's read-only token, and
+a duty-log entry (who, what, when, from where) for every action, from the console
+and from the API alike."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import CollectorRegistry
+
+from commsmon.config.load import load_config
+from commsmon.daemon import Daemon
+from commsmon.outputs.alerts.service import AlertService
+from commsmon.outputs.api import add_api_routes
+from commsmon.outputs.http import build_app
+from commsmon.outputs.web import add_console_routes
+from commsmon.outputs.web.accounts import MAX_FAILURES, Accounts
+from commsmon.state.store import Store
+from tests.fleetharness import DEMO
+
+NOW = 1_796_436_000.0  # 2026-12-05 10:00 Asia/Shanghai
+TOKEN = "api-token-for-tests"
+WALL = "wall-token-for-tests"
+IDLE = 1800.0
+Client = TestClient[web.Request, web.Application]
+
+
+def _hash(password: str) -> str:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
+
+
+USERS = {"zhang": (_hash("zhang-pass"), "duty", "张三"),
+         "li": (_hash("li-pass"), "viewer", "李四")}
+
+
+@dataclass
+class Desk:
+    client: Client
+    daemon: Daemon
+    store: Store
+    clock: list[float]
+
+
+@pytest.fixture
+async def desk(tmp_path: Path) -> AsyncIterator[Desk]:
+    clock = [NOW]
+    daemon = Daemon(load_config(DEMO), clock=lambda: clock[0])
+    store = Store(tmp_path / "store.db")
+    daemon.store = store
+    daemon.alerting.service = AlertService(daemon.config.alerting, tmp_path / "outbox.db",
+                                           daemon.tz, lambda: clock[0])
+    daemon.evaluate()
+    accounts = Accounts(USERS, IDLE, wall_token=WALL, clock=lambda: clock[0])
+    app = build_app(CollectorRegistry(), lambda: daemon.snapshot, lambda _: [], lambda: clock[0],
+                    before=[accounts.middleware])
+    add_api_routes(app, lambda: daemon.snapshot, daemon.operations, TOKEN, lambda: clock[0],
+                   daemon.tz)
+    add_console_routes(app, lambda: daemon.snapshot, daemon.tz, "zh", lambda: clock[0],
+                       ops=daemon.operations, accounts=accounts)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield Desk(client, daemon, store, clock)
+    await daemon.alerts.close()
+    store.close()
+
+
+async def login(c: Client, user: str, password: str) -> int:
+    """Open the login form (its nonce) and post it; the status of the answer."""
+    page = await (await c.get("/login")).text()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', page)
+    assert nonce is not None
+    r = await c.post("/login", data={"user": user, "password": password,
+                                     "nonce": nonce.group(1), "next": "/"},
+                     allow_redirects=False)
+    return r.status if r.status != 303 else (303 if "error" not in r.headers["Location"] else 401)
+
+
+async def csrf_of(c: Client, path: str = "/site/v04") -> str:
+    page = await (await c.get(path)).text()
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page[:500]
+    return found.group(1)
+
+
+async def test_pages_need_a_login_and_the_cookie_is_safe(desk: Desk) -> None:
+    c = desk.client
+    r = await c.get("/", allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"].startswith("/login?next=/")
+    assert (await c.get("/healthz")).status in (200, 503)  # probes stay open
+    assert await login(c, "zhang", "zhang-pass") == 303
+    cookie = next(m for m in c.session.cookie_jar if m.key == "commsmon_session")
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    page = await (await c.get("/")).text()
+    assert "张三（值班员）" in page and "退出" in page and "值班日志" in page
+    for secret in (USERS["zhang"][0], WALL, TOKEN, "zhang-pass"):
+        assert secret not in page  # no page ever shows a secret
+
+
+async def test_wrong_password_then_rate_limited_and_logged(desk: Desk) -> None:
+    c = desk.client
+    for _ in range(MAX_FAILURES):
+        assert await login(c, "zhang", "wrong") == 401
+    # the sixth attempt is refused, even with the right password
+    assert await login(c, "zhang", "zhang-pass") == 429
+    entries = desk.store.duty_entries(NOW - 60, NOW + 60)
+    assert [e.action for e in entries] == ["login_failed"] * MAX_FAILURES
+    assert entries[0].user == "zhang" and entries[0].address == "127.0.0.1"
+    desk.clock[0] += 301  # the window has passed
+    assert await login(c, "zhang", "zhang-pass") == 303
+
+
+async def test_login_needs_the_forms_nonce(desk: Desk) -> None:
+    """A login posted from elsewhere (no nonce cookie) is refused: nobody can log an
+    officer in as someone else."""
+    r = await desk.client.post("/login", data={"user": "zhang", "password": "zhang-pass",
+                                               "nonce": "made-up"}, allow_redirects=False)
+    assert r.status == 303 and "error=expired" in r.headers["Location"]
+
+
+async def test_a_viewer_reads_but_cannot_act(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "li", "li-pass") == 303
+    page = await (await c.get("/site/v04")).text()
+    assert "记录测试通话" not in page and "<form method=\"post\" action=\"/site" not in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None  # the logout form's
+    r = await c.post("/site/v04/checkin", data={"csrf": csrf.group(1), "device": "v04-sathand",
+                                                "result": "ok"}, allow_redirects=False)
+    assert r.status == 403
+
+
+async def test_a_post_without_the_csrf_token_is_refused(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    r = await c.post("/site/v04/checkin", data={"device": "v04-sathand", "result": "ok"},
+                     allow_redirects=False)
+    assert r.status == 403
+    r = await c.post("/site/v04/checkin", data={"csrf": "forged", "device": "v04-sathand",
+                                                "result": "ok"}, allow_redirects=False)
+    assert r.status == 403
+    assert not desk.store.duty_entries(NOW - 60, NOW + 60, "zhang")[1:]  # only the login
+
+
+async def test_a_test_call_from_the_form_reaches_the_board_and_the_duty_log(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    csrf = await csrf_of(c)
+    r = await c.post("/site/v04/checkin", data={
+        "csrf": csrf, "device": "v04-sathand", "method": "test_call", "result": "ok",
+        "battery": "80", "note": "信号良好"}, allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/site/v04?done=checkin"
+    assert desk.daemon.fleet.checkins["v04-sathand"].by == "张三"
+    row = (await (await c.get("/board/table")).text()).split('id="site-v04"')[1].split("</tr>")[0]
+    assert "正常（10:00）" in row
+    (entry,) = [e for e in desk.store.duty_entries(NOW - 60, NOW + 60) if e.action == "checkin"]
+    assert (entry.user, entry.address, entry.site, entry.subject) == (
+        "zhang", "127.0.0.1", "v04", "v04-sathand")
+    assert entry.detail["note"] == "[test_call] 信号良好" and entry.detail["charge"] == "0.8"
+    page = await (await c.get("/log?day=2026-12-05&user=zhang")).text()
+    assert "记录测试通话" in page and "v04-sathand" in page and "信号良好" in page
+    csv = await (await c.get("/log.csv?day=2026-12-05")).read()
+    assert csv.startswith("\ufeff".encode()) and "v04-sathand" in csv.decode()
+    assert "当天没有记录" in await (await c.get("/log?day=2026-12-04")).text()
+
+
+async def test_a_device_of_another_village_is_refused(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    r = await c.post("/site/v04/checkin", data={"csrf": await csrf_of(c), "device": "v05-router",
+                                                "result": "ok"}, allow_redirects=False)
+    assert r.status == 400
+
+
+async def test_road_outage_declared_and_cleared(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    csrf = await csrf_of(c)
+    r = await c.post("/site/v04/road", data={"csrf": csrf, "hours": "24", "note": "塌方"},
+                     allow_redirects=False)
+    assert r.status == 303
+    declared = desk.daemon.fleet.declarations[("v04", "road")]
+    assert declared.until == NOW + 24 * 3600 and declared.by == "张三"
+    desk.daemon.evaluate()
+    page = await (await c.get("/site/v04")).text()
+    assert "解除断路" in page
+    r = await c.post("/site/v04/road/clear", data={"csrf": csrf}, allow_redirects=False)
+    assert r.status == 303 and ("v04", "road") not in desk.daemon.fleet.declarations
+    actions = [e.action for e in desk.store.duty_entries(NOW - 60, NOW + 60, "zhang")]
+    assert actions == ["login", "declare", "clear"]
+
+
+async def test_silence_needs_a_reason_and_expires(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    csrf = await csrf_of(c)
+    r = await c.post("/site/v04/silence", data={"csrf": csrf, "hours": "2", "reason": ""},
+                     allow_redirects=False)
+    assert r.status == 400
+    r = await c.post("/site/v04/silence", data={"csrf": csrf, "hours": "2",
+                                                "reason": "发电机检修"}, allow_redirects=False)
+    assert r.status == 303
+    (silence,) = desk.daemon.operations.silences()
+    assert dict(silence.matchers) == {"site": "v04"} and silence.ends_at == NOW + 7200
+    page = await (await c.get("/site/v04")).text()
+    assert "已静默至 12:00：发电机检修（张三）" in page
+    r = await c.post(f"/silences/{silence.id}/expire", data={"csrf": csrf},
+                     allow_redirects=False)
+    assert r.status == 303
+    assert all(s.ends_at <= NOW for s in desk.daemon.operations.silences())
+    actions = [e.action for e in desk.store.duty_entries(NOW - 60, NOW + 60, "zhang")]
+    assert actions == ["login", "silence", "unsilence"]
+
+
+async def test_an_idle_session_ends(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    desk.clock[0] += IDLE - 10
+    assert (await c.get("/", allow_redirects=False)).status == 200  # used: it slides on
+    desk.clock[0] += IDLE - 10
+    assert (await c.get("/", allow_redirects=False)).status == 200
+    desk.clock[0] += IDLE + 1
+    assert (await c.get("/", allow_redirects=False)).status == 303
+
+
+async def test_logout(desk: Desk) -> None:
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    r = await c.post("/logout", data={"csrf": await csrf_of(c, "/")}, allow_redirects=False)
+    assert r.status == 303
+    assert (await c.get("/", allow_redirects=False)).status == 303
+    actions = [e.action for e in desk.store.duty_entries(NOW - 60, NOW + 60, "zhang")]
+    assert actions == ["login", "logout"]
+
+
+async def test_the_wall_opens_with_its_read_only_token(desk: Desk) -> None:
+    c = desk.client
+    assert (await c.get("/wall", allow_redirects=False)).status == 303
+    assert (await c.get("/wall?token=wrong", allow_redirects=False)).status == 303
+    page = await (await c.get(f"/wall?token={WALL}")).text()
+    assert 'class="wall"' in page and "<form" not in page
+    assert (await c.get(f"/board/table?wall=1&token={WALL}")).status == 200
+    assert (await c.get(f"/site/v04?token={WALL}", allow_redirects=False)).status == 303
+    r = await c.post("/site/v04/road", data={"token": WALL}, allow_redirects=False)
+    assert r.status == 303  # to the login: the wall's token acts on nothing
+
+
+async def test_the_api_writes_to_the_duty_log_too(desk: Desk) -> None:
+    r = await desk.client.post("/api/v1/checkins", json={"device": "v04-sathand",
+                                                         "result": "ok"},
+                               headers={"Authorization": f"Bearer {TOKEN}"})
+    assert r.status == 201
+    (entry,) = desk.store.duty_entries(NOW - 60, NOW + 60)
+    assert (entry.user, entry.action, entry.address) == ("api", "checkin", "127.0.0.1")
