@@ -68,7 +68,7 @@ class Daemon:
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
         self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts,
                                      lambda status: self._systemd.send(STATUS=status))
-        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock)
+        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock, self.tz)
         self.distribute = Distributor(plan, self.fleet)
         self._reload_requested = asyncio.Event()
         self.listening: list[str] = []  # the URLs served, once running
@@ -99,7 +99,7 @@ class Daemon:
         client = snmp_client_for(config.defaults.snmp_backend)
         try:
             self.store = await self.operations.restore(state / "commsmon.db")
-            await self.alerting.open(config.alerting)
+            await self.alerting.open(config.alerting, config.http.external_url)
         except (OSError, sqlite3.Error) as exc:
             raise CommsmonError(f"cannot use the state directory {state.resolve()}: {exc} "
                                 "(set state_dir, or run where it is writable)") from exc

@@ -14,8 +14,11 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = [
+    "ACKS",
+    "ACKS_BROKEN",
     "CONFIG_RELOAD_SUCCESS",
     "CONFIG_RELOAD_TIME",
+    "ESCALATION_STEPS",
     "EVALUATION_DURATION",
     "EVENT_LOOP_TASKS",
     "MQTT_CONNECTED",
@@ -26,6 +29,7 @@ __all__ = [
     "OUTBOX_PENDING",
     "READING_ERRORS",
     "RECEIVER_REJECTING",
+    "RECEIVER_THROTTLED",
     "SHARD_FORWARDED",
     "SNMP_DURATION",
     "SNMP_LATENESS",
@@ -33,6 +37,7 @@ __all__ = [
     "SNMP_REQUESTS",
     "SNMP_RETRANSMISSIONS",
     "STATE_FILE_WRITABLE",
+    "TIME_TO_ACK",
     "TRAPS_DROPPED",
     "TRAPS_LISTENING",
     "TRAPS_RECEIVED",
@@ -130,8 +135,35 @@ RECEIVER_REJECTING = Gauge(
 NOTIFICATIONS = Counter(
     "commsmon_alert_notifications",
     "Notification outcomes by receiver and result: delivered (accepted), failed "
-    "(one failed attempt; it is retried), given_up (no more attempts).",
+    "(one failed attempt; it is retried), given_up (no more attempts), withdrawn (an "
+    "escalation step no longer due when its turn came: acknowledged or resolved), "
+    "handed_on (an escalation step passed to its next receiver).",
     ["receiver", "result"],
+)
+RECEIVER_THROTTLED = Gauge(
+    "commsmon_receiver_throttled",
+    "1 while an alert receiver's budget is spent (a robot's per-minute or per-second "
+    "limit) and notifications wait for it, 0 otherwise; escalation steps pass to the "
+    "step's next receiver meanwhile.",
+    ["receiver"],
+)
+ACKS = Counter(
+    "commsmon_alert_acks",
+    "Alert groups acknowledged (console, ack link or API).",
+)
+ACKS_BROKEN = Counter(
+    "commsmon_alert_acks_broken",
+    "Acknowledgements broken because the group got worse (a new alert, a higher severity).",
+)
+ESCALATION_STEPS = Counter(
+    "commsmon_alert_escalation_steps",
+    "Escalation steps taken, by the role notified.",
+    ["role"],
+)
+TIME_TO_ACK = Histogram(
+    "commsmon_alert_time_to_ack_seconds",
+    "Seconds from a group beginning to fire to its acknowledgement.",
+    buckets=(60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
 )
 OUTBOX_PENDING = Gauge(
     "commsmon_outbox_pending",

@@ -37,6 +37,13 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, model_val
 
 from commsmon.core.alerting import Severity
 from commsmon.core.dispatch import Route, Silence, Timing
+from commsmon.core.escalation import (
+    DEFAULT_ACK_TIMEOUT,
+    MIN_STEP_GAP,
+    Policy,
+    PolicyRule,
+    Step,
+)
 from commsmon.core.rules import DEFAULT_COUNTDOWN_HOURS, DEFAULT_RULES, RULES, RuleSpec
 
 __all__ = [
@@ -185,6 +192,75 @@ class SilenceSpec(StrictModel):
         return self
 
 
+class StepSpec(StrictModel):
+    """An escalation step: ``after`` seconds unacknowledged, tell the role ``notify``
+    (the roster's holder of it now) through ``via`` (receiver names; the next one
+    takes over when one is throttled or failing)."""
+
+    after: Seconds
+    notify: Annotated[str, Field(min_length=1, max_length=32)]
+    via: Annotated[list[str], Field(min_length=1)]
+
+
+class PolicySpec(StrictModel):
+    """An escalation policy for the groups whose worst alert's labels ``match``
+    (e.g. ``severity: [critical]``); the first matching policy applies."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    match: dict[str, list[str]] = {}
+    steps: Annotated[list[StepSpec], Field(min_length=1)]
+    repeat: Annotated[float, Field(ge=MIN_STEP_GAP)] | None = None
+
+    @model_validator(mode="after")
+    def _gaps(self) -> PolicySpec:
+        for before, step in zip(self.steps, self.steps[1:], strict=False):
+            if step.after - before.after < MIN_STEP_GAP:
+                raise ValueError(f"steps must be at least {MIN_STEP_GAP:g} s apart "
+                                 f"({before.after:g} s, then {step.after:g} s)")
+        return self
+
+
+class ShiftSpec(StrictModel):
+    """One shift of the duty roster (值班表): who holds ``role`` from ``start`` to ``end``."""
+
+    start: datetime
+    end: datetime
+    role: Annotated[str, Field(min_length=1, max_length=32)]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    phone: Annotated[str, Field(max_length=32)] = ""
+
+    @model_validator(mode="after")
+    def _order(self) -> ShiftSpec:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("give start and end with a UTC offset (+08:00)")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class EscalationSpec(StrictModel):
+    """Acknowledgement and escalation (DESIGN.md §3).
+
+    Attributes:
+        ack_timeout: seconds an acknowledgement holds before the group fires again.
+        link_ttl: seconds an ack link in a message stays usable.
+        policies: escalation policies, first match wins; a group none matches can
+            still be acknowledged, and is not escalated.
+    """
+
+    ack_timeout: Annotated[float, Field(ge=60)] = DEFAULT_ACK_TIMEOUT
+    link_ttl: Annotated[float, Field(ge=60)] = 86400.0
+    policies: list[PolicySpec] = []
+
+    def rules(self) -> tuple[PolicyRule, ...]:
+        """The policies for the core."""
+        return tuple(
+            PolicyRule(p.name, {k: tuple(v) for k, v in p.match.items()},
+                       Policy(tuple(Step(s.after, s.notify, tuple(s.via)) for s in p.steps),
+                              p.repeat))
+            for p in self.policies)
+
+
 class AlertingSpec(StrictModel):
     """Rules, pacing, receivers, routes and maintenance windows.
 
@@ -206,6 +282,8 @@ class AlertingSpec(StrictModel):
     receivers: list[ReceiverSpec] = []
     routes: list[RouteSpec] = []
     silences: list[SilenceSpec] = []
+    escalation: EscalationSpec = EscalationSpec()
+    roster: list[ShiftSpec] = []
 
     @model_validator(mode="after")
     def _references(self) -> AlertingSpec:
@@ -219,6 +297,15 @@ class AlertingSpec(StrictModel):
             missing = sorted(set(route.receivers) - set(names))
             if missing:
                 raise ValueError(f"a route names unknown receivers {missing}")
+        policies = [p.name for p in self.escalation.policies]
+        if len(policies) != len(set(policies)):
+            raise ValueError("escalation policy names must be unique")
+        for policy in self.escalation.policies:
+            for step in policy.steps:
+                missing = sorted(set(step.via) - set(names))
+                if missing:
+                    raise ValueError(f"escalation policy {policy.name!r}: a step names "
+                                     f"unknown receivers {missing}")
         for r in self.receivers:
             if isinstance(r, AlertmanagerSpec) and r.firing_ttl <= self.repeat_interval:
                 raise ValueError(

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    HttpUrl,
     SecretStr,
     model_validator,
 )
@@ -157,6 +158,9 @@ class HttpSpec(StrictModel):
         session_idle: seconds a console session lasts without a request.
         wall_token: the read-only token that opens ``/wall?token=...`` for the
             big screen without an account.
+        external_url: the console's address as the officers' phones reach it (through
+            a VPN or a reverse proxy), e.g. ``https://yingji.example.gov.cn/commsmon``;
+            robot messages carry ack links under it.  ``None``: no ack links.
     """
 
     listen: str = "127.0.0.1"
@@ -167,6 +171,7 @@ class HttpSpec(StrictModel):
     users: dict[str, ConsoleUserSpec] = {}
     session_idle: Annotated[float, Field(ge=60)] = 1800.0
     wall_token: SecretStr | None = None
+    external_url: HttpUrl | None = None
 
     @model_validator(mode="after")
     def _bcrypt(self) -> HttpSpec:

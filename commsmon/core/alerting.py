@@ -18,9 +18,11 @@ from typing import Literal
 
 from commsmon.core.facts import Fact
 
-__all__ = ["SEVERITIES", "Alert", "Notification", "Severity", "SiteContext", "fingerprint"]
+__all__ = ["SEVERITIES", "Alert", "Notification", "NotificationKind", "Severity", "SiteContext",
+           "fingerprint", "group_of"]
 
 Severity = Literal["critical", "warning", "info"]
+NotificationKind = Literal["news", "repeat", "escalation"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
 
@@ -109,6 +111,15 @@ class Notification:
         site: the site's context; ``None`` for the monitor group.
         created_at: epoch seconds it was decided.
         language: ``zh`` or ``en``, as the receiver is configured.
+        kind: ``news`` (something changed), ``repeat`` (an unchanged group told
+            again) or ``escalation`` (a step of an escalation policy); repeats
+            yield to the others when a robot's budget is short.
+        escalation: for an escalation step, an ``escalation`` fact (the step, the
+            role, who holds it now and how to reach them, unacknowledged since).
+        fallbacks: receivers to hand it to, in order, when its own is throttled
+            or failing (an escalation step's other ``via``).
+        ack_url: the link that acknowledges the group, added as it is sent (never
+            stored: each sending gets its own single-use link); ``""`` for none.
     """
 
     key: str
@@ -120,6 +131,10 @@ class Notification:
     site: SiteContext | None = None
     created_at: float = 0.0
     language: Literal["zh", "en"] = "zh"
+    kind: NotificationKind = "news"
+    escalation: Fact | None = None
+    fallbacks: tuple[str, ...] = ()
+    ack_url: str = ""
 
     @property
     def severity(self) -> Severity:
@@ -129,3 +144,9 @@ class Notification:
             if any(a.severity == level for a in pool):
                 return level
         return "info"
+
+
+def group_of(alert: Alert) -> str:
+    """The group an alert belongs to: its site's (``site:v05``), or ``monitor``."""
+    site = alert.labels.get("site")
+    return f"site:{site}" if site else "monitor"

@@ -19,7 +19,9 @@ site, or the monitor):
   ``flap_window`` stops making news on each change; its state is reported at
   most every ``flap_hold``, and once it settles its final state always goes out;
 * while the **monitor** is cut off only its own alert goes out; village
-  groups wait.
+  groups wait;
+* an **acknowledged** group is not repeated (its changes still go out: a
+  worse one breaks the ack anyway, :mod:`commsmon.core.escalation`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext
+from commsmon.core.alerting import SEVERITIES, Alert, Notification, SiteContext, group_of
 from commsmon.core.rules import facts_from_json, facts_to_json
 from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import State
@@ -166,6 +168,7 @@ class Dispatcher:
         firing: Iterable[Alert],
         resolved: Iterable[Alert],
         context: Callable[[str], SiteContext | None],
+        acknowledged: Callable[[str], bool] = lambda group: False,
     ) -> list[Notification]:
         """The notifications due at ``now``.
 
@@ -174,24 +177,25 @@ class Dispatcher:
             firing: every alert firing now.
             resolved: alerts that resolved since the last tick (with ``ends_at``).
             context: site id -> its context.
+            acknowledged: whether a group (``site:v05``) is acknowledged now.
         """
         firing = list(firing)
         self._rewind(now)
         self._note_changes(now, firing, resolved)
         monitor_down = any(a.rule == "monitor_cut_off" for a in firing)
         # Folding is decided on the whole group, whatever each receiver is routed.
-        folding = {_group(a) for a in firing if a.rule in _SITE_LEVEL}
+        folding = {group_of(a) for a in firing if a.rule in _SITE_LEVEL}
         by_key: dict[tuple[str, str], list[Alert]] = {}
         for alert in firing:
             for receiver in self.receivers_for(alert.labels):
-                by_key.setdefault((receiver, _group(alert)), []).append(alert)
+                by_key.setdefault((receiver, group_of(alert)), []).append(alert)
         out = []
         for key in sorted(set(by_key) | set(self._groups)):
             receiver, group = key
             if monitor_down and group != "monitor":
                 continue  # the monitor is blind: hold village news until it sees again
             note = self._decide(now, receiver, group, by_key.get(key, []), group in folding,
-                                context)
+                                context, acknowledged(group))
             if note is not None:
                 out.append(note)
         return out
@@ -235,6 +239,7 @@ class Dispatcher:
         alerts: list[Alert],
         fold: bool,
         context: Callable[[str], SiteContext | None],
+        acked: bool = False,
     ) -> Notification | None:
         t = self.timing
         state = self._groups.setdefault((receiver, group), _GroupState())
@@ -261,6 +266,8 @@ class Dispatcher:
             due = (state.changed_since + t.group_wait if idle or state.last_sent is None
                    else max(state.last_sent + t.group_interval, state.changed_since))
         elif state.sent and state.last_sent is not None:
+            if acked:
+                return None  # someone is on it: no repeat (OnCall #4654)
             due = state.last_sent + t.repeat_interval
         else:
             if not state.sent and not current:
@@ -286,6 +293,7 @@ class Dispatcher:
             site=context(group.removeprefix("site:")) if group.startswith("site:") else None,
             created_at=now,
             language=self.languages.get(receiver, "zh"),
+            kind="news" if new or gone else "repeat",
         )
         state.sent = effective
         state.alerts = {fp: state.alerts[fp] for fp in effective}
@@ -322,11 +330,6 @@ class Dispatcher:
         self._changes = {k: list(v) for k, v in data.get("changes", {}).items()}
         self._firing = set(data.get("firing", []))
         self._ended = {a.fingerprint: a for a in map(_alert_from, data.get("ended", []))}
-
-
-def _group(alert: Alert) -> str:
-    site = alert.labels.get("site")
-    return f"site:{site}" if site else "monitor"
 
 
 def _order(a: Alert) -> tuple[int, float, str]:

@@ -103,6 +103,8 @@ FactCode = Literal[
     "client_id_taken",     # {client_id, count}: another MQTT client takes our session
     "receiver_rejecting",  # {receiver, code, detail}: a robot rejects our messages
     "countdown",           # {hours}: the threshold crossed
+    # acknowledgement and escalation
+    "escalation",          # {step, role, names, phones, since, restarts}: a policy's step
 ]
 FACT_CODES: tuple[str, ...] = get_args(FactCode)
 
@@ -146,6 +148,13 @@ class Fact:
         """The text under ``name``, ``""`` when absent."""
         value = self.args.get(name)
         return value if isinstance(value, str) else ""
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """The texts listed under ``name`` (``()`` when absent)."""
+        value = self.args.get(name)
+        if isinstance(value, tuple):
+            return tuple(v for v in value if isinstance(v, str))
+        return ()
 
 
 def fact_to_json(fact: Fact) -> dict[str, Any]:

@@ -7,22 +7,55 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
 from pathlib import Path
 
 import structlog
 
+from commsmon.core.alerting import SEVERITIES, Alert
 from commsmon.core.dispatch import Silence
+from commsmon.core.escalation import Ack
 from commsmon.core.fleet import Fleet
 from commsmon.core.outages import Declaration
+from commsmon.core.roster import Shift
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn
+from commsmon.operations.roster import parse_roster_csv
 from commsmon.outputs.alerts.service import AlertService
+from commsmon.outputs.wording import DEFAULT_TZ
 from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry
+from commsmon.state.outbox import AckLink
 from commsmon.state.store import Store
 
-__all__ = ["Operations"]
+__all__ = ["GroupView", "Operations"]
 
 log = structlog.get_logger("commsmon.daemon")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """An alert group as the console shows it.
+
+    Attributes:
+        group: its key (``site:v05``, ``monitor``).
+        site: its site, ``""`` for the monitor's.
+        state: ``firing`` or ``acknowledged``.
+        severity: its worst severity.
+        alerts: how many alerts fire in it.
+        opened: epoch seconds it began firing.
+        ack: the ack in force or expired-unnoticed, ``None`` when none.
+        next_step: epoch seconds its next escalation step falls due, if any.
+    """
+
+    group: str
+    site: str
+    state: str
+    severity: str
+    alerts: int
+    opened: float
+    ack: Ack | None
+    next_step: float | None
 
 
 class Operations:
@@ -36,6 +69,7 @@ class Operations:
         alerts: the alert service now, for silences (``None``: none running).
         evaluate: re-evaluates the fleet after a change, so its effect shows at once.
         clock: wall clock, epoch seconds (the duty log's times).
+        tz: the district's time zone (an uploaded roster's times).
     """
 
     def __init__(
@@ -46,9 +80,10 @@ class Operations:
         alerts: Callable[[], AlertService | None],
         evaluate: Callable[[], object],
         clock: Callable[[], float] = time.time,
+        tz: tzinfo = DEFAULT_TZ,
     ) -> None:
         self._fleet, self._plan, self._store, self._alerts = fleet, plan, store, alerts
-        self._evaluate, self._clock = evaluate, clock
+        self._evaluate, self._clock, self._tz = evaluate, clock, tz
         self._pending: set[asyncio.Task[bool]] = set()
         self._unstored: list[DutyEntry] = []  # the duty log while there is no store
 
@@ -147,6 +182,112 @@ class Operations:
         await self.log_duty(actor, "unsilence", site, silence_id)
         return True
 
+    def alert_groups(self) -> list[GroupView]:
+        """Every alert group firing now (acknowledged or not), worst first."""
+        alerts = self._alerts()
+        if alerts is None:
+            return []
+        esc, now = alerts.escalation, self._clock()
+        out = []
+        for group in esc.groups():
+            level = esc.level(group)
+            if level is None:
+                continue
+            out.append(GroupView(group, _site_of(group), esc.state(group, now), level.severity,
+                                 len(level.alerts), esc.opened(group) or now, esc.ack(group),
+                                 esc.next_due_of(group)))
+        return sorted(out, key=lambda g: (SEVERITIES.index(g.severity)
+                                          if g.severity in SEVERITIES else 9, g.opened))
+
+    def alerts_of(self, group: str) -> list[Alert]:
+        """The alerts firing in ``group`` at the last evaluation."""
+        alerts = self._alerts()
+        return list(alerts.firing_in(group)) if alerts is not None else []
+
+    def roster(self) -> tuple[Shift, ...]:
+        """Every shift of the duty roster, by start."""
+        alerts = self._alerts()
+        return alerts.roster.shifts if alerts is not None else ()
+
+    def roster_now(self) -> dict[str, Shift]:
+        """Who holds each roster role now."""
+        alerts = self._alerts()
+        return alerts.roster.holders(self._clock()) if alerts is not None else {}
+
+    async def read_link(self, token: str) -> tuple[AckLink | None, str | None]:
+        """The ack link a token names and what stops it acting now (``None``: it can);
+        ``(None, "off")`` without an alert service."""
+        alerts = self._alerts()
+        if alerts is None:
+            return None, "off"
+        return await asyncio.to_thread(alerts.links.read, token)
+
+    async def ack_by_link(self, token: str, actor: Actor) -> str | None:
+        """Acknowledge through an ack link (single use); ``None`` when done, else what
+        stopped it (``used``, ``expired``, ``resolved``, ``worse``, ``forged``...)."""
+        alerts = self._alerts()
+        if alerts is None:
+            return "off"
+        link, problem = await asyncio.to_thread(alerts.links.read, token)
+        if link is None or problem is not None:
+            return problem or "unknown"
+        if not await asyncio.to_thread(alerts.links.use, link, actor.shown):
+            return "used"
+        if not await self.acknowledge(link.group, actor, via=f"link:{link.role}"):
+            return "resolved"
+        return None
+
+    async def acknowledge(self, group: str, actor: Actor, via: str = "console") -> bool:
+        """``actor`` acknowledges the alert group ``group`` (``site:v05``); ``False`` if it
+        is not firing (resolved meanwhile) or no alert service runs."""
+        alerts = self._alerts()
+        if alerts is None or await alerts.acknowledge(group, actor.shown) is None:
+            return False
+        await self.log_duty(actor, "ack", _site_of(group), group, {"via": via})
+        return True
+
+    async def unacknowledge(self, group: str, actor: Actor) -> bool:
+        """Withdraw ``group``'s ack; ``False`` if it had none."""
+        alerts = self._alerts()
+        if alerts is None or not await alerts.unacknowledge(group):
+            return False
+        await self.log_duty(actor, "unack", _site_of(group), group)
+        return True
+
+    async def escalate(self, group: str, actor: Actor) -> bool:
+        """Take ``group``'s next escalation step now; ``False`` if it is not firing or
+        follows no policy."""
+        alerts = self._alerts()
+        if alerts is None or not await alerts.escalate_now(group):
+            return False
+        await self.log_duty(actor, "escalate", _site_of(group), group)
+        self._evaluate()  # the step goes out at this evaluation, not the next
+        return True
+
+    async def set_roster(self, csv_text: str, actor: Actor) -> int:
+        """Replace the duty roster by an uploaded CSV sheet; the number of shifts.
+
+        Raises:
+            ValueError: the sheet does not read (the message names the line).
+            RuntimeError: no alert service runs.
+        """
+        alerts = self._alerts()
+        if alerts is None:
+            raise RuntimeError("no alert service to hold the roster")
+        shifts = parse_roster_csv(csv_text, self._tz)
+        await alerts.set_roster(shifts)
+        await self.log_duty(actor, "roster", detail={"shifts": str(len(shifts))})
+        return len(shifts)
+
+    async def hand_over(self, actor: Actor, note: str) -> None:
+        """``actor`` hands the shift over: a duty-log entry naming who holds each role
+        now (the roster's holders)."""
+        alerts = self._alerts()
+        holders = alerts.roster.holders(self._clock()) if alerts is not None else {}
+        detail = {role: shift.name for role, shift in holders.items()}
+        detail["note"] = note
+        await self.log_duty(actor, "handover", detail=detail)
+
     async def log_duty(self, actor: Actor, action: Action, site: str = "", subject: str = "",
                        detail: dict[str, str] | None = None) -> None:
         """Write a duty-log entry, now, for ``actor`` (the store's, else kept in memory)."""
@@ -171,7 +312,7 @@ class Operations:
         trackers = self._plan().trackers(checkin.device)
         if trackers and self._plan().index not in trackers:
             return  # another shard's device: that shard records it
-        task = asyncio.create_task(self.record_checkin(checkin))
+        task = asyncio.create_task(self.record_checkin(checkin, Actor("mqtt")))
         self._pending.add(task)
         task.add_done_callback(self._checkin_done)
 
@@ -184,3 +325,8 @@ class Operations:
         self._pending.discard(task)
         if not task.cancelled() and task.exception() is None and not task.result():
             log.warning("check-in for a device not in the inventory")
+
+
+def _site_of(group: str) -> str:
+    """The site of an alert group (``site:v05`` -> ``v05``; ``monitor`` -> ``""``)."""
+    return group.removeprefix("site:") if group.startswith("site:") else ""

@@ -25,16 +25,20 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from commsmon.core.alerting import Alert
 from commsmon.core.dispatch import Silence
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
 from commsmon.core.outages import Declaration
 from commsmon.core.readiness import VIEWS, Outlook, ScenarioResult
+from commsmon.core.roster import Shift
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
+from commsmon.operations.record import GroupView
 from commsmon.outputs.wording import Language, Wording
 from commsmon.state.dutylog import Action, Actor, DutyEntry
+from commsmon.state.outbox import AckLink
 
 __all__ = ["Operations", "add_api_routes", "endurance_json", "site_detail", "site_json"]
 
@@ -74,6 +78,39 @@ class Operations(Protocol):
                            user: str | None = None) -> list[DutyEntry]:
         """The duty log from ``start`` to ``end`` (epoch seconds), oldest first."""
 
+    def alert_groups(self) -> list[GroupView]:
+        """Every alert group firing now, worst first."""
+
+    def alerts_of(self, group: str) -> list[Alert]:
+        """The alerts firing in a group."""
+
+    def roster(self) -> tuple[Shift, ...]:
+        """Every shift of the duty roster."""
+
+    def roster_now(self) -> dict[str, Shift]:
+        """Who holds each roster role now."""
+
+    async def read_link(self, token: str) -> tuple[AckLink | None, str | None]:
+        """The ack link a token names and what stops it acting now."""
+
+    async def ack_by_link(self, token: str, actor: Actor) -> str | None:
+        """Acknowledge through an ack link; ``None`` when done, else what stopped it."""
+
+    async def acknowledge(self, group: str, actor: Actor, via: str = ...) -> bool:
+        """Acknowledge an alert group; ``False`` if it is not firing."""
+
+    async def unacknowledge(self, group: str, actor: Actor) -> bool:
+        """Withdraw a group's ack; ``False`` if it had none."""
+
+    async def escalate(self, group: str, actor: Actor) -> bool:
+        """Take a group's next escalation step now."""
+
+    async def set_roster(self, csv_text: str, actor: Actor) -> int:
+        """Replace the duty roster by a CSV sheet; the number of shifts."""
+
+    async def hand_over(self, actor: Actor, note: str) -> None:
+        """Hand the shift over (a duty-log entry)."""
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +124,16 @@ class OutageBody(_Body):
     until: datetime | None = None
     by: Annotated[str, Field(max_length=100)] = ""
     note: Annotated[str, Field(max_length=1000)] = ""
+
+
+class AckBody(_Body):
+    """``POST /api/v1/acks``: acknowledge, withdraw the ack of, or escalate now a site's
+    alert group (``group`` for the monitor's: ``monitor``)."""
+
+    site: Annotated[str, Field(max_length=64)] = ""
+    group: Annotated[str, Field(max_length=80)] = ""
+    action: Literal["ack", "unack", "escalate"] = "ack"
+    by: Annotated[str, Field(max_length=100)] = ""
 
 
 class SilenceBody(_Body):
@@ -230,6 +277,32 @@ def add_api_routes(
             raise _error(404, f"no API silence {request.match_info['id']!r}", "id")
         return web.Response(status=204)
 
+    @authorised
+    async def post_ack(request: web.Request) -> web.Response:
+        body = await _parse(request, AckBody)
+        group = body.group or (f"site:{body.site}" if body.site else "")
+        if not group:
+            raise _error(400, "site: give the site (or the group) to act on", "site")
+        actor = Actor("api", request.remote or "", body.by)
+        done = await {"ack": lambda: ops.acknowledge(group, actor, via="api"),
+                      "unack": lambda: ops.unacknowledge(group, actor),
+                      "escalate": lambda: ops.escalate(group, actor)}[body.action]()
+        if not done:
+            raise _error(409, f"{body.action}: {group} is not firing (or has no ack, or no "
+                         "escalation policy)", "action")
+        return web.json_response({"group": group, "action": body.action, "at": when(clock())},
+                                 status=201)
+
+    async def list_acks(_: web.Request) -> web.Response:
+        groups = [{"group": g.group, "site": g.site, "state": g.state, "severity": g.severity,
+                   "alerts": g.alerts, "firing_since": when(g.opened),
+                   "ack": None if g.ack is None else {"by": g.ack.by, "at": when(g.ack.at),
+                                                      "until": when(g.ack.until)},
+                   "next_step": when(g.next_step)} for g in ops.alert_groups()]
+        return web.json_response({"groups": groups})
+
+    app.router.add_post("/api/v1/acks", post_ack)
+    app.router.add_get("/api/v1/acks", list_acks)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", post_silence)
     app.router.add_delete("/api/v1/silences/{id}", delete_silence)

@@ -145,7 +145,8 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
             print(
                 f"\ncommsmon demo: {len(config.sites)} sites, {len(fleet.recording)} SNMP "
                 f"agents, {len(fleet.mqtt)} MQTT devices on mosquitto 127.0.0.1:{mqtt_port}\n"
-                f"值班台 console: {daemon.listening[0]}/   wall: {daemon.listening[0]}/wall\n"
+                f"值班台 console: {daemon.listening[0]}/   {_logins(config)}\n"
+                f"wall: {daemon.listening[0]}/wall{_wall_query(config)}\n"
                 f"metrics: {urls}   robot: {robot.url}   (Ctrl-C to stop)\n",
                 flush=True,
             )
@@ -159,6 +160,19 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+
+
+def _logins(config: Config) -> str:
+    """The demo's console logins as the README gives them (password = login name)."""
+    users = config.http.users
+    if not users:
+        return "(no accounts: read-only)"
+    return "login: " + ", ".join(f"{login}/{login} ({u.role})" for login, u in users.items())
+
+
+def _wall_query(config: Config) -> str:
+    token = config.http.wall_token
+    return f"?token={token.get_secret_value()}" if token else ""
 
 
 def _with_robot(config: Config, robot: ConsoleRobot) -> AlertingSpec:

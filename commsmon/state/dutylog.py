@@ -13,10 +13,11 @@ from typing import Literal
 
 __all__ = ["ACTIONS", "NOBODY", "Action", "Actor", "DutyEntry"]
 
-Action = Literal["checkin", "declare", "clear", "silence", "unsilence", "login", "logout",
-                 "login_failed"]
-ACTIONS: tuple[Action, ...] = ("checkin", "declare", "clear", "silence", "unsilence",
-                               "login", "logout", "login_failed")
+Action = Literal["checkin", "declare", "clear", "silence", "unsilence", "ack", "unack",
+                 "escalate", "roster", "handover", "login", "logout", "login_failed"]
+ACTIONS: tuple[Action, ...] = ("checkin", "declare", "clear", "silence", "unsilence", "ack",
+                               "unack", "escalate", "roster", "handover", "login", "logout",
+                               "login_failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,10 +28,17 @@ class Actor:
         user: the account's name (``api`` for the bearer token, ``mqtt`` for a
             check-in read from the broker).
         address: the client's address (the HTTP peer), ``""`` when none.
+        name: how the person is named (``张三``), ``""`` to use ``user``.
     """
 
     user: str
     address: str = ""
+    name: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The person's name as acks and messages give it."""
+        return self.name or self.user
 
 
 #: An operation nobody in particular asked for (tests, the broker).

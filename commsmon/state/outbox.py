@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from commsmon.core.rules import facts_from_json, facts_to_json
 from commsmon.state.db import Database
 
 __all__ = [
+    "AckLink",
     "Outbox",
     "Pending",
     "notification_from_json",
@@ -75,6 +76,17 @@ CREATE INDEX IF NOT EXISTS outbox_done ON outbox (done_at) WHERE state != 'pendi
 CREATE TABLE IF NOT EXISTS state (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ack_links (
+    jti TEXT PRIMARY KEY,                   -- the link's id (signed in its URL)
+    grp TEXT NOT NULL,                      -- the group it acknowledges
+    opened REAL NOT NULL,                   -- when that group began firing (its episode)
+    level TEXT NOT NULL,                    -- the group's level when sent, JSON
+    role TEXT NOT NULL,                     -- the role it was sent to
+    action TEXT NOT NULL,                   -- ack
+    expires REAL NOT NULL,                  -- epoch seconds
+    used_at REAL,                           -- epoch seconds, NULL until used
+    used_by TEXT NOT NULL DEFAULT ''
 );
 """
 
@@ -244,6 +256,34 @@ class Outbox(Database):
                 (now, detail, int(attempted), int(attempted), now, key, receiver),
             )
 
+    def escalations_pending(self, receiver: str) -> list[Pending]:
+        """``receiver``'s pending escalation steps that have another receiver to go to."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body, added_at, attempts, next_at, detail FROM outbox"
+                " WHERE state = 'pending' AND receiver = ?"
+                " AND json_extract(body, '$.kind') = 'escalation'"
+                " AND json_array_length(json_extract(body, '$.fallbacks')) > 0 ORDER BY seq",
+                (receiver,)).fetchall()
+        return [Pending(notification_from_json(b), a, n, t, d) for b, a, n, t, d in rows]
+
+    def hand_on(self, p: Pending, now: float, why: str) -> str:
+        """Pass a pending escalation step to its next receiver (a new row, due now; the
+        old one ends ``given_up``, saying to whom and why); the new receiver's name."""
+        note = p.notification
+        successor = replace(note, receiver=note.fallbacks[0], fallbacks=note.fallbacks[1:])
+        body = notification_to_json(successor)
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO outbox (key, receiver, grp, body, added_at, next_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (note.key, successor.receiver, note.group, body, p.added_at, now))
+            self._db.execute(
+                "UPDATE outbox SET state = 'given_up', done_at = ?, detail = ?"
+                " WHERE key = ? AND receiver = ? AND state = 'pending'",
+                (now, f"handed on to {successor.receiver}: {why}", note.key, note.receiver))
+        return successor.receiver
+
     def _give_up_row(self, seq: int, now: float, detail: str) -> None:
         with self._lock:
             self._db.execute(
@@ -321,6 +361,38 @@ class Outbox(Database):
 
     # -- saved state --------------------------------------------------------
 
+    # -- ack links ----------------------------------------------------------------
+
+    def add_link(self, link: AckLink) -> None:
+        """Record an ack link as it goes out in a message."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO ack_links (jti, grp, opened, level, role, action, expires)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (link.jti, link.group, link.opened, link.level, link.role, link.action,
+                 link.expires))
+
+    def link(self, jti: str) -> AckLink | None:
+        """The ack link ``jti``, ``None`` when none was issued."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT jti, grp, opened, level, role, action, expires, used_at, used_by"
+                " FROM ack_links WHERE jti = ?", (jti,)).fetchone()
+        return None if row is None else AckLink(*row)
+
+    def use_link(self, jti: str, now: float, by: str) -> bool:
+        """Spend ``jti`` (single use): ``False`` when it was used already."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE ack_links SET used_at = ?, used_by = ? WHERE jti = ? AND used_at IS NULL",
+                (now, by, jti))
+        return cur.rowcount == 1
+
+    def prune_links(self, before: float) -> None:
+        """Forget links that expired before ``before``."""
+        with self._lock:
+            self._db.execute("DELETE FROM ack_links WHERE expires < ?", (before,))
+
     def get_state(self, name: str) -> str | None:
         """The JSON text saved under ``name``, or ``None``."""
         with self._lock:
@@ -340,6 +412,33 @@ class Outbox(Database):
 # -- serialisation ------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AckLink:
+    """An ack link sent in a message (``/a/<token>``).
+
+    Attributes:
+        jti: its id.
+        group: the group it acknowledges.
+        opened: when that group began firing (the link dies with the episode).
+        level: the group's level when it was sent (JSON: severity, alerts).
+        role: the role it was sent to.
+        action: ``ack``.
+        expires: epoch seconds.
+        used_at: epoch seconds it was used, ``None`` before.
+        used_by: who used it.
+    """
+
+    jti: str
+    group: str
+    opened: float
+    level: str
+    role: str
+    action: str
+    expires: float
+    used_at: float | None = None
+    used_by: str = ""
+
+
 def notification_to_json(n: Notification) -> str:
     """A notification as JSON text (ASCII-only, so any string survives SQLite).
 
@@ -357,6 +456,12 @@ def notification_to_json(n: Notification) -> str:
         "created_at": n.created_at,
         "language": n.language,
     }
+    if n.kind != "news":
+        doc["kind"] = n.kind
+    if n.escalation is not None:
+        doc["escalation"] = fact_to_json(n.escalation)
+    if n.fallbacks:
+        doc["fallbacks"] = list(n.fallbacks)
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
 
 
@@ -378,6 +483,10 @@ def notification_from_json(text: str) -> Notification:
     if language not in ("zh", "en"):
         raise ValueError(f"bad language {language!r}")
     site = doc["site"]
+    kind = doc.get("kind", "news")
+    if kind not in ("news", "repeat", "escalation"):
+        raise ValueError(f"bad kind {kind!r}")
+    escalation = doc.get("escalation")
     return Notification(
         key=_str(doc["key"]),
         receiver=_str(doc["receiver"]),
@@ -388,6 +497,9 @@ def notification_from_json(text: str) -> Notification:
         site=None if site is None else _site(site),
         created_at=_float(doc["created_at"]),
         language=language,
+        kind=kind,
+        escalation=None if escalation is None else fact_from_json(escalation),
+        fallbacks=tuple(_str(r) for r in doc.get("fallbacks", ())),
     )
 
 

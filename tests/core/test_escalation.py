@@ -95,7 +95,7 @@ def test_escalation(case: Case) -> None:
             assert level is not None and esc.acknowledge("v05", "张三", level, at) is not None
         elif action == "unack":
             assert esc.unacknowledge("v05", at)
-        got = tuple(step.notify for key, step in esc.due(at))
+        got = tuple(step.notify for _, step, _ in esc.due(at))
         assert got == expected, f"at {at} s: {got} (want {expected})"
 
 

@@ -68,11 +68,14 @@ class Receiver(abc.ABC):
     Attributes:
         name: the receiver's name from the configuration (a metric label).
         max_per_minute: the most requests a minute it accepts (IM robots: 20).
+        max_per_second: the most requests a second, where the service limits that
+            too (Feishu: 5); ``None`` for no such limit.
         timeout: seconds an attempt may take, connection to last byte.
     """
 
     name: str
     max_per_minute: int = 60
+    max_per_second: int | None = None
     timeout: float = 10.0
 
     @abc.abstractmethod

@@ -26,9 +26,22 @@ Semantics:
   reaches only after that age (it waited behind a failing receiver) is given
   up without an attempt: a day-old page would cry wolf.
 - **Rate.**  No 60 s window (half-open) holds more than the receiver's
-  ``max_per_minute`` requests: a token is spent per request and comes back one
-  minute later.  Notifications over the limit stay pending and go when a
-  token is back; none is dropped.
+  ``max_per_minute`` requests (nor 1 s window its ``max_per_second``): a token
+  is spent per request and comes back one window later.  Notifications over
+  the limit stay pending and go when a token is back; none is dropped;
+  ``commsmon_receiver_throttled{receiver}`` is 1 meanwhile.
+- **Priority.**  Within a receiver's share of a pass, groups whose next
+  notification is an escalation step or a resolution go first, then news,
+  then repeats (an unchanged group told again); a group's own notifications
+  keep their order.
+- **Escalation steps re-check and fall through.**  Just before an escalation
+  step is attempted, ``withdrawn`` is asked whether it is still due (the group
+  still firing, unacknowledged, the same episode); if not it is withdrawn
+  (kept as ``given_up`` with the reason, counted ``withdrawn``).  A step whose
+  receiver is throttled, failing or rejecting is handed on to the step's next
+  receiver (``fallbacks``) instead of waiting (counted ``handed_on``).
+- **Ack links.**  ``decorate`` gives each attempt its notification with a
+  fresh single-use ack link (:mod:`commsmon.outputs.alerts.links`).
 - A notification for a receiver that is no longer configured is given up
   with an error line, not retried.
 - **Rejecting receivers.**  A receiver whose answer refuses our messages or
@@ -59,6 +72,7 @@ from collections.abc import Callable, Mapping
 import aiohttp
 import structlog
 
+from commsmon.core.alerting import Notification
 from commsmon.core.facts import Fact
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
@@ -67,6 +81,7 @@ from commsmon.selfmetrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PENDING,
     RECEIVER_REJECTING,
+    RECEIVER_THROTTLED,
 )
 from commsmon.state.outbox import Outbox, Pending
 
@@ -84,7 +99,8 @@ _IDLE_SLEEP = 1.0  # seconds: the least run() waits after a pass that could do n
 _BATCH = 500  # notifications taken per pass
 _PER_RECEIVER = 100  # ... of which for any one receiver
 _PRUNE_EVERY = 3600.0  # seconds between prunes of finished rows
-_RESULTS = ("delivered", "failed", "given_up")
+_RESULTS = ("delivered", "failed", "given_up", "withdrawn", "handed_on")
+_PRIORITY = {"escalation": 0, "news": 1, "repeat": 2}  # resolutions rank with escalations
 _REJECTING_STATE = "rejecting"  # the outbox state holding which receivers reject us
 
 FaultCallback = Callable[[str, Fact | None], None]
@@ -110,20 +126,26 @@ class _RateWindow:
     through in one window.)
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, window: float = _WINDOW,
+                 per_second: int | None = None) -> None:
         self._sent: collections.deque[float] = collections.deque(maxlen=max(1, limit))
+        self._window = window
+        self._second = None if per_second is None else _RateWindow(per_second, 1.0)
 
     def free_at(self, now: float) -> float:
         """Epoch seconds the next request may go (``-inf``: now)."""
         if self._sent and self._sent[-1] > now + 1.0:
             self._sent.clear()  # the clock stepped back: forget the future
+        second = -math.inf if self._second is None else self._second.free_at(now)
         if len(self._sent) < (self._sent.maxlen or 1):
-            return -math.inf
-        return self._sent[0] + _WINDOW
+            return second
+        return max(self._sent[0] + self._window, second)
 
     def take(self, now: float) -> None:
         """Spend a token at ``now``."""
         self._sent.append(now)
+        if self._second is not None:
+            self._second.take(now)
 
 
 class Deliverer:
@@ -143,6 +165,10 @@ class Deliverer:
             of re-added keys, inspection); default 30 days.
         on_fault: told when a receiver starts or stops rejecting us (see the
             module docstring); called on the event loop.
+        withdrawn: why an escalation step must not go out now (``None``: it must);
+            asked just before each attempt.
+        decorate: the notification as an attempt sends it (with its ack link);
+            called in a worker thread.
     """
 
     def __init__(
@@ -157,7 +183,11 @@ class Deliverer:
         rng: random.Random | None = None,
         keep_done: float = 30 * 86400.0,
         on_fault: FaultCallback | None = None,
+        withdrawn: Callable[[Notification], str | None] | None = None,
+        decorate: Callable[[Notification], Notification] | None = None,
     ) -> None:
+        self._withdrawn = withdrawn or (lambda note: None)
+        self._decorate = decorate or (lambda note: note)
         self._outbox = outbox
         self._receivers = dict(receivers)
         self._clock = clock
@@ -166,7 +196,8 @@ class Deliverer:
         self._max = backoff_max
         self._rng = rng if rng is not None else random.Random()
         self._keep_done = keep_done
-        self._windows = {name: _RateWindow(r.max_per_minute) for name, r in receivers.items()}
+        self._windows = {name: _RateWindow(r.max_per_minute, per_second=r.max_per_second)
+                         for name, r in receivers.items()}
         self._hold: dict[str, float] = {}  # receiver -> no request before (after a failure)
         self._streak: dict[str, int] = {}  # receiver -> failures in a row
         self._once = LogOnce()
@@ -231,6 +262,10 @@ class Deliverer:
             if self._session is None or self._session.closed:
                 self._session = aiohttp.ClientSession()
             exclude = [name for name in self._receivers if self._not_before(name, now) > now]
+            for name, window in self._windows.items():
+                RECEIVER_THROTTLED.labels(receiver=name).set(int(window.free_at(now) > now))
+            for name in sorted({*exclude, *self._rejecting}):
+                await self._hand_on(name, now)
             items = await asyncio.to_thread(
                 self._outbox.due, now, _BATCH, per_receiver=_PER_RECEIVER, exclude=exclude
             )
@@ -328,8 +363,13 @@ class Deliverer:
         window = self._windows[name]
         stalled: set[str] = set()  # groups with a failure in this pass
         delivered = acted = 0
-        for p in queue:
+        for p in _by_priority(queue):
             if p.group in stalled:
+                continue
+            reason = self._withdrawn(p.notification)
+            if reason is not None:
+                await self._withdraw(p, max(now, self._clock()), reason)
+                acted += 1
                 continue
             t = max(now, self._clock())
             deadline = p.added_at + self._give_up_after
@@ -342,10 +382,13 @@ class Deliverer:
                 acted += 1
                 continue
             if window.free_at(t) > t:
+                RECEIVER_THROTTLED.labels(receiver=name).set(1)
+                await self._hand_on(name, t, "throttled")
                 break  # out of tokens: the rest stay pending
             window.take(t)
             acted += 1
-            result = await self._attempt(receiver, p, session)
+            note = await asyncio.to_thread(self._decorate, p.notification)
+            result = await self._attempt(receiver, note, session)
             t = max(now, self._clock())
             if result.ok:
                 await asyncio.to_thread(self._outbox.delivered, p.key, name, t)
@@ -361,6 +404,8 @@ class Deliverer:
                 self._set_rejecting(name, result.rejection)
             stalled.add(p.group)
             await self._failed(name, p, result, t)
+            if p.notification.fallbacks:
+                await self._hand_on(name, t, "failing")  # a step must not wait for it
             if not result.permanent:
                 break  # the receiver is in trouble: leave it alone until its hold ends
         return delivered, acted
@@ -413,19 +458,41 @@ class Deliverer:
             raise
 
     async def _attempt(
-        self, receiver: Receiver, p: Pending, session: aiohttp.ClientSession
+        self, receiver: Receiver, note: Notification, session: aiohttp.ClientSession
     ) -> DeliveryResult:
         """One send, bounded by the receiver's timeout (+1 s backstop), never raising."""
         limit = receiver.timeout + 1.0
         try:
             async with asyncio.timeout(limit):
-                return await receiver.send(p.notification, session)
+                return await receiver.send(note, session)
         except TimeoutError:
             return DeliveryResult(ok=False, detail=f"no answer within {limit:g} s")
         except Exception as exc:  # a receiver's bug must not stop the others
-            if self._once.first((p.receiver, "raised"), type(exc)):
-                log.error("alert receiver raised", receiver=p.receiver, exc_info=True)
+            if self._once.first((note.receiver, "raised"), type(exc)):
+                log.error("alert receiver raised", receiver=note.receiver, exc_info=True)
             return DeliveryResult(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+    async def _withdraw(self, p: Pending, t: float, reason: str) -> None:
+        """An escalation step no longer due: kept as given up, with the reason."""
+        await asyncio.to_thread(self._outbox.given_up, p.key, p.receiver, t,
+                                f"withdrawn: {reason}", False)
+        NOTIFICATIONS.labels(receiver=p.receiver, result="withdrawn").inc()
+        log.info("escalation step withdrawn before sending", receiver=p.receiver, key=p.key,
+                 group=p.group, reason=reason)
+
+    async def _hand_on(self, name: str, t: float, why: str = "") -> None:
+        """Pass ``name``'s pending escalation steps to their next receivers: it is
+        throttled, failing or rejecting, and a step must not wait for it."""
+        why = why or ("rejecting" if name in self._rejecting else
+                      "failing" if self._hold.get(name, -math.inf) > t else "throttled")
+        for p in await asyncio.to_thread(self._outbox.escalations_pending, name):
+            if self._withdrawn(p.notification) is not None:
+                continue  # withdrawn at its turn, where it is
+            successor = await asyncio.to_thread(self._outbox.hand_on, p, t, why)
+            NOTIFICATIONS.labels(receiver=name, result="handed_on").inc()
+            log.warning("escalation step handed on", receiver=name, to=successor, why=why,
+                        key=p.key, group=p.group)
+            self.wake()
 
     async def _failed(self, name: str, p: Pending, result: DeliveryResult, t: float) -> None:
         """Record a failed attempt: schedule the next one, or give up."""
@@ -485,3 +552,15 @@ class Deliverer:
         if now - self._last_prune >= _PRUNE_EVERY:
             self._last_prune = now
             await asyncio.to_thread(self._outbox.prune, now - self._keep_done)
+
+
+def _by_priority(queue: list[Pending]) -> list[Pending]:
+    """``queue`` with the groups whose next notification matters most first
+    (escalation steps and resolutions, then news, then repeats); otherwise in
+    creation order, so each group's notifications keep theirs."""
+    heads: dict[str, int] = {}
+    for p in queue:
+        if p.group not in heads:
+            note = p.notification
+            heads[p.group] = 0 if note.status == "resolved" else _PRIORITY.get(note.kind, 1)
+    return sorted(queue, key=lambda p: heads[p.group])  # stable

@@ -21,7 +21,7 @@ Times are shown in the district's time zone (default ``Asia/Shanghai``):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 
@@ -47,8 +47,9 @@ __all__ = [
     "truncate_utf8",
 ]
 
-# Drop ranks: a higher rank is dropped first, from the end of the message.
-CONTEXT, ALERT, FOLDED = 0, 1, 2
+# Drop ranks: a higher rank is dropped first, from the end of the message; the
+# escalation line and the ack link never before the context.
+LINK, CONTEXT, ALERT, FOLDED = -1, 0, 1, 2
 
 _SEVERITY = {"critical": N_("CRITICAL"), "warning": N_("WARNING"), "info": N_("INFO")}
 # Which alert names the title when several fire: the worst, by rule.
@@ -288,6 +289,9 @@ def title(notification: Notification, tz: tzinfo = DEFAULT_TZ) -> str:
         severity: Severity = notification.severity
         badge = w._(_SEVERITY.get(severity, severity))
     badge = f"【{badge}】" if w.language == "zh" else f"[{badge}] "
+    if notification.kind == "escalation":
+        word = w._("ESCALATION")
+        badge = (f"【{word}】" if w.language == "zh" else f"[{word}] ") + badge
     top = _headline(pool)
     what = _clean(w.tidy(_summary(w, top))) if top is not None \
         else _clean(notification.group)
@@ -330,10 +334,13 @@ def _ordered(alerts: Sequence[Alert]) -> list[Alert]:
     return firing + resolved
 
 
-def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: bool) -> list[Line]:
+def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: bool,
+           link: Callable[[str, str], str] = lambda text, url: f"{text} {url}") -> list[Line]:
     lang: Language = notification.language
     w = Wording(lang, tz, notification.created_at)
     lines = []
+    if notification.escalation is not None:
+        lines.append(Line(f"{bullet}{w.fact(notification.escalation, None)}", LINK))
     for label, value in _context(notification, w):
         value = _clean(value)
         shown = f"**{label}**{w.colon}{value}" if bold else f"{label}{w.colon}{value}"
@@ -351,6 +358,8 @@ def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: 
         lines.append(Line(f"{bullet}{count}", CONTEXT))
         for alert in _ordered(notification.folded):
             lines.append(Line(f"{sub}{alert_description(alert, lang, tz, now)}", FOLDED))
+    if notification.ack_url:
+        lines.append(Line(f"{bullet}{link(w._('Acknowledge'), notification.ack_url)}", LINK))
     return lines
 
 
@@ -383,7 +392,8 @@ def render_markdown(
     head = "" if heading is None else f"{heading}{prefix}{title(notification, tz)}"
     return Rendering(
         head=head,
-        lines=tuple(_lines(notification, tz, "- ", "    - ", bold=True)),
+        lines=tuple(_lines(notification, tz, "- ", "    - ", bold=True,
+                           link=lambda text, url: f"[{text}]({url})")),
         head_separator="\n\n",
         language=notification.language,
         bullet="- ",

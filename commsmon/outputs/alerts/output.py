@@ -43,12 +43,16 @@ class AlertOutput:
         self._stopped = asyncio.Event()  # run -> reconfigure: delivery has stopped
         self._resume = asyncio.Event()  # reconfigure -> run: the new service is open
         self._running = False
+        self._external_url: str | None = None
         self.service: AlertService | None = None
 
-    async def open(self, spec: AlertingSpec) -> None:
-        """Open the service for ``spec`` and restore its memory from the outbox."""
+    async def open(self, spec: AlertingSpec, external_url: object = None) -> None:
+        """Open the service for ``spec`` and restore its memory from the outbox;
+        ``external_url`` (``http.external_url``) is where its ack links point."""
+        self._external_url = None if external_url is None else str(external_url)
         self.service = await asyncio.to_thread(
-            AlertService, spec, self._path, self._tz, self._clock, self._on_fault)
+            AlertService, spec, self._path, self._tz, self._clock, self._on_fault,
+            self._external_url)
         await asyncio.to_thread(self.service.restore)
 
     async def run(self) -> None:
@@ -75,7 +79,7 @@ class AlertOutput:
             self._stopped.clear()
         try:
             await self.close()
-            await self.open(new.settings.alerting)
+            await self.open(new.settings.alerting, self._external_url)
         finally:
             if running:
                 self._resume.set()

@@ -1,10 +1,14 @@
-"""Alerting, wired: rules and dispatch (core) -> persistent outbox -> receivers.
+"""Alerting, wired: rules, dispatch and escalation (core) -> persistent outbox -> receivers.
 
-Each fleet evaluation goes through the rules engine and the dispatcher; the
-notifications they decide are written to the outbox, with the engine's and
-the dispatcher's memory, before the deliverer is woken to send them.  On
-start that memory comes back from the outbox, so a restart neither re-sends
-what was delivered nor forgets what was pending or what changed meanwhile.
+Each fleet evaluation goes through the rules engine, the dispatcher and the
+escalation state (acks, policies' steps); the notifications they decide are
+written to the outbox, with the engine's, the dispatcher's and the
+escalation's memory, before the deliverer is woken to send them.  On start
+that memory comes back from the outbox, so a restart neither re-sends what
+was delivered nor forgets what was pending, acknowledged or changed meanwhile.
+An escalation step is checked again just before it is sent (still firing,
+still unacknowledged, the same episode), and each message gets its own ack
+link as it goes (:mod:`commsmon.outputs.alerts.links`).
 """
 
 from __future__ import annotations
@@ -13,17 +17,24 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
 
 import structlog
 
 from commsmon.config.alerting import AlertingSpec
+from commsmon.core.alerting import Alert, Notification, SiteContext, group_of
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
+from commsmon.core.escalation import Ack, Escalation, Step, group_levels
+from commsmon.core.facts import Fact
+from commsmon.core.roster import Roster, Shift
 from commsmon.core.rules import AlertEngine
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
+from commsmon.outputs.alerts.links import AckLinks
 from commsmon.outputs.alerts.receivers import build_receiver
+from commsmon.selfmetrics import ACKS, ACKS_BROKEN, ESCALATION_STEPS, TIME_TO_ACK
 from commsmon.state.outbox import Outbox
 
 __all__ = ["AlertService"]
@@ -42,6 +53,8 @@ class AlertService:
         on_fault: told when a receiver starts (a ``receiver_rejecting`` fact)
             or stops (``None``) rejecting our messages, under the fault name
             ``receiver:<name>`` (``Fleet.set_fault``); on the event loop.
+        external_url: the console's address for ack links (``http.external_url``);
+            ``None``: messages carry none.
     """
 
     def __init__(
@@ -51,18 +64,27 @@ class AlertService:
         tz: tzinfo,
         clock: Callable[[], float],
         on_fault: FaultCallback | None = None,
+        external_url: str | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
+        esc = spec.escalation
+        self.escalation = Escalation(None, esc.ack_timeout, esc.rules())
+        self.roster = Roster.of(Shift(s.start.timestamp(), s.end.timestamp(), s.role, s.name,
+                                      s.phone) for s in spec.roster)
+        self.roster_uploaded = False  # the roster came from a CSV upload, not the config
+        self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
+        self._context: dict[str, SiteContext | None] = {}
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
         languages = {r.name: r.language for r in spec.receivers}
         self.dispatcher = Dispatcher(routes, default, languages, spec.timing())
         self.receivers = {r.name: build_receiver(r, tz) for r in spec.receivers}
         self.outbox = Outbox(path)
+        self.links = AckLinks(self.outbox, external_url, esc.link_ttl, self.escalation, clock)
         self.deliverer = Deliverer(
             self.outbox, self.receivers, clock=clock, give_up_after=spec.give_up_after,
-            on_fault=on_fault,
+            on_fault=on_fault, withdrawn=self._withdrawn, decorate=self._with_link,
         )
         self._lock = asyncio.Lock()
 
@@ -81,22 +103,48 @@ class AlertService:
             silence = Silence(item["id"], item["matchers"], item["starts_at"], item["ends_at"],
                               item["by"], item["comment"])
             self.dispatcher.silences[silence.id] = silence
+        escalation = self.outbox.get_state("escalation")
+        if escalation:
+            self.escalation.load(json.loads(escalation))
+        uploaded = self.outbox.get_state("roster")
+        if uploaded:
+            self.roster = Roster.of(Shift(**s) for s in json.loads(uploaded))
+            self.roster_uploaded = True
+        self.links.restore()
         self.deliverer.restore()
 
     async def step(self, snap: Snapshot) -> int:
         """Evaluate rules on ``snap``; persist and hand over what is due. Returns how many."""
         async with self._lock:
+            now = snap.at
             resolved = self.engine.update(snap)
+            firing = list(self.engine.firing)
+            levels = group_levels(firing)
+            broken = self.escalation.update({k: v[0] for k, v in levels.items()}, now,
+                                            {k: v[1] for k, v in levels.items()})
+            for group in broken:
+                ACKS_BROKEN.inc()
+                log.warning("acknowledgement broken: the group got worse", group=group)
+            self._firing = {}
+            for alert in firing:
+                self._firing.setdefault(group_of(alert), []).append(alert)
+            self._context = {g: site_context(snap, g.removeprefix("site:"))
+                             if g.startswith("site:") else None for g in self._firing}
             notes = self.dispatcher.tick(
-                snap.at, self.engine.firing, resolved, lambda s: site_context(snap, s)
+                now, firing, resolved, lambda s: site_context(snap, s),
+                lambda group: self.escalation.state(group, now) == "acknowledged",
             )
+            notes += [self._step_note(group, step, n, now)
+                      for group, step, n in self.escalation.due(now)]
             engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
+            escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
 
             def persist() -> list[bool]:
-                added = [self.outbox.add(note, snap.at) for note in notes]
+                added = [self.outbox.add(note, now) for note in notes]
                 self.outbox.put_state("engine", engine)
                 self.outbox.put_state("dispatcher", dispatcher)
+                self.outbox.put_state("escalation", escalation)
                 return added
 
             added = await asyncio.to_thread(persist)
@@ -110,6 +158,95 @@ class AlertService:
         if notes:
             self.deliverer.wake()
         return len(notes)
+
+    def firing_in(self, group: str) -> tuple[Alert, ...]:
+        """The alerts firing in ``group`` at the last step."""
+        return tuple(self._firing.get(group, ()))
+
+    def _step_note(self, group: str, step: Step, n: int, now: float) -> Notification:
+        """Step ``n`` of ``group``'s policy: to the role's holder now, through its first
+        receiver (the others take over if it is throttled or failing)."""
+        ESCALATION_STEPS.labels(role=step.notify).inc()
+        holder = self.roster.holder(step.notify, now)
+        opened = self.escalation.opened(group) or now
+        episode = self.escalation.episode(group)
+        fact = Fact("escalation", {
+            "step": n, "role": step.notify, "after": step.after, "since": opened,
+            "names": (holder.name,) if holder else (), "phones": (holder.phone,)
+            if holder and holder.phone else (), "restarts": episode})
+        receiver = step.via[0]
+        log.info("escalation step", group=group, step=n, role=step.notify, receiver=receiver,
+                 holder=holder.name if holder else None)
+        return Notification(
+            key=f"esc/{group}/{opened:.0f}/{episode}/{n}", receiver=receiver, group=group,
+            status="firing", alerts=tuple(self._firing.get(group, ())),
+            site=self._context.get(group), created_at=now,
+            language=self.dispatcher.languages.get(receiver, "zh"), kind="escalation",
+            escalation=fact, fallbacks=tuple(step.via[1:]))
+
+    def _withdrawn(self, note: Notification) -> str | None:
+        """Why a pending escalation step must not go out now (re-checked just before
+        sending), ``None`` when it still must."""
+        if note.kind != "escalation" or note.escalation is None:
+            return None
+        now = self._clock()
+        state = self.escalation.state(note.group, now)
+        if state != "firing":
+            return f"the group is {state}"
+        if note.escalation.number("restarts") != self.escalation.episode(note.group):
+            return "the policy started over since"
+        return None
+
+    def _with_link(self, note: Notification) -> Notification:
+        """The notification with its own ack link, while its group fires (blocking)."""
+        if note.status != "firing":
+            return note
+        role = note.escalation.text("role") if note.escalation is not None else ""
+        url = self.links.issue(note.group, role or "")
+        return note if url is None else replace(note, ack_url=url)
+
+    async def acknowledge(self, group: str, by: str) -> Ack | None:
+        """``by`` acknowledges ``group`` as it is now; ``None`` if it is not firing."""
+        now = self._clock()
+        async with self._lock:
+            level = self.escalation.level(group)
+            if level is None:
+                return None
+            opened = self.escalation.opened(group) or now
+            ack = self.escalation.acknowledge(group, by, level, now)
+            await asyncio.to_thread(self._save_escalation)
+        ACKS.inc()
+        TIME_TO_ACK.observe(max(now - opened, 0.0))
+        log.info("acknowledged", group=group, by=by, until=ack.until if ack else None)
+        return ack
+
+    async def unacknowledge(self, group: str) -> bool:
+        """Withdraw ``group``'s ack: it fires again and its policy starts over."""
+        async with self._lock:
+            done = self.escalation.unacknowledge(group, self._clock())
+            if done:
+                await asyncio.to_thread(self._save_escalation)
+        return done
+
+    async def escalate_now(self, group: str) -> bool:
+        """Take ``group``'s next step now (at the next evaluation)."""
+        async with self._lock:
+            done = self.escalation.escalate_now(group, self._clock())
+            if done:
+                await asyncio.to_thread(self._save_escalation)
+        return done
+
+    async def set_roster(self, shifts: list[Shift]) -> None:
+        """Replace the roster by an uploaded one (kept in the outbox across restarts)."""
+        self.roster = Roster.of(shifts)
+        self.roster_uploaded = True
+        doc = json.dumps([{"start": s.start, "end": s.end, "role": s.role, "name": s.name,
+                           "phone": s.phone} for s in self.roster.shifts], ensure_ascii=False)
+        await asyncio.to_thread(self.outbox.put_state, "roster", doc)
+
+    def _save_escalation(self) -> None:
+        self.outbox.put_state("escalation",
+                              json.dumps(self.escalation.dump(), ensure_ascii=False))
 
     async def add_silence(
         self, matchers: dict[str, str], starts_at: float, ends_at: float, by: str, comment: str

@@ -29,7 +29,8 @@ from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.api import Operations, site_detail
 from commsmon.outputs.web.accounts import CSRF, ROLES, Accounts, account_of
-from commsmon.outputs.web.board import BOARD_CHANNELS, board_rows, reading_texts
+from commsmon.outputs.web.acks import add_ack_routes
+from commsmon.outputs.web.board import BOARD_CHANNELS, alert_cell, board_rows, reading_texts
 from commsmon.outputs.web.desk import METHODS, add_desk_routes, require
 from commsmon.outputs.wording import Language, Wording
 
@@ -80,6 +81,7 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, append_version=True)
     add_desk_routes(app, ops, accounts, _context, snapshot, clock)
+    add_ack_routes(app, _context)
     app[aiohttp_jinja2.static_root_key] = "/static"
 
 
@@ -91,7 +93,10 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         else settings["language"]
     w = Wording(language, settings["tz"], settings["clock"]())
     snap = request.app[_SNAPSHOT]()
-    rows = board_rows(snap, w) if snap is not None else []
+    ops: Operations | None = settings["ops"]
+    groups = None if ops is None else {g.site: g for g in ops.alert_groups() if g.site}
+    rows = board_rows(snap, w, groups) if snap is not None else []
+    holders = ops.roster_now() if ops is not None else {}
     accounts: Accounts | None = settings["accounts"]
     account = account_of(request)
     return {
@@ -101,6 +106,8 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         and settings["ops"] is not None,
         "lang_q": "?lang=en" if language == "en" else "",
         "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
+        "alerts_on": groups is not None,
+        "on_duty": [(w.role(role), shift.name, shift.phone) for role, shift in holders.items()],
         "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
         "t": {
             "title": w._("Duty desk"),
@@ -114,6 +121,9 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "scenarios": [w.scenario_heading(s) for s in SCENARIOS],
             "checkin": w._("Last test call"),
             "outages": w._("Outages"),
+            "alert": w._("Alert"), "on_duty_now": w._("On duty now"),
+            "nobody_on_duty": w._("Nobody on the roster now"), "roster": w._("Roster"),
+            "hand_over": w._("Hand over the shift"),
             "updated": w._("Updated"),
             "starting": w._("No evaluation yet: the daemon is starting"),
             "stale": w._("Data interrupted: the board has not been updated for over "
@@ -174,6 +184,12 @@ async def _site(request: web.Request) -> web.Response:
     context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received)
     if context["can_act"]:
         _add_actions(context, request, snap, detail["id"], w)
+    ops = request.app[_SETTINGS]["ops"]
+    group = next((g for g in ops.alert_groups() if g.site == detail["id"]), None) \
+        if ops is not None else None
+    context.update(group=group, group_cell=alert_cell(group, w) if ops is not None else None)
+    context["t"].update(ack=w._("Acknowledge"), unack=w._("Withdraw the acknowledgement"),
+                        escalate=w._("Escalate now"), next_step=w._("Next escalation step"))
     context["t"].update({
         "back": w._("Back to the board"), "devices": w._("Devices"),
         "device": w._("Device"), "state": w._("State"), "reason": w._("Reason"),

@@ -9,8 +9,8 @@ report at (a reading's ``max_age`` is three report intervals).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from commsmon.config.inventory import MAX_AGE_REPORTS
@@ -18,9 +18,10 @@ from commsmon.core.model import DEFAULT_TARGET_HOURS
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
+from commsmon.operations.record import GroupView
 from commsmon.outputs.wording import Wording
 
-__all__ = ["BOARD_CHANNELS", "Cell", "Row", "board_rows", "reading_texts"]
+__all__ = ["BOARD_CHANNELS", "Cell", "Row", "alert_cell", "board_rows", "reading_texts"]
 
 BOARD_CHANNELS = ("pdt370", "satellite", "public")
 STALE_INTERVALS = 2  # a cell greys once its data is older than this many intervals
@@ -62,19 +63,39 @@ class Row:
     checkin: Cell
     outages: Cell
     target: str = ""
+    alert: Cell = Cell("-")
 
 
 _TONE = {State.UP: "good", State.DEGRADED: "warn", State.LOST: "bad", State.DOWN: "bad",
          State.UNKNOWN: "unknown"}
 
 
-def board_rows(snap: Snapshot, w: Wording) -> list[Row]:
-    """The board's rows at ``snap.at``, villages first, then the centre."""
+def board_rows(snap: Snapshot, w: Wording,
+               groups: Mapping[str, GroupView] | None = None) -> list[Row]:
+    """The board's rows at ``snap.at``, villages first, then the centre; ``groups``:
+    the alert groups firing, by site (``None``: no alert column)."""
     devices_of: dict[str, list[DeviceStatus]] = {}
     for d in snap.devices.values():
         devices_of.setdefault(d.device.site, []).append(d)
     sites = sorted(snap.sites.values(), key=lambda s: s.site.role == "centre")
-    return [_row(s, devices_of.get(s.site.id, []), snap.at, w) for s in sites]
+    rows = [_row(s, devices_of.get(s.site.id, []), snap.at, w) for s in sites]
+    if groups is None:
+        return rows
+    return [replace(r, alert=alert_cell(groups.get(r.id), w)) for r in rows]
+
+
+def alert_cell(group: GroupView | None, w: Wording) -> Cell:
+    """A site's alert and acknowledgement state: 无 / 告警中（严重，3 项） / 已确认：张三
+    （至 10:30）."""
+    if group is None:
+        return Cell(w._("none"), "good")
+    what = w._("{severity}, {n} alerts").format(severity=w.severity(group.severity),
+                                                 n=group.alerts)
+    if group.state == "acknowledged" and group.ack is not None:
+        return Cell(w._("acknowledged: {by} (until {until})").format(
+            by=group.ack.by, until=w.time(group.ack.until)), "warn", title=what)
+    return Cell(w._("{what} since {since}").format(what=w._("firing") + w.paren(what),
+                                                   since=w.time(group.opened)), "bad")
 
 
 def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> Row:

@@ -28,7 +28,7 @@ from commsmon.outputs.web.accounts import Account, Accounts, Role, account_of, c
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import ACTIONS, Actor, DutyEntry
 
-__all__ = ["METHODS", "add_desk_routes", "require"]
+__all__ = ["METHODS", "OPS", "SNAPSHOT", "act", "add_desk_routes", "back", "require", "site_of"]
 
 log = structlog.get_logger("commsmon.console")
 
@@ -39,10 +39,10 @@ MAX_SILENCE_HOURS = 7 * 24.0
 MAX_ROAD_HOURS = 30 * 24.0
 
 Ctx = Callable[[web.Request], dict[str, Any]]
-_OPS: web.AppKey[Operations | None] = web.AppKey("desk_ops")
+OPS: web.AppKey[Operations | None] = web.AppKey("desk_ops")
 _ACCOUNTS: web.AppKey[Accounts | None] = web.AppKey("desk_accounts")
 _CONTEXT: web.AppKey[Ctx] = web.AppKey("desk_context")
-_SNAP: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("desk_snapshot")
+SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("desk_snapshot")
 _CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("desk_clock")
 
 
@@ -59,7 +59,7 @@ def add_desk_routes(app: web.Application, ops: Operations | None, accounts: Acco
         snapshot: the latest evaluation.
         clock: wall clock, epoch seconds.
     """
-    app[_OPS], app[_ACCOUNTS], app[_CONTEXT], app[_SNAP], app[_CLOCK] = (
+    app[OPS], app[_ACCOUNTS], app[_CONTEXT], app[SNAPSHOT], app[_CLOCK] = (
         ops, accounts, context, snapshot, clock)
     app.router.add_get("/login", _login_page)
     app.router.add_post("/login", _login)
@@ -95,11 +95,11 @@ def require(request: web.Request, role: Role) -> Account | None:
     return account
 
 
-async def _act(request: web.Request) -> tuple[Account, Operations, dict[str, str], Actor]:
+async def act(request: web.Request) -> tuple[Account, Operations, dict[str, str], Actor]:
     """A POST action's account (duty role), the operations, its form, and the actor;
     refuses a missing or wrong CSRF token."""
     account = require(request, "duty")
-    ops = request.app[_OPS]
+    ops = request.app[OPS]
     assert account is not None  # require() returns one for the duty role
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     if not csrf_ok(request, form.get("csrf", "")):
@@ -109,13 +109,13 @@ async def _act(request: web.Request) -> tuple[Account, Operations, dict[str, str
     return account, ops, form, Actor(account.login, request.remote or "")
 
 
-def _back(request: web.Request, site: str, done: str) -> web.HTTPSeeOther:
+def back(request: web.Request, site: str, done: str) -> web.HTTPSeeOther:
     """Back to the village page, saying what was done."""
     return web.HTTPSeeOther(f"/site/{site}?done={done}")
 
 
-def _site_of(request: web.Request) -> str:
-    snap = request.app[_SNAP]()
+def site_of(request: web.Request) -> str:
+    snap = request.app[SNAPSHOT]()
     site = request.match_info["site"]
     if snap is None or site not in snap.sites:
         raise web.HTTPNotFound(text=f"no such village {site}")
@@ -160,7 +160,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
         raise web.HTTPTooManyRequests(text="too many failed logins: try again later",
                                       headers={"Retry-After": str(int(wait) + 1)})
     account = await accounts.check(login, form.get("password", ""))
-    ops = request.app[_OPS]
+    ops = request.app[OPS]
     if account is None:
         accounts.limiter.failed(f"addr:{address}", f"user:{login}")
         log.warning("login failed", user=login, address=address)
@@ -181,7 +181,7 @@ async def _logout(request: web.Request) -> web.StreamResponse:
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     if account is None or accounts is None or not csrf_ok(request, form.get("csrf", "")):
         raise web.HTTPSeeOther("/login")
-    if (ops := request.app[_OPS]) is not None:
+    if (ops := request.app[OPS]) is not None:
         await ops.log_duty(Actor(account.login, request.remote or ""), "logout")
     response = web.HTTPSeeOther("/login")
     accounts.end(response)
@@ -191,9 +191,9 @@ async def _logout(request: web.Request) -> web.StreamResponse:
 async def _checkin(request: web.Request) -> web.StreamResponse:
     """A test call or roll-call answer: device (of this village), method, result, note,
     battery % (optional)."""
-    site = _site_of(request)
-    account, ops, form, actor = await _act(request)
-    snap = request.app[_SNAP]()
+    site = site_of(request)
+    account, ops, form, actor = await act(request)
+    snap = request.app[SNAPSHOT]()
     device = form.get("device", "")
     if snap is None or device not in snap.devices or snap.devices[device].device.site != site:
         raise web.HTTPBadRequest(text=f"device: {device!r} is not a device of {site}")
@@ -209,33 +209,33 @@ async def _checkin(request: web.Request) -> web.StreamResponse:
     except (ValidationError, ValueError) as exc:
         raise web.HTTPBadRequest(text=f"check-in: {exc}") from exc
     await ops.record_checkin(body.checkin(request.app[_CLOCK]()), actor)
-    raise _back(request, site, "checkin")
+    raise back(request, site, "checkin")
 
 
 async def _declare(request: web.Request) -> web.StreamResponse:
     """Roads cut at the village, for ``hours`` (empty: until cleared), with a note."""
-    site = _site_of(request)
-    account, ops, form, actor = await _act(request)
+    site = site_of(request)
+    account, ops, form, actor = await act(request)
     now = request.app[_CLOCK]()
     hours = _hours(form.get("hours", ""), MAX_ROAD_HOURS)
     until = now + hours * 3600 if hours else None
     declaration = Declaration(site, "road", now, until, account.name, form.get("note", "")[:1000])
     if not await ops.declare(declaration, actor):
         raise web.HTTPBadRequest(text=f"{site} is not judged by this instance")
-    raise _back(request, site, "declare")
+    raise back(request, site, "declare")
 
 
 async def _clear(request: web.Request) -> web.StreamResponse:
-    site = _site_of(request)
-    _, ops, _, actor = await _act(request)
+    site = site_of(request)
+    _, ops, _, actor = await act(request)
     await ops.clear(site, "road", actor)
-    raise _back(request, site, "clear")
+    raise back(request, site, "clear")
 
 
 async def _silence(request: web.Request) -> web.StreamResponse:
     """Hold back the village's alerts for ``hours``, with a reason (required)."""
-    site = _site_of(request)
-    account, ops, form, actor = await _act(request)
+    site = site_of(request)
+    account, ops, form, actor = await act(request)
     reason = form.get("reason", "").strip()[:1000]
     if not reason:
         raise web.HTTPBadRequest(text="reason: say why the alerts are silenced")
@@ -248,17 +248,17 @@ async def _silence(request: web.Request) -> web.StreamResponse:
                               actor)
     except RuntimeError as exc:
         raise web.HTTPServiceUnavailable(text=str(exc)) from exc
-    raise _back(request, site, "silence")
+    raise back(request, site, "silence")
 
 
 async def _unsilence(request: web.Request) -> web.StreamResponse:
-    _, ops, _, actor = await _act(request)
+    _, ops, _, actor = await act(request)
     silence_id = request.match_info["id"]
     site = next((dict(s.matchers).get("site", "") for s in ops.silences()
                  if s.id == silence_id), "")
     await ops.delete_silence(silence_id, actor)
     if site:
-        raise _back(request, site, "unsilence")
+        raise back(request, site, "unsilence")
     raise web.HTTPSeeOther("/")
 
 
@@ -282,7 +282,7 @@ async def _entries(request: web.Request) -> tuple[dict[str, Any], list[DutyEntry
     require(request, "viewer")
     context = request.app[_CONTEXT](request)
     w: Wording = context["w"]
-    ops = request.app[_OPS]
+    ops = request.app[OPS]
     now = request.app[_CLOCK]()
     today = datetime.fromtimestamp(now, w.tz).date()
     day_text = request.query.get("day", "") or today.isoformat()

@@ -65,7 +65,9 @@ _SCENARIOS_SHORT = {
     "all": N_("ALL"),
     "now": N_("NOW"),
 }
-_ROLES = {"viewer": N_("viewer"), "duty": N_("duty officer"), "admin": N_("administrator")}
+_SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
+_ROLES = {"viewer": N_("viewer"), "duty": N_("duty officer"), "admin": N_("administrator"),
+          "deputy": N_("deputy"), "leader": N_("duty leader")}
 _METHODS = {"test_call": N_("test call"), "roll_call": N_("PDT roll call"),
             "on_site": N_("checked on site"), "other": N_("other")}
 _DUTY_ACTIONS = {
@@ -74,6 +76,11 @@ _DUTY_ACTIONS = {
     "clear": N_("cleared the road outage"),
     "silence": N_("silenced alerts"),
     "unsilence": N_("expired a silence"),
+    "ack": N_("acknowledged the alerts"),
+    "unack": N_("withdrew an acknowledgement"),
+    "escalate": N_("escalated now"),
+    "roster": N_("replaced the duty roster"),
+    "handover": N_("handed over the shift"),
     "login": N_("logged in"),
     "logout": N_("logged out"),
     "login_failed": N_("failed to log in"),
@@ -231,6 +238,10 @@ class Wording:
     def scenario_heading(self, name: str) -> str:
         """A scenario's column heading in the status table."""
         return self._(_SCENARIOS_SHORT[name]) if name in _SCENARIOS_SHORT else name
+
+    def severity(self, severity: str) -> str:
+        """A severity's name (``critical`` -> ``严重``)."""
+        return self._(_SEVERITIES[severity]) if severity in _SEVERITIES else severity
 
     def role(self, role: str) -> str:
         """A console role's name (``duty`` -> ``值班员``)."""
@@ -519,6 +530,18 @@ class Wording:
         if f.arg("actual") is True:
             return self._("the public network is out now")
         return self._("lost with the public network")
+
+    def _fact_escalation(self, f: Fact, here: str | None) -> str:
+        """``升级第 2 步：通知副班 李四（13800000002），自 10:00 起未确认``."""
+        phones = f.texts("phones")
+        names = self.list_sep.join(
+            f"{n}{self.paren(phones[i])}" if i < len(phones) and phones[i] else n
+            for i, n in enumerate(f.texts("names")))
+        role = self.role(f.text("role"))
+        who = f"{role} {names}" if names else \
+            self._("{role} (nobody on the roster now)").format(role=role)
+        return self._("escalation step {n}: to {who}; unacknowledged since {since}").format(
+            n=int(f.number("step") or 0) + 1, who=who, since=self.time(f.number("since") or 0))
 
     def _fact_public_backup(self, f: Fact, here: str | None) -> str:
         hours, remaining = f.number("hours") or 0, f.number("remaining") or 0

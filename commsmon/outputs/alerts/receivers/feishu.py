@@ -74,6 +74,7 @@ class FeishuReceiver(RobotReceiver):
     """
 
     max_per_minute = 50
+    max_per_second = 5  # Feishu's custom-bot limit: 100 a minute and 5 a second
     BODY_LIMIT = 20000  # bytes: Feishu docs say 20 KB; taking the smaller reading
     BODY_BUDGET = 18000  # 10 % margin
     code_field = "code"

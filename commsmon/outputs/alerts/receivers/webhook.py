@@ -24,6 +24,7 @@ from commsmon.outputs.alerts.receivers.alertmanager import (
     rfc3339,
 )
 from commsmon.outputs.alerts.receivers.http import dumps, judge_status, spec_as
+from commsmon.outputs.wording import Wording
 
 __all__ = ["ZERO_TIME", "WebhookReceiver"]
 
@@ -104,6 +105,14 @@ class WebhookReceiver(AlertmanagerShapes):
                     "fingerprint": alert.fingerprint,
                 }
             )
+        common = _common(annotations)
+        # An escalation step and the ack link ride as common annotations (an SMS or
+        # voice gateway reads them; Alertmanager's own format has no place for them).
+        if notification.escalation is not None:
+            w = Wording(notification.language, self.tz, notification.created_at)
+            common["escalation"] = w.fact(notification.escalation, None)
+        if notification.ack_url:
+            common["ack_url"] = notification.ack_url
         return {
             "version": "4",
             "groupKey": f"{{}}:{{{inner}}}",
@@ -112,7 +121,7 @@ class WebhookReceiver(AlertmanagerShapes):
             "receiver": notification.receiver,
             "groupLabels": group_labels,
             "commonLabels": _common(labels),
-            "commonAnnotations": _common(annotations),
+            "commonAnnotations": common,
             "externalURL": self.external_url,
             "alerts": alerts,
         }

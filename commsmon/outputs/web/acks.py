@@ -1,0 +1,197 @@
+"""Acknowledging at the duty desk: ack links from robot messages, the village page's
+ack / withdraw / escalate buttons, the duty roster (值班表) and handing over a shift.
+
+``GET /a/<token>`` only shows a confirmation page with the alert's current state
+(chat apps and link scanners fetch URLs by themselves); ``POST /a/<token>``
+acknowledges, once (:mod:`commsmon.outputs.alerts.links`).  The link itself is
+the credential: an officer on a phone need not log in; the ack is recorded in
+the name of the role's holder on the roster (or the logged-in officer), from the
+phone's address.  The POST also carries the page's nonce (double submit), so a
+page elsewhere cannot post it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+
+from commsmon.outputs.alerts.messages import alert_description
+from commsmon.outputs.api import Operations
+from commsmon.outputs.web.accounts import account_of, csrf_ok
+from commsmon.outputs.web.desk import OPS, SNAPSHOT, act, back, require, site_of
+from commsmon.outputs.wording import Wording
+from commsmon.state.dutylog import Actor
+
+__all__ = ["add_ack_routes"]
+
+Ctx = Callable[[web.Request], dict[str, Any]]
+_CTX: web.AppKey[Ctx] = web.AppKey("ack_context")
+NONCE_COOKIE = "commsmon_ack"
+MAX_ROSTER_BYTES = 1_000_000
+
+
+def add_ack_routes(app: web.Application, context: Ctx) -> None:
+    """Serve ``/a/<token>``, ``/site/<id>/{ack,unack,escalate}``, ``/roster`` and
+    ``/handover``."""
+    app[_CTX] = context
+    app.router.add_get("/a/{token}", _link_page)
+    app.router.add_post("/a/{token}", _link_ack)
+    app.router.add_post("/site/{site}/ack", _ack)
+    app.router.add_post("/site/{site}/unack", _unack)
+    app.router.add_post("/site/{site}/escalate", _escalate)
+    app.router.add_get("/roster", _roster_page)
+    app.router.add_post("/roster", _roster_upload)
+    app.router.add_post("/handover", _hand_over)
+
+
+def _ops(request: web.Request) -> Operations:
+    ops = request.app[OPS]
+    if ops is None:
+        raise web.HTTPServiceUnavailable(text="operations are not available")
+    return ops
+
+
+def _problems(w: Wording) -> dict[str, str]:
+    return {
+        "forged": w._("This link is not one of ours."),
+        "unknown": w._("This link is not known (sent by another installation?)."),
+        "off": w._("Acknowledging is not available: the alert service is not running."),
+        "expired": w._("This link has expired: open the console to acknowledge."),
+        "used": w._("This link has been used already."),
+        "resolved": w._("The alert has resolved since this message: nothing to acknowledge."),
+        "worse": w._("The alert has got worse since this message: see the newer message or "
+                     "the console before acknowledging."),
+    }
+
+
+async def _link_page(request: web.Request) -> web.Response:
+    """What the link acknowledges, as it is now, and a button (a POST) to do it."""
+    ops = _ops(request)
+    context = request.app[_CTX](request)
+    w: Wording = context["w"]
+    token = request.match_info["token"]
+    link, problem = await ops.read_link(token)
+    alerts = ops.alerts_of(link.group) if link is not None else []
+    group = next((g for g in ops.alert_groups() if link and g.group == link.group), None)
+    site = link.group.removeprefix("site:") if link is not None else ""
+    snap = request.app[SNAPSHOT]()
+    status = snap.sites.get(site) if snap is not None else None
+    nonce = request.cookies.get(NONCE_COOKIE) or secrets.token_urlsafe(24)
+    holder = ops.roster_now().get(link.role) if link is not None and link.role else None
+    context.update(
+        link=link, problem=_problems(w).get(problem or "", problem or ""), nonce=nonce,
+        token=token, site_id=site, site_name=status.site.name if status else "",
+        group=group, holder=holder, role=w.role(link.role) if link and link.role else "",
+        alerts=[alert_description(a, w.language, w.tz, w.now) for a in alerts],
+        done=_problems(w).get(request.query.get("result", ""), "")
+        if request.query.get("result") not in (None, "ok") else "",
+        acked=request.query.get("result") == "ok")
+    context["t"].update(
+        ack_title=w._("Acknowledge the alert"), ack=w._("Acknowledge"),
+        ack_done=w._("Acknowledged. Escalation stops; the alert stays on the board until it "
+                     "resolves."),
+        state=w._("State now"), sent_to=w._("Sent to"), open_console=w._("Open the console"),
+        alerts_now=w._("Alerts firing now"))
+    response = aiohttp_jinja2.render_template("ack.html", request, context)
+    response.set_cookie(NONCE_COOKIE, nonce, path="/a/", httponly=True, samesite="Strict",
+                        max_age=3600)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"  # the token is in the URL
+    return response
+
+
+async def _link_ack(request: web.Request) -> web.StreamResponse:
+    """Acknowledge through the link, once; back to its page saying how it went."""
+    ops = _ops(request)
+    token = request.match_info["token"]
+    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    cookie = request.cookies.get(NONCE_COOKIE, "")
+    if not cookie or not secrets.compare_digest(cookie, form.get("nonce", "")):
+        raise web.HTTPForbidden(text="open the link again and press the button (CSRF)")
+    account = account_of(request)
+    link, _ = await ops.read_link(token)
+    if account is not None:
+        actor = Actor(account.login, request.remote or "", account.name)
+    else:
+        holder = ops.roster_now().get(link.role) if link is not None and link.role else None
+        actor = Actor("link", request.remote or "", holder.name if holder else "")
+    problem = await ops.ack_by_link(token, actor)
+    raise web.HTTPSeeOther(f"/a/{token}?result={problem or 'ok'}")
+
+
+async def _group_action(request: web.Request, action: str) -> web.StreamResponse:
+    site = site_of(request)
+    account, ops, _, actor = await act(request)
+    actor = Actor(actor.user, actor.address, account.name)
+    group = f"site:{site}"
+    done = await {"ack": lambda: ops.acknowledge(group, actor),
+                  "unack": lambda: ops.unacknowledge(group, actor),
+                  "escalate": lambda: ops.escalate(group, actor)}[action]()
+    if not done:
+        raise web.HTTPConflict(text=f"{action}: the village's alerts are not firing (or have "
+                               "no ack, or no escalation policy)")
+    raise back(request, site, action)
+
+
+async def _ack(request: web.Request) -> web.StreamResponse:
+    return await _group_action(request, "ack")
+
+
+async def _unack(request: web.Request) -> web.StreamResponse:
+    return await _group_action(request, "unack")
+
+
+async def _escalate(request: web.Request) -> web.StreamResponse:
+    return await _group_action(request, "escalate")
+
+
+async def _hand_over(request: web.Request) -> web.StreamResponse:
+    account, ops, form, actor = await act(request)
+    await ops.hand_over(Actor(actor.user, actor.address, account.name),
+                        form.get("note", "")[:500])
+    raise web.HTTPSeeOther("/?done=handover")
+
+
+async def _roster_page(request: web.Request) -> web.Response:
+    require(request, "viewer")
+    ops = _ops(request)
+    context = request.app[_CTX](request)
+    w: Wording = context["w"]
+    account = account_of(request)
+    context.update(
+        shifts=[(w.time(s.start), w.time(s.end), w.role(s.role), s.name, s.phone)
+                for s in ops.roster()],
+        can_upload=account is not None and account.may("admin"),
+        error=request.query.get("error", ""), uploaded=request.query.get("shifts", ""))
+    context["t"].update(
+        roster=w._("Duty roster"), start=w._("Shift starts"), end=w._("Shift ends"),
+        role=w._("Role"),
+        name=w._("Name"), phone=w._("Phone"), upload=w._("Upload a roster (CSV)"),
+        csv_help=w._("Columns: start,end,role,name,phone — times as 2026-12-05 08:00; roles "
+                     "duty, deputy, leader (or 值班员, 副班, 带班领导). It replaces the roster."),
+        no_shifts=w._("No shifts on the roster"), upload_ok=w._("Roster replaced"))
+    return aiohttp_jinja2.render_template("roster.html", request, context)
+
+
+async def _roster_upload(request: web.Request) -> web.StreamResponse:
+    account = require(request, "admin")
+    assert account is not None
+    ops = _ops(request)
+    form = await request.post()
+    upload = form.get("file")
+    if not csrf_ok(request, str(form.get("csrf", ""))):
+        raise web.HTTPForbidden(text="the form has expired or is not ours (CSRF): reload it")
+    if not isinstance(upload, web.FileField):
+        raise web.HTTPBadRequest(text="file: choose the roster's CSV file")
+    text = upload.file.read(MAX_ROSTER_BYTES + 1).decode("utf-8-sig", errors="replace")
+    if len(text) > MAX_ROSTER_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_ROSTER_BYTES, len(text))
+    try:
+        n = await ops.set_roster(text, Actor(account.login, request.remote or "", account.name))
+    except ValueError as exc:
+        raise web.HTTPSeeOther(f"/roster?error={exc}") from exc
+    raise web.HTTPSeeOther(f"/roster?shifts={n}")
