@@ -259,3 +259,94 @@ async def test_the_api_writes_to_the_duty_log_too(desk: Desk) -> None:
     assert r.status == 201
     (entry,) = desk.store.duty_entries(NOW - 60, NOW + 60)
     assert (entry.user, entry.action, entry.address) == ("api", "checkin", "127.0.0.1")
+
+
+async def _isolate(desk: Desk, site: str) -> None:
+    """Every device of ``site`` goes offline; the alerts are stepped."""
+    from commsmon.core.types import Observation
+
+    fleet = desk.daemon.fleet
+    for device in fleet.inventory.devices.values():
+        if device.site == site:
+            fleet.observe(Observation(device.id, desk.clock[0], False, conclusive=True))
+    for _ in range(2):  # site_isolated holds for 60 s
+        desk.clock[0] += 61
+        assert desk.daemon.alerts is not None
+        await desk.daemon.alerts.step(desk.daemon.evaluate())
+
+
+async def test_ack_withdraw_and_escalate_from_the_village_page(desk: Desk) -> None:
+    c = desk.client
+    await _isolate(desk, "v05")
+    assert await login(c, "zhang", "zhang-pass") == 303
+    row = (await (await c.get("/board/table")).text()).split('id="site-v05"')[1].split("</tr>")[0]
+    assert "告警中（严重" in row
+    page = await (await c.get("/site/v05")).text()
+    assert 'id="ack-form"' in page and "立即升级" in page
+    csrf = await csrf_of(c, "/site/v05")
+    r = await c.post("/site/v05/ack", data={"csrf": csrf}, allow_redirects=False)
+    assert r.status == 303
+    row = (await (await c.get("/board/table")).text()).split('id="site-v05"')[1].split("</tr>")[0]
+    assert "已确认：张三（至 " in row
+    r = await c.post("/site/v05/unack", data={"csrf": csrf}, allow_redirects=False)
+    assert r.status == 303
+    assert desk.daemon.alerts is not None
+    assert desk.daemon.alerts.escalation.state("site:v05", desk.clock[0]) == "firing"
+    # no escalation policy in the demo's alerting: nothing to escalate to
+    r = await c.post("/site/v05/escalate", data={"csrf": csrf}, allow_redirects=False)
+    assert r.status == 409
+    r = await c.post("/site/v06/ack", data={"csrf": csrf}, allow_redirects=False)
+    assert r.status == 409  # nothing firing there
+    actions = [e.action for e in desk.store.duty_entries(NOW - 60, desk.clock[0] + 60, "zhang")]
+    assert actions == ["login", "ack", "unack"]
+
+
+async def test_the_roster_upload_needs_an_admin_and_names_a_bad_line(desk: Desk) -> None:
+    from aiohttp import FormData
+
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    page = await (await c.get("/roster")).text()
+    assert "值班表中没有班次" in page and 'type="file"' not in page  # duty may not upload
+    form = FormData({"csrf": await csrf_of(c, "/roster")})
+    form.add_field("file", b"start,end,role,name\n", filename="r.csv")
+    assert (await c.post("/roster", data=form, allow_redirects=False)).status == 403
+
+
+async def test_an_admin_uploads_the_roster_and_the_board_shows_who_is_on_duty(
+        tmp_path: Path) -> None:
+    from aiohttp import FormData
+
+    clock = [NOW]
+    daemon = Daemon(load_config(DEMO), clock=lambda: clock[0])
+    daemon.alerting.service = AlertService(daemon.config.alerting, tmp_path / "outbox.db",
+                                           daemon.tz, lambda: clock[0])
+    daemon.evaluate()
+    accounts = Accounts({"wang": (_hash("wang-pass"), "admin", "王五")}, IDLE,
+                        clock=lambda: clock[0])
+    app = build_app(CollectorRegistry(), lambda: daemon.snapshot, lambda _: [], lambda: clock[0],
+                    before=[accounts.middleware])
+    add_console_routes(app, lambda: daemon.snapshot, daemon.tz, "zh", lambda: clock[0],
+                       ops=daemon.operations, accounts=accounts)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        assert await login(c, "wang", "wang-pass") == 303
+        csrf = await csrf_of(c, "/roster")
+        bad = FormData({"csrf": csrf})
+        bad.add_field("file", "start,end,role,name\n2026-12-05,x,duty,张三\n".encode(),
+                      filename="r.csv")
+        r = await c.post("/roster", data=bad)
+        assert "line 2: end" in await r.text()
+        good = FormData({"csrf": csrf})
+        good.add_field("file", ("开始,结束,角色,姓名,电话\n2026-12-05 08:00,2026-12-06 08:00,"
+                                "值班员,张三,13800000001\n").encode(), filename="r.csv")
+        r = await c.post("/roster", data=good)
+        assert "值班表已替换（1）" in await r.text()
+        board = await (await c.get("/")).text()
+        assert "当前值班：" in board and "值班员 张三（13800000001）" in board
+        r = await c.post("/handover", data={"csrf": csrf, "note": "夜班无异常"},
+                         allow_redirects=False)
+        assert r.status == 303
+        entries = await daemon.operations.duty_entries(NOW - 60, NOW + 60)
+        assert [e.action for e in entries] == ["login", "roster", "handover"]
+        assert entries[2].detail == {"duty": "张三", "note": "夜班无异常"}
+    await daemon.alerts.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -193,5 +194,5 @@ async def _roster_upload(request: web.Request) -> web.StreamResponse:
     try:
         n = await ops.set_roster(text, Actor(account.login, request.remote or "", account.name))
     except ValueError as exc:
-        raise web.HTTPSeeOther(f"/roster?error={exc}") from exc
+        raise web.HTTPSeeOther("/roster?" + urlencode({"error": str(exc)})) from exc
     raise web.HTTPSeeOther(f"/roster?shifts={n}")
