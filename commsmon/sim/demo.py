@@ -21,13 +21,20 @@ import asyncio
 import contextlib
 import secrets
 import socket
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 import structlog
-from pydantic import SecretStr
+from pydantic import HttpUrl, SecretStr
 
 from commsmon.cli.table import render_status
-from commsmon.config.alerting import AlertingSpec, DingTalkSpec, RouteSpec
+from commsmon.config.alerting import (
+    AlertingSpec,
+    DingTalkSpec,
+    PolicySpec,
+    RouteSpec,
+    ShiftSpec,
+)
 from commsmon.config.services import MqttSpec
 from commsmon.config.settings import Config
 from commsmon.config.traps import TrapsSpec
@@ -125,8 +132,12 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
         trap_port = free_port(socket.SOCK_DGRAM)
         traps = TrapsSpec(listen=[f"127.0.0.1:{trap_port}"],
                           communities=[SecretStr(TRAP_COMMUNITY)])
+        http = config.http
+        if http.external_url is None and http.port:  # ack links lead to this console
+            http = http.model_copy(update={"external_url": HttpUrl(
+                f"http://{http.listen}:{http.port}")})
         config = config.model_copy(update={"mqtt": mqtt, "alerting": _with_robot(config, robot),
-                                           "traps": traps})
+                                           "traps": traps, "http": http})
         speed = DRILL_SPEED if drill else 1.0
         sites = drill_sites(config)
         fuel = dict.fromkeys(_centre_gensets(config, sites.centre), CENTRE_FUEL) if drill else {}
@@ -175,6 +186,13 @@ def _wall_query(config: Config) -> str:
     return f"?token={token.get_secret_value()}" if token else ""
 
 
+#: The demo's escalation: (seconds unacknowledged, role) through the console robot.
+DEMO_STEPS = ((0.0, "duty"), (120.0, "deputy"), (300.0, "leader"))
+#: The demo's roster: (role, name, phone) for today and tomorrow.
+DEMO_ROSTER = (("duty", "值班员（演示）", "13800000001"), ("deputy", "副班（演示）", "13800000002"),
+               ("leader", "带班领导（演示）", "13800000003"))
+
+
 def _with_robot(config: Config, robot: ConsoleRobot) -> AlertingSpec:
     """The alerting section with the console robot added (in Chinese, every alert), and
     quick pacing so a watcher sees messages within a minute or two."""
@@ -185,10 +203,21 @@ def _with_robot(config: Config, robot: ConsoleRobot) -> AlertingSpec:
     routes = list(spec.routes)
     if routes:
         routes.append(RouteSpec(receivers=["demo-robot"]))
-    return spec.model_copy(update={
+    update: dict[str, object] = {
         "receivers": [*spec.receivers, receiver], "routes": routes,
         "group_wait": min(spec.group_wait, 10.0), "group_interval": min(spec.group_interval, 30.0),
-    })
+    }
+    if not spec.escalation.policies:  # show escalation: officer, deputy after 2 min, leader
+        update["escalation"] = spec.escalation.model_copy(update={"policies": [
+            PolicySpec.model_validate({"name": "demo", "match": {"severity": ["critical"]},
+                                       "steps": [{"after": s, "notify": r, "via": ["demo-robot"]}
+                                                 for s, r in DEMO_STEPS]})]})
+    if not spec.roster:  # today's demo shift, so each step names someone
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        update["roster"] = [ShiftSpec(start=start, end=start + timedelta(days=2), role=role,
+                                      name=name, phone=phone)
+                            for role, name, phone in DEMO_ROSTER]
+    return spec.model_copy(update=update)
 
 
 async def _show_status(daemon: Daemon, *, step: float = DRILL_STEP) -> None:
