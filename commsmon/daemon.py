@@ -66,8 +66,8 @@ class Daemon:
         self.sources: list[Source] = []
         self._systemd = Notifier()
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
-        self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts,
-                                     lambda status: self._systemd.send(STATUS=status))
+        self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts, lambda status:
+                                     self._systemd.send(STATUS=status), self.config.history_days)
         self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock, self.tz)
         self.distribute = Distributor(plan, self.fleet)
         self._reload_requested = asyncio.Event()

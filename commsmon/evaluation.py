@@ -1,9 +1,10 @@
-"""The evaluation loop: judge the fleet, log what changed, hand the snapshot to the
-alerts, and keep the status line systemd shows."""
+"""The evaluation loop: judge the fleet, log what changed and keep it in the timeline,
+hand the snapshot to the alerts, and keep the status line systemd shows."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from commsmon.log import LogOnce
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.wording import Wording
 from commsmon.selfmetrics import EVALUATION_DURATION, EVENT_LOOP_TASKS
+from commsmon.state.dutylog import Event
 from commsmon.state.store import Store
 
 __all__ = ["EVALUATE_DUTY", "EVALUATE_EVERY", "Evaluation"]
@@ -43,6 +45,7 @@ class Evaluation:
         store: the store now, whose disk trouble is a monitor fault.
         alerts: the alert service now (``None``: no alerts, in tests).
         on_status: told the status line when it changes (systemd's ``STATUS=``).
+        history_days: days the timeline and the duty log are kept.
     """
 
     def __init__(
@@ -53,6 +56,7 @@ class Evaluation:
         store: Callable[[], Store | None],
         alerts: Callable[[], AlertService | None],
         on_status: Callable[[str], None],
+        history_days: int = 400,
     ) -> None:
         self._fleet, self._plan, self._clock = fleet, plan, clock
         self._store, self._alerts, self._on_status = store, alerts, on_status
@@ -61,6 +65,9 @@ class Evaluation:
         self._states: _States | None = None
         self._status = ""
         self._once = LogOnce()
+        self._history = history_days * 86400.0
+        self._events: list[Event] = []  # timeline events not yet written
+        self._pruned = -math.inf
 
     def evaluate(self) -> Snapshot:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
@@ -73,6 +80,7 @@ class Evaluation:
         previous, self._states = self._states, _States.of(snap)
         if previous is not None:
             _log_changes(previous, snap)
+            self._events += _changes(previous, snap)
         return snap
 
     async def run(self) -> None:
@@ -102,16 +110,35 @@ class Evaluation:
         self._fleet.set_fault("state_dir",
                               Fact("state_dir", {"detail": problem}) if problem else None)
         snap = self.evaluate()
-        if alerts is None:
+        if alerts is not None:
+            try:
+                await alerts.step(snap)
+            except sqlite3.Error as exc:  # nothing of the outbox's may stop monitoring
+                if self._once.first("outbox", str(exc)):
+                    log.error("alert outbox failed; alerts wait", error=str(exc))
+            else:
+                self._events += alerts.changes()
+                if self._once.clear("outbox"):
+                    log.info("alert outbox writable again")
+        await self._keep_history(snap.at)
+
+    async def _keep_history(self, now: float) -> None:
+        """Write the timeline events gathered since the last time; prune the history
+        past its retention once an hour."""
+        store = self._store()
+        if store is None:
+            self._events.clear()
             return
+        events, self._events = self._events, []
         try:
-            await alerts.step(snap)
-        except sqlite3.Error as exc:  # nothing of the outbox's may stop monitoring
-            if self._once.first("outbox", str(exc)):
-                log.error("alert outbox failed; alerts wait", error=str(exc))
-        else:
-            if self._once.clear("outbox"):
-                log.info("alert outbox writable again")
+            if events:
+                await asyncio.to_thread(store.add_events, events)
+            if now - self._pruned >= 3600:
+                self._pruned = now
+                await asyncio.to_thread(store.prune_history, now - self._history)
+        except sqlite3.Error as exc:
+            if self._once.first("timeline", str(exc)):
+                log.error("timeline not written", error=str(exc))
 
     def status_line(self) -> str:
         """``polling 92 devices, 14 sites, 0 isolated`` for systemctl status."""
@@ -126,15 +153,36 @@ class Evaluation:
 
 @dataclass(frozen=True, slots=True)
 class _States:
-    """The states of one snapshot, all the change log keeps of it."""
+    """The states of one snapshot, all the change log and the timeline keep of it."""
 
     devices: dict[str, State]
     sites: dict[str, State]
+    outages: dict[str, frozenset[str]]
 
     @classmethod
     def of(cls, snap: Snapshot) -> _States:
         return cls({d: s.state for d, s in snap.devices.items()},
-                   {s: st.state for s, st in snap.sites.items()})
+                   {s: st.state for s, st in snap.sites.items()},
+                   {s: frozenset(st.outages) for s, st in snap.sites.items()})
+
+
+def _changes(before: _States, after: Snapshot) -> list[Event]:
+    """The timeline's events between two snapshots: states that changed, outages that
+    began or ended."""
+    at = after.at
+    events = [Event(at, now.device.site, "device_state", d, was.value, now.state.value)
+              for d, now in after.devices.items()
+              if (was := before.devices.get(d)) is not None and was is not now.state]
+    for site_id, site in after.sites.items():
+        was_site = before.sites.get(site_id)
+        if was_site is not None and was_site is not site.state:
+            events.append(Event(at, site_id, "site_state", site_id, was_site.value,
+                                site.state.value))
+        old = before.outages.get(site_id, frozenset())
+        new = frozenset(site.outages)
+        events += [Event(at, site_id, "outage_start", k) for k in sorted(new - old)]
+        events += [Event(at, site_id, "outage_end", k) for k in sorted(old - new)]
+    return events
 
 
 def _log_changes(before: _States, after: Snapshot) -> None:

@@ -50,12 +50,15 @@ class Settings(StrictModel):
         path: the file it came from (filled by ``load_config``).
         warnings: located warnings about it, ``FILE:LINE: field: message`` (filled
             by ``load_config``; ``commsmon check-config`` prints them).
+        history_days: days the timeline (state changes, outages, alerts) and the
+            duty log are kept in the state directory (400: the bureau reports by year).
     """
 
     district: str = ""
     timezone: str = "Asia/Shanghai"
     language: Literal["zh", "en"] = "zh"
     state_dir: str | None = None
+    history_days: Annotated[int, Field(ge=1)] = 400
     defaults: Defaults = Defaults()
     mqtt: MqttSpec | None = None
     http: HttpSpec = HttpSpec()

@@ -5,6 +5,7 @@ where: :mod:`commsmon.state.dutylog`)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from commsmon.core.types import CheckIn
 from commsmon.operations.roster import parse_roster_csv
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.wording import DEFAULT_TZ
-from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry
+from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
 from commsmon.state.store import Store
 
@@ -297,6 +298,17 @@ class Operations:
             await asyncio.to_thread(store.add_duty, entry)
         else:
             self._unstored.append(entry)
+
+    async def history(self, site: str, limit: int) -> tuple[list[Event], list[DutyEntry]]:
+        """``site``'s latest timeline events and duty-log entries, newest first, at most
+        ``limit`` of each."""
+        store = self._store()
+        if store is None:
+            entries = [e for e in reversed(self._unstored) if e.site == site][:limit]
+            return [], entries
+        events = await asyncio.to_thread(store.events, site, 0.0, math.inf, limit)
+        entries = await asyncio.to_thread(store.site_duty, site, 0.0, math.inf, limit)
+        return events, entries
 
     async def duty_entries(self, start: float, end: float,
                            user: str | None = None) -> list[DutyEntry]:

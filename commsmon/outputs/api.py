@@ -37,7 +37,7 @@ from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
 from commsmon.operations.record import GroupView
 from commsmon.outputs.wording import Language, Wording
-from commsmon.state.dutylog import Action, Actor, DutyEntry
+from commsmon.state.dutylog import Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
 
 __all__ = ["Operations", "add_api_routes", "endurance_json", "site_detail", "site_json"]
@@ -80,6 +80,9 @@ class Operations(Protocol):
 
     def alert_groups(self) -> list[GroupView]:
         """Every alert group firing now, worst first."""
+
+    async def history(self, site: str, limit: int) -> tuple[list[Event], list[DutyEntry]]:
+        """A site's latest timeline events and duty-log entries, newest first."""
 
     def alerts_of(self, group: str) -> list[Alert]:
         """The alerts firing in a group."""

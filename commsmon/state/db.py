@@ -91,15 +91,27 @@ class StateDb:
         Raises:
             sqlite3.Error: the statement itself is wrong.
         """
+        return self._run(lambda db: db.execute(sql, params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> sqlite3.Cursor:
+        """Run one statement for each of ``rows`` (autocommit), in memory if the file
+        refuses it.
+
+        Raises:
+            sqlite3.Error: the statement itself is wrong.
+        """
+        return self._run(lambda db: db.executemany(sql, rows))
+
+    def _run(self, call: Callable[[sqlite3.Connection], sqlite3.Cursor]) -> sqlite3.Cursor:
         if self.problem is not None and self._clock() - self._tried_at >= self._retry_every:
             self._back_to_file()
         try:
-            return self._db.execute(sql, params)
+            return call(self._db)
         except sqlite3.OperationalError as exc:
             if self.problem is not None or not _refused(exc):
                 raise
             self._db = self._to_memory(self._db, exc)
-            return self._db.execute(sql, params)
+            return call(self._db)
 
     def close(self) -> None:
         """Try once more to save to the file, then close."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["ACTIONS", "NOBODY", "Action", "Actor", "DutyEntry"]
+__all__ = ["ACTIONS", "NOBODY", "Action", "Actor", "DutyEntry", "Event", "EventKind"]
 
 Action = Literal["checkin", "declare", "clear", "silence", "unsilence", "ack", "unack",
                  "escalate", "roster", "handover", "login", "logout", "login_failed"]
@@ -65,4 +65,31 @@ class DutyEntry:
     action: Action
     site: str = ""
     subject: str = ""
+    detail: dict[str, str] = field(default_factory=dict)
+
+
+EventKind = Literal["device_state", "site_state", "outage_start", "outage_end",
+                    "alert_firing", "alert_resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of a village's timeline that nobody did: the monitor saw it.
+
+    Attributes:
+        at: epoch seconds.
+        site: the site.
+        kind: what (:data:`EventKind`).
+        subject: a device id, an outage kind, an alert's rule.
+        old: the state before (``device_state``, ``site_state``), else ``""``.
+        new: the state after, else ``""``.
+        detail: the particulars (an alert's labels), for reading.
+    """
+
+    at: float
+    site: str
+    kind: EventKind
+    subject: str
+    old: str = ""
+    new: str = ""
     detail: dict[str, str] = field(default_factory=dict)

@@ -16,7 +16,7 @@ from typing import cast
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn
 from commsmon.state.db import Database
-from commsmon.state.dutylog import Action, DutyEntry
+from commsmon.state.dutylog import Action, DutyEntry, Event, EventKind
 
 __all__ = ["Store"]
 
@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS duty_log (
     detail TEXT NOT NULL       -- JSON object of strings
 );
 CREATE INDEX IF NOT EXISTS duty_log_at ON duty_log (at);
+CREATE TABLE IF NOT EXISTS timeline (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,          -- epoch seconds
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,        -- device_state, site_state, outage_start ...
+    subject TEXT NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL,
+    detail TEXT NOT NULL       -- JSON object of strings
+);
+CREATE INDEX IF NOT EXISTS timeline_site_at ON timeline (site, at);
+CREATE INDEX IF NOT EXISTS duty_log_site_at ON duty_log (site, at);
 """
 
 
@@ -131,3 +143,41 @@ class Store(Database):
             rows = self._db.execute(sql + " ORDER BY at, id", params).fetchall()
         return [DutyEntry(at, u, addr, cast(Action, action), site, subject, json.loads(detail))
                 for at, u, addr, action, site, subject, detail in rows]
+
+    def add_events(self, events: list[Event]) -> None:
+        """Append what the monitor saw change to the timeline."""
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO timeline (at, site, kind, subject, old, new, detail)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [(e.at, e.site, e.kind, e.subject, e.old, e.new,
+                  json.dumps(e.detail, ensure_ascii=False)) for e in events])
+
+    def events(self, site: str, start: float, end: float, limit: int) -> list[Event]:
+        """``site``'s timeline from ``start`` to ``end`` (epoch seconds), newest first,
+        at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, site, kind, subject, old, new, detail FROM timeline"
+                " WHERE site = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+                (site, start, end, limit)).fetchall()
+        return [Event(at, s, cast(EventKind, kind), subject, old, new, json.loads(detail))
+                for at, s, kind, subject, old, new, detail in rows]
+
+    def site_duty(self, site: str, start: float, end: float, limit: int) -> list[DutyEntry]:
+        """Duty-log entries about ``site``, newest first, at most ``limit``."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, user, address, action, site, subject, detail FROM duty_log"
+                " WHERE site = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+                (site, start, end, limit)).fetchall()
+        return [DutyEntry(at, u, addr, cast(Action, action), s, subject, json.loads(detail))
+                for at, u, addr, action, s, subject, detail in rows]
+
+    def prune_history(self, before: float) -> int:
+        """Forget timeline events and duty-log entries older than ``before`` (the
+        retention); how many rows went."""
+        with self._lock:
+            n = self._db.execute("DELETE FROM timeline WHERE at < ?", (before,)).rowcount
+            n += self._db.execute("DELETE FROM duty_log WHERE at < ?", (before,)).rowcount
+        return n

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.web import add_console_routes
@@ -27,23 +26,7 @@ from tests.outputs.test_console import T0, demo_snapshot
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail("Debian's chromium is needed (make deps installs it)")
-    async with async_playwright() as p:
-        # Playwright gives the browser an empty temporary profile (--user-data-dir) itself.
-        found = await p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield found
-        finally:
-            await found.close()
 
 
 async def _serve(holder: dict[str, Snapshot]) -> TestServer:

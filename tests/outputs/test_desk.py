@@ -350,3 +350,30 @@ async def test_an_admin_uploads_the_roster_and_the_board_shows_who_is_on_duty(
         assert [e.action for e in entries] == ["login", "roster", "handover"]
         assert entries[2].detail == {"duty": "张三", "note": "夜班无异常"}
     await daemon.alerts.close()
+
+
+async def test_the_village_page_keeps_a_timeline(desk: Desk) -> None:
+    """States that changed, outages, alerts (the evaluation loop writes them to the
+    store) and what people did, newest first; pruned past the retention."""
+    from commsmon.core.types import Observation
+
+    c = desk.client
+    fleet = desk.daemon.fleet
+    await desk.daemon.evaluation._once_more()
+    for device in fleet.inventory.devices.values():
+        if device.site == "v05":
+            fleet.observe(Observation(device.id, desk.clock[0], False, conclusive=True))
+    for _ in range(3):
+        desk.clock[0] += 61
+        await desk.daemon.evaluation._once_more()
+    assert await login(c, "zhang", "zhang-pass") == 303
+    await c.post("/site/v05/ack", data={"csrf": await csrf_of(c, "/site/v05")})
+    page = await (await c.get("/site/v05")).text()
+    section = page.split("时间线", 1)[1]
+    assert "本村：" in section and "→ 中断" in section
+    assert "告警：失联" in section and "确认告警" in section and "zhang" in section
+    assert section.index("确认告警") < section.index("告警：失联")  # newest first
+    kinds = {e.kind for e in desk.store.events("v05", 0, NOW + 10**6, 100)}
+    assert {"device_state", "site_state", "alert_firing"} <= kinds
+    assert desk.store.prune_history(NOW + 10**6) > 0  # past the retention: gone
+    assert not desk.store.events("v05", 0, NOW + 10**6, 100)

@@ -32,7 +32,7 @@ from commsmon.outputs.http import build_app
 from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.web.accounts import Accounts
 from tests.fleetharness import DEMO
-from tests.outputs.test_console_browser import SCREENSHOTS, browser  # noqa: F401
+from tests.outputs.test_console_browser import SCREENSHOTS
 from tests.receiverharness import RecordingReceiver
 
 pytestmark = pytest.mark.integration
@@ -94,7 +94,7 @@ async def _log_in(browser: Browser, url: str):  # type: ignore[no-untyped-def]
 
 
 async def test_an_officer_acks_from_the_link_records_a_call_and_declares_roads_cut(
-        browser: Browser, desk: Desk, tmp_path: Path) -> None:  # noqa: F811
+        browser: Browser, desk: Desk, tmp_path: Path) -> None:
     context, board = await _log_in(browser, desk.url)
     try:
         assert await board.locator("tbody tr").count() == 15  # 14 villages and the centre

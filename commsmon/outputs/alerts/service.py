@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -35,11 +36,13 @@ from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
 from commsmon.outputs.alerts.links import AckLinks
 from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.selfmetrics import ACKS, ACKS_BROKEN, ESCALATION_STEPS, TIME_TO_ACK
+from commsmon.state.dutylog import Event
 from commsmon.state.outbox import Outbox
 
 __all__ = ["AlertService"]
 
 log = structlog.get_logger("commsmon.alerts")
+_MAX_CHANGES = 10_000
 
 
 class AlertService:
@@ -74,6 +77,7 @@ class AlertService:
                                       s.phone) for s in spec.roster)
         self.roster_uploaded = False  # the roster came from a CSV upload, not the config
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
+        self._changes: list[Event] = []  # alerts that began or ended, for the timeline
         self._context: dict[str, SiteContext | None] = {}
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
@@ -119,6 +123,12 @@ class AlertService:
             now = snap.at
             resolved = self.engine.update(snap)
             firing = list(self.engine.firing)
+            before = {a.fingerprint for group in self._firing.values() for a in group}
+            self._changes += [_event(a, now, "alert_firing") for a in firing
+                              if a.fingerprint not in before and a.labels.get("site")]
+            self._changes += [_event(a, now, "alert_resolved") for a in resolved
+                              if a.labels.get("site")]
+            del self._changes[:-_MAX_CHANGES]  # nobody reads them (tests): keep the latest
             levels = group_levels(firing)
             broken = self.escalation.update({k: v[0] for k, v in levels.items()}, now,
                                             {k: v[1] for k, v in levels.items()})
@@ -158,6 +168,11 @@ class AlertService:
         if notes:
             self.deliverer.wake()
         return len(notes)
+
+    def changes(self) -> list[Event]:
+        """Alerts that began firing or resolved since the last call (for the timeline)."""
+        out, self._changes = self._changes, []
+        return out
 
     def firing_in(self, group: str) -> tuple[Alert, ...]:
         """The alerts firing in ``group`` at the last step."""
@@ -279,3 +294,9 @@ class AlertService:
         """Close the HTTP session and the outbox (pending rows stay for the next start)."""
         await self.deliverer.close()
         await asyncio.to_thread(self.outbox.close)
+
+
+def _event(alert: Alert, at: float, kind: Literal["alert_firing", "alert_resolved"]) -> Event:
+    labels = {k: v for k, v in alert.labels.items() if k != "site"}
+    return Event(at, alert.labels["site"], kind, alert.rule, detail={
+        "severity": alert.severity, **labels})

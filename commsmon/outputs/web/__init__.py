@@ -32,6 +32,7 @@ from commsmon.outputs.web.accounts import CSRF, ROLES, Accounts, account_of
 from commsmon.outputs.web.acks import add_ack_routes
 from commsmon.outputs.web.board import BOARD_CHANNELS, alert_cell, board_rows, reading_texts
 from commsmon.outputs.web.desk import METHODS, add_desk_routes, require
+from commsmon.outputs.web.timeline import timeline
 from commsmon.outputs.wording import Language, Wording
 
 __all__ = ["PUSH_EVERY", "STALE_AFTER", "add_console_routes"]
@@ -40,6 +41,7 @@ PUSH_EVERY = 5.0  # seconds between the board pushes (and so heartbeats) on /eve
 STALE_AFTER = 30.0  # seconds without a push before the page shows the banner
 RELOAD_AFTER = 15 * 60.0  # seconds without a push before the page reloads itself
 RECENT_SHOWN = 20  # traps listed on a village page, newest first
+TIMELINE_SHOWN = 100  # timeline lines on a village page, newest first
 STATIC = Path(__file__).parent / "static"
 _SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("console_snapshot")
 _SETTINGS = web.AppKey("console_settings", dict[str, Any])
@@ -188,6 +190,9 @@ async def _site(request: web.Request) -> web.Response:
     group = next((g for g in ops.alert_groups() if g.site == detail["id"]), None) \
         if ops is not None else None
     context.update(group=group, group_cell=alert_cell(group, w) if ops is not None else None)
+    if ops is not None:
+        events, entries = await ops.history(detail["id"], TIMELINE_SHOWN)
+        context["timeline"] = timeline(events, entries, ids, w, TIMELINE_SHOWN)
     context["t"].update(ack=w._("Acknowledge"), unack=w._("Withdraw the acknowledgement"),
                         escalate=w._("Escalate now"), next_step=w._("Next escalation step"))
     context["t"].update({
@@ -198,6 +203,8 @@ async def _site(request: web.Request) -> web.Response:
         "unconfirmed": w._("SNMP trap, awaiting a poll"), "stale_reading": w._("stale"),
         "not_available": w._("not available"), "trap_path": w._("Trap path"),
         "traps": w._("Traps received"), "no_traps": w._("No trap received since the start"),
+        "timeline": w._("Timeline"), "no_timeline": w._("Nothing recorded yet"),
+        "by": w._("By"),
     })
     return aiohttp_jinja2.render_template("site.html", request, context)
 

@@ -65,6 +65,15 @@ _SCENARIOS_SHORT = {
     "all": N_("ALL"),
     "now": N_("NOW"),
 }
+_RULES = {
+    "site_isolated": N_("isolated"), "site_channel_lost": N_("channel lost"),
+    "device_down": N_("device down"), "device_lost": N_("device cannot carry its channel"),
+    "device_degraded": N_("device needs attention"),
+    "scenario_not_ready": N_("not ready for an outage"), "outage_active": N_("outage now"),
+    "endurance_low": N_("will not last its target"), "countdown": N_("countdown"),
+    "checkin_stale": N_("test call overdue"), "trap_path_down": N_("trap path down"),
+    "monitor_cut_off": N_("monitor cut off"), "monitor_fault": N_("monitor fault"),
+}
 _SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
 _ROLES = {"viewer": N_("viewer"), "duty": N_("duty officer"), "admin": N_("administrator"),
           "deputy": N_("deputy"), "leader": N_("duty leader")}
@@ -238,6 +247,10 @@ class Wording:
     def scenario_heading(self, name: str) -> str:
         """A scenario's column heading in the status table."""
         return self._(_SCENARIOS_SHORT[name]) if name in _SCENARIOS_SHORT else name
+
+    def rule(self, rule: str) -> str:
+        """An alert rule's short name (``site_isolated`` -> ``失联``)."""
+        return self._(_RULES[rule]) if rule in _RULES else rule
 
     def severity(self, severity: str) -> str:
         """A severity's name (``critical`` -> ``严重``)."""
