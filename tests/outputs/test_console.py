@@ -157,3 +157,15 @@ async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Des
     words = [w for w in re.findall(r"[A-Za-z][A-Za-z0-9_.-]*", text) if not ALLOWED.match(w)]
     assert not words, words[:20]
     assert (await c.get("/site/nowhere")).status == 404
+
+
+async def test_the_board_sums_up_and_the_wall_puts_problems_first(client: Desk) -> None:
+    c, holder = client
+    holder["snap"] = demo_snapshot(down="v05")
+    page = await (await c.get("/board/table")).text()
+    assert "14 个村：可达 13，失联 1，未知 0" in page
+    wall = await (await c.get("/board/table?wall=1")).text()
+    assert wall.index('id="site-v05"') < wall.index('id="site-v01"')  # the isolated first
+    desk = await (await c.get("/board/table")).text()
+    assert desk.index('id="site-v01"') < desk.index('id="site-v05"')  # the desk: in order
+    assert 'data-h="可达"' in desk  # a phone shows each cell with its heading

@@ -75,6 +75,11 @@ async def test_the_board_updates_live_and_says_when_data_stops(
         banner = page.locator("#stale")
         await banner.wait_for(state="visible", timeout=35_000)
         assert "数据中断" in await banner.inner_text()
+        # every cell greys: what they say is no longer known to be true
+        assert "data-stale" in await page.evaluate("document.body.className")
+        grey = await page.evaluate(
+            "getComputedStyle(document.querySelector('#site-v01 td')).backgroundColor")
+        assert grey == "rgb(236, 239, 241)", grey  # --unknown-bg, not green
         await page.screenshot(path=tmp_path / "stale.png")
     finally:
         await page.close()

@@ -30,7 +30,14 @@ from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.api import Operations, site_detail
 from commsmon.outputs.web.accounts import CSRF, ROLES, Accounts, account_of
 from commsmon.outputs.web.acks import add_ack_routes
-from commsmon.outputs.web.board import BOARD_CHANNELS, alert_cell, board_rows, reading_texts
+from commsmon.outputs.web.board import (
+    BOARD_CHANNELS,
+    alert_cell,
+    board_rows,
+    problems_first,
+    reading_texts,
+    summary,
+)
 from commsmon.outputs.web.desk import METHODS, add_desk_routes, require
 from commsmon.outputs.web.timeline import timeline
 from commsmon.outputs.wording import Language, Wording
@@ -98,7 +105,9 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
     ops: Operations | None = settings["ops"]
     groups = None if ops is None else {g.site: g for g in ops.alert_groups() if g.site}
     rows = board_rows(snap, w, groups) if snap is not None else []
-    holders = ops.roster_now() if ops is not None else {}
+    if wall:
+        rows = problems_first(rows)
+    holders = ops.roster_now() if ops is not None else None
     accounts: Accounts | None = settings["accounts"]
     account = account_of(request)
     return {
@@ -109,8 +118,10 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         "lang_q": "?lang=en" if language == "en" else "",
         "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
         "alerts_on": groups is not None,
-        "on_duty": [(w.role(role), shift.name, shift.phone) for role, shift in holders.items()],
+        "on_duty": None if holders is None else [
+            (w.role(role), shift.name, shift.phone) for role, shift in holders.items()],
         "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
+        "summary": summary(rows, w) if rows else "",
         "t": {
             "title": w._("Duty desk"),
             "board": w._("Board"),
@@ -124,6 +135,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "checkin": w._("Last test call"),
             "outages": w._("Outages"),
             "alert": w._("Alert"), "on_duty_now": w._("On duty now"),
+            "clock": w._("This computer's clock"),
             "nobody_on_duty": w._("Nobody on the roster now"), "roster": w._("Roster"),
             "hand_over": w._("Hand over the shift"),
             "updated": w._("Updated"),

@@ -21,7 +21,8 @@ from commsmon.core.types import State
 from commsmon.operations.record import GroupView
 from commsmon.outputs.wording import Wording
 
-__all__ = ["BOARD_CHANNELS", "Cell", "Row", "alert_cell", "board_rows", "reading_texts"]
+__all__ = ["BOARD_CHANNELS", "Cell", "Row", "alert_cell", "board_rows", "problems_first",
+           "reading_texts", "summary"]
 
 BOARD_CHANNELS = ("pdt370", "satellite", "public")
 STALE_INTERVALS = 2  # a cell greys once its data is older than this many intervals
@@ -82,6 +83,39 @@ def board_rows(snap: Snapshot, w: Wording,
     if groups is None:
         return rows
     return [replace(r, alert=alert_cell(groups.get(r.id), w)) for r in rows]
+
+
+def problems_first(rows: list[Row]) -> list[Row]:
+    """The wall's order: isolated villages first, then those with an outage or an
+    unacknowledged alert, then those short or not known for a scenario, then the rest
+    (each group in configuration order, the centre among them by its own state)."""
+    def rank(r: Row) -> int:
+        if r.reachable.tone == "bad":
+            return 0
+        if r.outages.tone == "bad" or r.alert.tone == "bad":
+            return 1
+        if any(c.tone in ("bad", "warn") for c in (r.now, *r.scenarios, *r.channels, r.alert)):
+            return 2
+        if any(c.tone == "unknown" for c in (r.reachable, r.now, *r.scenarios)):
+            return 3
+        return 4
+    return sorted(rows, key=rank)
+
+
+def summary(rows: list[Row], w: Wording) -> str:
+    """The board in one line: ``14 个村：可达 12，失联 1，未知 1；正在发生 2 处；
+    告警 3，已确认 1``."""
+    villages = [r for r in rows if not r.centre]
+    isolated = sum(r.reachable.tone == "bad" for r in villages)
+    unknown = sum(r.reachable.tone == "unknown" for r in villages)
+    happening = sum(r.outages.tone == "bad" for r in rows)
+    firing = sum(r.alert.tone == "bad" for r in rows)
+    acked = sum(r.alert.tone == "warn" for r in rows)
+    return w._("{n} villages: {reachable} reachable, {isolated} isolated, {unknown} unknown; "
+               "{happening} with something happening; {alerts} alerting, {acked} "
+               "acknowledged").format(
+        n=len(villages), reachable=len(villages) - isolated - unknown, isolated=isolated,
+        unknown=unknown, happening=happening, alerts=firing, acked=acked)
 
 
 def alert_cell(group: GroupView | None, w: Wording) -> Cell:

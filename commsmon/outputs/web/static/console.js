@@ -1,18 +1,30 @@
 // Watches the board's event stream: every push is a heartbeat. Without one for
-// data-stale-ms the page says so across its width ("数据中断"); htmx's SSE
-// extension reconnects meanwhile; without one for data-reload-ms it reloads.
+// data-stale-ms the page says so across its width ("数据中断") and greys every
+// cell (what they say is no longer known to be true); htmx's SSE extension
+// reconnects meanwhile; without one for data-reload-ms it reloads. The clock in
+// the header ticks on the PC's own time, so a frozen page shows.
 (function () {
   var body = document.body;
   var staleMs = Number(body.dataset.staleMs), reloadMs = Number(body.dataset.reloadMs);
   var last = Date.now();
   var banner = document.getElementById("stale");
+  var clock = document.getElementById("clock");
   body.addEventListener("htmx:sseMessage", function () {
     last = Date.now();
     banner.hidden = true;
+    body.classList.remove("data-stale");
   });
   setInterval(function () {
     var quiet = Date.now() - last;
-    if (quiet > staleMs) banner.hidden = false;
+    if (quiet > staleMs) {
+      banner.hidden = false;
+      body.classList.add("data-stale");
+    }
     if (quiet > reloadMs) location.reload();
+    if (clock) {
+      var now = new Date();
+      clock.textContent = [now.getHours(), now.getMinutes(), now.getSeconds()]
+        .map(function (n) { return (n < 10 ? "0" : "") + n; }).join(":");
+    }
   }, 1000);
 })();
