@@ -169,3 +169,19 @@ async def test_the_board_sums_up_and_the_wall_puts_problems_first(client: Desk) 
     desk = await (await c.get("/board/table")).text()
     assert desk.index('id="site-v01"') < desk.index('id="site-v05"')  # the desk: in order
     assert 'data-h="可达"' in desk  # a phone shows each cell with its heading
+
+
+def test_readings_read_with_their_units() -> None:
+    from commsmon.outputs.web.board import reading_texts
+    from commsmon.outputs.wording import Wording
+
+    device = {"id": "d", "readings": {
+        "battery_volts": {"value": 13.2}, "pa_temperature": {"value": 41.0},
+        "rssi": {"value": -90.0}, "fuel_litres": {"value": 150.0}, "signal": {"value": 4},
+        "charge": {"value": 0.96}, "runtime": {"value": 3600.0},
+        "uplink_receive": {"value": 12500.0}, "registered": {"value": True}}}
+    texts = reading_texts([device], Wording("zh"))
+    assert texts["d", "battery_volts"] == "13.2 V" and texts["d", "pa_temperature"] == "41 °C"
+    assert texts["d", "rssi"] == "-90 dBm" and texts["d", "fuel_litres"] == "150 L"
+    assert texts["d", "signal"] == "4 格" and texts["d", "charge"] == "96 %"
+    assert texts["d", "uplink_receive"] == "12.5 kB/s" and texts["d", "registered"] == "是"

@@ -246,6 +246,12 @@ def reading_texts(devices: Iterable[dict[str, Any]], w: Wording) -> dict[tuple[s
     return out
 
 
+#: Units of the shipped readings (SI, as decoded), by how their names end.
+_UNITS = (("_volts", "V"), ("volts", "V"), ("temperature", "°C"), ("rssi", "dBm"),
+          ("litres", "L"), ("signal", "bars"))
+_RATES = frozenset({"uplink_receive", "uplink_transmit"})  # bytes per second
+
+
 def _value_text(name: str, value: Any, w: Wording) -> str:
     if value is None:
         return "-"
@@ -256,5 +262,10 @@ def _value_text(name: str, value: Any, w: Wording) -> str:
             return w.age(float(value))
         if name in _RATIOS:
             return w.percent(float(value))
-        return f"{value:.6g}"
+        if name in _RATES:
+            return f"{float(value) / 1000:.3g} kB/s"
+        unit = next((u for end, u in _UNITS if name.endswith(end)), "")
+        if unit == "bars":
+            return w._("{n} bars").format(n=f"{value:.3g}")
+        return f"{value:.6g} {unit}".rstrip()
     return w.value(str(value))
