@@ -123,6 +123,23 @@ async def test_events_push_the_table(client: Desk) -> None:
     r.close()
 
 
+async def test_events_push_a_village_page_live(client: Desk) -> None:
+    """The village page's states and readings come again every few seconds: a device
+    that stops answering shows without a reload."""
+    c, holder = client
+    page = await (await c.get("/site/v05")).text()
+    assert 'sse-connect="/events?lang=zh&amp;site=v05"' in page
+    holder["snap"] = demo_snapshot(down="v05")
+    r = await c.get("/events?site=v05")
+    first = b""
+    while b"device-v05-router" not in first or b"</table>" not in first.split(
+            b"device-v05-router", 1)[1]:
+        first += await r.content.readany()
+    assert first.startswith(b"event: site") and "中断".encode() in first
+    r.close()
+    assert (await c.get("/events?site=nowhere")).status == 404
+
+
 async def test_a_village_page_shows_its_devices_readings_and_reasons(client: Desk) -> None:
     """From the board's link: the village's verdicts with reasons and each device with
     its state and readings with their ages; a reading a trap told says it awaits a poll."""

@@ -178,9 +178,20 @@ async def _table(request: web.Request) -> dict[str, Any]:
 
 async def _site(request: web.Request) -> web.Response:
     """A village's page: its verdicts with their reasons, outages, channels, and every
-    device with its state, reason and readings with their ages (the API's site detail);
-    for the duty role, the forms of what can be done there."""
+    device with its state, reason and readings with their ages (the API's site detail),
+    kept live over ``/events?site=<id>``; for the duty role, the forms of what can be
+    done there; its timeline."""
     require(request, "viewer")
+    context = await _site_context(request, request.match_info["site"])
+    return aiohttp_jinja2.render_template("site.html", request, context)
+
+
+async def _site_context(request: web.Request, site: str, live: bool = False) -> dict[str, Any]:
+    """The village page's template context (``live``: only what its pushed part shows).
+
+    Raises:
+        web.HTTPNotFound: no such village.
+    """
     context = _context(request)
     snap = request.app[_SNAPSHOT]()
     w: Wording = context["w"]
@@ -188,21 +199,22 @@ async def _site(request: web.Request) -> web.Response:
     def when(ts: float | None) -> str | None:
         return None if ts is None else w.time(ts)
 
-    detail = site_detail(snap, request.match_info["site"], when, w) if snap else None
+    detail = site_detail(snap, site, when, w) if snap else None
     if detail is None:
         raise web.HTTPNotFound(text=w._("No such village"))
     ids = {d["id"]: d["name"] for d in detail["devices"]}
     received = [(w.time(at), ids[device], w.trap(name))
                 for at, device, name in reversed(list(request.app[_SETTINGS]["traps"]()))
                 if device in ids][:RECENT_SHOWN]
-    context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received)
-    if context["can_act"]:
+    context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received,
+                   events="/events?" + urlencode({"lang": context["language"], "site": site}))
+    if context["can_act"] and not live:
         _add_actions(context, request, snap, detail["id"], w)
     ops = request.app[_SETTINGS]["ops"]
     group = next((g for g in ops.alert_groups() if g.site == detail["id"]), None) \
         if ops is not None else None
     context.update(group=group, group_cell=alert_cell(group, w) if ops is not None else None)
-    if ops is not None:
+    if ops is not None and not live:
         events, entries = await ops.history(detail["id"], TIMELINE_SHOWN)
         context["timeline"] = timeline(events, entries, ids, w, TIMELINE_SHOWN)
     context["t"].update(ack=w._("Acknowledge"), unack=w._("Withdraw the acknowledgement"),
@@ -218,7 +230,7 @@ async def _site(request: web.Request) -> web.Response:
         "timeline": w._("Timeline"), "no_timeline": w._("Nothing recorded yet"),
         "by": w._("By"),
     })
-    return aiohttp_jinja2.render_template("site.html", request, context)
+    return context
 
 
 def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot | None,
@@ -251,10 +263,17 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
-    """The board's table as a ``board`` event every PUSH_EVERY seconds, until the page
-    goes away."""
+    """The board's table as a ``board`` event (or, with ``?site=``, the village page's
+    live part as a ``site`` event) every PUSH_EVERY seconds, until the page goes away."""
     wall = request.query.get("wall") == "1"
-    _may_watch(request, wall)
+    site = request.query.get("site")
+    if site is None:
+        _may_watch(request, wall)
+    else:
+        require(request, "viewer")
+        snap = request.app[_SNAPSHOT]()
+        if snap is not None and site not in snap.sites:
+            raise web.HTTPNotFound(text=f"no such village {site}")
     task = asyncio.current_task()
     streams = request.app[_STREAMS]
     if task is not None:
@@ -262,9 +281,17 @@ async def _events(request: web.Request) -> web.StreamResponse:
     try:
         async with sse_response(request) as stream:
             while stream.is_connected():
-                html = aiohttp_jinja2.render_string("table.html", request,
-                                                    _context(request, wall=wall))
-                await stream.send(html, event="board")
+                if site is None:
+                    html = aiohttp_jinja2.render_string("table.html", request,
+                                                        _context(request, wall=wall))
+                    await stream.send(html, event="board")
+                else:
+                    try:
+                        context = await _site_context(request, site, True)
+                    except web.HTTPNotFound:
+                        break  # the village left the configuration (a reload)
+                    html = aiohttp_jinja2.render_string("site_live.html", request, context)
+                    await stream.send(html, event="site")
                 await asyncio.sleep(PUSH_EVERY)
         return stream
     finally:
