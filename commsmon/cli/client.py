@@ -71,6 +71,10 @@ async def _command(
             if args.battery is not None:
                 payload["battery"] = args.battery
             status, body = await _call(session, "POST", f"{url}/api/v1/checkins", payload)
+        elif args.command in ("ack", "unack", "escalate"):
+            where = {"group": "monitor"} if args.site == "monitor" else {"site": args.site}
+            payload = {**where, "action": args.command, "by": args.by}
+            status, body = await _call(session, "POST", f"{url}/api/v1/acks", payload)
         elif args.command == "declare":
             payload = {"site": args.site, "kind": args.kind, "note": args.note, "by": args.by,
                        "until": args.until}

@@ -71,6 +71,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     clear = client("clear", "clear a declared outage")
     clear.add_argument("kind", choices=["road"])
     clear.add_argument("site")
+    for name, help in (("ack", "acknowledge a site's alerts (stops escalation)"),
+                       ("unack", "withdraw a site's acknowledgement"),
+                       ("escalate", "take a site's next escalation step now")):
+        act = client(name, help)
+        act.add_argument("site", help="the site (monitor: the monitor's own alerts)")
+        act.add_argument("--by", default=os.environ.get("USER", ""))
 
     demo = sub.add_parser("demo", help="run the daemon on the simulated fleet")
     demo.add_argument("-c", "--config", type=Path, default=Path("config/demo.yaml"))
@@ -83,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level, None if args.log_format is None
                       else args.log_format == "json")
-    if args.command in ("status", "checkin", "declare", "clear"):
+    if args.command in ("status", "checkin", "declare", "clear", "ack", "unack", "escalate"):
         from commsmon.cli.client import run_client
 
         return run_client(args)

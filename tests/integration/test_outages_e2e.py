@@ -130,7 +130,8 @@ async def _cli(path: Path, *args: str) -> tuple[int, str]:
 async def test_cli_status_checkin_declare_clear(
     running: tuple[DaemonProcess, SimFleet, Path],
 ) -> None:
-    """The CLI talks to the running daemon: status table, a check-in, a road declared, cleared."""
+    """The CLI talks to the running daemon: status table, a check-in, a road declared,
+    cleared, an ack refused where nothing fires."""
     daemon, _, path = running
     code, out = await _cli(path, "status")
     assert code == 0, out
@@ -152,6 +153,8 @@ async def test_cli_status_checkin_declare_clear(
     assert code == 0, out
     code, out = await _cli(path, "checkin", "ghost", "ok")
     assert code == 1 and "unknown device" in out
+    code, out = await _cli(path, "ack", "v06")  # nothing fires there: said, not done
+    assert code == 1 and "not firing" in out, out
 
 
 async def test_checkin_over_mqtt(running: tuple[DaemonProcess, SimFleet, Path]) -> None:

@@ -235,3 +235,29 @@ async def test_silences_create_list_persist_delete(alert_api: tuple[str, Daemon]
     status, _ = await call("POST", f"{url}/silences", token=None,
                            json={"matchers": {"site": "v03"}, "duration": 60})
     assert status == 401
+
+
+async def test_acks_over_the_api(alert_api: tuple[str, Daemon]) -> None:
+    """POST /api/v1/acks acknowledges a firing group (409 where nothing fires); GET lists
+    the groups with their ack state."""
+    url, daemon = alert_api
+    status, body = await call("POST", f"{url}/acks", json={"site": "v06", "action": "ack"})
+    assert status == 409 and "not firing" in body["error"]
+    status, body = await call("POST", f"{url}/acks", json={"action": "ack"})
+    assert status == 400 and body["field"] == "site"
+    status, body = await call("POST", f"{url}/acks", json={"site": "v06"}, token=None)
+    assert status == 401
+    from commsmon.core.types import Observation
+
+    for device in daemon.fleet.inventory.devices.values():
+        if device.site == "v05":
+            daemon.fleet.observe(Observation(device.id, NOW, False, conclusive=True))
+    assert daemon.alerts is not None
+    daemon.fleet.evaluate(NOW + 60)
+    for at in (NOW + 60, NOW + 120):
+        await daemon.alerts.step(daemon.fleet.evaluate(at))
+    status, body = await call("POST", f"{url}/acks", json={"site": "v05", "by": "张三"})
+    assert status == 201 and body["group"] == "site:v05"
+    status, body = await call("GET", f"{url}/acks", token=None)
+    (group,) = [g for g in body["groups"] if g["site"] == "v05"]
+    assert group["state"] == "acknowledged" and group["ack"]["by"] == "张三"
