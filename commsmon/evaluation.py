@@ -131,6 +131,8 @@ class Evaluation:
             return
         events, self._events = self._events, []
         try:
+            if store.problem is not None:  # written only on change: ask the disk again
+                await asyncio.to_thread(store.retry)
             if events:
                 await asyncio.to_thread(store.add_events, events)
             if now - self._pruned >= 3600:

@@ -102,9 +102,14 @@ class StateDb:
         """
         return self._run(lambda db: db.executemany(sql, rows))
 
-    def _run(self, call: Callable[[sqlite3.Connection], sqlite3.Cursor]) -> sqlite3.Cursor:
+    def retry(self) -> None:
+        """While in memory: try the file again, if it is time to (a file written only now
+        and then would otherwise wait for its next write to learn the disk took it)."""
         if self.problem is not None and self._clock() - self._tried_at >= self._retry_every:
             self._back_to_file()
+
+    def _run(self, call: Callable[[sqlite3.Connection], sqlite3.Cursor]) -> sqlite3.Cursor:
+        self.retry()
         try:
             return call(self._db)
         except sqlite3.OperationalError as exc:
@@ -220,6 +225,11 @@ class Database:
     def problem(self) -> str | None:
         """Why the file is kept in memory (its disk refuses writes), else ``None``."""
         return self._db.problem
+
+    def retry(self) -> None:
+        """While in memory: try the file again if it is time to (blocking)."""
+        with self._lock:
+            self._db.retry()
 
     def close(self) -> None:
         """Close the database."""
