@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from pathlib import Path
+from typing import Literal
 
 import structlog
 
@@ -29,7 +30,9 @@ from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
 from commsmon.state.store import Store
 
-__all__ = ["GroupView", "Operations"]
+__all__ = ["GroupAction", "GroupView", "Operations"]
+
+GroupAction = Literal["ack", "unack", "escalate"]
 
 log = structlog.get_logger("commsmon.daemon")
 
@@ -237,6 +240,16 @@ class Operations:
         if not await self.acknowledge(link.group, actor, via=f"link:{link.role}"):
             return "resolved"
         return None
+
+    async def act_on_group(self, action: GroupAction, group: str, actor: Actor,
+                           via: str = "console") -> bool:
+        """``ack``, ``unack`` or ``escalate`` the alert group ``group``; ``False`` when
+        there is nothing to do it to (see each)."""
+        if action == "ack":
+            return await self.acknowledge(group, actor, via)
+        if action == "unack":
+            return await self.unacknowledge(group, actor)
+        return await self.escalate(group, actor)
 
     async def acknowledge(self, group: str, actor: Actor, via: str = "console") -> bool:
         """``actor`` acknowledges the alert group ``group`` (``site:v05``); ``False`` if it

@@ -35,7 +35,7 @@ from commsmon.core.roster import Shift
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
-from commsmon.operations.record import GroupView
+from commsmon.operations.record import GroupAction, GroupView
 from commsmon.outputs.wording import Language, Wording
 from commsmon.state.dutylog import Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
@@ -99,14 +99,10 @@ class Operations(Protocol):
     async def ack_by_link(self, token: str, actor: Actor) -> str | None:
         """Acknowledge through an ack link; ``None`` when done, else what stopped it."""
 
-    async def acknowledge(self, group: str, actor: Actor, via: str = ...) -> bool:
-        """Acknowledge an alert group; ``False`` if it is not firing."""
-
-    async def unacknowledge(self, group: str, actor: Actor) -> bool:
-        """Withdraw a group's ack; ``False`` if it had none."""
-
-    async def escalate(self, group: str, actor: Actor) -> bool:
-        """Take a group's next escalation step now."""
+    async def act_on_group(self, action: GroupAction, group: str, actor: Actor,
+                           via: str = ...) -> bool:
+        """Acknowledge, withdraw the ack of, or escalate now an alert group; ``False``
+        when there is nothing to do it to."""
 
     async def set_roster(self, csv_text: str, actor: Actor) -> int:
         """Replace the duty roster by a CSV sheet; the number of shifts."""
@@ -287,10 +283,7 @@ def add_api_routes(
         if not group:
             raise _error(400, "site: give the site (or the group) to act on", "site")
         actor = Actor("api", request.remote or "", body.by)
-        done = await {"ack": lambda: ops.acknowledge(group, actor, via="api"),
-                      "unack": lambda: ops.unacknowledge(group, actor),
-                      "escalate": lambda: ops.escalate(group, actor)}[body.action]()
-        if not done:
+        if not await ops.act_on_group(body.action, group, actor, via="api"):
             raise _error(409, f"{body.action}: {group} is not firing (or has no ack, or no "
                          "escalation policy)", "action")
         return web.json_response({"group": group, "action": body.action, "at": when(clock())},

@@ -20,6 +20,7 @@ from urllib.parse import urlencode
 import aiohttp_jinja2
 from aiohttp import web
 
+from commsmon.operations.record import GroupAction
 from commsmon.outputs.alerts.messages import alert_description
 from commsmon.outputs.api import Operations
 from commsmon.outputs.web.accounts import account_of, csrf_ok
@@ -124,15 +125,11 @@ async def _link_ack(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/a/{token}?result={problem or 'ok'}")
 
 
-async def _group_action(request: web.Request, action: str) -> web.StreamResponse:
+async def _group_action(request: web.Request, action: GroupAction) -> web.StreamResponse:
     site = site_of(request)
     account, ops, _, actor = await act(request)
     actor = Actor(actor.user, actor.address, account.name)
-    group = f"site:{site}"
-    done = await {"ack": lambda: ops.acknowledge(group, actor),
-                  "unack": lambda: ops.unacknowledge(group, actor),
-                  "escalate": lambda: ops.escalate(group, actor)}[action]()
-    if not done:
+    if not await ops.act_on_group(action, f"site:{site}", actor):
         raise web.HTTPConflict(text=f"{action}: the village's alerts are not firing (or have "
                                "no ack, or no escalation policy)")
     raise back(request, site, action)
