@@ -195,11 +195,13 @@ class SilenceSpec(StrictModel):
 class StepSpec(StrictModel):
     """An escalation step: ``after`` seconds unacknowledged, tell the role ``notify``
     (the roster's holder of it now) through ``via`` (receiver names; the next one
-    takes over when one is throttled or failing)."""
+    takes over when one is throttled or failing), and through each of ``also`` too
+    (e.g. an SMS or voice gateway beside the leaders' robot)."""
 
     after: Seconds
     notify: Annotated[str, Field(min_length=1, max_length=32)]
     via: Annotated[list[str], Field(min_length=1)]
+    also: list[str] = []
 
 
 class PolicySpec(StrictModel):
@@ -256,7 +258,8 @@ class EscalationSpec(StrictModel):
         """The policies for the core."""
         return tuple(
             PolicyRule(p.name, {k: tuple(v) for k, v in p.match.items()},
-                       Policy(tuple(Step(s.after, s.notify, tuple(s.via)) for s in p.steps),
+                       Policy(tuple(Step(s.after, s.notify, tuple(s.via), tuple(s.also))
+                                    for s in p.steps),
                               p.repeat))
             for p in self.policies)
 
@@ -302,7 +305,7 @@ class AlertingSpec(StrictModel):
             raise ValueError("escalation policy names must be unique")
         for policy in self.escalation.policies:
             for step in policy.steps:
-                missing = sorted(set(step.via) - set(names))
+                missing = sorted((set(step.via) | set(step.also)) - set(names))
                 if missing:
                     raise ValueError(f"escalation policy {policy.name!r}: a step names "
                                      f"unknown receivers {missing}")

@@ -95,12 +95,16 @@ class Step:
     Attributes:
         after: seconds after the group started firing unacknowledged.
         notify: the role to tell (``duty``, ``deputy``, ``leader`` ...).
-        via: receiver names, in order of preference.
+        via: receiver names, in order of preference (the next takes over when one
+            is throttled or failing).
+        also: receivers told as well, each on its own (the leaders' robot *and* the
+            SMS gateway).
     """
 
     after: float
     notify: str
     via: tuple[str, ...]
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

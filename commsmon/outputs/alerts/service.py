@@ -144,8 +144,8 @@ class AlertService:
                 now, firing, resolved, lambda s: site_context(snap, s),
                 lambda group: self.escalation.state(group, now) == "acknowledged",
             )
-            notes += [self._step_note(group, step, n, now)
-                      for group, step, n in self.escalation.due(now)]
+            notes += [note for group, step, n in self.escalation.due(now)
+                      for note in self._step_notes(group, step, n, now)]
             engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
@@ -178,9 +178,10 @@ class AlertService:
         """The alerts firing in ``group`` at the last step."""
         return tuple(self._firing.get(group, ()))
 
-    def _step_note(self, group: str, step: Step, n: int, now: float) -> Notification:
+    def _step_notes(self, group: str, step: Step, n: int, now: float) -> list[Notification]:
         """Step ``n`` of ``group``'s policy: to the role's holder now, through its first
-        receiver (the others take over if it is throttled or failing)."""
+        receiver (the others take over if it is throttled or failing) and each of its
+        ``also`` receivers."""
         ESCALATION_STEPS.labels(role=step.notify).inc()
         holder = self.roster.holder(step.notify, now)
         opened = self.escalation.opened(group) or now
@@ -189,15 +190,15 @@ class AlertService:
             "step": n, "role": step.notify, "after": step.after, "since": opened,
             "names": (holder.name,) if holder else (), "phones": (holder.phone,)
             if holder and holder.phone else (), "restarts": episode})
-        receiver = step.via[0]
-        log.info("escalation step", group=group, step=n, role=step.notify, receiver=receiver,
-                 holder=holder.name if holder else None)
-        return Notification(
+        log.info("escalation step", group=group, step=n, role=step.notify, via=step.via,
+                 also=step.also, holder=holder.name if holder else None)
+        routes = [(step.via[0], tuple(step.via[1:])), *((r, ()) for r in step.also)]
+        return [Notification(
             key=f"esc/{group}/{opened:.0f}/{episode}/{n}", receiver=receiver, group=group,
             status="firing", alerts=tuple(self._firing.get(group, ())),
             site=self._context.get(group), created_at=now,
             language=self.dispatcher.languages.get(receiver, "zh"), kind="escalation",
-            escalation=fact, fallbacks=tuple(step.via[1:]))
+            escalation=fact, fallbacks=fallbacks) for receiver, fallbacks in routes]
 
     def _withdrawn(self, note: Notification) -> str | None:
         """Why a pending escalation step must not go out now (re-checked just before

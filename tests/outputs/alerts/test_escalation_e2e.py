@@ -51,7 +51,7 @@ STEP = 10.0  # seconds between evaluations
 Client = TestClient[web.Request, web.Application]
 
 
-def _spec(duty: str, leaders: str, sms: str) -> AlertingSpec:
+def _spec(duty: str, leaders: str, sms: str, also: bool = False) -> AlertingSpec:
     day = {"start": "2026-12-05T08:00:00+08:00", "end": "2026-12-06T08:00:00+08:00"}
     return AlertingSpec.model_validate({
         "group_wait": 0, "group_interval": 60, "repeat_interval": 4 * 3600,
@@ -65,6 +65,8 @@ def _spec(duty: str, leaders: str, sms: str) -> AlertingSpec:
             "name": "villages", "steps": [
                 {"after": 0, "notify": "duty", "via": ["duty-robot"]},
                 {"after": 300, "notify": "deputy", "via": ["duty-robot"]},
+                {"after": 900, "notify": "leader", "via": ["leaders-robot"], "also": ["sms"]}
+                if also else
                 {"after": 900, "notify": "leader", "via": ["leaders-robot", "sms"]}],
             "repeat": 900}]},
         "roster": [{**day, "role": "duty", "name": "张三", "phone": "13800000001"},
@@ -100,6 +102,17 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
+    async for w in _world(tmp_path, also=False):
+        yield w
+
+
+@pytest.fixture
+async def world_also(tmp_path: Path) -> AsyncIterator[World]:
+    async for w in _world(tmp_path, also=True):
+        yield w
+
+
+async def _world(tmp_path: Path, also: bool) -> AsyncIterator[World]:
     clock = [T0]
     robots = [RecordingReceiver() for _ in range(3)]
     urls = [await r.start() for r in robots]
@@ -109,7 +122,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     add_console_routes(app, lambda: daemon.snapshot, daemon.tz, "zh", lambda: clock[0],
                        ops=daemon.operations, accounts=accounts)
     async with TestClient(TestServer(app, host="127.0.0.1")) as console:
-        service = AlertService(_spec(*urls), tmp_path / "outbox.db", TZ, lambda: clock[0],
+        service = AlertService(_spec(*urls, also=also), tmp_path / "outbox.db", TZ,
+                               lambda: clock[0],
                                external_url=str(console.make_url("/")))
         service.restore()
         daemon.alerting.service = service
@@ -223,3 +237,13 @@ async def test_a_throttled_robot_hands_the_step_on(world: World) -> None:
     assert "升级第 2 步" in _texts(w.duty)[2]
     assert REGISTRY.get_sample_value("commsmon_receiver_throttled",
                                      {"receiver": "duty-robot"}) == 0
+
+
+async def test_a_step_can_tell_several_receivers_at_once(world_also: World) -> None:
+    """The leader's step ``via: [leaders-robot], also: [sms]``: both get it at F + 900 s."""
+    w = world_also
+    await w.run_until(F - STEP)
+    w.down.add("v05-pdt")
+    await w.run_until(F + 900)
+    (robot,), (sms,) = w.leaders.accepted, w.sms.accepted
+    assert "升级第 3 步" in str(robot.body) and "升级第 3 步" in str(sms.body)
