@@ -273,6 +273,11 @@ class Escalation:
         group.started = now - offset
         return True
 
+    def escalates(self, key: str) -> bool:
+        """Whether ``key`` follows a policy (has steps to take)."""
+        group = self._groups.get(key)
+        return group is not None and self._policy(group) is not None
+
     def opened(self, key: str) -> float | None:
         """When ``key`` began firing (epoch seconds), ``None`` when it is not firing:
         what an ack link is bound to (a resolved group that fires again is new)."""

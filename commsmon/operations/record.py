@@ -50,6 +50,9 @@ class GroupView:
         opened: epoch seconds it began firing.
         ack: the ack in force or expired-unnoticed, ``None`` when none.
         next_step: epoch seconds its next escalation step falls due, if any.
+        escalates: an escalation policy covers it.
+        silenced_until: epoch seconds the latest silence over its site ends, if one
+            holds it back now.
     """
 
     group: str
@@ -60,6 +63,8 @@ class GroupView:
     opened: float
     ack: Ack | None
     next_step: float | None
+    escalates: bool = False
+    silenced_until: float | None = None
 
 
 class Operations:
@@ -197,9 +202,13 @@ class Operations:
             level = esc.level(group)
             if level is None:
                 continue
-            out.append(GroupView(group, _site_of(group), esc.state(group, now), level.severity,
+            site = _site_of(group)
+            silenced = [s.ends_at for s in alerts.dispatcher.silences.values()
+                        if site and s.silences({"site": site}, now)]
+            out.append(GroupView(group, site, esc.state(group, now), level.severity,
                                  len(level.alerts), esc.opened(group) or now, esc.ack(group),
-                                 esc.next_due_of(group)))
+                                 esc.next_due_of(group), esc.escalates(group),
+                                 max(silenced, default=None)))
         return sorted(out, key=lambda g: (SEVERITIES.index(g.severity)
                                           if g.severity in SEVERITIES else 9, g.opened))
 

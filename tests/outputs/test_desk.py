@@ -201,9 +201,9 @@ async def test_silence_needs_a_reason_and_expires(desk: Desk) -> None:
     c = desk.client
     assert await login(c, "zhang", "zhang-pass") == 303
     csrf = await csrf_of(c)
-    r = await c.post("/site/v04/silence", data={"csrf": csrf, "hours": "2", "reason": ""},
+    r = await c.post("/site/v04/silence", data={"csrf": csrf, "hours": "2", "reason": " "},
                      allow_redirects=False)
-    assert r.status == 400
+    assert r.status == 400 and "请填写静默原因" in await r.text()  # in words, not a trace
     r = await c.post("/site/v04/silence", data={"csrf": csrf, "hours": "2",
                                                 "reason": "发电机检修"}, allow_redirects=False)
     assert r.status == 303
@@ -282,7 +282,7 @@ async def test_ack_withdraw_and_escalate_from_the_village_page(desk: Desk) -> No
     row = (await (await c.get("/board/table")).text()).split('id="site-v05"')[1].split("</tr>")[0]
     assert "告警中（严重" in row
     page = await (await c.get("/site/v05")).text()
-    assert 'id="ack-form"' in page and "立即升级" in page
+    assert 'id="ack-form"' in page and "立即升级" not in page  # no policy here
     csrf = await csrf_of(c, "/site/v05")
     r = await c.post("/site/v05/ack", data={"csrf": csrf}, allow_redirects=False)
     assert r.status == 303
@@ -293,8 +293,9 @@ async def test_ack_withdraw_and_escalate_from_the_village_page(desk: Desk) -> No
     assert desk.daemon.alerts is not None
     assert desk.daemon.alerts.escalation.state("site:v05", desk.clock[0]) == "firing"
     # no escalation policy in the demo's alerting: nothing to escalate to
+    assert "立即升级" not in await (await c.get("/site/v05")).text()  # no policy: no button
     r = await c.post("/site/v05/escalate", data={"csrf": csrf}, allow_redirects=False)
-    assert r.status == 409
+    assert r.status == 409 and "无法升级" in await r.text()
     r = await c.post("/site/v06/ack", data={"csrf": csrf}, allow_redirects=False)
     assert r.status == 409  # nothing firing there
     actions = [e.action for e in desk.store.duty_entries(NOW - 60, desk.clock[0] + 60, "zhang")]

@@ -89,18 +89,25 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
     app.router.add_get("/site/{site}", _site)
     app.router.add_get("/events", _events)
     app.router.add_static("/static/", STATIC, append_version=True)
-    add_desk_routes(app, ops, accounts, _context, snapshot, clock)
+    add_desk_routes(app, ops, accounts, _context, snapshot, clock, _words)
     add_ack_routes(app, _context)
     app[aiohttp_jinja2.static_root_key] = "/static"
+
+
+def _words(request: web.Request) -> Wording:
+    """The page's words: ``?lang=`` or the district's language, its time zone, now."""
+    settings = request.app[_SETTINGS]
+    asked = request.query.get("lang", "")
+    language: Language = "en" if asked == "en" else "zh" if asked == "zh" \
+        else settings["language"]
+    return Wording(language, settings["tz"], settings["clock"]())
 
 
 def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
     """What the templates need: the rows, the headings and words in the page's language."""
     settings = request.app[_SETTINGS]
-    asked = request.query.get("lang", "")
-    language: Language = "en" if asked == "en" else "zh" if asked == "zh" \
-        else settings["language"]
-    w = Wording(language, settings["tz"], settings["clock"]())
+    w = _words(request)
+    language = w.language
     snap = request.app[_SNAPSHOT]()
     ops: Operations | None = settings["ops"]
     groups = None if ops is None else {g.site: g for g in ops.alert_groups() if g.site}

@@ -24,7 +24,7 @@ from commsmon.operations.record import GroupAction
 from commsmon.outputs.alerts.messages import alert_description
 from commsmon.outputs.api import Operations
 from commsmon.outputs.web.accounts import account_of, csrf_ok
-from commsmon.outputs.web.desk import OPS, SNAPSHOT, act, back, require, site_of
+from commsmon.outputs.web.desk import OPS, SNAPSHOT, WORDS, act, back, refuse, require, site_of
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import Actor
 
@@ -53,7 +53,8 @@ def add_ack_routes(app: web.Application, context: Ctx) -> None:
 def _ops(request: web.Request) -> Operations:
     ops = request.app[OPS]
     if ops is None:
-        raise web.HTTPServiceUnavailable(text="operations are not available")
+        raise refuse(request, 503, request.app[WORDS](request)._(
+            "Operations are not available"))
     return ops
 
 
@@ -113,7 +114,8 @@ async def _link_ack(request: web.Request) -> web.StreamResponse:
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     cookie = request.cookies.get(NONCE_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, form.get("nonce", "")):
-        raise web.HTTPForbidden(text="open the link again and press the button (CSRF)")
+        raise refuse(request, 403, request.app[WORDS](request)._(
+            "Open the link from the message again and press the button"))
     account = account_of(request)
     link, _ = await ops.read_link(token)
     if account is not None:
@@ -130,8 +132,12 @@ async def _group_action(request: web.Request, action: GroupAction) -> web.Stream
     account, ops, _, actor = await act(request)
     actor = Actor(actor.user, actor.address, account.name)
     if not await ops.act_on_group(action, f"site:{site}", actor):
-        raise web.HTTPConflict(text=f"{action}: the village's alerts are not firing (or have "
-                               "no ack, or no escalation policy)")
+        w = request.app[WORDS](request)
+        raise refuse(request, 409, {
+            "ack": w._("Nothing to acknowledge: the village has no alert firing"),
+            "unack": w._("Nothing to withdraw: the village's alerts are not acknowledged"),
+            "escalate": w._("Nothing to escalate: the village has no alert firing, or no "
+                            "escalation policy covers its alerts")}[action])
     raise back(request, site, action)
 
 
@@ -181,10 +187,12 @@ async def _roster_upload(request: web.Request) -> web.StreamResponse:
     ops = _ops(request)
     form = await request.post()
     upload = form.get("file")
+    w = request.app[WORDS](request)
     if not csrf_ok(request, str(form.get("csrf", ""))):
-        raise web.HTTPForbidden(text="the form has expired or is not ours (CSRF): reload it")
+        raise refuse(request, 403, w._("The form has expired or did not come from this page: "
+                                       "reload the page and try again"))
     if not isinstance(upload, web.FileField):
-        raise web.HTTPBadRequest(text="file: choose the roster's CSV file")
+        raise refuse(request, 400, w._("Choose the roster's CSV file"))
     text = upload.file.read(MAX_ROSTER_BYTES + 1).decode("utf-8-sig", errors="replace")
     if len(text) > MAX_ROSTER_BYTES:
         raise web.HTTPRequestEntityTooLarge(MAX_ROSTER_BYTES, len(text))

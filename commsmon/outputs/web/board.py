@@ -126,10 +126,15 @@ def alert_cell(group: GroupView | None, w: Wording) -> Cell:
     what = w._("{severity}, {n} alerts").format(severity=w.severity(group.severity),
                                                  n=group.alerts)
     if group.state == "acknowledged" and group.ack is not None:
-        return Cell(w._("acknowledged: {by} (until {until})").format(
-            by=group.ack.by, until=w.time(group.ack.until)), "warn", title=what)
-    return Cell(w._("{what} since {since}").format(what=w._("firing") + w.paren(what),
-                                                   since=w.time(group.opened)), "bad")
+        acked = w._("acknowledged: {by} (until {until})").format(
+            by=group.ack.by, until=w.time(group.ack.until))
+        return Cell(f"{acked}{w.clause_sep}{what}", "warn")  # still as bad as it was
+    firing = w._("{what} since {since}").format(what=w._("firing") + w.paren(what),
+                                                since=w.time(group.opened))
+    if group.silenced_until is not None:  # held back, not gone: say so, not calmer
+        firing += w.clause_sep + w._("silenced until {until}").format(
+            until=w.time(group.silenced_until))
+    return Cell(firing, "bad")
 
 
 def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> Row:

@@ -9,6 +9,7 @@ each answers with a redirect back (303), so a reload never repeats it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from commsmon.outputs.web.accounts import Account, Accounts, Role, account_of, c
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import ACTIONS, Actor, DutyEntry
 
-__all__ = ["METHODS", "OPS", "SNAPSHOT", "act", "add_desk_routes", "back", "require", "site_of"]
+__all__ = ["METHODS", "OPS", "SNAPSHOT", "WORDS", "act", "add_desk_routes", "back", "refuse",
+           "require", "site_of"]
 
 log = structlog.get_logger("commsmon.console")
 
@@ -44,11 +46,12 @@ _ACCOUNTS: web.AppKey[Accounts | None] = web.AppKey("desk_accounts")
 _CONTEXT: web.AppKey[Ctx] = web.AppKey("desk_context")
 SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("desk_snapshot")
 _CLOCK: web.AppKey[Callable[[], float]] = web.AppKey("desk_clock")
+WORDS: web.AppKey[Callable[[web.Request], Wording]] = web.AppKey("desk_words")
 
 
 def add_desk_routes(app: web.Application, ops: Operations | None, accounts: Accounts | None,
                     context: Ctx, snapshot: Callable[[], Snapshot | None],
-                    clock: Callable[[], float]) -> None:
+                    clock: Callable[[], float], words: Callable[[web.Request], Wording]) -> None:
     """Serve ``/login``, ``/logout``, the actions under ``/site/<id>/`` and ``/silences/``,
     and the duty log ``/log`` (``/log.csv``).
 
@@ -58,9 +61,11 @@ def add_desk_routes(app: web.Application, ops: Operations | None, accounts: Acco
         context: the console's template context for a request.
         snapshot: the latest evaluation.
         clock: wall clock, epoch seconds.
+        words: the words of a request's page (its language, the district's time zone).
     """
     app[OPS], app[_ACCOUNTS], app[_CONTEXT], app[SNAPSHOT], app[_CLOCK] = (
         ops, accounts, context, snapshot, clock)
+    app[WORDS] = words
     app.router.add_get("/login", _login_page)
     app.router.add_post("/login", _login)
     app.router.add_post("/logout", _logout)
@@ -71,6 +76,23 @@ def add_desk_routes(app: web.Application, ops: Operations | None, accounts: Acco
     app.router.add_post("/silences/{id}/expire", _unsilence)
     app.router.add_get("/log", _log_page)
     app.router.add_get("/log.csv", _log_csv)
+
+
+def refuse(request: web.Request, status: int, message: str,
+           back_to: str | None = None) -> web.HTTPException:
+    """A page in the officer's language saying why an action was not done (``message``,
+    already in words), with the way back; answered with ``status``."""
+    w = request.app[WORDS](request)
+    back_to = back_to or request.headers.get("Referer", "") or "/"
+    if not back_to.startswith(("/", request.url.origin().human_repr())):
+        back_to = "/"
+    page = aiohttp_jinja2.render_string("refused.html", request, {
+        "lang": "zh-CN" if w.language == "zh" else "en", "message": message,
+        "back_to": back_to, "t": {"title": w._("Duty desk"), "not_done": w._("Not done"),
+                                  "back": w._("Back")}})
+    kind = {400: web.HTTPBadRequest, 403: web.HTTPForbidden, 404: web.HTTPNotFound,
+            409: web.HTTPConflict, 503: web.HTTPServiceUnavailable}[status]
+    return kind(text=page, content_type="text/html")
 
 
 def require(request: web.Request, role: Role) -> Account | None:
@@ -85,13 +107,16 @@ def require(request: web.Request, role: Role) -> Account | None:
     if accounts is None or not accounts.enabled:
         if role == "viewer":
             return None
-        raise web.HTTPForbidden(text="no console accounts are configured (http.users)")
+        raise refuse(request, 403, request.app[WORDS](request)._(
+            "No console accounts are configured (http.users): the pages are read-only"))
     account = account_of(request)
     if account is None:
         raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.method == "GET"
                                else "/login")
     if not account.may(role):
-        raise web.HTTPForbidden(text=f"{account.login} is {account.role}: {role} required")
+        w = request.app[WORDS](request)
+        raise refuse(request, 403, w._("{who} is a {role}: this needs a {needed}").format(
+            who=account.name, role=w.role(account.role), needed=w.role(role)))
     return account
 
 
@@ -103,9 +128,12 @@ async def act(request: web.Request) -> tuple[Account, Operations, dict[str, str]
     assert account is not None  # require() returns one for the duty role
     form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
     if not csrf_ok(request, form.get("csrf", "")):
-        raise web.HTTPForbidden(text="the form has expired or is not ours (CSRF): reload it")
+        raise refuse(request, 403, request.app[WORDS](request)._(
+            "The form has expired or did not come from this page: reload the page and try "
+            "again"))
     if ops is None:
-        raise web.HTTPServiceUnavailable(text="operations are not available")
+        raise refuse(request, 503, request.app[WORDS](request)._(
+            "Operations are not available"))
     return account, ops, form, Actor(account.login, request.remote or "")
 
 
@@ -118,7 +146,7 @@ def site_of(request: web.Request) -> str:
     snap = request.app[SNAPSHOT]()
     site = request.match_info["site"]
     if snap is None or site not in snap.sites:
-        raise web.HTTPNotFound(text=f"no such village {site}")
+        raise refuse(request, 404, request.app[WORDS](request)._("No such village"), "/")
     return site
 
 
@@ -193,21 +221,23 @@ async def _checkin(request: web.Request) -> web.StreamResponse:
     battery % (optional)."""
     site = site_of(request)
     account, ops, form, actor = await act(request)
+    w = request.app[WORDS](request)
     snap = request.app[SNAPSHOT]()
     device = form.get("device", "")
     if snap is None or device not in snap.devices or snap.devices[device].device.site != site:
-        raise web.HTTPBadRequest(text=f"device: {device!r} is not a device of {site}")
+        raise refuse(request, 400, w._("Choose one of the village's devices"))
     method = form.get("method", "other")
     if method not in METHODS:
-        raise web.HTTPBadRequest(text=f"method: one of {', '.join(METHODS)}")
+        raise refuse(request, 400, w._("Choose how the test call was made"))
     battery = form.get("battery", "").strip()
     try:
         body = CheckInBody.model_validate({
             "device": device, "result": form.get("result", ""), "by": account.name,
             "note": f"[{method}] {form.get('note', '').strip()}".strip(),
             "battery": float(battery) / 100 if battery else None})
-    except (ValidationError, ValueError) as exc:
-        raise web.HTTPBadRequest(text=f"check-in: {exc}") from exc
+    except (ValidationError, ValueError):
+        raise refuse(request, 400, w._("Give the result (got through or not) and a battery "
+                                       "level between 0 and 100 %")) from None
     await ops.record_checkin(body.checkin(request.app[_CLOCK]()), actor)
     raise back(request, site, "checkin")
 
@@ -217,11 +247,12 @@ async def _declare(request: web.Request) -> web.StreamResponse:
     site = site_of(request)
     account, ops, form, actor = await act(request)
     now = request.app[_CLOCK]()
-    hours = _hours(form.get("hours", ""), MAX_ROAD_HOURS)
+    hours = _hours(request, form.get("hours", ""), MAX_ROAD_HOURS)
     until = now + hours * 3600 if hours else None
     declaration = Declaration(site, "road", now, until, account.name, form.get("note", "")[:1000])
     if not await ops.declare(declaration, actor):
-        raise web.HTTPBadRequest(text=f"{site} is not judged by this instance")
+        raise refuse(request, 400, request.app[WORDS](request)._(
+            "This village is judged by another instance of commsmon"))
     raise back(request, site, "declare")
 
 
@@ -236,18 +267,19 @@ async def _silence(request: web.Request) -> web.StreamResponse:
     """Hold back the village's alerts for ``hours``, with a reason (required)."""
     site = site_of(request)
     account, ops, form, actor = await act(request)
+    w = request.app[WORDS](request)
     reason = form.get("reason", "").strip()[:1000]
     if not reason:
-        raise web.HTTPBadRequest(text="reason: say why the alerts are silenced")
-    hours = _hours(form.get("hours", ""), MAX_SILENCE_HOURS)
+        raise refuse(request, 400, w._("Say why the alerts are silenced"))
+    hours = _hours(request, form.get("hours", ""), MAX_SILENCE_HOURS)
     if not hours:
-        raise web.HTTPBadRequest(text="hours: how long to silence")
+        raise refuse(request, 400, w._("Say for how many hours"))
     now = request.app[_CLOCK]()
     try:
         await ops.add_silence({"site": site}, now, now + hours * 3600, account.name, reason,
                               actor)
-    except RuntimeError as exc:
-        raise web.HTTPServiceUnavailable(text=str(exc)) from exc
+    except RuntimeError:
+        raise refuse(request, 503, w._("The alert service is not running")) from None
     raise back(request, site, "silence")
 
 
@@ -262,18 +294,16 @@ async def _unsilence(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/")
 
 
-def _hours(value: str, most: float) -> float:
+def _hours(request: web.Request, value: str, most: float) -> float:
     """A form's hours: empty is 0; otherwise 0 < hours <= ``most``."""
     value = value.strip()
-    if not value:
-        return 0.0
-    try:
-        hours = float(value)
-    except ValueError:
-        raise web.HTTPBadRequest(text=f"hours: {value!r} is not a number") from None
-    if not 0 < hours <= most:
-        raise web.HTTPBadRequest(text=f"hours: between 0 and {most:g}")
-    return hours
+    hours = -1.0
+    with contextlib.suppress(ValueError):  # not a number: refused below
+        hours = float(value) if value else 0.0
+    if value and not 0 < hours <= most:
+        raise refuse(request, 400, request.app[WORDS](request)._(
+            "Give the hours as a number between 1 and {most}").format(most=f"{most:g}"))
+    return max(hours, 0.0)
 
 
 async def _entries(request: web.Request) -> tuple[dict[str, Any], list[DutyEntry], str, str]:
@@ -289,7 +319,7 @@ async def _entries(request: web.Request) -> tuple[dict[str, Any], list[DutyEntry
     try:
         day = datetime.fromisoformat(day_text).date()
     except ValueError:
-        raise web.HTTPBadRequest(text="day: YYYY-MM-DD") from None
+        raise refuse(request, 400, w._("Give the day as 2026-12-05")) from None
     start = datetime(day.year, day.month, day.day, tzinfo=w.tz)
     end = start + timedelta(days=1)
     user = request.query.get("user", "").strip()
