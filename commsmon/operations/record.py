@@ -110,8 +110,10 @@ class Operations:
             self._fleet.declare(declaration)
         return store
 
-    async def record_checkin(self, checkin: CheckIn, actor: Actor = NOBODY) -> bool:
-        """Persist, then apply a check-in; ``False`` if the device is unknown."""
+    async def record_checkin(self, checkin: CheckIn, actor: Actor = NOBODY,
+                             method: str = "") -> bool:
+        """Persist, then apply a check-in; ``False`` if the device is unknown.
+        ``method``: how it was made (``test_call``, ``roll_call`` ...), for the duty log."""
         if checkin.device not in self._fleet.inventory.devices:
             return False
         if (store := self._store()) is not None:
@@ -120,7 +122,7 @@ class Operations:
         site = self._fleet.inventory.devices[checkin.device].site
         log.info("check-in recorded", device=checkin.device, ok=checkin.ok, by=checkin.by,
                  site=site)
-        detail = {"ok": "1" if checkin.ok else "0", "note": checkin.note}
+        detail = {"ok": "1" if checkin.ok else "0", "method": method, "note": checkin.note}
         if checkin.charge is not None:
             detail["charge"] = f"{checkin.charge:g}"
         await self.log_duty(actor, "checkin", site, checkin.device, detail)
@@ -314,8 +316,11 @@ class Operations:
     async def log_duty(self, actor: Actor, action: Action, site: str = "", subject: str = "",
                        detail: dict[str, str] | None = None) -> None:
         """Write a duty-log entry, now, for ``actor`` (the store's, else kept in memory)."""
-        entry = DutyEntry(self._clock(), actor.user, actor.address, action, site,
-                          subject, detail or {})
+        detail = dict(detail or {})
+        if actor.name and actor.name != actor.user:
+            detail["name"] = actor.name
+        entry = DutyEntry(self._clock(), actor.user, actor.address, action, site, subject,
+                          detail)
         if (store := self._store()) is not None:
             await asyncio.to_thread(store.add_duty, entry)
         else:

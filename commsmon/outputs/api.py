@@ -49,7 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class Operations(Protocol):
     """What the API may change; the daemon implements it (persist, then apply)."""
 
-    async def record_checkin(self, checkin: CheckIn, actor: Actor = ...) -> bool:
+    async def record_checkin(self, checkin: CheckIn, actor: Actor = ...,
+                             method: str = ...) -> bool:
         """Record a check-in; ``False`` if the device is unknown."""
 
     async def declare(self, declaration: Declaration, actor: Actor = ...) -> bool:

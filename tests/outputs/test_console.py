@@ -202,3 +202,24 @@ def test_readings_read_with_their_units() -> None:
     assert texts["d", "rssi"] == "-90 dBm" and texts["d", "fuel_litres"] == "150 L"
     assert texts["d", "signal"] == "4 格" and texts["d", "charge"] == "96 %"
     assert texts["d", "uplink_receive"] == "12.5 kB/s" and texts["d", "registered"] == "是"
+
+
+async def test_a_channel_that_an_outage_will_end_says_when(client: Desk) -> None:
+    """The centre's mains cut, its UPS on battery with 30 min left: every village's PDT
+    channel still works, but not for long — its cell says until when, amber, not a calm
+    green 正常."""
+    c, holder = client
+    config = load_config(DEMO)
+    fleet = Fleet(config.inventory(), T0 - 600)
+    fleet.set_source("mqtt", True, T0 - 600)
+    for at in (T0 - 5, T0):
+        for device_id in fleet.inventory.devices:
+            readings = {"output_source": "battery", "runtime": 1800.0} \
+                if device_id == "centre-ups" else {}
+            fleet.observe(Observation(device_id, at, True, readings))
+        holder["snap"] = fleet.evaluate(at)
+    page = await (await c.get("/board/table")).text()
+    row = page.split('id="site-v01"', 1)[1].split("</tr>", 1)[0]
+    pdt = row.split('data-h="PDT 370M 集群"', 1)[0].rsplit("<td", 1)[1] + row.split(
+        'data-h="PDT 370M 集群"', 1)[1].split("</td>", 1)[0]
+    assert "tone-warn" in pdt and ("10:30" in pdt), pdt

@@ -68,6 +68,14 @@ async def test_the_board_updates_live_and_says_when_data_stops(
         await wall.goto(str(server.make_url("/wall")))
         assert await wall.locator("body.wall tbody tr").count() == 15
         assert await wall.locator("form, button, input").count() == 0
+        # every village and the centre on one 1080-line screen, nothing to scroll to
+        assert await wall.evaluate("document.documentElement.scrollHeight") <= 1080
+        # the clock ticks in the district's time zone, whatever the PC's
+        await wall.wait_for_function("document.getElementById('clock').textContent !== ''")
+        shown = await wall.locator("#clock").inner_text()
+        from datetime import datetime
+        now = datetime.now(DEFAULT_TZ)
+        assert shown[:2] in (f"{now.hour:02d}", f"{(now.hour + 1) % 24:02d}"), shown
         await wall.screenshot(path=tmp_path / "wall.png", full_page=True)
         await wall.close()
 

@@ -163,9 +163,11 @@ async def test_a_test_call_from_the_form_reaches_the_board_and_the_duty_log(desk
     (entry,) = [e for e in desk.store.duty_entries(NOW - 60, NOW + 60) if e.action == "checkin"]
     assert (entry.user, entry.address, entry.site, entry.subject) == (
         "zhang", "127.0.0.1", "v04", "v04-sathand")
-    assert entry.detail["note"] == "[test_call] 信号良好" and entry.detail["charge"] == "0.8"
+    assert entry.detail["note"] == "信号良好" and entry.detail["charge"] == "0.8"
+    assert entry.detail["method"] == "test_call" and entry.detail["name"] == "张三"
     page = await (await c.get("/log?day=2026-12-05&user=zhang")).text()
     assert "记录测试通话" in page and "v04-sathand" in page and "信号良好" in page
+    assert "接通、卫星电话测试通话、信号良好、电量 80 %" in page and "张三（zhang）" in page
     csv = await (await c.get("/log.csv?day=2026-12-05")).read()
     assert csv.startswith("\ufeff".encode()) and "v04-sathand" in csv.decode()
     assert "当天没有记录" in await (await c.get("/log?day=2026-12-04")).text()
@@ -349,7 +351,7 @@ async def test_an_admin_uploads_the_roster_and_the_board_shows_who_is_on_duty(
         assert r.status == 303
         entries = await daemon.operations.duty_entries(NOW - 60, NOW + 60)
         assert [e.action for e in entries] == ["login", "roster", "handover"]
-        assert entries[2].detail == {"duty": "张三", "note": "夜班无异常"}
+        assert entries[2].detail == {"duty": "张三", "note": "夜班无异常", "name": "王五"}
     await daemon.alerts.close()
 
 

@@ -151,6 +151,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
                          "{seconds} s; reconnecting").format(seconds=int(STALE_AFTER)),
         },
         "stale_ms": int(STALE_AFTER * 1000), "reload_ms": int(RELOAD_AFTER * 1000),
+        "tz_name": str(settings["tz"]),
         "events": "/events?" + urlencode({"lang": language, **({"wall": "1"} if wall else {})}),
     }
 

@@ -122,7 +122,11 @@ async def _link_ack(request: web.Request) -> web.StreamResponse:
         actor = Actor(account.login, request.remote or "", account.name)
     else:
         holder = ops.roster_now().get(link.role) if link is not None and link.role else None
-        actor = Actor("link", request.remote or "", holder.name if holder else "")
+        w = request.app[WORDS](request)
+        # nobody on the roster for that role: name the role and the way, never "link"
+        name = holder.name if holder else w.role(link.role if link else "") + w.paren(
+            w._("the link in a message"))
+        actor = Actor("link", request.remote or "", name)
     problem = await ops.ack_by_link(token, actor)
     raise web.HTTPSeeOther(f"/a/{token}?result={problem or 'ok'}")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from commsmon.config.inventory import MAX_AGE_REPORTS
+from commsmon.core.endurance import Endurance
 from commsmon.core.model import DEFAULT_TARGET_HOURS
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
@@ -148,14 +149,24 @@ def _row(s: SiteStatus, devices: list[DeviceStatus], now: float, w: Wording) -> 
         reach = Cell(w._("reachable") if s.reachable else w._("isolated"),
                      "good" if s.reachable else "bad", *reachable)
     channels = []
+    now_view = s.scenarios.get("now")
+    lasting: dict[str, Endurance] = {o.channel: o.endurance for o in now_view.channels
+                                     if o.channel} if now_view and now_view.outages else {}
     for name in BOARD_CHANNELS:
         channel = s.channels.get(name)  # type: ignore[call-overload]
         if channel is None:
             channels.append(Cell("-"))
             continue
         providers = [d for d in devices if d.device.id in channel.providers]
-        channels.append(Cell(w.state(channel.state.value), _TONE[channel.state],
-                             *_data(providers, now)))
+        text, tone = w.state(channel.state.value), _TONE[channel.state]
+        left = lasting.get(name)
+        if tone in ("good", "warn") and left is not None and not left.unbounded:
+            # working now, but an outage (here, or at the centre it goes through) will end it
+            until = w.time(now + left.lower * 3600)
+            text += w.clause_sep + (w._("gives out at about {time}") if left.exact
+                                    else w._("lasts at least until {time}")).format(time=until)
+            tone = "warn"
+        channels.append(Cell(text, tone, *_data(providers, now)))
     scenarios = []
     for name in SCENARIOS:
         result = s.scenarios.get(name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +26,7 @@ from commsmon.core.snapshot import Snapshot
 from commsmon.operations.checkin import CheckInBody
 from commsmon.outputs.api import Operations
 from commsmon.outputs.web.accounts import Account, Accounts, Role, account_of, csrf_ok
+from commsmon.outputs.web.dutywords import detail_text, entry_who, subject_text
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import ACTIONS, Actor, DutyEntry
 
@@ -233,12 +234,13 @@ async def _checkin(request: web.Request) -> web.StreamResponse:
     try:
         body = CheckInBody.model_validate({
             "device": device, "result": form.get("result", ""), "by": account.name,
-            "note": f"[{method}] {form.get('note', '').strip()}".strip(),
+            "note": form.get("note", "").strip(),
             "battery": float(battery) / 100 if battery else None})
     except (ValidationError, ValueError):
         raise refuse(request, 400, w._("Give the result (got through or not) and a battery "
                                        "level between 0 and 100 %")) from None
-    await ops.record_checkin(body.checkin(request.app[_CLOCK]()), actor)
+    await ops.record_checkin(body.checkin(request.app[_CLOCK]()),
+                             Actor(actor.user, actor.address, account.name), method)
     raise back(request, site, "checkin")
 
 
@@ -328,18 +330,23 @@ async def _entries(request: web.Request) -> tuple[dict[str, Any], list[DutyEntry
     return context, entries, day.isoformat(), user
 
 
-def _entry_texts(e: DutyEntry, w: Wording) -> dict[str, str]:
+def _entry_texts(e: DutyEntry, names: Mapping[str, str], w: Wording) -> dict[str, str]:
     """A duty-log entry in the officer's words."""
-    detail = w.list_sep.join(f"{k}={v}" for k, v in e.detail.items() if v)
     return {"at": datetime.fromtimestamp(e.at, w.tz).strftime("%Y-%m-%d %H:%M:%S"),
-            "user": e.user, "address": e.address, "action": w.duty_action(e.action),
-            "site": e.site, "subject": e.subject, "detail": detail}
+            "user": entry_who(e), "address": e.address, "action": w.duty_action(e.action),
+            "site": e.site, "subject": subject_text(e, names, w), "detail": detail_text(e, w)}
+
+
+def _names(request: web.Request) -> dict[str, str]:
+    snap = request.app[SNAPSHOT]()
+    return {} if snap is None else {d: s.device.name for d, s in snap.devices.items()}
 
 
 async def _log_page(request: web.Request) -> web.Response:
     context, entries, day, user = await _entries(request)
     w: Wording = context["w"]
-    context.update(entries=[_entry_texts(e, w) for e in entries], day=day, user=user,
+    names = _names(request)
+    context.update(entries=[_entry_texts(e, names, w) for e in entries], day=day, user=user,
                    actions={a: w.duty_action(a) for a in ACTIONS})
     context["t"].update(log=w._("Duty log"), day=w._("Day"), officer=w._("Officer"),
                         when=w._("Time"), action=w._("Action"), where=w._("From"),
@@ -356,10 +363,13 @@ async def _log_csv(request: web.Request) -> web.Response:
     w: Wording = context["w"]
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["time", "user", "address", "action", "site", "subject", "detail"])
-    for e in entries:
-        t = _entry_texts(e, w)
-        writer.writerow([t["at"], e.user, e.address, e.action, e.site, e.subject, t["detail"]])
+    writer.writerow([w._("Time"), w._("Officer"), w._("From"), w._("Action"), w._("Village"),
+                     w._("Subject"), w._("Details"), "action", "subject"])
+    names = _names(request)
+    for e in entries:  # the words, then the codes (to filter and count by)
+        t = _entry_texts(e, names, w)
+        writer.writerow([t["at"], t["user"], e.address, t["action"], e.site, t["subject"],
+                         t["detail"], e.action, e.subject])
     name = f"duty-log-{day}{'-' + user if user else ''}.csv"
     return web.Response(body=("\ufeff" + out.getvalue()).encode(), content_type="text/csv",
                         charset="utf-8",

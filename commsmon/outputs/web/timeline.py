@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from commsmon.outputs.web.dutywords import detail_text, entry_who, label_text, subject_text
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import DutyEntry, Event
 
@@ -54,20 +55,17 @@ def _event(e: Event, names: Mapping[str, str], w: Wording) -> Moment:
     firing = e.kind == "alert_firing"
     label = w._("alert") if firing else w._("resolved")
     what = w.rule(e.subject)
-    extra = [v for k, v in sorted(e.detail.items()) if k != "severity"]
+    extra = [label_text(k, v, names, w) for k, v in sorted(e.detail.items())
+             if k != "severity"]
     if extra:
-        what += w.paren(w.list_sep.join(_device(v, names, w) for v in extra))
+        what += w.paren(w.list_sep.join(extra))
     return Moment(e.at, when, f"{label}{w.colon}{what}", "", "bad" if firing else "good")
 
 
 def _entry(e: DutyEntry, names: Mapping[str, str], w: Wording) -> Moment:
-    subject = _device(e.subject, names, w) if e.subject in names else ""
-    note = e.detail.get("note", "")
-    if e.action == "checkin":
-        result = w._("ok") if e.detail.get("ok") == "1" else w._("failed")
-        text = f"{w.duty_action(e.action)}{w.colon}{subject} {result}"
-    else:
-        text = w.duty_action(e.action) + (f"{w.colon}{subject}" if subject else "")
-    if note:
-        text += w.paren(note)
-    return Moment(e.at, w.time(e.at), text, e.user, "none")
+    subject = subject_text(e, names, w)
+    text = w.duty_action(e.action) + (f"{w.colon}{subject}" if subject else "")
+    detail = detail_text(e, w)
+    if detail:
+        text += w.paren(detail)
+    return Moment(e.at, w.time(e.at), text, entry_who(e), "none")
