@@ -49,6 +49,7 @@ STALE_AFTER = 30.0  # seconds without a push before the page shows the banner
 RELOAD_AFTER = 15 * 60.0  # seconds without a push before the page reloads itself
 RECENT_SHOWN = 20  # traps listed on a village page, newest first
 TIMELINE_SHOWN = 100  # timeline lines on a village page, newest first
+_ROLE_ORDER = {"duty": 0, "deputy": 1, "leader": 2}  # who is on duty, in the order of call
 STATIC = Path(__file__).parent / "static"
 _SNAPSHOT: web.AppKey[Callable[[], Snapshot | None]] = web.AppKey("console_snapshot")
 _SETTINGS = web.AppKey("console_settings", dict[str, Any])
@@ -126,7 +127,8 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
         "alerts_on": groups is not None,
         "on_duty": None if holders is None else [
-            (w.role(role), shift.name, shift.phone) for role, shift in holders.items()],
+            (w.role(role), shift.name, shift.phone) for role, shift in sorted(
+                holders.items(), key=lambda rs: (_ROLE_ORDER.get(rs[0], 9), rs[0]))],
         "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
         "summary": summary(rows, w) if rows else "",
         "t": {
@@ -142,9 +144,11 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "checkin": w._("Last test call"),
             "outages": w._("Outages"),
             "alert": w._("Alert"), "on_duty_now": w._("On duty now"),
-            "clock": w._("This computer's clock"),
+            "clock": w._("This computer's clock"), "ago": w._("{age} ago"),
             "nobody_on_duty": w._("Nobody on the roster now"), "roster": w._("Roster"),
             "hand_over": w._("Hand over the shift"),
+            "hand_over_note": w._("Handover note"),
+            "confirm_hand_over": w._("Hand the shift over now?"),
             "updated": w._("Updated"),
             "starting": w._("No evaluation yet: the daemon is starting"),
             "stale": w._("Data interrupted: the board has not been updated for over "
@@ -168,7 +172,11 @@ def _may_watch(request: web.Request, wall: bool) -> None:
 @aiohttp_jinja2.template("board.html")
 async def _board(request: web.Request) -> dict[str, Any]:
     _may_watch(request, wall=False)
-    return _context(request)
+    context = _context(request)
+    if request.query.get("done") == "handover":
+        w: Wording = context["w"]
+        context["done"] = w._("Saved") + w.colon + w.duty_action("handover")
+    return context
 
 
 @aiohttp_jinja2.template("board.html")
@@ -211,10 +219,14 @@ async def _site_context(request: web.Request, site: str, live: bool = False) -> 
     if detail is None:
         raise web.HTTPNotFound(text=w._("No such village"))
     ids = {d["id"]: d["name"] for d in detail["devices"]}
-    received = [(w.time(at), ids[device], w.trap(name))
-                for at, device, name in reversed(list(request.app[_SETTINGS]["traps"]()))
-                if device in ids][:RECENT_SHOWN]
+    received = _collapse([(at, ids[device], w.trap(name)) for at, device, name
+                          in reversed(list(request.app[_SETTINGS]["traps"]())) if device in ids],
+                         w)[:RECENT_SHOWN]
+    status = snap.sites[site] if snap is not None else None
+    cells = {} if status is None else {
+        name: w.cell(r.as_fact(), words=True) for name, r in status.scenarios.items()}
     context.update(site=detail, values=reading_texts(detail["devices"], w), traps=received,
+                   cells=cells,
                    events="/events?" + urlencode({"lang": context["language"], "site": site}))
     if context["can_act"] and not live:
         _add_actions(context, request, snap, detail["id"], w)
@@ -234,11 +246,25 @@ async def _site_context(request: web.Request, site: str, live: bool = False) -> 
         "outages_now": w._("Happening now"),
         "unconfirmed": w._("SNMP trap, awaiting a poll"), "stale_reading": w._("stale"),
         "not_available": w._("not available"), "trap_path": w._("Trap path"),
-        "traps": w._("Traps received"), "no_traps": w._("No trap received since the start"),
+        "traps": w._("Reported by the kit (SNMP traps)"),
+        "no_traps": w._("No trap received since the start"), "saved": w._("Saved"),
         "timeline": w._("Timeline"), "no_timeline": w._("Nothing recorded yet"),
         "by": w._("By"),
     })
     return context
+
+
+def _collapse(traps: list[tuple[float, str, str]], w: Wording) -> list[tuple[str, str, str, int]]:
+    """Traps newest first, a run of the same trap from the same device told once with
+    how many (a UPS repeats upsTrapOnBattery every minute)."""
+    out: list[tuple[str, str, str, int]] = []
+    for at, device, what in traps:
+        if out and out[-1][1:3] == (device, what):
+            when, _, _, n = out[-1]
+            out[-1] = (when, device, what, n + 1)
+        else:
+            out.append((w.time(at), device, what, 1))
+    return out
 
 
 def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot | None,
@@ -246,8 +272,10 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
     """The village page's forms: devices to record a test call for (those checked in
     by hand first), methods, the village's silences, and what was just done."""
     assert snap is not None
+    # what keepers test by hand first: handsets checked in, then phones and radios
     devices = sorted((d for d in snap.devices.values() if d.device.site == site),
-                     key=lambda d: d.device.source != "checkin")
+                     key=lambda d: (d.device.source != "checkin",
+                                    d.device.kind not in ("satphone", "pdt_terminal")))
     ops: Operations = request.app[_SETTINGS]["ops"]
     now = request.app[_SETTINGS]["clock"]()
     done = request.query.get("done", "")
@@ -267,7 +295,9 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
         for_hours=w._("For (hours)"), until_cleared=w._("until cleared"),
         silence=w._("Silence this village's alerts"),
         reason_required=w._("Reason (required)"), add_silence=w._("Silence"),
-        silenced_until=w._("Silenced until"), expire=w._("Expire now"))
+        silenced_until=w._("Silenced until"), expire=w._("Expire now"),
+        confirm_clear=w._("Clear the road outage? The village's readiness counts on resupply "
+                          "again."))
 
 
 async def _events(request: web.Request) -> web.StreamResponse:

@@ -88,6 +88,8 @@ async def _link_page(request: web.Request) -> web.Response:
     context.update(
         link=link, problem=_problems(w).get(problem or "", problem or ""), nonce=nonce,
         token=token, site_id=site, site_name=status.site.name if status else "",
+        now_text=w.verdict(status.scenarios["now"].as_fact(), site)
+        if status is not None and "now" in status.scenarios else "",
         group=group, holder=holder, role=w.role(link.role) if link and link.role else "",
         alerts=[alert_description(a, w.language, w.tz, w.now) for a in alerts],
         done=_problems(w).get(request.query.get("result", ""), "")

@@ -21,6 +21,7 @@ from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
 from commsmon.operations.record import GroupView
 from commsmon.outputs.wording import Wording
+from commsmon.outputs.wording.catalogs import N_
 
 __all__ = ["BOARD_CHANNELS", "Cell", "Row", "alert_cell", "board_rows", "problems_first",
            "reading_texts", "summary"]
@@ -249,7 +250,7 @@ def _checkin(devices: list[DeviceStatus], now: float, w: Wording) -> Cell:
 
 #: Readings shown as durations (SI seconds) and as percentages (ratio 0-1).
 _DURATIONS = frozenset({"runtime", "uptime", "on_battery"})
-_RATIOS = frozenset({"charge", "fuel", "load"})
+_RATIOS = frozenset({"charge", "fuel", "load", "cpu", "memory", "disk"})
 
 
 def reading_texts(devices: Iterable[dict[str, Any]], w: Wording) -> dict[tuple[str, str], str]:
@@ -262,6 +263,11 @@ def reading_texts(devices: Iterable[dict[str, Any]], w: Wording) -> dict[tuple[s
     return out
 
 
+#: Yes/no readings that read better in their own words.
+_BOOLS = {"running": (N_("running"), N_("stopped")),
+          "mains_present": (N_("present"), N_("absent")),
+          "registered": (N_("registered"), N_("not registered")),
+          "battery_connected": (N_("connected"), N_("not connected"))}
 #: Units of the shipped readings (SI, as decoded), by how their names end.
 _UNITS = (("_volts", "V"), ("volts", "V"), ("temperature", "°C"), ("rssi", "dBm"),
           ("litres", "L"), ("signal", "bars"))
@@ -272,6 +278,9 @@ def _value_text(name: str, value: Any, w: Wording) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
+        words = _BOOLS.get(name)
+        if words is not None:
+            return w._(words[0] if value else words[1])
         return w._("yes") if value else w._("no")
     if isinstance(value, int | float):
         if name in _DURATIONS:

@@ -849,6 +849,8 @@ class Wording:
         if e.lost:
             return self._("NOT: none")
         if e.exact:
+            if words:  # "不足 57.6 小时" would read as "less than 57.6 h"
+                return self._("NOT: lasts {hours}").format(hours=hours(e.lower))
             return self._("NOT {hours}").format(hours=hours(e.lower))
         if e.upper < (v.number("target_hours") or 0):  # short for sure, by how much unknown
             if words:
