@@ -224,6 +224,14 @@ class Operations:
         alerts = self._alerts()
         return alerts.roster.shifts if alerts is not None else ()
 
+    def roles_needed(self) -> list[str]:
+        """The roles the escalation policies call, in the order they first do."""
+        alerts = self._alerts()
+        if alerts is None:
+            return []
+        return list(dict.fromkeys(step.notify for p in alerts.spec.escalation.policies
+                                  for step in p.steps))
+
     def roster_now(self) -> dict[str, Shift]:
         """Who holds each roster role now."""
         alerts = self._alerts()

@@ -91,6 +91,9 @@ class Operations(Protocol):
     def roster(self) -> tuple[Shift, ...]:
         """Every shift of the duty roster."""
 
+    def roles_needed(self) -> list[str]:
+        """The roles the escalation policies call."""
+
     def roster_now(self) -> dict[str, Shift]:
         """Who holds each roster role now."""
 

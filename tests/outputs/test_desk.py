@@ -338,12 +338,12 @@ async def test_an_admin_uploads_the_roster_and_the_board_shows_who_is_on_duty(
         bad.add_field("file", "start,end,role,name\n2026-12-05,x,duty,张三\n".encode(),
                       filename="r.csv")
         r = await c.post("/roster", data=bad)
-        assert "line 2: end" in await r.text()
+        assert "第 2 行：x 不是时间" in await r.text() and "未作任何更改" in await r.text()
         good = FormData({"csrf": csrf})
         good.add_field("file", ("开始,结束,角色,姓名,电话\n2026-12-05 08:00,2026-12-06 08:00,"
                                 "值班员,张三,13800000001\n").encode(), filename="r.csv")
         r = await c.post("/roster", data=good)
-        assert "值班表已替换（1）" in await r.text()
+        assert "值班表已替换：1 个班次" in await r.text()
         board = await (await c.get("/")).text()
         assert "当前值班：" in board and "值班员 张三（13800000001）" in board
         r = await c.post("/handover", data={"csrf": csrf, "note": "夜班无异常"},

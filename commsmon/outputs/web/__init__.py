@@ -26,6 +26,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from commsmon.core.readiness import SCENARIOS
+from commsmon.core.roster import Shift
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.api import Operations, site_detail
 from commsmon.outputs.web.accounts import CSRF, ROLES, Accounts, account_of
@@ -126,9 +127,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         "lang_q": "?lang=en" if language == "en" else "",
         "lang": "zh-CN" if language == "zh" else "en", "language": language, "wall": wall,
         "alerts_on": groups is not None,
-        "on_duty": None if holders is None else [
-            (w.role(role), shift.name, shift.phone) for role, shift in sorted(
-                holders.items(), key=lambda rs: (_ROLE_ORDER.get(rs[0], 9), rs[0]))],
+        "on_duty": None if holders is None or ops is None else _on_duty(holders, ops, w),
         "rows": rows, "w": w, "updated": w.time(snap.at) if snap is not None else "",
         "summary": summary(rows, w) if rows else "",
         "t": {
@@ -158,6 +157,15 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         "tz_name": str(settings["tz"]),
         "events": "/events?" + urlencode({"lang": language, **({"wall": "1"} if wall else {})}),
     }
+
+
+def _on_duty(holders: dict[str, Shift], ops: Operations,
+             w: Wording) -> list[tuple[str, str, str, bool]]:
+    """(role, name, phone, missing) of each role held now and each role a policy calls
+    that nobody holds (an escalation would reach no one: said in red)."""
+    roles = sorted({*holders, *ops.roles_needed()}, key=lambda r: (_ROLE_ORDER.get(r, 9), r))
+    return [(w.role(r), holders[r].name, holders[r].phone, False) if r in holders
+            else (w.role(r), w._("nobody"), "", True) for r in roles]
 
 
 def _may_watch(request: web.Request, wall: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,6 +22,7 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from commsmon.operations.record import GroupAction
+from commsmon.operations.roster import RosterError
 from commsmon.outputs.alerts.messages import alert_description
 from commsmon.outputs.api import Operations
 from commsmon.outputs.web.accounts import account_of, csrf_ok
@@ -173,7 +175,7 @@ async def _roster_page(request: web.Request) -> web.Response:
     w: Wording = context["w"]
     account = account_of(request)
     context.update(
-        shifts=[(w.time(s.start), w.time(s.end), w.role(s.role), s.name, s.phone)
+        shifts=[(_day_time(s.start, w), _day_time(s.end, w), w.role(s.role), s.name, s.phone)
                 for s in ops.roster()],
         can_upload=account is not None and account.may("admin"),
         error=request.query.get("error", ""), uploaded=request.query.get("shifts", ""))
@@ -183,8 +185,14 @@ async def _roster_page(request: web.Request) -> web.Response:
         name=w._("Name"), phone=w._("Phone"), upload=w._("Upload a roster (CSV)"),
         csv_help=w._("Columns: start,end,role,name,phone — times as 2026-12-05 08:00; roles "
                      "duty, deputy, leader (or 值班员, 副班, 带班领导). It replaces the roster."),
-        no_shifts=w._("No shifts on the roster"), upload_ok=w._("Roster replaced"))
+        no_shifts=w._("No shifts on the roster"),
+        upload_ok=w._("Roster replaced: {n} shifts").format(n=request.query.get("shifts", "")))
     return aiohttp_jinja2.render_template("roster.html", request, context)
+
+
+def _day_time(epoch: float, w: Wording) -> str:
+    """``12-06 08:00``: a shift's bounds always with their day."""
+    return datetime.fromtimestamp(epoch, w.tz).strftime("%m-%d %H:%M")
 
 
 async def _roster_upload(request: web.Request) -> web.StreamResponse:
@@ -204,6 +212,16 @@ async def _roster_upload(request: web.Request) -> web.StreamResponse:
         raise web.HTTPRequestEntityTooLarge(MAX_ROSTER_BYTES, len(text))
     try:
         n = await ops.set_roster(text, Actor(account.login, request.remote or "", account.name))
-    except ValueError as exc:
-        raise web.HTTPSeeOther("/roster?" + urlencode({"error": str(exc)})) from exc
+    except RosterError as exc:
+        message = {
+            "empty": w._("The file is empty"),
+            "columns": w._("Columns missing: {detail} (start,end,role,name,phone)"),
+            "time": w._("{detail} is not a time (write 2026-12-05 08:00)"),
+            "order": w._("The shift ends before it starts"),
+            "missing": w._("A shift needs a role and a name"),
+            "rows": w._("More than {detail} shifts"),
+        }[exc.problem].format(detail=exc.detail)
+        error = w._("Line {line}: {message}. Nothing was changed.").format(
+            line=exc.line, message=message)
+        raise web.HTTPSeeOther("/roster?" + urlencode({"error": error})) from exc
     raise web.HTTPSeeOther(f"/roster?shifts={n}")
