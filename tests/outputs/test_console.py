@@ -91,7 +91,7 @@ async def test_the_board_says_what_an_officer_would_miss(client: Desk) -> None:
     c, _ = client
     page = await (await c.get("/board/table")).text()
     assert "目标 48 小时" in page
-    assert "从未（应做）" in page and "不需要" in page
+    assert "从未（应做）" in page and "无需" in page
     assert "最近测试通话" in await (await c.get("/")).text()
     for cell in re.findall(r'<td class="tone-([a-z]+)[^"]*"[^>]*>\s*<span class="text">未知',
                            page):
