@@ -22,7 +22,7 @@ __all__ = ["SEVERITIES", "Alert", "Notification", "NotificationKind", "Severity"
            "fingerprint", "group_of"]
 
 Severity = Literal["critical", "warning", "info"]
-NotificationKind = Literal["news", "repeat", "escalation"]
+NotificationKind = Literal["news", "repeat", "escalation", "digest"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning", "info")
 
 
@@ -112,10 +112,13 @@ class Notification:
         created_at: epoch seconds it was decided.
         language: ``zh`` or ``en``, as the receiver is configured.
         kind: ``news`` (something changed), ``repeat`` (an unchanged group told
-            again) or ``escalation`` (a step of an escalation policy); repeats
-            yield to the others when a robot's budget is short.
+            again), ``escalation`` (a step of an escalation policy) or ``digest``
+            (repeats told together, their titles in ``escalation``'s place as a
+            ``digest`` fact); repeats yield to the others when a robot's budget is
+            short, and are folded into one digest.
         escalation: for an escalation step, an ``escalation`` fact (the step, the
-            role, who holds it now and how to reach them, unacknowledged since).
+            role, who holds it now and how to reach them, unacknowledged since); for
+            a digest, a ``digest`` fact (the titles of the repeats it carries).
         fallbacks: receivers to hand it to, in order, when its own is throttled
             or failing (an escalation step's other ``via``).
         ack_url: the link that acknowledges the group, added as it is sent (never

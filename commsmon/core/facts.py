@@ -105,6 +105,7 @@ FactCode = Literal[
     "countdown",           # {hours}: the threshold crossed
     # acknowledgement and escalation
     "escalation",          # {step, role, names, phones, since, restarts}: a policy's step
+    "digest",              # {titles}: repeats told together in one message
 ]
 FACT_CODES: tuple[str, ...] = get_args(FactCode)
 

@@ -484,7 +484,7 @@ def notification_from_json(text: str) -> Notification:
         raise ValueError(f"bad language {language!r}")
     site = doc["site"]
     kind = doc.get("kind", "news")
-    if kind not in ("news", "repeat", "escalation"):
+    if kind not in ("news", "repeat", "escalation", "digest"):
         raise ValueError(f"bad kind {kind!r}")
     escalation = doc.get("escalation")
     return Notification(

@@ -77,6 +77,8 @@ TERMS = {
     "outlooks": (), "supports": (), "outages": (), "dependent_sites": ("v01",),
     "dependent_channels": ("pdt370",), "address": "127.0.0.2:16100", "online": True,
     "receiver": "duty", "code": "310000", "client_id": "commsmon-centre-0", "count": 3,
+    "titles": ("【严重】店子镇 石门村：失联",), "role": "deputy", "names": ("李四",),
+    "phones": ("13800000002",), "step": 1,
 }
 
 

@@ -33,7 +33,9 @@ Semantics:
 - **Priority.**  Within a receiver's share of a pass, groups whose next
   notification is an escalation step or a resolution go first, then news,
   then repeats (an unchanged group told again); a group's own notifications
-  keep their order.
+  keep their order.  When more are due than the receiver's budget lets go now,
+  the due repeats go as one **digest** (their titles in one message); each is
+  marked delivered with it.
 - **Escalation steps re-check and fall through.**  Just before an escalation
   step is attempted, ``withdrawn`` is asked whether it is still due (the group
   still firing, unacknowledged, the same episode); if not it is withdrawn
@@ -68,6 +70,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import aiohttp
 import structlog
@@ -76,6 +79,7 @@ from commsmon.core.alerting import Notification
 from commsmon.core.facts import Fact
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
+from commsmon.outputs.alerts.messages import title
 from commsmon.selfmetrics import (
     NOTIFICATIONS,
     OUTBOX_OLDEST_AGE,
@@ -140,6 +144,11 @@ class _RateWindow:
         if len(self._sent) < (self._sent.maxlen or 1):
             return second
         return max(self._sent[0] + self._window, second)
+
+    def tokens(self, now: float) -> int:
+        """How many requests may go at ``now`` (the per-second limit aside)."""
+        limit = self._sent.maxlen or 1
+        return limit - sum(1 for t in self._sent if t > now - self._window)
 
     def take(self, now: float) -> None:
         """Spend a token at ``now``."""
@@ -363,6 +372,13 @@ class Deliverer:
         window = self._windows[name]
         stalled: set[str] = set()  # groups with a failure in this pass
         delivered = acted = 0
+        repeats = [p for p in queue if p.notification.kind == "repeat"]
+        t0 = max(now, self._clock())
+        if len(repeats) >= 2 and len(queue) > window.tokens(t0) and window.free_at(t0) <= t0:
+            queue = [p for p in queue if p.notification.kind != "repeat"]
+            window.take(t0)
+            acted += 1
+            delivered += await self._digest(receiver, repeats, t0, session)
         for p in _by_priority(queue):
             if p.group in stalled:
                 continue
@@ -471,6 +487,28 @@ class Deliverer:
             if self._once.first((note.receiver, "raised"), type(exc)):
                 log.error("alert receiver raised", receiver=note.receiver, exc_info=True)
             return DeliveryResult(ok=False, detail=f"{type(exc).__name__}: {exc}")
+
+    async def _digest(self, receiver: Receiver, repeats: list[Pending], t: float,
+                      session: aiohttp.ClientSession) -> int:
+        """Send ``repeats`` as one message; on success each is marked delivered (how
+        many), on failure they stay pending as they were."""
+        first = repeats[0].notification
+        alerts = tuple(a for p in repeats for a in p.notification.alerts)
+        digest = replace(first, key=f"digest/{first.key}", group="digest", kind="digest",
+                         alerts=alerts, folded=(), site=None, escalation=Fact("digest", {
+                             "titles": tuple(title(p.notification) for p in repeats)}))
+        result = await self._attempt(receiver, digest, session)
+        name = first.receiver
+        if not result.ok:
+            NOTIFICATIONS.labels(receiver=name, result="failed").inc()
+            log.warning("alert digest not delivered; its repeats wait", receiver=name,
+                        detail=result.detail, repeats=len(repeats))
+            return 0
+        for p in repeats:
+            await asyncio.to_thread(self._outbox.delivered, p.key, name, t)
+            NOTIFICATIONS.labels(receiver=name, result="delivered").inc()
+        log.info("repeats sent as one digest", receiver=name, repeats=len(repeats))
+        return len(repeats)
 
     async def _withdraw(self, p: Pending, t: float, reason: str) -> None:
         """An escalation step no longer due: kept as given up, with the reason."""

@@ -281,6 +281,12 @@ def title(notification: Notification, tz: tzinfo = DEFAULT_TZ) -> str:
     what happened: the worst firing alert, with a count of the others.
     """
     w = Wording(notification.language, tz, notification.created_at)
+    if notification.kind == "digest" and notification.escalation is not None:
+        n = len(notification.escalation.texts("titles"))
+        badge = w._("STILL FIRING")
+        badge = f"【{badge}】" if w.language == "zh" else f"[{badge}] "
+        return badge + w._n("{n} alert group still firing, told together",
+                            "{n} alert groups still firing, told together", n).format(n=n)
     firing = _shown([a for a in notification.alerts if not a.resolved])
     pool = firing or list(notification.alerts)
     if notification.status == "resolved" or not firing:
@@ -339,6 +345,9 @@ def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: 
     lang: Language = notification.language
     w = Wording(lang, tz, notification.created_at)
     lines = []
+    if notification.kind == "digest" and notification.escalation is not None:
+        return [Line(f"{bullet}{_clean(t)}", ALERT)
+                for t in notification.escalation.texts("titles")]
     if notification.escalation is not None:
         lines.append(Line(f"{bullet}{w.fact(notification.escalation, None)}", LINK))
     for label, value in _context(notification, w):

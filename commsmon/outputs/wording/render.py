@@ -544,6 +544,9 @@ class Wording:
             return self._("the public network is out now")
         return self._("lost with the public network")
 
+    def _fact_digest(self, f: Fact, here: str | None) -> str:
+        return self.clause_sep.join(f.texts("titles"))
+
     def _fact_escalation(self, f: Fact, here: str | None) -> str:
         """``升级第 2 步：通知副班 李四（13800000002），自 10:00 起未确认``."""
         phones = f.texts("phones")

@@ -565,3 +565,25 @@ async def test_clock_stepping_back_moves_the_backoff_with_it(
     assert retry_at is not None and clock.now < retry_at < clock.now + 60
     await drive(d, box, clock)
     assert sink.accepted() == ["s1"] and box.pending_count() == 0
+
+
+async def test_repeats_over_the_budget_go_as_one_digest(
+    sink: Sink, made: list[Deliverer], tmp_path: Path
+) -> None:
+    """A robot with 3 requests a minute and 5 groups' repeats plus one piece of news due:
+    the news goes on its own, the 5 repeats as one digest; all 6 are delivered, with 2
+    requests, and the third token is left."""
+    from dataclasses import replace
+
+    clock = FakeClock()
+    box = Outbox(tmp_path / "outbox.db")
+    d = deliverer(made, box, clock, PostReceiver("small", sink.url, clock, max_per_minute=3))
+    repeats = [replace(note(f"r{i}", f"site:v0{i}", receiver="small"), kind="repeat")
+               for i in range(1, 6)]
+    news = note("n1", "site:v09", receiver="small")
+    for n in [*repeats, news]:
+        box.add(n, clock.now)
+    await d.deliver_due(clock.now)
+    assert sink.accepted() == ["digest/r1", "n1"]
+    assert box.pending_count() == 0
+    assert all(box.status(n.key, "small") == "delivered" for n in [*repeats, news])

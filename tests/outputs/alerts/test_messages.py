@@ -349,3 +349,16 @@ def test_fit_property_on_raw_lines(lines: list[tuple[str, int]], head: str, budg
     """Property: arbitrary lines, ranks and heads (emoji, newlines, nothing) fit too."""
     r = Rendering(head, tuple(Line(t, rank) for t, rank in lines), bullet="- ")
     assert len(fit(r, budget).encode()) <= max(budget, 0)
+
+
+def test_a_digest_lists_the_repeats_it_carries() -> None:
+    from commsmon.outputs.alerts.messages import render_markdown, title
+
+    titles = ("【严重】桑村镇 占位村05：失联", "【警告】店子镇 占位村02：公网通道中断")
+    digest = Notification(
+        key="digest/x", receiver="duty", group="digest", status="firing",
+        alerts=(Alert("site_isolated", "critical", {"site": "v05"}, (), 0.0),),
+        kind="digest", escalation=Fact("digest", {"titles": titles}))
+    assert title(digest) == "【仍在告警】2 组告警仍在持续，合并发送"
+    text = render_markdown(digest).text
+    assert all(t in text for t in titles)
