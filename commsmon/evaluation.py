@@ -24,7 +24,7 @@ from commsmon.selfmetrics import EVALUATION_DURATION, EVENT_LOOP_TASKS
 from commsmon.state.dutylog import Event
 from commsmon.state.store import Store
 
-__all__ = ["EVALUATE_DUTY", "EVALUATE_EVERY", "Evaluation"]
+__all__ = ["ALIVE_EVERY", "EVALUATE_DUTY", "EVALUATE_EVERY", "Evaluation"]
 
 log = structlog.get_logger("commsmon.daemon")
 
@@ -33,6 +33,7 @@ _WORDS = Wording("en")
 
 EVALUATE_EVERY = 1.0  # seconds between evaluations of the fleet, at least
 EVALUATE_DUTY = 6.0  # a large fleet waits this many times an evaluation's cost before the next
+ALIVE_EVERY = 60.0  # seconds between the store's notes that the daemon runs (gaps in history)
 
 
 class Evaluation:
@@ -68,6 +69,7 @@ class Evaluation:
         self._history = history_days * 86400.0
         self._events: list[Event] = []  # timeline events not yet written
         self._pruned = -math.inf
+        self._alive = -math.inf  # when the store last heard the daemon is running
 
     def evaluate(self) -> Snapshot:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
@@ -80,7 +82,7 @@ class Evaluation:
         previous, self._states = self._states, _States.of(snap)
         if previous is not None:
             _log_changes(previous, snap)
-            self._events += _changes(previous, snap)
+        self._events += _changes(previous, snap)  # the first: every state, as first seen
         return snap
 
     async def run(self) -> None:
@@ -133,6 +135,14 @@ class Evaluation:
         try:
             if store.problem is not None:  # written only on change: ask the disk again
                 await asyncio.to_thread(store.retry)
+            if self._alive < 0:  # the first time this run: was there a gap before it?
+                last = await asyncio.to_thread(store.alive)
+                if last is not None and now - last > 2 * ALIVE_EVERY:
+                    events.insert(0, Event(last, "", "monitor_gap", "",
+                                           detail={"until": f"{now:.3f}"}))
+            if now - self._alive >= ALIVE_EVERY:
+                self._alive = now
+                await asyncio.to_thread(store.put_alive, now)
             if events:
                 await asyncio.to_thread(store.add_events, events)
             if now - self._pruned >= 3600:
@@ -160,30 +170,45 @@ class _States:
     devices: dict[str, State]
     sites: dict[str, State]
     outages: dict[str, frozenset[str]]
+    verdicts: dict[tuple[str, str], str]
 
     @classmethod
     def of(cls, snap: Snapshot) -> _States:
         return cls({d: s.state for d, s in snap.devices.items()},
                    {s: st.state for s, st in snap.sites.items()},
-                   {s: frozenset(st.outages) for s, st in snap.sites.items()})
+                   {s: frozenset(st.outages) for s, st in snap.sites.items()},
+                   {(s, name): _verdict(r.ready, r.unknown)
+                    for s, st in snap.sites.items() for name, r in st.scenarios.items()})
 
 
-def _changes(before: _States, after: Snapshot) -> list[Event]:
-    """The timeline's events between two snapshots: states that changed, outages that
-    began or ended."""
+def _verdict(ready: bool, unknown: bool) -> str:
+    return "ready" if ready else "unknown" if unknown else "not_ready"
+
+
+def _changes(before: _States | None, after: Snapshot) -> list[Event]:
+    """The timeline's events between two snapshots: states and verdicts that changed,
+    outages that began or ended; with no ``before`` (a run's first evaluation), every
+    state and verdict as first seen (``old`` empty), so history can be recounted."""
     at = after.at
-    events = [Event(at, now.device.site, "device_state", d, was.value, now.state.value)
+    was = before or _States({}, {}, {}, {})
+    events = [Event(at, now.device.site, "device_state", d, prior.value if prior else "",
+                    now.state.value)
               for d, now in after.devices.items()
-              if (was := before.devices.get(d)) is not None and was is not now.state]
+              if (prior := was.devices.get(d)) is not now.state]
     for site_id, site in after.sites.items():
-        was_site = before.sites.get(site_id)
-        if was_site is not None and was_site is not site.state:
-            events.append(Event(at, site_id, "site_state", site_id, was_site.value,
-                                site.state.value))
-        old = before.outages.get(site_id, frozenset())
-        new = frozenset(site.outages)
-        events += [Event(at, site_id, "outage_start", k) for k in sorted(new - old)]
-        events += [Event(at, site_id, "outage_end", k) for k in sorted(old - new)]
+        old_site = was.sites.get(site_id)
+        if old_site is not site.state:
+            events.append(Event(at, site_id, "site_state", site_id,
+                                old_site.value if old_site else "", site.state.value))
+        for name, r in site.scenarios.items():
+            verdict, old_verdict = _verdict(r.ready, r.unknown), was.verdicts.get((site_id, name))
+            if verdict != old_verdict:
+                events.append(Event(at, site_id, "readiness", f"{site_id}/{name}",
+                                    old_verdict or "", verdict))
+        began = was.outages.get(site_id, frozenset())
+        now_out = frozenset(site.outages)
+        events += [Event(at, site_id, "outage_start", k) for k in sorted(now_out - began)]
+        events += [Event(at, site_id, "outage_end", k) for k in sorted(began - now_out)]
     return events
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "checkin_compliance",
     "period",
     "readiness",
+    "spans",
 ]
 
 RULES_VERSION = "commsmon-accounting-1"
@@ -234,3 +235,17 @@ def checkin_compliance(accepted: Iterable[float], validity: float, start: float,
     due = max(0, math.ceil((end - start) / validity))
     hit = {int((t - start) // validity) for t in accepted if start <= t < end}
     return Compliance(len(hit), due)
+
+
+def spans(changes: Sequence[tuple[float, str]], until: float) -> list[Span]:
+    """Spans from state changes (epoch seconds, new state) in time order: each state
+    holds until the next change, the last until ``until``.  A change to the state already
+    held (a restart noting what it first saw) continues the span."""
+    out: list[Span] = []
+    for at, state in changes:
+        if out and out[-1].state == state:
+            continue
+        if out:
+            out[-1] = Span(out[-1].start, at, out[-1].state)
+        out.append(Span(at, until, state))
+    return [s for s in out if s.end > s.start]

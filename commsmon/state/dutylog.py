@@ -68,8 +68,8 @@ class DutyEntry:
     detail: dict[str, str] = field(default_factory=dict)
 
 
-EventKind = Literal["device_state", "site_state", "outage_start", "outage_end",
-                    "alert_firing", "alert_resolved"]
+EventKind = Literal["device_state", "site_state", "readiness", "outage_start", "outage_end",
+                    "alert_firing", "alert_resolved", "monitor_gap"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +79,13 @@ class Event:
     Attributes:
         at: epoch seconds.
         site: the site.
-        kind: what (:data:`EventKind`).
-        subject: a device id, an outage kind, an alert's rule.
-        old: the state before (``device_state``, ``site_state``), else ``""``.
+        kind: what (:data:`EventKind`); ``readiness`` is a scenario's verdict
+            (``ready``, ``not_ready``, ``unknown``); ``monitor_gap`` is time the
+            daemon did not run (``detail["until"]``; its site is ``""``).
+        subject: a device id, ``<site>/<scenario>`` for a verdict, an outage kind, an
+            alert's rule.
+        old: the state before (``device_state``, ``site_state``, ``readiness``), ``""``
+            for the state a run of the daemon first saw; else ``""``.
         new: the state after, else ``""``.
         detail: the particulars (an alert's labels), for reading.
     """

@@ -63,6 +63,11 @@ CREATE TABLE IF NOT EXISTS timeline (
 );
 CREATE INDEX IF NOT EXISTS timeline_site_at ON timeline (site, at);
 CREATE INDEX IF NOT EXISTS duty_log_site_at ON duty_log (site, at);
+CREATE INDEX IF NOT EXISTS timeline_subject ON timeline (kind, subject, at);
+CREATE TABLE IF NOT EXISTS alive (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL           -- epoch seconds the daemon last said it runs
+);
 """
 
 
@@ -155,11 +160,14 @@ class Store(Database):
 
     def events(self, site: str, start: float, end: float, limit: int) -> list[Event]:
         """``site``'s timeline from ``start`` to ``end`` (epoch seconds), newest first,
-        at most ``limit``."""
+        at most ``limit``: what changed (not the states a run first saw, nor verdicts,
+        which are history for reports)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT at, site, kind, subject, old, new, detail FROM timeline"
-                " WHERE site = ? AND at >= ? AND at < ? ORDER BY at DESC, id DESC LIMIT ?",
+                " WHERE site = ? AND at >= ? AND at < ? AND kind NOT IN"
+                " ('readiness', 'monitor_gap') AND NOT (kind IN ('device_state', 'site_state')"
+                " AND old = '') ORDER BY at DESC, id DESC LIMIT ?",
                 (site, start, end, limit)).fetchall()
         return [Event(at, s, cast(EventKind, kind), subject, old, new, json.loads(detail))
                 for at, s, kind, subject, old, new, detail in rows]
@@ -181,3 +189,39 @@ class Store(Database):
             n = self._db.execute("DELETE FROM timeline WHERE at < ?", (before,)).rowcount
             n += self._db.execute("DELETE FROM duty_log WHERE at < ?", (before,)).rowcount
         return n
+
+    def put_alive(self, at: float) -> None:
+        """Note that the daemon runs at ``at`` (once a minute: history's gaps)."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO alive (id, at) VALUES (1, ?)", (at,))
+
+    def alive(self) -> float | None:
+        """When the daemon last noted it runs, ``None`` if never."""
+        with self._lock:
+            row = self._db.execute("SELECT at FROM alive WHERE id = 1").fetchone()
+        return None if row is None else float(row[0])
+
+    def state_changes(self, kind: EventKind, subject: str, start: float,
+                      end: float) -> list[tuple[float, str]]:
+        """(epoch seconds, new state) of ``subject``'s ``kind`` events from the last one
+        at or before ``start`` (the state the period begins in) to ``end``, in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, new FROM timeline WHERE kind = ? AND subject = ? AND at < ? AND"
+                " at >= COALESCE((SELECT MAX(at) FROM timeline WHERE kind = ? AND subject = ?"
+                " AND at <= ?), 0) ORDER BY at, id",
+                (kind, subject, end, kind, subject, start)).fetchall()
+        return [(float(at), str(new)) for at, new in rows]
+
+    def gaps(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Times the daemon did not run that overlap [start, end)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, detail FROM timeline WHERE kind = 'monitor_gap' AND at < ?",
+                (end,)).fetchall()
+        out = []
+        for at, detail in rows:
+            until = float(json.loads(detail).get("until", at))
+            if until > start:
+                out.append((float(at), until))
+        return out

@@ -39,6 +39,7 @@ from commsmon.core.accounting import (
     checkin_compliance,
     period,
     readiness,
+    spans,
 )
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -104,3 +105,15 @@ def test_the_rules_are_versioned_and_stated() -> None:
     assert RULES_VERSION == "commsmon-accounting-1"
     assert "Availability** = up / (up + degraded + down)" in RULES_TEXT
     assert "never as up" in RULES_TEXT
+
+
+def test_spans_from_changes_and_restarts() -> None:
+    """Changes as the store keeps them: a restart notes the state it first sees again
+    (up at 12:00 after up at 10:00 continues the span)."""
+    changes = [(at("11-02 10:00"), "up"), (at("11-02 11:00"), "down"),
+               (at("11-02 11:30"), "up"), (at("11-02 12:00"), "up")]
+    assert spans(changes, at("11-02 13:00")) == [
+        Span(at("11-02 10:00"), at("11-02 11:00"), "up"),
+        Span(at("11-02 11:00"), at("11-02 11:30"), "down"),
+        Span(at("11-02 11:30"), at("11-02 13:00"), "up")]
+    assert spans([], at("11-02 13:00")) == []
