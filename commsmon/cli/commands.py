@@ -78,6 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         act.add_argument("site", help="the site (monitor: the monitor's own alerts)")
         act.add_argument("--by", default=os.environ.get("USER", ""))
 
+    report = sub.add_parser("report", help="write the period's report from the state "
+                            "directory's history (XLSX)")
+    report.add_argument("-c", "--config", required=True, type=Path, help="configuration file")
+    report.add_argument("--period", required=True, help="2026-11, 2026-Q4 or 2026")
+    report.add_argument("--site", help="only this site")
+    report.add_argument("--format", default="xlsx", choices=["xlsx"],
+                        help="xlsx (PDF is not built yet)")
+    report.add_argument("--lang", choices=["zh", "en"], help="default: the configuration's")
+    report.add_argument("-o", "--output", type=Path, default=Path("."), help="directory")
+
     demo = sub.add_parser("demo", help="run the daemon on the simulated fleet")
     demo.add_argument("-c", "--config", type=Path, default=Path("config/demo.yaml"))
     demo.add_argument("--mqtt-port", type=int,
@@ -96,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check-config":
             return _check_config(args.config)
+        if args.command == "report":
+            return _report(args)
         if args.command == "run":
             from commsmon.config.compile import load_setup
             from commsmon.daemon import Daemon
@@ -110,6 +122,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     from commsmon.sim.demo import run_demo
 
     return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill))
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Count the period's figures from the state directory and write the report file;
+    prints its path and SHA-256."""
+    from zoneinfo import ZoneInfo
+
+    from commsmon.outputs.reports.figures import count
+    from commsmon.outputs.reports.xlsx import write_xlsx
+    from commsmon.outputs.wording import Wording
+    from commsmon.state.store import Store
+
+    config = load_config(args.config)
+    tz = ZoneInfo(config.timezone)
+    state = config.state_path() / "commsmon.db"
+    if not state.is_file():
+        print(f"commsmon: no history at {state} (has the daemon run with this "
+              "configuration?)", file=sys.stderr)
+        return 1
+    store = Store(state)
+    inventory = config.inventory()
+    try:
+        report = count(store, inventory, args.period, tz,
+                       config.alerting.config_silences(), args.site)
+    except ValueError as exc:
+        print(f"commsmon: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    args.output.mkdir(parents=True, exist_ok=True)
+    name = f"commsmon-report-{args.period}{'-' + args.site if args.site else ''}.xlsx"
+    path = args.output / name
+    digest = write_xlsx(report, inventory, Wording(args.lang or config.language, tz), path)
+    print(f"{path}  sha256 {digest}")
+    return 0
 
 
 def _check_config(path: Path) -> int:

@@ -95,6 +95,15 @@ class Store(Database):
                 (c.device, c.at, int(c.ok), c.by, c.note, c.charge),
             )
 
+    def checkins(self, device: str, start: float, end: float) -> list[CheckIn]:
+        """``device``'s check-ins from ``start`` to ``end`` (epoch seconds), in order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT device, at, ok, by, note, charge FROM checkins"
+                " WHERE device = ? AND at >= ? AND at < ? ORDER BY at", (device, start, end)
+            ).fetchall()
+        return [CheckIn(d, at, bool(ok), by, note, charge) for d, at, ok, by, note, charge in rows]
+
     def latest_checkins(self) -> list[CheckIn]:
         """The newest check-in of every device."""
         with self._lock:
@@ -158,17 +167,19 @@ class Store(Database):
                 [(e.at, e.site, e.kind, e.subject, e.old, e.new,
                   json.dumps(e.detail, ensure_ascii=False)) for e in events])
 
-    def events(self, site: str, start: float, end: float, limit: int) -> list[Event]:
+    def events(self, site: str, start: float, end: float, limit: int,
+               every: bool = False) -> list[Event]:
         """``site``'s timeline from ``start`` to ``end`` (epoch seconds), newest first,
         at most ``limit``: what changed (not the states a run first saw, nor verdicts,
-        which are history for reports)."""
+        which are history for reports — unless ``every``)."""
+        news = "" if every else (
+            " AND kind NOT IN ('readiness', 'monitor_gap') AND NOT"
+            " (kind IN ('device_state', 'site_state') AND old = '')")
         with self._lock:
             rows = self._db.execute(
                 "SELECT at, site, kind, subject, old, new, detail FROM timeline"
-                " WHERE site = ? AND at >= ? AND at < ? AND kind NOT IN"
-                " ('readiness', 'monitor_gap') AND NOT (kind IN ('device_state', 'site_state')"
-                " AND old = '') ORDER BY at DESC, id DESC LIMIT ?",
-                (site, start, end, limit)).fetchall()
+                f" WHERE site = ? AND at >= ? AND at < ?{news} ORDER BY at DESC, id DESC"
+                " LIMIT ?", (site, start, end, limit)).fetchall()
         return [Event(at, s, cast(EventKind, kind), subject, old, new, json.loads(detail))
                 for at, s, kind, subject, old, new, detail in rows]
 

@@ -94,6 +94,10 @@ _DUTY_ACTIONS = {
     "logout": N_("logged out"),
     "login_failed": N_("failed to log in"),
 }
+_KINDS = {"pdt_repeater": N_("PDT repeater"), "pdt_terminal": N_("PDT terminal"),
+          "satphone": N_("satellite phone"), "generator": N_("generator"), "ups": N_("UPS"),
+          "camera": N_("camera"), "router": N_("router"), "beidou": N_("BeiDou terminal"),
+          "gateway": N_("gateway")}
 _OUTAGES = {"power": N_("power cut"), "network": N_("network cut"), "road": N_("roads cut")}
 _STATES = {
     "up": N_("up"),
@@ -267,6 +271,10 @@ class Wording:
     def duty_action(self, action: str) -> str:
         """A duty-log action's name (``checkin`` -> ``记录测试通话``)."""
         return self._(_DUTY_ACTIONS[action]) if action in _DUTY_ACTIONS else action
+
+    def kind(self, kind: str) -> str:
+        """A device kind's name (``satphone`` -> ``卫星电话``)."""
+        return self._(_KINDS[kind]) if kind in _KINDS else kind
 
     def outage(self, kind: str) -> str:
         """An outage's name (``power`` -> ``断电``)."""

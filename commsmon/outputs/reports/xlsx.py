@@ -1,0 +1,116 @@
+"""A report as an XLSX workbook (openpyxl): a sheet per section in the officer's
+language, numbers as numbers (hours, ratios formatted as percentages), the period and
+the rules' version in the header rows of every sheet, and a sheet of the raw spans so
+the bureau can recount.  The workbook's metadata carries the SHA-256 of its figures;
+the file's own SHA-256 is returned (a file cannot hold its own digest)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+from commsmon.core.model import Inventory
+from commsmon.outputs.reports.figures import Report
+from commsmon.outputs.wording import Wording
+
+__all__ = ["write_xlsx"]
+
+H = 3600.0
+PERCENT = "0.00%"
+HOURS = "0.00"
+WHEN = "yyyy-mm-dd hh:mm"
+
+
+def write_xlsx(report: Report, inventory: Inventory, w: Wording, path: Path) -> str:
+    """Write ``report`` to ``path``; the file's SHA-256 (hex).
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    sheets = _sheets(report, inventory, w)
+    figures = json.dumps([[name, rows] for name, _, rows in sheets], ensure_ascii=False,
+                         default=str, sort_keys=True)
+    book = Workbook()
+    book.remove(book.active)  # type: ignore[arg-type]
+    head = [[w._("Period"), report.period, w._("Accounting rules"), report.rules],
+            [w._("From"), _local(report.start, w), w._("To"), _local(report.end, w)]]
+    for name, columns, rows in sheets:
+        sheet = book.create_sheet(name)
+        for line in head:
+            sheet.append(line)
+        sheet.append([])
+        sheet.append(columns)
+        for cell in sheet[sheet.max_row]:
+            cell.font = Font(bold=True)
+        for row in rows:
+            sheet.append(row)
+            for cell in sheet[sheet.max_row]:
+                if isinstance(cell.value, datetime):
+                    cell.number_format = WHEN
+                elif isinstance(cell.value, float):
+                    header = str(columns[cell.column - 1])
+                    cell.number_format = PERCENT if header.endswith("%") else HOURS
+        for cell in (sheet["B2"], sheet["D2"]):
+            cell.number_format = WHEN
+    book.properties.title = f"commsmon {report.period}"
+    book.properties.description = (f"rules {report.rules}; figures sha256 "
+                                   f"{hashlib.sha256(figures.encode()).hexdigest()}")
+    book.save(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _local(epoch: float, w: Wording) -> datetime:
+    """A local time Excel shows as it is (no zone)."""
+    return datetime.fromtimestamp(epoch, w.tz).replace(tzinfo=None)
+
+
+def _sheets(report: Report, inventory: Inventory,
+            w: Wording) -> list[tuple[str, list[str], list[list[Any]]]]:
+    end = report.end
+    states = [w._("Up (h)"), w._("Degraded (h)"), w._("Down (h)"), w._("Unknown (h)"),
+              w._("Monitor cut off (h)"), w._("Maintenance (h)"), w._("Not monitored (h)"),
+              w._("Availability %")]
+
+    def row(a: Any) -> list[Any]:
+        return [a.up / H, a.degraded / H, a.down / H, a.unknown / H, a.cut_off / H,
+                a.maintenance / H, a.not_monitored / H, a.ratio]
+
+    site_name = {s: inventory.sites[s].name for s in inventory.sites}
+    devices = [[site_name[inventory.devices[d].site], inventory.devices[d].name, d,
+                w.kind(inventory.devices[d].kind), *row(a)] for d, a in report.devices.items()]
+    sites = [[site_name[s], s, *row(a)] for s, a in report.sites.items()]
+    ready = [[site_name[s], w.scenario_heading(name), r.ready / H, r.judged / H, r.ratio]
+             for (s, name), r in report.readiness.items()]
+    calls = [[site_name[inventory.devices[d].site], inventory.devices[d].name, c.on_time,
+              c.due, c.ratio] for d, c in report.checkins.items()]
+    outages = [[site_name[o.site], w.outage(o.kind), _local(o.start, w),
+                _local(o.end, w) if o.end is not None else None, o.seconds(end) / H,
+                w._("yes") if o.end is None else w._("no")] for o in report.outages]
+    acks = [[site_name[s], seconds / 60] for s, seconds in report.acks]
+    apart = [[w._("Maintenance"), x.label, _local(x.start, w), _local(x.end, w)]
+             for x in report.maintenance] + [
+        [w._("Monitor not running"), "", _local(x.start, w), _local(x.end, w)]
+        for x in report.gaps]
+    raw = [[who, span.state, _local(span.start, w), _local(span.end, w), span.end - span.start]
+           for who, span in report.raw]
+    return [
+        (w._("Villages reachable"), [w._("Village"), w._("Id"), *states], sites),
+        (w._("Devices"), [w._("Village"), w._("Device"), w._("Id"), w._("Kind"), *states],
+         devices),
+        (w._("Readiness"), [w._("Village"), w._("Scenario"), w._("Ready (h)"),
+                            w._("Judged (h)"), w._("Readiness %")], ready),
+        (w._("Test calls"), [w._("Village"), w._("Device"), w._("On time"), w._("Due"),
+                             w._("Compliance %")], calls),
+        (w._("Outages"), [w._("Village"), w._("Outage"), w._("Began"), w._("Ended"),
+                          w._("Hours"), w._("Ongoing")], outages),
+        (w._("Acknowledgements"), [w._("Village"), w._("Minutes to acknowledge")], acks),
+        (w._("Set apart"), [w._("What"), w._("Why"), w._("Began"), w._("Ended")], apart),
+        (w._("Raw spans"), [w._("Id"), w._("State"), w._("Began"), w._("Ended"),
+                            w._("Seconds")], raw),
+    ]

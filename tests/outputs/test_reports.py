@@ -1,0 +1,60 @@
+"""The XLSX report from real history: the evaluation loop writes the store on injected
+time (tests/state/test_history.py's run: v05's router down 10:10-10:30, the daemon
+not running 10:40-11:40), then ``commsmon report`` counts the day's month and the file
+is read back with openpyxl: numbers as numbers, the period and the rules' version in
+the header rows, Chinese sheet names, the raw spans to recount."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+from ruamel.yaml import YAML
+
+from commsmon.cli.commands import main
+from commsmon.core.accounting import RULES_VERSION
+from commsmon.state.store import Store
+from tests.fleetharness import DEMO
+from tests.state.test_history import _run
+
+
+async def test_the_month_report_reads_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                           ) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    store = Store(state / "commsmon.db")
+    await _run(store, "10:00", "10:40", {"v05-router": ("10:10", "10:30")})
+    await _run(store, "11:40", "12:00", {})
+    store.close()
+    yaml = YAML()
+    data = yaml.load(DEMO.read_text(encoding="utf-8"))
+    data["state_dir"] = str(state)
+    data["profiles_dir"] = str(DEMO.parent / "profiles")
+    config = tmp_path / "fleet.yaml"
+    with config.open("w", encoding="utf-8") as f:
+        yaml.dump(data, f)
+    capsys.readouterr()  # the runs' log lines
+    code = main(["report", "-c", str(config), "--period", "2026-12", "-o", str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    path = tmp_path / "commsmon-report-2026-12.xlsx"
+    assert out.startswith(str(path)) and hashlib.sha256(path.read_bytes()).hexdigest() in out
+    book = load_workbook(path)
+    assert book.sheetnames[:3] == ["村可达率", "设备", "三断准备"]
+    devices = book["设备"]
+    assert devices["A1"].value == "统计期" and devices["B1"].value == "2026-12"
+    assert devices["D1"].value == RULES_VERSION
+    rows = {r[2]: r for r in devices.iter_rows(min_row=5, values_only=True)}
+    router = rows["v05-router"]
+    # up 10:00-10:10 and 10:30-12:00 less the hour not running: 2400 s; down 1200 s
+    assert router[0] == "占位村05" and isinstance(router[4], float)
+    assert router[6] == pytest.approx(1200 / 3600, abs=0.01)  # down, hours
+    assert router[8] == pytest.approx(1.0)  # the monitor not running: 1 h apart
+    assert router[11] == pytest.approx(2400 / 3600, abs=0.01)  # availability ratio
+    assert devices.cell(row=5, column=12).number_format == "0.00%"
+    raw = list(book["原始区间"].iter_rows(min_row=5, values_only=True))
+    assert any(r[0] == "v05-router" and r[1] == "down" for r in raw)
+    assert "figures sha256" in (book.properties.description or "")
+    assert main(["report", "-c", str(config), "--period", "2026-13", "-o", str(tmp_path)]) == 2
