@@ -25,7 +25,7 @@ from typing import Literal
 import structlog
 
 from commsmon.config.alerting import AlertingSpec
-from commsmon.core.alerting import Alert, Notification, SiteContext, group_of
+from commsmon.core.alerting import Alert, Notification, group_of
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
 from commsmon.core.escalation import Ack, Escalation, Step, group_levels
 from commsmon.core.facts import Fact
@@ -78,7 +78,6 @@ class AlertService:
         self.roster_uploaded = False  # the roster came from a CSV upload, not the config
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
         self._changes: list[Event] = []  # alerts that began or ended, for the timeline
-        self._context: dict[str, SiteContext | None] = {}
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
         languages = {r.name: r.language for r in spec.receivers}
@@ -138,14 +137,12 @@ class AlertService:
             self._firing = {}
             for alert in firing:
                 self._firing.setdefault(group_of(alert), []).append(alert)
-            self._context = {g: site_context(snap, g.removeprefix("site:"))
-                             if g.startswith("site:") else None for g in self._firing}
             notes = self.dispatcher.tick(
                 now, firing, resolved, lambda s: site_context(snap, s),
                 lambda group: self.escalation.state(group, now) == "acknowledged",
             )
             notes += [note for group, step, n in self.escalation.due(now)
-                      for note in self._step_notes(group, step, n, now)]
+                      for note in self._step_notes(group, step, n, snap)]
             engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
@@ -178,12 +175,15 @@ class AlertService:
         """The alerts firing in ``group`` at the last step."""
         return tuple(self._firing.get(group, ()))
 
-    def _step_notes(self, group: str, step: Step, n: int, now: float) -> list[Notification]:
+    def _step_notes(self, group: str, step: Step, n: int, snap: Snapshot) -> list[Notification]:
         """Step ``n`` of ``group``'s policy: to the role's holder now, through its first
         receiver (the others take over if it is throttled or failing) and each of its
         ``also`` receivers."""
         ESCALATION_STEPS.labels(role=step.notify).inc()
+        now = snap.at
         holder = self.roster.holder(step.notify, now)
+        site = site_context(snap, group.removeprefix("site:")) \
+            if group.startswith("site:") else None
         opened = self.escalation.opened(group) or now
         episode = self.escalation.episode(group)
         fact = Fact("escalation", {
@@ -196,7 +196,7 @@ class AlertService:
         return [Notification(
             key=f"esc/{group}/{opened:.0f}/{episode}/{n}", receiver=receiver, group=group,
             status="firing", alerts=tuple(self._firing.get(group, ())),
-            site=self._context.get(group), created_at=now,
+            site=site, created_at=now,
             language=self.dispatcher.languages.get(receiver, "zh"), kind="escalation",
             escalation=fact, fallbacks=fallbacks) for receiver, fallbacks in routes]
 
