@@ -380,3 +380,14 @@ async def test_the_village_page_keeps_a_timeline(desk: Desk) -> None:
     assert {"device_state", "site_state", "alert_firing"} <= kinds
     assert desk.store.prune_history(NOW + 10**6) > 0  # past the retention: gone
     assert not desk.store.events("v05", 0, NOW + 10**6, 100)
+
+
+async def test_the_login_leads_back_to_the_page_asked_for(desk: Desk) -> None:
+    """A duty log link with a day and an officer: after logging in, the same page."""
+    c = desk.client
+    r = await c.get("/log?day=2026-12-05&user=zhang", allow_redirects=False)
+    location = r.headers["Location"]
+    from urllib.parse import parse_qs, urlsplit
+    assert parse_qs(urlsplit(location).query) == {"next": ["/log?day=2026-12-05&user=zhang"]}
+    page = await (await c.get(location)).text()
+    assert 'name="next" value="/log?day=2026-12-05&amp;user=zhang"' in page

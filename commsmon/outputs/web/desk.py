@@ -15,6 +15,7 @@ import io
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import structlog
@@ -112,8 +113,8 @@ def require(request: web.Request, role: Role) -> Account | None:
             "No console accounts are configured (http.users): the pages are read-only"))
     account = account_of(request)
     if account is None:
-        raise web.HTTPSeeOther(f"/login?next={request.path_qs}" if request.method == "GET"
-                               else "/login")
+        raise web.HTTPSeeOther("/login?" + urlencode({"next": request.path_qs}, safe="/")
+                               if request.method == "GET" else "/login")
     if not account.may(role):
         w = request.app[WORDS](request)
         raise refuse(request, 403, w._("{who} is a {role}: this needs a {needed}").format(
@@ -182,7 +183,8 @@ async def _login(request: web.Request) -> web.StreamResponse:
     login, target = form.get("user", "")[:64], _next(form.get("next"))
     address = request.remote or ""
     if not accounts.login_nonce_ok(request, form.get("nonce", "")):
-        raise web.HTTPSeeOther(f"/login?error=expired&next={target}")
+        raise web.HTTPSeeOther(
+            "/login?" + urlencode({"error": "expired", "next": target}, safe="/"))
     wait = accounts.limiter.retry_after(f"addr:{address}", f"user:{login}")
     if wait > 0:
         log.warning("login refused: too many failures", user=login, address=address)
@@ -195,7 +197,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
         log.warning("login failed", user=login, address=address)
         if ops is not None:
             await ops.log_duty(Actor(login, address), "login_failed")
-        raise web.HTTPSeeOther(f"/login?error=bad&next={target}")
+        raise web.HTTPSeeOther("/login?" + urlencode({"error": "bad", "next": target}, safe="/"))
     log.info("logged in", user=login, role=account.role, address=address)
     if ops is not None:
         await ops.log_duty(Actor(login, address), "login", detail={"role": account.role})
