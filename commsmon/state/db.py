@@ -132,6 +132,11 @@ class StateDb:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
+            # A small write-ahead log: files written every few seconds (the timeline)
+            # must not hold megabytes of log that a nearly full disk then cannot move
+            # into the database, nor keep it once moved.
+            db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             db.executescript(self._schema)
         except BaseException:
             db.close()
@@ -193,6 +198,10 @@ class StateDb:
         STATE_FILE_WRITABLE.labels(self.name).set(1)
         log.info("state file writable again; what was kept in memory is saved",
                  file=str(self.path))
+
+
+WAL_PAGES = 64  # pages (4 KiB) the write-ahead log holds before a checkpoint
+WAL_BYTES = 512 * 1024  # bytes the log file is cut back to after a checkpoint
 
 
 def _refused(exc: sqlite3.OperationalError) -> bool:

@@ -222,10 +222,11 @@ async def test_every_dashboard_and_rule_query_returns_data(
                             # A full or read-only disk is the fault suite's (tests/faults);
                             # here the series it watches must exist.
                             expr = expr.replace("== 0", ">= 0")
-                        if name in ("CommsmonDeviceLost", "CommsmonReceiverRejecting"):
+                        if name in ("CommsmonDeviceLost", "CommsmonReceiverRejecting",
+                                    "CommsmonReceiverThrottled"):
                             # The sim's kit is always registered and the hook accepts
-                            # everything (tests/outputs/alerts/test_rejecting.py rejects);
-                            # the series must exist.
+                            # everything within its budget (tests/outputs/alerts rejects
+                            # and throttles); the series must exist.
                             expr = expr.replace("== 1", ">= 0")
                         if name == "CommsmonNotificationsFailing":
                             # Every receiver's results start at 0: the series exist.

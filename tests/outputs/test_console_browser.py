@@ -48,7 +48,7 @@ async def test_the_board_updates_live_and_says_when_data_stops(
         assert await rows.count() == 15  # 14 villages and the centre
         assert await page.title() == "值班台"
         v05 = page.locator("#site-v05 td").first
-        assert await v05.inner_text() == "可达\n5 秒"
+        assert await v05.inner_text() == "可达\n5 秒前"
         await page.screenshot(path=tmp_path / "board.png", full_page=True)
 
         holder["snap"] = demo_snapshot(down="v05")  # the village goes silent

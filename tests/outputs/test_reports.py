@@ -7,21 +7,30 @@ the header rows, Chinese sheet names, the raw spans to recount."""
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
 from ruamel.yaml import YAML
 
-from commsmon.cli.commands import main
 from commsmon.core.accounting import RULES_VERSION
 from commsmon.state.store import Store
 from tests.fleetharness import DEMO
 from tests.state.test_history import _run
 
 
-async def test_the_month_report_reads_back(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                           ) -> None:
+def _report(config: Path, out: Path, period: str) -> tuple[int, str]:
+    """``commsmon report`` as an operator runs it (its own process: the CLI configures
+    logging for the whole process)."""
+    done = subprocess.run([sys.executable, "-m", "commsmon", "report", "-c", str(config),
+                           "--period", period, "-o", str(out)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+async def test_the_month_report_reads_back(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     store = Store(state / "commsmon.db")
@@ -35,10 +44,8 @@ async def test_the_month_report_reads_back(tmp_path: Path, capsys: pytest.Captur
     config = tmp_path / "fleet.yaml"
     with config.open("w", encoding="utf-8") as f:
         yaml.dump(data, f)
-    capsys.readouterr()  # the runs' log lines
-    code = main(["report", "-c", str(config), "--period", "2026-12", "-o", str(tmp_path)])
-    assert code == 0
-    out = capsys.readouterr().out
+    code, out = _report(config, tmp_path, "2026-12")
+    assert code == 0, out
     path = tmp_path / "commsmon-report-2026-12.xlsx"
     assert out.startswith(str(path)) and hashlib.sha256(path.read_bytes()).hexdigest() in out
     book = load_workbook(path)
@@ -57,4 +64,5 @@ async def test_the_month_report_reads_back(tmp_path: Path, capsys: pytest.Captur
     raw = list(book["原始区间"].iter_rows(min_row=5, values_only=True))
     assert any(r[0] == "v05-router" and r[1] == "down" for r in raw)
     assert "figures sha256" in (book.properties.description or "")
-    assert main(["report", "-c", str(config), "--period", "2026-13", "-o", str(tmp_path)]) == 2
+    code, out = _report(config, tmp_path, "2026-13")
+    assert code == 2 and "2026-Q4" in out
