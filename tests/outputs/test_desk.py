@@ -248,6 +248,12 @@ async def test_the_wall_opens_with_its_read_only_token(desk: Desk) -> None:
     assert (await c.get("/wall?token=wrong", allow_redirects=False)).status == 303
     page = await (await c.get(f"/wall?token={WALL}")).text()
     assert 'class="wall"' in page and "<form" not in page
+    # its stream carries the token too, or the wall would only ever say 数据中断
+    stream = re.search(r'sse-connect="([^"]+)"', page)
+    assert stream is not None
+    r = await c.get(stream.group(1).replace("&amp;", "&"))
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/event-stream")
+    r.close()
     assert (await c.get(f"/board/table?wall=1&token={WALL}")).status == 200
     assert (await c.get(f"/site/v04?token={WALL}", allow_redirects=False)).status == 303
     r = await c.post("/site/v04/road", data={"token": WALL}, allow_redirects=False)

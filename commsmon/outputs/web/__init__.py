@@ -155,8 +155,17 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
         },
         "stale_ms": int(STALE_AFTER * 1000), "reload_ms": int(RELOAD_AFTER * 1000),
         "tz_name": str(settings["tz"]),
-        "events": "/events?" + urlencode({"lang": language, **({"wall": "1"} if wall else {})}),
+        "events": "/events?" + urlencode({"lang": language, **_wall_query(request, wall)}),
     }
+
+
+def _wall_query(request: web.Request, wall: bool) -> dict[str, str]:
+    """The wall's part of its stream's address: ``wall=1`` and, when it was opened with
+    its read-only token, the token (the stream is guarded like the page)."""
+    if not wall:
+        return {}
+    token = request.query.get("token", "")
+    return {"wall": "1", **({"token": token} if token else {})}
 
 
 def _on_duty(holders: dict[str, Shift], ops: Operations,
