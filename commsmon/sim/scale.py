@@ -59,8 +59,10 @@ def province(
              "params": {"uplink_ifindex": 1}, "power": feed, "snmp": snmp()},
             {"id": f"{v}-cam1", "kind": "camera", "profile": "router-mib2", "parent": f"{v}-router",
              "params": {"uplink_ifindex": 1}, "power": feed, "snmp": snmp()},
-            {"id": f"{v}-ups", "kind": "ups", "profile": "router-mib2", "parent": f"{v}-router",
-             "params": {"uplink_ifindex": 1}, "power": f"generator:{v}-genset", "snmp": snmp()},
+            # The UPS-MIB profile (the core reads its output source for mains loss); net-snmp's
+            # agents answer its objects as noSuchObject, so its readings stay unknown.
+            {"id": f"{v}-ups", "kind": "ups", "profile": "ups-rfc1628", "parent": f"{v}-router",
+             "power": f"generator:{v}-genset", "snmp": snmp()},
             {"id": f"{v}-genset", "kind": "generator", "profile": "genset-gateway",
              "generator": curve, "mqtt": {}},
             {"id": f"{v}-satphone", "kind": "satphone", "profile": "satphone-dock",

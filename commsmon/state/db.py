@@ -94,13 +94,24 @@ class StateDb:
         return self._run(lambda db: db.execute(sql, params))
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> sqlite3.Cursor:
-        """Run one statement for each of ``rows`` (autocommit), in memory if the file
-        refuses it.
+        """Run one statement for each of ``rows`` in one transaction (one sync to disk,
+        not one per row), in memory if the file refuses it.
 
         Raises:
             sqlite3.Error: the statement itself is wrong.
         """
-        return self._run(lambda db: db.executemany(sql, rows))
+        def many(db: sqlite3.Connection) -> sqlite3.Cursor:
+            db.execute("BEGIN")
+            try:
+                cursor = db.executemany(sql, rows)
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:  # a refused COMMIT leaves it open: nothing half-kept
+                    db.execute("ROLLBACK")
+                raise
+            return cursor
+
+        return self._run(many)
 
     def retry(self) -> None:
         """While in memory: try the file again, if it is time to (a file written only now
