@@ -328,11 +328,6 @@ class Escalation:
                 group.taken += 1
         return out
 
-    def taken(self, key: str) -> int:
-        """Steps of ``key``'s policy taken since it last started over."""
-        group = self._groups.get(key)
-        return 0 if group is None else group.taken
-
     def next_due(self) -> float | None:
         """When the next step falls due (epoch seconds), ``None`` if none is pending."""
         times = []

@@ -345,18 +345,20 @@ class Outbox(Database):
             )
 
     def prune(self, before: float) -> int:
-        """Forget delivered and given-up notifications finished before ``before``.
+        """Forget delivered and given-up notifications finished before ``before``,
+        and ack links that expired before it.
 
         Keep them long enough that the alerting core cannot re-add the same
         key after a restart (its state says what was already sent).
 
         Returns:
-            how many rows were deleted.
+            how many notification rows were deleted.
         """
         with self._lock:
             cur = self._db.execute(
                 "DELETE FROM outbox WHERE state != 'pending' AND done_at < ?", (before,)
             )
+            self._db.execute("DELETE FROM ack_links WHERE expires < ?", (before,))
         return cur.rowcount
 
     # -- saved state --------------------------------------------------------
@@ -387,11 +389,6 @@ class Outbox(Database):
                 "UPDATE ack_links SET used_at = ?, used_by = ? WHERE jti = ? AND used_at IS NULL",
                 (now, by, jti))
         return cur.rowcount == 1
-
-    def prune_links(self, before: float) -> None:
-        """Forget links that expired before ``before``."""
-        with self._lock:
-            self._db.execute("DELETE FROM ack_links WHERE expires < ?", (before,))
 
     def get_state(self, name: str) -> str | None:
         """The JSON text saved under ``name``, or ``None``."""

@@ -75,7 +75,6 @@ class AlertService:
         self.escalation = Escalation(None, esc.ack_timeout, esc.rules())
         self.roster = Roster.of(Shift(s.start.timestamp(), s.end.timestamp(), s.role, s.name,
                                       s.phone) for s in spec.roster)
-        self.roster_uploaded = False  # the roster came from a CSV upload, not the config
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
         self._changes: list[Event] = []  # alerts that began or ended, for the timeline
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
@@ -112,7 +111,6 @@ class AlertService:
         uploaded = self.outbox.get_state("roster")
         if uploaded:
             self.roster = Roster.of(Shift(**s) for s in json.loads(uploaded))
-            self.roster_uploaded = True
         self.links.restore()
         self.deliverer.restore()
 
@@ -255,7 +253,6 @@ class AlertService:
     async def set_roster(self, shifts: list[Shift]) -> None:
         """Replace the roster by an uploaded one (kept in the outbox across restarts)."""
         self.roster = Roster.of(shifts)
-        self.roster_uploaded = True
         doc = json.dumps([{"start": s.start, "end": s.end, "role": s.role, "name": s.name,
                            "phone": s.phone} for s in self.roster.shifts], ensure_ascii=False)
         await asyncio.to_thread(self.outbox.put_state, "roster", doc)

@@ -24,9 +24,18 @@ from aiohttp import web
 from commsmon.operations.record import GroupAction
 from commsmon.operations.roster import RosterError
 from commsmon.outputs.alerts.messages import alert_description
-from commsmon.outputs.api import Operations
 from commsmon.outputs.web.accounts import account_of, csrf_ok
-from commsmon.outputs.web.desk import OPS, SNAPSHOT, WORDS, act, back, refuse, require, site_of
+from commsmon.outputs.web.desk import (
+    SNAPSHOT,
+    WORDS,
+    act,
+    back,
+    form_of,
+    ops_of,
+    refuse,
+    require,
+    site_of,
+)
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import Actor
 
@@ -52,14 +61,6 @@ def add_ack_routes(app: web.Application, context: Ctx) -> None:
     app.router.add_post("/handover", _hand_over)
 
 
-def _ops(request: web.Request) -> Operations:
-    ops = request.app[OPS]
-    if ops is None:
-        raise refuse(request, 503, request.app[WORDS](request)._(
-            "Operations are not available"))
-    return ops
-
-
 def _problems(w: Wording) -> dict[str, str]:
     return {
         "forged": w._("This link is not one of ours."),
@@ -75,7 +76,7 @@ def _problems(w: Wording) -> dict[str, str]:
 
 async def _link_page(request: web.Request) -> web.Response:
     """What the link acknowledges, as it is now, and a button (a POST) to do it."""
-    ops = _ops(request)
+    ops = ops_of(request)
     context = request.app[_CTX](request)
     w: Wording = context["w"]
     token = request.match_info["token"]
@@ -113,9 +114,9 @@ async def _link_page(request: web.Request) -> web.Response:
 
 async def _link_ack(request: web.Request) -> web.StreamResponse:
     """Acknowledge through the link, once; back to its page saying how it went."""
-    ops = _ops(request)
+    ops = ops_of(request)
     token = request.match_info["token"]
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_of(request)
     cookie = request.cookies.get(NONCE_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, form.get("nonce", "")):
         raise refuse(request, 403, request.app[WORDS](request)._(
@@ -170,7 +171,7 @@ async def _hand_over(request: web.Request) -> web.StreamResponse:
 
 async def _roster_page(request: web.Request) -> web.Response:
     require(request, "viewer")
-    ops = _ops(request)
+    ops = ops_of(request)
     context = request.app[_CTX](request)
     w: Wording = context["w"]
     account = account_of(request)
@@ -198,7 +199,7 @@ def _day_time(epoch: float, w: Wording) -> str:
 async def _roster_upload(request: web.Request) -> web.StreamResponse:
     account = require(request, "admin")
     assert account is not None
-    ops = _ops(request)
+    ops = ops_of(request)
     form = await request.post()
     upload = form.get("file")
     w = request.app[WORDS](request)

@@ -31,8 +31,8 @@ from commsmon.outputs.web.dutywords import detail_text, entry_who, subject_text
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import ACTIONS, Actor, DutyEntry
 
-__all__ = ["METHODS", "OPS", "SNAPSHOT", "WORDS", "act", "add_desk_routes", "back", "refuse",
-           "require", "site_of"]
+__all__ = ["METHODS", "OPS", "SNAPSHOT", "WORDS", "act", "add_desk_routes", "back", "form_of",
+           "ops_of", "refuse", "require", "site_of"]
 
 log = structlog.get_logger("commsmon.console")
 
@@ -122,21 +122,35 @@ def require(request: web.Request, role: Role) -> Account | None:
     return account
 
 
+async def form_of(request: web.Request) -> dict[str, str]:
+    """A POST's text fields (files left out)."""
+    return {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+
+
+def ops_of(request: web.Request) -> Operations:
+    """The operations actions go through.
+
+    Raises:
+        web.HTTPServiceUnavailable: none (a page saying so).
+    """
+    ops = request.app[OPS]
+    if ops is None:
+        raise refuse(request, 503, request.app[WORDS](request)._(
+            "Operations are not available"))
+    return ops
+
+
 async def act(request: web.Request) -> tuple[Account, Operations, dict[str, str], Actor]:
     """A POST action's account (duty role), the operations, its form, and the actor;
     refuses a missing or wrong CSRF token."""
     account = require(request, "duty")
-    ops = request.app[OPS]
     assert account is not None  # require() returns one for the duty role
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_of(request)
     if not csrf_ok(request, form.get("csrf", "")):
         raise refuse(request, 403, request.app[WORDS](request)._(
             "The form has expired or did not come from this page: reload the page and try "
             "again"))
-    if ops is None:
-        raise refuse(request, 503, request.app[WORDS](request)._(
-            "Operations are not available"))
-    return account, ops, form, Actor(account.login, request.remote or "")
+    return account, ops_of(request), form, Actor(account.login, request.remote or "")
 
 
 def back(request: web.Request, site: str, done: str) -> web.HTTPSeeOther:
@@ -179,7 +193,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
     accounts = request.app[_ACCOUNTS]
     if accounts is None or not accounts.enabled:
         raise web.HTTPNotFound(text="no console accounts are configured (http.users)")
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_of(request)
     login, target = form.get("user", "")[:64], _next(form.get("next"))
     address = request.remote or ""
     if not accounts.login_nonce_ok(request, form.get("nonce", "")):
@@ -209,7 +223,7 @@ async def _login(request: web.Request) -> web.StreamResponse:
 async def _logout(request: web.Request) -> web.StreamResponse:
     accounts = request.app[_ACCOUNTS]
     account = account_of(request)
-    form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
+    form = await form_of(request)
     if account is None or accounts is None or not csrf_ok(request, form.get("csrf", "")):
         raise web.HTTPSeeOther("/login")
     if (ops := request.app[OPS]) is not None:
