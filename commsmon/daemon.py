@@ -66,9 +66,11 @@ class Daemon:
         self.sources: list[Source] = []
         self._systemd = Notifier()
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
+        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock,
+                                     self.tz, lambda: self.config.drills.expectations())
         self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts, lambda status:
-                                     self._systemd.send(STATUS=status), self.config.history_days)
-        self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock, self.tz)
+                                     self._systemd.send(STATUS=status), self.config.history_days,
+                                     self.operations.drills)
         self.distribute = Distributor(plan, self.fleet)
         self._reload_requested = asyncio.Event()
         self.listening: list[str] = []  # the URLs served, once running
@@ -148,14 +150,13 @@ class Daemon:
             await self.alerting.close()
             await asyncio.to_thread(self.store.close)
 
-    def _working(self, interval: float) -> dict[str, bool]:
-        """What the watchdog checks: evaluations keep coming, sources show they work."""
+    def _working(self, interval: float) -> dict[str, bool]:  # what the watchdog checks
         now = time.monotonic()
         return {"evaluating": now - self.evaluation.evaluated_at < max(30.0, 4 * interval),
                 "polling": all(source.alive(now) for source in self.sources)}
 
     def request_reload(self) -> None:
-        """Ask for :meth:`reload` (the SIGHUP handler); requests made meanwhile merge."""
+        """Ask for :meth:`reload` (SIGHUP's handler); requests made meanwhile merge."""
         self._reload_requested.set()
 
     async def _reload_forever(self) -> None:

@@ -18,6 +18,7 @@ from commsmon.core.shard import ShardPlan
 from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import State
 from commsmon.log import LogOnce
+from commsmon.operations.drills import Drills
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.wording import Wording
 from commsmon.selfmetrics import EVALUATION_DURATION, EVENT_LOOP_TASKS
@@ -47,6 +48,7 @@ class Evaluation:
         alerts: the alert service now (``None``: no alerts, in tests).
         on_status: told the status line when it changes (systemd's ``STATUS=``).
         history_days: days the timeline and the duty log are kept.
+        drills: the drills, watched at each evaluation (``None``: none, in tests).
     """
 
     def __init__(
@@ -58,9 +60,11 @@ class Evaluation:
         alerts: Callable[[], AlertService | None],
         on_status: Callable[[str], None],
         history_days: int = 400,
+        drills: Drills | None = None,
     ) -> None:
         self._fleet, self._plan, self._clock = fleet, plan, clock
         self._store, self._alerts, self._on_status = store, alerts, on_status
+        self._drills = drills
         self.snapshot: Snapshot | None = None
         self.evaluated_at = time.monotonic()
         self._states: _States | None = None
@@ -112,9 +116,10 @@ class Evaluation:
         self._fleet.set_fault("state_dir",
                               Fact("state_dir", {"detail": problem}) if problem else None)
         snap = self.evaluate()
+        drills = await self._drills.observe(snap) if self._drills is not None else {}
         if alerts is not None:
             try:
-                await alerts.step(snap)
+                await alerts.step(snap, drills)
             except sqlite3.Error as exc:  # nothing of the outbox's may stop monitoring
                 if self._once.first("outbox", str(exc)):
                     log.error("alert outbox failed; alerts wait", error=str(exc))

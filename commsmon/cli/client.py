@@ -75,6 +75,11 @@ async def _command(
             where = {"group": "monitor"} if args.site == "monitor" else {"site": args.site}
             payload = {**where, "action": args.command, "by": args.by}
             status, body = await _call(session, "POST", f"{url}/api/v1/acks", payload)
+        elif args.command == "drill":
+            request = _drill_request(args, url)
+            if request is None:
+                return 2
+            status, body = await _call(session, *request)
         elif args.command == "declare":
             payload = {"site": args.site, "kind": args.kind, "note": args.note, "by": args.by,
                        "until": args.until}
@@ -95,6 +100,28 @@ async def _call(
         if response.content_type == "application/json":
             return response.status, await response.json()
         return response.status, None
+
+
+def _drill_request(args: argparse.Namespace, url: str) -> tuple[str, str, Any] | None:
+    """(method, URL, body) of a ``drill`` command; ``None`` (said why) on bad usage."""
+    if args.action == "list":
+        return "GET", f"{url}/api/v1/drills", None
+    if args.action in ("stop", "show"):
+        if not args.target:
+            print(f"commsmon drill {args.action}: name the drill (or, to stop, the site)",
+                  file=sys.stderr)
+            return None
+        if args.action == "show":
+            return "GET", f"{url}/api/v1/drills/{args.target}", None
+        return "POST", f"{url}/api/v1/drills/{args.target}/stop", None
+    if not args.site or not args.scenario:
+        print("commsmon drill start: give --site and --scenario", file=sys.stderr)
+        return None
+    payload: dict[str, Any] = {"site": args.site, "scenario": args.scenario,
+                               "note": args.note, "by": args.by, "until": args.until}
+    if args.minutes is not None:
+        payload["duration"] = args.minutes * 60
+    return "POST", f"{url}/api/v1/drills", payload
 
 
 def _fail(status: int, body: Any) -> int:

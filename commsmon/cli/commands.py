@@ -78,6 +78,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         act.add_argument("site", help="the site (monitor: the monitor's own alerts)")
         act.add_argument("--by", default=os.environ.get("USER", ""))
 
+    drill = client("drill", "start, stop, list or show drills (演练)")
+    drill.add_argument("action", choices=["start", "stop", "list", "show"])
+    drill.add_argument("target", nargs="?",
+                       help="stop: the site or drill id; show: the drill id")
+    drill.add_argument("--site", help="start: the site drilled")
+    drill.add_argument("--scenario", choices=["network", "road", "power", "all"])
+    drill.add_argument("--until", help="ISO 8601 time it ends, e.g. 2026-12-01T18:00+08:00")
+    drill.add_argument("--minutes", type=float, help="or: how long it runs")
+    drill.add_argument("--note", default="")
+    drill.add_argument("--by", default=os.environ.get("USER", ""))
+
     report = sub.add_parser("report", help="write the period's report from the state "
                             "directory's history (XLSX)")
     report.add_argument("-c", "--config", required=True, type=Path, help="configuration file")
@@ -99,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.log_level, None if args.log_format is None
                       else args.log_format == "json")
-    if args.command in ("status", "checkin", "declare", "clear", "ack", "unack", "escalate"):
+    if args.command in ("status", "checkin", "declare", "clear", "ack", "unack", "escalate",
+                        "drill"):
         from commsmon.cli.client import run_client
 
         return run_client(args)
@@ -145,7 +157,9 @@ def _report(args: argparse.Namespace) -> int:
     inventory = config.inventory()
     try:
         report = count(store, inventory, args.period, tz,
-                       config.alerting.config_silences(), args.site)
+                       config.alerting.config_silences(), args.site,
+                       config.drills.expectations(),
+                       (config.kit_standard.kinds, config.kit_standard.keeper))
     except ValueError as exc:
         print(f"commsmon: {exc}", file=sys.stderr)
         return 2

@@ -271,6 +271,8 @@ class AlertingSpec(StrictModel):
         countdown_hours: while an outage bears on a site, the ``countdown``
             rule fires once the site is certainly reachable for less than each
             of these hours (those below its target).
+        drill_receivers: where a drill's alerts go (marked 【演练】 with the drill
+            id); ``None``: the receivers they would go to anyway.
     """
 
     group_wait: Seconds = 30.0
@@ -287,6 +289,7 @@ class AlertingSpec(StrictModel):
     silences: list[SilenceSpec] = []
     escalation: EscalationSpec = EscalationSpec()
     roster: list[ShiftSpec] = []
+    drill_receivers: list[str] | None = None
 
     @model_validator(mode="after")
     def _references(self) -> AlertingSpec:
@@ -300,6 +303,9 @@ class AlertingSpec(StrictModel):
             missing = sorted(set(route.receivers) - set(names))
             if missing:
                 raise ValueError(f"a route names unknown receivers {missing}")
+        missing = sorted(set(self.drill_receivers or ()) - set(names))
+        if missing:
+            raise ValueError(f"drill_receivers names unknown receivers {missing}")
         policies = [p.name for p in self.escalation.policies]
         if len(policies) != len(set(policies)):
             raise ValueError("escalation policy names must be unique")

@@ -223,4 +223,7 @@ class SiteSpec(StrictModel):
     #: Hours the public network serving this site keeps working after mains is lost
     #: (the operator's base-station backup); defaults.public_backup_hours if unset.
     public_backup_hours: Annotated[float, Field(ge=0)] | None = None
+    #: The village's keeper (管理员): name, and a phone to reach them ("" when none).
+    keeper: str = ""
+    keeper_phone: str = ""
     devices: list[DeviceSpec] = []

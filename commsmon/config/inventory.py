@@ -25,7 +25,7 @@ def build_inventory(config: Config) -> Inventory:
         Site(s.id, s.name, s.town, s.role, s.latitude, s.longitude,
              s.target_hours or config.defaults.target_hours, s.trap_every,
              s.public_backup_hours if s.public_backup_hours is not None
-             else config.defaults.public_backup_hours)
+             else config.defaults.public_backup_hours, s.keeper)
         for s in config.sites
     ]
     devices = []

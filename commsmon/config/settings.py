@@ -18,6 +18,8 @@ from commsmon.config.inventory import build_inventory
 from commsmon.config.profiles import Profile
 from commsmon.config.services import HttpSpec, MqttSpec, ShardSpec
 from commsmon.config.traps import TrapsSpec
+from commsmon.core.accounting import KIT_KINDS
+from commsmon.core.drills import Expectations
 from commsmon.core.model import DEFAULT_TARGET_HOURS, Inventory
 from commsmon.core.types import DeviceKind
 
@@ -36,6 +38,27 @@ class Defaults(StrictModel):
     #: a power cut unless the operator's figure is written here.
     public_backup_hours: Annotated[float, Field(ge=0)] | None = None
     checkin_validity: dict[DeviceKind, Seconds] = {}
+
+
+class DrillsSpec(StrictModel):
+    """What a drill must show to pass (``drills`` section; see
+    :class:`commsmon.core.drills.Expectations`): ``first_contact`` seconds to the first
+    test call that gets through, ``survive_hours`` the ``now`` view projects at its end."""
+
+    first_contact: Seconds = 900.0
+    survive_hours: Annotated[float, Field(gt=0)] = 72.0
+
+    def expectations(self) -> Expectations:
+        """These expectations, for the core."""
+        return Expectations(self.first_contact, self.survive_hours)
+
+
+class KitStandardSpec(StrictModel):
+    """The kit every village must have (the "五个一" standard; ``kit_standard``
+    section): one device of each of ``kinds`` and, with ``keeper``, a named keeper."""
+
+    kinds: list[DeviceKind] = list(KIT_KINDS)  # type: ignore[arg-type]
+    keeper: bool = True
 
 
 class Settings(StrictModel):
@@ -65,6 +88,8 @@ class Settings(StrictModel):
     shard: ShardSpec = ShardSpec()
     alerting: AlertingSpec = AlertingSpec()
     traps: TrapsSpec = TrapsSpec()
+    drills: DrillsSpec = DrillsSpec()
+    kit_standard: KitStandardSpec = KitStandardSpec()
     profiles_dir: str = "profiles"
     profiles: dict[str, Profile] = {}
     path: Path | None = None

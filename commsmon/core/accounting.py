@@ -9,7 +9,8 @@ Version :data:`RULES_VERSION`, printed in every report; the rules, as
 * **Availability** = up / (up + degraded + down) over the period.  ``lost``
   (answers but cannot carry its channel) counts as down.  ``unknown`` time and
   time the monitor was cut off are counted apart and never as up; declared
-  maintenance windows are excluded from all of it and listed; time before a
+  maintenance windows and drills (演练, at the drilled site, from start to stop) are
+  excluded from all of it and listed; time before a
   device was first watched (added mid-period) or after it left is "not
   monitored", apart too.  With no up, degraded or down time the ratio is not
   known (``None``), never 0 or 100 %.
@@ -21,8 +22,14 @@ Version :data:`RULES_VERSION`, printed in every report; the rules, as
   start; the last, partial window counts; a window is on time when a test call
   that got through falls in it.
 * An **outage** lasts from its first evidence to its clearing (to the period's end
-  while it goes on, reported as ongoing).
-* **Time to acknowledge** runs from a group's first notification to its ack.
+  while it goes on, reported as ongoing).  One that begins during a drill at its site
+  is the drill's, reported with the drill, not among the real ones.
+* **Time to acknowledge** runs from a group's first notification to its ack; acks of a
+  drill's alerts are the drill's.
+* **Kit ("五个一")**: for each kind the standard requires, a village has it *working*
+  (a device of that kind up or degraded at the period's end), *down* (present, none
+  working), *unknown* (present, none known to work; never counted as working) or
+  *missing* (none in the inventory); the keeper is *present* when one is named.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 __all__ = [
+    "KIT_KINDS",
     "RULES_TEXT",
     "RULES_VERSION",
     "Availability",
@@ -42,12 +50,16 @@ __all__ = [
     "Window",
     "availability",
     "checkin_compliance",
+    "kit_compliance",
     "period",
     "readiness",
     "spans",
 ]
 
-RULES_VERSION = "commsmon-accounting-1"
+RULES_VERSION = "commsmon-accounting-2"
+#: The "五个一" kit by default: a generator, a satellite phone, a PDT terminal and a
+#: camera (and a named keeper).
+KIT_KINDS = ("generator", "satphone", "pdt_terminal", "camera")
 RULES_TEXT = __doc__.split("the rules, as\n:data:`RULES_TEXT` states them:\n\n", 1)[1] \
     if __doc__ else ""
 
@@ -249,3 +261,20 @@ def spans(changes: Sequence[tuple[float, str]], until: float) -> list[Span]:
             out[-1] = Span(out[-1].start, at, out[-1].state)
         out.append(Span(at, until, state))
     return [s for s in out if s.end > s.start]
+
+
+def kit_compliance(required: Sequence[str], states: Sequence[tuple[str, str]],
+                   keeper: str | None) -> dict[str, str]:
+    """A village against the kit standard: required kind -> ``working``, ``down``,
+    ``unknown`` or ``missing``; and ``keeper`` -> ``present`` or ``missing`` unless
+    ``keeper`` is ``None`` (not required).  ``states``: (kind, state at the period's
+    end) of each of its devices (``""`` when never seen)."""
+    out = {}
+    for kind in required:
+        seen = [state for k, state in states if k == kind]
+        out[kind] = ("missing" if not seen
+                     else "working" if any(s in ("up", "degraded") for s in seen)
+                     else "down" if all(s in _DOWN for s in seen) else "unknown")
+    if keeper is not None:
+        out["keeper"] = "present" if keeper.strip() else "missing"
+    return out

@@ -123,6 +123,8 @@ class Notification:
             or failing (an escalation step's other ``via``).
         ack_url: the link that acknowledges the group, added as it is sent (never
             stored: each sending gets its own single-use link); ``""`` for none.
+        drill: the id of the drill running at its site when it was decided: the
+            message says it is a drill (``""``: real).
     """
 
     key: str
@@ -138,6 +140,7 @@ class Notification:
     escalation: Fact | None = None
     fallbacks: tuple[str, ...] = ()
     ack_url: str = ""
+    drill: str = ""
 
     @property
     def severity(self) -> Severity:

@@ -194,6 +194,7 @@ class Site:
             base stations) keeps working once mains is lost there; ``None`` when
             not known — then a channel on ``public`` never counts as surviving a
             power cut.
+        keeper: the village keeper's name (管理员), ``""`` when none is named.
     """
 
     id: str
@@ -205,6 +206,7 @@ class Site:
     target_hours: float = DEFAULT_TARGET_HOURS
     trap_every: float | None = None
     public_backup_hours: float | None = None
+    keeper: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,12 +17,14 @@ import structlog
 
 from commsmon.core.alerting import SEVERITIES, Alert
 from commsmon.core.dispatch import Silence
+from commsmon.core.drills import Drill, DrillError, DrillRecord, Expectations
 from commsmon.core.escalation import Ack
 from commsmon.core.fleet import Fleet
 from commsmon.core.outages import Declaration
 from commsmon.core.roster import Shift
 from commsmon.core.shard import ShardPlan
 from commsmon.core.types import CheckIn
+from commsmon.operations.drills import Drills, record_of
 from commsmon.operations.roster import parse_roster_csv
 from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.wording import DEFAULT_TZ
@@ -78,7 +80,8 @@ class Operations:
         alerts: the alert service now, for silences (``None``: none running).
         evaluate: re-evaluates the fleet after a change, so its effect shows at once.
         clock: wall clock, epoch seconds (the duty log's times).
-        tz: the district's time zone (an uploaded roster's times).
+        tz: the district's time zone (an uploaded roster's times, drill ids).
+        expect: what drills must show to pass now (configuration ``drills``).
     """
 
     def __init__(
@@ -90,9 +93,11 @@ class Operations:
         evaluate: Callable[[], object],
         clock: Callable[[], float] = time.time,
         tz: tzinfo = DEFAULT_TZ,
+        expect: Callable[[], Expectations] = Expectations,
     ) -> None:
         self._fleet, self._plan, self._store, self._alerts = fleet, plan, store, alerts
-        self._evaluate, self._clock, self._tz = evaluate, clock, tz
+        self._evaluate, self._clock, self._tz, self._expect = evaluate, clock, tz, expect
+        self.drills = Drills(store, lambda: fleet.inventory, clock, tz)
         self._pending: set[asyncio.Task[bool]] = set()
         self._unstored: list[DutyEntry] = []  # the duty log while there is no store
 
@@ -108,6 +113,7 @@ class Operations:
             self._fleet.checkin(checkin)
         for declaration in await asyncio.to_thread(store.declarations):
             self._fleet.declare(declaration)
+        await asyncio.to_thread(self.drills.restore, store)
         return store
 
     async def record_checkin(self, checkin: CheckIn, actor: Actor = NOBODY,
@@ -156,6 +162,49 @@ class Operations:
         await self.log_duty(actor, "clear", site, kind)
         self._evaluate()
         return True
+
+    async def start_drill(self, site: str, scenario: str, until: float | None, note: str,
+                          actor: Actor = NOBODY) -> Drill:
+        """Start a drill at ``site`` now (:meth:`Drills.start`).
+
+        Raises:
+            DrillError: it cannot start (the code says why).
+        """
+        if site not in self._plan().sites:
+            raise DrillError("unknown_site", f"site {site!r} is not this instance's")
+        drill = await self.drills.start(site, scenario, until, actor.shown, note)
+        detail = {"id": drill.id, "note": note}
+        if until is not None:
+            detail["until"] = f"{until:.0f}"
+        await self.log_duty(actor, "drill_start", site, scenario, detail)
+        self._evaluate()
+        return drill
+
+    async def stop_drill(self, site_or_id: str, actor: Actor = NOBODY) -> Drill:
+        """Stop the drill running at a site (or with that id) now.
+
+        Raises:
+            DrillError: none runs (code ``not_found``).
+        """
+        drill = await self.drills.stop(site_or_id)
+        await self.log_duty(actor, "drill_stop", drill.site, drill.scenario, {"id": drill.id})
+        self._evaluate()
+        return drill
+
+    async def drill_records(self, start: float, end: float,
+                            drill_id: str | None = None) -> list[DrillRecord]:
+        """The records of the drills overlapping [start, end) (or the one ``drill_id``),
+        oldest first, judged as of now."""
+        store = self._store()
+        if store is None:
+            return []
+
+        def read() -> list[DrillRecord]:
+            now, expect, inventory = self._clock(), self._expect(), self._fleet.inventory
+            return [record_of(d, seen, store, inventory, expect, now)
+                    for d, seen in store.drills(start, end, drill_id)]
+
+        return await asyncio.to_thread(read)
 
     def silences(self) -> list[Silence]:
         """Every silence the dispatcher knows (config and API)."""

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from commsmon.core.alerting import Alert
 from commsmon.core.dispatch import Silence
+from commsmon.core.drills import Drill, DrillError, DrillRecord
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
 from commsmon.core.outages import Declaration
@@ -36,6 +37,7 @@ from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.checkin import CheckInBody
 from commsmon.operations.record import GroupAction, GroupView
+from commsmon.outputs.drillview import drill_json
 from commsmon.outputs.wording import Language, Wording
 from commsmon.state.dutylog import Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
@@ -115,6 +117,18 @@ class Operations(Protocol):
         """Hand the shift over (a duty-log entry)."""
 
 
+    async def start_drill(self, site: str, scenario: str, until: float | None, note: str,
+                          actor: Actor = ...) -> Drill:
+        """Start a drill; raises DrillError when it cannot."""
+
+    async def stop_drill(self, site_or_id: str, actor: Actor = ...) -> Drill:
+        """Stop a running drill; raises DrillError when none runs."""
+
+    async def drill_records(self, start: float, end: float,
+                            drill_id: str | None = None) -> list[DrillRecord]:
+        """The drills overlapping [start, end), judged now."""
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,6 +151,18 @@ class AckBody(_Body):
     group: Annotated[str, Field(max_length=80)] = ""
     action: Literal["ack", "unack", "escalate"] = "ack"
     by: Annotated[str, Field(max_length=100)] = ""
+
+
+class DrillBody(_Body):
+    """``POST /api/v1/drills``: start a drill at a site now, until ``until`` (or for
+    ``duration`` seconds, or until stopped)."""
+
+    site: Annotated[str, Field(max_length=64)]
+    scenario: Literal["network", "road", "power", "all"]
+    until: datetime | None = None
+    duration: Annotated[float, Field(gt=0, le=7 * 86400)] | None = None
+    by: Annotated[str, Field(max_length=100)] = ""
+    note: Annotated[str, Field(max_length=1000)] = ""
 
 
 class SilenceBody(_Body):
@@ -301,8 +327,53 @@ def add_api_routes(
                    "next_step": when(g.next_step)} for g in ops.alert_groups()]
         return web.json_response({"groups": groups})
 
+    @authorised
+    async def post_drill(request: web.Request) -> web.Response:
+        body = await _parse(request, DrillBody)
+        now = clock()
+        if body.until is not None and body.duration is not None:
+            raise _error(400, "until: give 'until' or 'duration', not both", "until")
+        until = body.until.timestamp() if body.until else \
+            now + body.duration if body.duration else None
+        try:
+            drill = await ops.start_drill(body.site, body.scenario, until, body.note,
+                                          Actor("api", request.remote or "", body.by))
+        except DrillError as exc:
+            status = 404 if exc.code == "unknown_site" else 409 if exc.code == "running" \
+                else 400
+            raise _error(status, str(exc), "until" if exc.code == "until" else "site") \
+                from None
+        return await drill_response(drill.id, 201)
+
+    @authorised
+    async def stop_drill(request: web.Request) -> web.Response:
+        try:
+            drill = await ops.stop_drill(request.match_info["id"], _actor(request))
+        except DrillError as exc:
+            raise _error(404, str(exc), "id") from None
+        return await drill_response(drill.id, 200)
+
+    async def drill_response(drill_id: str, status: int) -> web.Response:
+        records = await ops.drill_records(0.0, math.inf, drill_id)
+        if not records:
+            raise _error(404, f"no drill {drill_id!r}", "id")
+        return web.json_response(drill_json(records[0], when, clock()), status=status,
+                                 dumps=_dumps)
+
+    async def get_drill(request: web.Request) -> web.Response:
+        return await drill_response(request.match_info["id"], 200)
+
+    async def list_drills(_: web.Request) -> web.Response:
+        records = await ops.drill_records(0.0, math.inf)
+        return web.json_response({"drills": [drill_json(r, when, clock()) for r in records]},
+                                 dumps=_dumps)
+
     app.router.add_post("/api/v1/acks", post_ack)
     app.router.add_get("/api/v1/acks", list_acks)
+    app.router.add_post("/api/v1/drills", post_drill)
+    app.router.add_get("/api/v1/drills", list_drills)
+    app.router.add_get("/api/v1/drills/{id}", get_drill)
+    app.router.add_post("/api/v1/drills/{id}/stop", stop_drill)
     app.router.add_get("/api/v1/silences", list_silences)
     app.router.add_post("/api/v1/silences", post_silence)
     app.router.add_delete("/api/v1/silences/{id}", delete_silence)

@@ -141,6 +141,9 @@ class StateDb:
             self.path, check_same_thread=False, isolation_level=None, timeout=30.0
         )
         try:
+            # pages freed by pruning go back to the disk (PRAGMA incremental_vacuum);
+            # takes effect on a new file only
+            db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             # A small write-ahead log: files written every few seconds (the timeline)

@@ -14,10 +14,9 @@ from typing import Literal
 __all__ = ["ACTIONS", "NOBODY", "Action", "Actor", "DutyEntry", "Event", "EventKind"]
 
 Action = Literal["checkin", "declare", "clear", "silence", "unsilence", "ack", "unack",
-                 "escalate", "roster", "handover", "login", "logout", "login_failed"]
-ACTIONS: tuple[Action, ...] = ("checkin", "declare", "clear", "silence", "unsilence", "ack",
-                               "unack", "escalate", "roster", "handover", "login", "logout",
-                               "login_failed")
+                 "escalate", "roster", "handover", "login", "logout", "login_failed",
+                 "drill_start", "drill_stop"]
+ACTIONS: tuple[Action, ...] = Action.__args__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

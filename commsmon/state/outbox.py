@@ -459,6 +459,8 @@ def notification_to_json(n: Notification) -> str:
         doc["escalation"] = fact_to_json(n.escalation)
     if n.fallbacks:
         doc["fallbacks"] = list(n.fallbacks)
+    if n.drill:
+        doc["drill"] = n.drill
     return json.dumps(doc, ensure_ascii=True, separators=(",", ":"))
 
 
@@ -497,6 +499,7 @@ def notification_from_json(text: str) -> Notification:
         kind=kind,
         escalation=None if escalation is None else fact_from_json(escalation),
         fallbacks=tuple(_str(r) for r in doc.get("fallbacks", ())),
+        drill=_str(doc.get("drill", "")),
     )
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import cast
 
+from commsmon.core.drills import Drill
 from commsmon.core.outages import Declaration
 from commsmon.core.types import CheckIn
 from commsmon.state.db import Database
@@ -64,6 +65,18 @@ CREATE TABLE IF NOT EXISTS timeline (
 CREATE INDEX IF NOT EXISTS timeline_site_at ON timeline (site, at);
 CREATE INDEX IF NOT EXISTS duty_log_site_at ON duty_log (site, at);
 CREATE INDEX IF NOT EXISTS timeline_subject ON timeline (kind, subject, at);
+CREATE TABLE IF NOT EXISTS drills (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    scenario TEXT NOT NULL,
+    start REAL NOT NULL,       -- epoch seconds
+    until REAL,                -- planned end, NULL: until stopped
+    stopped REAL,              -- NULL while it runs
+    by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    observed TEXT NOT NULL     -- JSON: figures at start and end, what the kit did
+);
+CREATE INDEX IF NOT EXISTS drills_start ON drills (start);
 CREATE TABLE IF NOT EXISTS alive (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL           -- epoch seconds the daemon last said it runs
@@ -194,12 +207,49 @@ class Store(Database):
                 for at, u, addr, action, s, subject, detail in rows]
 
     def prune_history(self, before: float) -> int:
-        """Forget timeline events and duty-log entries older than ``before`` (the
-        retention); how many rows went."""
+        """Forget timeline events, duty-log entries, check-ins and drills older than
+        ``before`` (the retention) — but each subject's last state change before it,
+        which still says what held at ``before`` — and give the space back; how many
+        rows went."""
         with self._lock:
-            n = self._db.execute("DELETE FROM timeline WHERE at < ?", (before,)).rowcount
+            n = self._db.execute(
+                "DELETE FROM timeline WHERE at < ? AND id NOT IN (SELECT MAX(id) FROM"
+                " timeline WHERE at < ? AND kind IN ('device_state', 'site_state',"
+                " 'readiness') GROUP BY kind, subject)", (before, before)).rowcount
             n += self._db.execute("DELETE FROM duty_log WHERE at < ?", (before,)).rowcount
+            n += self._db.execute(
+                "DELETE FROM checkins WHERE at < ? AND id NOT IN (SELECT MAX(id) FROM"
+                " checkins GROUP BY device)", (before,)).rowcount
+            n += self._db.execute("DELETE FROM drills WHERE COALESCE(stopped, until, 1e300)"
+                                  " < ?", (before,)).rowcount
+            if n:
+                self._db.execute("PRAGMA incremental_vacuum")
         return n
+
+    def put_drill(self, d: Drill, observed: dict[str, object]) -> None:
+        """Record (or update) a drill and what the monitor saw of it so far."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO drills VALUES (?,?,?,?,?,?,?,?,?)",
+                (d.id, d.site, d.scenario, d.start, d.until, d.stopped, d.by, d.note,
+                 json.dumps(observed, ensure_ascii=False)))
+
+    def drills(self, start: float, end: float,
+               drill_id: str | None = None) -> list[tuple[Drill, dict[str, object]]]:
+        """Drills that overlap [start, end) (or the one ``drill_id``), oldest first, each
+        with what the monitor saw of it; ones still running overlap every later time."""
+        sql = ("SELECT id, site, scenario, start, until, stopped, by, note, observed"
+               " FROM drills WHERE ")
+        params: tuple[object, ...]
+        if drill_id is not None:
+            sql, params = sql + "id = ?", (drill_id,)
+        else:
+            sql += "start < ? AND COALESCE(stopped, until, 1e300) > ?"
+            params = (end, start)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY start, id", params).fetchall()
+        return [(Drill(i, site, sc, st, until, by, note, stopped), json.loads(observed))
+                for i, site, sc, st, until, stopped, by, note, observed in rows]
 
     def put_alive(self, at: float) -> None:
         """Note that the daemon runs at ``at`` (once a minute: history's gaps)."""

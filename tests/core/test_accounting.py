@@ -102,7 +102,7 @@ def test_checkin_compliance_by_weekly_windows() -> None:
 
 
 def test_the_rules_are_versioned_and_stated() -> None:
-    assert RULES_VERSION == "commsmon-accounting-1"
+    assert RULES_VERSION == "commsmon-accounting-2"
     assert "Availability** = up / (up + degraded + down)" in RULES_TEXT
     assert "never as up" in RULES_TEXT
 

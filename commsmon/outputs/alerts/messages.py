@@ -298,6 +298,9 @@ def title(notification: Notification, tz: tzinfo = DEFAULT_TZ) -> str:
     if notification.kind == "escalation":
         word = w._("ESCALATION")
         badge = (f"【{word}】" if w.language == "zh" else f"[{word}] ") + badge
+    if notification.drill:  # first of all: nobody may take a drill for the real thing
+        word = w._("DRILL")
+        badge = (f"【{word}】" if w.language == "zh" else f"[{word}] ") + badge
     top = _headline(pool)
     what = _clean(w.tidy(_summary(w, top))) if top is not None \
         else _clean(notification.group)
@@ -348,6 +351,9 @@ def _lines(notification: Notification, tz: tzinfo, bullet: str, sub: str, bold: 
     if notification.kind == "digest" and notification.escalation is not None:
         return [Line(f"{bullet}{_clean(t)}", ALERT)
                 for t in notification.escalation.texts("titles")]
+    if notification.drill:
+        drill = w._("Drill {id}: not a real outage").format(id=notification.drill)
+        lines.append(Line(f"{bullet}{drill}", LINK))
     if notification.escalation is not None:
         lines.append(Line(f"{bullet}{w.fact(notification.escalation, None)}", LINK))
     for label, value in _context(notification, w):

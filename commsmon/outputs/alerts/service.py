@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import tzinfo
 from pathlib import Path
@@ -27,6 +27,7 @@ import structlog
 from commsmon.config.alerting import AlertingSpec
 from commsmon.core.alerting import Alert, Notification, group_of
 from commsmon.core.dispatch import Dispatcher, Silence, site_context
+from commsmon.core.drills import Drill
 from commsmon.core.escalation import Ack, Escalation, Step, group_levels
 from commsmon.core.facts import Fact
 from commsmon.core.roster import Roster, Shift
@@ -114,16 +115,20 @@ class AlertService:
         self.links.restore()
         self.deliverer.restore()
 
-    async def step(self, snap: Snapshot) -> int:
-        """Evaluate rules on ``snap``; persist and hand over what is due. Returns how many."""
+    async def step(self, snap: Snapshot, drills: Mapping[str, Drill] | None = None) -> int:
+        """Evaluate rules on ``snap``; persist and hand over what is due. Returns how many.
+
+        ``drills``: site -> the drill running there; that site's notifications are the
+        drill's (marked, and sent to ``drill_receivers`` when configured)."""
+        drills = drills or {}
         async with self._lock:
             now = snap.at
             resolved = self.engine.update(snap)
             firing = list(self.engine.firing)
             before = {a.fingerprint for group in self._firing.values() for a in group}
-            self._changes += [_event(a, now, "alert_firing") for a in firing
+            self._changes += [_event(a, now, "alert_firing", drills) for a in firing
                               if a.fingerprint not in before and a.labels.get("site")]
-            self._changes += [_event(a, now, "alert_resolved") for a in resolved
+            self._changes += [_event(a, now, "alert_resolved", drills) for a in resolved
                               if a.labels.get("site")]
             del self._changes[:-_MAX_CHANGES]  # nobody reads them (tests): keep the latest
             levels = group_levels(firing)
@@ -141,6 +146,7 @@ class AlertService:
             )
             notes += [note for group, step, n in self.escalation.due(now)
                       for note in self._step_notes(group, step, n, snap)]
+            notes = self._mark_drills(notes, drills)
             engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
@@ -197,6 +203,35 @@ class AlertService:
             site=site, created_at=now,
             language=self.dispatcher.languages.get(receiver, "zh"), kind="escalation",
             escalation=fact, fallbacks=fallbacks) for receiver, fallbacks in routes]
+
+    def _mark_drills(self, notes: list[Notification],
+                     drills: Mapping[str, Drill]) -> list[Notification]:
+        """Notifications of sites in a drill, marked with its id; with
+        ``drill_receivers``, sent there instead (one each)."""
+        if not drills:
+            return notes
+        out, seen = [], set()
+        for note in notes:
+            drill = drills.get(note.group.removeprefix("site:")) \
+                if note.group.startswith("site:") else None
+            if drill is None:
+                out.append(note)
+                continue
+            note = replace(note, drill=drill.id)
+            targets = self.spec.drill_receivers
+            if targets is None:
+                out.append(note)
+                continue
+            # the same news went to several receivers: once to each drill receiver
+            what = (note.group, note.status, note.kind, note.created_at,
+                    note.escalation.number("step") if note.escalation else None)
+            if what in seen:
+                continue
+            seen.add(what)
+            out += [replace(note, receiver=r, key=f"{note.key}/drill/{r}", fallbacks=(),
+                            language=self.dispatcher.languages.get(r, "zh"))
+                    for r in targets]
+        return out
 
     def _withdrawn(self, note: Notification) -> str | None:
         """Why a pending escalation step must not go out now (re-checked just before
@@ -294,7 +329,9 @@ class AlertService:
         await asyncio.to_thread(self.outbox.close)
 
 
-def _event(alert: Alert, at: float, kind: Literal["alert_firing", "alert_resolved"]) -> Event:
+def _event(alert: Alert, at: float, kind: Literal["alert_firing", "alert_resolved"],
+           drills: Mapping[str, Drill]) -> Event:
     labels = {k: v for k, v in alert.labels.items() if k != "site"}
+    drill = drills.get(alert.labels["site"])
     return Event(at, alert.labels["site"], kind, alert.rule, detail={
-        "severity": alert.severity, **labels})
+        "severity": alert.severity, **labels, **({"drill": drill.id} if drill else {})})

@@ -6,10 +6,11 @@ with their acknowledgements.  No words here: the writers put them in a language.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 
 from commsmon.core.accounting import (
+    KIT_KINDS,
     RULES_VERSION,
     Availability,
     Compliance,
@@ -18,27 +19,34 @@ from commsmon.core.accounting import (
     Window,
     availability,
     checkin_compliance,
+    kit_compliance,
     period,
     readiness,
     spans,
 )
 from commsmon.core.dispatch import Silence
+from commsmon.core.drills import DrillRecord, Expectations
 from commsmon.core.model import Inventory
 from commsmon.core.readiness import VIEWS
+from commsmon.operations.drills import record_of
 from commsmon.state.store import Store
 
 __all__ = ["Outage", "Report", "count"]
+
+_EXPECT = Expectations()
 
 
 @dataclass(frozen=True, slots=True)
 class Outage:
     """An outage of the period: site, kind, from its first evidence to its clearing
-    (``end`` ``None`` while it goes on at the period's end)."""
+    (``end`` ``None`` while it goes on at the period's end); ``drill``: the id of the
+    drill it began in (``""``: real)."""
 
     site: str
     kind: str
     start: float
     end: float | None
+    drill: str = ""
 
     def seconds(self, until: float) -> float:
         """Its duration, to ``until`` while it goes on."""
@@ -57,8 +65,13 @@ class Report:
         sites: site id -> its availability (of the village as a whole: reachable).
         readiness: (site, scenario) -> readiness.
         checkins: device id -> compliance (hand-checked devices).
-        outages: the outages that overlap the period.
-        acks: (site, seconds from its first alert to the ack) of each acknowledgement.
+        outages: the real outages that overlap the period.
+        acks: (site, seconds from its first alert to the ack) of each acknowledgement
+            of a real alert.
+        drills: the drills of the period, judged (their windows set apart).
+        drill_outages: the outages that began during a drill at their site.
+        kit: site -> the kit standard's kinds (and ``keeper``) -> ``working``,
+            ``down``, ``unknown``, ``missing`` (``present``).
         maintenance: the maintenance windows, excluded and listed.
         gaps: the times the monitor did not run, counted apart.
         raw: (device or site, span) of every state span, to recount by hand.
@@ -74,15 +87,23 @@ class Report:
     checkins: dict[str, Compliance] = field(default_factory=dict)
     outages: list[Outage] = field(default_factory=list)
     acks: list[tuple[str, float]] = field(default_factory=list)
+    drills: list[DrillRecord] = field(default_factory=list)
+    drill_outages: list[Outage] = field(default_factory=list)
+    kit: dict[str, dict[str, str]] = field(default_factory=dict)
+    kit_kinds: tuple[str, ...] = KIT_KINDS
     maintenance: list[Window] = field(default_factory=list)
     gaps: list[Window] = field(default_factory=list)
     raw: list[tuple[str, Span]] = field(default_factory=list)
 
 
 def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
-          maintenance: Sequence[Silence] = (), site: str | None = None) -> Report:
+          maintenance: Sequence[Silence] = (), site: str | None = None,
+          expect: Expectations = _EXPECT,
+          kit: tuple[Sequence[str], bool] = (KIT_KINDS, True)) -> Report:
     """The report of period ``asked`` (``2026-11``, ``2026-Q4``, ``2026``), for every
-    site or ``site``; ``maintenance``: the configuration's maintenance windows.
+    site or ``site``; ``maintenance``: the configuration's maintenance windows;
+    ``expect``: what drills must show; ``kit``: the kinds the kit standard requires,
+    and whether a named keeper is.
 
     Raises:
         ValueError: the period does not read, or the site is unknown.
@@ -90,7 +111,7 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
     start, end = period(asked, tz)
     if site is not None and site not in inventory.sites:
         raise ValueError(f"unknown site {site!r}")
-    report = Report(asked, start, end)
+    report = Report(asked, start, end, kit_kinds=tuple(kit[0]))
     report.gaps = [Window(a, b, "monitor") for a, b in store.gaps(start, end)]
     # what was last seen holds until the daemon last said it ran, no further: the rest
     # of the period (the daemon stopped, or not yet come) is not monitored
@@ -100,8 +121,15 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
                for m in maintenance if m.ends_at > start and m.starts_at < end]
     report.maintenance = [w for w, _ in windows]
     sites = [site] if site else list(inventory.sites)
+    report.drills = [record_of(d, seen, store, inventory, expect, until)
+                     for d, seen in store.drills(start, end) if d.site in sites]
+    drills = [(Window(r.drill.start, r.drill.end(until), r.drill.id), r.drill.site)
+              for r in report.drills]
+    last: dict[str, str] = {}  # device -> its state at the period's end ("": none)
     for s in sites:
         kept = [w for w, where in windows if where in (None, s)]
+        kept += [w for w, where in drills if where == s]
+        during = [w for w, where in drills if where == s]
         own = spans(store.state_changes("site_state", s, start, end), until)
         report.sites[s] = availability(own, start, end, kept, report.gaps)
         report.raw += [(s, x) for x in own]
@@ -115,13 +143,25 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
             states = spans(store.state_changes("device_state", device_id, start, end),
                            until)
             report.devices[device_id] = availability(states, start, end, kept, report.gaps)
+            last[device_id] = states[-1].state if states and states[-1].end >= until else ""
             report.raw += [(device_id, x) for x in states]
             if device.source == "checkin" and device.checkin_validity:
                 calls = [c.at for c in store.checkins(device_id, start, end) if c.ok]
                 report.checkins[device_id] = checkin_compliance(
                     calls, device.checkin_validity, start, end)
-        report.outages += _outages(store, s, start, end)
-        report.acks += _acks(store, s, start, end)
+        for outage in _outages(store, s, start, end):
+            drill = next((w.label for w in during if w.start <= outage.start < w.end), "")
+            if drill:
+                report.drill_outages.append(replace(outage, drill=drill))
+            else:
+                report.outages.append(outage)
+        report.acks += [(s, seconds) for at, seconds in _acks(store, s, start, end)
+                        if not any(w.start <= at - seconds < w.end for w in during)]
+        if inventory.sites[s].role == "village":
+            report.kit[s] = kit_compliance(
+                kit[0], [(inventory.devices[d].kind, last.get(d, ""))
+                         for d in inventory.devices_by_site.get(s, ())],
+                inventory.sites[s].keeper if kit[1] else None)
     return report
 
 
@@ -140,8 +180,9 @@ def _outages(store: Store, site: str, start: float, end: float) -> list[Outage]:
     return sorted(out, key=lambda o: o.start)
 
 
-def _acks(store: Store, site: str, start: float, end: float) -> list[tuple[str, float]]:
-    """(site, seconds from the first alert still firing to the ack) of each ack."""
+def _acks(store: Store, site: str, start: float, end: float) -> list[tuple[float, float]]:
+    """(epoch seconds of the ack, seconds from the first alert still firing to it) of
+    each ack at ``site``."""
     events = sorted(store.events(site, 0.0, end, 1_000_000, every=True), key=lambda e: e.at)
     out = []
     for entry in store.site_duty(site, start, end, 1_000_000):
@@ -156,5 +197,5 @@ def _acks(store: Store, site: str, start: float, end: float) -> list[tuple[str, 
             elif e.kind == "alert_resolved":
                 firing.pop(e.subject, None)
         if firing:
-            out.append((site, entry.at - min(firing.values())))
+            out.append((entry.at, entry.at - min(firing.values())))
     return out

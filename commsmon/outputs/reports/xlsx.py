@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,11 @@ def write_xlsx(report: Report, inventory: Inventory, w: Wording, path: Path) -> 
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _hours(h: float) -> float | str:
+    """Hours as a number; unbounded as the sign an officer reads (∞)."""
+    return "∞" if math.isinf(h) else h
+
+
 def _local(epoch: float, w: Wording) -> datetime:
     """A local time Excel shows as it is (no zone)."""
     return datetime.fromtimestamp(epoch, w.tz).replace(tzinfo=None)
@@ -74,8 +80,8 @@ def _sheets(report: Report, inventory: Inventory,
             w: Wording) -> list[tuple[str, list[str], list[list[Any]]]]:
     end = report.end
     states = [w._("Up (h)"), w._("Degraded (h)"), w._("Down (h)"), w._("Unknown (h)"),
-              w._("Monitor cut off (h)"), w._("Maintenance (h)"), w._("Not monitored (h)"),
-              w._("Availability %")]
+              w._("Monitor cut off (h)"), w._("Maintenance and drills (h)"),
+              w._("Not monitored (h)"), w._("Availability %")]
 
     def row(a: Any) -> list[Any]:
         return [a.up / H, a.degraded / H, a.down / H, a.unknown / H, a.cut_off / H,
@@ -91,10 +97,21 @@ def _sheets(report: Report, inventory: Inventory,
               c.due, c.ratio] for d, c in report.checkins.items()]
     outages = [[site_name[o.site], w.outage(o.kind), _local(o.start, w),
                 _local(o.end, w) if o.end is not None else None, o.seconds(end) / H,
-                w._("yes") if o.end is None else w._("no")] for o in report.outages]
+                w._("yes") if o.end is None else w._("no"), o.drill]
+               for o in report.outages + report.drill_outages]
+    kit_heads = [*report.kit_kinds, "keeper"] if report.kit else []
+    kit = [[site_name[s], *(w.kit_state(got.get(k, "")) for k in kit_heads)]
+           for s, got in report.kit.items()]
+    drills = [[d.drill.id, site_name[d.drill.site], w.scenario_heading(d.drill.scenario),
+               _local(d.drill.start, w), d.duration / 60, d.drill.by,
+               d.first_contact / 60 if d.first_contact is not None else None,
+               _hours(d.at_end.now_lower) if d.at_end else None,
+               w._("passed") if d.passed else w._("failed")] for d in report.drills]
     acks = [[site_name[s], seconds / 60] for s, seconds in report.acks]
     apart = [[w._("Maintenance"), x.label, _local(x.start, w), _local(x.end, w)]
              for x in report.maintenance] + [
+        [w._("Drill"), d.drill.id, _local(d.drill.start, w),
+         _local(d.drill.start + d.duration, w)] for d in report.drills] + [
         [w._("Monitor not running"), "", _local(x.start, w), _local(x.end, w)]
         for x in report.gaps]
     raw = [[who, span.state, _local(span.start, w), _local(span.end, w), span.end - span.start]
@@ -108,7 +125,11 @@ def _sheets(report: Report, inventory: Inventory,
         (w._("Test calls"), [w._("Village"), w._("Device"), w._("On time"), w._("Due"),
                              w._("Compliance %")], calls),
         (w._("Outages"), [w._("Village"), w._("Outage"), w._("Began"), w._("Ended"),
-                          w._("Hours"), w._("Ongoing")], outages),
+                          w._("Hours"), w._("Ongoing"), w._("Drill")], outages),
+        (w._("Kit standard"), [w._("Village"), *(w.kit_heading(k) for k in kit_heads)], kit),
+        (w._("Drills"), [w._("Drill"), w._("Village"), w._("Scenario"), w._("Began"),
+                         w._("Minutes"), w._("Started by"), w._("Minutes to first contact"),
+                         w._("Now: hours reachable at the end"), w._("Result")], drills),
         (w._("Acknowledgements"), [w._("Village"), w._("Minutes to acknowledge")], acks),
         (w._("Set apart"), [w._("What"), w._("Why"), w._("Began"), w._("Ended")], apart),
         (w._("Raw spans"), [w._("Id"), w._("State"), w._("Began"), w._("Ended"),

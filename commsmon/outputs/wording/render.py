@@ -93,7 +93,12 @@ _DUTY_ACTIONS = {
     "login": N_("logged in"),
     "logout": N_("logged out"),
     "login_failed": N_("failed to log in"),
+    "drill_start": N_("started a drill"),
+    "drill_stop": N_("stopped a drill"),
 }
+_KIT_STATES = {"working": N_("present and working"), "down": N_("present but down"),
+               "unknown": N_("present, not known to work"), "missing": N_("missing"),
+               "present": N_("named")}
 _KINDS = {"pdt_repeater": N_("PDT repeater"), "pdt_terminal": N_("PDT terminal"),
           "satphone": N_("satellite phone"), "generator": N_("generator"), "ups": N_("UPS"),
           "camera": N_("camera"), "router": N_("router"), "beidou": N_("BeiDou terminal"),
@@ -275,6 +280,14 @@ class Wording:
     def kind(self, kind: str) -> str:
         """A device kind's name (``satphone`` -> ``卫星电话``)."""
         return self._(_KINDS[kind]) if kind in _KINDS else kind
+
+    def kit_state(self, state: str) -> str:
+        """Where a village stands on one item of the kit standard (``working`` -> ``在用完好``)."""
+        return self._(_KIT_STATES[state]) if state in _KIT_STATES else state
+
+    def kit_heading(self, item: str) -> str:
+        """An item of the kit standard: a device kind, or ``keeper`` (``管理员``)."""
+        return self._("keeper") if item == "keeper" else self.kind(item)
 
     def outage(self, kind: str) -> str:
         """An outage's name (``power`` -> ``断电``)."""

@@ -1,0 +1,238 @@
+"""Drills (演练): a planned outage at one site, and the record it leaves (pure; stdlib only).
+
+A drill is planned (site, scenario, window, who started it), run (the kit does what a
+real outage makes it do; the keeper makes test calls), and judged against
+:class:`Expectations`:
+
+* **first contact** — the first test call that got through from the site (a check-in
+  accepted from one of its devices) came within ``first_contact`` seconds of the start;
+* **a channel survives** — the ``now`` view at the drill's end (the outage it played
+  folded in) projects the site reachable for at least ``survive_hours``; an unknown
+  projection does not pass (unknown is never counted as ready).
+
+Alerts raised at the site while the drill runs are the drill's: they are marked
+(【演练】 and the drill id), and the reports count the window apart from the real figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+
+__all__ = [
+    "DRILL_SCENARIOS",
+    "Check",
+    "Contact",
+    "Drill",
+    "DrillError",
+    "DrillRecord",
+    "Expectations",
+    "Figures",
+    "KitStep",
+    "drill_id",
+    "excluded",
+    "judge",
+]
+
+DRILL_SCENARIOS = ("network", "road", "power", "all")
+
+
+class DrillError(ValueError):
+    """A drill that cannot start or stop: ``code`` says why (``unknown_site``,
+    ``scenario``, ``running``, ``until``, ``not_found``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class Drill:
+    """A drill as planned and, once over, when it ended.
+
+    Attributes:
+        id: ``D20261205-1432-v03`` (start in the district's time, then the site).
+        site: the site drilled.
+        scenario: ``network``, ``road``, ``power`` or ``all``.
+        start: epoch seconds it began.
+        until: epoch seconds it is planned to end, ``None``: until stopped.
+        by: who started it (a person's name or an account).
+        note: what it is for, free text.
+        stopped: epoch seconds it was stopped (or ran out), ``None`` while it runs.
+    """
+
+    id: str
+    site: str
+    scenario: str
+    start: float
+    until: float | None
+    by: str
+    note: str = ""
+    stopped: float | None = None
+
+    def running(self, now: float) -> bool:
+        """Whether it runs at ``now`` (started, not stopped, not past ``until``)."""
+        return (self.start <= now and self.stopped is None
+                and (self.until is None or now < self.until))
+
+    def end(self, now: float) -> float:
+        """When it ended, or ``now`` while it runs."""
+        if self.stopped is not None:
+            return self.stopped
+        return min(now, self.until) if self.until is not None else now
+
+
+def drill_id(site: str, start: float, tz: tzinfo) -> str:
+    """The id of a drill at ``site`` started at ``start`` (``D20261205-1432-v03``)."""
+    return f"D{datetime.fromtimestamp(start, tz):%Y%m%d-%H%M}-{site}"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectations:
+    """What a drill must show to pass (configuration ``drills``).
+
+    Attributes:
+        first_contact: seconds from the start within which a test call must get
+            through (900: 15 minutes).
+        survive_hours: hours the ``now`` view must project the site reachable at the
+            drill's end (72: the 三断 target).
+    """
+
+    first_contact: float = 900.0
+    survive_hours: float = 72.0
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """The site as the monitor saw it at one moment of a drill.
+
+    Attributes:
+        at: epoch seconds.
+        now_lower, now_upper: hours the ``now`` view projects the site reachable, at
+            least and at most (``inf``: unbounded; ``lower`` 0 when nothing is certain).
+        scenario_ready: the drilled scenario's verdict (``ready``, ``not_ready``,
+            ``unknown``).
+        channels: channel -> its state (``up``, ``down`` ...).
+        levels: device -> {``charge`` | ``fuel``: ratio 0-1} of its power kit.
+    """
+
+    at: float
+    now_lower: float
+    now_upper: float
+    scenario_ready: str
+    channels: Mapping[str, str] = field(default_factory=dict)
+    levels: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class KitStep:
+    """Something the kit did during a drill: ``device``'s ``reading`` (or ``state``)
+    went from ``old`` to ``new`` ``offset`` seconds after the start."""
+
+    offset: float
+    device: str
+    reading: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A test call during a drill: from ``device`` (on ``channel``), ``offset`` seconds
+    after the start, by ``by``; ``ok``: it got through."""
+
+    offset: float
+    device: str
+    channel: str
+    by: str
+    ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One expectation judged: ``name`` (``first_contact`` | ``survive``), whether it
+    ``passed``, what was ``expected`` and what was ``actual`` (seconds for first contact,
+    hours for survive; ``None``: nothing to measure, which fails)."""
+
+    name: str
+    passed: bool
+    expected: float
+    actual: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRecord:
+    """What a drill showed.
+
+    Attributes:
+        drill: the plan and its end.
+        duration: seconds it ran.
+        kit: what the kit did, in order.
+        contacts: the test calls made from the site during it, in order.
+        first_contact: seconds from the start to the first that got through, ``None``
+            when none did.
+        at_start, at_end: the site as seen at the first and the last evaluation of the
+            drill (``None`` when the monitor saw none).
+        burn: device -> ratio 0-1 of its tank (or battery) used per hour over the drill.
+        checks: each expectation judged.
+    """
+
+    drill: Drill
+    duration: float
+    kit: tuple[KitStep, ...]
+    contacts: tuple[Contact, ...]
+    first_contact: float | None
+    at_start: Figures | None
+    at_end: Figures | None
+    burn: Mapping[str, float]
+    checks: tuple[Check, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Every expectation met."""
+        return all(c.passed for c in self.checks)
+
+
+def judge(drill: Drill, now: float, expect: Expectations, kit: Iterable[KitStep],
+          contacts: Iterable[Contact], at_start: Figures | None,
+          at_end: Figures | None) -> DrillRecord:
+    """The record of ``drill`` as of ``now``, judged against ``expect``.
+
+    ``kit`` and ``contacts`` may come in any order and may include things outside the
+    drill's window (dropped here).
+    """
+    duration = drill.end(now) - drill.start
+    inside = sorted((k for k in kit if 0 <= k.offset <= duration), key=lambda k: k.offset)
+    calls = sorted((c for c in contacts if 0 <= c.offset <= duration), key=lambda c: c.offset)
+    first = next((c.offset for c in calls if c.ok), None)
+    contact = Check("first_contact", first is not None and first <= expect.first_contact,
+                    expect.first_contact, first)
+    lasts = at_end.now_lower if at_end is not None else None
+    survive = Check("survive", lasts is not None and lasts >= expect.survive_hours,
+                    expect.survive_hours, lasts)
+    return DrillRecord(drill, duration, tuple(inside), tuple(calls), first, at_start, at_end,
+                       _burn(at_start, at_end), (contact, survive))
+
+
+def _burn(a: Figures | None, b: Figures | None) -> dict[str, float]:
+    """Per device, the share of its tank or battery used per hour between two moments
+    (only what went down: a refill or a recharge is not a burn)."""
+    if a is None or b is None or b.at <= a.at:
+        return {}
+    hours = (b.at - a.at) / 3600.0
+    out = {}
+    for device, levels in a.levels.items():
+        for name in ("fuel", "charge"):
+            before, after = levels.get(name), b.levels.get(device, {}).get(name)
+            if before is not None and after is not None and after <= before:
+                out[device] = (before - after) / hours
+                break
+    return out
+
+
+def excluded(drills: Sequence[Drill], site: str, now: float) -> list[tuple[float, float]]:
+    """The windows of ``site``'s drills (to ``now`` while one runs), in order: time the
+    real figures leave out."""
+    return sorted((d.start, d.end(now)) for d in drills
+                  if d.site == site and d.end(now) > d.start)
