@@ -106,7 +106,7 @@ def _sheets(report: Report, inventory: Inventory,
                _local(d.drill.start, w), d.duration / 60, d.drill.by,
                d.first_contact / 60 if d.first_contact is not None else None,
                _hours(d.at_end.now_lower) if d.at_end else None,
-               w._("passed") if d.passed else w._("failed")] for d in report.drills]
+               w._("passed") if d.passed else w._("not passed")] for d in report.drills]
     acks = [[site_name[s], seconds / 60] for s, seconds in report.acks]
     apart = [[w._("Maintenance"), x.label, _local(x.start, w), _local(x.end, w)]
              for x in report.maintenance] + [

@@ -1,0 +1,138 @@
+"""A drill on injected time, through the real daemon (its evaluation loop, operations
+and store) and the report's counting: the record it leaves, and real figures untouched.
+
+The demo fleet, 2026-12-05 from 10:00, every device answering, evaluated every 10 s:
+
+* 10:00:00 a power drill starts at v05 (石门村) for 30 minutes, by 张三.
+* 10:00:10 the UPS v05-ups goes to battery (output_source battery): t+10 s.
+* 10:00:40 the generator v05-genset is running: t+40 s.
+* 10:06:00 the keeper's satellite test call gets through (v05-satphone): t+360 s,
+  the first contact; expected within 900 s -> passed.
+* 10:10 .. 10:20 v05-router does not answer (inside the drill).
+* 10:30:00 the drill runs out (its ``until``); the UPS is back on mains.
+* 11:00 .. 11:10 v05-router does not answer again: a real outage, after the drill.
+* the daemon runs to 12:00.
+
+Figures for v05-router over 2026-12 (monitored 10:00 .. 12:00, 7200 s):
+  drill window 10:00-10:30 = 1800 s set apart (with maintenance);
+  down 11:00-11:10 = 600 s (hysteresis: down after its failed checks, ~20 s late);
+  up = 7200 - 1800 - 600 = 4800 s; availability = 4800 / 5400 = 0.8889 —
+  the drill's 10 minutes down are not in it (counted, it would be 4800 / 6600).
+The ``now`` view at the drill's end (mains lost at v05: its PDT terminal on the UPS on
+the generator): the generator's tank 0.8 x 200 L = 160 L, its load not reported so the
+expected 0.5 -> 1.5 L/h: 160 / 1.5 = 106.67 h >= 72 h -> the survive check passes.
+At the start (the first evaluation, 10:00:00, mains still there) the ``now`` view is
+unbounded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from commsmon.config.load import load_config
+from commsmon.core.drills import DrillError
+from commsmon.core.types import CheckIn, Observation
+from commsmon.daemon import Daemon
+from commsmon.outputs.reports.figures import count
+from commsmon.state.dutylog import Actor
+from commsmon.state.store import Store
+from tests.fleetharness import DEMO
+
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def at(hhmm: str) -> float:
+    return datetime.fromisoformat(f"2026-12-05 {hhmm}").replace(tzinfo=TZ).timestamp()
+
+
+async def test_a_drill_leaves_its_record_and_the_real_figures_untouched(
+        tmp_path: Path) -> None:
+    config = load_config(DEMO)
+    store = Store(tmp_path / "commsmon.db")
+    clock = [at("10:00")]
+    daemon = Daemon(config, clock=lambda: clock[0])
+    daemon.store = store
+    ops = daemon.operations
+    await daemon.evaluation._once_more()
+    drill = await ops.start_drill("v05", "power", at("10:30"), "月度演练",
+                                  Actor("zhangsan", "127.0.0.1", "张三"))
+    assert drill.id == "D20261205-1000-v05" and drill.by == "张三"
+    with pytest.raises(DrillError) as refused:  # one drill at a site at a time
+        await ops.start_drill("v05", "network", None, "", Actor("lisi"))
+    assert refused.value.code == "running"
+    while clock[0] <= at("12:00"):
+        t = clock[0]
+        for device in daemon.fleet.inventory.devices.values():
+            if device.source == "checkin":
+                continue
+            router_down = device.id == "v05-router" and (
+                at("10:10") <= t < at("10:20") or at("11:00") <= t < at("11:10"))
+            readings: dict[str, float | str | bool] = {}
+            if device.id == "v05-ups":
+                readings = {"output_source": "battery" if at("10:00:10") <= t < at("10:30")
+                            else "normal", "charge": 1.0}
+            if device.id == "v05-genset":
+                readings = {"running": at("10:00:40") <= t < at("10:30"), "fuel": 0.8}
+            daemon.fleet.observe(Observation(device.id, t, not router_down, readings,
+                                             conclusive=router_down))
+        if t == at("10:06"):
+            await ops.record_checkin(CheckIn("v05-satphone", t, True, "王建国"),
+                                     Actor("zhangsan"), "test_call")
+        await daemon.evaluation._once_more()
+        clock[0] += 10.0
+
+    (record,) = await ops.drill_records(at("09:00"), at("13:00"))
+    assert record.drill.stopped == at("10:30") and record.duration == 1800
+    steps = [(k.offset, k.device, k.reading, k.new) for k in record.kit
+             if k.reading in ("output_source", "running")]
+    assert steps[:2] == [(10.0, "v05-ups", "output_source", "battery"),
+                         (40.0, "v05-genset", "running", "True")]
+    assert [(c.offset, c.device, c.channel, c.ok) for c in record.contacts] == [
+        (360.0, "v05-satphone", "satellite", True)]
+    assert record.first_contact == 360.0
+    checks = {c.name: c for c in record.checks}
+    assert checks["first_contact"].passed
+    assert record.at_start is not None and record.at_end is not None
+    assert record.at_start.at == at("10:00") and record.at_start.now_lower == float("inf")
+    assert record.at_end.at == at("10:29:50")
+    assert checks["survive"].actual == pytest.approx(160 / 1.5)
+    assert checks["survive"].passed and record.passed
+
+    # the drill's alerts and outages are its own; the router's real outage is counted
+    report = count(store, daemon.fleet.inventory, "2026-12", TZ)
+    router = report.devices["v05-router"]
+    assert router.maintenance == pytest.approx(1800)
+    assert router.down == pytest.approx(600, abs=30)
+    assert router.ratio == pytest.approx(4800 / 5400, abs=0.01)
+    assert [d.drill.id for d in report.drills] == [drill.id]
+    assert all(o.start >= at("10:30") for o in report.outages if o.site == "v05")
+    assert all(o.drill == drill.id for o in report.drill_outages)
+    # the duty log has who started it and when it was stopped (ran out: nobody)
+    entries = await ops.duty_entries(at("09:00"), at("13:00"))
+    assert [(e.action, e.detail["id"]) for e in entries if e.action.startswith("drill")] == [
+        ("drill_start", drill.id)]
+    store.close()
+
+
+async def test_a_running_drill_survives_a_restart(tmp_path: Path) -> None:
+    config = load_config(DEMO)
+    clock = [at("10:00")]
+    first = Daemon(config, clock=lambda: clock[0])
+    first.store = await first.operations.restore(tmp_path / "commsmon.db")
+    drill = await first.operations.start_drill("v03", "network", None, "", Actor("api"))
+    await first.evaluation._once_more()
+    first.store.close()
+    clock[0] = at("10:20")
+    second = Daemon(config, clock=lambda: clock[0])
+    second.store = await second.operations.restore(tmp_path / "commsmon.db")
+    assert second.operations.drills.running(clock[0]) == {"v03": drill}
+    stopped = await second.operations.stop_drill("v03", Actor("api"))
+    assert stopped.stopped == at("10:20")
+    (record,) = await second.operations.drill_records(0, at("11:00"), drill.id)
+    assert record.duration == 1200 and not record.drill.running(clock[0])
+    assert not record.passed  # nobody called from the village
+    second.store.close()
