@@ -4,7 +4,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd chromium fonts-wqy-microhei \
-	python3-venv util-linux mount
+	python3-venv util-linux mount \
+	fonts-noto-cjk fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint deps venv clean catalogs
@@ -45,6 +46,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'
+	# the reports' charts: matplotlib's font list rebuilt now the CJK fonts are installed
+	$(VENV)/bin/python -c "import matplotlib.font_manager as fm; fm._load_fontmanager(try_read_cache=False)"
 	touch $@
 
 clean:

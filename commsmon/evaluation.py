@@ -176,6 +176,7 @@ class _States:
     sites: dict[str, State]
     outages: dict[str, frozenset[str]]
     verdicts: dict[tuple[str, str], str]
+    channels: dict[str, State]  # "<site>/<channel>" -> its state
 
     @classmethod
     def of(cls, snap: Snapshot) -> _States:
@@ -183,7 +184,9 @@ class _States:
                    {s: st.state for s, st in snap.sites.items()},
                    {s: frozenset(st.outages) for s, st in snap.sites.items()},
                    {(s, name): _verdict(r.ready, r.unknown)
-                    for s, st in snap.sites.items() for name, r in st.scenarios.items()})
+                    for s, st in snap.sites.items() for name, r in st.scenarios.items()},
+                   {f"{s}/{c}": ch.state for s, st in snap.sites.items()
+                    for c, ch in st.channels.items()})
 
 
 def _verdict(ready: bool, unknown: bool) -> str:
@@ -195,7 +198,7 @@ def _changes(before: _States | None, after: Snapshot) -> list[Event]:
     outages that began or ended; with no ``before`` (a run's first evaluation), every
     state and verdict as first seen (``old`` empty), so history can be recounted."""
     at = after.at
-    was = before or _States({}, {}, {}, {})
+    was = before or _States({}, {}, {}, {}, {})
     events = [Event(at, now.device.site, "device_state", d, prior.value if prior else "",
                     now.state.value)
               for d, now in after.devices.items()
@@ -205,6 +208,11 @@ def _changes(before: _States | None, after: Snapshot) -> list[Event]:
         if old_site is not site.state:
             events.append(Event(at, site_id, "site_state", site_id,
                                 old_site.value if old_site else "", site.state.value))
+        for channel, ch in site.channels.items():
+            key = f"{site_id}/{channel}"
+            if (old_ch := was.channels.get(key)) is not ch.state:
+                events.append(Event(at, site_id, "channel_state", key,
+                                    old_ch.value if old_ch else "", ch.state.value))
         for name, r in site.scenarios.items():
             verdict, old_verdict = _verdict(r.ready, r.unknown), was.verdicts.get((site_id, name))
             if verdict != old_verdict:

@@ -89,13 +89,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     drill.add_argument("--note", default="")
     drill.add_argument("--by", default=os.environ.get("USER", ""))
 
-    report = sub.add_parser("report", help="write the period's report from the state "
-                            "directory's history (XLSX)")
+    report = sub.add_parser("report", help="write the period's report (or a drill's "
+                            "record) from the state directory's history: XLSX and PDF")
     report.add_argument("-c", "--config", required=True, type=Path, help="configuration file")
-    report.add_argument("--period", required=True, help="2026-11, 2026-Q4 or 2026")
+    report.add_argument("--period", help="2026-11, 2026-Q4 or 2026")
+    report.add_argument("--drill", help="a drill's id: write its record instead")
     report.add_argument("--site", help="only this site")
-    report.add_argument("--format", default="xlsx", choices=["xlsx"],
-                        help="xlsx (PDF is not built yet)")
+    report.add_argument("--format", default="xlsx,pdf",
+                        help="xlsx, pdf or both (default: xlsx,pdf)")
     report.add_argument("--lang", choices=["zh", "en"], help="default: the configuration's")
     report.add_argument("-o", "--output", type=Path, default=Path("."), help="directory")
 
@@ -137,15 +138,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    """Count the period's figures from the state directory and write the report file;
-    prints its path and SHA-256."""
+    """Count the period's figures (or a drill's record) from the state directory and
+    write the files asked for; prints each one's path and SHA-256."""
     from zoneinfo import ZoneInfo
 
-    from commsmon.outputs.reports.figures import count
-    from commsmon.outputs.reports.xlsx import write_xlsx
+    from commsmon.outputs.reports.writer import write_drill, write_report
     from commsmon.outputs.wording import Wording
     from commsmon.state.store import Store
 
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    if not formats or set(formats) - {"xlsx", "pdf"} or (args.period is None) == (
+            args.drill is None):
+        print("commsmon report: give --period or --drill, and --format xlsx, pdf or "
+              "xlsx,pdf", file=sys.stderr)
+        return 2
     config = load_config(args.config)
     tz = ZoneInfo(config.timezone)
     state = config.state_path() / "commsmon.db"
@@ -154,22 +160,22 @@ def _report(args: argparse.Namespace) -> int:
               "configuration?)", file=sys.stderr)
         return 1
     store = Store(state)
-    inventory = config.inventory()
+    args.output.mkdir(parents=True, exist_ok=True)
+    words = Wording(args.lang or config.language, tz)
     try:
-        report = count(store, inventory, args.period, tz,
-                       config.alerting.config_silences(), args.site,
-                       config.drills.expectations(),
-                       (config.kit_standard.kinds, config.kit_standard.keeper))
-    except ValueError as exc:
+        if args.drill:
+            written = write_drill(store, config, config.inventory(), args.drill, words,
+                                  formats, args.output)
+        else:
+            written = write_report(store, config, config.inventory(), args.period, args.site,
+                                   words, formats, args.output)
+    except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"commsmon: {exc}", file=sys.stderr)
         return 2
     finally:
         store.close()
-    args.output.mkdir(parents=True, exist_ok=True)
-    name = f"commsmon-report-{args.period}{'-' + args.site if args.site else ''}.xlsx"
-    path = args.output / name
-    digest = write_xlsx(report, inventory, Wording(args.lang or config.language, tz), path)
-    print(f"{path}  sha256 {digest}")
+    for path, digest in written:
+        print(f"{path}  sha256 {digest}")
     return 0
 
 

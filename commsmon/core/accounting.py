@@ -24,8 +24,9 @@ Version :data:`RULES_VERSION`, printed in every report; the rules, as
 * An **outage** lasts from its first evidence to its clearing (to the period's end
   while it goes on, reported as ongoing).  One that begins during a drill at its site
   is the drill's, reported with the drill, not among the real ones.
-* **Time to acknowledge** runs from a group's first notification to its ack; acks of a
-  drill's alerts are the drill's.
+* **Time to acknowledge** runs from the first alert of the group still firing (its
+  first notification follows within ``group_wait``) to the ack; acks of a drill's
+  alerts are the drill's.
 * **Kit ("五个一")**: for each kind the standard requires, a village has it *working*
   (a device of that kind up or degraded at the period's end), *down* (present, none
   working), *unknown* (present, none known to work; never counted as working) or

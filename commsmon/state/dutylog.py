@@ -67,8 +67,9 @@ class DutyEntry:
     detail: dict[str, str] = field(default_factory=dict)
 
 
-EventKind = Literal["device_state", "site_state", "readiness", "outage_start", "outage_end",
-                    "alert_firing", "alert_resolved", "monitor_gap"]
+EventKind = Literal["device_state", "site_state", "channel_state", "readiness",
+                    "outage_start", "outage_end", "alert_firing", "alert_resolved",
+                    "monitor_gap"]
 
 
 @dataclass(frozen=True, slots=True)

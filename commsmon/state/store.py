@@ -186,13 +186,25 @@ class Store(Database):
         at most ``limit``: what changed (not the states a run first saw, nor verdicts,
         which are history for reports — unless ``every``)."""
         news = "" if every else (
-            " AND kind NOT IN ('readiness', 'monitor_gap') AND NOT"
+            " AND kind NOT IN ('readiness', 'channel_state', 'monitor_gap') AND NOT"
             " (kind IN ('device_state', 'site_state') AND old = '')")
         with self._lock:
             rows = self._db.execute(
                 "SELECT at, site, kind, subject, old, new, detail FROM timeline"
                 f" WHERE site = ? AND at >= ? AND at < ?{news} ORDER BY at DESC, id DESC"
                 " LIMIT ?", (site, start, end, limit)).fetchall()
+        return [Event(at, s, cast(EventKind, kind), subject, old, new, json.loads(detail))
+                for at, s, kind, subject, old, new, detail in rows]
+
+    def marks(self, site: str, kinds: tuple[EventKind, ...], end: float) -> list[Event]:
+        """``site``'s timeline events of ``kinds`` before ``end``, oldest first (outages
+        and alerts, whose starts may lie before a report's period)."""
+        marks = ",".join("?" * len(kinds))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT at, site, kind, subject, old, new, detail FROM timeline WHERE"
+                f" site = ? AND at < ? AND kind IN ({marks}) ORDER BY at, id",
+                (site, end, *kinds)).fetchall()
         return [Event(at, s, cast(EventKind, kind), subject, old, new, json.loads(detail))
                 for at, s, kind, subject, old, new, detail in rows]
 
@@ -215,7 +227,7 @@ class Store(Database):
             n = self._db.execute(
                 "DELETE FROM timeline WHERE at < ? AND id NOT IN (SELECT MAX(id) FROM"
                 " timeline WHERE at < ? AND kind IN ('device_state', 'site_state',"
-                " 'readiness') GROUP BY kind, subject)", (before, before)).rowcount
+                " 'channel_state', 'readiness') GROUP BY kind, subject)", (before, before)).rowcount
             n += self._db.execute("DELETE FROM duty_log WHERE at < ?", (before,)).rowcount
             n += self._db.execute(
                 "DELETE FROM checkins WHERE at < ? AND id NOT IN (SELECT MAX(id) FROM"

@@ -29,6 +29,7 @@ from commsmon.core.drills import DrillRecord, Expectations
 from commsmon.core.model import Inventory
 from commsmon.core.readiness import VIEWS
 from commsmon.operations.drills import record_of
+from commsmon.state.dutylog import Event
 from commsmon.state.store import Store
 
 __all__ = ["Outage", "Report", "count"]
@@ -63,11 +64,13 @@ class Report:
         rules: the accounting rules' version.
         devices: device id -> its availability.
         sites: site id -> its availability (of the village as a whole: reachable).
+        channels: (site, channel) -> the channel's availability.
         readiness: (site, scenario) -> readiness.
         checkins: device id -> compliance (hand-checked devices).
         outages: the real outages that overlap the period.
         acks: (site, seconds from its first alert to the ack) of each acknowledgement
             of a real alert.
+        alerts: site -> how many real alerts began firing there.
         drills: the drills of the period, judged (their windows set apart).
         drill_outages: the outages that began during a drill at their site.
         kit: site -> the kit standard's kinds (and ``keeper``) -> ``working``,
@@ -83,10 +86,12 @@ class Report:
     rules: str = RULES_VERSION
     devices: dict[str, Availability] = field(default_factory=dict)
     sites: dict[str, Availability] = field(default_factory=dict)
+    channels: dict[tuple[str, str], Availability] = field(default_factory=dict)
     readiness: dict[tuple[str, str], Readiness] = field(default_factory=dict)
     checkins: dict[str, Compliance] = field(default_factory=dict)
     outages: list[Outage] = field(default_factory=list)
     acks: list[tuple[str, float]] = field(default_factory=list)
+    alerts: dict[str, int] = field(default_factory=dict)
     drills: list[DrillRecord] = field(default_factory=list)
     drill_outages: list[Outage] = field(default_factory=list)
     kit: dict[str, dict[str, str]] = field(default_factory=dict)
@@ -133,6 +138,13 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
         own = spans(store.state_changes("site_state", s, start, end), until)
         report.sites[s] = availability(own, start, end, kept, report.gaps)
         report.raw += [(s, x) for x in own]
+        for channel in dict.fromkeys(inventory.devices[d].channel
+                                     for d in inventory.devices_by_site.get(s, ())):
+            if channel:
+                states = spans(store.state_changes("channel_state", f"{s}/{channel}", start,
+                                                   end), until)
+                report.channels[s, channel] = availability(states, start, end, kept,
+                                                           report.gaps)
         for name in VIEWS:
             verdicts = spans(store.state_changes("readiness", f"{s}/{name}", start, end),
                              until)
@@ -149,13 +161,17 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
                 calls = [c.at for c in store.checkins(device_id, start, end) if c.ok]
                 report.checkins[device_id] = checkin_compliance(
                     calls, device.checkin_validity, start, end)
-        for outage in _outages(store, s, start, end):
+        marks = store.marks(s, ("outage_start", "outage_end", "alert_firing",
+                                "alert_resolved"), end)
+        report.alerts[s] = sum(1 for e in marks if e.kind == "alert_firing" and e.at >= start
+                               and not any(w.start <= e.at < w.end for w in during))
+        for outage in _outages(marks, s, start):
             drill = next((w.label for w in during if w.start <= outage.start < w.end), "")
             if drill:
                 report.drill_outages.append(replace(outage, drill=drill))
             else:
                 report.outages.append(outage)
-        report.acks += [(s, seconds) for at, seconds in _acks(store, s, start, end)
+        report.acks += [(s, seconds) for at, seconds in _acks(store, marks, s, start, end)
                         if not any(w.start <= at - seconds < w.end for w in during)]
         if inventory.sites[s].role == "village":
             report.kit[s] = kit_compliance(
@@ -165,11 +181,12 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
     return report
 
 
-def _outages(store: Store, site: str, start: float, end: float) -> list[Outage]:
-    """Outages of ``site`` overlapping [start, end), from their start and end events."""
+def _outages(marks: list[Event], site: str, start: float) -> list[Outage]:
+    """Outages of ``site`` from ``start`` on, from their start and end events (``marks``:
+    the site's, oldest first, to the period's end)."""
     open_: dict[str, float] = {}
     out = []
-    for e in sorted(store.events(site, 0.0, end, 1_000_000, every=True), key=lambda e: e.at):
+    for e in marks:
         if e.kind == "outage_start" and e.subject not in open_:
             open_[e.subject] = e.at
         elif e.kind == "outage_end" and e.subject in open_:
@@ -180,16 +197,16 @@ def _outages(store: Store, site: str, start: float, end: float) -> list[Outage]:
     return sorted(out, key=lambda o: o.start)
 
 
-def _acks(store: Store, site: str, start: float, end: float) -> list[tuple[float, float]]:
+def _acks(store: Store, marks: list[Event], site: str, start: float,
+          end: float) -> list[tuple[float, float]]:
     """(epoch seconds of the ack, seconds from the first alert still firing to it) of
-    each ack at ``site``."""
-    events = sorted(store.events(site, 0.0, end, 1_000_000, every=True), key=lambda e: e.at)
+    each ack at ``site`` (``marks``: its alert events, oldest first)."""
     out = []
     for entry in store.site_duty(site, start, end, 1_000_000):
         if entry.action != "ack":
             continue
         firing: dict[str, float] = {}
-        for e in events:
+        for e in marks:
             if e.at > entry.at:
                 break
             if e.kind == "alert_firing":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,11 @@ from openpyxl import Workbook
 from openpyxl.styles import Font
 
 from commsmon.core.model import Inventory
+from commsmon.outputs.reports.document import Section
 from commsmon.outputs.reports.figures import Report
 from commsmon.outputs.wording import Wording
 
-__all__ = ["write_xlsx"]
+__all__ = ["write_sections_xlsx", "write_xlsx"]
 
 H = 3600.0
 PERCENT = "0.00%"
@@ -91,6 +93,7 @@ def _sheets(report: Report, inventory: Inventory,
     devices = [[site_name[inventory.devices[d].site], inventory.devices[d].name, d,
                 w.kind(inventory.devices[d].kind), *row(a)] for d, a in report.devices.items()]
     sites = [[site_name[s], s, *row(a)] for s, a in report.sites.items()]
+    channels = [[site_name[s], w.channel(c), *row(a)] for (s, c), a in report.channels.items()]
     ready = [[site_name[s], w.scenario_heading(name), r.ready / H, r.judged / H, r.ratio]
              for (s, name), r in report.readiness.items()]
     calls = [[site_name[inventory.devices[d].site], inventory.devices[d].name, c.on_time,
@@ -118,13 +121,14 @@ def _sheets(report: Report, inventory: Inventory,
            for who, span in report.raw]
     return [
         (w._("Villages reachable"), [w._("Village"), w._("Id"), *states], sites),
+        (w._("Channels"), [w._("Village"), w._("Channel"), *states], channels),
         (w._("Devices"), [w._("Village"), w._("Device"), w._("Id"), w._("Kind"), *states],
          devices),
         (w._("Readiness"), [w._("Village"), w._("Scenario"), w._("Ready (h)"),
                             w._("Judged (h)"), w._("Readiness %")], ready),
         (w._("Test calls"), [w._("Village"), w._("Device"), w._("On time"), w._("Due"),
                              w._("Compliance %")], calls),
-        (w._("Outages"), [w._("Village"), w._("Outage"), w._("Began"), w._("Ended"),
+        (w._("Outage record"), [w._("Village"), w._("Outage"), w._("Began"), w._("Ended"),
                           w._("Hours"), w._("Ongoing"), w._("Drill")], outages),
         (w._("Kit standard"), [w._("Village"), *(w.kit_heading(k) for k in kit_heads)], kit),
         (w._("Drills"), [w._("Drill"), w._("Village"), w._("Scenario"), w._("Began"),
@@ -135,3 +139,44 @@ def _sheets(report: Report, inventory: Inventory,
         (w._("Raw spans"), [w._("Id"), w._("State"), w._("Began"), w._("Ended"),
                             w._("Seconds")], raw),
     ]
+
+
+def write_sections_xlsx(title: str, summary: Sequence[tuple[str, str]],
+                        sections: Sequence[Section], path: Path) -> str:
+    """A document's sections (a drill's record) as a workbook: the summary first, a
+    sheet per section, numeric cells as numbers; the file's SHA-256 (hex).
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    first.title = title[:31].translate(_SHEET)
+    first.append([title])
+    for label, value in summary:
+        first.append([label, value])
+    for section in sections:
+        sheet = book.create_sheet(section.title[:31].translate(_SHEET))
+        sheet.append(section.columns)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for row in section.rows:
+            sheet.append([_number(c.text) if "n" in c.cls.split() else c.text for c in row])
+    figures = json.dumps([[s.title, [[c.text for c in r] for r in s.rows]] for s in sections],
+                         ensure_ascii=False)
+    book.properties.title = title
+    book.properties.description = f"figures sha256 {hashlib.sha256(figures.encode()).hexdigest()}"
+    book.save(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+_SHEET = str.maketrans({c: " " for c in "[]:*?/\\"})
+
+
+def _number(text: str) -> float | str:
+    """A figure as a number (``95.20%`` -> 0.952, ``12.5`` -> 12.5); other text as it is."""
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return text
