@@ -227,6 +227,11 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
     def reading(k: str) -> str:
         return w._("state") if k == "state" else w.reading(k)
 
+    def value(k: str, v: str) -> str:
+        if k == "state":
+            return w.state(v) if v else "—"
+        return {"True": w._("yes"), "False": w._("no"), "": "—"}.get(v) or w.value(v)
+
     plan = [(w._("Village"), where), (w._("Scenario"), w.scenario_heading(d.scenario)),
             (w._("Began"), _when(d.start, w)),
             (w._("Ended"), _when(d.stopped, w) if d.stopped is not None else w._("ongoing")),
@@ -250,7 +255,8 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
     kit = Section(w._("What the kit did"), [w._("After"), w._("Device"), w._("Reading"),
                                             w._("Was"), w._("Became")],
                   [[Cell(_offset(k.offset)), Cell(device.get(k.device, k.device)),
-                    Cell(reading(k.reading)), Cell(k.old), Cell(k.new)] for k in record.kit])
+                    Cell(reading(k.reading)), Cell(value(k.reading, k.old)),
+                    Cell(value(k.reading, k.new))] for k in record.kit])
     calls = Section(w._("Test calls during the drill"),
                     [w._("After"), w._("Device"), w._("Channel"), w._("Caller"), w._("Result")],
                     [[Cell(_offset(c.offset)), Cell(device.get(c.device, c.device)),
@@ -258,8 +264,8 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
                       Cell(w._("ok") if c.ok else w._("failed"), "good" if c.ok else "bad")]
                      for c in record.contacts])
     seen = Section(w._("At the start and at the end"),
-                   [w._("When"), w._("Now: hours reachable"), w._("Scenario"),
-                    w._("Channels")])
+                   [w._("When"), w._("Now: hours reachable"),
+                    w.scenario_heading(d.scenario), w._("Channels then")])
     for label, f in ((w._("Start"), record.at_start), (w._("End"), record.at_end)):
         if f is None:
             continue
