@@ -67,7 +67,7 @@ class Daemon:
         self._systemd = Notifier()
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
         self.operations = Operations(self.fleet, plan, store, alerts, self.evaluate, clock,
-                                     self.tz, lambda: self.config.drills.expectations())
+                                     self.tz, lambda: self.config)
         self.evaluation = Evaluation(self.fleet, plan, clock, store, alerts, lambda status:
                                      self._systemd.send(STATUS=status), self.config.history_days,
                                      self.operations.drills)

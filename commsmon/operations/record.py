@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from typing import Literal
 
 import structlog
 
+from commsmon.config.settings import Settings
 from commsmon.core.alerting import SEVERITIES, Alert
 from commsmon.core.dispatch import Silence
-from commsmon.core.drills import Drill, DrillError, DrillRecord, Expectations
+from commsmon.core.drills import Drill, DrillError, DrillRecord
 from commsmon.core.escalation import Ack
 from commsmon.core.fleet import Fleet
 from commsmon.core.outages import Declaration
@@ -27,7 +29,7 @@ from commsmon.core.types import CheckIn
 from commsmon.operations.drills import Drills, record_of
 from commsmon.operations.roster import parse_roster_csv
 from commsmon.outputs.alerts.service import AlertService
-from commsmon.outputs.wording import DEFAULT_TZ
+from commsmon.outputs.wording import DEFAULT_TZ, Wording
 from commsmon.state.dutylog import NOBODY, Action, Actor, DutyEntry, Event
 from commsmon.state.outbox import AckLink
 from commsmon.state.store import Store
@@ -81,7 +83,8 @@ class Operations:
         evaluate: re-evaluates the fleet after a change, so its effect shows at once.
         clock: wall clock, epoch seconds (the duty log's times).
         tz: the district's time zone (an uploaded roster's times, drill ids).
-        expect: what drills must show to pass now (configuration ``drills``).
+        settings: the configuration's settings now (what drills must show to pass,
+            the kit standard and maintenance windows of reports).
     """
 
     def __init__(
@@ -93,10 +96,10 @@ class Operations:
         evaluate: Callable[[], object],
         clock: Callable[[], float] = time.time,
         tz: tzinfo = DEFAULT_TZ,
-        expect: Callable[[], Expectations] = Expectations,
+        settings: Callable[[], Settings] = Settings,
     ) -> None:
         self._fleet, self._plan, self._store, self._alerts = fleet, plan, store, alerts
-        self._evaluate, self._clock, self._tz, self._expect = evaluate, clock, tz, expect
+        self._evaluate, self._clock, self._tz, self._settings = evaluate, clock, tz, settings
         self.drills = Drills(store, lambda: fleet.inventory, clock, tz)
         self._pending: set[asyncio.Task[bool]] = set()
         self._unstored: list[DutyEntry] = []  # the duty log while there is no store
@@ -200,11 +203,50 @@ class Operations:
             return []
 
         def read() -> list[DrillRecord]:
-            now, expect, inventory = self._clock(), self._expect(), self._fleet.inventory
+            now, inventory = self._clock(), self._fleet.inventory
+            expect = self._settings().drills.expectations()
             return [record_of(d, seen, store, inventory, expect, now)
                     for d, seen in store.drills(start, end, drill_id)]
 
         return await asyncio.to_thread(read)
+
+    def running_drills(self) -> dict[str, Drill]:
+        """Site -> the drill running there now."""
+        return self.drills.running(self._clock())
+
+    async def report_file(self, period: str | None, drill_id: str | None, fmt: str,
+                          w: Wording) -> tuple[str, bytes]:
+        """The report of ``period`` (or drill ``drill_id``'s record) as a file of format
+        ``fmt`` (``pdf``, ``xlsx``, ``html``) in ``w``'s language: (file name, content).
+
+        Raises:
+            LookupError: no store (nothing to count from), or no such drill.
+            ValueError: the period does not read.
+        """
+        store = self._store()
+        if store is None:
+            raise LookupError("no history: the store is not open")
+        settings, inventory = self._settings(), self._fleet.inventory
+
+        def make() -> tuple[str, bytes]:
+            # matplotlib and WeasyPrint: loaded when a report is first asked for, not
+            # by every daemon at start
+            from commsmon.outputs.reports.writer import write_drill, write_report
+
+            with tempfile.TemporaryDirectory(prefix="commsmon-report-") as folder:
+                if drill_id is not None:
+                    written = write_drill(store, settings, inventory, drill_id, w, [fmt],
+                                          Path(folder), self._clock())
+                else:
+                    written = write_report(store, settings, inventory, period or "", None, w,
+                                           [fmt], Path(folder))
+                path = written[0][0]
+                return path.name, path.read_bytes()
+
+        try:
+            return await asyncio.to_thread(make)
+        except KeyError as exc:
+            raise LookupError(str(exc)) from None
 
     def silences(self) -> list[Silence]:
         """Every silence the dispatcher knows (config and API)."""

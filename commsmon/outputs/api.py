@@ -128,6 +128,13 @@ class Operations(Protocol):
                             drill_id: str | None = None) -> list[DrillRecord]:
         """The drills overlapping [start, end), judged now."""
 
+    def running_drills(self) -> dict[str, Drill]:
+        """Site -> the drill running there now."""
+
+    async def report_file(self, period: str | None, drill_id: str | None, fmt: str,
+                          w: Wording) -> tuple[str, bytes]:
+        """A period's report or a drill's record as a file: (name, content)."""
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -27,7 +27,6 @@ unbounded.
 
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -39,12 +38,13 @@ from commsmon.config.load import load_config
 from commsmon.core.drills import DrillError
 from commsmon.core.types import CheckIn, Observation
 from commsmon.daemon import Daemon
+from commsmon.outputs.reports.figures import count
 from commsmon.outputs.reports.writer import write_drill
 from commsmon.outputs.wording import Wording
-from commsmon.outputs.reports.figures import count
 from commsmon.state.dutylog import Actor
 from commsmon.state.store import Store
 from tests.fleetharness import DEMO
+from tests.pdftext import pdf_text
 
 TZ = ZoneInfo("Asia/Shanghai")
 
@@ -123,8 +123,7 @@ async def test_a_drill_leaves_its_record_and_the_real_figures_untouched(
     written = write_drill(store, config, daemon.fleet.inventory, drill.id,
                           Wording("zh", TZ), ["pdf", "xlsx"], tmp_path, now=at("12:00"))
     (xlsx, _), (pdf, _) = sorted(written, key=lambda w: w[0].suffix != ".xlsx")
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
-                          text=True, check=True, timeout=60).stdout
+    text = pdf_text(pdf)
     assert f"演练记录 {drill.id}" in text and "占位村05" in text and "张三" in text
     first = next(line.split() for line in text.splitlines() if "首次联通不超过" in line)
     assert first[1:] == ["15", "分钟", "6.0", "分钟", "通过"]

@@ -397,3 +397,53 @@ async def test_the_login_leads_back_to_the_page_asked_for(desk: Desk) -> None:
     assert parse_qs(urlsplit(location).query) == {"next": ["/log?day=2026-12-05&user=zhang"]}
     page = await (await c.get(location)).text()
     assert 'name="next" value="/log?day=2026-12-05&amp;user=zhang"' in page
+
+
+async def test_a_drill_from_the_village_page_and_its_record_on_the_reports_page(
+        desk: Desk) -> None:
+    """The duty officer starts a 30-minute power drill at v04 from its page, the page
+    shows it running (to viewers too), the API lists it, the officer stops it from the
+    reports page, whose links give its record as HTML, PDF and XLSX; a viewer may read
+    but not start one; the duty log has both."""
+    c = desk.client
+    assert await login(c, "zhang", "zhang-pass") == 303
+    csrf = await csrf_of(c)
+    page = await (await c.get("/site/v04")).text()
+    assert 'id="drill-form"' in page and "开始演练" in page
+    r = await c.post("/site/v04/drill", data={"csrf": csrf, "scenario": "power",
+                                              "minutes": "30", "note": "月度演练"},
+                     allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/site/v04?done=drill_start"
+    page = await (await c.get("/site/v04?done=drill_start")).text()
+    assert "【演练进行中】" in page and "D20261205-1000-v04" in page and "张三" in page
+    assert 'id="drill-form"' not in page  # one at a time
+    again = await c.post("/site/v04/drill", data={"csrf": csrf, "scenario": "road"})
+    assert again.status == 409 and "该村已有演练在进行" in await again.text()
+    drills = await (await c.get("/api/v1/drills")).json()
+    (listed,) = drills["drills"]
+    assert listed["running"] and listed["scenario"] == "power" and listed["by"] == "张三"
+    desk.clock[0] += 600
+    reports = await (await c.get("/reports")).text()
+    assert "2026-12" in reports and "2026-Q4" in reports and "结束演练" in reports
+    r = await c.post("/drills/D20261205-1000-v04/stop", data={"csrf": csrf},
+                     allow_redirects=False)
+    assert r.status == 303 and r.headers["Location"] == "/site/v04?done=drill_stop"
+    html = await c.get("/drills/D20261205-1000-v04.html")
+    assert html.status == 200 and "演练记录" in await html.text()
+    pdf = await c.get("/drills/D20261205-1000-v04.pdf")
+    assert pdf.status == 200 and (await pdf.read()).startswith(b"%PDF")
+    xlsx = await c.get("/drills/D20261205-1000-v04.xlsx")
+    assert xlsx.status == 200 and (await xlsx.read()).startswith(b"PK")
+    month = await c.get("/reports/2026-12.html")
+    assert month.status == 200 and "应急通信保障报告 2026-12" in await month.text()
+    assert (await c.get("/reports/2026-13.pdf")).status == 400
+    assert (await c.get("/drills/D00000000-0000-v99.pdf")).status == 404
+    actions = [e.action for e in desk.store.duty_entries(NOW - 60, NOW + 3600)]
+    assert actions.count("drill_start") == 1 and actions.count("drill_stop") == 1
+    await c.post("/logout", data={"csrf": csrf})
+    assert await login(c, "li", "li-pass") == 303
+    viewer = await (await c.get("/site/v04")).text()
+    assert 'id="drill-form"' not in viewer
+    refused = await c.post("/site/v04/drill", data={"csrf": await csrf_of(c, "/reports"),
+                                                    "scenario": "power"})
+    assert refused.status == 403

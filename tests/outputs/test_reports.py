@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from commsmon.core.accounting import RULES_VERSION
 from commsmon.state.store import Store
 from tests.fleetharness import DEMO
+from tests.pdftext import pdf_info, pdf_text
 from tests.state.test_history import _run
 
 
@@ -28,17 +29,6 @@ def _report(config: Path, out: Path, period: str, *more: str) -> tuple[int, str]
                            "--period", period, "-o", str(out), *more], capture_output=True,
                           text=True, timeout=120, check=False)
     return done.returncode, done.stdout + done.stderr
-
-
-def _pdf_text(path: Path) -> str:
-    """The PDF's text as poppler's pdftotext reads it (layout kept: a table row per line)."""
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True,
-                          text=True, timeout=60, check=True).stdout
-
-
-def _pdf_info(path: Path) -> str:
-    return subprocess.run(["pdfinfo", "-custom", str(path)], capture_output=True, text=True,
-                          timeout=60, check=True).stdout
 
 
 async def test_the_month_report_reads_back(tmp_path: Path) -> None:
@@ -60,7 +50,7 @@ async def test_the_month_report_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "commsmon-report-2026-12.xlsx"
     pdf = tmp_path / "commsmon-report-2026-12.pdf"
     assert f"{pdf}  sha256 {hashlib.sha256(pdf.read_bytes()).hexdigest()}" in out
-    text = _pdf_text(pdf)
+    text = pdf_text(pdf)
     # in Chinese, with the villages' names and the figures: v05's public channel
     # (its router) 2400 / 3600 = 66.67 %, every other village 100 %
     assert "应急通信保障报告 2026-12" in text and "计算规则" in text
@@ -74,7 +64,7 @@ async def test_the_month_report_reads_back(tmp_path: Path) -> None:
     assert v01[1:] == ["在用完好"] * 4 + ["已明确"]  # all four kinds up, a keeper named
     assert v14[-1] == "缺失"  # v14 names no keeper
     assert "中断记录" in text and "2026-12-05 10:10" in text and RULES_VERSION in text
-    info = _pdf_info(pdf)
+    info = pdf_info(pdf)
     figures = next(line.split()[-1] for line in info.splitlines()
                    if line.startswith("figuressha256:"))  # PDF names drop the hyphen
     assert RULES_VERSION in info and f"SHA-256 {figures}" in text

@@ -3,6 +3,7 @@ asked for (the CLI and the console's reports page)."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -41,7 +42,7 @@ def count_report(store: Store, settings: Settings, inventory: Inventory, period:
 def write_report(store: Store, settings: Settings, inventory: Inventory, period: str,
                  site: str | None, w: Wording, formats: Sequence[str],
                  out: Path) -> list[tuple[Path, str]]:
-    """Write the report of ``period`` in ``formats`` (``xlsx``, ``pdf``) under ``out``;
+    """Write the report of ``period`` in ``formats`` (``xlsx``, ``pdf``, ``html``) under ``out``;
     (path, SHA-256) of each file.
 
     Raises:
@@ -54,10 +55,9 @@ def write_report(store: Store, settings: Settings, inventory: Inventory, period:
     if "xlsx" in formats:
         path = stem.with_suffix(".xlsx")
         written.append((path, write_xlsx(report, inventory, w, path)))
-    if "pdf" in formats:
-        path = stem.with_suffix(".pdf")
-        written.append((path, write_pdf(report_html(report, inventory, w,
-                                                    settings.district), path)))
+    if "pdf" in formats or "html" in formats:
+        html = report_html(report, inventory, w, settings.district)
+        written += _documents(html, stem, formats)
     return written
 
 
@@ -82,8 +82,20 @@ def write_drill(store: Store, settings: Settings, inventory: Inventory, drill_id
         title, _, plan, sections = drill_document(record, inventory, w, settings.district)
         path = stem.with_suffix(".xlsx")
         written.append((path, write_sections_xlsx(title, plan, sections, path)))
+    if "pdf" in formats or "html" in formats:
+        written += _documents(drill_html(record, inventory, w, settings.district), stem,
+                              formats)
+    return written
+
+
+def _documents(html: str, stem: Path, formats: Sequence[str]) -> list[tuple[Path, str]]:
+    """The document as PDF and/or HTML, as asked."""
+    out = []
     if "pdf" in formats:
         path = stem.with_suffix(".pdf")
-        written.append((path, write_pdf(drill_html(record, inventory, w, settings.district),
-                                        path)))
-    return written
+        out.append((path, write_pdf(html, path)))
+    if "html" in formats:
+        path = stem.with_suffix(".html")
+        path.write_text(html, encoding="utf-8")
+        out.append((path, hashlib.sha256(html.encode()).hexdigest()))
+    return out

@@ -18,13 +18,14 @@ from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp_sse import sse_response
 
+from commsmon.core.drills import DRILL_SCENARIOS
 from commsmon.core.readiness import SCENARIOS
 from commsmon.core.roster import Shift
 from commsmon.core.snapshot import Snapshot
@@ -40,6 +41,7 @@ from commsmon.outputs.web.board import (
     summary,
 )
 from commsmon.outputs.web.desk import METHODS, add_desk_routes, require
+from commsmon.outputs.web.reports import add_report_routes
 from commsmon.outputs.web.timeline import timeline
 from commsmon.outputs.wording import Language, Wording
 
@@ -93,6 +95,7 @@ def add_console_routes(app: web.Application, snapshot: Callable[[], Snapshot | N
     app.router.add_static("/static/", STATIC, append_version=True)
     add_desk_routes(app, ops, accounts, _context, snapshot, clock, _words)
     add_ack_routes(app, _context)
+    add_report_routes(app, _context)
     app[aiohttp_jinja2.static_root_key] = "/static"
 
 
@@ -145,6 +148,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "alert": w._("Alert"), "on_duty_now": w._("On duty now"),
             "clock": w._("This computer's clock"), "ago": w._("{age} ago"),
             "nobody_on_duty": w._("Nobody on the roster now"), "roster": w._("Roster"),
+            "reports_nav": w._("Reports"),
             "hand_over": w._("Hand over the shift"),
             "hand_over_note": w._("Handover note"),
             "confirm_hand_over": w._("Hand the shift over now?"),
@@ -251,9 +255,16 @@ async def _site_context(request: web.Request, site: str, live: bool = False) -> 
     group = next((g for g in ops.alert_groups() if g.site == detail["id"]), None) \
         if ops is not None else None
     context.update(group=group, group_cell=alert_cell(group, w) if ops is not None else None)
+    drill = ops.running_drills().get(detail["id"]) if ops is not None else None
+    context["drill"] = None if drill is None else {
+        "id": drill.id, "q": quote(drill.id), "scenario": w.scenario_heading(drill.scenario),
+        "by": drill.by, "start": w.time(drill.start),
+        "until": w.time(drill.until) if drill.until is not None else ""}
     if ops is not None and not live:
         events, entries = await ops.history(detail["id"], TIMELINE_SHOWN)
         context["timeline"] = timeline(events, entries, ids, w, TIMELINE_SHOWN)
+    context["t"].update(drill_running=w._("Drill running"), drill_by=w._("started by"),
+                        drill_until=w._("until"))
     context["t"].update(ack=w._("Acknowledge"), unack=w._("Withdraw the acknowledgement"),
                         escalate=w._("Escalate now"), next_step=w._("Next escalation step"))
     context["t"].update({
@@ -314,7 +325,14 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
         reason_required=w._("Reason (required)"), add_silence=w._("Silence"),
         silenced_until=w._("Silenced until"), expire=w._("Expire now"),
         confirm_clear=w._("Clear the road outage? The village's readiness counts on resupply "
-                          "again."))
+                          "again."),
+        start_drill=w._("Start a drill"), scenario=w._("Scenario"),
+        minutes=w._("Minutes (empty: until stopped)"),
+        drill_help=w._("While it runs, the village's alerts are marked 【演练】 and its "
+                       "figures are kept apart from the real ones."),
+        stop_drill=w._("Stop the drill"),
+        confirm_stop=w._("Stop the drill now? Its record is kept."))
+    context["scenarios_drill"] = [(s, w.scenario_heading(s)) for s in DRILL_SCENARIOS]
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
