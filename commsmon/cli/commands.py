@@ -107,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--listen-port", type=int, help="override http.port")
     demo.add_argument("--no-drill", action="store_true",
                       help="do not play the mains-cut and network-cut drill")
+    demo.add_argument("--drill-step", type=float, default=60.0,
+                      help="seconds between the drill's steps (default 60)")
 
     args = parser.parse_args(argv)
     configure_logging(args.log_level, None if args.log_format is None
@@ -134,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from commsmon.sim.demo import run_demo
 
-    return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill))
+    return _run_until_signal(run_demo(config, mqtt_port=args.mqtt_port, drill=not args.no_drill,
+                                      drill_step=max(args.drill_step, 1.0)))
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -68,8 +68,9 @@ class Drills:
         return {s: d for s, d in self._running.items() if d.running(now)}
 
     async def start(self, site: str, scenario: str, until: float | None, by: str,
-                    note: str = "") -> Drill:
-        """Plan and start a drill now; kept before it counts.
+                    note: str = "", before: Snapshot | None = None) -> Drill:
+        """Plan and start a drill now; kept before it counts.  ``before``: the fleet as
+        evaluated just before, the drill's starting point (else its first evaluation).
 
         Raises:
             DrillError: the site is unknown, the scenario is not one of
@@ -91,6 +92,11 @@ class Drills:
             drill = replace(drill, id=f"{drill.id}-{int(now) % 60:02d}")
         self._running[site] = drill
         self._observed[drill.id] = {"kit": []}
+        if before is not None:  # what the kit read before anything was cut
+            self._kit_changes(drill, before)
+            figures = _figures(before, drill, self._inventory().devices_by_site.get(site, ()))
+            if figures is not None:
+                self._observed[drill.id]["start"] = asdict(figures)
         await self._save(drill)
         log.info("drill started", drill=drill.id, site=site, scenario=scenario, until=until,
                  by=by)
@@ -145,8 +151,9 @@ class Drills:
         if before is None:
             return []
         offset = round(snap.at - drill.start, 3)
-        return [[offset, d, name, before.get((d, name), ""), value]
-                for (d, name), value in now.items() if before.get((d, name)) != value]
+        # a reading first seen now (none before) is news of the monitor, not of the kit
+        return [[offset, d, name, before[d, name], value]
+                for (d, name), value in now.items() if before.get((d, name), value) != value]
 
     async def _end(self, drill: Drill, at: float) -> Drill:
         ended = replace(drill, stopped=at)

@@ -25,6 +25,7 @@ from commsmon.core.fleet import Fleet
 from commsmon.core.outages import Declaration
 from commsmon.core.roster import Shift
 from commsmon.core.shard import ShardPlan
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import CheckIn
 from commsmon.operations.drills import Drills, record_of
 from commsmon.operations.roster import parse_roster_csv
@@ -175,12 +176,13 @@ class Operations:
         """
         if site not in self._plan().sites:
             raise DrillError("unknown_site", f"site {site!r} is not this instance's")
-        drill = await self.drills.start(site, scenario, until, actor.shown, note)
+        before = self._evaluate()
+        drill = await self.drills.start(site, scenario, until, actor.shown, note,
+                                        before if isinstance(before, Snapshot) else None)
         detail = {"id": drill.id, "note": note}
         if until is not None:
             detail["until"] = f"{until:.0f}"
         await self.log_duty(actor, "drill_start", site, scenario, detail)
-        self._evaluate()
         return drill
 
     async def stop_drill(self, site_or_id: str, actor: Actor = NOBODY) -> Drill:

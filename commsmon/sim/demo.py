@@ -9,7 +9,10 @@ a step later both come back; then the mains is cut at the district centre —
 its UPS on battery, its generator on a low tank (:data:`CENTRE_FUEL`) — for
 :data:`CENTRE_STEPS` steps, while the centre's own alert goes out and every
 village's PDT channel counts down, and the drill ends by topping the tank
-back up to where it was.  Each step is logged (``drill`` event) and announced;
+back up to where it was.  Each cut is a real drill (演练) at its site, started before
+and stopped after it (the keeper's satellite test call half a step into the mains
+cut), so each cycle leaves drill records (the console's reports page,
+``commsmon report --drill ID``).  Each step is logged (``drill`` event) and announced;
 the Chinese status table is printed half a step after each, and the messages
 the duty officers' robot would get are printed by a console robot
 (:mod:`commsmon.sim.robot`).
@@ -21,6 +24,7 @@ import asyncio
 import contextlib
 import secrets
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -38,8 +42,11 @@ from commsmon.config.alerting import (
 from commsmon.config.services import MqttSpec
 from commsmon.config.settings import Config
 from commsmon.config.traps import TrapsSpec
+from commsmon.core.drills import DrillError
+from commsmon.core.types import CheckIn
 from commsmon.daemon import Daemon
 from commsmon.errors import CommsmonError
+from commsmon.operations.record import Operations
 from commsmon.outputs.api import site_json
 from commsmon.outputs.wording import Wording
 from commsmon.sim.broker import Mosquitto
@@ -47,6 +54,7 @@ from commsmon.sim.fleet import SimFleet
 from commsmon.sim.ports import free_port
 from commsmon.sim.robot import ConsoleRobot
 from commsmon.sim.traps import TrapSender
+from commsmon.state.dutylog import Actor
 
 __all__ = [
     "CENTRE_FUEL",
@@ -108,7 +116,8 @@ def _centre_gensets(config: Config, site: str | None) -> list[str]:
     return [d.id for s, d in config.devices() if s.id == site and d.kind == "generator"]
 
 
-async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool = True) -> None:
+async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool = True,
+                   drill_step: float = DRILL_STEP) -> None:
     """Run until cancelled.
 
     Args:
@@ -119,6 +128,7 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
             outage time running :data:`DRILL_SPEED` times faster, the centre's
             generator on a low tank, and the status table printed; ``False``
             leaves the fleet healthy and in real time.
+        drill_step: seconds between the drill's steps.
     """
     async with contextlib.AsyncExitStack() as stack:
         if mqtt_port is None:
@@ -162,8 +172,10 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
                 flush=True,
             )
             if drill:
-                helpers.append(asyncio.create_task(run_drill(fleet), name="demo:drill"))
-                helpers.append(asyncio.create_task(_show_status(daemon), name="demo:status"))
+                helpers.append(asyncio.create_task(
+                    run_drill(fleet, step=drill_step, ops=daemon.operations), name="demo:drill"))
+                helpers.append(asyncio.create_task(_show_status(daemon, step=drill_step),
+                                                   name="demo:status"))
         try:
             await task
         finally:
@@ -248,7 +260,8 @@ async def _show_status(daemon: Daemon, *, step: float = DRILL_STEP) -> None:
 
 
 async def run_drill(
-    fleet: SimFleet, *, step: float = DRILL_STEP, cycles: int | None = None
+    fleet: SimFleet, *, step: float = DRILL_STEP, cycles: int | None = None,
+    ops: Operations | None = None,
 ) -> None:
     """Play the outage drill on ``fleet`` until cancelled (or ``cycles`` are done).
 
@@ -262,6 +275,9 @@ async def run_drill(
         fleet: a started fleet.
         step: seconds between steps, default :data:`DRILL_STEP`.
         cycles: how many cycles to play; ``None`` loops forever.
+        ops: the daemon's operations: each cut is then a real drill (演练) at its site,
+            started before and stopped after it, with the keeper's satellite test call
+            half a step into the mains cut — each leaves a drill record.
     """
     sites = drill_sites(fleet.config)
     if sites.mains is None and sites.network is None and sites.centre is None:
@@ -273,23 +289,76 @@ async def run_drill(
     try:
         while cycles is None or done < cycles:
             await asyncio.sleep(step)
+            drills = []
             if sites.mains is not None:
+                drills.append(await _start(ops, sites.mains, "power"))
                 await _step(fleet, "cut_mains", sites.mains)
-            await asyncio.sleep(step)
+                await asyncio.sleep(step / 2)
+                await _test_call(ops, fleet, sites.mains)
+                await asyncio.sleep(step / 2)
+            else:
+                await asyncio.sleep(step)
             if sites.network is not None:
+                drills.append(await _start(ops, sites.network, "network"))
                 await _step(fleet, "cut_network", sites.network)
             await asyncio.sleep(step)
             await _restore(fleet)
+            await _stop(ops, drills)
             if sites.centre is not None:
                 await asyncio.sleep(step)
+                centre = await _start(ops, sites.centre, "power")
                 await _step(fleet, "cut_mains", sites.centre)
                 await asyncio.sleep(step * CENTRE_STEPS)
                 await _restore(fleet)
+                await _stop(ops, [centre])
                 for genset, ratio in tanks.items():
                     fleet.refuel(genset, ratio)
             done += 1
     finally:
         await asyncio.shield(_restore(fleet))
+        if ops is not None:
+            for site in list(ops.running_drills()):
+                await asyncio.shield(_stop(ops, [site]))
+
+
+_DEMO_ACTOR = Actor("demo", "", "演示演练")
+
+
+async def _start(ops: Operations | None, site: str, scenario: str) -> str | None:
+    """A real drill at ``site`` (``None`` without the daemon, or when refused: logged)."""
+    if ops is None:
+        return None
+    try:
+        drill = await ops.start_drill(site, scenario, None, "commsmon demo", _DEMO_ACTOR)
+    except DrillError as exc:
+        log.warning("drill not started", site=site, error=str(exc))
+        return None
+    print(f"演练 drill: {drill.id} 开始 / started", flush=True)
+    return drill.id
+
+
+async def _stop(ops: Operations | None, drills: list[str | None]) -> None:
+    for drill_id in drills:
+        if ops is None or drill_id is None:
+            continue
+        try:
+            drill = await ops.stop_drill(drill_id, _DEMO_ACTOR)
+        except DrillError:
+            continue  # ended already
+        print(f"演练 drill: {drill.id} 结束，记录已保存 / ended, record kept "
+              f"(commsmon report --drill {drill.id})", flush=True)
+
+
+async def _test_call(ops: Operations | None, fleet: SimFleet, site: str) -> None:
+    """The keeper's test call from the site's satellite phone (or any phone or radio)."""
+    if ops is None:
+        return
+    kit = [d for s, d in fleet.config.devices() if s.id == site]
+    phone = next((d for d in kit if d.kind == "satphone"),
+                 next((d for d in kit if d.kind == "pdt_terminal"), None))
+    if phone is not None:
+        await ops.record_checkin(CheckIn(phone.id, time.time(), True, "管理员（演示）",
+                                         "演练测试通话"), _DEMO_ACTOR, "test_call")
 
 
 _NOTICES = {

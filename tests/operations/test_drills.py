@@ -61,13 +61,6 @@ async def test_a_drill_leaves_its_record_and_the_real_figures_untouched(
     daemon = Daemon(config, clock=lambda: clock[0])
     daemon.store = store
     ops = daemon.operations
-    await daemon.evaluation._once_more()
-    drill = await ops.start_drill("v05", "power", at("10:30"), "月度演练",
-                                  Actor("zhangsan", "127.0.0.1", "张三"))
-    assert drill.id == "D20261205-1000-v05" and drill.by == "张三"
-    with pytest.raises(DrillError) as refused:  # one drill at a site at a time
-        await ops.start_drill("v05", "network", None, "", Actor("lisi"))
-    assert refused.value.code == "running"
     while clock[0] <= at("12:00"):
         t = clock[0]
         for device in daemon.fleet.inventory.devices.values():
@@ -83,6 +76,13 @@ async def test_a_drill_leaves_its_record_and_the_real_figures_untouched(
                 readings = {"running": at("10:00:40") <= t < at("10:30"), "fuel": 0.8}
             daemon.fleet.observe(Observation(device.id, t, not router_down, readings,
                                              conclusive=router_down))
+        if t == at("10:00"):  # the fleet seen once: the drill starts
+            drill = await ops.start_drill("v05", "power", at("10:30"), "月度演练",
+                                          Actor("zhangsan", "127.0.0.1", "张三"))
+            assert drill.id == "D20261205-1000-v05" and drill.by == "张三"
+            with pytest.raises(DrillError) as refused:  # one drill at a site at a time
+                await ops.start_drill("v05", "network", None, "", Actor("lisi"))
+            assert refused.value.code == "running"
         if t == at("10:06"):
             await ops.record_checkin(CheckIn("v05-satphone", t, True, "王建国"),
                                      Actor("zhangsan"), "test_call")
