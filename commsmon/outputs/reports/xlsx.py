@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font
 
 from commsmon.core.model import Inventory
@@ -39,33 +40,38 @@ def write_xlsx(report: Report, inventory: Inventory, w: Wording, path: Path) -> 
     sheets = _sheets(report, inventory, w)
     figures = json.dumps([[name, rows] for name, _, rows in sheets], ensure_ascii=False,
                          default=str, sort_keys=True)
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
-    head = [[w._("Period"), report.period, w._("Accounting rules"), report.rules],
-            [w._("From"), _local(report.start, w), w._("To"), _local(report.end, w)]]
+    # write-only: rows stream to the file (a year's raw spans are 10^5 rows; openpyxl's
+    # ordinary sheets find their last row by scanning every cell, quadratic in rows)
+    book = Workbook(write_only=True)
     for name, columns, rows in sheets:
         sheet = book.create_sheet(name)
-        for line in head:
-            sheet.append(line)
+        sheet.append([w._("Period"), report.period, w._("Accounting rules"), report.rules])
+        sheet.append([w._("From"), _cell(sheet, _local(report.start, w)), w._("To"),
+                      _cell(sheet, _local(report.end, w))])
         sheet.append([])
-        sheet.append(columns)
-        for cell in sheet[sheet.max_row]:
-            cell.font = Font(bold=True)
+        sheet.append([_cell(sheet, c, bold=True) for c in columns])
+        formats = [PERCENT if str(c).endswith("%") else HOURS for c in columns]
         for row in rows:
-            sheet.append(row)
-            for cell in sheet[sheet.max_row]:
-                if isinstance(cell.value, datetime):
-                    cell.number_format = WHEN
-                elif isinstance(cell.value, float):
-                    header = str(columns[cell.column - 1])
-                    cell.number_format = PERCENT if header.endswith("%") else HOURS
-        for cell in (sheet["B2"], sheet["D2"]):
-            cell.number_format = WHEN
+            sheet.append([_cell(sheet, v, formats[i]) if isinstance(v, datetime | float)
+                          else v for i, v in enumerate(row)])
     book.properties.title = f"commsmon {report.period}"
     book.properties.description = (f"rules {report.rules}; figures sha256 "
                                    f"{hashlib.sha256(figures.encode()).hexdigest()}")
     book.save(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _cell(sheet: Any, value: Any, number_format: str = "", bold: bool = False) -> Any:
+    """A cell of a write-only sheet, styled: a time as a time, a float in
+    ``number_format``, a heading in bold."""
+    cell = WriteOnlyCell(sheet, value=value)
+    if isinstance(value, datetime):
+        cell.number_format = WHEN
+    elif number_format:
+        cell.number_format = number_format
+    if bold:
+        cell.font = Font(bold=True)
+    return cell
 
 
 def _hours(h: float) -> float | str:
@@ -149,18 +155,14 @@ def write_sections_xlsx(title: str, summary: Sequence[tuple[str, str]],
     Raises:
         OSError: the file cannot be written.
     """
-    book = Workbook()
-    first = book.active
-    assert first is not None
-    first.title = title[:31].translate(_SHEET)
+    book = Workbook(write_only=True)
+    first = book.create_sheet(title[:31].translate(_SHEET))
     first.append([title])
     for label, value in summary:
         first.append([label, value])
     for section in sections:
         sheet = book.create_sheet(section.title[:31].translate(_SHEET))
-        sheet.append(section.columns)
-        for cell in sheet[1]:
-            cell.font = Font(bold=True)
+        sheet.append([_cell(sheet, c, bold=True) for c in section.columns])
         for row in section.rows:
             sheet.append([_number(c.text) if "n" in c.cls.split() else c.text for c in row])
     figures = json.dumps([[s.title, [[c.text for c in r] for r in s.rows]] for s in sections],
