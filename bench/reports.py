@@ -4,8 +4,9 @@ and written (XLSX and PDF), and a month's.
 
 The history, per day over 400 days ending 2026-12-31: every polled device drops and
 comes back ``--flaps`` times (default once a day, a 10-minute outage each — far more
-than a healthy fleet, so the raw spans are many), its channel follows; a power outage at one village in seven with its alert firing,
-acknowledged 4 minutes later and resolved; a keeper's test call a week per hand-checked
+than a healthy fleet, so the raw spans are many), its channel follows; every seventh
+day a power outage at one village with its alert firing, acknowledged 4 minutes later
+and resolved; a keeper's test call a week per hand-checked
 device; the daemon's alive note; a 30-minute drill a month.  The peer is the least any
 report must do: read every timeline row of the year once (``SELECT`` in the same
 SQLite file).  Goal: the year's report in both formats under 10 s.
