@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
@@ -168,10 +169,10 @@ def _report(args: argparse.Namespace) -> int:
     try:
         if args.drill:
             written = write_drill(store, config, config.inventory(), args.drill, words,
-                                  formats, args.output)
+                                  formats, args.output, time.time())
         else:
             written = write_report(store, config, config.inventory(), args.period, args.site,
-                                   words, formats, args.output)
+                                   words, formats, args.output, time.time())
     except (ValueError, KeyError, FileNotFoundError) as exc:
         print(f"commsmon: {exc}", file=sys.stderr)
         return 2

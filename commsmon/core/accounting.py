@@ -52,6 +52,7 @@ __all__ = [
     "availability",
     "checkin_compliance",
     "kit_compliance",
+    "minus",
     "period",
     "readiness",
     "spans",
@@ -176,7 +177,7 @@ def _clip(spans: Iterable[Span | Window], start: float, end: float) -> list[tupl
     return merged
 
 
-def _minus(a: float, b: float, holes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+def minus(a: float, b: float, holes: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
     """[a, b) without ``holes`` (merged, in order)."""
     out, at = [], a
     for h0, h1 in holes:
@@ -207,10 +208,10 @@ def _split(spans: Sequence[Span], start: float, end: float, maintenance: Sequenc
         if b <= a:
             continue
         covered += b - a
-        for x, y in _minus(a, b, kept):
+        for x, y in minus(a, b, kept):
             judged = (y - x) - _overlap(x, y, cut)
             seconds[s.state] = seconds.get(s.state, 0.0) + judged
-    cut_seconds = sum(y - x for c0, c1 in cut for x, y in _minus(c0, c1, kept))
+    cut_seconds = sum(y - x for c0, c1 in cut for x, y in minus(c0, c1, kept))
     maintenance_seconds = sum(b - a for a, b in kept)
     not_monitored = max(0.0, (end - start) - covered)
     return seconds, cut_seconds, maintenance_seconds, not_monitored

@@ -8,10 +8,14 @@ real outage makes it do; the keeper makes test calls), and judged against
   accepted from one of its devices) came within ``first_contact`` seconds of the start;
 * **a channel survives** — the ``now`` view at the drill's end (the outage it played
   folded in) projects the site reachable for at least ``survive_hours``; an unknown
-  projection does not pass (unknown is never counted as ready).
+  projection does not pass (unknown is never counted as ready);
+* **it was played** — the monitor saw the scenario's outages (:data:`DRILL_KINDS`) at
+  the site while it ran; a drill that cut nothing shows nothing and does not pass.
 
-Alerts raised at the site while the drill runs are the drill's: they are marked
-(【演练】 and the drill id), and the reports count the window apart from the real figures.
+Alerts raised at the site while the drill runs — and until the outages it played have
+cleared after it stops — are the drill's: they are marked (【演练】 and the drill id),
+unless an outage of another kind is active there (then they are real).  The reports
+set the window apart from the real figures, except the time of a real outage in it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 __all__ = [
+    "DRILL_KINDS",
     "DRILL_SCENARIOS",
+    "LONGEST_OPEN",
+    "SETTLE_LONGEST",
     "Check",
     "Contact",
     "Drill",
@@ -36,6 +43,17 @@ __all__ = [
 ]
 
 DRILL_SCENARIOS = ("network", "road", "power", "all")
+#: The outages each scenario plays: the drill's own alerts, outages and checks are of
+#: these kinds; an outage of another kind during it is real.
+DRILL_KINDS: dict[str, tuple[str, ...]] = {
+    "network": ("network",), "road": ("road",), "power": ("power",),
+    "all": ("power", "network", "road")}
+#: A drill with no end given ends after this many seconds (a forgotten drill must not
+#: mark real outages as drills for long).
+LONGEST_OPEN = 12 * 3600.0
+#: After a drill stops, its alerts and window last until the outages it played clear,
+#: this many seconds at most.
+SETTLE_LONGEST = 3600.0
 
 
 class DrillError(ValueError):
@@ -174,6 +192,9 @@ class DrillRecord:
             when none did.
         at_start, at_end: the site as seen at the first and the last evaluation of the
             drill (``None`` when the monitor saw none).
+        outages: the outage kinds the monitor saw at the site while it ran.
+        window_end: epoch seconds its window ends: its end, or later, when the outages
+            it played cleared after it.
         burn: device -> ratio 0-1 of its tank (or battery) used per hour over the drill.
         checks: each expectation judged.
     """
@@ -187,6 +208,8 @@ class DrillRecord:
     at_end: Figures | None
     burn: Mapping[str, float]
     checks: tuple[Check, ...]
+    outages: tuple[str, ...] = ()
+    window_end: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -196,11 +219,14 @@ class DrillRecord:
 
 def judge(drill: Drill, now: float, expect: Expectations, kit: Iterable[KitStep],
           contacts: Iterable[Contact], at_start: Figures | None,
-          at_end: Figures | None) -> DrillRecord:
+          at_end: Figures | None, outages: Iterable[str] = (),
+          settled: float | None = None) -> DrillRecord:
     """The record of ``drill`` as of ``now``, judged against ``expect``.
 
     ``kit`` and ``contacts`` may come in any order and may include things outside the
-    drill's window (dropped here).
+    drill's window (dropped here); ``outages``: the kinds seen at the site while it ran;
+    ``settled``: when those it played cleared after it ended (``None``: at its end, or
+    not yet).
     """
     duration = drill.end(now) - drill.start
     inside = sorted((k for k in kit if 0 <= k.offset <= duration), key=lambda k: k.offset)
@@ -211,8 +237,20 @@ def judge(drill: Drill, now: float, expect: Expectations, kit: Iterable[KitStep]
     lasts = at_end.now_lower if at_end is not None else None
     survive = Check("survive", lasts is not None and lasts >= expect.survive_hours,
                     expect.survive_hours, lasts)
+    seen = tuple(sorted(set(outages)))
+    needed = DRILL_KINDS.get(drill.scenario, ())
+    played = Check("played", all(k in seen for k in needed), float(len(needed)),
+                   float(sum(k in seen for k in needed)))
+    end = drill.end(now)
+    if settled is not None:
+        window_end = max(end, settled)
+    elif drill.stopped is not None:  # still settling: to now, an hour at most
+        window_end = min(max(now, end), end + SETTLE_LONGEST)
+    else:
+        window_end = end
     return DrillRecord(drill, duration, tuple(inside), tuple(calls), first, at_start, at_end,
-                       _burn(at_start, at_end), (contact, survive))
+                       _burn(at_start, at_end), (played, contact, survive), seen,
+                       window_end)
 
 
 def _burn(a: Figures | None, b: Figures | None) -> dict[str, float]:

@@ -13,7 +13,10 @@ from datetime import tzinfo
 import structlog
 
 from commsmon.core.drills import (
+    DRILL_KINDS,
     DRILL_SCENARIOS,
+    LONGEST_OPEN,
+    SETTLE_LONGEST,
     Contact,
     Drill,
     DrillError,
@@ -55,13 +58,20 @@ class Drills:
         self._observed: dict[str, dict[str, object]] = {}  # drill id -> what was seen
         self._last: dict[str, dict[tuple[str, str], str]] = {}  # drill id -> kit readings
         self._saved: dict[str, float] = {}
+        # site -> a drill stopped whose outages have not cleared yet (its alerts still
+        # its own), with what was seen of it
+        self._settling: dict[str, tuple[Drill, dict[str, object]]] = {}
 
     def restore(self, store: Store) -> None:
-        """Take back the drills still running when the daemon stopped (blocking)."""
-        for drill, observed in store.drills(self._clock(), math.inf):
+        """Take back the drills still running (or settling) when the daemon stopped
+        (blocking)."""
+        now = self._clock()
+        for drill, observed in store.drills(now - SETTLE_LONGEST, math.inf):
             if drill.stopped is None:
                 self._running[drill.site] = drill
                 self._observed[drill.id] = observed
+            elif "settled" not in observed and now < drill.stopped + SETTLE_LONGEST:
+                self._settling[drill.site] = (drill, observed)
 
     def running(self, now: float) -> dict[str, Drill]:
         """Site -> the drill running there at ``now``."""
@@ -87,9 +97,9 @@ class Drills:
             raise DrillError("until", "the drill's end must be later than now")
         if (old := self._running.get(site)) is not None and old.running(now):
             raise DrillError("running", f"drill {old.id} runs at {site} already")
-        drill = Drill(drill_id(site, now, self._tz), site, scenario, now, until, by, note)
-        if any(d.id == drill.id for d in self._running.values()):  # two in one minute
-            drill = replace(drill, id=f"{drill.id}-{int(now) % 60:02d}")
+        if until is None:  # a forgotten drill must not make real outages drills for long
+            until = now + LONGEST_OPEN
+        drill = Drill(await self._new_id(site, now), site, scenario, now, until, by, note)
         self._running[site] = drill
         self._observed[drill.id] = {"kit": []}
         if before is not None:  # what the kit read before anything was cut
@@ -116,8 +126,10 @@ class Drills:
 
     async def observe(self, snap: Snapshot) -> dict[str, Drill]:
         """Note what the running drills' sites show in ``snap``; end those past their
-        ``until``.  Returns site -> drill running at ``snap.at`` (its alerts are the
-        drill's)."""
+        ``until``; note when a stopped drill's outages have cleared.  Returns site -> the
+        drill whose alerts the site's are now: one runs there, or stopped with its
+        outages not yet cleared — unless an outage of a kind it does not play is
+        active there (then the alerts are real)."""
         for drill in list(self._running.values()):
             if drill.until is not None and snap.at >= drill.until:
                 await self._end(drill, drill.until)
@@ -128,6 +140,11 @@ class Drills:
                 continue
             observed.setdefault("start", asdict(figures))
             observed["end"] = asdict(figures)
+            site = snap.sites[drill.site]
+            seen = set(_strings(observed.get("outages"))) | set(site.outages)
+            if len(seen) != len(_strings(observed.get("outages"))):
+                observed["outages"] = sorted(seen)
+                self._saved.pop(drill.id, None)  # saved below
             steps = self._kit_changes(drill, snap)
             if steps:
                 kit = observed.setdefault("kit", [])
@@ -135,7 +152,19 @@ class Drills:
                 kit += steps
             if steps or snap.at - self._saved.get(drill.id, -math.inf) >= _SAVE_EVERY:
                 await self._save(drill)
-        return self.running(snap.at)
+        for site_id, (drill, observed) in list(self._settling.items()):
+            status = snap.sites.get(site_id)
+            active = set(status.outages) if status is not None else set()
+            if not active & set(DRILL_KINDS[drill.scenario]) or \
+                    snap.at >= (drill.stopped or drill.start) + SETTLE_LONGEST:
+                observed["settled"] = snap.at
+                del self._settling[site_id]
+                store = self._store()
+                if store is not None:
+                    await asyncio.to_thread(store.put_drill, drill, dict(observed))
+        marked = {**{s: d for s, (d, _) in self._settling.items()}, **self.running(snap.at)}
+        return {s: d for s, d in marked.items() if (status := snap.sites.get(s)) is None
+                or set(status.outages) <= set(DRILL_KINDS[d.scenario])}
 
     def _kit_changes(self, drill: Drill, snap: Snapshot) -> list[list[object]]:
         """[offset, device, reading, old, new] of each kit reading or device state at
@@ -159,10 +188,27 @@ class Drills:
         ended = replace(drill, stopped=at)
         del self._running[drill.site]
         self._last.pop(drill.id, None)
+        # its alerts stay its own until the outages it played clear (see observe)
+        self._settling[drill.site] = (ended, self._observed.get(drill.id, {"kit": []}))
         await self._save(ended)
         self._observed.pop(drill.id, None)
         log.info("drill ended", drill=drill.id, site=drill.site, at=at)
         return ended
+
+    async def _new_id(self, site: str, now: float) -> str:
+        """``D20261205-1432-v03``, or with ``-2``, ``-3`` ... when that minute's is taken."""
+        base = drill_id(site, now, self._tz)
+        store = self._store()
+        taken = {d.id for d in self._running.values()} | {
+            d.id for d, _ in self._settling.values()}
+        if store is not None:
+            taken |= {d.id for d, _ in await asyncio.to_thread(
+                store.drills, now - 120, now + 120)}
+        n, candidate = 1, base
+        while candidate in taken:
+            n += 1
+            candidate = f"{base}-{n}"
+        return candidate
 
     async def _save(self, drill: Drill) -> None:
         store = self._store()
@@ -183,8 +229,14 @@ def record_of(drill: Drill, observed: Mapping[str, object], store: Store | None,
         for d in devices for c in store.checkins(d, drill.start, end + 1e-6)]
     kit = [KitStep(float(str(k[0])), str(k[1]), str(k[2]), str(k[3]), str(k[4]))
            for k in _rows(observed.get("kit"))]
+    settled = observed.get("settled")
     return judge(drill, now, expect, kit, contacts, _read_figures(observed.get("start")),
-                 _read_figures(observed.get("end")))
+                 _read_figures(observed.get("end")), _strings(observed.get("outages")),
+                 float(settled) if isinstance(settled, int | float) else None)
+
+
+def _strings(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
 
 
 def _rows(value: object) -> list[list[object]]:

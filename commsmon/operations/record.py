@@ -241,7 +241,7 @@ class Operations:
                                           Path(folder), self._clock())
                 else:
                     written = write_report(store, settings, inventory, period or "", None, w,
-                                           [fmt], Path(folder))
+                                           [fmt], Path(folder), self._clock())
                 path = written[0][0]
                 return path.name, path.read_bytes()
 

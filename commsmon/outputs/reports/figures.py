@@ -20,12 +20,13 @@ from commsmon.core.accounting import (
     availability,
     checkin_compliance,
     kit_compliance,
+    minus,
     period,
     readiness,
     spans,
 )
 from commsmon.core.dispatch import Silence
-from commsmon.core.drills import DrillRecord, Expectations
+from commsmon.core.drills import DRILL_KINDS, DrillRecord, Expectations
 from commsmon.core.model import Inventory
 from commsmon.core.readiness import VIEWS
 from commsmon.operations.drills import record_of
@@ -35,6 +36,7 @@ from commsmon.state.store import Store
 __all__ = ["Outage", "Report", "count"]
 
 _EXPECT = Expectations()
+LIVE_WITHIN = 120.0  # seconds: a daemon whose alive note is younger runs now
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,8 @@ class Report:
     Attributes:
         period: as asked (``2026-11``).
         start, end: epoch seconds, [start, end).
+        until: epoch seconds the figures go to (``end``, or now in a period still
+            running, or the daemon's last note when it stopped).
         rules: the accounting rules' version.
         devices: device id -> its availability.
         sites: site id -> its availability (of the village as a whole: reachable).
@@ -83,6 +87,7 @@ class Report:
     period: str
     start: float
     end: float
+    until: float = 0.0
     rules: str = RULES_VERSION
     devices: dict[str, Availability] = field(default_factory=dict)
     sites: dict[str, Availability] = field(default_factory=dict)
@@ -104,37 +109,58 @@ class Report:
 def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
           maintenance: Sequence[Silence] = (), site: str | None = None,
           expect: Expectations = _EXPECT,
-          kit: tuple[Sequence[str], bool] = (KIT_KINDS, True)) -> Report:
+          kit: tuple[Sequence[str], bool] = (KIT_KINDS, True),
+          now: float | None = None) -> Report:
     """The report of period ``asked`` (``2026-11``, ``2026-Q4``, ``2026``), for every
     site or ``site``; ``maintenance``: the configuration's maintenance windows;
     ``expect``: what drills must show; ``kit``: the kinds the kit standard requires,
-    and whether a named keeper is.
+    and whether a named keeper is; ``now``: epoch seconds now (``None``: the daemon's
+    last alive note) — while the daemon runs the figures go to now, else to its last
+    note.
 
     Raises:
-        ValueError: the period does not read, or the site is unknown.
+        ValueError: the period does not read or has not begun, or the site is unknown.
     """
     start, end = period(asked, tz)
     if site is not None and site not in inventory.sites:
         raise ValueError(f"unknown site {site!r}")
-    report = Report(asked, start, end, kit_kinds=tuple(kit[0]))
-    report.gaps = [Window(a, b, "monitor") for a, b in store.gaps(start, end)]
-    # what was last seen holds until the daemon last said it ran, no further: the rest
-    # of the period (the daemon stopped, or not yet come) is not monitored
     alive = store.alive()
-    until = end if alive is None else min(end, alive)
+    # what was last seen holds to now while the daemon runs (its alive note is at most a
+    # minute old), else to its last note; the rest of the period is not monitored
+    if now is None:
+        now = alive if alive is not None else start
+    running = alive is not None and now - alive <= LIVE_WITHIN
+    until = max(start, min(end, now if running else alive if alive is not None else start))
+    if start > now:
+        raise ValueError(f"period {asked!r} has not begun")
+    report = Report(asked, start, end, until=until, kit_kinds=tuple(kit[0]))
+    report.gaps = [Window(a, b, "monitor") for a, b in store.gaps(start, end)]
     windows = [(Window(m.starts_at, m.ends_at, m.comment), dict(m.matchers).get("site"))
                for m in maintenance if m.ends_at > start and m.starts_at < end]
     report.maintenance = [w for w, _ in windows]
     sites = [site] if site else list(inventory.sites)
     report.drills = [record_of(d, seen, store, inventory, expect, until)
                      for d, seen in store.drills(start, end) if d.site in sites]
-    drills = [(Window(r.drill.start, r.drill.end(until), r.drill.id), r.drill.site)
-              for r in report.drills]
     last: dict[str, str] = {}  # device -> its state at the period's end ("": none)
     for s in sites:
-        kept = [w for w, where in windows if where in (None, s)]
-        kept += [w for w, where in drills if where == s]
-        during = [w for w, where in drills if where == s]
+        marks = store.marks(s, ("outage_start", "outage_end", "alert_firing",
+                                "alert_resolved"), end)
+        outages = _outages(marks, s, start)
+        drills = [r for r in report.drills if r.drill.site == s]
+        for outage in outages:  # the drill's when of its scenario and begun in it
+            drill = next((r.drill.id for r in drills if outage.kind in
+                          DRILL_KINDS[r.drill.scenario] and
+                          r.drill.start <= outage.start < r.window_end), "")
+            if drill:
+                report.drill_outages.append(replace(outage, drill=drill))
+            else:
+                report.outages.append(outage)
+        real = [(o.start, o.end if o.end is not None else until) for o in report.outages
+                if o.site == s]
+        # a drill's window is set apart, but never a real outage within it
+        during = [Window(a, b, r.drill.id) for r in drills
+                  for a, b in minus(r.drill.start, min(r.window_end, until), sorted(real))]
+        kept = [w for w, where in windows if where in (None, s)] + during
         own = spans(store.state_changes("site_state", s, start, end), until)
         report.sites[s] = availability(own, start, end, kept, report.gaps)
         report.raw += [(s, x) for x in own]
@@ -158,19 +184,14 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
             last[device_id] = states[-1].state if states and states[-1].end >= until else ""
             report.raw += [(device_id, x) for x in states]
             if device.source == "checkin" and device.checkin_validity:
+                # weeks due from when it was first watched in the period, to now
+                watched = max(start, states[0].start) if states else until
                 calls = [c.at for c in store.checkins(device_id, start, end) if c.ok]
                 report.checkins[device_id] = checkin_compliance(
-                    calls, device.checkin_validity, start, end)
-        marks = store.marks(s, ("outage_start", "outage_end", "alert_firing",
-                                "alert_resolved"), end)
+                    calls, device.checkin_validity, watched, until)
         report.alerts[s] = sum(1 for e in marks if e.kind == "alert_firing" and e.at >= start
+                               and not e.detail.get("drill")
                                and not any(w.start <= e.at < w.end for w in during))
-        for outage in _outages(marks, s, start):
-            drill = next((w.label for w in during if w.start <= outage.start < w.end), "")
-            if drill:
-                report.drill_outages.append(replace(outage, drill=drill))
-            else:
-                report.outages.append(outage)
         report.acks += [(s, seconds) for at, seconds in _acks(store, marks, s, start, end)
                         if not any(w.start <= at - seconds < w.end for w in during)]
         if inventory.sites[s].role == "village":

@@ -27,21 +27,22 @@ __all__ = ["count_report", "write_drill", "write_report"]
 
 
 def count_report(store: Store, settings: Settings, inventory: Inventory, period: str,
-                 site: str | None, w: Wording) -> Report:
+                 site: str | None, w: Wording, now: float | None = None) -> Report:
     """The figures of ``period`` (every site, or ``site``) by the configuration's
-    maintenance windows, drill expectations and kit standard.
+    maintenance windows, drill expectations and kit standard, as of ``now`` (epoch
+    seconds; ``None``: the daemon's last alive note).
 
     Raises:
         ValueError: the period does not read, or the site is unknown.
     """
     return count(store, inventory, period, w.tz, settings.alerting.config_silences(),
                  site, settings.drills.expectations(),
-                 (settings.kit_standard.kinds, settings.kit_standard.keeper))
+                 (settings.kit_standard.kinds, settings.kit_standard.keeper), now)
 
 
 def write_report(store: Store, settings: Settings, inventory: Inventory, period: str,
                  site: str | None, w: Wording, formats: Sequence[str],
-                 out: Path) -> list[tuple[Path, str]]:
+                 out: Path, now: float | None = None) -> list[tuple[Path, str]]:
     """Write the report of ``period`` in ``formats`` (``xlsx``, ``pdf``, ``html``) under ``out``;
     (path, SHA-256) of each file.
 
@@ -49,7 +50,7 @@ def write_report(store: Store, settings: Settings, inventory: Inventory, period:
         ValueError: the period does not read, or the site is unknown.
         FileNotFoundError: the CJK font is missing (PDF).
     """
-    report = count_report(store, settings, inventory, period, site, w)
+    report = count_report(store, settings, inventory, period, site, w, now)
     stem = out / f"commsmon-report-{period}{'-' + site if site else ''}"
     written = []
     if "xlsx" in formats:

@@ -327,7 +327,7 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
         confirm_clear=w._("Clear the road outage? The village's readiness counts on resupply "
                           "again."),
         start_drill=w._("Start a drill"), scenario=w._("Scenario"),
-        minutes=w._("Minutes (empty: until stopped)"),
+        minutes=w._("Minutes (empty: 12 hours at most, or until stopped)"),
         drill_help=w._("While it runs, the village's alerts are marked 【演练】 and its "
                        "figures are kept apart from the real ones."),
         stop_drill=w._("Stop the drill"),

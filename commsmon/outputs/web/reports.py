@@ -135,9 +135,10 @@ async def _start_drill(request: web.Request) -> web.StreamResponse:
     minutes = -1.0
     with contextlib.suppress(ValueError):  # not a number: refused below
         minutes = float(minutes_text) if minutes_text else 0.0
-    if not 0 <= minutes <= MAX_DRILL_MINUTES:
-        raise refuse(request, 400, w._("Give the drill's length in minutes (up to a week), "
-                                       "or leave it empty to stop it by hand"))
+    if not (minutes == 0 and not minutes_text) and not 1 <= minutes <= MAX_DRILL_MINUTES:
+        raise refuse(request, 400, w._("Give the drill's length in minutes, from 1 to a "
+                                       "week, or leave it empty: it then ends after 12 "
+                                       "hours unless stopped"))
     now = w.now or 0.0
     try:
         await ops.start_drill(site, scenario, now + minutes * 60 if minutes else None,
