@@ -414,12 +414,17 @@ async def test_a_drill_from_the_village_page_and_its_record_on_the_reports_page(
     csrf = await csrf_of(c)
     page = await (await c.get("/site/v04")).text()
     assert 'id="drill-form"' in page and "开始演练" in page
+    zero = await c.post("/site/v04/drill", data={"csrf": csrf, "scenario": "power",
+                                                 "minutes": "0"})
+    assert zero.status == 400 and "1 分钟至一周" in await zero.text()
     r = await c.post("/site/v04/drill", data={"csrf": csrf, "scenario": "power",
                                               "minutes": "30", "note": "月度演练"},
                      allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == "/site/v04?done=drill_start"
     page = await (await c.get("/site/v04?done=drill_start")).text()
     assert "【演练进行中】" in page and "D20261205-1000-v04" in page and "张三" in page
+    board = await (await c.get("/")).text()  # the board says so too: row and summary
+    assert 'class="drill-badge"' in board and "演练中：" in board
     assert 'id="drill-form"' not in page  # one at a time
     again = await c.post("/site/v04/drill", data={"csrf": csrf, "scenario": "road"})
     assert again.status == 409 and "该村已有演练在进行" in await again.text()

@@ -116,7 +116,8 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
     snap = request.app[_SNAPSHOT]()
     ops: Operations | None = settings["ops"]
     groups = None if ops is None else {g.site: g for g in ops.alert_groups() if g.site}
-    rows = board_rows(snap, w, groups) if snap is not None else []
+    drills = {s: d.id for s, d in ops.running_drills().items()} if ops is not None else {}
+    rows = board_rows(snap, w, groups, drills) if snap is not None else []
     if wall:
         rows = problems_first(rows)
     holders = ops.roster_now() if ops is not None else None
@@ -148,7 +149,7 @@ def _context(request: web.Request, wall: bool = False) -> dict[str, Any]:
             "alert": w._("Alert"), "on_duty_now": w._("On duty now"),
             "clock": w._("This computer's clock"), "ago": w._("{age} ago"),
             "nobody_on_duty": w._("Nobody on the roster now"), "roster": w._("Roster"),
-            "reports_nav": w._("Reports"),
+            "reports_nav": w._("Reports"), "drill_badge": f"【{w._('DRILL')}】",
             "hand_over": w._("Hand over the shift"),
             "hand_over_note": w._("Handover note"),
             "confirm_hand_over": w._("Hand the shift over now?"),
@@ -264,7 +265,8 @@ async def _site_context(request: web.Request, site: str, live: bool = False) -> 
         events, entries = await ops.history(detail["id"], TIMELINE_SHOWN)
         context["timeline"] = timeline(events, entries, ids, w, TIMELINE_SHOWN)
     context["t"].update(drill_running=w._("Drill running"), drill_by=w._("started by"),
-                        drill_until=w._("until"))
+                        drill_until=w._("until"), stop_drill=w._("Stop the drill"),
+                        confirm_stop=w._("Stop the drill now? Its record is kept."))
     context["t"].update(ack=w._("Acknowledge"), unack=w._("Withdraw the acknowledgement"),
                         escalate=w._("Escalate now"), next_step=w._("Next escalation step"))
     context["t"].update({
@@ -329,9 +331,7 @@ def _add_actions(context: dict[str, Any], request: web.Request, snap: Snapshot |
         start_drill=w._("Start a drill"), scenario=w._("Scenario"),
         minutes=w._("Minutes (empty: 12 hours at most, or until stopped)"),
         drill_help=w._("While it runs, the village's alerts are marked 【演练】 and its "
-                       "figures are kept apart from the real ones."),
-        stop_drill=w._("Stop the drill"),
-        confirm_stop=w._("Stop the drill now? Its record is kept."))
+                       "figures are kept apart from the real ones."))
     context["scenarios_drill"] = [(s, w.scenario_heading(s)) for s in DRILL_SCENARIOS]
 
 

@@ -53,7 +53,8 @@ class Cell:
 @dataclass(frozen=True, slots=True)
 class Row:
     """A site's line on the board; ``target`` says the site's target when it is not
-    the district's usual 72 h (``目标 48 小时``), else ``""``."""
+    the district's usual 72 h (``目标 48 小时``), else ``""``; ``drill``: the id of the
+    drill running there, ``""`` when none."""
 
     id: str
     name: str
@@ -66,6 +67,7 @@ class Row:
     checkin: Cell
     outages: Cell
     target: str = ""
+    drill: str = ""
     alert: Cell = Cell("-")
 
 
@@ -74,17 +76,24 @@ _TONE = {State.UP: "good", State.DEGRADED: "warn", State.LOST: "bad", State.DOWN
 
 
 def board_rows(snap: Snapshot, w: Wording,
-               groups: Mapping[str, GroupView] | None = None) -> list[Row]:
+               groups: Mapping[str, GroupView] | None = None,
+               drills: Mapping[str, str] | None = None) -> list[Row]:
     """The board's rows at ``snap.at``, villages first, then the centre; ``groups``:
-    the alert groups firing, by site (``None``: no alert column)."""
+    the alert groups firing, by site (``None``: no alert column); ``drills``: site ->
+    the id of the drill running there (its outage and alert cells say 【演练】)."""
     devices_of: dict[str, list[DeviceStatus]] = {}
     for d in snap.devices.values():
         devices_of.setdefault(d.device.site, []).append(d)
     sites = sorted(snap.sites.values(), key=lambda s: s.site.role == "centre")
     rows = [_row(s, devices_of.get(s.site.id, []), snap.at, w) for s in sites]
-    if groups is None:
-        return rows
-    return [replace(r, alert=alert_cell(groups.get(r.id), w)) for r in rows]
+    if groups is not None:
+        rows = [replace(r, alert=alert_cell(groups.get(r.id), w)) for r in rows]
+    badge = f"【{w._('DRILL')}】"
+    return [r if r.id not in (drills or {}) else replace(
+        r, drill=(drills or {})[r.id], outages=replace(r.outages, text=badge + r.outages.text),
+        alert=replace(r.alert, text=badge + r.alert.text) if r.alert.tone in ("bad", "warn")
+        else r.alert)
+        for r in rows]
 
 
 def problems_first(rows: list[Row]) -> list[Row]:
@@ -113,11 +122,15 @@ def summary(rows: list[Row], w: Wording) -> str:
     happening = sum(r.outages.tone == "bad" for r in rows)
     firing = sum(r.alert.tone == "bad" for r in rows)
     acked = sum(r.alert.tone == "warn" for r in rows)
-    return w._("{n} villages: {reachable} reachable, {isolated} isolated, {unknown} unknown; "
+    line = w._("{n} villages: {reachable} reachable, {isolated} isolated, {unknown} unknown; "
                "{happening} with something happening; {alerts} alerting, {acked} "
                "acknowledged").format(
         n=len(villages), reachable=len(villages) - isolated - unknown, isolated=isolated,
         unknown=unknown, happening=happening, alerts=firing, acked=acked)
+    drills = [r.name for r in rows if r.drill]
+    if drills:
+        line += w.clause_sep + w._("drill at {sites}").format(sites=w.list_sep.join(drills))
+    return line
 
 
 def alert_cell(group: GroupView | None, w: Wording) -> Cell:
