@@ -193,6 +193,9 @@ class DrillRecord:
         at_start, at_end: the site as seen at the first and the last evaluation of the
             drill (``None`` when the monitor saw none).
         outages: the outage kinds the monitor saw at the site while it ran.
+        marks: (offset, kind, subject) of the outages that began or ended and the
+            alerts that fired or resolved at the site in its window (timeline kinds
+            ``outage_start`` ... ``alert_resolved``; subject: the outage kind or rule).
         window_end: epoch seconds its window ends: its end, or later, when the outages
             it played cleared after it.
         burn: device -> ratio 0-1 of its tank (or battery) used per hour over the drill.
@@ -210,6 +213,7 @@ class DrillRecord:
     checks: tuple[Check, ...]
     outages: tuple[str, ...] = ()
     window_end: float = 0.0
+    marks: tuple[tuple[float, str, str], ...] = ()
 
     @property
     def passed(self) -> bool:

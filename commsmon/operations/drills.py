@@ -230,9 +230,15 @@ def record_of(drill: Drill, observed: Mapping[str, object], store: Store | None,
     kit = [KitStep(float(str(k[0])), str(k[1]), str(k[2]), str(k[3]), str(k[4]))
            for k in _rows(observed.get("kit"))]
     settled = observed.get("settled")
-    return judge(drill, now, expect, kit, contacts, _read_figures(observed.get("start")),
-                 _read_figures(observed.get("end")), _strings(observed.get("outages")),
-                 float(settled) if isinstance(settled, int | float) else None)
+    record = judge(drill, now, expect, kit, contacts, _read_figures(observed.get("start")),
+                   _read_figures(observed.get("end")), _strings(observed.get("outages")),
+                   float(settled) if isinstance(settled, int | float) else None)
+    if store is None:
+        return record
+    marks = [(e.at - drill.start, e.kind, e.subject) for e in store.marks(
+        drill.site, ("outage_start", "outage_end", "alert_firing", "alert_resolved"),
+        record.window_end + 1e-6) if e.at >= drill.start]
+    return replace(record, marks=tuple(marks))
 
 
 def _strings(value: object) -> list[str]:

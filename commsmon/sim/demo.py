@@ -329,7 +329,7 @@ async def _start(ops: Operations | None, site: str, scenario: str) -> str | None
     if ops is None:
         return None
     try:
-        drill = await ops.start_drill(site, scenario, None, "commsmon demo", _DEMO_ACTOR)
+        drill = await ops.start_drill(site, scenario, None, "演示系统自动演练", _DEMO_ACTOR)
     except DrillError as exc:
         log.warning("drill not started", site=site, error=str(exc))
         return None

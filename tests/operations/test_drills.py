@@ -133,9 +133,12 @@ async def test_a_drill_leaves_its_record_and_the_real_figures_untouched(
     (xlsx, _), (pdf, _) = sorted(written, key=lambda w: w[0].suffix != ".xlsx")
     text = pdf_text(pdf)
     assert f"演练记录 {drill.id}" in text and "占位村05" in text and "张三" in text
+    played = next(line.split() for line in text.splitlines() if "监测到演练情景的中断" in line)
+    assert played[1:] == ["断电", "断网、断电", "通过"]  # a real network outage seen too
     first = next(line.split() for line in text.splitlines() if "首次联通不超过" in line)
     assert first[1:] == ["15", "分钟", "6.0", "分钟", "通过"]
-    assert "+0:10" in text and "+6:00" in text  # the UPS to battery; the keeper's call
+    assert "+0 分 10 秒" in text and "+6 分 00 秒" in text  # UPS on battery; the call
+    assert "中断与告警" in text and "中断开始" in text
     sheets = load_workbook(xlsx)
     assert "考核要求" in sheets.sheetnames
     store.close()

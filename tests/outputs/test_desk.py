@@ -446,6 +446,8 @@ async def test_a_drill_from_the_village_page_and_its_record_on_the_reports_page(
     month = await c.get("/reports/2026-12.html")
     assert month.status == 200 and "应急通信保障报告 2026-12" in await month.text()
     assert (await c.get("/reports/2026-13.pdf")).status == 400
+    future = await c.get("/reports/2027.pdf")
+    assert future.status == 400 and "该统计期尚未开始" in await future.text()
     assert (await c.get("/drills/D00000000-0000-v99.pdf")).status == 404
     actions = [e.action for e in desk.store.duty_entries(NOW - 60, NOW + 3600)]
     assert actions.count("drill_start") == 1 and actions.count("drill_stop") == 1

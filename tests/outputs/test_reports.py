@@ -56,7 +56,7 @@ async def test_the_month_report_reads_back(tmp_path: Path) -> None:
     assert "应急通信保障报告 2026-12" in text and "计算规则" in text
     rows = [line.split() for line in text.splitlines() if line.strip().startswith("占位村05")]
     # the village as a whole (reachable) in the table of villages: 2400 of 3600 s judged
-    share = next(float(r[1][:-1]) for r in rows if len(r) == 6 and r[1].endswith("%"))
+    share = next(float(r[1][:-1]) for r in rows if len(r) == 7 and r[1].endswith("%"))
     assert share == pytest.approx(2400 / 3600 * 100, abs=0.5)
     kit = text[text.index("五个一配备"):].splitlines()
     v01 = next(line.split() for line in kit if line.startswith("占位村01"))

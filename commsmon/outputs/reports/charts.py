@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
 from pathlib import Path
 
 from matplotlib import font_manager, rcParams
@@ -103,10 +102,11 @@ def heatmap(rows: Sequence[str], columns: Sequence[str],
 
 
 def outage_timeline(rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]]],
-                    start: float, end: float, tz: tzinfo, kinds: dict[str, str],
-                    title: str) -> str:
+                    start: float, end: float, kinds: dict[str, str], title: str,
+                    axis: str) -> str:
     """Per village (``rows``: name, [(from, to, kind)]), its outages as bars across the
-    period [start, end) (epoch seconds), days along the axis."""
+    period [start, end) (epoch seconds), days since ``start`` along the axis (``axis``
+    names them)."""
     fig = _figure(7.0, 0.3 * max(len(rows), 1) + 1.2)
     ax = fig.add_subplot()
     day = 86400.0
@@ -119,7 +119,7 @@ def outage_timeline(rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]
     ax.set_yticks(range(len(rows)), [name for name, _ in rows])
     ax.invert_yaxis()
     ax.set_xlim(0, (end - start) / day)
-    ax.set_xlabel(datetime.fromtimestamp(start, tz).strftime("%Y-%m-%d") + " +d")
+    ax.set_xlabel(axis)
     for kind, colour in _OUTAGE_COLOURS.items():
         ax.barh([], [], color=colour, label=kinds.get(kind, kind))
     ax.legend(loc="upper right", fontsize=8)

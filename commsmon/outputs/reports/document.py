@@ -25,7 +25,7 @@ from pathlib import Path
 import jinja2
 
 from commsmon.core.accounting import Availability
-from commsmon.core.drills import DrillRecord
+from commsmon.core.drills import DRILL_KINDS, DrillRecord
 from commsmon.core.model import Inventory
 from commsmon.core.readiness import VIEWS
 from commsmon.outputs.reports import charts
@@ -74,8 +74,8 @@ def _when(epoch: float, w: Wording) -> str:
 
 
 def _availability_row(a: Availability, w: Wording) -> list[Cell]:
-    return [_pct(a.ratio, w), _hours(a.down), _hours(a.unknown), _hours(a.cut_off),
-            _hours(a.maintenance)]
+    return [_pct(a.ratio, w), _hours(a.degraded), _hours(a.down), _hours(a.unknown),
+            _hours(a.cut_off), _hours(a.maintenance)]
 
 
 def report_html(report: Report, inventory: Inventory, w: Wording, district: str = "") -> str:
@@ -87,8 +87,8 @@ def report_html(report: Report, inventory: Inventory, w: Wording, district: str 
     """
     name = {s: inventory.sites[s].name for s in inventory.sites}
     villages = [s for s in report.sites if inventory.sites[s].role == "village"]
-    avail_cols = [w._("Availability %"), w._("Down (h)"), w._("Unknown (h)"),
-                  w._("Monitor cut off (h)"), w._("Maintenance and drills (h)")]
+    avail_cols = [w._("Availability %"), w._("Degraded (h)"), w._("Down (h)"),
+                  w._("Unknown (h)"), w._("Monitor cut off (h)"), w._("Maintenance and drills (h)")]
     sections = []
 
     reach = Section(w._("Villages reachable"), [w._("Village"), *avail_cols],
@@ -120,16 +120,16 @@ def report_html(report: Report, inventory: Inventory, w: Wording, district: str 
                   [[Cell(name[o.site]), Cell(w.outage(o.kind)), Cell(_when(o.start, w)),
                     Cell(_when(o.end, w) if o.end is not None else w._("ongoing"),
                          "" if o.end is not None else "bad"),
-                    _hours(o.seconds(report.end))] for o in report.outages])
+                    _hours(o.seconds(report.until))] for o in report.outages])
     if report.outages:
         spans: dict[str, list[tuple[float, float, str]]] = {}
         for o in report.outages:
             spans.setdefault(o.site, []).append(
-                (max(o.start, report.start), min(o.end or report.end, report.end), o.kind))
+                (max(o.start, report.start), min(o.end or report.until, report.end), o.kind))
         out.chart = charts.outage_timeline(
             [(name[s], spans[s]) for s in name if s in spans], report.start, report.end,
-            w.tz, {k: w.outage(k) for k in ("power", "network", "road")},
-            w._("Outage timeline"))
+            {k: w.outage(k) for k in ("power", "network", "road")}, w._("Outage timeline"),
+            w._("days from {date}").format(date=_when(report.start, w)[:10]))
     sections.append(out)
 
     sections.append(Section(
@@ -181,8 +181,8 @@ def report_html(report: Report, inventory: Inventory, w: Wording, district: str 
     for v in scenarios:
         ready_s = sum(r.ready for r in judged[v])
         total = sum(r.judged for r in judged[v])
-        summary.append((w.scenario_heading(v), _pct(ready_s / total if total else None,
-                                                    w).text))
+        summary.append((w._("Readiness ({scenario})").format(scenario=w.scenario_heading(v)),
+                        _pct(ready_s / total if total else None, w).text))
     summary += [
         (w._("Outages in the period"), str(len(report.outages))),
         (w._("Drills"), f"{sum(d.passed for d in report.drills)} / {len(report.drills)} "
@@ -194,6 +194,9 @@ def report_html(report: Report, inventory: Inventory, w: Wording, district: str 
     title = f"{district}{heading} {report.period}"
     subtitle = w._("{start} to {end}, rules {rules}").format(
         start=_when(report.start, w), end=_when(report.end, w), rules=report.rules)
+    if report.until < report.end:
+        subtitle += w.clause_sep + w._("counted to {until}").format(
+            until=_when(report.until, w))
     return _render(w, title, subtitle, summary, sections, report.rules)
 
 
@@ -206,8 +209,9 @@ def _drill_row(d: DrillRecord, name: dict[str, str], w: Wording) -> list[Cell]:
             Cell(f"{d.duration / 60:.0f}", "n"),
             Cell(f"{d.first_contact / 60:.1f}" if d.first_contact is not None else "—", "n"),
             Cell(lasts, "n"),
-            Cell(w._("passed") if d.passed else w._("not passed"),
-                 "good" if d.passed else "bad")]
+            Cell(w._("in progress") if d.drill.stopped is None else
+                 w._("passed") if d.passed else w._("not passed"),
+                 "" if d.drill.stopped is None else "good" if d.passed else "bad")]
 
 
 def drill_html(record: DrillRecord, inventory: Inventory, w: Wording,
@@ -232,7 +236,8 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
             return w.state(v) if v else "—"
         return {"True": w._("yes"), "False": w._("no"), "": "—"}.get(v) or w.value(v)
 
-    plan = [(w._("Village"), where), (w._("Scenario"), w.scenario_heading(d.scenario)),
+    place = w._("Village") if site is None or site.role == "village" else w._("Site")
+    plan = [(place, where), (w._("Scenario"), w.scenario_heading(d.scenario)),
             (w._("Began"), _when(d.start, w)),
             (w._("Ended"), _when(d.stopped, w) if d.stopped is not None else w._("ongoing")),
             (w._("Started by"), d.by), (w._("Note"), d.note or "—"),
@@ -240,7 +245,11 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
     checks = Section(w._("Expectations"), [w._("Check"), w._("Expected"), w._("Actual"),
                                            w._("Result")])
     for c in record.checks:
-        if c.name == "first_contact":
+        if c.name == "played":
+            label = w._("The scenario's outages seen")
+            expected = w.list_sep.join(w.outage(k) for k in DRILL_KINDS[d.scenario])
+            actual = w.list_sep.join(w.outage(k) for k in record.outages) or w._("none")
+        elif c.name == "first_contact":
             label = w._("First contact within")
             expected = f"{c.expected / 60:.0f} " + w._("min")
             actual = "—" if c.actual is None else f"{c.actual / 60:.1f} " + w._("min")
@@ -254,12 +263,18 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
                                  "good" if c.passed else "bad")])
     kit = Section(w._("What the kit did"), [w._("After"), w._("Device"), w._("Reading"),
                                             w._("Was"), w._("Became")],
-                  [[Cell(_offset(k.offset)), Cell(device.get(k.device, k.device)),
+                  [[Cell(_offset(k.offset, w)), Cell(device.get(k.device, k.device)),
                     Cell(reading(k.reading)), Cell(value(k.reading, k.old)),
                     Cell(value(k.reading, k.new))] for k in record.kit])
+    words = {"outage_start": w._("outage began"), "outage_end": w._("outage ended"),
+             "alert_firing": w._("alert fired"), "alert_resolved": w._("alert resolved")}
+    marks = Section(w._("Outages and alerts"), [w._("After"), w._("What"), w._("Which")],
+                    [[Cell(_offset(at, w)), Cell(words.get(kind, kind)),
+                      Cell(w.outage(subject) if kind.startswith("outage") else w.rule(subject))]
+                     for at, kind, subject in record.marks])
     calls = Section(w._("Test calls during the drill"),
                     [w._("After"), w._("Device"), w._("Channel"), w._("Caller"), w._("Result")],
-                    [[Cell(_offset(c.offset)), Cell(device.get(c.device, c.device)),
+                    [[Cell(_offset(c.offset, w)), Cell(device.get(c.device, c.device)),
                       Cell(w.channel(c.channel) if c.channel else "—"), Cell(c.by),
                       Cell(w._("ok") if c.ok else w._("failed"), "good" if c.ok else "bad")]
                      for c in record.contacts])
@@ -279,18 +294,19 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
                     for k, v in record.burn.items()])
     heading = w._("Drill record")
     title = f"{district}{heading} {d.id}"
-    return title, where, plan, [checks, kit, calls, seen, burn]
+    return title, where, plan, [checks, kit, marks, calls, seen, burn]
 
 
 def _verdict(verdict: str, w: Wording) -> str:
     return {"ready": w._("ready"), "not_ready": w._("NOT ready")}.get(verdict, w._("unknown"))
 
 
-def _offset(seconds: float) -> str:
-    """``t+6 min 0 s`` as officers read it: ``+6:00`` (minutes:seconds) or hours."""
+def _offset(seconds: float, w: Wording) -> str:
+    """Time since the drill began as officers read it: ``+6 分 05 秒``, ``+1 小时 02 分``."""
     s = round(seconds)
-    return f"+{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 \
-        else f"+{s // 60}:{s % 60:02d}"
+    if s >= 3600:
+        return "+" + w._("{h} h {m:02d} min").format(h=s // 3600, m=s % 3600 // 60)
+    return "+" + w._("{m} min {s:02d} s").format(m=s // 60, s=s % 60)
 
 
 def _render(w: Wording, title: str, subtitle: str, summary: Sequence[tuple[str, str]],

@@ -46,8 +46,9 @@ def write_xlsx(report: Report, inventory: Inventory, w: Wording, path: Path) -> 
     for name, columns, rows in sheets:
         sheet = book.create_sheet(name)
         sheet.append([w._("Period"), report.period, w._("Accounting rules"), report.rules])
-        sheet.append([w._("From"), _cell(sheet, _local(report.start, w)), w._("To"),
-                      _cell(sheet, _local(report.end, w))])
+        sheet.append([w._("Period starts"), _cell(sheet, _local(report.start, w)),
+                      w._("Period ends"), _cell(sheet, _local(report.end, w)),
+                      w._("Counted to"), _cell(sheet, _local(report.until, w))])
         sheet.append([])
         sheet.append([_cell(sheet, c, bold=True) for c in columns])
         formats = [PERCENT if str(c).endswith("%") else HOURS for c in columns]
@@ -86,7 +87,6 @@ def _local(epoch: float, w: Wording) -> datetime:
 
 def _sheets(report: Report, inventory: Inventory,
             w: Wording) -> list[tuple[str, list[str], list[list[Any]]]]:
-    end = report.end
     states = [w._("Up (h)"), w._("Degraded (h)"), w._("Down (h)"), w._("Unknown (h)"),
               w._("Monitor cut off (h)"), w._("Maintenance and drills (h)"),
               w._("Not monitored (h)"), w._("Availability %")]
@@ -105,7 +105,7 @@ def _sheets(report: Report, inventory: Inventory,
     calls = [[site_name[inventory.devices[d].site], inventory.devices[d].name, c.on_time,
               c.due, c.ratio] for d, c in report.checkins.items()]
     outages = [[site_name[o.site], w.outage(o.kind), _local(o.start, w),
-                _local(o.end, w) if o.end is not None else None, o.seconds(end) / H,
+                _local(o.end, w) if o.end is not None else None, o.seconds(report.until) / H,
                 w._("yes") if o.end is None else w._("no"), o.drill]
                for o in report.outages + report.drill_outages]
     kit_heads = [*report.kit_kinds, "keeper"] if report.kit else []

@@ -89,6 +89,8 @@ def subject_text(e: DutyEntry, names: Mapping[str, str], w: Wording) -> str:
         return f"{names[e.subject]}{w.paren(e.subject)}"
     if e.action in ("declare", "clear"):
         return w.outage(e.subject)
+    if e.action in ("drill_start", "drill_stop"):
+        return w.scenario_heading(e.subject)
     if e.subject.startswith("site:"):
         return w._("the village's alerts")
     if e.action in ("silence", "unsilence"):

@@ -110,8 +110,9 @@ async def _file(request: web.Request, period: str | None, drill: str | None) -> 
     try:
         name, body = await ops.report_file(period, drill, fmt, w)
     except ValueError as exc:
-        raise refuse(request, 400, w._("No such period: write 2026-11, 2026-Q4 or 2026")
-                     + f" ({exc})", "/reports") from None
+        message = w._("This period has not begun") if "has not begun" in str(exc) \
+            else w._("No such period: write 2026-11, 2026-Q4 or 2026")
+        raise refuse(request, 400, message, "/reports") from None
     except LookupError:
         raise refuse(request, 404, w._("No such drill in the history"), "/reports") from None
     except FileNotFoundError:
