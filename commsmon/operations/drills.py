@@ -39,6 +39,9 @@ log = structlog.get_logger("commsmon.daemon")
 #: The readings that say what the power kit did (UPS to battery, generator running ...).
 KIT_READINGS = (OUTPUT_SOURCE, RUNNING, MAINS_PRESENT, SUPPLY_TYPE)
 _SAVE_EVERY = 60.0  # seconds between saves of a running drill's latest figures
+#: Seconds after a drill's outages cleared that its alerts' resolutions are still its
+#: own (they go out within the group interval, 120 s by default).
+RESOLVED_WITHIN = 600.0
 
 
 class Drills:
@@ -155,10 +158,13 @@ class Drills:
         for site_id, (drill, observed) in list(self._settling.items()):
             status = snap.sites.get(site_id)
             active = set(status.outages) if status is not None else set()
+            if "settled" in observed:  # its alerts' resolutions still go out as its own
+                if snap.at >= float(str(observed["settled"])) + RESOLVED_WITHIN:
+                    del self._settling[site_id]
+                continue
             if not active & set(DRILL_KINDS[drill.scenario]) or \
                     snap.at >= (drill.stopped or drill.start) + SETTLE_LONGEST:
                 observed["settled"] = snap.at
-                del self._settling[site_id]
                 store = self._store()
                 if store is not None:
                     await asyncio.to_thread(store.put_drill, drill, dict(observed))

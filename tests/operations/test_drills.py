@@ -162,3 +162,41 @@ async def test_a_running_drill_survives_a_restart(tmp_path: Path) -> None:
     assert record.duration == 1200 and not record.drill.running(clock[0])
     assert not record.passed  # nobody called from the village
     second.store.close()
+
+
+async def test_a_drills_alerts_stay_its_own_until_what_it_played_clears(tmp_path: Path) -> None:
+    """Power drill at v05 10:00-10:05; the UPS stays on battery to 10:07 (the kit slower
+    than the plan): v05's alerts are the drill's to 10:07 and, for their resolutions,
+    10 minutes more; from 10:02 to 10:03 the router is down too — a network outage, not
+    what the drill plays — and while it lasts v05's alerts are real."""
+    config = load_config(DEMO)
+    clock = [at("10:00")]
+    daemon = Daemon(config, clock=lambda: clock[0])
+    daemon.store = Store(tmp_path / "commsmon.db")
+    drills = daemon.operations.drills
+    marked: dict[str, bool] = {}
+    while clock[0] <= at("10:20"):
+        t = clock[0]
+        for device in daemon.fleet.inventory.devices.values():
+            if device.source == "checkin":
+                continue
+            down = device.id == "v05-router" and at("10:02") <= t < at("10:03")
+            readings: dict[str, float | str | bool] = {}
+            if device.id == "v05-ups":
+                readings = {"output_source": "battery" if t < at("10:07") else "normal",
+                            "charge": 1.0}
+            daemon.fleet.observe(Observation(device.id, t, not down, readings,
+                                             conclusive=down))
+        if t == at("10:00"):
+            await daemon.operations.start_drill("v05", "power", None, "", Actor("api"))
+        if t == at("10:05"):
+            await daemon.operations.stop_drill("v05", Actor("api"))
+        running = await drills.observe(daemon.evaluate())
+        marked[datetime.fromtimestamp(t, TZ).strftime("%H:%M:%S")] = "v05" in running
+        clock[0] += 10.0
+    assert marked["10:01:00"] and marked["10:06:00"] and marked["10:16:00"]
+    assert not marked["10:02:30"]  # a real network outage at the site: real alerts
+    assert not marked["10:17:30"]  # 10 minutes after the power outage cleared
+    (record,) = await daemon.operations.drill_records(0, at("11:00"))
+    assert record.window_end == pytest.approx(at("10:07"), abs=20)
+    daemon.store.close()
