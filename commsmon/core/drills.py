@@ -194,8 +194,9 @@ class DrillRecord:
             drill (``None`` when the monitor saw none).
         outages: the outage kinds the monitor saw at the site while it ran.
         marks: (offset, kind, subject) of the outages that began or ended and the
-            alerts that fired or resolved at the site in its window (timeline kinds
-            ``outage_start`` ... ``alert_resolved``; subject: the outage kind or rule).
+            alerts that fired or resolved and the escalation steps taken at the site in
+            its window (timeline kinds ``outage_start`` ... ``escalation_step``;
+            subject: the outage kind, rule or role).
         window_end: epoch seconds its window ends: its end, or later, when the outages
             it played cleared after it.
         burn: device -> ratio 0-1 of its tank (or battery) used per hour over the drill.

@@ -242,8 +242,8 @@ def record_of(drill: Drill, observed: Mapping[str, object], store: Store | None,
     if store is None:
         return record
     marks = [(e.at - drill.start, e.kind, e.subject) for e in store.marks(
-        drill.site, ("outage_start", "outage_end", "alert_firing", "alert_resolved"),
-        record.window_end + 1e-6) if e.at >= drill.start]
+        drill.site, ("outage_start", "outage_end", "alert_firing", "alert_resolved",
+                     "escalation_step"), record.window_end + 1e-6) if e.at >= drill.start]
     return replace(record, marks=tuple(marks))
 
 

@@ -69,7 +69,7 @@ class DutyEntry:
 
 EventKind = Literal["device_state", "site_state", "channel_state", "readiness",
                     "outage_start", "outage_end", "alert_firing", "alert_resolved",
-                    "monitor_gap"]
+                    "escalation_step", "monitor_gap"]
 
 
 @dataclass(frozen=True, slots=True)

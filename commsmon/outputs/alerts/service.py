@@ -196,6 +196,9 @@ class AlertService:
             if holder and holder.phone else (), "restarts": episode})
         log.info("escalation step", group=group, step=n, role=step.notify, via=step.via,
                  also=step.also, holder=holder.name if holder else None)
+        if site is not None:  # history: who was called, when, at which step
+            self._changes.append(Event(now, site.id, "escalation_step", step.notify, detail={
+                "step": str(n), "name": holder.name if holder else ""}))
         routes = [(step.via[0], tuple(step.via[1:])), *((r, ()) for r in step.also)]
         return [Notification(
             key=f"esc/{group}/{opened:.0f}/{episode}/{n}", receiver=receiver, group=group,

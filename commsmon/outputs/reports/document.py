@@ -267,10 +267,12 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
                     Cell(reading(k.reading)), Cell(value(k.reading, k.old)),
                     Cell(value(k.reading, k.new))] for k in record.kit])
     words = {"outage_start": w._("outage began"), "outage_end": w._("outage ended"),
-             "alert_firing": w._("alert fired"), "alert_resolved": w._("alert resolved")}
+             "alert_firing": w._("alert fired"), "alert_resolved": w._("alert resolved"),
+             "escalation_step": w._("escalated to")}
     marks = Section(w._("Outages and alerts"), [w._("After"), w._("What"), w._("Which")],
                     [[Cell(_offset(at, w)), Cell(words.get(kind, kind)),
-                      Cell(w.outage(subject) if kind.startswith("outage") else w.rule(subject))]
+                      Cell(w.outage(subject) if kind.startswith("outage") else
+                           w.role(subject) if kind == "escalation_step" else w.rule(subject))]
                      for at, kind, subject in record.marks])
     calls = Section(w._("Test calls during the drill"),
                     [w._("After"), w._("Device"), w._("Channel"), w._("Caller"), w._("Result")],

@@ -80,6 +80,8 @@ def label_text(key: str, value: str, names: Mapping[str, str], w: Wording) -> st
         return w._("village {site}").format(site=value)
     if key == "hours":
         return w.hours(float(value)) if value.replace(".", "", 1).isdigit() else value
+    if key == "drill":
+        return w._("drill {id}").format(id=value)
     return value
 
 

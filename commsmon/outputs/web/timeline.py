@@ -52,11 +52,16 @@ def _event(e: Event, names: Mapping[str, str], w: Wording) -> Moment:
         verb = w._("began") if e.kind == "outage_start" else w._("ended")
         return Moment(e.at, when, f"{w.outage(e.subject)}{w.colon}{verb}", "",
                       "bad" if e.kind == "outage_start" else "good")
+    if e.kind == "escalation_step":
+        who = e.detail.get("name") or w._("nobody on the roster")
+        text = w._("escalation step {n}: {role} {who} called").format(
+            n=e.detail.get("step", ""), role=w.role(e.subject), who=who)
+        return Moment(e.at, when, text, "", "warn")
     firing = e.kind == "alert_firing"
     label = w._("alert") if firing else w._("resolved")
     what = w.rule(e.subject)
     extra = [label_text(k, v, names, w) for k, v in sorted(e.detail.items())
-             if k != "severity"]
+             if k not in ("severity", "alertname")]  # the rule is named already
     if extra:
         what += w.paren(w.list_sep.join(extra))
     return Moment(e.at, when, f"{label}{w.colon}{what}", "", "bad" if firing else "good")
