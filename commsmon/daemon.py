@@ -155,8 +155,7 @@ class Daemon:
         return {"evaluating": now - self.evaluation.evaluated_at < max(30.0, 4 * interval),
                 "polling": all(source.alive(now) for source in self.sources)}
 
-    def request_reload(self) -> None:
-        """Ask for :meth:`reload` (SIGHUP's handler); requests made meanwhile merge."""
+    def request_reload(self) -> None:  # SIGHUP's: requests made meanwhile merge
         self._reload_requested.set()
 
     async def _reload_forever(self) -> None:
