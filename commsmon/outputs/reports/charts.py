@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -54,11 +55,13 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _svg(fig: Figure) -> str:
+def _svg(fig: Figure, prefix: str) -> str:
     out = io.StringIO()
     fig.savefig(out, format="svg")
     text = out.getvalue()
-    return text[text.index("<svg"):]  # the XML prologue cannot sit inside HTML
+    text = text[text.index("<svg"):]  # the XML prologue cannot sit inside HTML
+    # several charts in one document: their element ids (text_25 ...) must not collide
+    return re.sub(r'(id="|href="#|url\(#)', lambda m: f"{m.group(1)}{prefix}-", text)
 
 
 def availability_chart(rows: Sequence[tuple[str, dict[str, float | None]]],
@@ -79,8 +82,9 @@ def availability_chart(rows: Sequence[tuple[str, dict[str, float | None]]],
     ax.set_xlim(0, 100)
     ax.set_xlabel("%")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
-    return _svg(fig)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=max(len(channels), 1),
+              fontsize=8, frameon=False)  # below the bars, never over them
+    return _svg(fig, "availability")
 
 
 def heatmap(rows: Sequence[str], columns: Sequence[str],
@@ -90,7 +94,8 @@ def heatmap(rows: Sequence[str], columns: Sequence[str],
     fig = _figure(6.0, 0.3 * max(len(rows), 1) + 1.2)
     ax = fig.add_subplot()
     grid = [[math.nan if v is None else v * 100 for v in row] for row in values]
-    ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+    # a softened scale: the figures written in stay readable on every colour
+    ax.imshow(grid, cmap="RdYlGn", vmin=-40, vmax=140, aspect="auto")
     for r, row in enumerate(values):
         for c, v in enumerate(row):
             ax.text(c, r, unknown if v is None else f"{v * 100:.1f}%", ha="center",
@@ -98,7 +103,7 @@ def heatmap(rows: Sequence[str], columns: Sequence[str],
     ax.set_xticks(range(len(columns)), list(columns))
     ax.set_yticks(range(len(rows)), list(rows))
     ax.set_title(title)
-    return _svg(fig)
+    return _svg(fig, "readiness")
 
 
 def outage_timeline(rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]]],
@@ -122,6 +127,7 @@ def outage_timeline(rows: Sequence[tuple[str, Sequence[tuple[float, float, str]]
     ax.set_xlabel(axis)
     for kind, colour in _OUTAGE_COLOURS.items():
         ax.barh([], [], color=colour, label=kinds.get(kind, kind))
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=len(_OUTAGE_COLOURS),
+              fontsize=8, frameon=False)
     ax.set_title(title)
-    return _svg(fig)
+    return _svg(fig, "outages")

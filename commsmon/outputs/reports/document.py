@@ -66,7 +66,7 @@ def _pct(ratio: float | None, w: Wording) -> Cell:
 
 
 def _hours(seconds: float) -> Cell:
-    return Cell(f"{seconds / H:.1f}", "n")
+    return Cell(f"{seconds / H:.2f}", "n")  # a drill of 20 minutes is 0.33, not 0.0
 
 
 def _when(epoch: float, w: Wording) -> str:
