@@ -5,25 +5,30 @@ Version :data:`RULES_VERSION`, printed in every report; the rules, as
 
 * **Periods** are calendar months (``2026-11``), quarters (``2026-Q4``) or years
   (``2026``) in the district's time zone, from their first midnight (inclusive)
-  to the next period's (exclusive).
+  to the next period's (exclusive); a period still running is counted to now (to
+  the daemon's last note that it ran, if it has stopped), and one not begun is not
+  counted.
 * **Availability** = up / (up + degraded + down) over the period.  ``lost``
   (answers but cannot carry its channel) counts as down.  ``unknown`` time and
   time the monitor was cut off are counted apart and never as up; declared
-  maintenance windows and drills (演练, at the drilled site, from start to stop) are
-  excluded from all of it and listed; time before a
-  device was first watched (added mid-period) or after it left is "not
-  monitored", apart too.  With no up, degraded or down time the ratio is not
+  maintenance windows and drills (演练, at the drilled site, from their start until
+  the outages they played have cleared) are excluded from all of it and listed —
+  but never the time of a real outage (of a kind the drill does not play) within a
+  drill; time before a device was first watched (added mid-period) or after it
+  left is "not monitored", apart too.  With no up, degraded or down time the ratio is not
   known (``None``), never 0 or 100 %.
 * **Readiness %** per scenario = time judged ``ready`` / time judged (ready, not
   ready or unknown: an unknown verdict is judged and is not ready); cut-off and
   maintenance time apart, as above.
 * **Check-in compliance** = validity windows with an accepted test call / windows
-  due: the period is cut into windows of the device's validity (a week) from its
-  start; the last, partial window counts; a window is on time when a test call
-  that got through falls in it.
-* An **outage** lasts from its first evidence to its clearing (to the period's end
-  while it goes on, reported as ongoing).  One that begins during a drill at its site
-  is the drill's, reported with the drill, not among the real ones.
+  due: the time from when the device was first watched in the period to its end
+  (or now) is cut into windows of the device's validity (a week); the last,
+  partial window counts; a window is on time when a test call that got through
+  falls in it.
+* An **outage** lasts from its first evidence to its clearing (to the period's end,
+  or now, while it goes on, reported as ongoing).  One that begins during a drill at
+  its site and is of a kind the drill plays is the drill's, reported with the drill,
+  not among the real ones.
 * **Time to acknowledge** runs from the first alert of the group still firing (its
   first notification follows within ``group_wait``) to the ack; acks of a drill's
   alerts are the drill's.
