@@ -242,6 +242,13 @@ class MqttSource:
 
     async def _session(self) -> None:
         spec = self._spec
+        queues: list[_CountingQueue] = []
+
+        class SessionQueue(_CountingQueue):  # this session's queue, to drain it ourselves
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                queues.append(self)
+
         async with aiomqtt.Client(
             spec.host,
             spec.port,
@@ -255,7 +262,7 @@ class MqttSource:
             # A persistent session: what arrives while we reconnect (QoS 1) waits at
             # the broker for us instead of being lost.
             clean_session=False,
-            queue_type=_CountingQueue,
+            queue_type=SessionQueue,
             max_queued_incoming_messages=spec.queue_size,
         ) as client:
             topics = sorted(self._routes)
@@ -274,6 +281,13 @@ class MqttSource:
             try:
                 async for message in client.messages:
                     self.handle(str(message.topic), message.payload, retained=message.retain)
+                    # aiomqtt's iterator costs a task and a wait per message; what has
+                    # queued up meanwhile is taken at once, a bounded batch at a time
+                    # so the event loop still turns between batches
+                    for _ in range(min(queues[0].qsize(), DRAIN_BATCH) if queues else 0):
+                        message = queues[0].get_nowait()
+                        self.handle(str(message.topic), message.payload,
+                                    retained=message.retain)
             finally:
                 long_lived.cancel()
                 publisher.cancel()
@@ -504,6 +518,10 @@ async def _cancellable(coro: Coroutine[Any, Any, None]) -> None:
         session.cancel()
         await asyncio.wait([session], timeout=2.0)
         raise
+
+
+#: Messages handled at most between two turns of the event loop (about 20 ms of work).
+DRAIN_BATCH = 256
 
 
 class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
