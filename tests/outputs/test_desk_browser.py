@@ -31,6 +31,7 @@ from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.http import build_app
 from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.web.accounts import Accounts
+from commsmon.state.store import Store
 from tests.fleetharness import DEMO
 from tests.outputs.test_console_browser import SCREENSHOTS
 from tests.receiverharness import RecordingReceiver
@@ -155,3 +156,50 @@ async def test_an_officer_acks_from_the_link_records_a_call_and_declares_roads_c
         await context.close()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / "ack.png", SCREENSHOTS / "ack.png")
+
+
+async def test_an_officer_runs_a_drill_and_reads_its_record(
+        browser: Browser, desk: Desk, tmp_path: Path) -> None:
+    """From v03's page the officer starts a 30-minute power drill: the page says
+    【演练进行中】 and the board open in another tab marks v03 【演练】 without a reload;
+    the reports page lists the drill as 进行中 and opens its record; the officer stops
+    it from the banner (confirming), and the board's mark goes."""
+    desk.daemon.store = Store(tmp_path / "commsmon.db")
+    context, board = await _log_in(browser, desk.url)
+    try:
+        village = await context.new_page()
+        village.on("dialog", lambda dialog: dialog.accept())  # "现在结束演练？"
+        await village.goto(f"{desk.url}/site/v03")
+        form = village.locator("#drill-form")
+        await form.locator("select[name=scenario]").select_option("power")
+        await form.locator("input[name=minutes]").fill("30")
+        await form.locator("input[name=note]").fill("月度断电演练")
+        await form.locator("button").click()
+        await village.wait_for_url("**/site/v03?done=drill_start")
+        banner = village.locator(".drill-banner")
+        assert "【演练进行中】" in await banner.inner_text()
+        await board.wait_for_function(
+            "document.querySelector('#site-v03 .drill-badge') !== null", timeout=15_000)
+        assert "演练中：" in await board.locator("#summary").inner_text()
+
+        reports = await context.new_page()
+        await reports.goto(f"{desk.url}/reports")
+        row = reports.locator("table.drills tbody tr").first
+        assert "进行中" in await row.inner_text() and "张三" in await row.inner_text()
+        await reports.screenshot(path=tmp_path / "reports.png", full_page=True)
+        async with context.expect_page() as opened:
+            await row.locator("a", has_text="查看").click()
+        record = await opened.value
+        await record.wait_for_load_state()
+        assert "演练记录" in await record.locator("h1").inner_text()
+
+        await banner.locator("button").click()
+        await village.wait_for_url("**/site/v03?done=drill_stop")
+        assert await village.locator(".drill-banner").count() == 0
+        await board.wait_for_function(
+            "document.querySelector('#site-v03 .drill-badge') === null", timeout=15_000)
+    finally:
+        await context.close()
+        desk.daemon.store.close()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(tmp_path / "reports.png", SCREENSHOTS / "reports.png")

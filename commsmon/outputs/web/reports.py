@@ -78,7 +78,7 @@ async def _reports_page(request: web.Request) -> web.Response:
             "id": d.id, "site": names.get(d.site, d.site), "scenario": w.scenario_heading(
                 d.scenario), "start": w.time(d.start), "minutes": f"{r.duration / 60:.0f}",
             "by": d.by, "running": d.running(w.now or 0),
-            "result": w._("running") if d.running(w.now or 0)
+            "result": w._("in progress") if d.running(w.now or 0)
             else w._("passed") if r.passed else w._("not passed"),
             "passed": r.passed, "q": quote(d.id)})
     context.update(periods=periods(today), drills=drills)
@@ -87,6 +87,7 @@ async def _reports_page(request: web.Request) -> web.Response:
         drills=w._("Drills"), drill=w._("Drill"), village=w._("Village"),
         scenario=w._("Scenario"), began=w._("Began"), minutes=w._("Minutes"),
         by=w._("Started by"), result=w._("Result"), stop=w._("Stop the drill"),
+        confirm_stop=w._("Stop the drill now? Its record is kept."),
         none=w._("No drills recorded yet"),
         note=w._("Unknown and cut-off time is never counted as up.") + " "
         + w._("Drills are set apart: their alerts and outages are not in the real "
