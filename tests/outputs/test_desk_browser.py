@@ -31,6 +31,7 @@ from commsmon.outputs.alerts.service import AlertService
 from commsmon.outputs.http import build_app
 from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.web.accounts import Accounts
+from commsmon.state.dutylog import Actor
 from commsmon.state.store import Store
 from tests.fleetharness import DEMO
 from tests.outputs.test_console_browser import SCREENSHOTS
@@ -203,3 +204,27 @@ async def test_an_officer_runs_a_drill_and_reads_its_record(
         desk.daemon.store.close()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(tmp_path / "reports.png", SCREENSHOTS / "reports.png")
+
+
+async def test_a_refused_form_comes_back_as_it_was_typed(
+        browser: Browser, desk: Desk, tmp_path: Path) -> None:
+    """The officer types a drill's note on v06's page while a colleague starts one there
+    from elsewhere; the refusal (该村已有演练在进行) leads back to the form as typed."""
+    desk.daemon.store = Store(tmp_path / "commsmon.db")
+    context, _ = await _log_in(browser, desk.url)
+    try:
+        village = await context.new_page()
+        await village.goto(f"{desk.url}/site/v06")
+        form = village.locator("#drill-form")
+        await form.locator("select[name=scenario]").select_option("network")
+        await form.locator("input[name=note]").fill("断网演练：我写的备注")
+        await desk.daemon.operations.start_drill("v06", "power", None, "", Actor("li"))
+        await form.locator("button").click()
+        assert "该村已有演练在进行" in await village.locator("#refused").inner_text()
+        await village.click("#back")
+        await village.wait_for_url("**/site/v06")
+        note = village.locator("#drill-form input[name=note]")
+        assert await note.input_value() == "断网演练：我写的备注"
+    finally:
+        await context.close()
+        desk.daemon.store.close()
