@@ -183,14 +183,10 @@ class _States:
         return cls({d: s.state for d, s in snap.devices.items()},
                    {s: st.state for s, st in snap.sites.items()},
                    {s: frozenset(st.outages) for s, st in snap.sites.items()},
-                   {(s, name): _verdict(r.ready, r.unknown)
+                   {(s, name): r.verdict
                     for s, st in snap.sites.items() for name, r in st.scenarios.items()},
                    {f"{s}/{c}": ch.state for s, st in snap.sites.items()
                     for c, ch in st.channels.items()})
-
-
-def _verdict(ready: bool, unknown: bool) -> str:
-    return "ready" if ready else "unknown" if unknown else "not_ready"
 
 
 def _changes(before: _States | None, after: Snapshot) -> list[Event]:
@@ -214,7 +210,7 @@ def _changes(before: _States | None, after: Snapshot) -> list[Event]:
                 events.append(Event(at, site_id, "channel_state", key,
                                     old_ch.value if old_ch else "", ch.state.value))
         for name, r in site.scenarios.items():
-            verdict, old_verdict = _verdict(r.ready, r.unknown), was.verdicts.get((site_id, name))
+            verdict, old_verdict = r.verdict, was.verdicts.get((site_id, name))
             if verdict != old_verdict:
                 events.append(Event(at, site_id, "readiness", f"{site_id}/{name}",
                                     old_verdict or "", verdict))

@@ -20,7 +20,7 @@ set the window apart from the real figures, except the time of a real outage in 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
@@ -38,8 +38,9 @@ __all__ = [
     "Figures",
     "KitStep",
     "drill_id",
-    "excluded",
     "judge",
+    "owns_alerts",
+    "owns_outage",
 ]
 
 DRILL_SCENARIOS = ("network", "road", "power", "all")
@@ -274,8 +275,13 @@ def _burn(a: Figures | None, b: Figures | None) -> dict[str, float]:
     return out
 
 
-def excluded(drills: Sequence[Drill], site: str, now: float) -> list[tuple[float, float]]:
-    """The windows of ``site``'s drills (to ``now`` while one runs), in order: time the
-    real figures leave out."""
-    return sorted((d.start, d.end(now)) for d in drills
-                  if d.site == site and d.end(now) > d.start)
+def owns_outage(drill: Drill, kind: str, began: float, window_end: float) -> bool:
+    """An outage of ``kind`` that began at ``began`` at the drill's site is the drill's:
+    its scenario plays that kind and it began in the drill's window."""
+    return kind in DRILL_KINDS[drill.scenario] and drill.start <= began < window_end
+
+
+def owns_alerts(drill: Drill, active: Iterable[str]) -> bool:
+    """The site's alerts are the drill's while every outage ``active`` there is of a
+    kind it plays (a real outage of another kind makes them real)."""
+    return set(active) <= set(DRILL_KINDS[drill.scenario])

@@ -124,6 +124,12 @@ class ScenarioResult:
         return tuple(o.channel for o in self.channels if o.survives and o.channel)
 
     @property
+    def verdict(self) -> str:
+        """``ready``, ``unknown`` (not ready for want of knowledge) or ``not_ready``: the
+        history's and the reports' word for it."""
+        return "ready" if self.ready else "unknown" if self.unknown else "not_ready"
+
+    @property
     def unknown(self) -> bool:
         """Not ready for want of knowledge: with what is missing it might be."""
         return not self.ready and not self.endurance.short(self.target_hours)

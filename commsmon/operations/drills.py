@@ -26,6 +26,7 @@ from commsmon.core.drills import (
     KitStep,
     drill_id,
     judge,
+    owns_alerts,
 )
 from commsmon.core.model import Inventory
 from commsmon.core.readings import CHARGE, FUEL, MAINS_PRESENT, OUTPUT_SOURCE, RUNNING, SUPPLY_TYPE
@@ -170,7 +171,7 @@ class Drills:
                     await asyncio.to_thread(store.put_drill, drill, dict(observed))
         marked = {**{s: d for s, (d, _) in self._settling.items()}, **self.running(snap.at)}
         return {s: d for s, d in marked.items() if (status := snap.sites.get(s)) is None
-                or set(status.outages) <= set(DRILL_KINDS[d.scenario])}
+                or owns_alerts(d, status.outages)}
 
     def _kit_changes(self, drill: Drill, snap: Snapshot) -> list[list[object]]:
         """[offset, device, reading, old, new] of each kit reading or device state at
@@ -269,8 +270,7 @@ def _figures(snap: Snapshot, drill: Drill, devices: Sequence[str]) -> Figures | 
     if site is None:
         return None
     now, scenario = site.scenarios.get("now"), site.scenarios.get(drill.scenario)
-    verdict = "unknown" if scenario is None else "ready" if scenario.ready \
-        else "unknown" if scenario.unknown else "not_ready"
+    verdict = "unknown" if scenario is None else scenario.verdict
     levels: dict[str, dict[str, float]] = {}
     for device_id in devices:
         if (status := snap.devices.get(device_id)) is None:

@@ -26,7 +26,7 @@ from commsmon.core.accounting import (
     spans,
 )
 from commsmon.core.dispatch import Silence
-from commsmon.core.drills import DRILL_KINDS, DrillRecord, Expectations
+from commsmon.core.drills import DrillRecord, Expectations, owns_outage
 from commsmon.core.model import Inventory
 from commsmon.core.readiness import VIEWS
 from commsmon.operations.drills import record_of
@@ -148,9 +148,8 @@ def count(store: Store, inventory: Inventory, asked: str, tz: tzinfo,
         outages = _outages(marks, s, start)
         drills = [r for r in report.drills if r.drill.site == s]
         for outage in outages:  # the drill's when of its scenario and begun in it
-            drill = next((r.drill.id for r in drills if outage.kind in
-                          DRILL_KINDS[r.drill.scenario] and
-                          r.drill.start <= outage.start < r.window_end), "")
+            drill = next((r.drill.id for r in drills if owns_outage(
+                r.drill, outage.kind, outage.start, r.window_end)), "")
             if drill:
                 report.drill_outages.append(replace(outage, drill=drill))
             else:
