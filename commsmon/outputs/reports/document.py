@@ -255,9 +255,9 @@ def drill_document(record: DrillRecord, inventory: Inventory, w: Wording, distri
             actual = "—" if c.actual is None else f"{c.actual / 60:.1f} " + w._("min")
         else:
             label = w._("Now: reachable for at least")
-            expected = f"{c.expected:.0f} h"
+            expected = f"{c.expected:.0f} " + w._("hours")
             actual = "—" if c.actual is None else "∞" if math.isinf(c.actual) \
-                else f"{c.actual:.1f} h"
+                else f"{c.actual:.1f} " + w._("hours")
         checks.rows.append([Cell(label), Cell(expected, "n"), Cell(actual, "n"),
                             Cell(w._("passed") if c.passed else w._("not passed"),
                                  "good" if c.passed else "bad")])
