@@ -29,6 +29,8 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from commsmon.config.settings import Config
 from commsmon.sim._process import Service
 from commsmon.sim.links import LinkSet
@@ -70,10 +72,13 @@ RPT_SUPPLY_POWER_TYPE = "1.3.6.1.4.1.40297.1.2.1.2.11.0"
 UPS_BATTERY_MINUTES = 30
 """upsEstimatedMinutesRemaining when a simulated UPS goes on battery."""
 
+_CLOSE_WITHIN = 10.0  # seconds the devices get to stop
 _BATTERY_TICK = 2.0  # real seconds between updates of the on-battery UPS counters
 _UPS_PROFILE = "ups-rfc1628"
 _REPEATER_PROFILE = "hytera-repeater"
 _ROUTER_PROFILE = "router-mib2"
+
+log = structlog.get_logger("commsmon.sim")
 
 
 @dataclass
@@ -198,9 +203,13 @@ class SimFleet(Service):
         self._mains_cut.clear()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # Bounded: a device's MQTT client whose broker was killed can sit in its
+            # disconnect for ever; the loop's shutdown cancels what is left.
+            _, stuck = await asyncio.wait(self._tasks, timeout=_CLOSE_WITHIN)
+            if stuck:
+                log.warning("simulated devices did not stop in time",
+                            devices=sorted(t.get_name() for t in stuck))
         await self.links.close()
         await self.agents.close()
 
