@@ -3,7 +3,7 @@
 #   make test   install, then lint, type-check and run every test
 VENV ?= .venv
 PYTHON ?= python3
-DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager systemd chromium fonts-wqy-microhei \
+DEBIAN_PACKAGES := mosquitto mosquitto-clients snmpd snmp prometheus prometheus-alertmanager etcd-server systemd chromium fonts-wqy-microhei \
 	python3-venv util-linux mount \
 	fonts-noto-cjk fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 poppler-utils
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

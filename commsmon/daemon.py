@@ -62,7 +62,7 @@ class Daemon:
         know_sites({d.id: d.site for d in self.setup.inventory.devices.values()})
         self.store: Store | None = None
         self.alerting = AlertOutput(self.config.state_path() / "outbox.db", self.tz, clock,
-                                    self.fleet.set_fault)
+                                    self.fleet.set_fault, self.config.ha, self.setup.plan.index)
         self.sources: list[Source] = []
         self._systemd = Notifier()
         plan, store, alerts = (lambda: self.setup.plan), (lambda: self.store), (lambda: self.alerts)
@@ -129,15 +129,15 @@ class Daemon:
                     tg.create_task(source.run(), name=source.name)
                 tg.create_task(self.evaluation.run(), name="evaluate")
                 tg.create_task(self._reload_forever(), name="reload")
-                tg.create_task(self.alerting.run(), name=self.alerting.name)
+                tg.create_task(self.alerting.run(lambda: all(self._working(60).values())),
+                               name=self.alerting.name)
                 if (interval := watchdog_interval()) is not None:
                     tg.create_task(watchdog(self._systemd, interval, self._working))
                 on_signal(signal.SIGHUP, self.request_reload)
                 log.info("commsmon running", sites=len(self.setup.plan.sites),
                          shard=f"{self.setup.plan.index}/{self.setup.plan.count}",
-                         devices=len(self.fleet.inventory.devices),
-                         snmp_targets=len(self.setup.jobs), mqtt_topics=len(self.setup.routes),
-                         listening=self.listening)
+                         devices=len(self.fleet.inventory.devices), listening=self.listening,
+                         snmp_targets=len(self.setup.jobs), mqtt_topics=len(self.setup.routes))
                 self.ready.set()
                 self._systemd.send(READY="1", STATUS=self.evaluation.status_line())
         finally:

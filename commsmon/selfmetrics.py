@@ -21,6 +21,7 @@ __all__ = [
     "ESCALATION_STEPS",
     "EVALUATION_DURATION",
     "EVENT_LOOP_TASKS",
+    "HA_ROLE",
     "MQTT_CONNECTED",
     "MQTT_CONNECTS",
     "MQTT_MESSAGES",
@@ -137,7 +138,8 @@ NOTIFICATIONS = Counter(
     "Notification outcomes by receiver and result: delivered (accepted), failed "
     "(one failed attempt; it is retried), given_up (no more attempts), withdrawn (an "
     "escalation step no longer due when its turn came: acknowledged or resolved), "
-    "handed_on (an escalation step passed to its next receiver).",
+    "handed_on (an escalation step passed to its next receiver), told_by_peer (the "
+    "other replica of an HA pair, the leader, told the receiver; dropped here).",
     ["receiver", "result"],
 )
 RECEIVER_THROTTLED = Gauge(
@@ -164,6 +166,13 @@ TIME_TO_ACK = Histogram(
     "commsmon_alert_time_to_ack_seconds",
     "Seconds from a group beginning to fire to its acknowledgement.",
     buckets=(60, 120, 300, 600, 900, 1800, 3600, 7200, 14400),
+)
+HA_ROLE = Gauge(
+    "commsmon_ha_role",
+    "This replica's role, 1 for the one it holds: single (no ha section), leader (holds "
+    "the pair's lease: sends to every receiver), standby (pushes to Alertmanager only, "
+    "takes over when the lease lapses), alone (etcd unreachable: sends everything).",
+    ["role"],
 )
 OUTBOX_PENDING = Gauge(
     "commsmon_outbox_pending",

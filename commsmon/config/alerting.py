@@ -122,10 +122,15 @@ class AlertmanagerSpec(AlertmanagerShapedSpec):
             default 86400 (24 h).  Longer than ``repeat_interval``, which
             pushes an unchanged firing alert again, or Alertmanager would
             resolve it in between.
+        heartbeat: seconds between pushes of ``monitor_heartbeat``, an alert that
+            fires as long as this instance runs and evaluates (a dead man's switch:
+            route it to a watchdog receiver that pages when it stops coming); its
+            ``endsAt`` is three of these ahead.  ``None`` (default): not pushed.
     """
 
     type: Literal["alertmanager"]
     firing_ttl: Annotated[float, Field(gt=0)] = 24 * 3600.0
+    heartbeat: Annotated[float, Field(gt=0)] | None = None
 
 
 class DingTalkSpec(ReceiverSpecBase):

@@ -27,7 +27,7 @@ __all__ = ["Setup", "load_setup", "reload_setup"]
 log = structlog.get_logger("commsmon.daemon")
 
 #: Settings a running daemon cannot change; a reload that changes one says so.
-RESTART_ONLY = ("http", "state_dir", "timezone", "defaults.snmp_backend")
+RESTART_ONLY = ("http", "state_dir", "timezone", "defaults.snmp_backend", "ha")
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,7 @@ class HealthSpec(StrictModel):
 #: family.  tests/test_config.py checks every built-in family is covered.
 RESERVED_METRIC_PREFIXES = (
     "device_", "site_", "reading_", "mqtt_", "snmp_", "alert_", "outbox_", "config_",
-    "evaluation_", "event_loop_", "state_file_", "shard_", "receiver_", "traps_", "udp_",
+    "evaluation_", "event_loop_", "state_file_", "shard_", "receiver_", "traps_", "udp_", "ha_",
 )
 
 

@@ -201,3 +201,31 @@ class ShardSpec(StrictModel):
         if self.index >= self.count:
             raise ValueError(f"index must be below count ({self.count})")
         return self
+
+
+class HaSpec(StrictModel):
+    """One of two replicas of a shard on two servers (``ha`` section; README "A pair of
+    servers").  Both poll, evaluate and push to Alertmanager; one, the holder of a
+    lease in etcd, sends to every other receiver, and the other takes over when the
+    lease lapses.
+
+    Attributes:
+        replica: this server's name, different on the two (``cc-a``, ``cc-b``).
+        etcd: etcd endpoints, ``host:port``, tried in turn.
+        lease: seconds the leader's lease lasts without a refresh (whole seconds,
+            2 or more): the standby takes over within two of them.
+        key: the prefix of the pair's keys in etcd; the shard index is appended.
+        alone_after: seconds without any answer from etcd after which a replica
+            sends everything itself (both may then send twice, rather than both
+            stay silent); default three leases.
+    """
+
+    replica: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    etcd: Annotated[list[Annotated[str, Field(pattern=r"^[^:/\s]+:\d+$")]], Field(min_length=1)]
+    lease: Annotated[int, Field(ge=2)] = 10
+    key: Annotated[str, Field(min_length=1)] = "commsmon"
+    alone_after: Seconds | None = None
+
+    def alone_seconds(self) -> float:
+        """``alone_after``, or three leases."""
+        return self.alone_after if self.alone_after is not None else 3.0 * self.lease

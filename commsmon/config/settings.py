@@ -16,7 +16,7 @@ from commsmon.config.base import Seconds, StrictModel
 from commsmon.config.devices import DeviceSpec, SiteSpec, SnmpDefaults
 from commsmon.config.inventory import build_inventory
 from commsmon.config.profiles import Profile
-from commsmon.config.services import HttpSpec, MqttSpec, ShardSpec
+from commsmon.config.services import HaSpec, HttpSpec, MqttSpec, ShardSpec
 from commsmon.config.traps import TrapsSpec
 from commsmon.core.accounting import KIT_KINDS
 from commsmon.core.drills import Expectations
@@ -86,6 +86,7 @@ class Settings(StrictModel):
     mqtt: MqttSpec | None = None
     http: HttpSpec = HttpSpec()
     shard: ShardSpec = ShardSpec()
+    ha: HaSpec | None = None
     alerting: AlertingSpec = AlertingSpec()
     traps: TrapsSpec = TrapsSpec()
     drills: DrillsSpec = DrillsSpec()

@@ -222,14 +222,33 @@ class Outbox(Database):
             out.append(Pending(n, added_at, attempts, next_at, detail))
         return out
 
-    def delivered(self, key: str, receiver: str, now: float) -> None:
-        """Mark a notification delivered (the receiver accepted it at ``now``)."""
+    def delivered(self, key: str, receiver: str, now: float, detail: str = "") -> None:
+        """Mark a notification delivered (the receiver accepted it at ``now``; ``detail``
+        says how when not by us: "told by the peer replica")."""
         with self._lock:
             self._db.execute(
-                "UPDATE outbox SET state = 'delivered', done_at = ?, last_attempt_at = ?"
+                "UPDATE outbox SET state = 'delivered', done_at = ?, last_attempt_at = ?,"
+                " detail = CASE WHEN ? != '' THEN ? ELSE detail END"
                 " WHERE key = ? AND receiver = ? AND state = 'pending'",
-                (now, now, key, receiver),
+                (now, now, detail, detail, key, receiver),
             )
+
+    def pending_for(self, receivers: Collection[str]) -> list[Pending]:
+        """Every pending notification for ``receivers``, oldest first (unreadable ones
+        are left out; :meth:`due` gives them up)."""
+        marks = ",".join("?" * len(receivers))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body, added_at, attempts, next_at, detail FROM outbox WHERE state ="
+                f" 'pending' AND receiver IN ({marks}) ORDER BY seq", tuple(receivers)).fetchall()
+        out = []
+        for body, added_at, attempts, next_at, detail in rows:
+            try:
+                out.append(Pending(notification_from_json(body), added_at, attempts, next_at,
+                                   detail))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return out
 
     def failed(self, key: str, receiver: str, now: float, detail: str, next_at: float) -> None:
         """Record a failed attempt at ``now``; the next is not before ``next_at``."""

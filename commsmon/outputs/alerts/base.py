@@ -71,9 +71,12 @@ class Receiver(abc.ABC):
         max_per_second: the most requests a second, where the service limits that
             too (Feishu: 5); ``None`` for no such limit.
         timeout: seconds an attempt may take, connection to last byte.
+        shared: whether both replicas of an HA pair send to it, because it dedups
+            what they both send (Alertmanager); else only the leader does.
     """
 
     name: str
+    shared: bool = False
     max_per_minute: int = 60
     max_per_second: int | None = None
     timeout: float = 10.0

@@ -71,12 +71,14 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from typing import Protocol
 
 import aiohttp
 import structlog
 
 from commsmon.core.alerting import Notification
 from commsmon.core.facts import Fact
+from commsmon.core.handover import Told, begun, signature, told_count
 from commsmon.log import LogOnce
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver, Rejection
 from commsmon.outputs.alerts.messages import title
@@ -92,6 +94,7 @@ from commsmon.state.outbox import Outbox, Pending
 __all__ = [
     "Deliverer",
     "FaultCallback",
+    "Handover",
     "fault_name",
 ]
 
@@ -103,13 +106,30 @@ _IDLE_SLEEP = 1.0  # seconds: the least run() waits after a pass that could do n
 _BATCH = 500  # notifications taken per pass
 _PER_RECEIVER = 100  # ... of which for any one receiver
 _PRUNE_EVERY = 3600.0  # seconds between prunes of finished rows
-_RESULTS = ("delivered", "failed", "given_up", "withdrawn", "handed_on")
+_RESULTS = ("delivered", "failed", "given_up", "withdrawn", "handed_on", "told_by_peer")
 _PRIORITY = {"escalation": 0, "news": 1, "repeat": 2}  # resolutions rank with escalations
 _REJECTING_STATE = "rejecting"  # the outbox state holding which receivers reject us
 
 FaultCallback = Callable[[str, Fact | None], None]
 """``(name, fact)``: a fault of the monitor is there (a fact) or gone (``None``);
 ``Fleet.set_fault`` in the daemon."""
+
+
+class Handover(Protocol):
+    """This replica's part in an HA pair, as delivery sees it (:class:`commsmon.ha.Replica`)."""
+
+    @property
+    def role(self) -> str:
+        """``single``, ``leader``, ``standby`` or ``alone``."""
+
+    def sends_all(self) -> bool:
+        """Whether to send to receivers that are not ``shared``."""
+
+    async def told(self) -> dict[tuple[str, str], Told]:
+        """What the leader recorded as told, by (receiver, group)."""
+
+    async def tell(self, receiver: str, group: str, told: Told) -> None:
+        """Record, leading, what was told."""
 
 
 def fault_name(receiver: str) -> str:
@@ -178,6 +198,9 @@ class Deliverer:
             asked just before each attempt.
         decorate: the notification as an attempt sends it (with its ack link);
             called in a worker thread.
+        handover: this replica's part in an HA pair (:class:`commsmon.ha.Replica`):
+            as standby, receivers that are not ``shared`` are held and what the
+            leader told them is dropped; leading, each delivery to them is recorded.
     """
 
     def __init__(
@@ -194,7 +217,10 @@ class Deliverer:
         on_fault: FaultCallback | None = None,
         withdrawn: Callable[[Notification], str | None] | None = None,
         decorate: Callable[[Notification], Notification] | None = None,
+        handover: Handover | None = None,
     ) -> None:
+        self._handover = handover
+        self._settled = False  # leading, and what the leader told is dropped
         self._withdrawn = withdrawn or (lambda note: None)
         self._decorate = decorate or (lambda note: note)
         self._outbox = outbox
@@ -271,6 +297,7 @@ class Deliverer:
             if self._session is None or self._session.closed:
                 self._session = aiohttp.ClientSession()
             exclude = [name for name in self._receivers if self._not_before(name, now) > now]
+            exclude += await self._hold_for_leader(now)
             for name, window in self._windows.items():
                 RECEIVER_THROTTLED.labels(receiver=name).set(int(window.free_at(now) > now))
             for name in sorted({*exclude, *self._rejecting}):
@@ -409,6 +436,7 @@ class Deliverer:
             if result.ok:
                 await asyncio.to_thread(self._outbox.delivered, p.key, name, t)
                 NOTIFICATIONS.labels(receiver=name, result="delivered").inc()
+                await self._tell(receiver, p.notification)
                 delivered += 1
                 self._streak.pop(name, None)
                 self._hold.pop(name, None)
@@ -425,6 +453,45 @@ class Deliverer:
             if not result.permanent:
                 break  # the receiver is in trouble: leave it alone until its hold ends
         return delivered, acted
+
+    # -- an HA pair ---------------------------------------------------------------
+
+    async def _hold_for_leader(self, now: float) -> list[str]:
+        """The receivers this replica must not send to now (standby: those not
+        ``shared``); first drops what the leader has told them — as standby, and once
+        on taking over, before anything is sent."""
+        handover = self._handover
+        if handover is None or handover.role == "single":
+            return []
+        held = sorted(name for name, r in self._receivers.items() if not r.shared)
+        leading = handover.sends_all()
+        if held and not (leading and self._settled):
+            told = await handover.told()
+            if told:
+                await self._drop_told(held, told, now)
+        self._settled = leading
+        return [] if leading else held
+
+    async def _drop_told(self, held: list[str], told: Mapping[tuple[str, str], Told],
+                         now: float) -> None:
+        pending = await asyncio.to_thread(self._outbox.pending_for, held)
+        queues: dict[tuple[str, str], list[Pending]] = {}
+        for p in pending:
+            queues.setdefault((p.receiver, p.group), []).append(p)
+        for key, queue in queues.items():
+            count = told_count([p.notification for p in queue], told.get(key))
+            for p in queue[:count]:
+                await asyncio.to_thread(self._outbox.delivered, p.key, p.receiver, now,
+                                        "told by the peer replica")
+                NOTIFICATIONS.labels(receiver=p.receiver, result="told_by_peer").inc()
+            if count:
+                log.info("the leader told these; dropped", receiver=key[0], group=key[1],
+                         notifications=count, kept=len(queue) - count)
+
+    async def _tell(self, receiver: Receiver, note: Notification) -> None:
+        if self._handover is not None and not receiver.shared:
+            await self._handover.tell(receiver.name, note.group,
+                                      Told(signature(note), begun(note), note.created_at))
 
     # -- rejecting receivers ------------------------------------------------------
 
@@ -507,6 +574,7 @@ class Deliverer:
         for p in repeats:
             await asyncio.to_thread(self._outbox.delivered, p.key, name, t)
             NOTIFICATIONS.labels(receiver=name, result="delivered").inc()
+            await self._tell(receiver, p.notification)
         log.info("repeats sent as one digest", receiver=name, repeats=len(repeats))
         return len(repeats)
 

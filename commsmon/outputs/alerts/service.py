@@ -33,7 +33,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.roster import Roster, Shift
 from commsmon.core.rules import AlertEngine
 from commsmon.core.snapshot import Snapshot
-from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback
+from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback, Handover
 from commsmon.outputs.alerts.links import AckLinks
 from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.selfmetrics import ACKS, ACKS_BROKEN, ESCALATION_STEPS, TIME_TO_ACK
@@ -59,6 +59,8 @@ class AlertService:
             ``receiver:<name>`` (``Fleet.set_fault``); on the event loop.
         external_url: the console's address for ack links (``http.external_url``);
             ``None``: messages carry none.
+        handover: this replica's part in an HA pair (:class:`commsmon.ha.Replica`);
+            ``None``: a single server, sending everything.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class AlertService:
         clock: Callable[[], float],
         on_fault: FaultCallback | None = None,
         external_url: str | None = None,
+        handover: Handover | None = None,
     ) -> None:
         self.spec = spec
         self._clock = clock
@@ -88,6 +91,7 @@ class AlertService:
         self.deliverer = Deliverer(
             self.outbox, self.receivers, clock=clock, give_up_after=spec.give_up_after,
             on_fault=on_fault, withdrawn=self._withdrawn, decorate=self._with_link,
+            handover=handover,
         )
         self._lock = asyncio.Lock()
 

@@ -73,6 +73,7 @@ _RULES = {
     "endurance_low": N_("will not last its target"), "countdown": N_("countdown"),
     "checkin_stale": N_("test call overdue"), "trap_path_down": N_("trap path down"),
     "monitor_cut_off": N_("monitor cut off"), "monitor_fault": N_("monitor fault"),
+    "monitor_heartbeat": N_("monitor heartbeat"),
 }
 _SEVERITIES = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
 _ROLES = {"viewer": N_("viewer"), "duty": N_("duty officer"), "admin": N_("administrator"),

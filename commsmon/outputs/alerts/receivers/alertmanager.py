@@ -11,7 +11,7 @@ notification's language, and its generator URL (commsmon's ``external_url``
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Self
 
@@ -22,6 +22,8 @@ from commsmon.core.alerting import Alert, Notification
 from commsmon.outputs.alerts.base import DeliveryResult
 from commsmon.outputs.alerts.messages import DEFAULT_TZ, alert_description, alert_summary, place
 from commsmon.outputs.alerts.receivers.http import HttpReceiver, dumps, judge_status, spec_as
+from commsmon.outputs.wording.catalogs import Language
+from commsmon.outputs.wording.render import Wording
 
 __all__ = ["AlertmanagerReceiver", "AlertmanagerShapes", "labels_of", "rfc3339"]
 
@@ -94,6 +96,7 @@ class AlertmanagerReceiver(AlertmanagerShapes):
     """
 
     max_per_minute = 60
+    shared = True  # both replicas of a pair push; an Alertmanager cluster dedups
 
     def __init__(
         self,
@@ -104,11 +107,14 @@ class AlertmanagerReceiver(AlertmanagerShapes):
         external_url: str = "",
         tz: tzinfo = DEFAULT_TZ,
         firing_ttl: float = 24 * 3600.0,
+        heartbeat: float | None = None,
+        language: Language = "zh",
         clock: Callable[[], float] = time.time,
     ) -> None:
         url = f"{base_url.rstrip('/')}/api/v2/alerts"
         super().__init__(url, name=name, timeout=timeout, external_url=external_url, tz=tz)
         self.firing_ttl = firing_ttl
+        self.heartbeat, self.language = heartbeat, language
         self._clock = clock
 
     @classmethod
@@ -117,7 +123,8 @@ class AlertmanagerReceiver(AlertmanagerShapes):
         s = spec_as(spec, AlertmanagerSpec)
         external_url = str(s.external_url) if s.external_url else ""
         return cls(s.url.get_secret_value(), name=s.name, timeout=s.timeout,
-                   external_url=external_url, tz=tz, firing_ttl=s.firing_ttl)
+                   external_url=external_url, tz=tz, firing_ttl=s.firing_ttl,
+                   heartbeat=s.heartbeat, language=s.language)
 
     def payload(self, notification: Notification) -> list[dict[str, Any]]:
         """The list of postable alerts (Alertmanager API v2 ``PostableAlerts``)."""
@@ -136,6 +143,32 @@ class AlertmanagerReceiver(AlertmanagerShapes):
                 item["generatorURL"] = generator
             out.append(item)
         return out
+
+    async def beat(self, session: aiohttp.ClientSession, started: float,
+                   labels: Mapping[str, str]) -> DeliveryResult:
+        """Push ``monitor_heartbeat`` once: firing since ``started`` (epoch seconds),
+        ending three ``heartbeat`` periods from now unless pushed again; ``labels``
+        (``shard``) tell one instance's heartbeat from another's."""
+        now = self._clock()
+        w = Wording(self.language, self.tz, now)
+        item = {
+            "labels": {"alertname": "monitor_heartbeat", "severity": "none", **labels},
+            "annotations": {
+                "summary": w.rule("monitor_heartbeat"),
+                "description": w._("commsmon is running and evaluating: this alert fires as "
+                                   "long as it does; when it stops, the monitor is down"),
+            },
+            "startsAt": rfc3339(started),
+            "endsAt": rfc3339(now + 3 * (self.heartbeat or 60.0)),
+        }
+        if self.external_url:
+            item["generatorURL"] = self.external_url
+        answer = await self._post(session, self._url, dumps([item]))
+        if isinstance(answer, DeliveryResult):
+            return answer
+        if answer.success:
+            return DeliveryResult(True, f"HTTP {answer.status}")
+        return judge_status(answer, self._snippet(answer))
 
     async def send(
         self, notification: Notification, session: aiohttp.ClientSession
