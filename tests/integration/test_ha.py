@@ -62,8 +62,8 @@ def _pair_configs(tmp_path: Path, broker: int, hook: str, etcd: str,
             # silences and what they notified, not alerts.
             "receivers": [
                 {"name": "hook", "type": "webhook", "url": hook, "language": "en"},
-                *({"name": f"am{j}", "type": "alertmanager", "url": url, "language": "en"}
-                  for j, url in enumerate(ams)),
+                *({"name": f"am{j}", "type": "alertmanager", "url": url, "language": "en",
+                   "heartbeat": 1} for j, url in enumerate(ams)),
             ],
             "routes": [{"match": {"severity": ["critical"]},
                         "receivers": ["hook", *(f"am{j}" for j in range(len(ams)))]}],
@@ -76,13 +76,19 @@ def _pair_configs(tmp_path: Path, broker: int, hook: str, etcd: str,
 
 
 @pytest.fixture
-async def receivers() -> AsyncIterator[tuple[RecordingReceiver, RecordingReceiver]]:
-    direct, am_hook = RecordingReceiver(), RecordingReceiver()
-    await direct.start()
-    await am_hook.start()
-    yield direct, am_hook
-    await direct.close()
-    await am_hook.close()
+async def receivers() -> AsyncIterator[tuple[RecordingReceiver, ...]]:
+    """commsmon's webhook, Alertmanager's webhook, Alertmanager's watchdog."""
+    hooks = (RecordingReceiver(), RecordingReceiver(), RecordingReceiver())
+    for hook in hooks:
+        await hook.start()
+    yield hooks
+    for hook in hooks:
+        await hook.close()
+
+
+def _beats(watchdog: RecordingReceiver, since: float) -> int:
+    return sum(1 for r in watchdog.accepted if r.at >= since and any(
+        a["labels"].get("alertname") == "monitor_heartbeat" for a in r.body["alerts"]))
 
 
 async def _role(daemon: DaemonProcess, role: str, within: float) -> float:
@@ -91,12 +97,14 @@ async def _role(daemon: DaemonProcess, role: str, within: float) -> float:
 
 
 async def test_the_pair_pages_once_and_the_standby_takes_over(
-    tmp_path: Path, receivers: tuple[RecordingReceiver, RecordingReceiver],
+    tmp_path: Path, receivers: tuple[RecordingReceiver, ...],
 ) -> None:
-    direct, am_hook = receivers
+    direct, am_hook, watchdog = receivers
+    assert am_hook.server and watchdog.server
     async with (Mosquitto() as broker, Etcd() as etcd,
-                AlertmanagerCluster(str(am_hook.server.make_url("/am"))
-                                    if am_hook.server else "") as cluster):
+                AlertmanagerCluster(str(am_hook.server.make_url("/am")),
+                                    watchdog=str(watchdog.server.make_url("/watchdog"))
+                                    ) as cluster):
         (path_a, port_a), (path_b, port_b) = _pair_configs(
             tmp_path, broker.port, str(direct.server.make_url("/hook")) if direct.server
             else "", etcd.endpoint, cluster.urls)
@@ -115,6 +123,7 @@ async def test_the_pair_pages_once_and_the_standby_takes_over(
                         value(s, "commsmon_device_up", device=i) == 1 for i in polled), 40)
 
                 # v05 isolated: one message from the leader, one from the AM cluster.
+                await until("the watchdog hears the pair", lambda: _beats(watchdog, 0), 30)
                 fleet.take_down(fleet.site_devices("v05"))
                 await until("v05 told directly", lambda: _direct(direct, "v05", "firing"), 40)
                 await until("v05 told by Alertmanager", lambda: _via_am(am_hook, "v05"), 40)
@@ -125,10 +134,13 @@ async def test_the_pair_pages_once_and_the_standby_takes_over(
                 await until("the leader tries v06", lambda: any(
                     r.body["groupLabels"].get("site") == "v06" for r in direct.requests), 40)
                 a.kill()
-                killed = time.monotonic()
+                killed, killed_at = time.monotonic(), time.time()
                 direct.status = 200
                 await _role(b, "leader", 4 * LEASE)
                 takeover = time.monotonic() - killed
+                # The dead man's switch: the watchdog hears the pair while one lives.
+                await until("a heartbeat after the kill", lambda: _beats(
+                    watchdog, killed_at) >= 1, 30)
                 assert takeover < 2 * LEASE + 1, takeover  # + 1: our scrape's own poll
                 await until("v06 told by the new leader", lambda: _direct(
                     direct, "v06", "firing"), 30)
