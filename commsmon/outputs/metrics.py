@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from commsmon.config.settings import Config
 from commsmon.core.model import Inventory
 from commsmon.core.outages import OUTAGE_KINDS
+from commsmon.core.shard import shard_of
 from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import WORKING, State
 
@@ -76,6 +77,11 @@ class FleetExposition:
     Args:
         config: the loaded configuration (profiles give reading metric names
             and help; the inventory gives every label value).
+        inventory: the whole inventory (``config``'s when ``None``).
+
+    With ``shard.count`` above 1, every instance also says which shard owns each
+    site of the whole inventory (``commsmon_site_shard``), so a rule can name the
+    villages of an instance that stopped answering its scrape.
     """
 
     def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
@@ -96,6 +102,8 @@ class FleetExposition:
             for d in inventory.devices.values()
         }
         self._site = {s: _labels(site=s) for s in inventory.sites}
+        count = config.shard.count
+        self._owners = {s: str(shard_of(s, count)) for s in inventory.sites} if count > 1 else {}
 
     def render(self, snap: Snapshot | None) -> bytes:
         """The exposition text of ``snap`` in UTF-8 (empty before the first snapshot)."""
@@ -110,11 +118,21 @@ class FleetExposition:
         """
         if snap is None:
             return
-        for build in (self._devices, self._readings, self._sites):
+        for build in (self._devices, self._readings, self._sites, self._shards):
             families = list(build(snap))
             families.reverse()
             while families:
                 yield families.pop().text
+
+    def _shards(self, snap: Snapshot) -> Iterable[_Family]:
+        if not self._owners:
+            return ()
+        owner = _Family("commsmon_site_shard", "gauge",
+                        "1 for each site of the whole inventory, labelled with the shard that "
+                        "owns it (owner_shard); exposed by every instance.")
+        for site, shard in self._owners.items():
+            owner.add(_labels(site=site, owner_shard=shard), 1)
+        return (owner,)
 
     def _devices(self, snap: Snapshot) -> Iterable[_Family]:
         info = _Family("commsmon_device_info", "gauge",

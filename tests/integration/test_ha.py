@@ -45,13 +45,13 @@ def _via_am(hook: RecordingReceiver, site: str, status: str = "firing") -> list[
 
 
 def _pair_configs(tmp_path: Path, broker: int, hook: str, etcd: str,
-                  ams: list[str]) -> list[tuple[Path, int]]:
+                  ams: list[str], lease: int = LEASE) -> list[tuple[Path, int]]:
     base, _ = write_config(tmp_path, mqtt_port=broker)
     yaml = YAML()
     out = []
     for name in ("cc-a", "cc-b"):
         data = yaml.load(base.read_text(encoding="utf-8"))
-        data["ha"] = {"replica": name, "etcd": [etcd], "lease": LEASE}
+        data["ha"] = {"replica": name, "etcd": [etcd], "lease": lease}
         data["mqtt"]["client_id"] = f"{data['mqtt']['client_id']}-{name}"
         data["http"]["port"] = free_port()
         data["state_dir"] = str(tmp_path / f"state-{name}")

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import aiomqtt
 import pytest
 from ruamel.yaml import YAML
@@ -25,6 +28,7 @@ from commsmon.core.shard import ShardPlan
 from commsmon.sim.broker import Mosquitto
 from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import DaemonProcess, Samples, free_port, value, write_config
+from tests.integration.test_prometheus_server import Prometheus, _wait_data
 
 pytestmark = pytest.mark.integration
 
@@ -85,12 +89,12 @@ async def shards(tmp_path: Path) -> AsyncIterator[tuple[list[DaemonProcess], Sim
             async with SimFleet(config, telemetry_period=3600) as fleet:
                 yield daemons, fleet, config
         finally:
-            for d in daemons:
-                assert d.stop() == 0, d.log()[-2000:]
+            for d in daemons:  # 0, or killed by the test
+                assert d.stop() in (0, -signal.SIGKILL), d.log()[-2000:]
 
 
 async def test_three_shards_split_the_fleet(
-    shards: tuple[list[DaemonProcess], SimFleet, Config],
+    shards: tuple[list[DaemonProcess], SimFleet, Config], tmp_path: Path,
 ) -> None:
     daemons, fleet, config = shards
     inventory = config.inventory()
@@ -171,3 +175,28 @@ async def test_three_shards_split_the_fleet(
             if plans[i].owns(inventory.devices[device_id]):
                 assert value(s, "commsmon_signal_strength_dbm", device=device_id) == rssi
         assert (value(s, "commsmon_shard_forwarded_total", result="sent") or 0) > 0
+
+    # One instance killed: Prometheus' rules name exactly its villages, unwatched.
+    exe = shutil.which("prometheus")
+    assert exe, "Debian prometheus is needed (make deps installs it)"
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    prom = Prometheus(exe, directory, [(d.url.removeprefix("http://"), i)
+                                       for i, d in enumerate(daemons)])
+    try:
+        async with aiohttp.ClientSession() as session:
+            await _wait_data(prom, session, "all three scraped",
+                             'count(up{job="commsmon"} == 1) == 3')
+            await _wait_data(prom, session, "who owns what", "commsmon_site_shard")
+            daemons[1].kill()
+            firing = await _wait_data(
+                prom, session, "the unwatched villages",
+                'ALERTS{alertname="CommsmonSiteUnwatched", alertstate="firing"}', within=60)
+            await asyncio.sleep(2)  # all of them, and none of another shard's
+            firing = await _wait_data(
+                prom, session, "the unwatched villages",
+                'ALERTS{alertname="CommsmonSiteUnwatched", alertstate="firing"}')
+    finally:
+        prom.stop()
+    assert {a["metric"]["owner_shard"] for a in firing} == {"1"}
+    assert {a["metric"]["site"] for a in firing} == set(plans[1].sites)
