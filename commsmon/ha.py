@@ -83,7 +83,11 @@ class Replica:
         self._set("single" if spec is None else "standby")
 
     def sends_all(self) -> bool:
-        """Whether this replica sends to receivers that cannot dedup."""
+        """Whether this replica sends to receivers that cannot dedup: not as standby,
+        nor as a leader whose last refresh is two thirds of a lease old (etcd may let
+        the lease go soon and the standby take over)."""
+        if self.role == "leader" and self.spec is not None:
+            return self._clock() - self._refreshed < self.spec.lease * 2 / 3
         return self.role != "standby"
 
     async def run(self) -> None:
