@@ -116,7 +116,7 @@ class Replica:
                                                 float(doc["at"]))
             self._once.clear("told")
             return found
-        except (aetcd.ClientError, OSError, ValueError, KeyError) as exc:
+        except (aetcd.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
             if self._once.first("told", repr(exc)):
                 log.warning("cannot read what the leader told; holding", error=repr(exc))
             return {}
@@ -130,7 +130,7 @@ class Replica:
                             "by": self.spec.replica})
         try:
             await client.put(self._told_prefix + f"{receiver}/{group}".encode(), value.encode())
-        except (aetcd.ClientError, OSError) as exc:
+        except (aetcd.ClientError, OSError, TimeoutError) as exc:
             # the standby may then send it again on takeover: twice, not never
             log.warning("could not record a delivery for the standby", receiver=receiver,
                         group=group, error=repr(exc))

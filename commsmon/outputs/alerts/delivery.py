@@ -297,13 +297,16 @@ class Deliverer:
             if self._session is None or self._session.closed:
                 self._session = aiohttp.ClientSession()
             exclude = [name for name in self._receivers if self._not_before(name, now) > now]
-            exclude += await self._hold_for_leader(now)
+            held = await self._hold_for_leader(now)
             for name, window in self._windows.items():
                 RECEIVER_THROTTLED.labels(receiver=name).set(int(window.free_at(now) > now))
-            for name in sorted({*exclude, *self._rejecting}):
+            # Held for the leader is not failing: a step stays with its receiver, where
+            # the leader's record of it can match.
+            for name in sorted({*exclude, *self._rejecting} - set(held)):
                 await self._hand_on(name, now)
             items = await asyncio.to_thread(
-                self._outbox.due, now, _BATCH, per_receiver=_PER_RECEIVER, exclude=exclude
+                self._outbox.due, now, _BATCH, per_receiver=_PER_RECEIVER,
+                exclude=[*exclude, *held]
             )
             queues: dict[str, list[Pending]] = {}
             for p in items:
