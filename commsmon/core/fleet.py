@@ -12,16 +12,19 @@ evaluation to the seconds spent in each state, and returns a frozen
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from commsmon.core.availability import TimeInState
 from commsmon.core.channels import judge_channels, site_state
+from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
 from commsmon.core.freshness import fresh_readings
+from commsmon.core.memo import Memo, Reads
 from commsmon.core.model import Device, Inventory
 from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
 from commsmon.core.power import DeviceView, device_endurance
-from commsmon.core.readiness import conditions, evaluate_site, mains_out
+from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE
 from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
@@ -34,8 +37,14 @@ __all__ = ["Fleet"]
 class Fleet:
     """Holds every device's tracker and evaluates them; pure, time passed in."""
 
-    def __init__(self, inventory: Inventory, now: float) -> None:
+    def __init__(self, inventory: Inventory, now: float, *, incremental: bool = True) -> None:
+        """``incremental``: keep each site's scenarios and each device's endurance while
+        what they read is unchanged (:mod:`commsmon.core.memo`); ``False`` judges all
+        of it at every evaluation (the reference the property tests compare with)."""
         self.inventory = inventory
+        self._scenarios: Memo[Mapping[str, ScenarioResult]] = Memo(
+            _scenarios_move if incremental else _always)
+        self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -59,6 +68,8 @@ class Fleet:
         and detected outages.
         """
         self.inventory = inventory
+        self._scenarios.clear()
+        self._endurance.clear()
         trackers = {}
         for device_id, device in inventory.devices.items():
             tracker = self._trackers.get(device_id)
@@ -182,7 +193,9 @@ class Fleet:
             source = tracker.device.source
             if self._source_up.get(source, 0.0) is not None:
                 tracker.expire(now, self._source_up.get(source))
-        fresh = {d: fresh_readings(t.device, t.readings, t.reading_at, now)
+        # Views hold values that never change under them (the frozen readings, copies
+        # of the rest): kept judgements compare what they read with today's views.
+        fresh = {d: fresh_readings(t.device, t.frozen_readings(), t.reading_at, now)
                  for d, t in self._trackers.items()}
         effective: dict[str, tuple[State, tuple[Fact, ...]]] = {}
         for d in self._trackers:
@@ -215,17 +228,16 @@ class Fleet:
                 readings=tracker.frozen_readings(),
                 last_seen=tracker.last_seen,
                 seconds=MappingProxyType(dict(self._device_time[d].seconds)),
-                endurance=device_endurance(views, d, conditions("power", device.site, active,
-                                                                now, out)),
+                endurance=self._endurance.get(d, lambda v, a, o, site=device.site, d=d:
+                                              device_endurance(v, d, conditions(
+                                                  "power", site, a, now, o)), views, active, out),
                 checkin=self.checkins.get(d),
                 checkin_stale=device.source == "checkin"
                 and self._stale_checkin(device) is not None,
                 taken_at=tracker.reading_at,
                 stale=view.stale,
-                unavailable=MappingProxyType(dict(tracker.unavailable))
-                if tracker.unavailable else _EMPTY,
-                unconfirmed=MappingProxyType(dict(tracker.unconfirmed))
-                if tracker.unconfirmed else _EMPTY,
+                unavailable=view.unavailable,
+                unconfirmed=view.unconfirmed,
             )
 
         sites: dict[str, SiteStatus] = {}
@@ -245,7 +257,10 @@ class Fleet:
                 reachable=reachable,
                 channels=MappingProxyType(channels),
                 seconds=MappingProxyType(dict(clock.seconds)),
-                scenarios=MappingProxyType(evaluate_site(inv, site, views, active, now, out)),
+                scenarios=self._scenarios.get(s, lambda v, a, o, site=site: MappingProxyType(
+                    evaluate_site(inv, site, v, a, now, o)), views, active, out,
+                    restamp=lambda kept: MappingProxyType({
+                        k: replace(r, at=now) for k, r in kept.items()})),
                 outages=MappingProxyType(active[s]),
                 trap_path=trap_path(site, self._trap_heard.get(s), self._traps_since, now),
             )
@@ -272,8 +287,8 @@ class Fleet:
         # A counter that rose at its latest report (upsInputLineBads: an event since).
         rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
         return DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
-                          values, stale, tracker.unavailable, checkin_charge, rose,
-                          tracker.unconfirmed)
+                          values, stale, _frozen(tracker.unavailable), checkin_charge, rose,
+                          _frozen(tracker.unconfirmed))
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
@@ -373,6 +388,24 @@ class Fleet:
         return result
 
 
+def _always(result: object, reads: tuple[Reads[str, object], ...]) -> bool:
+    return True
+
+
+def _reads_move(result: object, reads: tuple[Reads[str, object], ...]) -> bool:
+    """A judgement moves with the clock if it read a check-in's battery (it decays) or a
+    mains cut in progress (the public network's backup runs down)."""
+    views, _, out = reads
+    return any(True for _ in out.found()) or any(
+        isinstance(v, DeviceView) and v.checkin_charge is not None for v in views.found())
+
+
+def _scenarios_move(result: Mapping[str, ScenarioResult],
+                    reads: tuple[Reads[str, object], ...]) -> bool:
+    """... and a ``now`` verdict with a clock time moves with it."""
+    return _reads_move(result, reads) or any(r.until is not None for r in result.values())
+
+
 def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple[Fact, ...]]:
     """An answering device's state from its health rules on fresh readings: ``lost`` if a
     rule that takes the channel away fails, ``degraded`` if another does, else ``up``."""
@@ -393,5 +426,10 @@ def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple
 
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
+
+
+def _frozen(times: Mapping[str, float]) -> Mapping[str, float]:
+    """A read-only copy of a tracker's map of times (shared when empty)."""
+    return MappingProxyType(dict(times)) if times else _EMPTY
 
 

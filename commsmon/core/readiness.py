@@ -105,7 +105,8 @@ class ScenarioResult:
         until: ``now`` only: epoch seconds the site stays reachable to — exact
             when the endurance is, else at least; ``None`` when unbounded, or
             when not even a minute is certain.
-        at: epoch seconds of the evaluation.
+        at: epoch seconds of the evaluation (the clock times of ``now``'s
+            outlooks count from it).
     """
 
     scenario: str

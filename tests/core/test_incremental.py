@@ -1,0 +1,138 @@
+"""Incremental evaluation equals a full one, at every step (hypothesis, differential).
+
+Two fleets over the same inventory take the same random events — observations with
+readings from each device's profile, check-ins with a battery charge, roads declared
+and cleared, the MQTT link lost and back, time passing across readings' ``max_age``
+and check-ins' validity — and evaluate after each.  One keeps the judgements whose
+inputs did not change (:mod:`commsmon.core.memo`), the other judges everything;
+their snapshots must be equal, field by field, every time.  The fleets are the demo
+district and random subsets of its villages (the centre they depend on always kept),
+loaded through the real configuration loader.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commsmon.config.load import load_config
+from commsmon.core.fleet import Fleet
+from commsmon.core.model import Inventory
+from commsmon.core.outages import Declaration
+from commsmon.core.types import CheckIn, Observation, Reading
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CONFIG = load_config(ROOT / "config" / "demo.yaml")
+INVENTORY = CONFIG.inventory()
+T0 = 1_780_000_000.0
+
+# Each device's readings and the values they may take: numbers around the profile's
+# health thresholds, enum words, booleans.
+_VALUES: dict[str, list[tuple[str, list[Reading]]]] = {}
+for _site, _spec in CONFIG.devices():
+    profile = CONFIG.profiles.get(_spec.profile or "")
+    readings: list[tuple[str, list[Reading]]] = []
+    for name, rs in (profile.readings if profile else {}).items():
+        if rs.enum:
+            readings.append((name, sorted({str(v) for v in rs.enum.values()})))
+        elif rs.decode == "bool":
+            readings.append((name, [True, False]))
+        else:
+            readings.append((name, [0.0, 0.05, 0.2, 0.5, 1.0, 3.0, 12.0, 30.0, 80.0, 100.0,
+                                    240.0, -1.0]))
+    _VALUES[_spec.id] = readings
+
+
+def _subset(keep: list[bool]) -> Inventory:
+    villages = sorted(s for s, site in INVENTORY.sites.items() if site.role == "village")
+    dropped = {v for v, k in zip(villages, keep, strict=False) if not k}
+    return Inventory.build(
+        [site for s, site in INVENTORY.sites.items() if s not in dropped],
+        [dev for dev in INVENTORY.devices.values() if dev.site not in dropped])
+
+
+devices = st.sampled_from(sorted(INVENTORY.devices))
+checkin_devices = st.sampled_from(sorted(d for d, dev in INVENTORY.devices.items()
+                                         if dev.source == "checkin"))
+sites = st.sampled_from(sorted(INVENTORY.sites))
+
+
+@st.composite
+def observation(draw: st.DrawFn) -> tuple[str, Any]:
+    device = draw(devices)
+    chosen = draw(st.lists(st.sampled_from(_VALUES[device]), max_size=4)
+                  if _VALUES[device] else st.just([]))
+    values = {name: draw(st.sampled_from(options)) for name, options in chosen}
+    return ("observe", (device, draw(st.booleans()), values, draw(st.booleans())))
+
+
+events = st.one_of(
+    observation(),
+    st.tuples(st.just("checkin"), st.tuples(
+        checkin_devices, st.booleans(), st.one_of(st.none(), st.floats(0, 1)))),
+    st.tuples(st.just("declare"), sites),
+    st.tuples(st.just("clear"), sites),
+    st.tuples(st.just("mqtt"), st.booleans()),
+    st.tuples(st.just("wait"), st.sampled_from([0.0, 1.0, 30.0, 59.0, 60.0, 61.0, 180.0,
+                                                 600.0, 3600.0, 86_400.0, 3 * 86_400.0])),
+)
+
+
+def _apply(fleet: Fleet, event: tuple[str, Any], now: float) -> None:
+    kind, arg = event
+    if kind == "observe":
+        device, reachable, values, conclusive = arg
+        fleet.observe(Observation(device, now, reachable, values if reachable else {},
+                                  conclusive=conclusive))
+    elif kind == "checkin":
+        device, ok, charge = arg
+        fleet.checkin(CheckIn(device, now, ok, charge=charge))
+    elif kind == "declare":
+        fleet.declare(Declaration(arg, "road", now))
+    elif kind == "clear":
+        fleet.clear(arg, "road")
+    elif kind == "mqtt":
+        fleet.set_source("mqtt", arg, now)
+
+
+# INCREMENTAL_EXAMPLES=3000 for a longer search (about a minute).
+EXAMPLES = int(os.environ.get("INCREMENTAL_EXAMPLES", "200"))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=40))
+def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
+                                                   steps: list[tuple[str, Any]]) -> None:
+    inventory = _subset(keep)
+    incremental = Fleet(inventory, T0)
+    full = Fleet(inventory, T0, incremental=False)
+    now = T0
+    for event in steps:
+        if event[0] == "wait":
+            now += event[1]
+        else:
+            for fleet in (incremental, full):
+                if event[1] is None or event[0] not in ("observe", "checkin") or \
+                        event[1][0] in inventory.devices:
+                    _apply(fleet, event, now)
+        assert incremental.evaluate(now) == full.evaluate(now), event
+
+
+def test_an_unchanged_fleet_is_not_judged_again() -> None:
+    """The point of it: a steady fleet's second evaluation keeps every site's scenarios
+    and every device's endurance, and still equals the full one."""
+    incremental = Fleet(INVENTORY, T0)
+    full = Fleet(INVENTORY, T0, incremental=False)
+    for fleet in (incremental, full):
+        for device in INVENTORY.devices:
+            fleet.observe(Observation(device, T0, True, {}))
+    first = incremental.evaluate(T0 + 1)
+    assert first == full.evaluate(T0 + 1)
+    judged = incremental._scenarios.judged
+    assert incremental.evaluate(T0 + 2) == full.evaluate(T0 + 2)
+    assert incremental._scenarios.judged == judged  # nothing judged again
+    assert incremental._scenarios.kept == len(INVENTORY.sites)
