@@ -45,6 +45,7 @@ class Fleet:
         self._scenarios: Memo[Mapping[str, ScenarioResult]] = Memo(
             _scenarios_move if incremental else _always)
         self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
+        self._views: dict[str, DeviceView] = {}  # each device's latest view
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -70,6 +71,7 @@ class Fleet:
         self.inventory = inventory
         self._scenarios.clear()
         self._endurance.clear()
+        self._views.clear()
         trackers = {}
         for device_id, device in inventory.devices.items():
             tracker = self._trackers.get(device_id)
@@ -286,9 +288,15 @@ class Fleet:
                 checkin_charge = (charge, at)
         # A counter that rose at its latest report (upsInputLineBads: an event since).
         rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
-        return DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
+        view = DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
                           values, stale, _frozen(tracker.unavailable), checkin_charge, rose,
                           _frozen(tracker.unconfirmed))
+        # The same object while nothing changed: kept judgements see it is theirs at once.
+        last = self._views.get(d)
+        if last is not None and last == view:
+            return last
+        self._views[d] = view
+        return view
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
