@@ -12,7 +12,6 @@ evaluation to the seconds spent in each state, and returns a frozen
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from types import MappingProxyType
 
 from commsmon.core.availability import TimeInState
@@ -46,6 +45,8 @@ class Fleet:
             _scenarios_move if incremental else _always)
         self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
         self._views: dict[str, DeviceView] = {}  # each device's latest view
+        self._last: tuple[Mapping[str, DeviceView], Mapping[str, Mapping[OutageKind, Outage]],
+                          Mapping[str, float]] = ({}, {}, {})  # what the last evaluation read
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -72,6 +73,7 @@ class Fleet:
         self._scenarios.clear()
         self._endurance.clear()
         self._views.clear()
+        self._last = ({}, {}, {})
         trackers = {}
         for device_id, device in inventory.devices.items():
             tracker = self._trackers.get(device_id)
@@ -218,6 +220,7 @@ class Fleet:
                   for s, site in inv.sites.items()}
 
         out = mains_out(active)
+        self._forget_changed(views, active, out)
         devices: dict[str, DeviceStatus] = {}
         for d, view in views.items():
             tracker = self._trackers[d]
@@ -262,7 +265,7 @@ class Fleet:
                 scenarios=self._scenarios.get(s, lambda v, a, o, site=site: MappingProxyType(
                     evaluate_site(inv, site, v, a, now, o)), views, active, out,
                     restamp=lambda kept: MappingProxyType({
-                        k: replace(r, at=now) for k, r in kept.items()})),
+                        k: r.at_time(now) for k, r in kept.items()})),
                 outages=MappingProxyType(active[s]),
                 trap_path=trap_path(site, self._trap_heard.get(s), self._traps_since, now),
             )
@@ -297,6 +300,23 @@ class Fleet:
             return last
         self._views[d] = view
         return view
+
+    def _forget_changed(self, views: dict[str, DeviceView],
+                        active: dict[str, dict[OutageKind, Outage]], out: dict[str, float]) -> None:
+        """Tell the kept judgements which views, outages and mains cuts changed since the
+        previous evaluation (views by identity: :meth:`_view` gives back an unchanged
+        one as it was)."""
+        last_views, last_active, last_out = self._last
+        changed = (
+            [d for d, v in views.items() if last_views.get(d) is not v]
+            + [d for d in last_views if d not in views],
+            [s for s in active.keys() | last_active.keys()
+             if active.get(s) != last_active.get(s)],
+            [s for s in out.keys() | last_out.keys() if out.get(s) != last_out.get(s)],
+        )
+        for memo in (self._scenarios, self._endurance):
+            memo.forget(changed)
+        self._last = (views, active, out)
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():

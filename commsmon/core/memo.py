@@ -2,20 +2,19 @@
 
 A judgement (a site's scenarios, a device's endurance) is a pure function of the
 device views, outages and mains cuts it looks up, and of the time.  :class:`Reads`
-hands it those mappings and notes every key it looks up and what it found; the
-next evaluation gives back the kept result (:meth:`Memo.get`, stamped with the
-evaluation's time) when each of those keys holds an equal value and the result
-does not move with the clock.  What cannot be kept (the caller's ``moves``): a
-judgement that walked a whole mapping, one that read a check-in's battery (it
-decays by the hour) or a mains cut in progress (the public network's backup runs
-down), and a ``now`` verdict with a clock time (``until``).  Views compared must
-be values: nothing in them may change after they are made.
+hands it those mappings and notes every key it looks up; the next evaluation gives
+back the kept result (:meth:`Memo.get`, stamped with the evaluation's time) unless
+one of those keys changed since (:meth:`Memo.forget`: the caller says which did).
+What is not kept: a judgement that walked a whole mapping, and one that moves with
+the clock (the caller's ``moves``: one that read a check-in's battery, which decays
+by the hour, or a mains cut in progress, as the public network's backup runs down,
+and a ``now`` verdict with a clock time, ``until``).  Views compared must be
+values: nothing in them may change after they are made.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Generic, TypeVar
 
 __all__ = ["Memo", "Reads"]
@@ -64,29 +63,14 @@ class Reads(Mapping[K, V]):
         self.seen[key] = value
         return value
 
-    def still(self, data: Mapping[K, V]) -> bool:
-        """Whether ``data`` gives the same answer to every lookup made through this."""
-        if self.whole:
-            return False
-        for key, was in self.seen.items():
-            value = data.get(key, _MISSING)
-            if value is not was and value != was:
-                return False
-        return True
-
     def found(self) -> Iterator[V]:
         """The values its lookups found."""
         return (v for v in self.seen.values() if v is not _MISSING)  # type: ignore[misc]
 
 
-@dataclass(slots=True)
-class _Kept(Generic[R]):
-    reads: tuple[Reads[str, object], ...]
-    result: R
-
-
 class Memo(Generic[R]):
-    """Results by key (a site id, a device id), each with what it read.
+    """Results by key (a site id, a device id), each kept until something it looked up
+    changes (:meth:`forget`).
 
     Args:
         moves: whether a result, given what it read, changes with the clock alone
@@ -95,30 +79,44 @@ class Memo(Generic[R]):
 
     def __init__(self, moves: Callable[[R, tuple[Reads[str, object], ...]], bool]) -> None:
         self._moves = moves
-        self._kept: dict[str, _Kept[R]] = {}
+        self._kept: dict[str, R] = {}
+        # per mapping given to get(): key looked up -> the results that looked it up
+        self._readers: list[dict[str, set[str]]] = []
         self.judged = 0  # judgements made (not kept) since creation
         self.kept = 0  # judgements given back
 
     def clear(self) -> None:
         """Forget everything (the inventory changed)."""
         self._kept.clear()
+        self._readers.clear()
+
+    def forget(self, changed: Sequence[Iterable[str]]) -> None:
+        """Drop every result that looked up one of ``changed[i]`` in the ``i``-th
+        mapping (a key whose value changed, appeared or went)."""
+        for readers, keys in zip(self._readers, changed, strict=False):
+            for key in keys:
+                for owner in readers.pop(key, ()):
+                    self._kept.pop(owner, None)
 
     def get(self, key: str, judge: Callable[..., R], *data: Mapping[str, object],
             restamp: Callable[[R], R] | None = None) -> R:
-        """``judge(*data)``, or the result kept for ``key`` if every lookup it made into
-        each of ``data`` (in the same order) still finds the same value — passed through
-        ``restamp`` (which gives it the evaluation's time)."""
-        kept = self._kept.get(key)
-        if kept is not None and all(r.still(d) for r, d in zip(kept.reads, data, strict=True)):
+        """The result kept for ``key`` (passed through ``restamp``, which gives it the
+        evaluation's time), else ``judge(*data)``, kept unless it walked a whole
+        mapping or ``moves``."""
+        if key in self._kept:
             self.kept += 1
+            result = self._kept[key]
             if restamp is not None:
-                kept.result = restamp(kept.result)
-            return kept.result
+                result = self._kept[key] = restamp(result)
+            return result
         reads = tuple(Reads(d) for d in data)
         result = judge(*reads)
         self.judged += 1
-        if self._moves(result, reads):
-            self._kept.pop(key, None)
-        else:
-            self._kept[key] = _Kept(reads, result)
+        if not any(r.whole for r in reads) and not self._moves(result, reads):
+            self._kept[key] = result
+            while len(self._readers) < len(reads):
+                self._readers.append({})
+            for readers, r in zip(self._readers, reads, strict=False):
+                for looked in r.seen:
+                    readers.setdefault(looked, set()).add(key)
         return result

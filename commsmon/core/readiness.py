@@ -135,6 +135,11 @@ class ScenarioResult:
         """Not ready for want of knowledge: with what is missing it might be."""
         return not self.ready and not self.endurance.short(self.target_hours)
 
+    def at_time(self, at: float) -> ScenarioResult:
+        """The same verdict as of another evaluation at ``at`` (epoch seconds)."""
+        return ScenarioResult(self.scenario, self.ready, self.target_hours, self.endurance,
+                              self.channels, self.supports, self.outages, self.until, at)
+
     def as_fact(self) -> Fact:
         """This verdict as a fact (code ``verdict``), for alerts to keep."""
         return Fact("verdict", {
