@@ -197,6 +197,11 @@ class AlertEngine:
             for f in self.active.values()
         ]
 
+    def shape(self) -> frozenset[tuple[str, float, bool]]:
+        """Which alerts are pending or firing, since when: what :meth:`dump` keeps
+        but the facts (which are refreshed at every evaluation)."""
+        return frozenset((fp, f.pending_since, f.firing) for fp, f in self.active.items())
+
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
         self.active = {}

@@ -44,6 +44,10 @@ __all__ = ["AlertService"]
 
 log = structlog.get_logger("commsmon.alerts")
 _MAX_CHANGES = 10_000
+# Seconds the engine's saved memory may lag in its facts alone (which alerts are
+# pending or firing, and since when, is saved at once): encoding the facts of
+# thousands of alerts at every evaluation was a tenth of a large fleet's CPU.
+_SAVE_FACTS_EVERY = 60.0
 
 
 class AlertService:
@@ -80,6 +84,7 @@ class AlertService:
         self.roster = Roster.of(Shift(s.start.timestamp(), s.end.timestamp(), s.role, s.name,
                                       s.phone) for s in spec.roster)
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
+        self._saved: tuple[frozenset[tuple[str, float, bool]], float] | None = None
         self._changes: list[Event] = []  # alerts that began or ended, for the timeline
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
@@ -151,18 +156,24 @@ class AlertService:
             notes += [note for group, step, n in self.escalation.due(now)
                       for note in self._step_notes(group, step, n, snap)]
             notes = self._mark_drills(notes, drills)
-            engine = json.dumps(self.engine.dump(), ensure_ascii=False)
+            shape, engine = self.engine.shape(), None
+            if self._saved is None or shape != self._saved[0] \
+                    or not 0 <= now - self._saved[1] < _SAVE_FACTS_EVERY:
+                engine = json.dumps(self.engine.dump(), ensure_ascii=False)
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
 
             def persist() -> list[bool]:
                 added = [self.outbox.add(note, now) for note in notes]
-                self.outbox.put_state("engine", engine)
+                if engine is not None:
+                    self.outbox.put_state("engine", engine)
                 self.outbox.put_state("dispatcher", dispatcher)
                 self.outbox.put_state("escalation", escalation)
                 return added
 
             added = await asyncio.to_thread(persist)
+            if engine is not None:  # saved: facts alone may now lag a minute
+                self._saved = (shape, now)
         for note, new in zip(notes, added, strict=True):
             # A key already in the outbox is a re-decision after a crash (same news)...
             # or a bug; either way it is not sent twice, and it is said.
