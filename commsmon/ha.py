@@ -72,7 +72,7 @@ class Replica:
         prefix = f"{spec.key.rstrip('/')}/{shard}" if spec else ""
         self._leader_key = f"{prefix}/leader".encode()
         self._told_prefix = f"{prefix}/told/".encode()
-        self._lease: Any = None  # aetcd.Lease while we hold or try for the key
+        self._lease: int | None = None  # our lease's id (it outlives a reconnection)
         self._client: aetcd.Client | None = None
         self._contact = clock()  # the last answer from etcd
         self._refreshed = -float("inf")  # the last refresh of our lease
@@ -139,14 +139,13 @@ class Replica:
         assert self.spec is not None
         try:
             client = await self._connect()
+            if self._lease is not None:
+                reply = await client.refresh_lease(self._lease)
+                if reply is None or reply.TTL <= 0:  # lapsed while we could not refresh it
+                    self._lease = None
             if self._lease is None:
-                self._lease = await client.lease(self.spec.lease)
-                self._refreshed = self._clock()
-            else:
-                reply = await self._lease.refresh()
-                if reply.TTL <= 0:  # lapsed while we could not refresh it
-                    self._lease = await client.lease(self.spec.lease)
-                self._refreshed = self._clock()
+                self._lease = (await client.lease(self.spec.lease)).id
+            self._refreshed = self._clock()
             tx = client.transactions
             took, answers = await client.transaction(
                 compare=[tx.create(self._leader_key) == 0],
@@ -202,7 +201,7 @@ class Replica:
         lease, self._lease = self._lease, None
         try:
             if lease is not None and self._client is not None:
-                await asyncio.wait_for(lease.revoke(), _TIMEOUT)
+                await asyncio.wait_for(self._client.revoke_lease(lease), _TIMEOUT)
                 log.info("HA lease released", replica=self.spec.replica if self.spec else "")
         except (aetcd.ClientError, OSError, TimeoutError):
             pass

@@ -35,12 +35,15 @@ async def test_lease_standby_and_etcd_lost() -> None:
         tb = asyncio.create_task(b.run())
         await _until("b stands by", lambda: b.role == "standby" and b.holder == "cc-a", 10)
         assert a.sends_all() and not b.sends_all()
-        await etcd.close()  # etcd gone: a must stop sending within 2/3 of its lease
+        await etcd.stop()  # etcd gone: a must stop sending within 2/3 of its lease
         lost = time.monotonic()
         await _until("a stops sending", lambda: not a.sends_all(), 3)
         assert time.monotonic() - lost <= 2 * 2 / 3 + 0.2
         await _until("both alone", lambda: a.role == b.role == "alone", 8)
         assert a.sends_all() and b.sends_all()  # twice rather than never
+        await etcd.start()  # back: one leads again, through new connections
+        await _until("one leader again", lambda: {a.role, b.role} == {"leader", "standby"}, 20)
+        assert a.sends_all() != b.sends_all()
         for task in (ta, tb):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

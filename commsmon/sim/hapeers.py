@@ -50,15 +50,15 @@ class Etcd(Service):
     """One etcd member; :attr:`endpoint` is ``127.0.0.1:<port>`` (``ha.etcd``)."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port, self._peer = free_port(), free_port()
         self.endpoint = f"{HOST}:{self.port}"
         self._dir = tempfile.TemporaryDirectory(prefix="commsmon-etcd-")
         self._proc: asyncio.subprocess.Process | None = None
         self._reaper = Reaper()
 
     async def start(self) -> None:
-        """Start etcd and wait until it is healthy."""
-        peer, base = free_port(), Path(self._dir.name)
+        """Start etcd (again, after :meth:`stop`, on its data) and wait until it is healthy."""
+        peer, base = self._peer, Path(self._dir.name)
         log = base / "etcd.log"
         self._proc = await asyncio.create_subprocess_exec(
             _binary("etcd"), "--name", "m0", "--data-dir", str(base / "data"),
@@ -71,10 +71,14 @@ class Etcd(Service):
         self._reaper.watch(self, self._proc)
         await _ready(f"http://{self.endpoint}/health", self._proc, log, 30)
 
-    async def close(self) -> None:
-        """Stop etcd and remove its data."""
+    async def stop(self) -> None:
+        """Stop etcd, keeping its data."""
         await stop_process(self._proc)
         self._reaper.release()
+
+    async def close(self) -> None:
+        """Stop etcd and remove its data."""
+        await self.stop()
         self._dir.cleanup()
 
 
