@@ -81,7 +81,8 @@ class Memo(Generic[R]):
         self._moves = moves
         self._kept: dict[str, R] = {}
         # per mapping given to get(): key looked up -> the results that looked it up
-        self._readers: list[dict[str, set[str]]] = []
+        # (one key alone, a few in a tuple, many in a set: most keys have one or two)
+        self._readers: list[dict[str, _Owners]] = []
         self.judged = 0  # judgements made (not kept) since creation
         self.kept = 0  # judgements given back
 
@@ -95,7 +96,8 @@ class Memo(Generic[R]):
         mapping (a key whose value changed, appeared or went)."""
         for readers, keys in zip(self._readers, changed, strict=False):
             for key in keys:
-                for owner in readers.pop(key, ()):
+                owners = readers.pop(key, ())
+                for owner in (owners,) if isinstance(owners, str) else owners:
                     self._kept.pop(owner, None)
 
     def get(self, key: str, judge: Callable[..., R], *data: Mapping[str, object],
@@ -118,5 +120,22 @@ class Memo(Generic[R]):
                 self._readers.append({})
             for readers, r in zip(self._readers, reads, strict=False):
                 for looked in r.seen:
-                    readers.setdefault(looked, set()).add(key)
+                    readers[looked] = _with(readers.get(looked), key)
         return result
+
+
+_Owners = str | tuple[str, ...] | set[str]
+
+
+def _with(owners: _Owners | None, key: str) -> _Owners:
+    """``owners`` with ``key`` added (a tuple up to 8, then a set)."""
+    if owners is None or owners == key:
+        return key
+    if isinstance(owners, str):
+        return (owners, key)
+    if isinstance(owners, tuple):
+        if key in owners:
+            return owners
+        return (*owners, key) if len(owners) < 8 else {*owners, key}
+    owners.add(key)
+    return owners
