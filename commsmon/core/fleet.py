@@ -291,11 +291,18 @@ class Fleet:
                 checkin_charge = (charge, at)
         # A counter that rose at its latest report (upsInputLineBads: an event since).
         rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
+        last = self._views.get(d)
+        if (last is not None and last.device is device and last.state is state
+                and last.since == since and last.values is values and not stale
+                and not last.stale and last.reasons == reasons
+                and last.checkin_charge == checkin_charge and not rose and not last.rose
+                and not tracker.unavailable and not last.unavailable
+                and not tracker.unconfirmed and not last.unconfirmed):
+            return last  # the common case, without making a view to compare
         view = DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
                           values, stale, _frozen(tracker.unavailable), checkin_charge, rose,
                           _frozen(tracker.unconfirmed))
         # The same object while nothing changed: kept judgements see it is theirs at once.
-        last = self._views.get(d)
         if last is not None and last == view:
             return last
         self._views[d] = view
