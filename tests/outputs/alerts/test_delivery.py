@@ -13,7 +13,7 @@ import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from commsmon.core.alerting import Alert, Notification
+from commsmon.core.facts import Fact
+from commsmon.core.handover import Told, begun, signature
 from commsmon.outputs.alerts.base import DeliveryResult, Receiver
 from commsmon.outputs.alerts.delivery import Deliverer
 from commsmon.state.outbox import Outbox
@@ -587,3 +589,58 @@ async def test_repeats_over_the_budget_go_as_one_digest(
     assert sink.accepted() == ["digest/r1", "n1"]
     assert box.pending_count() == 0
     assert all(box.status(n.key, "small") == "delivered" for n in [*repeats, news])
+
+
+@dataclass
+class FakePair:
+    """This replica's part in an HA pair, as the deliverer sees it (a fake beside the
+    Handover interface; tests/integration/test_ha.py runs the real one on etcd)."""
+
+    role: str = "standby"
+    records: dict[tuple[str, str], Told] = field(default_factory=dict)
+    told_here: list[tuple[str, str, Told]] = field(default_factory=list)
+
+    def sends_all(self) -> bool:
+        return self.role != "standby"
+
+    async def told(self) -> dict[tuple[str, str], Told]:
+        return dict(self.records)
+
+    async def tell(self, receiver: str, group: str, told: Told) -> None:
+        self.told_here.append((receiver, group, told))
+
+
+async def test_a_standby_holds_drops_what_the_leader_told_and_sends_the_rest(
+    sink: Sink, made: list[Deliverer], tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    box = Outbox(tmp_path / "outbox.db")
+    pair = FakePair()
+    duty = PostReceiver("duty", sink.url, clock)
+    backup = PostReceiver("backup", sink.url, clock)
+    d = deliverer(made, box, clock, duty, backup, handover=pair)
+    v01, v02 = note("standby/duty/site:v01/0"), note("standby/duty/site:v02/0", group="site:v02")
+    step = replace(note("standby/duty/site:v03/0", group="site:v03"), kind="escalation",
+                   escalation=Fact("escalation", {"step": 1, "role": "duty", "restarts": 0}),
+                   fallbacks=("backup",))
+    for n in (v01, v02, step):
+        box.add(n, T0)
+    before = counter("duty", "told_by_peer")
+
+    await d.deliver_due(T0)  # standby: nothing goes out, the step stays with its receiver
+    assert sink.hits == []
+    assert box.status(step.key, "duty") == "pending" and box.status(step.key, "backup") is None
+
+    # The leader told v01 (its own notification, its own key): dropped here.
+    pair.records[("duty", "site:v01")] = Told(signature(v01), begun(v01), T0 + 2)
+    await d.deliver_due(T0 + 1)
+    assert box.status(v01.key, "duty") == "delivered"
+    assert counter("duty", "told_by_peer") == before + 1
+    assert sink.hits == []
+
+    # The leader dies: this replica leads and sends exactly what was not told, and
+    # records it for the next standby.
+    pair.role = "leader"
+    await d.deliver_due(T0 + 10)
+    assert sorted(sink.accepted()) == sorted([v02.key, step.key])
+    assert {(r, g) for r, g, _ in pair.told_here} == {("duty", "site:v02"), ("duty", "site:v03")}
