@@ -45,8 +45,9 @@ class Fleet:
             _scenarios_move if incremental else _always)
         self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
         self._views: dict[str, DeviceView] = {}  # each device's latest view
-        self._last: tuple[Mapping[str, DeviceView], Mapping[str, Mapping[OutageKind, Outage]],
-                          Mapping[str, float]] = ({}, {}, {})  # what the last evaluation read
+        self._new_views: list[str] = []  # devices whose view changed in this evaluation
+        self._last: tuple[Mapping[str, Mapping[OutageKind, Outage]],
+                          Mapping[str, float]] = ({}, {})  # the last evaluation's outages
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -73,7 +74,7 @@ class Fleet:
         self._scenarios.clear()
         self._endurance.clear()
         self._views.clear()
-        self._last = ({}, {}, {})
+        self._new_views, self._last = [], ({}, {})
         trackers = {}
         for device_id, device in inventory.devices.items():
             tracker = self._trackers.get(device_id)
@@ -220,7 +221,7 @@ class Fleet:
                   for s, site in inv.sites.items()}
 
         out = mains_out(active)
-        self._forget_changed(views, active, out)
+        self._forget_changed(active, out)
         devices: dict[str, DeviceStatus] = {}
         for d, view in views.items():
             tracker = self._trackers[d]
@@ -306,24 +307,23 @@ class Fleet:
         if last is not None and last == view:
             return last
         self._views[d] = view
+        self._new_views.append(d)
         return view
 
-    def _forget_changed(self, views: dict[str, DeviceView],
-                        active: dict[str, dict[OutageKind, Outage]], out: dict[str, float]) -> None:
-        """Tell the kept judgements which views, outages and mains cuts changed since the
-        previous evaluation (views by identity: :meth:`_view` gives back an unchanged
-        one as it was)."""
-        last_views, last_active, last_out = self._last
+    def _forget_changed(self, active: dict[str, dict[OutageKind, Outage]],
+                        out: dict[str, float]) -> None:
+        """Tell the kept judgements which views (:meth:`_view` noted them), outages and
+        mains cuts changed since the previous evaluation."""
+        last_active, last_out = self._last
         changed = (
-            [d for d, v in views.items() if last_views.get(d) is not v]
-            + [d for d in last_views if d not in views],
+            self._new_views,
             [s for s in active.keys() | last_active.keys()
              if active.get(s) != last_active.get(s)],
             [s for s in out.keys() | last_out.keys() if out.get(s) != last_out.get(s)],
         )
         for memo in (self._scenarios, self._endurance):
             memo.forget(changed)
-        self._last = (views, active, out)
+        self._new_views, self._last = [], (active, out)
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
