@@ -68,7 +68,7 @@ class Setup:
             tracked=plan.inventory(inventory),
             jobs=[j for j in jobs_from_config(config) if plan.owns(inventory.devices[j.device])],
             routes=routes_from_config(config, plan),
-            exposition=FleetExposition(config, inventory),
+            exposition=FleetExposition(config, inventory, plan),
             senders=senders_from_config(config),
         )
 

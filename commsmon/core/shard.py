@@ -83,6 +83,10 @@ class ShardPlan:
             destinations={d: tuple(t) for d, t in trackers.items()},
         )
 
+    def owner(self, site: str) -> int:
+        """The shard that owns ``site`` (judges and reports it)."""
+        return self.index if self.count == 1 else shard_of(site, self.count)
+
     def trackers(self, device_id: str) -> tuple[int, ...]:
         """The shards that keep ``device_id``'s state (its owner first); ``()`` for a
         device not in the inventory."""

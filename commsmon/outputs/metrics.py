@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from commsmon.config.settings import Config
 from commsmon.core.model import Inventory
 from commsmon.core.outages import OUTAGE_KINDS
-from commsmon.core.shard import shard_of
+from commsmon.core.shard import ShardPlan
 from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import WORKING, State
 
@@ -78,13 +78,15 @@ class FleetExposition:
         config: the loaded configuration (profiles give reading metric names
             and help; the inventory gives every label value).
         inventory: the whole inventory (``config``'s when ``None``).
+        plan: this instance's shard plan (``None``: a single instance).
 
     With ``shard.count`` above 1, every instance also says which shard owns each
     site of the whole inventory (``commsmon_site_shard``), so a rule can name the
     villages of an instance that stopped answering its scrape.
     """
 
-    def __init__(self, config: Config, inventory: Inventory | None = None) -> None:
+    def __init__(self, config: Config, inventory: Inventory | None = None,
+                 plan: ShardPlan | None = None) -> None:
         self._reading_help: dict[str, str] = {}
         self._metric_of: dict[str, dict[str, str]] = {}
         self._enums: dict[str, frozenset[str]] = {}
@@ -102,8 +104,8 @@ class FleetExposition:
             for d in inventory.devices.values()
         }
         self._site = {s: _labels(site=s) for s in inventory.sites}
-        count = config.shard.count
-        self._owners = {s: str(shard_of(s, count)) for s in inventory.sites} if count > 1 else {}
+        self._owners = {s: str(plan.owner(s)) for s in inventory.sites} \
+            if plan is not None and plan.count > 1 else {}
 
     def render(self, snap: Snapshot | None) -> bytes:
         """The exposition text of ``snap`` in UTF-8 (empty before the first snapshot)."""
