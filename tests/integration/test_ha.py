@@ -100,14 +100,14 @@ async def test_the_pair_pages_once_and_the_standby_takes_over(
     tmp_path: Path, receivers: tuple[RecordingReceiver, ...],
 ) -> None:
     direct, am_hook, watchdog = receivers
-    assert am_hook.server and watchdog.server
+    assert direct.server and am_hook.server and watchdog.server
     async with (Mosquitto() as broker, Etcd() as etcd,
                 AlertmanagerCluster(str(am_hook.server.make_url("/am")),
                                     watchdog=str(watchdog.server.make_url("/watchdog"))
                                     ) as cluster):
         (path_a, port_a), (path_b, port_b) = _pair_configs(
-            tmp_path, broker.port, str(direct.server.make_url("/hook")) if direct.server
-            else "", etcd.endpoint, cluster.urls)
+            tmp_path, broker.port, str(direct.server.make_url("/hook")), etcd.endpoint,
+            cluster.urls)
         config = load_config(path_a)
         async with SimFleet(config, telemetry_period=1.0) as fleet:
             a = DaemonProcess(path_a, port_a, tmp_path / "cc-a.log")
