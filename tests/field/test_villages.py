@@ -124,6 +124,19 @@ def _alerts(snap: Snapshot) -> set[str]:
     return out
 
 
+@pytest.mark.parametrize("case", VILLAGES, ids=lambda c: c.name)
+def test_village_judged_again_keeps_its_verdicts(case: Village, tmp_path: Path) -> None:
+    """Evaluated a second time with nothing changed, every hand-computed village gives
+    the same verdicts, endurance and words: kept judgements are the judged ones."""
+    once, twice = evaluate(case, tmp_path), evaluate(case, tmp_path, again=True)
+    for site_id, site in once.sites.items():
+        for name, result in site.scenarios.items():
+            assert twice.sites[site_id].scenarios[name] == result, f"{site_id}/{name}"
+        assert twice.sites[site_id].outages == site.outages
+    for device_id, status in once.devices.items():
+        assert twice.devices[device_id].endurance == status.endurance, device_id
+
+
 def test_table_is_large_enough() -> None:
     """The table holds at least 40 hand-computed villages."""
     assert len(VILLAGES) >= 40
