@@ -177,12 +177,18 @@ async def run_demo(config: Config, *, mqtt_port: int | None = None, drill: bool 
                 helpers.append(asyncio.create_task(_show_status(daemon, step=drill_step),
                                                    name="demo:status"))
         try:
-            await task
+            # Shielded: a Ctrl-C first ends the demo's drills (their records need the
+            # daemon's store), then stops the daemon.
+            await asyncio.shield(task)
         finally:
             for helper in helpers:
                 helper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await helper
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 def _logins(config: Config) -> str:

@@ -37,9 +37,13 @@ def test_the_demo_leaves_a_drill_record(tmp_path: Path) -> None:
         try:
             ended = _wait_for(log_path, r"演练 drill: (\S+) 结束", demo, 120)
             record = _get(f"http://127.0.0.1:{port}/api/v1/drills/{ended}")
+            # Ctrl-C while the next drill runs: it is ended and kept, the demo exits cleanly.
+            running = _wait_for(log_path, r"结束.*\n(?:.*\n)*?演练 drill: (\S+) 开始", demo, 60)
         finally:
             demo.send_signal(signal.SIGINT)
             demo.wait(30)
+    assert demo.returncode == 0, log_path.read_text(errors="replace")[-3000:]
+    assert f"演练 drill: {running} 结束" in log_path.read_text(errors="replace")
     assert record["scenario"] == "power" and not record["running"], record
     assert record["by"] == "演示演练" and record["contacts"][0]["ok"], record
     assert 0 < record["first_contact_s"] <= STEP, record  # half a step after the cut
