@@ -1,29 +1,73 @@
-"""Availability accounting: seconds in each state, added at every evaluation."""
+"""Availability accounting: seconds in each state, counted when the state changes.
+
+The time-weighted accounting availability is computed from (``up / (up + degraded
++ down)``, ``unknown`` apart), never a count of samples.  The seconds are settled
+only when the state changes (or the clock steps back): in between, the current
+state's share is the time since the mark, worked out when read
+(:meth:`Tally.seconds_at`), so a device whose state holds costs nothing per
+evaluation.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
 from commsmon.core.types import State
 
-__all__ = ["TimeInState"]
+__all__ = ["Tally", "TimeInState"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Seconds in each state, settled up to ``mark``, and the state held since.
+
+    Attributes:
+        settled: seconds in each state up to ``mark``.
+        state: the state held from ``mark`` on.
+        mark: epoch seconds the settled count runs to.
+    """
+
+    settled: Mapping[State, float]
+    state: State
+    mark: float
+
+    def seconds_at(self, at: float) -> dict[State, float]:
+        """Seconds spent in each state at ``at`` (epoch seconds, not before ``mark``:
+        an earlier time adds nothing, so a counter never goes down)."""
+        seconds = dict(self.settled)
+        seconds[self.state] += max(at - self.mark, 0.0)
+        return seconds
+
+
+_ZERO: Mapping[State, float] = MappingProxyType(dict.fromkeys(State, 0.0))
 
 
 class TimeInState:
-    """Seconds spent in each state and the time of the last change, for one device or
-    site: the time-weighted accounting availability is computed from (``up / (up +
-    degraded + down)``, ``unknown`` apart), never a count of samples."""
+    """The accounting of one device or site: its :class:`Tally` and since when it
+    holds its state (the first evaluation's time for one never seen)."""
 
-    __slots__ = ("seconds", "since", "state")
+    __slots__ = ("since", "tally")
 
     def __init__(self, now: float) -> None:
-        self.state = State.UNKNOWN
         self.since = now
-        self.seconds = dict.fromkeys(State, 0.0)
+        self.tally = Tally(_ZERO, State.UNKNOWN, now)
 
-    def advance(self, elapsed: float, new_state: State, now: float) -> None:
-        """Add ``elapsed`` seconds to the state held so far, then take ``new_state``
-        (``since`` becomes ``now`` if it changed)."""
-        # A clock stepping back must never make a counter go down.
-        self.seconds[self.state] += max(elapsed, 0.0)
-        if new_state is not self.state:
-            self.state = new_state
+    @property
+    def state(self) -> State:
+        return self.tally.state
+
+    def enter(self, state: State, now: float) -> None:
+        """Hold ``state`` from ``now`` (nothing to do if it is the state held)."""
+        if state is not self.tally.state:
+            self.tally = Tally(MappingProxyType(self.tally.seconds_at(now)), state, now)
             self.since = now
+
+    def rewind(self, last: float, now: float) -> None:
+        """The wall clock stepped back from ``last`` (the previous evaluation) to
+        ``now``: settle up to ``last`` and count on from ``now``; no time is counted
+        for the step, and ``since`` is never in the future."""
+        tally = self.tally
+        self.tally = Tally(MappingProxyType(tally.seconds_at(last)), tally.state, now)
+        self.since = min(self.since, now)

@@ -4,13 +4,20 @@
 (``degraded`` or ``lost`` from health rules on fresh readings, ``unknown``
 behind a down parent or a lost source), works out each site's channels and
 reachability (DESIGN.md §3 "Channel"), its active outages, then its scenarios
-and ``now`` with those outages folded in, adds the time since the previous
-evaluation to the seconds spent in each state, and returns a frozen
-:class:`Snapshot` for the outputs.  Reasons are facts, never words.
+and ``now`` with those outages folded in, settles the seconds spent in each
+state where it changed, and returns a frozen :class:`Snapshot` for the outputs.
+Reasons are facts, never words.
+
+Only what changed is judged again: devices touched since the last evaluation or
+with a change falling due (scheduled, not rescanned), their children, the sites
+reading them, and the judgements that read those (:mod:`commsmon.core.memo`);
+``Fleet(incremental=False)`` judges everything, the reference the differential
+test compares with (tests/core/test_incremental.py).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -20,15 +27,15 @@ from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
 from commsmon.core.freshness import fresh_readings
 from commsmon.core.memo import Memo, Reads
-from commsmon.core.model import Device, Inventory
+from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
 from commsmon.core.power import DeviceView, device_endurance
 from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE
-from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
 from commsmon.core.trappath import trap_path
-from commsmon.core.types import WORKING, CheckIn, Observation, Reading, State
+from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
 
 __all__ = ["Fleet"]
 
@@ -44,10 +51,26 @@ class Fleet:
         self._scenarios: Memo[Mapping[str, ScenarioResult]] = Memo(
             _scenarios_move if incremental else _always)
         self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
+        self._incremental = incremental
         self._views: dict[str, DeviceView] = {}  # each device's latest view
         self._new_views: list[str] = []  # devices whose view changed in this evaluation
-        self._last: tuple[Mapping[str, Mapping[OutageKind, Outage]],
-                          Mapping[str, float]] = ({}, {})  # the last evaluation's outages
+        # Each device's effective state before the cut-off check, and its status, as of
+        # the last evaluation; devices to judge again at the next (touched since, or
+        # with a change falling due: _due holds (time, device) for _deadline).
+        self._judged: dict[str, tuple[State, tuple[Fact, ...]]] = {}
+        self._status: dict[str, DeviceStatus] = {}
+        self._touched: set[str] = set(inventory.devices)
+        self._deadline: dict[str, float] = {}
+        self._due: list[tuple[float, str]] = []
+        self._moving: set[str] = set()  # whose view moves with the clock (stale ages)
+        self._blind = False
+        self._depth, self._children, self._looped, self._readers = _family(inventory)
+        # Each site's channels and outages as of the last evaluation, and the sites to
+        # judge again at the next (a declaration changed; None: every one).
+        self._channels: dict[str, dict[ChannelName, ChannelStatus]] = {}
+        self._active: dict[str, dict[OutageKind, Outage]] = {}
+        self._touched_sites: set[str] | None = None
+        self._last_out: Mapping[str, float] = {}  # the last evaluation's mains cuts
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
@@ -74,7 +97,17 @@ class Fleet:
         self._scenarios.clear()
         self._endurance.clear()
         self._views.clear()
-        self._new_views, self._last = [], ({}, {})
+        self._new_views, self._last_out = [], {}
+        self._judged.clear()
+        self._status.clear()
+        self._touched = set(inventory.devices)
+        self._deadline.clear()
+        self._due.clear()
+        self._moving.clear()
+        self._depth, self._children, self._looped, self._readers = _family(inventory)
+        self._channels.clear()
+        self._active.clear()
+        self._touched_sites = None
         trackers = {}
         for device_id, device in inventory.devices.items():
             tracker = self._trackers.get(device_id)
@@ -104,6 +137,7 @@ class Fleet:
         if tracker is None:
             return False
         tracker.observe(obs)
+        self._touched.add(obs.device)
         if obs.unconfirmed:  # a trap: the site's trap path works
             site = tracker.device.site
             self._trap_heard[site] = max(obs.at, self._trap_heard.get(site, obs.at))
@@ -131,6 +165,7 @@ class Fleet:
         if latest is not None and latest.at > checkin.at:
             return True
         self.checkins[checkin.device] = checkin
+        self._touched.add(checkin.device)
         if tracker.device.source == "checkin":
             readings = {} if checkin.charge is None else {CHARGE: checkin.charge}
             tracker.observe(
@@ -145,11 +180,19 @@ class Fleet:
         if declaration.site not in self.inventory.sites:
             return False
         self.declarations[(declaration.site, declaration.kind)] = declaration
+        self._touch_site(declaration.site)
         return True
 
     def clear(self, site: str, kind: str) -> bool:
         """Clear a declared outage; ``False`` if none was declared."""
-        return self.declarations.pop((site, kind), None) is not None
+        if self.declarations.pop((site, kind), None) is None:
+            return False
+        self._touch_site(site)
+        return True
+
+    def _touch_site(self, site: str) -> None:
+        if self._touched_sites is not None:
+            self._touched_sites.add(site)
 
     def set_source(self, source: str, connected: bool, now: float) -> None:
         """Record that a source (``"mqtt"``) lost or regained its link.
@@ -167,6 +210,9 @@ class Fleet:
                 device = tracker.device
                 if device.source == source and device.stale_after is None:
                     tracker.relearn()
+        if self._source_up[source] != was:
+            self._touched.update(d for d, t in self._trackers.items()
+                                 if t.device.source == source)
 
     def set_fault(self, name: str, problem: Fact | None) -> None:
         """Record a fault of the monitor itself, or that it is gone (``None``).
@@ -187,72 +233,62 @@ class Fleet:
     def evaluate(self, now: float) -> Snapshot:
         """Work out effective states at ``now`` and account the elapsed time.
 
-        A ``now`` before the previous evaluation means the wall clock stepped
-        back (NTP, an operator): no time is counted for it and every time
-        after ``now`` becomes ``now`` (see :meth:`DeviceTracker.rewind`).
+        Incremental (the default): a device is judged again only when it was
+        touched (an observation, a check-in, its source's link) or a change falls
+        due (a reading reaching its ``max_age``, a pushed device's ``stale_after``,
+        a check-in's validity), or its parent's state changed; the others keep
+        their view and status.  A site's channels and outage evidence are judged
+        again when a device they read changed view or a declaration changed or runs
+        out.  A ``now`` before the previous evaluation means the
+        wall clock stepped back (NTP, an operator): no time is counted for it and
+        every time after ``now`` becomes ``now`` (see :meth:`DeviceTracker.rewind`).
         """
         if now < self._last_eval:
             self._rewind(now)
         self._now = now
-        for tracker in self._trackers.values():
-            source = tracker.device.source
-            if self._source_up.get(source, 0.0) is not None:
-                tracker.expire(now, self._source_up.get(source))
-        # Views hold values that never change under them (the frozen readings, copies
-        # of the rest): kept judgements compare what they read with today's views.
-        fresh = {d: fresh_readings(t.device, t.frozen_readings(), t.reading_at, now)
-                 for d, t in self._trackers.items()}
-        effective: dict[str, tuple[State, tuple[Fact, ...]]] = {}
-        for d in self._trackers:
-            self._effective(d, effective, fresh)
-        cut_off = self._cut_off(effective)
-        elapsed = now - self._last_eval
+        fresh = self._judge_devices(self._take_touched(now), now)
+        cut_off, blind = self._cut_off()
+        again = list(self._trackers) if blind or self._blind else list(fresh)
+        self._blind = blind
         self._last_eval = now
+        for d in again:
+            state, reasons = self._judged[d]
+            if blind and state is State.DOWN:
+                state, reasons = State.UNKNOWN, (Fact("monitor_blind"),)
+            clock = self._device_time[d]
+            clock.enter(state, now)
+            tracker = self._trackers[d]
+            values = fresh.get(d) or fresh_readings(
+                tracker.device, tracker.frozen_readings(), tracker.reading_at, now)
+            self._view(d, state, clock.since, reasons, values)
 
         inv = self.inventory
-        views: dict[str, DeviceView] = {}
-        for d, (state, reasons) in effective.items():
-            clock = self._device_time[d]
-            clock.advance(elapsed, state, now)
-            views[d] = self._view(d, state, clock.since, reasons, fresh[d])
-        channels_of = {s: judge_channels(inv, s, views) for s in inv.sites}
-        active = {s: self._outages(s, evidence(inv, site, views, {
-            c: ch.state for c, ch in channels_of[s].items()}, self.declarations, now), now)
-                  for s, site in inv.sites.items()}
-
+        views: Mapping[str, DeviceView] = self._views
+        new_views = set(self._new_views)
+        changed_sites = []
+        for s in self._sites_to_judge(new_views):
+            site = inv.sites[s]
+            channels = self._channels[s] = judge_channels(inv, s, views)
+            found = evidence(inv, site, views, {c: ch.state for c, ch in channels.items()},
+                             self.declarations, now)
+            outages = self._outages(s, found, now)
+            if self._active.get(s) != outages:
+                self._active[s] = outages
+                changed_sites.append(s)
+        active = self._active
         out = mains_out(active)
-        self._forget_changed(active, out)
-        devices: dict[str, DeviceStatus] = {}
-        for d, view in views.items():
-            tracker = self._trackers[d]
-            device = tracker.device
-            devices[d] = DeviceStatus(
-                device=device,
-                state=view.state,
-                since=view.since,
-                reasons=view.reasons,
-                readings=tracker.frozen_readings(),
-                last_seen=tracker.last_seen,
-                seconds=MappingProxyType(dict(self._device_time[d].seconds)),
-                endurance=self._endurance.get(d, lambda v, a, o, site=device.site, d=d:
-                                              device_endurance(v, d, conditions(
-                                                  "power", site, a, now, o)), views, active, out),
-                checkin=self.checkins.get(d),
-                checkin_stale=device.source == "checkin"
-                and self._stale_checkin(device) is not None,
-                taken_at=tracker.reading_at,
-                stale=view.stale,
-                unavailable=view.unavailable,
-                unconfirmed=view.unconfirmed,
-            )
+        self._forget_changed(changed_sites, out)
+        for d in self._trackers:
+            if d in new_views or d in fresh or not self._endurance.holds(d):
+                self._status[d] = self._device_status(d, views, active, out, now)
 
         sites: dict[str, SiteStatus] = {}
         for s, site in inv.sites.items():
-            channels = channels_of[s]
-            members = [devices[d] for d in inv.devices_by_site.get(s, ())]
+            channels = self._channels[s]
+            members = [self._status[d] for d in inv.devices_by_site.get(s, ())]
             state = site_state(channels.values(), members)
             clock = self._site_time[s]
-            clock.advance(elapsed, state, now)
+            clock.enter(state, now)
             reachable = None if state is State.UNKNOWN else state in WORKING
             if not channels:
                 reachable = None
@@ -262,7 +298,7 @@ class Fleet:
                 since=clock.since,
                 reachable=reachable,
                 channels=MappingProxyType(channels),
-                seconds=MappingProxyType(dict(clock.seconds)),
+                tally=clock.tally,
                 scenarios=self._scenarios.get(s, lambda v, a, o, site=site: MappingProxyType(
                     evaluate_site(inv, site, v, a, now, o)), views, active, out,
                     restamp=lambda kept: MappingProxyType({
@@ -270,8 +306,123 @@ class Fleet:
                 outages=MappingProxyType(active[s]),
                 trap_path=trap_path(site, self._trap_heard.get(s), self._traps_since, now),
             )
-        return Snapshot(now, MappingProxyType(devices), MappingProxyType(sites), cut_off,
-                        MappingProxyType(dict(self._faults)))
+        return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),
+                        cut_off, MappingProxyType(dict(self._faults)))
+
+    def _sites_to_judge(self, new_views: set[str]) -> set[str] | Mapping[str, Site]:
+        """Sites whose channels and outage evidence may have changed: those reading a
+        device whose view changed, those whose declarations changed or run out (a
+        road declared ``until``), every one when not incremental."""
+        touched = self._touched_sites
+        if touched is None or not self._incremental:
+            self._touched_sites = set()
+            return self.inventory.sites
+        touched.update(s for d in new_views for s in self._readers[d])
+        touched.update(s for (s, _), decl in self.declarations.items()
+                       if decl.until is not None)
+        self._touched_sites = set()
+        return touched
+
+    def _take_touched(self, now: float) -> list[str]:
+        """The devices to judge at ``now``, parents before children: every one when not
+        incremental; else those touched, those whose view moves with the clock, and
+        those with a change due by ``now`` (a little early is only work)."""
+        if not self._incremental:
+            return sorted(self._trackers, key=self._depth.__getitem__)
+        touched = self._touched | self._moving
+        due = self._due
+        while due and due[0][0] <= now + _EARLY:
+            at, d = heapq.heappop(due)
+            if self._deadline.get(d) == at:
+                del self._deadline[d]
+                touched.add(d)
+        self._touched = set()
+        return sorted(touched & self._trackers.keys(), key=self._depth.__getitem__)
+
+    def _judge_devices(self, todo: list[str], now: float
+                       ) -> dict[str, tuple[Mapping[str, Reading], Mapping[str, float]]]:
+        """Judge ``todo`` (parents first) and the children of any whose state changed;
+        returns the fresh readings of each device judged."""
+        fresh: dict[str, tuple[Mapping[str, Reading], Mapping[str, float]]] = {}
+        queue = [(self._depth[d], d) for d in todo]  # sorted: already a heap
+        queued = set(todo)
+        while queue:
+            _, d = heapq.heappop(queue)
+            tracker = self._trackers[d]
+            source = tracker.device.source
+            if self._source_up.get(source, 0.0) is not None:
+                tracker.expire(now, self._source_up.get(source))
+            fresh[d] = fresh_readings(tracker.device, tracker.frozen_readings(),
+                                      tracker.reading_at, now)
+            judged = self._effective(d, fresh[d][0])
+            if self._judged.get(d) != judged:
+                self._judged[d] = judged
+                for child in self._children.get(d, ()):
+                    if child not in queued:
+                        queued.add(child)
+                        heapq.heappush(queue, (self._depth[child], child))
+            self._schedule(d, fresh[d][1], judged, now)
+        return fresh
+
+    def _schedule(self, d: str, stale: Mapping[str, float],
+                  judged: tuple[State, tuple[Fact, ...]], now: float) -> None:
+        """When ``d`` next changes with the clock alone: a fresh reading reaching its
+        ``max_age``, a pushed device going silent past ``stale_after``, a check-in
+        expiring.  A view with stale ages or a stale check-in moves at every
+        evaluation (the ages are in it)."""
+        tracker = self._trackers[d]
+        device = tracker.device
+        if stale or any(f.code == "checkin_stale" for f in judged[1]):
+            self._moving.add(d)
+            return
+        self._moving.discard(d)
+        times = []
+        for name, limit in device.max_age.items():
+            at = tracker.reading_at.get(name)
+            if at is not None and name in tracker.readings:
+                times.append(at + limit)
+        if device.stale_after is not None \
+                and self._source_up.get(device.source, 0.0) is not None:
+            heard = tracker.heard(self._source_up.get(device.source))
+            if heard is not None:
+                times.append(heard + device.stale_after)
+        checkin = self.checkins.get(d)
+        if device.source == "checkin" and checkin is not None:
+            times.append(checkin.at + device.checkin_validity)
+        later = [t for t in times if t >= now]
+        if later:
+            at = min(later)
+            if self._deadline.get(d) != at:
+                self._deadline[d] = at
+                heapq.heappush(self._due, (at, d))
+        else:
+            self._deadline.pop(d, None)
+
+    def _device_status(self, d: str, views: Mapping[str, DeviceView],
+                       active: Mapping[str, Mapping[OutageKind, Outage]],
+                       out: Mapping[str, float], now: float) -> DeviceStatus:
+        tracker = self._trackers[d]
+        device = tracker.device
+        view = views[d]
+        return DeviceStatus(
+            device=device,
+            state=view.state,
+            since=view.since,
+            reasons=view.reasons,
+            readings=tracker.frozen_readings(),
+            last_seen=tracker.last_seen,
+            tally=self._device_time[d].tally,
+            endurance=self._endurance.get(d, lambda v, a, o, site=device.site:
+                                          device_endurance(v, d, conditions(
+                                              "power", site, a, now, o)), views, active, out),
+            checkin=self.checkins.get(d),
+            checkin_stale=device.source == "checkin"
+            and self._stale_checkin(device) is not None,
+            taken_at=tracker.reading_at,
+            stale=view.stale,
+            unavailable=view.unavailable,
+            unconfirmed=view.unconfirmed,
+        )
 
     def _view(
         self,
@@ -310,26 +461,27 @@ class Fleet:
         self._new_views.append(d)
         return view
 
-    def _forget_changed(self, active: dict[str, dict[OutageKind, Outage]],
-                        out: dict[str, float]) -> None:
-        """Tell the kept judgements which views (:meth:`_view` noted them), outages and
-        mains cuts changed since the previous evaluation."""
-        last_active, last_out = self._last
+    def _forget_changed(self, sites: list[str], out: dict[str, float]) -> None:
+        """Tell the kept judgements which views (:meth:`_view` noted them), sites'
+        outages and mains cuts changed since the previous evaluation."""
+        last_out = self._last_out
         changed = (
-            self._new_views,
-            [s for s in active.keys() | last_active.keys()
-             if active.get(s) != last_active.get(s)],
+            self._new_views, sites,
             [s for s in out.keys() | last_out.keys() if out.get(s) != last_out.get(s)],
         )
         for memo in (self._scenarios, self._endurance):
             memo.forget(changed)
-        self._new_views, self._last = [], (active, out)
+        self._new_views, self._last_out = [], out
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
             tracker.rewind(now)
         for clock in (*self._device_time.values(), *self._site_time.values()):
-            clock.since = min(clock.since, now)
+            clock.rewind(self._last_eval, now)
+        self._touched.update(self._trackers)
+        self._touched_sites = None
+        self._deadline.clear()
+        self._due.clear()
         for key, since in self._outage_since.items():
             self._outage_since[key] = min(since, now)
         for source, up_since in self._source_up.items():
@@ -339,27 +491,24 @@ class Fleet:
         if self._traps_since is not None:
             self._traps_since = min(self._traps_since, now)
 
-    def _cut_off(self, effective: dict[str, tuple[State, tuple[Fact, ...]]]) -> Fact | None:
-        """Is the monitor, not the villages, cut off?  Marks the silent devices unknown.
+    def _cut_off(self) -> tuple[Fact | None, bool]:
+        """Is the monitor, not the villages, cut off?  (the fact, and whether blind)
 
         Every site going silent at once (no device of any site works, the
         centre's included, and devices at two sites or more are down) points
-        at the monitor's own link: those devices
-        become ``unknown`` rather than ``down``, so no village is paged as isolated.
+        at the monitor's own link: those devices become ``unknown`` rather than
+        ``down`` (``monitor_blind``), so no village is paged as isolated.
         """
-        sites = [[effective[d][0] for d in ids] for ids in self.inventory.devices_by_site.values()]
+        judged = self._judged
+        sites = [[judged[d][0] for d in ids] for ids in self.inventory.devices_by_site.values()]
         silent = sum(State.DOWN in states for states in sites)
         working = any(s in WORKING for states in sites for s in states)
         if silent >= 2 and not working:
-            blind = (Fact("monitor_blind"),)
-            for d, (state, _) in effective.items():
-                if state is State.DOWN:
-                    effective[d] = (State.UNKNOWN, blind)
-            return Fact("cut_off", {"sources": ()})
+            return Fact("cut_off", {"sources": ()}), True
         lost = sorted(s for s, since in self._source_up.items() if since is None)
         if lost:
-            return Fact("cut_off", {"sources": tuple(lost)})
-        return None
+            return Fact("cut_off", {"sources": tuple(lost)}), False
+        return None, False
 
     def _outages(
         self, site: str, found: Mapping[OutageKind, tuple[Fact, ...]], now: float
@@ -386,41 +535,33 @@ class Fleet:
                                           "validity": device.checkin_validity})
         return None
 
-    def _effective(
-        self,
-        d: str,
-        memo: dict[str, tuple[State, tuple[Fact, ...]]],
-        fresh: Mapping[str, tuple[Mapping[str, Reading], Mapping[str, float]]],
-    ) -> tuple[State, tuple[Fact, ...]]:
-        if d in memo:
-            return memo[d]
-        memo[d] = (State.UNKNOWN, (Fact("parent_loop"),))  # guards a cycle in config
+    def _effective(self, d: str, values: Mapping[str, Reading]
+                   ) -> tuple[State, tuple[Fact, ...]]:
+        """``d``'s state and reasons before the cut-off check, its parent's judged."""
+        if d in self._looped:
+            return State.UNKNOWN, (Fact("parent_loop"),)  # guards a cycle in config
         tracker = self._trackers[d]
         device = tracker.device
-        result: tuple[State, tuple[Fact, ...]]
-        parent = self._effective(device.parent, memo, fresh)[0] if device.parent else None
+        parent = self._judged[device.parent][0] if device.parent else None
         if self._source_up.get(device.source, 0.0) is None:
-            result = (State.UNKNOWN, (Fact("source_lost", {"source": device.source}),))
-        elif parent is not None and parent not in WORKING:
+            return State.UNKNOWN, (Fact("source_lost", {"source": device.source}),)
+        if parent is not None and parent not in WORKING:
             parent_device = self.inventory.devices[device.parent or ""]
-            result = (State.UNKNOWN, (Fact("behind_parent", {
+            return State.UNKNOWN, (Fact("behind_parent", {
                 "device": parent_device.id, "name": parent_device.name,
-                "state": parent.value}),))
-        elif device.source == "checkin" and (stale := self._stale_checkin(device)):
-            result = (State.UNKNOWN, (stale,))
-        elif tracker.failure is not None and tracker.failure.code == "auth_error":
-            result = (State.UNKNOWN, (tracker.failure,))
-        elif tracker.raw is State.UNKNOWN:
+                "state": parent.value}),)
+        if device.source == "checkin" and (stale := self._stale_checkin(device)):
+            return State.UNKNOWN, (stale,)
+        if tracker.failure is not None and tracker.failure.code == "auth_error":
+            return State.UNKNOWN, (tracker.failure,)
+        if tracker.raw is State.UNKNOWN:
             waiting = Fact("relearning", {"source": device.source}) \
                 if tracker.relearning is not None else None
-            result = (State.UNKNOWN, tuple(f for f in (waiting, tracker.known) if f)
-                      or (Fact("not_seen"),))
-        elif tracker.raw is State.DOWN:
-            result = (State.DOWN, (tracker.failure or Fact("no_answer"),))
-        else:
-            result = _health(device, fresh[d][0])
-        memo[d] = result
-        return result
+            return State.UNKNOWN, (tuple(f for f in (waiting, tracker.known) if f)
+                                   or (Fact("not_seen"),))
+        if tracker.raw is State.DOWN:
+            return State.DOWN, (tracker.failure or Fact("no_answer"),)
+        return _health(device, values)
 
 
 def _always(result: object, reads: tuple[Reads[str, object], ...]) -> bool:
@@ -468,3 +609,42 @@ def _frozen(times: Mapping[str, float]) -> Mapping[str, float]:
     return MappingProxyType(dict(times)) if times else _EMPTY
 
 
+
+
+#: Changes due this long after an evaluation are judged at it (floating point).
+_EARLY = 1e-3
+
+
+def _family(inventory: Inventory) -> tuple[dict[str, int], dict[str, tuple[str, ...]],
+                                           frozenset[str], dict[str, tuple[str, ...]]]:
+    """Each device's depth below its top parent, its children, the devices on a loop
+    of parents (refused by the config loader; guarded here all the same), and the
+    sites whose channels or outage evidence read each device (its own; those whose
+    providers depend on it)."""
+    depth: dict[str, int] = {}
+    looped: set[str] = set()
+
+    def walk(d: str, path: list[str]) -> int:
+        if d in depth:
+            return depth[d]
+        if d in path:
+            looped.update(path[path.index(d):])
+            return 0
+        parent = inventory.devices[d].parent
+        path.append(d)
+        depth[d] = 0 if parent is None else walk(parent, path) + 1
+        path.pop()
+        return depth[d]
+
+    children: dict[str, list[str]] = {}
+    for d, device in inventory.devices.items():
+        walk(d, [])
+        if device.parent is not None:
+            children.setdefault(device.parent, []).append(d)
+    readers: dict[str, set[str]] = {d: {device.site} for d, device in inventory.devices.items()}
+    for device in inventory.devices.values():
+        if device.channel is not None:
+            for needed in device.depends_on:
+                readers.setdefault(needed, set()).add(device.site)
+    return (depth, {d: tuple(c) for d, c in children.items()}, frozenset(looped),
+            {d: tuple(sorted(sites)) for d, sites in readers.items()})

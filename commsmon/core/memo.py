@@ -100,6 +100,10 @@ class Memo(Generic[R]):
                 for owner in (owners,) if isinstance(owners, str) else owners:
                     self._kept.pop(owner, None)
 
+    def holds(self, key: str) -> bool:
+        """Whether a result is kept for ``key``."""
+        return key in self._kept
+
     def get(self, key: str, judge: Callable[..., R], *data: Mapping[str, object],
             restamp: Callable[[R], R] | None = None) -> R:
         """The result kept for ``key`` (passed through ``restamp``, which gives it the

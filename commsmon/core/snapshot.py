@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from commsmon.core.availability import Tally
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
 from commsmon.core.model import Device, Site
@@ -32,7 +33,8 @@ class DeviceStatus:
         reasons: why it is not ``up`` (facts); ``()`` when up.
         readings: latest decoded readings, fresh or not.
         last_seen: epoch seconds of its last answer, ``None`` if never.
-        seconds: seconds spent in each state since the daemon started.
+        tally: the seconds spent in each state since the daemon started
+            (:meth:`seconds_at`).
         endurance: how long it keeps power if mains is lost now (the ``power``
             scenario with today's outages).
         checkin: its latest check-in, if any.
@@ -51,7 +53,7 @@ class DeviceStatus:
     reasons: tuple[Fact, ...]
     readings: Mapping[str, Reading]
     last_seen: float | None
-    seconds: Mapping[State, float]
+    tally: Tally
     endurance: Endurance | None = None
     checkin: CheckIn | None = None
     checkin_stale: bool = False
@@ -59,6 +61,11 @@ class DeviceStatus:
     stale: Mapping[str, float] = field(default_factory=dict)
     unavailable: Mapping[str, float] = field(default_factory=dict)
     unconfirmed: Mapping[str, float] = field(default_factory=dict)
+
+    def seconds_at(self, at: float) -> dict[State, float]:
+        """Seconds spent in each state since the daemon started, at ``at`` (the
+        snapshot's time, epoch seconds)."""
+        return self.tally.seconds_at(at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +100,8 @@ class SiteStatus:
         since: epoch seconds when it entered ``state``.
         reachable: at least one channel works; ``None`` while unknown.
         channels: its channels by name.
-        seconds: seconds spent in each state since the daemon started.
+        tally: the seconds spent in each state since the daemon started
+            (:meth:`seconds_at`).
         scenarios: readiness in each scenario (``network``, ``road``, ``power``,
             ``all``) and ``now``; empty for a site with nothing to judge.
         outages: outages in progress, by kind.
@@ -106,10 +114,15 @@ class SiteStatus:
     since: float
     reachable: bool | None
     channels: Mapping[ChannelName, ChannelStatus]
-    seconds: Mapping[State, float]
+    tally: Tally
     scenarios: Mapping[str, ScenarioResult]
     outages: Mapping[OutageKind, Outage]
     trap_path: TrapPath | None = None
+
+    def seconds_at(self, at: float) -> dict[State, float]:
+        """Seconds spent in each state since the daemon started, at ``at`` (the
+        snapshot's time, epoch seconds)."""
+        return self.tally.seconds_at(at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,17 +201,21 @@ class DeviceTracker:
         limit = self.device.stale_after
         if limit is None:
             return
-        if self.raw is State.UNKNOWN and self.known is not None and fresh_since is not None:
-            # Known only from a retained message, and silent since we subscribed.
-            heard = fresh_since
-        elif self.raw is not State.UP:
-            return
-        else:
-            heard = max(self.last_seen or float("-inf"), fresh_since or float("-inf"))
-        if now - heard > limit:
+        heard = self.heard(fresh_since)
+        if heard is not None and now - heard > limit:
             self.raw, self.known = State.DOWN, None
             self.oks = 0
             self.failure = Fact("silent", {"age": now - heard, "limit": limit})
+
+    def heard(self, fresh_since: float | None) -> float | None:
+        """Epoch seconds a pushed device's silence counts from (:meth:`expire`), or
+        ``None`` when silence would not take it down (it is not up, nor known only
+        from a retained message since the source's last reconnect)."""
+        if self.raw is State.UNKNOWN and self.known is not None and fresh_since is not None:
+            return fresh_since  # known only from a retained message, silent since
+        if self.raw is not State.UP:
+            return None
+        return max(self.last_seen or float("-inf"), fresh_since or float("-inf"))
 
 
 def _failure(obs: Observation) -> Fact:

@@ -171,9 +171,10 @@ class FleetExposition:
                 endurance.add(labels, hours * 3600)
             if status.checkin is not None:
                 checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
+            spent = status.seconds_at(snap.at)
             for s in _STATES:
                 state.add(f'{labels},state="{s.value}"', 1 if status.state is s else 0)
-                seconds.add(f'{labels},state="{s.value}"', status.seconds[s])
+                seconds.add(f'{labels},state="{s.value}"', spent[s])
         return (info, up, state, seconds, since, seen, endurance, checkin_age)
 
     def _readings(self, snap: Snapshot) -> Iterable[_Family]:
@@ -270,9 +271,10 @@ class FleetExposition:
             info.add(f"{labels},{extra}", 1)
             if status.reachable is not None:
                 reachable.add(labels, 1 if status.reachable else 0)
+            spent = status.seconds_at(snap.at)
             for s in _SITE_STATES:
                 state.add(f'{labels},state="{s.value}"', 1 if status.state is s else 0)
-                seconds.add(f'{labels},state="{s.value}"', status.seconds[s])
+                seconds.add(f'{labels},state="{s.value}"', spent[s])
             for name, channel in status.channels.items():
                 ch = f'{labels},channel="{name}"'
                 if channel.state is not State.UNKNOWN:

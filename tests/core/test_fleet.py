@@ -84,7 +84,7 @@ def test_time_in_state_sums_to_elapsed(fleet: Fleet) -> None:
         fleet.observe(fail("router", T0 + 40 + i))
     fleet.evaluate(T0 + 43)  # still up for 3 s
     snap = fleet.evaluate(T0 + 100)  # down for 57 s
-    seconds = snap.devices["router"].seconds
+    seconds = snap.devices["router"].seconds_at(snap.at)
     assert seconds[State.UNKNOWN] == pytest.approx(10)
     assert seconds[State.UP] == pytest.approx(33)
     assert seconds[State.DOWN] == pytest.approx(57)
@@ -97,7 +97,7 @@ def test_clock_stepping_back_never_decreases_counters(fleet: Fleet) -> None:
     fleet.evaluate(T0)
     fleet.evaluate(T0 + 100)
     snap = fleet.evaluate(T0 - 3600)
-    assert snap.devices["router"].seconds[State.UP] == pytest.approx(100)
+    assert snap.devices["router"].seconds_at(snap.at)[State.UP] == pytest.approx(100)
 
 
 def test_since_is_time_of_state_change(fleet: Fleet) -> None:
@@ -252,7 +252,8 @@ def test_reconfigure_keeps_devices_that_stay(fleet: Fleet) -> None:
     assert after.devices["cam2"].state is State.UNKNOWN
     kept = after.devices["router"]
     assert kept.state is State.DEGRADED  # same readings, new rule
-    assert kept.seconds[State.UP] == before.devices["router"].seconds[State.UP] + 10
+    assert kept.seconds_at(after.at)[State.UP] == \
+        before.devices["router"].seconds_at(before.at)[State.UP] + 10
     assert kept.readings["cpu"] == 0.9
 
 
@@ -270,8 +271,8 @@ def test_clock_stepping_back_an_hour_keeps_detecting(fleet: Fleet) -> None:
     snap = fleet.evaluate(back + 31)
     assert snap.devices["router"].state is State.DOWN
     assert snap.devices["router"].since <= back + 31
-    assert sum(snap.devices["router"].seconds.values()) == \
-        pytest.approx(sum(before.devices["router"].seconds.values()) + 31)
+    assert sum(snap.devices["router"].seconds_at(snap.at).values()) == \
+        pytest.approx(sum(before.devices["router"].seconds_at(before.at).values()) + 31)
     fleet.observe(ok("router", back + 40, uptime=5.0))
     fleet.observe(ok("router", back + 50, uptime=15.0))
     snap = fleet.evaluate(back + 51)

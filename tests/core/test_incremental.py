@@ -2,8 +2,9 @@
 
 Two fleets over the same inventory take the same random events — observations with
 readings from each device's profile, check-ins with a battery charge, roads declared
-and cleared, the MQTT link lost and back, time passing across readings' ``max_age``
-and check-ins' validity — and evaluate after each.  One keeps the judgements whose
+and cleared, the MQTT link lost and back, retained messages, traps, late messages,
+time passing across readings' ``max_age`` and check-ins' validity, the wall clock
+stepping back — and evaluate after each.  One keeps the judgements whose
 inputs did not change (:mod:`commsmon.core.memo`), the other judges everything;
 their snapshots must be equal, field by field, every time.  The fleets are the demo
 district and random subsets of its villages (the centre they depend on always kept),
@@ -23,7 +24,7 @@ from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
-from commsmon.core.types import CheckIn, Observation, Reading
+from commsmon.core.types import CheckIn, Observation, Reading, State
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG = load_config(ROOT / "config" / "demo.yaml")
@@ -67,32 +68,45 @@ def observation(draw: st.DrawFn) -> tuple[str, Any]:
     chosen = draw(st.lists(st.sampled_from(_VALUES[device]), max_size=4)
                   if _VALUES[device] else st.just([]))
     values = {name: draw(st.sampled_from(options)) for name, options in chosen}
-    return ("observe", (device, draw(st.booleans()), values, draw(st.booleans())))
+    missing = frozenset(draw(st.lists(st.sampled_from([n for n, _ in _VALUES[device]]),
+                                      max_size=2)) if _VALUES[device] else ())
+    # live, a retained message replayed at subscribe, or a trap; now or late
+    how = draw(st.sampled_from(["live", "live", "retained", "trap"]))
+    late = draw(st.sampled_from([0.0, 0.0, 5.0, 200.0]))
+    return ("observe", (device, draw(st.booleans()), values, draw(st.booleans()),
+                        missing - values.keys(), how, late))
 
 
 events = st.one_of(
     observation(),
     st.tuples(st.just("checkin"), st.tuples(
         checkin_devices, st.booleans(), st.one_of(st.none(), st.floats(0, 1)))),
-    st.tuples(st.just("declare"), sites),
+    st.tuples(st.just("declare"), st.tuples(sites, st.sampled_from([None, 60.0, 3600.0]))),
     st.tuples(st.just("clear"), sites),
     st.tuples(st.just("mqtt"), st.booleans()),
-    st.tuples(st.just("wait"), st.sampled_from([0.0, 1.0, 30.0, 59.0, 60.0, 61.0, 180.0,
-                                                 600.0, 3600.0, 86_400.0, 3 * 86_400.0])),
+    st.tuples(st.just("wait"), st.sampled_from([0.0, 0.001, 1.0, 30.0, 59.0, 60.0, 61.0,
+                                                 120.0, 180.0, 600.0, 3600.0, 86_400.0,
+                                                 3 * 86_400.0])),
+    # the wall clock stepped back (NTP, an operator)
+    st.tuples(st.just("wait"), st.sampled_from([-1.0, -3600.0])),
 )
 
 
 def _apply(fleet: Fleet, event: tuple[str, Any], now: float) -> None:
     kind, arg = event
     if kind == "observe":
-        device, reachable, values, conclusive = arg
-        fleet.observe(Observation(device, now, reachable, values if reachable else {},
-                                  conclusive=conclusive))
+        device, reachable, values, conclusive, missing, how, late = arg
+        fleet.observe(Observation(device, now - late, reachable or how == "trap",
+                                  values if reachable or how == "trap" else {},
+                                  conclusive=conclusive and how == "live",
+                                  missing=missing if reachable else frozenset(),
+                                  retained=how == "retained", unconfirmed=how == "trap"))
     elif kind == "checkin":
         device, ok, charge = arg
         fleet.checkin(CheckIn(device, now, ok, charge=charge))
     elif kind == "declare":
-        fleet.declare(Declaration(arg, "road", now))
+        site, lasts = arg
+        fleet.declare(Declaration(site, "road", now, None if lasts is None else now + lasts))
     elif kind == "clear":
         fleet.clear(arg, "road")
     elif kind == "mqtt":
@@ -136,3 +150,20 @@ def test_an_unchanged_fleet_is_not_judged_again() -> None:
     assert incremental.evaluate(T0 + 2) == full.evaluate(T0 + 2)
     assert incremental._scenarios.judged == judged  # nothing judged again
     assert incremental._scenarios.kept == len(INVENTORY.sites)
+
+
+def test_the_district_repeater_down_takes_every_village_s_pdt_channel() -> None:
+    """A device of one site read by others' channels (the repeater every village's PDT
+    terminal depends on): when it alone changes, those villages are judged again."""
+    incremental = Fleet(INVENTORY, T0)
+    full = Fleet(INVENTORY, T0, incremental=False)
+    for fleet in (incremental, full):
+        for device in INVENTORY.devices:
+            fleet.observe(Observation(device, T0, True, {}))
+        fleet.evaluate(T0 + 1)
+        fleet.observe(Observation("centre-rpt1", T0 + 2, False, {}, conclusive=True))
+    snap = incremental.evaluate(T0 + 3)
+    assert snap == full.evaluate(T0 + 3)
+    pdt = [s for s in snap.sites.values() if "pdt370" in s.channels]
+    assert len(pdt) >= 10
+    assert all(s.channels["pdt370"].state is State.DOWN for s in pdt)
