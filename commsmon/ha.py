@@ -34,15 +34,17 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import aetcd
 import structlog
 
 from commsmon.config.services import HaSpec
 from commsmon.core.handover import Told
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import HA_ROLE
+
+if TYPE_CHECKING:
+    import aetcd
 
 __all__ = ["ROLES", "Replica", "Role"]
 
@@ -52,6 +54,14 @@ Role = Literal["single", "leader", "standby", "alone"]
 ROLES: tuple[Role, ...] = ("single", "leader", "standby", "alone")
 
 _TIMEOUT = 2  # seconds per etcd request
+
+
+def _etcd() -> Any:
+    """The etcd client, loaded by a replica of an HA pair only: with gRPC under it, it
+    costs a single server about 40 MiB it would never use."""
+    import aetcd
+
+    return aetcd
 
 
 class Replica:
@@ -116,7 +126,7 @@ class Replica:
                                                 float(doc["at"]))
             self._once.clear("told")
             return found
-        except (aetcd.ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
+        except (_etcd().ClientError, OSError, TimeoutError, ValueError, KeyError) as exc:
             if self._once.first("told", repr(exc)):
                 log.warning("cannot read what the leader told; holding", error=repr(exc))
             return {}
@@ -130,7 +140,7 @@ class Replica:
                             "by": self.spec.replica})
         try:
             await client.put(self._told_prefix + f"{receiver}/{group}".encode(), value.encode())
-        except (aetcd.ClientError, OSError, TimeoutError) as exc:
+        except (_etcd().ClientError, OSError, TimeoutError) as exc:
             # the standby may then send it again on takeover: twice, not never
             log.warning("could not record a delivery for the standby", receiver=receiver,
                         group=group, error=repr(exc))
@@ -157,7 +167,7 @@ class Replica:
             if self._once.clear("etcd"):
                 log.info("etcd answers again")
             self._set("leader" if self.holder == self.spec.replica else "standby")
-        except (aetcd.ClientError, OSError, TimeoutError) as exc:
+        except (_etcd().ClientError, OSError, TimeoutError) as exc:
             if self._once.first("etcd", repr(exc)):
                 log.warning("etcd does not answer", endpoints=self.spec.etcd, error=repr(exc))
             await self._drop_client()
@@ -178,11 +188,11 @@ class Replica:
         problems = []
         for endpoint in self.spec.etcd:
             host, _, port = endpoint.rpartition(":")
-            client = aetcd.Client(host, int(port), timeout=_TIMEOUT)
+            client = _etcd().Client(host, int(port), timeout=_TIMEOUT)
             try:
                 await asyncio.wait_for(client.connect(), _TIMEOUT)
                 await asyncio.wait_for(client.status(), _TIMEOUT)
-            except (aetcd.ClientError, OSError, TimeoutError) as exc:
+            except (_etcd().ClientError, OSError, TimeoutError) as exc:
                 problems.append(f"{endpoint}: {exc!r}")
                 await client.close()
                 continue
@@ -203,7 +213,7 @@ class Replica:
             if lease is not None and self._client is not None:
                 await asyncio.wait_for(self._client.revoke_lease(lease), _TIMEOUT)
                 log.info("HA lease released", replica=self.spec.replica if self.spec else "")
-        except (aetcd.ClientError, OSError, TimeoutError):
+        except (_etcd().ClientError, OSError, TimeoutError):
             pass
         finally:
             await self._drop_client()
