@@ -21,6 +21,7 @@ import heapq
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from commsmon.core.agenda import Agenda
 from commsmon.core.availability import TimeInState
 from commsmon.core.channels import judge_channels, site_state
 from commsmon.core.endurance import Endurance
@@ -55,13 +56,12 @@ class Fleet:
         self._views: dict[str, DeviceView] = {}  # each device's latest view
         self._new_views: list[str] = []  # devices whose view changed in this evaluation
         # Each device's effective state before the cut-off check, and its status, as of
-        # the last evaluation; devices to judge again at the next (touched since, or
-        # with a change falling due: _due holds (time, device) for _deadline).
+        # the last evaluation; devices to judge again at the next: touched since, or
+        # with a change falling due (the agenda).
         self._judged: dict[str, tuple[State, tuple[Fact, ...]]] = {}
         self._status: dict[str, DeviceStatus] = {}
         self._touched: set[str] = set(inventory.devices)
-        self._deadline: dict[str, float] = {}
-        self._due: list[tuple[float, str]] = []
+        self._agenda = Agenda()
         self._moving: set[str] = set()  # whose view moves with the clock (stale ages)
         self._blind = False
         self._depth, self._children, self._looped, self._readers = _family(inventory)
@@ -101,8 +101,7 @@ class Fleet:
         self._judged.clear()
         self._status.clear()
         self._touched = set(inventory.devices)
-        self._deadline.clear()
-        self._due.clear()
+        self._agenda.clear()
         self._moving.clear()
         self._depth, self._children, self._looped, self._readers = _family(inventory)
         self._channels.clear()
@@ -329,13 +328,7 @@ class Fleet:
         those with a change due by ``now`` (a little early is only work)."""
         if not self._incremental:
             return sorted(self._trackers, key=self._depth.__getitem__)
-        touched = self._touched | self._moving
-        due = self._due
-        while due and due[0][0] <= now + _EARLY:
-            at, d = heapq.heappop(due)
-            if self._deadline.get(d) == at:
-                del self._deadline[d]
-                touched.add(d)
+        touched = self._touched | self._moving | self._agenda.due(now + _EARLY)
         self._touched = set()
         return sorted(touched & self._trackers.keys(), key=self._depth.__getitem__)
 
@@ -389,14 +382,7 @@ class Fleet:
         checkin = self.checkins.get(d)
         if device.source == "checkin" and checkin is not None:
             times.append(checkin.at + device.checkin_validity)
-        later = [t for t in times if t >= now]
-        if later:
-            at = min(later)
-            if self._deadline.get(d) != at:
-                self._deadline[d] = at
-                heapq.heappush(self._due, (at, d))
-        else:
-            self._deadline.pop(d, None)
+        self._agenda.put(d, min((t for t in times if t >= now), default=None))
 
     def _device_status(self, d: str, views: Mapping[str, DeviceView],
                        active: Mapping[str, Mapping[OutageKind, Outage]],
@@ -480,8 +466,7 @@ class Fleet:
             clock.rewind(self._last_eval, now)
         self._touched.update(self._trackers)
         self._touched_sites = None
-        self._deadline.clear()
-        self._due.clear()
+        self._agenda.clear()
         for key, since in self._outage_since.items():
             self._outage_since[key] = min(since, now)
         for source, up_since in self._source_up.items():

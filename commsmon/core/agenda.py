@@ -1,0 +1,46 @@
+"""When each device next changes with the clock alone: scheduled, not rescanned.
+
+A reading reaching its ``max_age``, a pushed device going silent past its
+``stale_after``, a check-in running past its validity: the fleet notes each
+device's next such time here when it judges the device, and asks at each
+evaluation which are due.  Pure; times are epoch seconds.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+__all__ = ["Agenda"]
+
+
+class Agenda:
+    """One time per key, and the keys whose time has come."""
+
+    __slots__ = ("_heap", "_times")
+
+    def __init__(self) -> None:
+        self._times: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []  # may hold times since replaced
+
+    def put(self, key: str, at: float | None) -> None:
+        """``key`` is next due at ``at`` (``None``: not due until told again)."""
+        if at is None:
+            self._times.pop(key, None)
+        elif self._times.get(key) != at:
+            self._times[key] = at
+            heapq.heappush(self._heap, (at, key))
+
+    def due(self, now: float) -> set[str]:
+        """The keys due by ``now``, taken off the agenda."""
+        keys: set[str] = set()
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, key = heapq.heappop(heap)
+            if self._times.get(key) == at:
+                del self._times[key]
+                keys.add(key)
+        return keys
+
+    def clear(self) -> None:
+        self._times.clear()
+        self._heap.clear()
