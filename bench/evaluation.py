@@ -8,7 +8,10 @@ devices, 20 005 devices by default) every device of which has answered; then:
   (``Fleet(incremental=False)``, the peer: every site's scenarios and every
   device's endurance judged again);
 - evaluations after ``k`` devices (villages' routers, taken down) changed, for
-  k in 1, 10, 100, 1000: the cost per changed device above the steady cost.
+  k in 1, 10, 100, 1000: the cost per changed device above the steady cost;
+- churn: two thirds of the devices observed again between evaluations, the MQTT
+  ones with fresh telemetry (a PDT terminal's RSSI varies), as in
+  ``bench/daemon.py``'s minute — incremental against full.
 
 CPU seconds (``time.process_time``), median of ``--repeat`` runs, with the
 garbage collector off while timing (its full passes over a large heap land on
@@ -24,10 +27,12 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from commsmon.config.load import load_config  # noqa: E402
 from commsmon.core.fleet import Fleet  # noqa: E402
 from commsmon.core.model import Inventory  # noqa: E402
-from commsmon.core.types import Observation  # noqa: E402
+from commsmon.core.types import Observation, Reading  # noqa: E402
 from commsmon.sim.scale import write_province  # noqa: E402
 
 T0 = 1_780_000_000.0
@@ -49,6 +54,31 @@ def _answered(inventory: Inventory, incremental: bool) -> tuple[Fleet, float]:
             fleet.observe(Observation(device, at, True, {}))
         fleet.evaluate(at + 0.5)
     return fleet, T0 + 2
+
+
+TELEMETRY: dict[str, Callable[[random.Random], dict[str, Reading]]] = {
+    "pdt-terminal": lambda r: {"registered": True, "rssi_dbm": float(r.randint(-92, -84)),
+                               "battery_pct": 100.0},
+    "genset-gateway": lambda r: {"running": False, "mains": True, "fuel_pct": 80.0,
+                                 "fuel_l": 160.0, "load_pct": 0.0, "battery_v": 13.1},
+    "satphone-dock": lambda r: {"registered": True, "signal_bars": 4.0, "battery_pct": 96.0},
+}
+
+
+def _churned(inventory: Inventory, incremental: bool, repeat: int) -> float:
+    """Median CPU s of an evaluation 40 s after the last, two thirds of the devices
+    having been observed in between (the same draws for both kinds of fleet)."""
+    draw = random.Random(1)
+    fleet, now = _answered(inventory, incremental)
+    devices = list(inventory.devices)
+    runs = []
+    for _ in range(repeat):
+        now += 40.0
+        for d in draw.sample(devices, len(devices) * 2 // 3):
+            telemetry = TELEMETRY.get(inventory.devices[d].profile or "")
+            fleet.observe(Observation(d, now - 1, True, telemetry(draw) if telemetry else {}))
+        runs.append(_timed(fleet, now))
+    return statistics.median(runs)
 
 
 def _timed(fleet: Fleet, now: float) -> float:
@@ -90,6 +120,8 @@ def main() -> None:
                 fleet.observe(Observation(device, now + 1, False, {}, conclusive=True))
             runs.append(_timed(fleet, now + 1.5))
         changed[k] = statistics.median(runs)
+    churn = {name: _churned(inventory, incremental, args.repeat)
+             for name, incremental in (("full", False), ("incremental", True))}
     print("\n| evaluation | CPU s | vs full |\n|---|---|---|")
     print(f"| full, nothing changed (peer) | {steady['full']:.3f} | 1.00 |")
     print(f"| incremental, nothing changed | {steady['incremental']:.3f} | "
@@ -98,10 +130,13 @@ def main() -> None:
         per = (cost - steady["incremental"]) / k * 1000
         print(f"| incremental, {k} routers down | {cost:.3f} | {cost / steady['full']:.2f} | "
               f"{per:.2f} ms per changed device")
+    print(f"| full, 2/3 of the devices observed again | {churn['full']:.3f} | 1.00 |")
+    print(f"| incremental, 2/3 of the devices observed again | {churn['incremental']:.3f} | "
+          f"{churn['incremental'] / churn['full']:.2f} |")
     out = ROOT / "bench" / "results" / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"devices": len(inventory.devices), "steady": steady,
-                               "changed": changed}, indent=1))
+                               "changed": changed, "churn": churn}, indent=1))
 
 
 if __name__ == "__main__":
