@@ -26,7 +26,7 @@ from commsmon.core.availability import TimeInState
 from commsmon.core.channels import judge_channels, site_state
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
-from commsmon.core.freshness import fresh_readings
+from commsmon.core.freshness import fresh_readings, fresh_until
 from commsmon.core.memo import Memo, Reads
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
@@ -54,7 +54,7 @@ class Fleet:
         self._endurance: Memo[Endurance] = Memo(_reads_move if incremental else _always)
         self._incremental = incremental
         self._views: dict[str, DeviceView] = {}  # each device's latest view
-        self._new_views: list[str] = []  # devices whose view changed in this evaluation
+        self._new_views: set[str] = set()  # devices whose view changed in this evaluation
         # Each device's effective state before the cut-off check, and its status, as of
         # the last evaluation; devices to judge again at the next: touched since, or
         # with a change falling due (the agenda).
@@ -97,7 +97,7 @@ class Fleet:
         self._scenarios.clear()
         self._endurance.clear()
         self._views.clear()
-        self._new_views, self._last_out = [], {}
+        self._new_views, self._last_out = set(), {}
         self._judged.clear()
         self._status.clear()
         self._touched = set(inventory.devices)
@@ -263,7 +263,7 @@ class Fleet:
 
         inv = self.inventory
         views: Mapping[str, DeviceView] = self._views
-        new_views = set(self._new_views)
+        new_views = self._new_views
         changed_sites = []
         for s in self._sites_to_judge(new_views):
             site = inv.sites[s]
@@ -370,10 +370,9 @@ class Fleet:
             return
         self._moving.discard(d)
         times = []
-        for name, limit in device.max_age.items():
-            at = tracker.reading_at.get(name)
-            if at is not None and name in tracker.readings:
-                times.append(at + limit)
+        fresh_to = fresh_until(device, tracker.readings, tracker.reading_at)
+        if fresh_to is not None:
+            times.append(fresh_to)
         if device.stale_after is not None \
                 and self._source_up.get(device.source, 0.0) is not None:
             heard = tracker.heard(self._source_up.get(device.source))
@@ -444,7 +443,7 @@ class Fleet:
         if last is not None and last == view:
             return last
         self._views[d] = view
-        self._new_views.append(d)
+        self._new_views.add(d)
         return view
 
     def _forget_changed(self, sites: list[str], out: dict[str, float]) -> None:
@@ -457,7 +456,7 @@ class Fleet:
         )
         for memo in (self._scenarios, self._endurance):
             memo.forget(changed)
-        self._new_views, self._last_out = [], out
+        self._new_views, self._last_out = set(), out
 
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():

@@ -17,7 +17,7 @@ from types import MappingProxyType
 from commsmon.core.model import Device
 from commsmon.core.types import Reading
 
-__all__ = ["fresh_readings"]
+__all__ = ["fresh_readings", "fresh_until"]
 
 _NONE: Mapping[str, float] = MappingProxyType({})
 
@@ -52,3 +52,14 @@ def fresh_readings(
     if not stale:
         return readings, _NONE
     return {k: v for k, v in readings.items() if k not in stale}, stale
+
+
+def fresh_until(device: Device, readings: Mapping[str, Reading],
+                taken_at: Mapping[str, float]) -> float | None:
+    """Epoch seconds the first of ``device``'s readings with a ``max_age`` stops being
+    fresh (its time plus its ``max_age``: fresh up to that instant, stale after);
+    ``None`` when none has a ``max_age``.  Arguments as :func:`fresh_readings`."""
+    limits = device.max_age
+    times = [at + limit for name in readings
+             if (limit := limits.get(name)) is not None and (at := taken_at.get(name)) is not None]
+    return min(times, default=None)
