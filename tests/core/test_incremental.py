@@ -167,3 +167,34 @@ def test_the_district_repeater_down_takes_every_village_s_pdt_channel() -> None:
     pdt = [s for s in snap.sites.values() if "pdt370" in s.channels]
     assert len(pdt) >= 10
     assert all(s.channels["pdt370"].state is State.DOWN for s in pdt)
+
+
+def test_changes_that_fall_due_with_nothing_heard() -> None:
+    """Worked by hand on v01 (readings' max_age 30 s for its UPS, stale_after 180 s for
+    its genset gateway), every device heard at T0 and nothing after:
+    - T0+30: the UPS's "on battery" is exactly 30 s old, still counts: v01's mains is
+      out (power outage);
+    - T0+30.5: it is 30.5 s old, past its max_age: not known any more, so no evidence
+      of a power outage; the UPS shows it stale, 30.5 s old;
+    - T0+180: the genset gateway has been silent exactly 180 s: still up;
+    - T0+180.5: silent 180.5 s > 180: down ("silent").
+    Each evaluation equals a full one, though nothing touched the fleet in between."""
+    incremental = Fleet(INVENTORY, T0)
+    full = Fleet(INVENTORY, T0, incremental=False)
+    for fleet in (incremental, full):
+        fleet.set_source("mqtt", True, T0)
+        for device in INVENTORY.devices:
+            fleet.observe(Observation(device, T0, True, {}))
+        fleet.observe(Observation("v01-ups", T0, True, {"output_source": "battery"}))
+        fleet.evaluate(T0)
+    snaps = {}
+    for at in (30.0, 30.5, 180.0, 180.5):
+        snaps[at] = incremental.evaluate(T0 + at)
+        assert snaps[at] == full.evaluate(T0 + at), at
+    assert "power" in snaps[30.0].sites["v01"].outages
+    assert "power" not in snaps[30.5].sites["v01"].outages
+    assert snaps[30.5].devices["v01-ups"].stale == {"output_source": 30.5}
+    assert snaps[180.0].devices["v01-genset"].state is State.UP
+    genset = snaps[180.5].devices["v01-genset"]
+    assert genset.state is State.DOWN
+    assert genset.reasons[0].code == "silent"
