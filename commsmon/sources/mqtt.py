@@ -64,6 +64,7 @@ from commsmon.sources.convert import (
     unsupported,
 )
 from commsmon.sources.counters import CounterRates, CounterSample
+from commsmon.sources.mqttsocket import read_in_chunks
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
 
@@ -249,7 +250,7 @@ class MqttSource:
                 super().__init__(maxsize)
                 queues.append(self)
 
-        async with aiomqtt.Client(
+        async with read_in_chunks(aiomqtt.Client(
             spec.host,
             spec.port,
             identifier=self.client_id,
@@ -264,7 +265,7 @@ class MqttSource:
             clean_session=False,
             queue_type=SessionQueue,
             max_queued_incoming_messages=spec.queue_size,
-        ) as client:
+        )) as client:
             topics = sorted(self._routes)
             for start in range(0, len(topics), _SUBSCRIBE_BATCH):
                 batch = topics[start:start + _SUBSCRIBE_BATCH]
