@@ -188,14 +188,14 @@ class AlertEngine:
         """Every firing alert."""
         return [f.alert for f in self.active.values() if f.firing]
 
-    def dump(self) -> list[dict[str, Any]]:
-        """The engine's memory as JSON-ready data (to survive a restart)."""
-        return [
-            {"rule": f.alert.rule, "severity": f.alert.severity, "labels": dict(f.alert.labels),
-             "facts": facts_to_json(f.alert.facts), "starts_at": f.alert.starts_at,
-             "pending_since": f.pending_since, "firing": f.firing}
-            for f in self.active.values()
-        ]
+    def dump(self) -> Iterator[dict[str, Any]]:
+        """The engine's memory as JSON-ready data (to survive a restart), one alert at a
+        time: at province scale the whole of it is tens of MiB as objects."""
+        for f in self.active.values():
+            yield {"rule": f.alert.rule, "severity": f.alert.severity,
+                   "labels": dict(f.alert.labels), "facts": facts_to_json(f.alert.facts),
+                   "starts_at": f.alert.starts_at, "pending_since": f.pending_since,
+                   "firing": f.firing}
 
     def shape(self) -> frozenset[tuple[str, float, bool]]:
         """Which alerts are pending or firing, since when: what :meth:`dump` keeps

@@ -190,7 +190,7 @@ def test_restart_keeps_what_was_told() -> None:
     h.observe("sat", False)
     h.run(300, {"rpt": 1, "router2": 1})
     assert len(h.to("pager")) == 1
-    engine, dispatch = h.engine.dump(), h.dispatcher.dump()
+    engine, dispatch = list(h.engine.dump()), h.dispatcher.dump()
     # a new process: fresh fleet (everything unknown), restored alerting memory
     h2 = Harness()
     h2.now = h.now + 900

@@ -159,7 +159,8 @@ class AlertService:
             shape, engine = self.engine.shape(), None
             if self._saved is None or shape != self._saved[0] \
                     or not 0 <= now - self._saved[1] < _SAVE_FACTS_EVERY:
-                engine = json.dumps(self.engine.dump(), ensure_ascii=False)
+                engine = "[" + ",".join(json.dumps(item, ensure_ascii=False)
+                                        for item in self.engine.dump()) + "]"
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
 
