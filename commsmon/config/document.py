@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,7 +44,7 @@ class Document:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
         try:
-            data = YAML(typ="safe").load(text)
+            return cls(path, text, YAML(typ="safe").load(text))
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else 0
@@ -56,15 +55,6 @@ class Document:
                                f"(character {exc.character!r})"]) from exc
         except YAMLError as exc:  # anything else the parser refuses, still located
             raise ConfigError([f"{path}:1: not valid YAML: {exc}"]) from exc
-        # The parser interleaves the data with ten times as much short-lived garbage
-        # (nodes, events, marks); Python cannot move objects, so the data, and all
-        # that is built from it, would keep those pages resident for the daemon's
-        # life.  Made afresh once the garbage is freed, it lies in pages of its own:
-        # a 20 000-device province's configuration, loaded, keeps 195 MiB resident
-        # instead of 255 (bench/daemon.py), for 0.15 s of copying.
-        blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-        del data
-        return cls(path, text, pickle.loads(blob))
 
     def line(self, loc: tuple[str | int, ...]) -> int:
         """1-based line of the deepest node of ``loc`` that exists in the YAML."""
@@ -189,4 +179,3 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
-
