@@ -78,13 +78,28 @@ class DeviceView:
     rose: Mapping[str, float] = field(default_factory=dict)
     unconfirmed: Mapping[str, float] = field(default_factory=dict)
 
-    def ident(self) -> dict[str, str]:
-        """The device's id and name, as fact terms."""
-        return {"device": self.device.id, "name": self.device.name}
+    # Made once per view and shared by every fact that names the device (a province's
+    # judgements hold hundreds of thousands of them): read-only, like the facts.
+    _ident: Mapping[str, str] | None = field(default=None, init=False, compare=False,
+                                             repr=False)
+    _where: Mapping[str, str] | None = field(default=None, init=False, compare=False,
+                                             repr=False)
 
-    def where(self) -> dict[str, str]:
+    def ident(self) -> Mapping[str, str]:
+        """The device's id and name, as fact terms."""
+        ident = self._ident
+        if ident is None:
+            ident = {"device": self.device.id, "name": self.device.name}
+            object.__setattr__(self, "_ident", ident)
+        return ident
+
+    def where(self) -> Mapping[str, str]:
         """The device's id and name and its site's, as fact terms."""
-        return {**self.ident(), "site": self.device.site, "site_name": self.site_name}
+        where = self._where
+        if where is None:
+            where = {**self.ident(), "site": self.device.site, "site_name": self.site_name}
+            object.__setattr__(self, "_where", where)
+        return where
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,7 +276,7 @@ def _not_known(view: DeviceView, reading: str, upper: float = math.inf) -> Endur
     return unknown(fact, upper=upper)
 
 
-def _where(view: DeviceView) -> dict[str, str]:
+def _where(view: DeviceView) -> Mapping[str, str]:
     return view.where()
 
 
