@@ -20,6 +20,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TypeVar
 
 from commsmon.core.agenda import Agenda
 from commsmon.core.availability import TimeInState
@@ -32,7 +33,7 @@ from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind, evidence
 from commsmon.core.power import DeviceView, device_endurance
 from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
-from commsmon.core.readings import CHARGE
+from commsmon.core.readings import CHARGE, JUDGED
 from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
 from commsmon.core.trappath import trap_path
@@ -419,7 +420,9 @@ class Fleet:
     ) -> DeviceView:
         tracker = self._trackers[d]
         device = tracker.device
-        values, stale = fresh
+        values, stale = _judged_only(fresh[0]), _judged_only(fresh[1])
+        unavailable, unconfirmed = _judged_only(tracker.unavailable), \
+            _judged_only(tracker.unconfirmed)
         checkin_charge = None
         if device.source == "checkin" and CHARGE in values:
             charge = values[CHARGE]
@@ -427,18 +430,19 @@ class Fleet:
             if isinstance(charge, float) and at is not None:
                 checkin_charge = (charge, at)
         # A counter that rose at its latest report (upsInputLineBads: an event since).
-        rose = {n: at for n, at in tracker.rose_at.items() if tracker.reading_at.get(n) == at}
+        rose = {n: at for n, at in tracker.rose_at.items()
+                if n in JUDGED and tracker.reading_at.get(n) == at}
         last = self._views.get(d)
         if (last is not None and last.device is device and last.state is state
                 and last.since == since and last.values is values and not stale
                 and not last.stale and last.reasons == reasons
                 and last.checkin_charge == checkin_charge and not rose and not last.rose
-                and not tracker.unavailable and not last.unavailable
-                and not tracker.unconfirmed and not last.unconfirmed):
+                and not unavailable and not last.unavailable
+                and not unconfirmed and not last.unconfirmed):
             return last  # the common case, without making a view to compare
         view = DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
-                          values, stale, _frozen(tracker.unavailable), checkin_charge, rose,
-                          _frozen(tracker.unconfirmed))
+                          values, stale, _frozen(unavailable), checkin_charge, rose,
+                          _frozen(unconfirmed))
         # The same object while nothing changed: kept judgements see it is theirs at once.
         if last is not None and last == view:
             return last
@@ -586,11 +590,21 @@ def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple
 
 
 _EMPTY: Mapping[str, float] = MappingProxyType({})
+_V = TypeVar("_V")
 
 
 def _frozen(times: Mapping[str, float]) -> Mapping[str, float]:
     """A read-only copy of a tracker's map of times (shared when empty)."""
     return MappingProxyType(dict(times)) if times else _EMPTY
+
+
+def _judged_only(by_reading: Mapping[str, _V]) -> Mapping[str, _V]:
+    """``by_reading`` without the readings no judgement reads (a PDT terminal's RSSI):
+    a change in those alone leaves the device's view, and what was judged on it, as
+    they were.  ``by_reading`` itself when it holds no other."""
+    if by_reading.keys() <= JUDGED:
+        return by_reading
+    return {name: v for name, v in by_reading.items() if name in JUDGED}
 
 
 

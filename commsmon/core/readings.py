@@ -14,6 +14,7 @@ __all__ = [
     "FUEL",
     "FUEL_LITRES",
     "INPUT_LINE_BADS",
+    "JUDGED",
     "LOAD",
     "MAINS_PRESENT",
     "OUTPUT_SOURCE",
@@ -49,6 +50,12 @@ class Use:
     readings: tuple[str, ...]
     purpose: str
 
+
+#: Every reading name above: all that the judgements (endurance, outages) read of a
+#: device's values.  Other readings (a PDT terminal's RSSI) are shown, and may decide
+#: the device's own state through its profile's rules, but judge nothing else.
+JUDGED = frozenset({CHARGE, RUNTIME, FUEL, FUEL_LITRES, LOAD, RUNNING, MAINS_PRESENT,
+                    OUTPUT_SOURCE, SUPPLY_TYPE, INPUT_LINE_BADS})
 
 #: What the core's power and outage logic reads, by device kind: a profile for a
 #: device of that kind without it silently turns that logic off, so the

@@ -198,3 +198,50 @@ def test_changes_that_fall_due_with_nothing_heard() -> None:
     genset = snaps[180.5].devices["v01-genset"]
     assert genset.state is State.DOWN
     assert genset.reasons[0].code == "silent"
+
+
+def test_a_reading_no_judgement_reads_re_judges_no_site() -> None:
+    """v01's PDT terminal reports a new RSSI and nothing else changed: the RSSI decides
+    nothing beyond the terminal's own state (its profile's health rules), so no
+    village's scenarios are judged again; the terminal's status shows the new value,
+    and the snapshot equals a full evaluation.  A weak signal (below the profile's
+    threshold) changes the terminal's state, and v01 is judged again."""
+    incremental = Fleet(INVENTORY, T0)
+    full = Fleet(INVENTORY, T0, incremental=False)
+    for fleet in (incremental, full):
+        for device in INVENTORY.devices:
+            fleet.observe(Observation(device, T0, True, {}))
+        fleet.observe(Observation("v01-pdt", T0, True, {"rssi": -85.0, "charge": 0.9}))
+        fleet.evaluate(T0 + 1)
+        fleet.observe(Observation("v01-pdt", T0 + 2, True, {"rssi": -88.0, "charge": 0.9}))
+    judged = incremental._scenarios.judged
+    snap = incremental.evaluate(T0 + 3)
+    assert snap == full.evaluate(T0 + 3)
+    assert incremental._scenarios.judged == judged
+    assert snap.devices["v01-pdt"].readings["rssi"] == -88.0
+    for fleet in (incremental, full):
+        fleet.observe(Observation("v01-pdt", T0 + 4, True, {"rssi": WEAK, "charge": 0.9}))
+    snap = incremental.evaluate(T0 + 5)
+    assert snap == full.evaluate(T0 + 5)
+    assert snap.devices["v01-pdt"].state is not State.UP
+    assert incremental._scenarios.judged == judged + 1  # v01 alone
+
+
+WEAK = -115.0  # dBm: below the profile's -110, "PDT 信号弱", degraded
+
+
+def test_every_reading_the_core_names_is_judged() -> None:
+    """Views keep only the readings in JUDGED: a reading name the core imports to read
+    and left out of JUDGED would be invisible to its judgements."""
+    import ast
+
+    from commsmon.core import readings
+
+    named = set()
+    for path in (ROOT / "commsmon" / "core").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "commsmon.core.readings":
+                named |= {a.name for a in node.names}
+    constants = {n for n in named if isinstance(getattr(readings, n), str)}
+    assert constants
+    assert {getattr(readings, n) for n in constants} <= readings.JUDGED
