@@ -25,15 +25,16 @@ read-only).  An alert's facts are typed (:mod:`commsmon.core.facts`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
 from commsmon.core.facts import Fact, fact_from_json, fact_to_json
 from commsmon.core.outages import OUTAGE_KINDS
-from commsmon.core.readiness import SCENARIOS
-from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.readiness import SCENARIOS, ScenarioResult
+from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import State
 
 __all__ = [
@@ -103,12 +104,22 @@ DEFAULT_COUNTDOWN_HOURS: tuple[float, ...] = (24.0, 6.0, 1.0)
 Verdict = bool | None
 
 
+def _given(*facts: Fact) -> tuple[Fact, ...]:
+    return facts
+
+
+_no_facts = _given
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidate:
+    """One rule's verdict on one thing; ``facts`` made only for a verdict that holds
+    (a province has a hundred thousand candidates, a few of which fire)."""
+
     rule: str
     labels: dict[str, str]
     verdict: Verdict
-    facts: tuple[Fact, ...] = ()
+    facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
 @dataclass(slots=True)
@@ -142,6 +153,13 @@ class AlertEngine:
         self.rules = {**DEFAULT_RULES, **(rules or {})}
         self.countdown_hours = tuple(sorted(set(countdown_hours), reverse=True))
         self.active: dict[str, Firing] = {}
+        # Each active alert's label set -> its fingerprint: a candidate is looked up by
+        # its labels, and hashed only when it begins (a province has a hundred thousand
+        # candidates at every evaluation, a few of which are pending or firing).
+        self._fingerprints: dict[frozenset[tuple[str, str]], str] = {}
+        #: Counts every change of which alerts are pending or firing and since when:
+        #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
+        self.changes = 0
 
     def update(self, snap: Snapshot) -> list[Alert]:
         """Evaluate at ``snap.at``; returns the alerts that resolved now.
@@ -151,34 +169,49 @@ class AlertEngine:
         now = snap.at
         resolved: list[Alert] = []
         seen: set[str] = set()
+        known = self._fingerprints
         for c in _candidates(snap, self.countdown_hours):
             spec = self.rules[c.rule]
             if not spec.enabled:
                 continue
             labels = {"alertname": c.rule, "severity": spec.severity, **spec.labels, **c.labels}
-            fp = fingerprint(labels)
-            seen.add(fp)
-            entry = self.active.get(fp)
+            label_set = frozenset(labels.items())
+            fp = known.get(label_set)
+            entry = None
+            if fp is not None:
+                seen.add(fp)
+                entry = self.active[fp]
             if c.verdict is None:
                 continue  # cannot tell: keep whatever we had
             if c.verdict:
                 if entry is None:
-                    alert = Alert(c.rule, spec.severity, labels, c.facts, starts_at=now)
+                    fp = fingerprint(labels)
+                    seen.add(fp)
+                    alert = Alert(c.rule, spec.severity, labels, c.facts(), starts_at=now)
                     entry = self.active[fp] = Firing(alert, now)
+                    known[label_set] = fp
+                    self.changes += 1
                 else:
-                    entry.alert = replace(entry.alert, facts=c.facts)
-                    # The wall clock stepped back: the condition holds since "now" at
-                    # most, not for an hour more.
-                    entry.pending_since = min(entry.pending_since, now)
+                    entry.alert = replace(entry.alert, facts=c.facts())
+                    if now < entry.pending_since:
+                        # The wall clock stepped back: the condition holds since "now"
+                        # at most, not for an hour more.
+                        entry.pending_since = now
+                        self.changes += 1
                 if not entry.firing and now - entry.pending_since >= spec.for_seconds:
                     entry.firing = True
-            elif entry is not None:
-                del self.active[fp]
-                if entry.firing:
-                    resolved.append(replace(entry.alert, ends_at=now))
+                    self.changes += 1
+            elif fp is not None:
+                gone = self.active.pop(fp)
+                del known[label_set]
+                self.changes += 1
+                if gone.firing:
+                    resolved.append(replace(gone.alert, ends_at=now))
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
+            del known[frozenset(entry.alert.labels.items())]
+            self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
@@ -197,18 +230,15 @@ class AlertEngine:
                    "starts_at": f.alert.starts_at, "pending_since": f.pending_since,
                    "firing": f.firing}
 
-    def shape(self) -> frozenset[tuple[str, float, bool]]:
-        """Which alerts are pending or firing, since when: what :meth:`dump` keeps
-        but the facts (which are refreshed at every evaluation)."""
-        return frozenset((fp, f.pending_since, f.firing) for fp, f in self.active.items())
-
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
-        self.active = {}
+        self.active, self._fingerprints = {}, {}
+        self.changes += 1
         for item in data:
             alert = Alert(item["rule"], item["severity"], item["labels"],
                           facts_from_json(item.get("facts")), starts_at=item["starts_at"])
             self.active[alert.fingerprint] = Firing(alert, item["pending_since"], item["firing"])
+            self._fingerprints[frozenset(alert.labels.items())] = alert.fingerprint
 
 
 def facts_to_json(facts: tuple[Fact, ...]) -> list[dict[str, Any]]:
@@ -229,10 +259,11 @@ def facts_from_json(data: Any) -> tuple[Fact, ...]:
 
 def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candidate]:
     cut_off = snap.cut_off is not None
-    yield _Candidate("monitor_cut_off", {}, cut_off, (snap.cut_off,) if snap.cut_off else ())
+    yield _Candidate("monitor_cut_off", {}, cut_off,
+                     partial(_given, snap.cut_off) if snap.cut_off else _no_facts)
     # A fault that is gone is no longer a candidate, so its alert resolves.
     for name, problem in snap.faults.items():
-        yield _Candidate("monitor_fault", {"fault": name}, True, (problem,))
+        yield _Candidate("monitor_fault", {"fault": name}, True, partial(_given, problem))
     for site in snap.sites.values():
         yield from _site_candidates(snap, site, cut_off, countdown)
     for device in snap.devices.values():
@@ -241,8 +272,9 @@ def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candi
         for reason in device.reasons:
             if reason.code == "auth_error":
                 dev = device.device
-                yield _Candidate("monitor_fault", {"fault": f"snmp_auth:{dev.id}"}, True, (
-                    Fact("auth_error", {**reason.args, "device": dev.id, "name": dev.name}),))
+                yield _Candidate("monitor_fault", {"fault": f"snmp_auth:{dev.id}"}, True,
+                                 partial(_given, Fact("auth_error", {
+                                     **reason.args, "device": dev.id, "name": dev.name})))
 
 
 def _site_candidates(
@@ -251,9 +283,7 @@ def _site_candidates(
     site = {"site": s.site.id}
     if s.channels:
         isolated: Verdict = None if s.reachable is None or cut_off else not s.reachable
-        yield _Candidate("site_isolated", site, isolated, tuple(
-            Fact("channel_state", {"channel": c, "state": ch.state.value})
-            for c, ch in s.channels.items()))
+        yield _Candidate("site_isolated", site, isolated, partial(_channel_facts, s))
     for name, channel in s.channels.items():
         verdict: Verdict
         if channel.state is State.UNKNOWN or cut_off:
@@ -261,8 +291,7 @@ def _site_candidates(
         else:
             verdict = channel.state is State.DOWN and bool(s.reachable)
         yield _Candidate("site_channel_lost", {**site, "channel": name}, verdict,
-                         tuple(_device_fact(snap.devices[p]) for p in channel.providers
-                               if p in snap.devices))
+                         partial(_provider_facts, snap, channel))
     unknown_site = s.state is State.UNKNOWN
     for scenario in SCENARIOS:
         result = s.scenarios.get(scenario)
@@ -271,36 +300,57 @@ def _site_candidates(
         yield _Candidate(
             "scenario_not_ready", {**site, "scenario": scenario},
             None if cut_off or (result.unknown and unknown_site) else not result.ready,
-            (result.as_fact(),),
+            partial(_verdict_facts, result),
         )
     if (path := s.trap_path) is not None:
         silent: Verdict = None if cut_off or path.state is State.UNKNOWN \
             else path.state is State.DOWN
         yield _Candidate("trap_path_down", site, silent,
-                         (path.reason,) if path.reason is not None else ())
+                         partial(_given, path.reason) if path.reason is not None else _no_facts)
     for kind in OUTAGE_KINDS:
         outage = s.outages.get(kind)
         facts = () if outage is None else (Fact("outage", {
             "site": s.site.id, "site_name": s.site.name, "outage": kind, "since": outage.since,
             "declared": outage.declared, "evidence": outage.evidence}),)
-        yield _Candidate("outage_active", {**site, "outage": kind}, outage is not None, facts)
+        yield _Candidate("outage_active", {**site, "outage": kind}, outage is not None,
+                         partial(_given, *facts))
     now = s.scenarios.get("now")
     if now is None:
         return
     # Only while an outage bears on the site: otherwise a short "now" is isolation,
     # which site_isolated tells.
     during = bool(now.outages)
-    facts = (now.as_fact(),)
     low: Verdict = during and not now.ready
     if cut_off or (low and now.unknown and unknown_site):
         low = None
-    yield _Candidate("endurance_low", site, low, facts)
+    yield _Candidate("endurance_low", site, low, partial(_verdict_facts, now))
     for hours in countdown:
         if hours >= s.site.target_hours:
             continue
         below: Verdict = None if cut_off else during and now.endurance.short(hours)
         yield _Candidate("countdown", {**site, "hours": f"{hours:g}"}, below,
-                         (Fact("countdown", {"hours": hours}), *facts))
+                         partial(_countdown_facts, hours, now))
+
+
+def _channel_facts(s: SiteStatus) -> tuple[Fact, ...]:
+    return tuple(Fact("channel_state", {"channel": c, "state": ch.state.value})
+                 for c, ch in s.channels.items())
+
+
+def _provider_facts(snap: Snapshot, channel: ChannelStatus) -> tuple[Fact, ...]:
+    return tuple(_device_fact(snap.devices[p]) for p in channel.providers if p in snap.devices)
+
+
+def _verdict_facts(result: ScenarioResult) -> tuple[Fact, ...]:
+    return (result.as_fact(),)
+
+
+def _countdown_facts(hours: float, now: ScenarioResult) -> tuple[Fact, ...]:
+    return (Fact("countdown", {"hours": hours}), now.as_fact())
+
+
+def _device_facts(d: DeviceStatus) -> tuple[Fact, ...]:
+    return (_device_fact(d),)
 
 
 def _device_fact(d: DeviceStatus) -> Fact:
@@ -313,7 +363,8 @@ def _device_fact(d: DeviceStatus) -> Fact:
 def _device_candidates(d: DeviceStatus, cut_off: bool) -> Iterator[_Candidate]:
     dev = d.device
     labels = {"site": dev.site, "device": dev.id, "kind": dev.kind}
-    facts = (_device_fact(d),)
+    facts = partial(_device_facts, d)
+
     known = d.state is not State.UNKNOWN and not cut_off
     yield _Candidate("device_down", labels, d.state is State.DOWN if known else None, facts)
     yield _Candidate("device_lost", labels, d.state is State.LOST if known else None, facts)

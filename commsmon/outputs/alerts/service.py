@@ -84,7 +84,7 @@ class AlertService:
         self.roster = Roster.of(Shift(s.start.timestamp(), s.end.timestamp(), s.role, s.name,
                                       s.phone) for s in spec.roster)
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
-        self._saved: tuple[frozenset[tuple[str, float, bool]], float] | None = None
+        self._saved: tuple[int, float] | None = None  # (engine.changes, when) last saved
         self._changes: list[Event] = []  # alerts that began or ended, for the timeline
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
@@ -156,7 +156,7 @@ class AlertService:
             notes += [note for group, step, n in self.escalation.due(now)
                       for note in self._step_notes(group, step, n, snap)]
             notes = self._mark_drills(notes, drills)
-            shape, engine = self.engine.shape(), None
+            shape, engine = self.engine.changes, None
             if self._saved is None or shape != self._saved[0] \
                     or not 0 <= now - self._saved[1] < _SAVE_FACTS_EVERY:
                 engine = "[" + ",".join(json.dumps(item, ensure_ascii=False)
