@@ -30,6 +30,11 @@ __all__ = ["FleetExposition"]
 
 _STATES = tuple(State)
 _SITE_STATES = tuple(s for s in State if s is not State.LOST)  # lost is a device's state
+# Each state with its label text, made once (a province renders 240 000 such samples).
+_STATE_LABELS = tuple((s, f',state="{s.value}"') for s in _STATES)
+_SITE_STATE_LABELS = tuple((s, f',state="{s.value}"') for s in _SITE_STATES)
+_CHANNEL_STATE_LABELS = tuple((s, f',state="{s.value}"')
+                              for s in (State.UP, State.DOWN, State.UNKNOWN))
 
 
 def _escape(value: str) -> str:
@@ -42,6 +47,8 @@ def _labels(**labels: str) -> str:
 
 
 def _number(value: float) -> str:
+    if value - value == 0:  # finite (an infinity or NaN gives NaN)
+        return repr(float(value))
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if math.isnan(value):
@@ -69,6 +76,10 @@ class _Family:
 
     def add(self, labels: str, value: float) -> None:
         self.text += f"{self.sample}{{{labels}}} {_number(value)}\n".encode()
+
+    def flag(self, labels: str, on: bool) -> None:
+        """A 1 or 0 sample (one-hot states): as :meth:`add` writes them, made faster."""
+        self.text += f"{self.sample}{{{labels}}} {'1.0' if on else '0.0'}\n".encode()
 
 
 class FleetExposition:
@@ -172,9 +183,10 @@ class FleetExposition:
             if status.checkin is not None:
                 checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
             spent = status.seconds_at(snap.at)
-            for s in _STATES:
-                state.add(f'{labels},state="{s.value}"', 1 if status.state is s else 0)
-                seconds.add(f'{labels},state="{s.value}"', spent[s])
+            current = status.state
+            for s, label in _STATE_LABELS:
+                state.flag(labels + label, current is s)
+                seconds.add(labels + label, spent[s])
         return (info, up, state, seconds, since, seen, endurance, checkin_age)
 
     def _readings(self, snap: Snapshot) -> Iterable[_Family]:
@@ -272,15 +284,16 @@ class FleetExposition:
             if status.reachable is not None:
                 reachable.add(labels, 1 if status.reachable else 0)
             spent = status.seconds_at(snap.at)
-            for s in _SITE_STATES:
-                state.add(f'{labels},state="{s.value}"', 1 if status.state is s else 0)
-                seconds.add(f'{labels},state="{s.value}"', spent[s])
+            current = status.state
+            for s, label in _SITE_STATE_LABELS:
+                state.flag(labels + label, current is s)
+                seconds.add(labels + label, spent[s])
             for name, channel in status.channels.items():
                 ch = f'{labels},channel="{name}"'
                 if channel.state is not State.UNKNOWN:
                     channel_up.add(ch, 1 if channel.state is State.UP else 0)
-                for s in (State.UP, State.DOWN, State.UNKNOWN):
-                    channel_state.add(f'{ch},state="{s.value}"', 1 if channel.state is s else 0)
+                for cs, label in _CHANNEL_STATE_LABELS:
+                    channel_state.flag(ch + label, channel.state is cs)
             if status.scenarios:
                 target.add(labels, site.target_hours * 3600)
             now = status.scenarios.get("now")
