@@ -176,20 +176,21 @@ class AlertEngine:
                 continue
             labels = {"alertname": c.rule, "severity": spec.severity, **spec.labels, **c.labels}
             label_set = frozenset(labels.items())
-            fp = known.get(label_set)
-            entry = None
-            if fp is not None:
+            fp = known.get(label_set, "")
+            entry = self.active.get(fp)
+            if entry is not None:
                 seen.add(fp)
-                entry = self.active[fp]
             if c.verdict is None:
                 continue  # cannot tell: keep whatever we had
             if c.verdict:
                 if entry is None:
                     fp = fingerprint(labels)
                     seen.add(fp)
+                    known[label_set] = fp
+                    entry = self.active.get(fp)  # found: the index had lost it
+                if entry is None:
                     alert = Alert(c.rule, spec.severity, labels, c.facts(), starts_at=now)
                     entry = self.active[fp] = Firing(alert, now)
-                    known[label_set] = fp
                     self.changes += 1
                 else:
                     entry.alert = replace(entry.alert, facts=c.facts())
@@ -201,16 +202,16 @@ class AlertEngine:
                 if not entry.firing and now - entry.pending_since >= spec.for_seconds:
                     entry.firing = True
                     self.changes += 1
-            elif fp is not None:
-                gone = self.active.pop(fp)
-                del known[label_set]
+            elif entry is not None:
+                del self.active[fp]
+                known.pop(label_set, None)
                 self.changes += 1
-                if gone.firing:
-                    resolved.append(replace(gone.alert, ends_at=now))
+                if entry.firing:
+                    resolved.append(replace(entry.alert, ends_at=now))
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
-            del known[frozenset(entry.alert.labels.items())]
+            known.pop(frozenset(entry.alert.labels.items()), None)
             self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
