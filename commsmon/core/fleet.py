@@ -607,8 +607,6 @@ def _judged_only(by_reading: Mapping[str, _V]) -> Mapping[str, _V]:
     return {name: v for name, v in by_reading.items() if name in JUDGED}
 
 
-
-
 #: Changes due this long after an evaluation are judged at it (floating point).
 _EARLY = 1e-3
 

@@ -105,7 +105,7 @@ def unsupported(
     return found
 
 
-def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading | None:
+def decode_json_field(spec: ReadingSpec, document: dict[str, Any]) -> Reading | None:
     """Decode the reading's ``field`` (dotted path) from a JSON object.
 
     Returns ``None`` when the field is absent or null, or holds a sentinel.
@@ -121,7 +121,7 @@ def decode_json_field(spec: ReadingSpec, document: Mapping[str, Any]) -> Reading
     return None if node is None else _guarded(spec, node, None)
 
 
-def json_field_present(spec: ReadingSpec, document: Mapping[str, Any]) -> bool:
+def json_field_present(spec: ReadingSpec, document: dict[str, Any]) -> bool:
     """Whether the reading's ``field`` is in ``document`` at all (even as ``null``):
     a message that leaves a field out says nothing of it; one that sends it
     with no usable value says it is not known now."""
