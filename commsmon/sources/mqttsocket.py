@@ -7,8 +7,8 @@ registration per message.  Behind :class:`BufferedSocket`, one ``recv`` takes
 what the kernel holds (up to 64 KiB); aiomqtt's reader drains it while
 ``pending()`` says bytes are left (the hook it keeps for TLS sockets), so a
 wake handles every whole packet that arrived and their PUBACKs are written
-together.  Nothing is read that paho would not read: it still asks for every
-byte, in its own order.
+together.  Nothing is lost or reordered: paho still asks for every byte, in its
+own order, and gets the bytes the socket would have given it.
 """
 
 from __future__ import annotations
