@@ -57,11 +57,12 @@ def _answered(inventory: Inventory, incremental: bool) -> tuple[Fleet, float]:
 
 
 TELEMETRY: dict[str, Callable[[random.Random], dict[str, Reading]]] = {
-    "pdt-terminal": lambda r: {"registered": True, "rssi_dbm": float(r.randint(-92, -84)),
-                               "battery_pct": 100.0},
-    "genset-gateway": lambda r: {"running": False, "mains": True, "fuel_pct": 80.0,
-                                 "fuel_l": 160.0, "load_pct": 0.0, "battery_v": 13.1},
-    "satphone-dock": lambda r: {"registered": True, "signal_bars": 4.0, "battery_pct": 96.0},
+    # bench/daemon.py's payloads, as the profiles decode them (reading names, scaled)
+    "pdt-terminal": lambda r: {"registered": True, "rssi": float(r.randint(-92, -84)),
+                               "charge": 1.0},
+    "genset-gateway": lambda r: {"running": False, "mains_present": True, "fuel": 0.8,
+                                 "fuel_litres": 160.0, "load": 0.0, "battery_volts": 13.1},
+    "satphone-dock": lambda r: {"registered": True, "signal": 4.0, "charge": 0.96},
 }
 
 
