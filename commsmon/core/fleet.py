@@ -405,9 +405,12 @@ class Fleet:
             checkin_stale=device.source == "checkin"
             and self._stale_checkin(device) is not None,
             taken_at=tracker.reading_at,
-            stale=view.stale,
-            unavailable=view.unavailable,
-            unconfirmed=view.unconfirmed,
+            # Every reading, as the officer sees the device (the view keeps only those
+            # judgements read).
+            stale=fresh_readings(device, tracker.frozen_readings(), tracker.reading_at,
+                                 now)[1],
+            unavailable=_frozen(tracker.unavailable),
+            unconfirmed=_frozen(tracker.unconfirmed),
         )
 
     def _view(

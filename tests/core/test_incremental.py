@@ -245,3 +245,18 @@ def test_every_reading_the_core_names_is_judged() -> None:
     constants = {n for n in named if isinstance(getattr(readings, n), str)}
     assert constants
     assert {getattr(readings, n) for n in constants} <= readings.JUDGED
+
+
+def test_a_stale_reading_no_judgement_reads_is_still_shown_stale() -> None:
+    """Views keep only the readings judgements read, but what an officer sees of a
+    device keeps every reading: v01's terminal last sent its RSSI longer ago than its
+    max_age (then only its charge): the status shows the RSSI stale, with its age."""
+    limit = INVENTORY.devices["v01-pdt"].max_age["rssi"]
+    fleet = Fleet(INVENTORY, T0)
+    for device in INVENTORY.devices:
+        fleet.observe(Observation(device, T0, True, {}))
+    fleet.observe(Observation("v01-pdt", T0, True, {"rssi": -85.0, "charge": 0.9}))
+    fleet.evaluate(T0 + 1)
+    fleet.observe(Observation("v01-pdt", T0 + limit + 10, True, {"charge": 0.9}))
+    snap = fleet.evaluate(T0 + limit + 10)
+    assert snap.devices["v01-pdt"].stale == {"rssi": limit + 10}
