@@ -346,13 +346,15 @@ def _inside(daemon: DaemonProcess, path: Path) -> Path:
 
 def _fill(directory: Path) -> Path:
     ballast = directory / "ballast"
-    with ballast.open("wb") as f:
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
+    with ballast.open("wb", buffering=0) as f:
+        # To the last byte: a 64 KiB write that fails can leave enough room for the
+        # daemon's next few pages, and the fault would then wait on a larger write.
+        for chunk in (65536, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC
     return ballast
 
 
