@@ -18,7 +18,7 @@ from commsmon.config.load import load_config
 from commsmon.config.settings import Config
 from commsmon.errors import CommsmonError, ConfigError
 from commsmon.log import configure_logging
-from commsmon.malloc import tune_malloc
+from commsmon.memory import tune_gc, tune_malloc
 
 __all__ = ["main"]
 
@@ -129,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from commsmon.daemon import Daemon
 
             tune_malloc()  # before the first thread and the first large load
+            tune_gc()
             setup = load_setup(args.config).with_http_port(args.listen_port)
             return _run_until_signal(Daemon(setup).run())
         config = _override_port(load_config(args.config), args.listen_port)

@@ -1,11 +1,13 @@
-"""glibc malloc settings for a daemon that builds large buffers periodically."""
+"""Memory settings for a daemon that builds large structures periodically: glibc's
+malloc and CPython's cyclic garbage collector."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
-__all__ = ["tune_malloc"]
+__all__ = ["GC_THRESHOLDS", "tune_gc", "tune_malloc"]
 
 _M_MMAP_THRESHOLD = -3  # mallopt parameters, <malloc.h>
 _M_ARENA_MAX = -8
@@ -32,3 +34,24 @@ def tune_malloc() -> bool:
         return False
     return bool(mallopt(_M_ARENA_MAX, ARENA_MAX)) and bool(
         mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+
+
+#: Objects allocated (net of those freed) before a young collection, and young
+#: collections before each older one; CPython's defaults are (700, 10, 10).
+GC_THRESHOLDS = (50_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Collect cyclic garbage less often than CPython's defaults.
+
+    An evaluation at province scale makes a few hundred thousand objects that
+    live until the next one (statuses, verdicts, alert facts).  With a young
+    collection every 700 allocations they all reach the oldest generation, and
+    full collections, each scanning the whole heap (about a million objects,
+    0.3 s at 20 000 devices) ran every few evaluations: 7.9 s of the 16 s of
+    CPU that twelve evaluations and their alert rules took, in one process.
+    With young collections every 50 000 allocations, 2.5 s of 11.6 s.  Cycles
+    are still collected; reference counting frees everything else at once, as
+    before.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)
