@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from commsmon.core.endurance import Endurance, least, lost, most, unknown
 from commsmon.core.facts import Fact
@@ -76,15 +76,22 @@ class Outlook:
     endurance: Endurance
     survives: bool
     dependents: tuple[tuple[str, str], ...] = ()
+    # Made once: a verdict kept from one evaluation to the next shares its outlooks,
+    # and a province's alerts ask for thousands of them at every evaluation.
+    _fact: Fact | None = field(default=None, init=False, compare=False, repr=False)
 
     def as_fact(self) -> Fact:
-        """This outlook as a fact (code ``outlook``)."""
-        return Fact("outlook", {
-            "channel": self.channel, "device": self.device, "survives": self.survives,
-            "endurance": self.endurance.as_fact(),
-            "dependent_sites": tuple(sorted({s for s, _ in self.dependents})),
-            "dependent_channels": tuple(sorted({c for _, c in self.dependents if c})),
-        })
+        """This outlook as a fact (code ``outlook``; read-only, like every fact)."""
+        fact = self._fact
+        if fact is None:
+            fact = Fact("outlook", {
+                "channel": self.channel, "device": self.device, "survives": self.survives,
+                "endurance": self.endurance.as_fact(),
+                "dependent_sites": tuple(sorted({s for s, _ in self.dependents})),
+                "dependent_channels": tuple(sorted({c for _, c in self.dependents if c})),
+            })
+            object.__setattr__(self, "_fact", fact)
+        return fact
 
 
 @dataclass(frozen=True, slots=True)
