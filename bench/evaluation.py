@@ -14,8 +14,9 @@ devices, 20 005 devices by default) every device of which has answered; then:
   ``bench/daemon.py``'s minute — incremental against full.
 
 CPU seconds (``time.process_time``), median of ``--repeat`` runs, with the
-garbage collector off while timing (its full passes over a large heap land on
-whatever runs then, and are the same for both).
+garbage collector as the daemon sets it (``commsmon.memory.tune_gc``) and
+collected before each timed run: what an evaluation leaves for the collector
+is part of its cost (with CPython's defaults it was half of the daemon's).
 
     .venv/bin/python bench/evaluation.py [--villages 3334] [--repeat 5]
 
@@ -42,6 +43,7 @@ from commsmon.config.load import load_config  # noqa: E402
 from commsmon.core.fleet import Fleet  # noqa: E402
 from commsmon.core.model import Inventory  # noqa: E402
 from commsmon.core.types import Observation, Reading  # noqa: E402
+from commsmon.memory import tune_gc  # noqa: E402
 from commsmon.sim.scale import write_province  # noqa: E402
 
 T0 = 1_780_000_000.0
@@ -83,13 +85,10 @@ def _churned(inventory: Inventory, incremental: bool, repeat: int) -> float:
 
 
 def _timed(fleet: Fleet, now: float) -> float:
-    gc.disable()
-    try:
-        start = time.process_time()
-        fleet.evaluate(now)
-        return time.process_time() - start
-    finally:
-        gc.enable()
+    gc.collect()  # what earlier runs left is not this one's cost
+    start = time.process_time()
+    fleet.evaluate(now)
+    return time.process_time() - start
 
 
 def main() -> None:
@@ -97,6 +96,7 @@ def main() -> None:
     parser.add_argument("--villages", type=int, default=3334)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    tune_gc()
     with tempfile.TemporaryDirectory() as tmp:
         path = write_province(Path(tmp) / "province.yaml", args.villages,
                               [("127.0.0.1", 1161, f"c{i}") for i in range(5)])
