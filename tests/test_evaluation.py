@@ -1,0 +1,32 @@
+"""The evaluation loop's pace, worked by hand (commsmon.evaluation.pause_after)."""
+
+from __future__ import annotations
+
+import pytest
+
+from commsmon.evaluation import EVALUATE_LATEST, pause_after
+from commsmon.outputs.http import STALE_AFTER
+
+# cost (s, wall) -> pause before the next evaluation: 6 x cost, within [1 s, 5 s]
+PACE = [
+    (0.0, 1.0),      # 6 x 0 = 0 -> at least 1 s: a small fleet, every second
+    (0.1, 1.0),      # 6 x 0.1 = 0.6 -> 1 s
+    (0.2, 1.2),      # 6 x 0.2 = 1.2
+    (0.626, 3.756),  # 6 x 0.626 = 3.756: bench/daemon.py's 20 000 devices
+    (5 / 6, 5.0),    # 6 x 0.8333 = 5.0: the edge
+    (0.9, 5.0),      # 6 x 0.9 = 5.4 -> at most 5 s
+    (1.85, 5.0),     # 6 x 1.85 = 11.1 -> 5 s (11.1 + 1.85 = 12.95 s would be a stalled /healthz)
+]
+
+
+@pytest.mark.parametrize(("cost", "pause"), PACE)
+def test_pause_after_an_evaluation(cost: float, pause: float) -> None:
+    assert pause_after(cost) == pytest.approx(pause)
+
+
+@pytest.mark.parametrize("cost", [0.0, 0.5, 1.0, 1.85, 4.9])
+def test_a_snapshot_is_never_stalled_between_evaluations(cost: float) -> None:
+    # The snapshot is stamped when an evaluation starts; the next is stamped after
+    # the pause and the next evaluation's own cost (about the same).
+    assert pause_after(cost) + cost < STALE_AFTER
+    assert EVALUATE_LATEST == STALE_AFTER / 2
