@@ -143,12 +143,15 @@ class AlertEngine:
     Args:
         rules: the spec of each rule by name (missing names use the defaults).
         countdown_hours: thresholds of the ``countdown`` rule, hours.
+        incremental: skip the candidates of devices whose status did not change
+            (``False``: look at every candidate, the reference for tests).
     """
 
     def __init__(
         self,
         rules: Mapping[str, RuleSpec] | None = None,
         countdown_hours: tuple[float, ...] = DEFAULT_COUNTDOWN_HOURS,
+        incremental: bool = True,
     ) -> None:
         self.rules = {**DEFAULT_RULES, **(rules or {})}
         self.countdown_hours = tuple(sorted(set(countdown_hours), reverse=True))
@@ -160,6 +163,14 @@ class AlertEngine:
         #: Counts every change of which alerts are pending or firing and since when:
         #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
         self.changes = 0
+        # Each device's status at the last update, with the fingerprints of the alerts
+        # its candidates left pending or firing and whether each held (True) or could
+        # not tell (None). A device whose status is the same object again has the same
+        # verdicts: only those alerts' ``for`` timers move (a province has 70 000
+        # device candidates at every evaluation, a few of whose devices changed).
+        self._devices: dict[str, tuple[DeviceStatus, tuple[tuple[str, bool], ...]]] = {}
+        self._cut_off: bool | None = None  # every device's verdicts turn on it
+        self._incremental = incremental
 
     def update(self, snap: Snapshot) -> list[Alert]:
         """Evaluate at ``snap.at``; returns the alerts that resolved now.
@@ -169,53 +180,90 @@ class AlertEngine:
         now = snap.at
         resolved: list[Alert] = []
         seen: set[str] = set()
-        known = self._fingerprints
+        cut_off = snap.cut_off is not None
+        if cut_off != self._cut_off or not self._incremental:
+            self._cut_off, self._devices = cut_off, {}
         for c in _candidates(snap, self.countdown_hours):
-            spec = self.rules[c.rule]
-            if not spec.enabled:
+            self._apply(c, now, seen, resolved)
+        judged = self._devices
+        for status in snap.devices.values():
+            device = status.device.id
+            kept = judged.get(device)
+            if kept is not None and kept[0] is status:
+                for fp, holds in kept[1]:  # same verdicts: only the timers move
+                    entry = self.active.get(fp)
+                    if entry is not None:
+                        seen.add(fp)
+                        if holds:
+                            self._hold(entry, now)
                 continue
-            labels = {"alertname": c.rule, "severity": spec.severity, **spec.labels, **c.labels}
-            label_set = frozenset(labels.items())
-            fp = known.get(label_set, "")
-            entry = self.active.get(fp)
-            if entry is not None:
-                seen.add(fp)
-            if c.verdict is None:
-                continue  # cannot tell: keep whatever we had
-            if c.verdict:
-                if entry is None:
-                    fp = fingerprint(labels)
-                    seen.add(fp)
-                    known[label_set] = fp
-                    entry = self.active.get(fp)  # found: the index had lost it
-                if entry is None:
-                    alert = Alert(c.rule, spec.severity, labels, c.facts(), starts_at=now)
-                    entry = self.active[fp] = Firing(alert, now)
-                    self.changes += 1
-                else:
-                    entry.alert = replace(entry.alert, facts=c.facts())
-                    if now < entry.pending_since:
-                        # The wall clock stepped back: the condition holds since "now"
-                        # at most, not for an hour more.
-                        entry.pending_since = now
-                        self.changes += 1
-                if not entry.firing and now - entry.pending_since >= spec.for_seconds:
-                    entry.firing = True
-                    self.changes += 1
-            elif entry is not None:
-                del self.active[fp]
-                known.pop(label_set, None)
-                self.changes += 1
-                if entry.firing:
-                    resolved.append(replace(entry.alert, ends_at=now))
+            held = []
+            for c in _device_candidates(status, cut_off):
+                fp, verdict = self._apply(c, now, seen, resolved)
+                if fp in self.active:
+                    held.append((fp, verdict is True))
+            judged[device] = (status, tuple(held))
+        if len(judged) > len(snap.devices):
+            for device in [d for d in judged if d not in snap.devices]:
+                del judged[device]
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
-            known.pop(frozenset(entry.alert.labels.items()), None)
+            self._fingerprints.pop(frozenset(entry.alert.labels.items()), None)
             self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
+
+    def _apply(self, c: _Candidate, now: float, seen: set[str],
+               resolved: list[Alert]) -> tuple[str, Verdict]:
+        """Take one candidate's verdict; its alert's fingerprint ("" if none) and the
+        verdict (``None`` for a rule turned off)."""
+        spec = self.rules[c.rule]
+        if not spec.enabled:
+            return "", None
+        labels = {"alertname": c.rule, "severity": spec.severity, **spec.labels, **c.labels}
+        label_set = frozenset(labels.items())
+        known = self._fingerprints
+        fp = known.get(label_set, "")
+        entry = self.active.get(fp)
+        if entry is not None:
+            seen.add(fp)
+        if c.verdict is None:
+            return fp, None  # cannot tell: keep whatever we had
+        if c.verdict:
+            if entry is None:
+                fp = fingerprint(labels)
+                seen.add(fp)
+                known[label_set] = fp
+                entry = self.active.get(fp)  # found: the index had lost it
+            if entry is None:
+                alert = Alert(c.rule, spec.severity, labels, c.facts(), starts_at=now)
+                entry = self.active[fp] = Firing(alert, now)
+                self.changes += 1
+            else:
+                entry.alert = replace(entry.alert, facts=c.facts())
+            self._hold(entry, now)
+        elif entry is not None:
+            del self.active[fp]
+            known.pop(label_set, None)
+            self.changes += 1
+            if entry.firing:
+                resolved.append(replace(entry.alert, ends_at=now))
+        return fp, c.verdict
+
+    def _hold(self, entry: Firing, now: float) -> None:
+        """The alert's condition still holds at ``now``: fire it once it has for its
+        rule's ``for``."""
+        if now < entry.pending_since:
+            # The wall clock stepped back: the condition holds since "now" at most,
+            # not for an hour more.
+            entry.pending_since = now
+            self.changes += 1
+        held_for = now - entry.pending_since
+        if not entry.firing and held_for >= self.rules[entry.alert.rule].for_seconds:
+            entry.firing = True
+            self.changes += 1
 
     @property
     def firing(self) -> list[Alert]:
@@ -233,7 +281,7 @@ class AlertEngine:
 
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
-        self.active, self._fingerprints = {}, {}
+        self.active, self._fingerprints, self._devices = {}, {}, {}
         self.changes += 1
         for item in data:
             alert = Alert(item["rule"], item["severity"], item["labels"],
@@ -267,15 +315,6 @@ def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candi
         yield _Candidate("monitor_fault", {"fault": name}, True, partial(_given, problem))
     for site in snap.sites.values():
         yield from _site_candidates(snap, site, cut_off, countdown)
-    for device in snap.devices.values():
-        yield from _device_candidates(device, cut_off)
-        # An agent rejecting our credentials: the monitor's configuration is at fault.
-        for reason in device.reasons:
-            if reason.code == "auth_error":
-                dev = device.device
-                yield _Candidate("monitor_fault", {"fault": f"snmp_auth:{dev.id}"}, True,
-                                 partial(_given, Fact("auth_error", {
-                                     **reason.args, "device": dev.id, "name": dev.name})))
 
 
 def _site_candidates(
@@ -378,3 +417,9 @@ def _device_candidates(d: DeviceStatus, cut_off: bool) -> Iterator[_Candidate]:
         elif d.state is not State.UNKNOWN:
             stale = False
         yield _Candidate("checkin_stale", labels, stale, facts)
+    # An agent rejecting our credentials: the monitor's configuration is at fault.
+    for reason in d.reasons:
+        if reason.code == "auth_error":
+            yield _Candidate("monitor_fault", {"fault": f"snmp_auth:{dev.id}"}, True,
+                             partial(_given, Fact("auth_error", {
+                                 **reason.args, "device": dev.id, "name": dev.name})))

@@ -6,9 +6,11 @@ and cleared, the MQTT link lost and back, retained messages, traps, late message
 time passing across readings' ``max_age`` and check-ins' validity, the wall clock
 stepping back — and evaluate after each.  One keeps the judgements whose
 inputs did not change (:mod:`commsmon.core.memo`), the other judges everything;
-their snapshots must be equal, field by field, every time.  The fleets are the demo
-district and random subsets of its villages (the centre they depend on always kept),
-loaded through the real configuration loader.
+their snapshots must be equal, field by field, every time.  So must the alert rules
+on them: an engine that skips devices whose status is unchanged against one that
+looks at every candidate (pending, firing and resolved alerts, facts and timers).
+The fleets are the demo district and random subsets of its villages (the centre they
+depend on always kept), loaded through the real configuration loader.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
+from commsmon.core.rules import AlertEngine
 from commsmon.core.types import CheckIn, Observation, Reading, State
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -124,6 +127,7 @@ def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
     inventory = _subset(keep)
     incremental = Fleet(inventory, T0)
     full = Fleet(inventory, T0, incremental=False)
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
     now = T0
     for event in steps:
         if event[0] == "wait":
@@ -133,7 +137,10 @@ def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
                 if event[1] is None or event[0] not in ("observe", "checkin") or \
                         event[1][0] in inventory.devices:
                     _apply(fleet, event, now)
-        assert incremental.evaluate(now) == full.evaluate(now), event
+        snap = incremental.evaluate(now)
+        assert snap == full.evaluate(now), event
+        assert rules.update(snap) == every_rule.update(snap), event
+        assert list(rules.dump()) == list(every_rule.dump()), event
 
 
 def test_an_unchanged_fleet_is_not_judged_again() -> None:
@@ -260,3 +267,32 @@ def test_a_stale_reading_no_judgement_reads_is_still_shown_stale() -> None:
     fleet.observe(Observation("v01-pdt", T0 + limit + 10, True, {"charge": 0.9}))
     snap = fleet.evaluate(T0 + limit + 10)
     assert snap.devices["v01-pdt"].stale == {"rssi": limit + 10}
+
+
+def test_an_unchanged_device_s_alert_fires_after_its_for() -> None:
+    """v03's router answers three polls and its camera, behind it, fails three
+    (down_after 3): down at T0+2.5, device_down pending since then.  Nothing more is
+    heard of it, so its status stays the same object and the rules skip its
+    candidates; the alert still fires when it has held its ``for`` (300 s): pending
+    at T0+302.499 (299.999 s), firing at T0+302.5 (300.0 s: a condition that held
+    exactly its ``for`` fires)."""
+    fleet = Fleet(INVENTORY, T0)
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
+    for i in range(3):
+        fleet.observe(Observation("v03-router", T0 + i, True, {}))
+        fleet.observe(Observation("v03-cam1", T0 + i, False, {}, conclusive=True))
+
+    def step(at: float) -> tuple[Any, dict[str, bool]]:
+        snap = fleet.evaluate(at)
+        assert rules.update(snap) == every_rule.update(snap)
+        memory = list(rules.dump())
+        assert memory == list(every_rule.dump())
+        return snap.devices["v03-cam1"], {a["rule"]: a["firing"] for a in memory
+                                          if a["labels"].get("device") == "v03-cam1"}
+
+    down, alerts = step(T0 + 2.5)
+    assert down.state is State.DOWN and alerts == {"device_down": False}
+    still, alerts = step(T0 + 302.499)
+    assert still is down and alerts == {"device_down": False}
+    _, alerts = step(T0 + 302.5)
+    assert alerts == {"device_down": True}
