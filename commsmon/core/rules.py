@@ -44,6 +44,7 @@ __all__ = [
     "AlertEngine",
     "Firing",
     "RuleSpec",
+    "dump_held",
     "facts_from_json",
     "facts_to_json",
 ]
@@ -270,14 +271,15 @@ class AlertEngine:
         """Every firing alert."""
         return [f.alert for f in self.active.values() if f.firing]
 
+    def held(self) -> list[tuple[Alert, float, bool]]:
+        """Each pending or firing alert, since when its condition holds (epoch s) and
+        whether it fires: nothing the engine changes later, so :func:`dump_held` may
+        encode it in another thread."""
+        return [(f.alert, f.pending_since, f.firing) for f in self.active.values()]
+
     def dump(self) -> Iterator[dict[str, Any]]:
-        """The engine's memory as JSON-ready data (to survive a restart), one alert at a
-        time: at province scale the whole of it is tens of MiB as objects."""
-        for f in self.active.values():
-            yield {"rule": f.alert.rule, "severity": f.alert.severity,
-                   "labels": dict(f.alert.labels), "facts": facts_to_json(f.alert.facts),
-                   "starts_at": f.alert.starts_at, "pending_since": f.pending_since,
-                   "firing": f.firing}
+        """The engine's memory as JSON-ready data (to survive a restart)."""
+        return dump_held(self.held())
 
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
@@ -288,6 +290,15 @@ class AlertEngine:
                           facts_from_json(item.get("facts")), starts_at=item["starts_at"])
             self.active[alert.fingerprint] = Firing(alert, item["pending_since"], item["firing"])
             self._fingerprints[frozenset(alert.labels.items())] = alert.fingerprint
+
+
+def dump_held(held: list[tuple[Alert, float, bool]]) -> Iterator[dict[str, Any]]:
+    """:meth:`AlertEngine.held` as JSON-ready data, one alert at a time: at province
+    scale the whole of it is tens of MiB as objects."""
+    for alert, pending_since, firing in held:
+        yield {"rule": alert.rule, "severity": alert.severity, "labels": dict(alert.labels),
+               "facts": facts_to_json(alert.facts), "starts_at": alert.starts_at,
+               "pending_since": pending_since, "firing": firing}
 
 
 def facts_to_json(facts: tuple[Fact, ...]) -> list[dict[str, Any]]:

@@ -31,7 +31,7 @@ from commsmon.core.drills import Drill
 from commsmon.core.escalation import Ack, Escalation, Step, group_levels
 from commsmon.core.facts import Fact
 from commsmon.core.roster import Roster, Shift
-from commsmon.core.rules import AlertEngine
+from commsmon.core.rules import AlertEngine, dump_held
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.alerts.delivery import Deliverer, FaultCallback, Handover
 from commsmon.outputs.alerts.links import AckLinks
@@ -156,24 +156,24 @@ class AlertService:
             notes += [note for group, step, n in self.escalation.due(now)
                       for note in self._step_notes(group, step, n, snap)]
             notes = self._mark_drills(notes, drills)
-            shape, engine = self.engine.changes, None
+            shape, held = self.engine.changes, None
             if self._saved is None or shape != self._saved[0] \
                     or not 0 <= now - self._saved[1] < _SAVE_FACTS_EVERY:
-                engine = "[" + ",".join(json.dumps(item, ensure_ascii=False)
-                                        for item in self.engine.dump()) + "]"
+                held = self.engine.held()  # encoded in the thread: 0.5 s at province scale
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
 
             def persist() -> list[bool]:
                 added = [self.outbox.add(note, now) for note in notes]
-                if engine is not None:
-                    self.outbox.put_state("engine", engine)
+                if held is not None:
+                    self.outbox.put_state("engine", "[" + ",".join(
+                        json.dumps(item, ensure_ascii=False) for item in dump_held(held)) + "]")
                 self.outbox.put_state("dispatcher", dispatcher)
                 self.outbox.put_state("escalation", escalation)
                 return added
 
             added = await asyncio.to_thread(persist)
-            if engine is not None:  # saved: facts alone may now lag a minute
+            if held is not None:  # saved: facts alone may now lag a minute
                 self._saved = (shape, now)
         for note, new in zip(notes, added, strict=True):
             # A key already in the outbox is a re-decision after a crash (same news)...
