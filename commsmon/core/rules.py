@@ -165,8 +165,8 @@ class AlertEngine:
         #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
         self.changes = 0
         # Each device's status at the last update, with the fingerprints of the alerts
-        # its candidates left pending or firing and whether each held (True) or could
-        # not tell (None). A device whose status is the same object again has the same
+        # its candidates left pending or firing and whether each held (``False``: could
+        # not tell). A device whose status is the same object again has the same
         # verdicts: only those alerts' ``for`` timers move (a province has 70 000
         # device candidates at every evaluation, a few of whose devices changed).
         self._devices: dict[str, tuple[DeviceStatus, tuple[tuple[str, bool], ...]]] = {}
