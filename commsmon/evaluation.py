@@ -36,7 +36,7 @@ _WORDS = Wording("en")
 
 EVALUATE_EVERY = 1.0  # seconds between evaluations of the fleet, at least
 # A large fleet waits this many times an evaluation's cost before the next (evaluating
-# then takes a thirteenth of the core), but never longer than EVALUATE_LATEST: the
+# then takes a thirteenth of the time), but never longer than EVALUATE_LATEST: the
 # console pushes the board every 5 s, /healthz calls a snapshot older than STALE_AFTER
 # (10 s) stalled, and alert rules wait 60 s or more before most alerts fire, so
 # evaluating a province more often buys seconds nobody sees, with the pollers' CPU.
@@ -101,7 +101,7 @@ class Evaluation:
         """Evaluate until cancelled."""
         cost = 0.0
         while True:
-            # Small fleets are evaluated every second, a province's (0.4 s for 20 000
+            # Small fleets are evaluated every second, a province's (0.5 s for 20 000
             # devices) about every 5 s.
             await asyncio.sleep(pause_after(cost))
             started = time.perf_counter()
