@@ -274,7 +274,7 @@ class AlertEngine:
     def held(self) -> list[tuple[Alert, float, bool]]:
         """Each pending or firing alert, since when its condition holds (epoch s) and
         whether it fires: nothing the engine changes later, so :func:`dump_held` may
-        encode it in another thread."""
+        encode it a batch at a time while the event loop goes on."""
         return [(f.alert, f.pending_since, f.firing) for f in self.active.values()]
 
     def dump(self) -> Iterator[dict[str, Any]]:
