@@ -71,6 +71,10 @@ class Fleet:
         self._channels: dict[str, dict[ChannelName, ChannelStatus]] = {}
         self._active: dict[str, dict[OutageKind, Outage]] = {}
         self._touched_sites: set[str] | None = None
+        # Each site's status as of the last evaluation, with the channels and outages
+        # it was made of (its mappings are read-only views of these).
+        self._sites: dict[str, tuple[SiteStatus, Mapping[ChannelName, ChannelStatus],
+                                     Mapping[OutageKind, Outage]]] = {}
         self._last_out: Mapping[str, float] = {}  # the last evaluation's mains cuts
         self.checkins: dict[str, CheckIn] = {}
         self.declarations: dict[tuple[str, str], Declaration] = {}
@@ -107,6 +111,7 @@ class Fleet:
         self._depth, self._children, self._looped, self._readers = _family(inventory)
         self._channels.clear()
         self._active.clear()
+        self._sites.clear()
         self._touched_sites = None
         trackers = {}
         for device_id, device in inventory.devices.items():
@@ -282,32 +287,41 @@ class Fleet:
             if d in new_views or d in fresh or not self._endurance.holds(d):
                 self._status[d] = self._device_status(d, views, active, out, now)
 
-        sites: dict[str, SiteStatus] = {}
-        for s, site in inv.sites.items():
-            channels = self._channels[s]
-            members = [self._status[d] for d in inv.devices_by_site.get(s, ())]
-            state = site_state(channels.values(), members)
-            clock = self._site_time[s]
-            clock.enter(state, now)
-            reachable = None if state is State.UNKNOWN else state in WORKING
-            if not channels:
-                reachable = None
-            sites[s] = SiteStatus(
-                site=site,
-                state=state,
-                since=clock.since,
-                reachable=reachable,
-                channels=MappingProxyType(channels),
-                tally=clock.tally,
-                scenarios=self._scenarios.get(s, lambda v, a, o, site=site: MappingProxyType(
-                    evaluate_site(inv, site, v, a, now, o)), views, active, out,
-                    restamp=lambda kept: MappingProxyType({
-                        k: r.at_time(now) for k, r in kept.items()})),
-                outages=MappingProxyType(active[s]),
-                trap_path=trap_path(site, self._trap_heard.get(s), self._traps_since, now),
-            )
+        sites = {s: self._site_status(site, views, active, out, now)
+                 for s, site in inv.sites.items()}
         return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),
                         cut_off, MappingProxyType(dict(self._faults)))
+
+    def _site_status(self, site: Site, views: Mapping[str, DeviceView],
+                     active: Mapping[str, Mapping[OutageKind, Outage]],
+                     out: Mapping[str, float], now: float) -> SiteStatus:
+        """``site``'s status at ``now``: the last evaluation's object when nothing in it
+        changed (its state held, the same channels, verdicts and outages, the same
+        trap path), so that what reads it can tell a site that changed by identity."""
+        s, inv = site.id, self.inventory
+        channels = self._channels[s]
+        members = [self._status[d] for d in inv.devices_by_site.get(s, ())]
+        state = site_state(channels.values(), members)
+        clock = self._site_time[s]
+        clock.enter(state, now)
+        reachable = None if state is State.UNKNOWN or not channels else state in WORKING
+        scenarios = self._scenarios.get(s, lambda v, a, o: MappingProxyType(
+            evaluate_site(inv, site, v, a, now, o)), views, active, out)
+        outages = active[s]
+        path = trap_path(site, self._trap_heard.get(s), self._traps_since, now)
+        kept = self._sites.get(s)
+        if kept is not None:
+            status, kept_channels, kept_outages = kept
+            if (status.tally is clock.tally and status.reachable is reachable
+                    and kept_channels is channels and status.scenarios is scenarios
+                    and kept_outages is outages and status.trap_path == path):
+                return status
+        status = SiteStatus(
+            site=site, state=state, since=clock.since, reachable=reachable,
+            channels=MappingProxyType(channels), tally=clock.tally, scenarios=scenarios,
+            outages=MappingProxyType(outages), trap_path=path)
+        self._sites[s] = (status, channels, outages)
+        return status
 
     def _sites_to_judge(self, new_views: set[str]) -> set[str] | Mapping[str, Site]:
         """Sites whose channels and outage evidence may have changed: those reading a
@@ -569,8 +583,8 @@ def _reads_move(result: object, reads: tuple[Reads[str, object], ...]) -> bool:
 
 def _scenarios_move(result: Mapping[str, ScenarioResult],
                     reads: tuple[Reads[str, object], ...]) -> bool:
-    """... and a ``now`` verdict with a clock time moves with it."""
-    return _reads_move(result, reads) or any(r.until is not None for r in result.values())
+    """... and a ``now`` verdict that names clock times moves with it."""
+    return _reads_move(result, reads) or any(r.at is not None for r in result.values())
 
 
 def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple[Fact, ...]]:

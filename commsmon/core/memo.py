@@ -104,17 +104,12 @@ class Memo(Generic[R]):
         """Whether a result is kept for ``key``."""
         return key in self._kept
 
-    def get(self, key: str, judge: Callable[..., R], *data: Mapping[str, object],
-            restamp: Callable[[R], R] | None = None) -> R:
-        """The result kept for ``key`` (passed through ``restamp``, which gives it the
-        evaluation's time), else ``judge(*data)``, kept unless it walked a whole
-        mapping or ``moves``."""
+    def get(self, key: str, judge: Callable[..., R], *data: Mapping[str, object]) -> R:
+        """The result kept for ``key``, else ``judge(*data)``, kept unless it walked a
+        whole mapping or ``moves``."""
         if key in self._kept:
             self.kept += 1
-            result = self._kept[key]
-            if restamp is not None:
-                result = self._kept[key] = restamp(result)
-            return result
+            return self._kept[key]
         reads = tuple(Reads(d) for d in data)
         result = judge(*reads)
         self.judged += 1

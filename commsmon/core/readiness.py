@@ -112,8 +112,11 @@ class ScenarioResult:
         until: ``now`` only: epoch seconds the site stays reachable to — exact
             when the endurance is, else at least; ``None`` when unbounded, or
             when not even a minute is certain.
-        at: epoch seconds of the evaluation (the clock times of ``now``'s
-            outlooks count from it).
+        at: ``now`` only, when it names clock times (``until``, or when a
+            channel that lasts a known time gives out): epoch seconds of the
+            evaluation they count from.  ``None`` otherwise: the verdict then
+            reads the same at any time, and a kept one is shared between
+            evaluations as it is.
     """
 
     scenario: str
@@ -124,7 +127,8 @@ class ScenarioResult:
     supports: tuple[Outlook, ...] = ()
     outages: tuple[Fact, ...] = ()
     until: float | None = None
-    at: float = 0.0
+    at: float | None = None
+    _fact: Fact | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def surviving(self) -> tuple[ChannelName, ...]:
@@ -142,20 +146,20 @@ class ScenarioResult:
         """Not ready for want of knowledge: with what is missing it might be."""
         return not self.ready and not self.endurance.short(self.target_hours)
 
-    def at_time(self, at: float) -> ScenarioResult:
-        """The same verdict as of another evaluation at ``at`` (epoch seconds)."""
-        return ScenarioResult(self.scenario, self.ready, self.target_hours, self.endurance,
-                              self.channels, self.supports, self.outages, self.until, at)
-
     def as_fact(self) -> Fact:
-        """This verdict as a fact (code ``verdict``), for alerts to keep."""
-        return Fact("verdict", {
-            "scenario": self.scenario, "ready": self.ready, "target_hours": self.target_hours,
-            "endurance": self.endurance.as_fact(),
-            "outlooks": tuple(o.as_fact() for o in self.channels),
-            "supports": tuple(o.as_fact() for o in self.supports),
-            "outages": self.outages, "until": self.until, "at": self.at,
-        })
+        """This verdict as a fact (code ``verdict``), for alerts to keep; made once,
+        as an outlook's is."""
+        fact = self._fact
+        if fact is None:
+            fact = Fact("verdict", {
+                "scenario": self.scenario, "ready": self.ready,
+                "target_hours": self.target_hours, "endurance": self.endurance.as_fact(),
+                "outlooks": tuple(o.as_fact() for o in self.channels),
+                "supports": tuple(o.as_fact() for o in self.supports),
+                "outages": self.outages, "until": self.until, "at": self.at,
+            })
+            object.__setattr__(self, "_fact", fact)
+        return fact
 
 
 def mains_out(active: Mapping[str, Mapping[OutageKind, Outage]]) -> dict[str, float]:
@@ -328,11 +332,15 @@ def _verdict(
         parts.append(("supports", least((o.device or "", o.endurance) for o in supports)))
         ready = ready and all(o.survives for o in supports)
     endurance = least(parts)
-    until = None
-    if scenario == "now" and 0 < endurance.lower < math.inf:
-        until = now + endurance.lower * 3600
+    until = at = None
+    if scenario == "now":
+        if 0 < endurance.lower < math.inf:
+            until = now + endurance.lower * 3600
+        if until is not None or any(o.endurance.exact and 0 < o.endurance.lower < math.inf
+                                    for o in channels):
+            at = now
     return ScenarioResult(scenario, ready, site.target_hours, endurance, channels, supports,
-                          folded, until, now)
+                          folded, until, at)
 
 
 def _folded(
