@@ -123,6 +123,11 @@ class _Candidate:
     facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
+# What a device's or site's candidates read, by identity (its status first), and the
+# fingerprints they left pending or firing, each with whether it held.
+_Kept = tuple[tuple[object, ...], tuple[tuple[str, bool], ...]]
+
+
 @dataclass(slots=True)
 class Firing:
     """The engine's memory of one alert: pending (not yet ``for``) or firing.
@@ -164,12 +169,14 @@ class AlertEngine:
         #: Counts every change of which alerts are pending or firing and since when:
         #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
         self.changes = 0
-        # Each device's status at the last update, with the fingerprints of the alerts
-        # its candidates left pending or firing and whether each held (``False``: could
-        # not tell). A device whose status is the same object again has the same
-        # verdicts: only those alerts' ``for`` timers move (a province has 70 000
-        # device candidates at every evaluation, a few of whose devices changed).
-        self._devices: dict[str, tuple[DeviceStatus, tuple[tuple[str, bool], ...]]] = {}
+        # Each device's and site's status at the last update (a site's with its channels'
+        # providers'), with the fingerprints of the alerts its candidates left pending
+        # or firing and whether each held (``False``: could not tell). One whose status
+        # is the same object again has the same verdicts: only those alerts' ``for``
+        # timers move (a province has 70 000 device and 53 000 site candidates at every
+        # evaluation, a few of whose devices and sites changed).
+        self._devices: dict[str, _Kept] = {}
+        self._sites: dict[str, _Kept] = {}
         self._cut_off: bool | None = None  # every device's verdicts turn on it
         self._incremental = incremental
 
@@ -183,30 +190,23 @@ class AlertEngine:
         seen: set[str] = set()
         cut_off = snap.cut_off is not None
         if cut_off != self._cut_off or not self._incremental:
-            self._cut_off, self._devices = cut_off, {}
-        for c in _candidates(snap, self.countdown_hours):
+            self._cut_off, self._devices, self._sites = cut_off, {}, {}
+        for c in _monitor_candidates(snap):
             self._apply(c, now, seen, resolved)
-        judged = self._devices
+        countdown = self.countdown_hours
+        for site in snap.sites.values():
+            # A site's channel alerts tell of their providers: theirs are read too.
+            marks = (site, *(snap.devices.get(p) for ch in site.channels.values()
+                             for p in ch.providers))
+            self._follow(self._sites, site.site.id, marks, now, seen, resolved,
+                         partial(_site_candidates, snap, site, cut_off, countdown))
         for status in snap.devices.values():
-            device = status.device.id
-            kept = judged.get(device)
-            if kept is not None and kept[0] is status:
-                for fp, holds in kept[1]:  # same verdicts: only the timers move
-                    entry = self.active.get(fp)
-                    if entry is not None:
-                        seen.add(fp)
-                        if holds:
-                            self._hold(entry, now)
-                continue
-            held = []
-            for c in _device_candidates(status, cut_off):
-                fp, verdict = self._apply(c, now, seen, resolved)
-                if fp in self.active:
-                    held.append((fp, verdict is True))
-            judged[device] = (status, tuple(held))
-        if len(judged) > len(snap.devices):
-            for device in [d for d in judged if d not in snap.devices]:
-                del judged[device]
+            self._follow(self._devices, status.device.id, (status,), now, seen, resolved,
+                         partial(_device_candidates, status, cut_off))
+        for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites)):
+            if len(memory) > len(present):
+                for gone in [k for k in memory if k not in present]:
+                    del memory[gone]
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
@@ -215,6 +215,29 @@ class AlertEngine:
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
+
+    def _follow(self, memory: dict[str, _Kept], key: str, marks: tuple[object, ...],
+                now: float, seen: set[str], resolved: list[Alert],
+                candidates: Callable[[], Iterator[_Candidate]]) -> None:
+        """Take the candidates of one device or site, unless what they read (``marks``:
+        its status first) is the same objects as at the last update: then they are
+        the same verdicts, and only their alerts' ``for`` timers move."""
+        kept = memory.get(key)
+        if kept is not None and len(kept[0]) == len(marks) and all(
+                a is b for a, b in zip(kept[0], marks, strict=True)):
+            for fp, holds in kept[1]:
+                entry = self.active.get(fp)
+                if entry is not None:
+                    seen.add(fp)
+                    if holds:
+                        self._hold(entry, now)
+            return
+        held = []
+        for c in candidates():
+            fp, verdict = self._apply(c, now, seen, resolved)
+            if fp in self.active:
+                held.append((fp, verdict is True))
+        memory[key] = (marks, tuple(held))
 
     def _apply(self, c: _Candidate, now: float, seen: set[str],
                resolved: list[Alert]) -> tuple[str, Verdict]:
@@ -283,7 +306,7 @@ class AlertEngine:
 
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
-        self.active, self._fingerprints, self._devices = {}, {}, {}
+        self.active, self._fingerprints, self._devices, self._sites = {}, {}, {}, {}
         self.changes += 1
         for item in data:
             alert = Alert(item["rule"], item["severity"], item["labels"],
@@ -317,15 +340,13 @@ def facts_from_json(data: Any) -> tuple[Fact, ...]:
         return ()
 
 
-def _candidates(snap: Snapshot, countdown: tuple[float, ...]) -> Iterator[_Candidate]:
+def _monitor_candidates(snap: Snapshot) -> Iterator[_Candidate]:
     cut_off = snap.cut_off is not None
     yield _Candidate("monitor_cut_off", {}, cut_off,
                      partial(_given, snap.cut_off) if snap.cut_off else _no_facts)
     # A fault that is gone is no longer a candidate, so its alert resolves.
     for name, problem in snap.faults.items():
         yield _Candidate("monitor_fault", {"fault": name}, True, partial(_given, problem))
-    for site in snap.sites.values():
-        yield from _site_candidates(snap, site, cut_off, countdown)
 
 
 def _site_candidates(

@@ -296,3 +296,34 @@ def test_an_unchanged_device_s_alert_fires_after_its_for() -> None:
     assert still is down and alerts == {"device_down": False}
     _, alerts = step(T0 + 302.5)
     assert alerts == {"device_down": True}
+
+
+def test_an_unchanged_site_s_alert_fires_after_its_for() -> None:
+    """v03's satellite phone answers three times and its router fails three polls
+    (down_after 3): at T0+2.5 the public channel is down while the satellite works
+    (the village degraded, reachable), site_channel_lost pending since then.  Nothing
+    more is heard, so the site's status stays the same object and the rules skip its
+    candidates; the alert still fires when it has held its ``for`` (300 s): pending at
+    T0+302.499 (299.999 s), firing at T0+302.5 (300.0 s)."""
+    fleet = Fleet(INVENTORY, T0)
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
+    for i in range(3):
+        fleet.observe(Observation("v03-satphone", T0 + i, True, {}))
+        fleet.observe(Observation("v03-router", T0 + i, False, {}, conclusive=True))
+
+    def step(at: float) -> tuple[Any, dict[str, bool]]:
+        snap = fleet.evaluate(at)
+        assert rules.update(snap) == every_rule.update(snap)
+        memory = list(rules.dump())
+        assert memory == list(every_rule.dump())
+        return snap.sites["v03"], {a["rule"]: a["firing"] for a in memory
+                                   if a["labels"].get("site") == "v03"
+                                   and a["rule"].startswith("site_")}
+
+    lost, alerts = step(T0 + 2.5)
+    assert lost.state is State.DEGRADED and lost.channels["public"].state is State.DOWN
+    assert alerts == {"site_channel_lost": False}
+    still, alerts = step(T0 + 302.499)
+    assert still is lost and alerts == {"site_channel_lost": False}
+    _, alerts = step(T0 + 302.5)
+    assert alerts == {"site_channel_lost": True}
