@@ -100,6 +100,8 @@ def test_scenario_verdicts_follow_the_shared_inventory() -> None:
     assert results["network"].endurance.unbounded and results["road"].endurance.unbounded
     assert results["now"].ready and results["now"].endurance.unbounded
     assert results["now"].until is None and not results["now"].outages
+    # nothing names a clock time: the verdicts read the same whenever they are read
+    assert [r.at for r in results.values()] == [None] * 5
 
 
 def test_base_stations_backup_counts_from_the_start_of_a_power_cut() -> None:
@@ -129,6 +131,10 @@ def test_base_stations_backup_counts_from_the_start_of_a_power_cut() -> None:
         fleet.evaluate(t)  # the outage is first seen at T0
     assert public(T0 + 3600, "now") == (pytest.approx(3.0), pytest.approx(3.0))
     assert public(T0 + 3600, "power") == (pytest.approx(3.0), pytest.approx(3.0))
+    # now names clock times (public gives out at T0 + 3600 + 3 h): they count from the
+    # evaluation; power, a hypothesis, names none
+    scenarios = fleet.evaluate(T0 + 3600).sites["v"].scenarios
+    assert scenarios["now"].at == T0 + 3600 and scenarios["power"].at is None
 
 
 def test_stale_checkin_makes_handheld_unknown_and_readiness_says_so() -> None:
