@@ -25,6 +25,7 @@ read-only).  An alert's facts are typed (:mod:`commsmon.core.facts`).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -125,7 +126,8 @@ class _Candidate:
 
 # What a device's or site's candidates read, by identity (its status first), and the
 # fingerprints they left pending or firing, each with whether it held.
-_Kept = tuple[tuple[object, ...], tuple[tuple[str, bool], ...]]
+_Kept = tuple[tuple[weakref.ref[SiteStatus | DeviceStatus], ...],
+              tuple[tuple[str, bool], ...]]
 
 
 @dataclass(slots=True)
@@ -196,8 +198,9 @@ class AlertEngine:
         countdown = self.countdown_hours
         for site in snap.sites.values():
             # A site's channel alerts tell of their providers: theirs are read too.
-            marks = (site, *(snap.devices.get(p) for ch in site.channels.values()
-                             for p in ch.providers))
+            providers = (snap.devices[p] for ch in site.channels.values()
+                         for p in ch.providers if p in snap.devices)
+            marks: tuple[SiteStatus | DeviceStatus, ...] = (site, *providers)
             self._follow(self._sites, site.site.id, marks, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
         for status in snap.devices.values():
@@ -216,7 +219,8 @@ class AlertEngine:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
 
-    def _follow(self, memory: dict[str, _Kept], key: str, marks: tuple[object, ...],
+    def _follow(self, memory: dict[str, _Kept], key: str,
+                marks: tuple[SiteStatus | DeviceStatus, ...],
                 now: float, seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
         """Take the candidates of one device or site, unless what they read (``marks``:
@@ -224,7 +228,7 @@ class AlertEngine:
         the same verdicts, and only their alerts' ``for`` timers move."""
         kept = memory.get(key)
         if kept is not None and len(kept[0]) == len(marks) and all(
-                a is b for a, b in zip(kept[0], marks, strict=True)):
+                ref() is mark for ref, mark in zip(kept[0], marks, strict=True)):
             for fp, holds in kept[1]:
                 entry = self.active.get(fp)
                 if entry is not None:
@@ -237,7 +241,9 @@ class AlertEngine:
             fp, verdict = self._apply(c, now, seen, resolved)
             if fp in self.active:
                 held.append((fp, verdict is True))
-        memory[key] = (marks, tuple(held))
+        # Weak: a status the fleet has replaced is let go at once, not kept with its
+        # verdicts until the next update (a province's every site changes at start).
+        memory[key] = (tuple(weakref.ref(m) for m in marks), tuple(held))
 
     def _apply(self, c: _Candidate, now: float, seen: set[str],
                resolved: list[Alert]) -> tuple[str, Verdict]:
