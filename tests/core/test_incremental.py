@@ -7,8 +7,8 @@ time passing across readings' ``max_age`` and check-ins' validity, the wall cloc
 stepping back — and evaluate after each.  One keeps the judgements whose
 inputs did not change (:mod:`commsmon.core.memo`), the other judges everything;
 their snapshots must be equal, field by field, every time.  So must the alert rules
-on them: an engine that skips devices whose status is unchanged against one that
-looks at every candidate (pending, firing and resolved alerts, facts and timers).
+on them: an engine that skips devices and sites whose status is unchanged against one
+that looks at every candidate (pending, firing and resolved alerts, facts and timers).
 The fleets are the demo district and random subsets of its villages (the centre they
 depend on always kept), loaded through the real configuration loader.
 """
