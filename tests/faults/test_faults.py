@@ -167,13 +167,21 @@ async def test_broker_restart_with_presence_only_devices(
         site, camera = next((s, d) for s, d in load_config(path).devices()
                             if d.id == CAMERAS[0])
         topic = load_config(path).topics(site, camera)[0] or ""
+
+        def taken(s: Samples) -> float:
+            return value(s, "commsmon_mqtt_messages_total", kind="status", result="ok") or 0
+
+        before = taken(await daemon.samples())
         async with aiomqtt.Client(broker.host, broker.port, identifier="witness") as c:
             await c.subscribe(topic, qos=1)
             await c.publish(topic, b"offline", qos=1, retain=True)
             async with asyncio.timeout(10):
                 async for message in c.messages:
                     if not message.retain and message.payload == b"offline":
-                        break  # mosquitto has written it to every subscriber
+                        break  # mosquitto has sent it
+        # ... and the daemon has read it (it holds it will_grace, 5 s): stopped sooner, a
+        # busy daemon could find the connection closed before the message in its socket.
+        await daemon.wait_for("the Will read", lambda s: taken(s) > before, within=4)
         await broker.stop()
         await broker.start()
         await daemon.wait_for(
