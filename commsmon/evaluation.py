@@ -8,15 +8,14 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import structlog
 
+from commsmon.changelog import ChangeLog
 from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.shard import ShardPlan
 from commsmon.core.snapshot import Snapshot
-from commsmon.core.types import State
 from commsmon.log import LogOnce
 from commsmon.operations.drills import Drills
 from commsmon.outputs.alerts.service import AlertService
@@ -77,7 +76,7 @@ class Evaluation:
         self._drills = drills
         self.snapshot: Snapshot | None = None
         self.evaluated_at = time.monotonic()
-        self._states: _States | None = None
+        self._changes = ChangeLog()
         self._status = ""
         self._once = LogOnce()
         self._history = history_days * 86400.0
@@ -89,14 +88,11 @@ class Evaluation:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
         # Let the old snapshot go before the new one is built: at province scale each
         # is tens of MiB, and two at once would set the daemon's resident size.
-        # The change log needs only the old states.
+        # The change log follows statuses only by weak reference.
         self.snapshot = None
         snap = self._plan().report(self._fleet.evaluate(self._clock()))
         self.snapshot = snap
-        previous, self._states = self._states, _States.of(snap)
-        if previous is not None:
-            _log_changes(previous, snap)
-        self._events += _changes(previous, snap)  # the first: every state, as first seen
+        self._events += self._changes.events(snap)  # the first: every state, as first seen
         return snap
 
     async def run(self) -> None:
@@ -183,72 +179,3 @@ def pause_after(cost: float) -> float:
     ``EVALUATE_DUTY`` times its cost, within ``EVALUATE_EVERY`` and
     ``EVALUATE_LATEST``."""
     return max(EVALUATE_EVERY, min(cost * EVALUATE_DUTY, EVALUATE_LATEST))
-
-
-@dataclass(frozen=True, slots=True)
-class _States:
-    """The states of one snapshot, all the change log and the timeline keep of it."""
-
-    devices: dict[str, State]
-    sites: dict[str, State]
-    outages: dict[str, frozenset[str]]
-    verdicts: dict[tuple[str, str], str]
-    channels: dict[str, State]  # "<site>/<channel>" -> its state
-
-    @classmethod
-    def of(cls, snap: Snapshot) -> _States:
-        return cls({d: s.state for d, s in snap.devices.items()},
-                   {s: st.state for s, st in snap.sites.items()},
-                   {s: frozenset(st.outages) for s, st in snap.sites.items()},
-                   {(s, name): r.verdict
-                    for s, st in snap.sites.items() for name, r in st.scenarios.items()},
-                   {f"{s}/{c}": ch.state for s, st in snap.sites.items()
-                    for c, ch in st.channels.items()})
-
-
-def _changes(before: _States | None, after: Snapshot) -> list[Event]:
-    """The timeline's events between two snapshots: states and verdicts that changed,
-    outages that began or ended; with no ``before`` (a run's first evaluation), every
-    state and verdict as first seen (``old`` empty), so history can be recounted."""
-    at = after.at
-    was = before or _States({}, {}, {}, {}, {})
-    events = [Event(at, now.device.site, "device_state", d, prior.value if prior else "",
-                    now.state.value)
-              for d, now in after.devices.items()
-              if (prior := was.devices.get(d)) is not now.state]
-    for site_id, site in after.sites.items():
-        old_site = was.sites.get(site_id)
-        if old_site is not site.state:
-            events.append(Event(at, site_id, "site_state", site_id,
-                                old_site.value if old_site else "", site.state.value))
-        for channel, ch in site.channels.items():
-            key = f"{site_id}/{channel}"
-            if (old_ch := was.channels.get(key)) is not ch.state:
-                events.append(Event(at, site_id, "channel_state", key,
-                                    old_ch.value if old_ch else "", ch.state.value))
-        for name, r in site.scenarios.items():
-            verdict, old_verdict = r.verdict, was.verdicts.get((site_id, name))
-            if verdict != old_verdict:
-                events.append(Event(at, site_id, "readiness", f"{site_id}/{name}",
-                                    old_verdict or "", verdict))
-        began = was.outages.get(site_id, frozenset())
-        now_out = frozenset(site.outages)
-        events += [Event(at, site_id, "outage_start", k) for k in sorted(now_out - began)]
-        events += [Event(at, site_id, "outage_end", k) for k in sorted(began - now_out)]
-    return events
-
-
-def _log_changes(before: _States, after: Snapshot) -> None:
-    """One line per device or site whose state changed (never one per poll)."""
-    for device_id, now in after.devices.items():
-        was = before.devices.get(device_id)
-        if was is not None and was is not now.state:
-            log.info("device state changed", site=now.device.site, device=device_id,
-                     old=was.value, new=now.state.value,
-                     reason=_WORDS.facts(now.reasons, now.device.site) or None)
-    for site_id, site in after.sites.items():
-        was_site = before.sites.get(site_id)
-        if was_site is not None and was_site is not site.state:
-            log.info("site state changed", site=site_id, old=was_site.value,
-                     new=site.state.value,
-                     channels={c: s.state.value for c, s in site.channels.items()})

@@ -1,0 +1,97 @@
+"""The timeline's events between snapshots (commsmon.changelog): the log following the
+incremental fleet, whose unchanged statuses are the same objects from one evaluation to
+the next and are skipped, tells exactly what comparing every state of two consecutive
+snapshots tells; and a village's morning worked by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from commsmon.changelog import ChangeLog
+from commsmon.core.fleet import Fleet
+from commsmon.core.snapshot import Snapshot
+from commsmon.core.types import Observation
+from tests.core.smallfleet import small_inventory
+from tests.core.test_incremental import T0, _apply, _subset, events
+
+
+def _compared(before: Snapshot | None, after: Snapshot) -> list[tuple[str, ...]]:
+    """Every state of ``after`` against ``before``'s, in the log's order."""
+    def old(value: object) -> str:
+        return "" if value is None else str(getattr(value, "value", value))
+    out: list[tuple[str, ...]] = []
+    for d, now in after.devices.items():
+        was = before.devices[d].state if before and d in before.devices else None
+        if was is not now.state:
+            out.append(("device_state", d, old(was), now.state.value))
+    for s, site in after.sites.items():
+        prior = before.sites.get(s) if before else None
+        if prior is None or prior.state is not site.state:
+            out.append(("site_state", s, old(prior and prior.state), site.state.value))
+        for c, ch in site.channels.items():
+            was_ch = prior.channels.get(c) if prior else None
+            if was_ch is None or was_ch.state is not ch.state:
+                out.append(("channel_state", f"{s}/{c}", old(was_ch and was_ch.state),
+                            ch.state.value))
+        for name, r in site.scenarios.items():
+            was_r = prior.scenarios.get(name) if prior else None
+            if was_r is None or was_r.verdict != r.verdict:
+                out.append(("readiness", f"{s}/{name}", old(was_r and was_r.verdict),
+                            r.verdict))
+        began = frozenset(prior.outages) if prior else frozenset()
+        out += [("outage_start", k, "", "") for k in sorted(frozenset(site.outages) - began)]
+        out += [("outage_end", k, "", "") for k in sorted(began - frozenset(site.outages))]
+    return out
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=40))
+def test_following_unchanged_statuses_by_identity_misses_no_change(
+        keep: list[bool], steps: list[tuple[str, Any]]) -> None:
+    inventory = _subset(keep)
+    fleet, log = Fleet(inventory, T0), ChangeLog()
+    before = None
+    now = T0
+    for event in steps:
+        if event[0] == "wait":
+            now += event[1]
+        elif event[1] is None or event[0] not in ("observe", "checkin") or \
+                event[1][0] in inventory.devices:
+            _apply(fleet, event, now)
+        snap = fleet.evaluate(now)
+        said = [(e.kind, e.subject, e.old, e.new) for e in log.events(snap)]
+        assert said == _compared(before, snap), event
+        before = snap
+
+
+def _said(log: ChangeLog, fleet: Fleet, at: float) -> list[tuple[str, str, str, str]]:
+    return [(e.kind, e.subject, e.old, e.new) for e in log.events(fleet.evaluate(at))]
+
+
+def test_a_village_s_morning() -> None:
+    """The small inventory (router, camera behind it, PDT terminal, satellite phone in
+    v1; the repeater at the centre).  First evaluation: every state as first seen, old
+    empty.  Nothing heard since: nothing to say.  The router answers twice (up_after 2):
+    it is up, and the public channel with it, so v1 can reach the centre (degraded:
+    one channel of three works)."""
+    fleet, log = Fleet(small_inventory(), T0), ChangeLog()
+    first = _said(log, fleet, T0)
+    assert {old for _, _, old, _ in first} == {""}
+    assert ("device_state", "router", "", "unknown") in first
+    assert ("site_state", "v1", "", "unknown") in first
+    assert ("channel_state", "v1/public", "", "unknown") in first
+    assert len([e for e in first if e[0] == "device_state"]) == 5
+    assert len([e for e in first if e[0] == "readiness"]) == 5 + 5  # v1's, the centre's
+    assert _said(log, fleet, T0 + 1) == []
+    for at in (T0 + 2, T0 + 3):
+        fleet.observe(Observation("router", at, True, {}))
+    said = _said(log, fleet, T0 + 3.5)
+    assert [e for e in said if e[0] != "readiness"] == [
+        ("device_state", "router", "unknown", "up"),
+        ("site_state", "v1", "unknown", "degraded"),
+        ("channel_state", "v1/public", "unknown", "up"),
+    ]
+    assert _said(log, fleet, T0 + 4) == []
