@@ -24,6 +24,7 @@ from commsmon.core.snapshot import Snapshot
 from commsmon.errors import CommsmonError
 from commsmon.evaluation import Evaluation
 from commsmon.log import know_sites
+from commsmon.memory import settle
 from commsmon.operations.record import Operations
 from commsmon.outputs.alerts.output import AlertOutput
 from commsmon.outputs.alerts.service import AlertService
@@ -124,6 +125,7 @@ class Daemon:
                                  lambda up: self.fleet.set_traps_listening(up, self._clock()))
             self.sources = [poller, mqtt, traps]
             self.distribute.forward = mqtt.forward
+            settle()  # what is made now is held for good (a reload settles again)
             async with asyncio.TaskGroup() as tg:
                 for source in self.sources:
                     tg.create_task(source.run(), name=source.name)
@@ -196,5 +198,6 @@ class Daemon:
         if await self.alerting.reconfigure(old, new):
             restarted.append(self.alerting.name)
         self.evaluate()
+        settle()  # the old setup's objects go, the new one's are held for good
         log.info("configuration reloaded", path=str(new.settings.path), devices=len(after),
                  added=len(after - before), removed=len(before - after), restarted=restarted)

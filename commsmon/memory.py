@@ -7,7 +7,7 @@ import ctypes
 import ctypes.util
 import gc
 
-__all__ = ["GC_THRESHOLDS", "tune_gc", "tune_malloc"]
+__all__ = ["GC_THRESHOLDS", "settle", "tune_gc", "tune_malloc"]
 
 _M_MMAP_THRESHOLD = -3  # mallopt parameters, <malloc.h>
 _M_ARENA_MAX = -8
@@ -52,6 +52,29 @@ def tune_gc() -> None:
     CPU that twelve evaluations and their alert rules took, in one process.
     With young collections every 50 000 allocations, 2.5 s of 11.6 s.  Cycles
     are still collected; reference counting frees everything else at once, as
-    before.
+    before.  Also lets :func:`settle` freeze the heap.
     """
+    global _tuned
     gc.set_threshold(*GC_THRESHOLDS)
+    _tuned = True
+
+
+_tuned = False
+
+
+def settle() -> None:
+    """Take what the daemon holds for good out of the collector's way, once it runs
+    (and again after each reload); nothing unless :func:`tune_gc` was called.
+
+    At start a province's daemon holds a million objects the collector tracks (the
+    setup and inventory, the fleet's trackers, the pages' templates, the SNMP
+    stack), and every full collection scanned all of them: about 1 s each, every
+    one to two minutes at 20 000 devices (bench/daemon.py), the event loop stopped
+    meanwhile.  Frozen (``gc.freeze``) they are never scanned, and still freed when
+    nothing refers to them; a cycle among them is found only once they are
+    unfrozen, as each reload does before it collects and freezes again.
+    """
+    if _tuned:
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
