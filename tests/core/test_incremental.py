@@ -16,6 +16,7 @@ depend on always kept), loaded through the real configuration loader.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from commsmon.core.fleet import Fleet
 from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
 from commsmon.core.rules import AlertEngine
+from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import CheckIn, Observation, Reading, State
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -269,6 +271,21 @@ def test_a_stale_reading_no_judgement_reads_is_still_shown_stale() -> None:
     assert snap.devices["v01-pdt"].stale == {"rssi": limit + 10}
 
 
+def _rules_on(fleet: Fleet) -> Callable[[float], tuple[Snapshot, list[dict[str, Any]]]]:
+    """Evaluate ``fleet`` at a time and run both engines on it (they must agree): the
+    snapshot, and their memory of pending and firing alerts."""
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
+
+    def step(at: float) -> tuple[Snapshot, list[dict[str, Any]]]:
+        snap = fleet.evaluate(at)
+        assert rules.update(snap) == every_rule.update(snap)
+        memory = list(rules.dump())
+        assert memory == list(every_rule.dump())
+        return snap, memory
+
+    return step
+
+
 def test_an_unchanged_device_s_alert_fires_after_its_for() -> None:
     """v03's router answers three polls and its camera, behind it, fails three
     (down_after 3): down at T0+2.5, device_down pending since then.  Nothing more is
@@ -277,24 +294,21 @@ def test_an_unchanged_device_s_alert_fires_after_its_for() -> None:
     at T0+302.499 (299.999 s), firing at T0+302.5 (300.0 s: a condition that held
     exactly its ``for`` fires)."""
     fleet = Fleet(INVENTORY, T0)
-    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
     for i in range(3):
         fleet.observe(Observation("v03-router", T0 + i, True, {}))
         fleet.observe(Observation("v03-cam1", T0 + i, False, {}, conclusive=True))
+    step = _rules_on(fleet)
 
-    def step(at: float) -> tuple[Any, dict[str, bool]]:
-        snap = fleet.evaluate(at)
-        assert rules.update(snap) == every_rule.update(snap)
-        memory = list(rules.dump())
-        assert memory == list(every_rule.dump())
-        return snap.devices["v03-cam1"], {a["rule"]: a["firing"] for a in memory
-                                          if a["labels"].get("device") == "v03-cam1"}
+    def camera(at: float) -> tuple[Any, dict[str, bool]]:
+        snap, memory = step(at)
+        return snap.devices["v03-cam1"], {
+            a["rule"]: a["firing"] for a in memory if a["labels"].get("device") == "v03-cam1"}
 
-    down, alerts = step(T0 + 2.5)
+    down, alerts = camera(T0 + 2.5)
     assert down.state is State.DOWN and alerts == {"device_down": False}
-    still, alerts = step(T0 + 302.499)
+    still, alerts = camera(T0 + 302.499)
     assert still is down and alerts == {"device_down": False}
-    _, alerts = step(T0 + 302.5)
+    _, alerts = camera(T0 + 302.5)
     assert alerts == {"device_down": True}
 
 
@@ -306,24 +320,21 @@ def test_an_unchanged_site_s_alert_fires_after_its_for() -> None:
     candidates; the alert still fires when it has held its ``for`` (300 s): pending at
     T0+302.499 (299.999 s), firing at T0+302.5 (300.0 s)."""
     fleet = Fleet(INVENTORY, T0)
-    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
     for i in range(3):
         fleet.observe(Observation("v03-satphone", T0 + i, True, {}))
         fleet.observe(Observation("v03-router", T0 + i, False, {}, conclusive=True))
+    step = _rules_on(fleet)
 
-    def step(at: float) -> tuple[Any, dict[str, bool]]:
-        snap = fleet.evaluate(at)
-        assert rules.update(snap) == every_rule.update(snap)
-        memory = list(rules.dump())
-        assert memory == list(every_rule.dump())
-        return snap.sites["v03"], {a["rule"]: a["firing"] for a in memory
-                                   if a["labels"].get("site") == "v03"
-                                   and a["rule"].startswith("site_")}
+    def village(at: float) -> tuple[Any, dict[str, bool]]:
+        snap, memory = step(at)
+        return snap.sites["v03"], {
+            a["rule"]: a["firing"] for a in memory
+            if a["labels"].get("site") == "v03" and a["rule"].startswith("site_")}
 
-    lost, alerts = step(T0 + 2.5)
+    lost, alerts = village(T0 + 2.5)
     assert lost.state is State.DEGRADED and lost.channels["public"].state is State.DOWN
     assert alerts == {"site_channel_lost": False}
-    still, alerts = step(T0 + 302.499)
+    still, alerts = village(T0 + 302.499)
     assert still is lost and alerts == {"site_channel_lost": False}
-    _, alerts = step(T0 + 302.5)
+    _, alerts = village(T0 + 302.5)
     assert alerts == {"site_channel_lost": True}
