@@ -112,9 +112,9 @@ class ScenarioResult:
         until: ``now`` only: epoch seconds the site stays reachable to — exact
             when the endurance is, else at least; ``None`` when unbounded, or
             when not even a minute is certain.
-        at: ``now`` only, when it names clock times (``until``, or when a
-            channel that lasts a known time gives out): epoch seconds of the
-            evaluation they count from.  ``None`` otherwise: the verdict then
+        at: ``now`` only, when it names clock times (``until``; when a channel,
+            or a support others depend on, that lasts a known time gives out):
+            epoch seconds of the evaluation they count from.  ``None`` otherwise: the verdict then
             reads the same at any time, and a kept one is shared between
             evaluations as it is.
     """
@@ -336,8 +336,12 @@ def _verdict(
     if scenario == "now":
         if 0 < endurance.lower < math.inf:
             until = now + endurance.lower * 3600
+        # The clock times it names: when the site stops being reachable, when each
+        # channel that lasts a known time gives out, and when each support (a hub's
+        # link others depend on) lasting a known time, none included, fails them.
         if until is not None or any(o.endurance.exact and 0 < o.endurance.lower < math.inf
-                                    for o in channels):
+                                    for o in channels) or any(
+                o.endurance.exact and o.endurance.lower < math.inf for o in supports):
             at = now
     return ScenarioResult(scenario, ready, site.target_hours, endurance, channels, supports,
                           folded, until, at)

@@ -213,6 +213,10 @@ VILLAGES: list[Village] = [
                               en=("370M PDT 中继台 (rpt) down since 10:00",)),
             # all: public lost, pdt370 lost, phone 57.6 h.
             "all": Expect(False, 57.6),
+            # The centre now: its support, the repeater, is lost (0 h): the village's
+            # pdt370 is lost as of this evaluation, 10:00.
+            "c/now": Expect(False, 0, zh=("1 个村的PDT 370M 集群通道约 10:00 中断",),
+                            en=("PDT 370 MHz at 1 village lost at about 10:00",)),
         },
         state={"rpt": "down"},
     ),
