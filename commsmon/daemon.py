@@ -125,7 +125,7 @@ class Daemon:
                                  lambda up: self.fleet.set_traps_listening(up, self._clock()))
             self.sources = [poller, mqtt, traps]
             self.distribute.forward = mqtt.forward
-            settle()  # what is made now is held for good (a reload settles again)
+            settle()  # most of what is made by now is held for good (reloads settle again)
             async with asyncio.TaskGroup() as tg:
                 for source in self.sources:
                     tg.create_task(source.run(), name=source.name)
@@ -180,6 +180,7 @@ class Daemon:
             new = await reload_setup(self.config.path)
             if new is not None:
                 await self._apply(new)
+                settle()  # the old setup let go (its cycles found), the new one frozen
                 CONFIG_RELOAD_SUCCESS.set(1)
                 CONFIG_RELOAD_TIME.set(self._clock())
             return new is not None
@@ -198,6 +199,5 @@ class Daemon:
         if await self.alerting.reconfigure(old, new):
             restarted.append(self.alerting.name)
         self.evaluate()
-        settle()  # the old setup's objects go, the new one's are held for good
         log.info("configuration reloaded", path=str(new.settings.path), devices=len(after),
                  added=len(after - before), removed=len(before - after), restarted=restarted)

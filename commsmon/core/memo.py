@@ -3,12 +3,12 @@
 A judgement (a site's scenarios, a device's endurance) is a pure function of the
 device views, outages and mains cuts it looks up, and of the time.  :class:`Reads`
 hands it those mappings and notes every key it looks up; the next evaluation gives
-back the kept result (:meth:`Memo.get`, stamped with the evaluation's time) unless
-one of those keys changed since (:meth:`Memo.forget`: the caller says which did).
+back the kept result, the same object (:meth:`Memo.get`), unless one of those keys
+changed since (:meth:`Memo.forget`: the caller says which did).
 What is not kept: a judgement that walked a whole mapping, and one that moves with
 the clock (the caller's ``moves``: one that read a check-in's battery, which decays
 by the hour, or a mains cut in progress, as the public network's backup runs down,
-and a ``now`` verdict with a clock time, ``until``).  Views compared must be
+and a ``now`` verdict that names clock times, counted from its evaluation).  Views compared must be
 values: nothing in them may change after they are made.
 """
 

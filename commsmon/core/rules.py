@@ -151,8 +151,8 @@ class AlertEngine:
     Args:
         rules: the spec of each rule by name (missing names use the defaults).
         countdown_hours: thresholds of the ``countdown`` rule, hours.
-        incremental: skip the candidates of devices whose status did not change
-            (``False``: look at every candidate, the reference for tests).
+        incremental: skip the candidates of devices and sites whose status did not
+            change (``False``: look at every candidate, the reference for tests).
     """
 
     def __init__(
