@@ -84,6 +84,7 @@ class DeviceView:
                                              repr=False)
     _where: Mapping[str, str] | None = field(default=None, init=False, compare=False,
                                              repr=False)
+    _broken: Endurance | None = field(default=None, init=False, compare=False, repr=False)
 
     def ident(self) -> Mapping[str, str]:
         """The device's id and name, as fact terms."""
@@ -100,6 +101,25 @@ class DeviceView:
             where = {**self.ident(), "site": self.device.site, "site_name": self.site_name}
             object.__setattr__(self, "_where", where)
         return where
+
+    def broken_link(self) -> Endurance | None:
+        """What the device gives as a link in a chain while it does not work: nothing
+        known while ``unknown`` (a ``link_unknown`` fact), nothing while down or lost
+        (``link_down``); ``None`` while it works.  Made once per view: every site and
+        scenario whose chains pass through the device share it (at start, with every
+        device unknown, a province's first evaluation made 200 000 of them)."""
+        if self.state in WORKING:
+            return None
+        broken = self._broken
+        if broken is None:
+            where = self.where()
+            if self.state is State.UNKNOWN:
+                broken = unknown(Fact("link_unknown", {**where, "causes": self.reasons}))
+            else:
+                broken = lost(Fact("link_down", {**where, "state": self.state.value,
+                                                 "since": self.since, "causes": self.reasons}))
+            object.__setattr__(self, "_broken", broken)
+        return broken
 
 
 @dataclass(frozen=True, slots=True)

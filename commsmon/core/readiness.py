@@ -42,7 +42,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import Outage, OutageKind
 from commsmon.core.power import Conditions, DeviceView, device_endurance
-from commsmon.core.types import CHANNELS, WORKING, ChannelName, State
+from commsmon.core.types import CHANNELS, ChannelName
 
 __all__ = [
     "SCENARIOS",
@@ -281,16 +281,13 @@ class _Judge:
 
     def link(self, device_id: str) -> Endurance:
         view = self.views[device_id]
-        where = view.where()
-        if view.state is State.UNKNOWN:
-            return unknown(Fact("link_unknown", {**where, "causes": view.reasons}))
-        if view.state not in WORKING:
-            return lost(Fact("link_down", {**where, "state": view.state.value,
-                                           "since": view.since, "causes": view.reasons}))
+        broken = view.broken_link()
+        if broken is not None:
+            return broken
         power = device_endurance(self.views, device_id, self.cond)
         if not power.stages:
             return power
-        return Endurance(power.lower, power.upper, (Fact("link", where), *power.stages),
+        return Endurance(power.lower, power.upper, (Fact("link", view.where()), *power.stages),
                          power.unknowns)
 
 
