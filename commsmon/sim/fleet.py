@@ -31,6 +31,7 @@ from pathlib import Path
 
 import structlog
 
+from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config.settings import Config
 from commsmon.sim._process import Service
 from commsmon.sim.links import LinkSet
@@ -410,6 +411,9 @@ class SimFleet(Service):
         repeat upsTrapOnBattery every 60 s of simulated time (RFC 1628 §3.4)."""
         repeated = 0
         while True:
+            # set_values waits for snmpsim's answer with wait_for, which on 3.11 can
+            # drop the cancel close() sends: close() would then await this for ever.
+            raise_if_cancel_swallowed()
             await asyncio.sleep(_BATTERY_TICK)
             seconds = (time.monotonic() - cut.started) * self.speed
             minutes = max(0, round(UPS_BATTERY_MINUTES - seconds / 60))
