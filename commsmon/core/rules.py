@@ -124,10 +124,17 @@ class _Candidate:
     facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
-# What a device's or site's candidates read, by identity (its status first), and the
-# fingerprints they left pending or firing, each with whether it held.
-_Kept = tuple[tuple[weakref.ref[SiteStatus | DeviceStatus], ...],
-              tuple[tuple[str, bool], ...]]
+# What a device's or site's candidates read (a site's status by identity, else
+# ``None``; the devices' parts they read, by value), and the fingerprints they left
+# pending or firing, each with whether it held.
+_Kept = tuple[weakref.ref[SiteStatus] | None, tuple[object, ...], tuple[tuple[str, bool], ...]]
+
+
+def _read_of(d: DeviceStatus) -> tuple[object, ...]:
+    """What the rules read of a device, as its candidates and its facts
+    (:func:`_device_candidates`, :func:`_device_fact`) do: not its readings nor when it
+    last answered, which change at every poll while its verdicts stay."""
+    return (d.device, d.state, d.since, d.reasons, d.checkin_stale)
 
 
 @dataclass(slots=True)
@@ -171,16 +178,18 @@ class AlertEngine:
         #: Counts every change of which alerts are pending or firing and since when:
         #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
         self.changes = 0
-        # Each device's and site's status at the last update (a site's with its channels'
-        # providers'), with the fingerprints of the alerts its candidates left pending
-        # or firing and whether each held (``False``: could not tell). One whose status
-        # is the same object again has the same verdicts: only those alerts' ``for``
-        # timers move (a province has 70 000 device and 53 000 site candidates at every
-        # evaluation, a few of whose devices and sites changed).
+        # What each device's and site's candidates read at the last update (a site's
+        # status, and its channels' providers' parts its facts name), with the
+        # fingerprints of the alerts they left pending or firing and whether each held
+        # (``False``: could not tell). One that reads the same again has the same
+        # verdicts: only those alerts' ``for`` timers move (a province has 70 000
+        # device and 53 000 site candidates at every evaluation; a twelfth of its
+        # devices answer in 5 s, a few of which change state).
         self._devices: dict[str, _Kept] = {}
         self._sites: dict[str, _Kept] = {}
         self._cut_off: bool | None = None  # every device's verdicts turn on it
         self._incremental = incremental
+        self.taken = 0  # devices and sites whose candidates were taken, since creation
 
     def update(self, snap: Snapshot) -> list[Alert]:
         """Evaluate at ``snap.at``; returns the alerts that resolved now.
@@ -196,16 +205,16 @@ class AlertEngine:
         for c in _monitor_candidates(snap):
             self._apply(c, now, seen, resolved)
         countdown = self.countdown_hours
+        devices = snap.devices
         for site in snap.sites.values():
             # A site's channel alerts tell of their providers: theirs are read too.
-            providers = (snap.devices[p] for ch in site.channels.values()
-                         for p in ch.providers if p in snap.devices)
-            marks: tuple[SiteStatus | DeviceStatus, ...] = (site, *providers)
-            self._follow(self._sites, site.site.id, marks, now, seen, resolved,
+            providers = tuple(_read_of(devices[p]) for ch in site.channels.values()
+                              for p in ch.providers if p in devices)
+            self._follow(self._sites, site.site.id, site, providers, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
-        for status in snap.devices.values():
-            self._follow(self._devices, status.device.id, (status,), now, seen, resolved,
-                         partial(_device_candidates, status, cut_off))
+        for status in devices.values():
+            self._follow(self._devices, status.device.id, None, _read_of(status), now, seen,
+                         resolved, partial(_device_candidates, status, cut_off))
         for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites)):
             if len(memory) > len(present):
                 for gone in [k for k in memory if k not in present]:
@@ -219,31 +228,32 @@ class AlertEngine:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
 
-    def _follow(self, memory: dict[str, _Kept], key: str,
-                marks: tuple[SiteStatus | DeviceStatus, ...],
-                now: float, seen: set[str], resolved: list[Alert],
+    def _follow(self, memory: dict[str, _Kept], key: str, site: SiteStatus | None,
+                reads: tuple[object, ...], now: float, seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
-        """Take the candidates of one device or site, unless what they read (``marks``:
-        its status first) is the same objects as at the last update: then they are
-        the same verdicts, and only their alerts' ``for`` timers move."""
+        """Take the candidates of one device or site, unless what they read (``site``:
+        the site's status, the same object; ``reads``: the devices' parts, equal) is
+        as at the last update: then they are the same verdicts, and only their alerts'
+        ``for`` timers move."""
         kept = memory.get(key)
-        if kept is not None and len(kept[0]) == len(marks) and all(
-                ref() is mark for ref, mark in zip(kept[0], marks, strict=True)):
-            for fp, holds in kept[1]:
+        if kept is not None and kept[1] == reads and (
+                kept[0] is None if site is None else kept[0] is not None and kept[0]() is site):
+            for fp, holds in kept[2]:
                 entry = self.active.get(fp)
                 if entry is not None:
                     seen.add(fp)
                     if holds:
                         self._hold(entry, now)
             return
+        self.taken += 1
         held = []
         for c in candidates():
             fp, verdict = self._apply(c, now, seen, resolved)
             if fp in self.active:
                 held.append((fp, verdict is True))
-        # Weak: a status the fleet has replaced is let go at once, not kept with its
-        # verdicts until the next update (a province's every site changes at start).
-        memory[key] = (tuple(weakref.ref(m) for m in marks), tuple(held))
+        # Weak: a site's status the fleet has replaced is let go at once, not kept with
+        # its verdicts until the next update (a province's every site changes at start).
+        memory[key] = (None if site is None else weakref.ref(site), reads, tuple(held))
 
     def _apply(self, c: _Candidate, now: float, seen: set[str],
                resolved: list[Alert]) -> tuple[str, Verdict]:

@@ -21,7 +21,7 @@ from commsmon.core.types import ChannelName, CheckIn, Reading, State
 __all__ = ["ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # the alert rules follow them
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # the change log follows them
 class DeviceStatus:
     """A device as of one evaluation.
 
@@ -87,7 +87,7 @@ class ChannelStatus:
     checkin_only: bool = False
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # the alert rules follow them
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # the rules and the change log follow them
 class SiteStatus:
     """A site as of one evaluation.
 

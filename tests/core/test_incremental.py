@@ -338,3 +338,51 @@ def test_an_unchanged_site_s_alert_fires_after_its_for() -> None:
     assert still is lost and alerts == {"site_channel_lost": False}
     _, alerts = village(T0 + 302.5)
     assert alerts == {"site_channel_lost": True}
+
+
+def test_a_device_answering_with_new_readings_is_not_judged_again() -> None:
+    """v03's router fails three polls while its satellite phone answers (public down,
+    the village reachable by satellite).  At T0+2.5 five alerts are pending: the
+    router's device_down and site_channel_lost (``for`` 300 s), outage_active network
+    (60 s), scenario_not_ready power and all (3600 s: the phone never reported its
+    charge, so its 60 h battery is not certain).  The phone then reports every 60 s,
+    its signal 3 bars, then 4, 3, 4, 3: its status is a new object each time (new
+    readings, a new last answer), but what the rules read of it (its state, since
+    when, its reasons) is the same, so neither it nor v03, whose satellite channel it
+    provides, has its candidates taken again.  The alerts still fire when they have
+    held their ``for``, as a full engine says: the outage at T0+62.5 (60.0 s), the
+    router and the channel at T0+302.5 (300.0 s); the scenarios stay pending."""
+    fleet = Fleet(INVENTORY, T0)
+    for i in range(3):
+        fleet.observe(Observation("v03-satphone", T0 + i, True,
+                                  {"registered": True, "signal": 4.0}))
+        fleet.observe(Observation("v03-router", T0 + i, False, {}, conclusive=True))
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
+
+    def step(at: float) -> tuple[Any, dict[str, bool]]:
+        snap = fleet.evaluate(at)
+        assert rules.update(snap) == every_rule.update(snap)
+        memory = list(rules.dump())
+        assert memory == list(every_rule.dump())
+        return snap.devices["v03-satphone"], {
+            " ".join((a["rule"], *(a["labels"][k] for k in ("scenario", "outage")
+                                   if k in a["labels"]))): a["firing"]
+            for a in memory if a["labels"].get("site") == "v03"}
+
+    pending = {"device_down": False, "site_channel_lost": False,
+               "outage_active network": False,
+               "scenario_not_ready power": False, "scenario_not_ready all": False}
+    phone, alerts = step(T0 + 2.5)
+    assert alerts == pending
+    taken = rules.taken
+    for n, bars in enumerate((3.0, 4.0, 3.0, 4.0, 3.0), 1):
+        fleet.observe(Observation("v03-satphone", T0 + 2 + 60 * n, True,
+                                  {"registered": True, "signal": bars}))
+        again, alerts = step(T0 + 2.5 + 60 * n)
+        assert again is not phone and again.readings["signal"] == bars
+        assert (again.state, again.since, again.reasons) == (phone.state, phone.since,
+                                                             phone.reasons)
+        assert rules.taken == taken, n
+        assert alerts == {**pending, "outage_active network": True,
+                          **({"device_down": True, "site_channel_lost": True}
+                             if n == 5 else {})}, n
