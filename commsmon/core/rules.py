@@ -176,8 +176,11 @@ class AlertEngine:
         # candidates at every evaluation, a few of which are pending or firing).
         self._fingerprints: dict[frozenset[tuple[str, str]], str] = {}
         #: Counts every change of which alerts are pending or firing and since when:
-        #: what :meth:`dump` keeps but the facts (refreshed at every evaluation).
+        #: what :meth:`dump` keeps but the facts.
         self.changes = 0
+        #: Counts every change of an alert's facts (a countdown's hours, a provider's
+        #: reasons): the rest of what :meth:`dump` keeps.
+        self.revised = 0
         # What each device's and site's candidates read at the last update (a site's
         # status, and its channels' providers' parts its facts name), with the
         # fingerprints of the alerts they left pending or firing and whether each held
@@ -282,7 +285,10 @@ class AlertEngine:
                 entry = self.active[fp] = Firing(alert, now)
                 self.changes += 1
             else:
-                entry.alert = replace(entry.alert, facts=c.facts())
+                facts = c.facts()
+                if facts != entry.alert.facts:
+                    entry.alert = replace(entry.alert, facts=facts)
+                    self.revised += 1
             self._hold(entry, now)
         elif entry is not None:
             del self.active[fp]

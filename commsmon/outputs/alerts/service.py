@@ -45,8 +45,9 @@ __all__ = ["AlertService"]
 log = structlog.get_logger("commsmon.alerts")
 _MAX_CHANGES = 10_000
 # Seconds the engine's saved memory may lag in its facts alone (which alerts are
-# pending or firing, and since when, is saved at once): encoding the facts of
-# thousands of alerts at every evaluation was a tenth of a large fleet's CPU.
+# pending or firing, and since when, is saved at once; unchanged, nothing is saved
+# again): encoding the facts of thousands of alerts at every evaluation was a tenth
+# of a large fleet's CPU, and once a minute still stopped the loop for 0.5 s.
 _SAVE_FACTS_EVERY = 60.0
 
 
@@ -84,7 +85,8 @@ class AlertService:
         self.roster = Roster.of(Shift(s.start.timestamp(), s.end.timestamp(), s.role, s.name,
                                       s.phone) for s in spec.roster)
         self._firing: dict[str, list[Alert]] = {}  # group -> alerts firing, at the last step
-        self._saved: tuple[int, float] | None = None  # (engine.changes, when) last saved
+        # (engine.changes, engine.revised, when) the engine was last saved
+        self._saved: tuple[int, int, float] | None = None
         self._changes: list[Event] = []  # alerts that began or ended, for the timeline
         self.engine = AlertEngine(spec.rule_specs(), tuple(spec.countdown_hours))
         routes, default = spec.route_list()
@@ -156,9 +158,10 @@ class AlertService:
             notes += [note for group, step, n in self.escalation.due(now)
                       for note in self._step_notes(group, step, n, snap)]
             notes = self._mark_drills(notes, drills)
-            shape, engine = self.engine.changes, None
-            if self._saved is None or shape != self._saved[0] \
-                    or not 0 <= now - self._saved[1] < _SAVE_FACTS_EVERY:
+            shape, facts, engine = self.engine.changes, self.engine.revised, None
+            saved = self._saved
+            if saved is None or shape != saved[0] or (
+                    facts != saved[1] and not 0 <= now - saved[2] < _SAVE_FACTS_EVERY):
                 engine = await _encoded(self.engine.held())
             dispatcher = json.dumps(self.dispatcher.dump(), ensure_ascii=False)
             escalation = json.dumps(self.escalation.dump(), ensure_ascii=False)
@@ -173,7 +176,7 @@ class AlertService:
 
             added = await asyncio.to_thread(persist)
             if engine is not None:  # saved: facts alone may now lag a minute
-                self._saved = (shape, now)
+                self._saved = (shape, facts, now)
         for note, new in zip(notes, added, strict=True):
             # A key already in the outbox is a re-decision after a crash (same news)...
             # or a bug; either way it is not sent twice, and it is said.

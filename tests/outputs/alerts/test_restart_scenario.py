@@ -84,3 +84,55 @@ async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> 
     await _run(fleet, service, "10:20", "10:25", down={"v05", "v06"})
     await service.close()
     assert _firing_sites(outbox) == ["v05", "v06"]  # v05 not again, v06 once
+
+
+async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> None:
+    """What a restart restores is saved when it changes, and only then: which alerts
+    are pending or firing at once, an alert's facts alone within a minute.  v01's PDT
+    terminal, every 10 s from 09:50 (everything else answering and well):
+    - 09:50:00 first evaluation: saved (nothing saved before);
+    - 09:50:10 nothing changed: not saved;
+    - 09:50:20 RSSI -115 dBm (below the profile's -110): device_degraded pending,
+      saved at once with -115 in its facts;
+    - 09:50:30 -116: the facts alone changed, 10 s after the last save: not saved,
+      the saved facts still say -115;
+    - 09:50:40 to 09:51:10 -116 again: not saved (the last save 20-50 s ago);
+    - 09:51:20 -116: 60 s after the last save: saved, now with -116;
+    - 09:51:30 to 09:52:30 -116: nothing changed since: not saved."""
+    inventory = load_config(DEMO).inventory()
+    fleet = Fleet(inventory, _at("09:50"))
+    fleet.set_source("mqtt", True, _at("09:50"))
+    service = AlertService(_spec(), tmp_path / "outbox.db", TZ, lambda: _at("09:50"))
+    service.restore()
+    saves: list[float] = []
+    put_state = service.outbox.put_state
+
+    def counted(name: str, text: str) -> None:
+        if name == "engine":
+            saves.append(now)
+        put_state(name, text)
+
+    service.outbox.put_state = counted  # type: ignore[method-assign]
+
+    def saved_rssi() -> list[float]:
+        """The RSSI in the saved facts of device_degraded alerts."""
+        engine = json.loads(service.outbox.get_state("engine") or "[]")
+        return [cause["args"]["value"] for a in engine if a["rule"] == "device_degraded"
+                for cause in a["facts"][0]["args"]["causes"]]
+
+    start = _at("09:50")
+    for n in range(16):
+        now = start + STEP * n
+        rssi = -85.0 if n < 2 else -115.0 if n == 2 else -116.0
+        for device in inventory.devices.values():
+            if device.source != "checkin":
+                fleet.observe(Observation(device.id, now, True,
+                                          {"rssi": rssi} if device.id == "v01-pdt" else {}))
+        await service.step(fleet.evaluate(now))
+        if n == 2:
+            assert saved_rssi() == [-115.0]
+        if n == 7:
+            assert saved_rssi() == [-115.0]
+    assert [round(t - start) for t in saves] == [0, 20, 80]
+    assert saved_rssi() == [-116.0]
+    await service.close()
