@@ -16,11 +16,12 @@ histograms stay ordinary prometheus_client metrics, exposed beside this.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from commsmon.config.settings import Config
-from commsmon.core.model import Inventory
+from commsmon.core.model import Inventory, Site
 from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.shard import ShardPlan
 from commsmon.core.snapshot import Snapshot
@@ -30,11 +31,7 @@ __all__ = ["FleetExposition"]
 
 _STATES = tuple(State)
 _SITE_STATES = tuple(s for s in State if s is not State.LOST)  # lost is a device's state
-# Each state with its label text, made once (a province renders 240 000 such samples).
-_STATE_LABELS = tuple((s, f',state="{s.value}"') for s in _STATES)
-_SITE_STATE_LABELS = tuple((s, f',state="{s.value}"') for s in _SITE_STATES)
-_CHANNEL_STATE_LABELS = tuple((s, f',state="{s.value}"')
-                              for s in (State.UP, State.DOWN, State.UNKNOWN))
+_CHANNEL_STATES = (State.UP, State.DOWN, State.UNKNOWN)
 
 
 def _escape(value: str) -> str:
@@ -44,6 +41,25 @@ def _escape(value: str) -> str:
 
 def _labels(**labels: str) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+
+
+def _site_labels(site: Site) -> str:
+    """A site's info labels but its id: name, town, role and coordinates (5 decimals)."""
+    lat, lon = ("" if c is None else f"{c:.5f}" for c in (site.latitude, site.longitude))
+    return _labels(name=site.name, town=site.town, role=site.role, latitude=lat,
+                   longitude=lon)
+
+
+@functools.cache
+def _state_lines(sample: str, states: tuple[State, ...], on: State | None) -> str:
+    """A %-template of one sample per state, each line's other labels a ``%s``: ``on``'s
+    value 1.0 and the others' 0.0 written in, or (``on`` ``None``) each value a ``%s``
+    after its labels.  A province renders 260 000 such lines: one template per thing
+    instead of a format per line halves their cost."""
+    return "".join(
+        f'{sample}{{%s,state="{s.value}"}} '
+        + ("%s" if on is None else "1.0" if s is on else "0.0") + "\n"
+        for s in states)
 
 
 def _number(value: float) -> str:
@@ -77,9 +93,19 @@ class _Family:
     def add(self, labels: str, value: float) -> None:
         self.text += f"{self.sample}{{{labels}}} {_number(value)}\n".encode()
 
-    def flag(self, labels: str, on: bool) -> None:
-        """A 1 or 0 sample (one-hot states): as :meth:`add` writes them, made faster."""
-        self.text += f"{self.sample}{{{labels}}} {'1.0' if on else '0.0'}\n".encode()
+    def one_hot(self, labels: str, states: tuple[State, ...], on: State) -> None:
+        """A sample per state (``labels`` and its ``state``): 1 for ``on``, 0 for the
+        others."""
+        lines = _state_lines(self.sample, states, on)
+        self.text += (lines % ((labels,) * len(states))).encode()
+
+    def per_state(self, labels: str, states: tuple[State, ...],
+                  values: Mapping[State, float]) -> None:
+        """A sample per state (``labels`` and its ``state``) with its value."""
+        args: list[str] = []
+        for s in states:
+            args += (labels, _number(values[s]))
+        self.text += (_state_lines(self.sample, states, None) % tuple(args)).encode()
 
 
 class FleetExposition:
@@ -109,12 +135,20 @@ class FleetExposition:
                     metrics[reading] = spec.metric
                     self._reading_help.setdefault(spec.metric, spec.help or reading)
         inventory = inventory or config.inventory()
-        # Label text per device and per site, escaped once.
+        # Label text per device and per site, escaped once; with the names and the rest
+        # of what their info series say (``*_info``).
         self._device = {
             d.id: _labels(site=d.site, device=d.id, kind=d.kind)
             for d in inventory.devices.values()
         }
+        self._device_info = {
+            d.id: f"{self._device[d.id]},"
+                  f'{_labels(name=d.name, profile=d.profile, channel=d.channel or "")}'
+            for d in inventory.devices.values()
+        }
         self._site = {s: _labels(site=s) for s in inventory.sites}
+        self._site_info = {s.id: f"{self._site[s.id]},{_site_labels(s)}"
+                           for s in inventory.sites.values()}
         self._owners = {s: str(plan.owner(s)) for s in inventory.sites} \
             if plan is not None and plan.count > 1 else {}
 
@@ -170,8 +204,7 @@ class FleetExposition:
         for status in snap.devices.values():
             d = status.device
             labels = self._device[d.id]
-            info.add(f'{labels},{_labels(name=d.name, profile=d.profile, channel=d.channel or "")}',
-                     1)
+            info.add(self._device_info[d.id], 1)
             if status.state is not State.UNKNOWN:
                 up.add(labels, 1 if status.state in WORKING else 0)
             since.add(labels, status.since)
@@ -182,11 +215,8 @@ class FleetExposition:
                 endurance.add(labels, hours * 3600)
             if status.checkin is not None:
                 checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
-            spent = status.seconds_at(snap.at)
-            current = status.state
-            for s, label in _STATE_LABELS:
-                state.flag(labels + label, current is s)
-                seconds.add(labels + label, spent[s])
+            state.one_hot(labels, _STATES, status.state)
+            seconds.per_state(labels, _STATES, status.seconds_at(snap.at))
         return (info, up, state, seconds, since, seen, endurance, checkin_age)
 
     def _readings(self, snap: Snapshot) -> Iterable[_Family]:
@@ -277,23 +307,16 @@ class FleetExposition:
                     trap_path.add(labels, 1 if path.state is State.UP else 0)
                 if path.heard is not None:
                     trap_heard.add(labels, path.heard)
-            lat, lon = ("" if c is None else f"{c:.5f}" for c in (site.latitude, site.longitude))
-            extra = _labels(name=site.name, town=site.town, role=site.role, latitude=lat,
-                            longitude=lon)
-            info.add(f"{labels},{extra}", 1)
+            info.add(self._site_info[site.id], 1)
             if status.reachable is not None:
                 reachable.add(labels, 1 if status.reachable else 0)
-            spent = status.seconds_at(snap.at)
-            current = status.state
-            for s, label in _SITE_STATE_LABELS:
-                state.flag(labels + label, current is s)
-                seconds.add(labels + label, spent[s])
+            state.one_hot(labels, _SITE_STATES, status.state)
+            seconds.per_state(labels, _SITE_STATES, status.seconds_at(snap.at))
             for name, channel in status.channels.items():
                 ch = f'{labels},channel="{name}"'
                 if channel.state is not State.UNKNOWN:
                     channel_up.add(ch, 1 if channel.state is State.UP else 0)
-                for cs, label in _CHANNEL_STATE_LABELS:
-                    channel_state.flag(ch + label, channel.state is cs)
+                channel_state.one_hot(ch, _CHANNEL_STATES, channel.state)
             if status.scenarios:
                 target.add(labels, site.target_hours * 3600)
             now = status.scenarios.get("now")
