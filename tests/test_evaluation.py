@@ -7,16 +7,17 @@ import pytest
 from commsmon.evaluation import EVALUATE_LATEST, pause_after
 from commsmon.outputs.http import STALE_AFTER
 
-# cost (s, wall) -> pause before the next evaluation: 20 x cost, within [1 s, 5 s]
+# cost (s, wall) -> pause before the next evaluation: 40 x cost, within [1 s, 5 s]
 PACE = [
-    (0.0, 1.0),      # 20 x 0 = 0 -> at least 1 s: a small fleet, every second
-    (0.04, 1.0),     # 20 x 0.04 = 0.8 -> 1 s
-    (0.05, 1.0),     # 20 x 0.05 = 1.0: the floor's edge
-    (0.1, 2.0),      # 20 x 0.1 = 2.0
-    (0.18, 3.6),     # 20 x 0.18 = 3.6: a 20 000-device province's steady evaluation
-    (0.25, 5.0),     # 20 x 0.25 = 5.0: the edge
-    (0.5, 5.0),      # 20 x 0.5 = 10.0 -> at most 5 s
-    (1.85, 5.0),     # 20 x 1.85 = 37.0 -> 5 s (37 + 1.85 = 38.85 s: a stalled /healthz)
+    (0.0, 1.0),      # 40 x 0 = 0 -> at least 1 s: a small fleet, every second
+    (0.02, 1.0),     # 40 x 0.02 = 0.8 -> 1 s
+    (0.025, 1.0),    # 40 x 0.025 = 1.0: the floor's edge
+    (0.05, 2.0),     # 40 x 0.05 = 2.0
+    (0.1, 4.0),      # 40 x 0.1 = 4.0
+    (0.125, 5.0),    # 40 x 0.125 = 5.0: the edge
+    (0.163, 5.0),    # 40 x 0.163 = 6.52 -> 5 s: a 20 000-device province's evaluation
+    (0.5, 5.0),      # 40 x 0.5 = 20.0 -> at most 5 s
+    (1.85, 5.0),     # 40 x 1.85 = 74.0 -> 5 s (74 + 1.85 = 75.85 s: a stalled /healthz)
 ]
 
 
