@@ -44,3 +44,27 @@ def test_free_text_readings_never_become_labels() -> None:
     assert 'state="battery"' in text
     assert "free" not in text
     assert 'device="v01-genset",kind="generator"} NaN' not in text
+
+
+def test_info_series_follow_the_inventory_the_snapshot_holds() -> None:
+    """The info families' text is kept from render to render: a second render of the
+    same fleet is the same text, once each family (HELP and TYPE once); a snapshot
+    of a renamed village (the same ids, new inventory objects, as after a reload)
+    shows the new name, and nothing of the old."""
+    config = load_config(DEMO)
+    exposition = FleetExposition(config)
+    fleet = Fleet(config.inventory(), T0)
+    first = exposition.render(fleet.evaluate(T0 + 1)).decode()
+    again = exposition.render(fleet.evaluate(T0 + 2)).decode()
+    assert again.count("# TYPE commsmon_device_info gauge") == 1
+    assert [line for line in again.splitlines() if "_info{" in line] == \
+        [line for line in first.splitlines() if "_info{" in line]
+
+    sites = list(config.sites)
+    old_name = sites[1].name
+    sites[1] = sites[1].model_copy(update={"name": "新村名"})
+    renamed = config.model_copy(update={"sites": sites})
+    text = exposition.render(Fleet(renamed.inventory(), T0).evaluate(T0 + 3)).decode()
+    names = {s.labels["name"] for f in text_string_to_metric_families(text)
+             if f.name == "commsmon_site_info" for s in f.samples}
+    assert "新村名" in names and old_name not in names
