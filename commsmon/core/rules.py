@@ -142,7 +142,7 @@ class Firing:
     """The engine's memory of one alert: pending (not yet ``for``) or firing.
 
     Attributes:
-        alert: the alert as last evaluated (facts refreshed each time).
+        alert: the alert as last evaluated (its facts replaced when they change).
         pending_since: epoch seconds the condition was first seen holding.
         firing: whether it has held for its ``for`` and fires.
     """
@@ -158,8 +158,9 @@ class AlertEngine:
     Args:
         rules: the spec of each rule by name (missing names use the defaults).
         countdown_hours: thresholds of the ``countdown`` rule, hours.
-        incremental: skip the candidates of devices and sites whose status did not
-            change (``False``: look at every candidate, the reference for tests).
+        incremental: skip the candidates of a device or site when what they read of
+            it did not change (``False``: look at every candidate, the reference for
+            tests).
     """
 
     def __init__(
@@ -247,6 +248,9 @@ class AlertEngine:
                     seen.add(fp)
                     if holds:
                         self._hold(entry, now)
+            # Equal, maybe not the same objects (a reload makes new Devices): keep the
+            # new ones, so the old are let go and the next look is by identity.
+            memory[key] = (kept[0], reads, kept[2])
             return
         self.taken += 1
         held = []

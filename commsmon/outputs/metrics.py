@@ -146,7 +146,7 @@ class FleetExposition:
         }
         self._site = {s: _labels(site=s) for s in inventory.sites}
         # The info families' text (family -> the devices or sites it was written for, its
-        # text): the same while the same ones are in the snapshots.
+        # text): the same while equal ones are in the snapshots.
         self._info: dict[str, tuple[tuple[object, ...], bytes]] = {}
         self._owners = {s: str(plan.owner(s)) for s in inventory.sites} \
             if plan is not None and plan.count > 1 else {}
@@ -173,11 +173,14 @@ class FleetExposition:
     def _inventory(self, family: _Family, things: tuple[_T, ...],
                    labels: Callable[[_T], str]) -> _Family:
         """``family`` (an ``*_info``: 1 for each of ``things``, the inventory's devices or
-        sites, with ``labels(thing)``), its text kept while they are the same objects
-        (a reload makes new ones): at 20 000 devices writing it was a sixth of a render."""
+        sites, with ``labels(thing)``), its text kept while they are equal (frozen
+        dataclasses; the same objects compare at once): at 20 000 devices writing it
+        was a sixth of a render."""
         kept = self._info.get(family.sample)
         if kept is not None and kept[0] == things:
             family.text += kept[1]
+            # Equal, maybe not the same (a reload's): keep these, let the old go.
+            self._info[family.sample] = (things, kept[1])
             return family
         head = len(family.text)  # HELP and TYPE
         for thing in things:

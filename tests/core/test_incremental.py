@@ -386,3 +386,25 @@ def test_a_device_answering_with_new_readings_is_not_judged_again() -> None:
         assert alerts == {**pending, "outage_active network": True,
                           **({"device_down": True, "site_channel_lost": True}
                              if n == 5 else {})}, n
+
+
+def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
+    """A reload gives an equal inventory in new objects: every steady device reads the
+    same to the rules (no candidate taken again), and what they keep of it is the
+    new Device, so the old inventory is let go and the next look is by identity."""
+    fleet = Fleet(INVENTORY, T0)
+    for device in INVENTORY.devices:
+        fleet.observe(Observation(device, T0, True, {}))
+    rules = AlertEngine()
+    rules.update(fleet.evaluate(T0 + 1))
+    reloaded = CONFIG.inventory()
+    assert reloaded.devices == INVENTORY.devices
+    assert all(reloaded.devices[d] is not INVENTORY.devices[d] for d in reloaded.devices)
+    fleet.reconfigure(reloaded, T0 + 2)
+    snap = fleet.evaluate(T0 + 2)
+    taken = rules.taken
+    rules.update(snap)
+    kept = {d: reads[0] for d, (_, reads, _) in rules._devices.items()}
+    assert kept.keys() == snap.devices.keys()
+    assert all(kept[d] is snap.devices[d].device for d in kept)
+    assert rules.taken - taken <= len(snap.sites)  # sites' statuses are new: taken

@@ -48,9 +48,9 @@ def test_free_text_readings_never_become_labels() -> None:
 
 def test_info_series_follow_the_inventory_the_snapshot_holds() -> None:
     """The info families' text is kept from render to render: a second render of the
-    same fleet is the same text, once each family (HELP and TYPE once); a snapshot
-    of a renamed village (the same ids, new inventory objects, as after a reload)
-    shows the new name, and nothing of the old."""
+    same fleet is the same text, once each family (HELP and TYPE once); a village
+    and one of its devices renamed (the same ids, new inventory objects, as after a
+    reload) show their new names, and nothing of the old."""
     config = load_config(DEMO)
     exposition = FleetExposition(config)
     fleet = Fleet(config.inventory(), T0)
@@ -61,10 +61,14 @@ def test_info_series_follow_the_inventory_the_snapshot_holds() -> None:
         [line for line in first.splitlines() if "_info{" in line]
 
     sites = list(config.sites)
-    old_name = sites[1].name
-    sites[1] = sites[1].model_copy(update={"name": "新村名"})
+    devices = list(sites[1].devices)
+    village, device = sites[1].id, devices[0].id
+    devices[0] = devices[0].model_copy(update={"name": "新设备名"})
+    sites[1] = sites[1].model_copy(update={"name": "新村名", "devices": devices})
     renamed = config.model_copy(update={"sites": sites})
     text = exposition.render(Fleet(renamed.inventory(), T0).evaluate(T0 + 3)).decode()
-    names = {s.labels["name"] for f in text_string_to_metric_families(text)
-             if f.name == "commsmon_site_info" for s in f.samples}
-    assert "新村名" in names and old_name not in names
+    names = {(f.name, s.labels.get("device", s.labels["site"])): s.labels["name"]
+             for f in text_string_to_metric_families(text)
+             if f.name in ("commsmon_site_info", "commsmon_device_info") for s in f.samples}
+    assert names[("commsmon_site_info", village)] == "新村名"
+    assert names[("commsmon_device_info", device)] == "新设备名"
