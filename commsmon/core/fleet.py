@@ -60,6 +60,9 @@ class Fleet:
         # the last evaluation; devices to judge again at the next: touched since, or
         # with a change falling due (the agenda).
         self._judged: dict[str, tuple[State, tuple[Fact, ...]]] = {}
+        # Of those: devices judged down per site (none: no key), and devices working.
+        self._down_at: dict[str, int] = {}
+        self._working = 0
         self._status: dict[str, DeviceStatus] = {}
         self._touched: set[str] = set(inventory.devices)
         self._agenda = Agenda()
@@ -104,6 +107,8 @@ class Fleet:
         self._views.clear()
         self._new_views, self._last_out = set(), {}
         self._judged.clear()
+        self._down_at.clear()
+        self._working = 0
         self._status.clear()
         self._touched = set(inventory.devices)
         self._agenda.clear()
@@ -271,7 +276,8 @@ class Fleet:
         views: Mapping[str, DeviceView] = self._views
         new_views = self._new_views
         changed_sites = []
-        for s in self._sites_to_judge(new_views):
+        judged_sites = self._sites_to_judge(new_views)
+        for s in judged_sites:
             site = inv.sites[s]
             channels = self._channels[s] = judge_channels(inv, s, views)
             found = evidence(inv, site, views, {c: ch.state for c, ch in channels.items()},
@@ -283,11 +289,21 @@ class Fleet:
         active = self._active
         out = mains_out(active)
         self._forget_changed(changed_sites, out)
-        for d in self._trackers:
+        # Devices whose status may change: a new view or readings, or an endurance
+        # judged again (each, the first time, in the inventory's order).
+        todo = self._trackers.keys() if len(self._status) < len(self._trackers) \
+            else new_views | fresh.keys() | self._endurance.unkept
+        for d in todo:
             if d in new_views or d in fresh or not self._endurance.holds(d):
                 self._status[d] = self._device_status(d, views, active, out, now)
-
+        # A site's status reads its members' states (a new state is a new view: the site
+        # is judged again), channels, outages and scenarios, and with trap_every the
+        # clock: a site with none of them changed keeps its status.
+        renewed = {*judged_sites, *changed_sites}
+        kept = self._sites
         sites = {s: self._site_status(site, views, active, out, now)
+                 if s in renewed or s not in kept or site.trap_every is not None
+                 or not self._scenarios.holds(s) else kept[s][0]
                  for s, site in inv.sites.items()}
         return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),
                         cut_off, MappingProxyType(dict(self._faults)))
@@ -364,7 +380,7 @@ class Fleet:
                                       tracker.reading_at, now)
             judged = self._effective(d, fresh[d][0])
             if self._judged.get(d) != judged:
-                self._judged[d] = judged
+                self._set_judged(d, judged)
                 for child in self._children.get(d, ()):
                     if child not in queued:
                         queued.add(child)
@@ -496,6 +512,19 @@ class Fleet:
         if self._traps_since is not None:
             self._traps_since = min(self._traps_since, now)
 
+    def _set_judged(self, d: str, judged: tuple[State, tuple[Fact, ...]]) -> None:
+        """Note ``d``'s effective state, and count it where :meth:`_cut_off` looks."""
+        site = self._trackers[d].device.site
+        old = self._judged.get(d)
+        self._judged[d] = judged
+        for state, step in ((old[0], -1), (judged[0], 1)) if old else ((judged[0], 1),):
+            if state is State.DOWN:
+                down = self._down_at[site] = self._down_at.get(site, 0) + step
+                if not down:
+                    del self._down_at[site]
+            elif state in WORKING:
+                self._working += step
+
     def _cut_off(self) -> tuple[Fact | None, bool]:
         """Is the monitor, not the villages, cut off?  (the fact, and whether blind)
 
@@ -504,11 +533,7 @@ class Fleet:
         at the monitor's own link: those devices become ``unknown`` rather than
         ``down`` (``monitor_blind``), so no village is paged as isolated.
         """
-        judged = self._judged
-        sites = [[judged[d][0] for d in ids] for ids in self.inventory.devices_by_site.values()]
-        silent = sum(State.DOWN in states for states in sites)
-        working = any(s in WORKING for states in sites for s in states)
-        if silent >= 2 and not working:
+        if len(self._down_at) >= 2 and not self._working:
             return Fact("cut_off", {"sources": ()}), True
         lost = sorted(s for s, since in self._source_up.items() if since is None)
         if lost:

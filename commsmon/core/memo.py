@@ -83,6 +83,8 @@ class Memo(Generic[R]):
         # per mapping given to get(): key looked up -> the results that looked it up
         # (one key alone, a few in a tuple, many in a set: most keys have one or two)
         self._readers: list[dict[str, _Owners]] = []
+        #: Keys asked for whose result is not kept (judged again at their next get).
+        self.unkept: set[str] = set()
         self.judged = 0  # judgements made (not kept) since creation
         self.kept = 0  # judgements given back
 
@@ -90,6 +92,7 @@ class Memo(Generic[R]):
         """Forget everything (the inventory changed)."""
         self._kept.clear()
         self._readers.clear()
+        self.unkept.clear()
 
     def forget(self, changed: Sequence[Iterable[str]]) -> None:
         """Drop every result that looked up one of ``changed[i]`` in the ``i``-th
@@ -98,7 +101,8 @@ class Memo(Generic[R]):
             for key in keys:
                 owners = readers.pop(key, ())
                 for owner in (owners,) if isinstance(owners, str) else owners:
-                    self._kept.pop(owner, None)
+                    if self._kept.pop(owner, _MISSING) is not _MISSING:
+                        self.unkept.add(owner)
 
     def holds(self, key: str) -> bool:
         """Whether a result is kept for ``key``."""
@@ -113,7 +117,10 @@ class Memo(Generic[R]):
         reads = tuple(Reads(d) for d in data)
         result = judge(*reads)
         self.judged += 1
-        if not any(r.whole for r in reads) and not self._moves(result, reads):
+        if any(r.whole for r in reads) or self._moves(result, reads):
+            self.unkept.add(key)
+        else:
+            self.unkept.discard(key)
             self._kept[key] = result
             while len(self._readers) < len(reads):
                 self._readers.append({})

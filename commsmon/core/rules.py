@@ -127,7 +127,8 @@ class _Candidate:
 # What a device's or site's candidates read (a site's status by identity, else
 # ``None``; the devices' parts they read, by value), and the fingerprints they left
 # pending or firing, each with whether it held.
-_Kept = tuple[weakref.ref[SiteStatus] | None, tuple[object, ...], tuple[tuple[str, bool], ...]]
+_Kept = tuple[weakref.ref[DeviceStatus | SiteStatus], tuple[object, ...],
+              tuple[tuple[str, bool], ...]]
 
 
 def _read_of(d: DeviceStatus) -> tuple[object, ...]:
@@ -210,15 +211,37 @@ class AlertEngine:
             self._apply(c, now, seen, resolved)
         countdown = self.countdown_hours
         devices = snap.devices
+        # A device's status is replaced whenever it answers; what the rules read of it
+        # rarely changes.  Only a new status can read differently: those are read here,
+        # once, for the device and for the sites its channels serve.
+        new: dict[str, tuple[object, ...]] = {}
+        moved: set[str] = set()
+        for d, status in devices.items():
+            kept = self._devices.get(d)
+            if kept is None or kept[0]() is not status:
+                reads = new[d] = _read_of(status)
+                if kept is None or kept[1] != reads:
+                    moved.add(d)
         for site in snap.sites.values():
+            s = site.site.id
+            kept = self._sites.get(s)
+            if kept is not None and kept[0]() is site and (not moved or not any(
+                    p in moved for ch in site.channels.values() for p in ch.providers)):
+                if kept[2]:  # the same site, its providers read alike
+                    self._hold_kept(kept[2], now, seen)
+                continue
             # A site's channel alerts tell of their providers: theirs are read too.
-            providers = tuple(_read_of(devices[p]) for ch in site.channels.values()
-                              for p in ch.providers if p in devices)
-            self._follow(self._sites, site.site.id, site, providers, now, seen, resolved,
+            providers = tuple(new.get(p) or _read_of(devices[p])
+                              for ch in site.channels.values() for p in ch.providers
+                              if p in devices)
+            self._follow(self._sites, s, site, providers, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
-        for status in devices.values():
-            self._follow(self._devices, status.device.id, None, _read_of(status), now, seen,
-                         resolved, partial(_device_candidates, status, cut_off))
+        for d, status in devices.items():
+            if d in new:
+                self._follow(self._devices, d, status, new[d], now, seen, resolved,
+                             partial(_device_candidates, status, cut_off))
+            elif held := self._devices[d][2]:  # the same status
+                self._hold_kept(held, now, seen)
         for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites)):
             if len(memory) > len(present):
                 for gone in [k for k in memory if k not in present]:
@@ -232,25 +255,20 @@ class AlertEngine:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
 
-    def _follow(self, memory: dict[str, _Kept], key: str, site: SiteStatus | None,
+    def _follow(self, memory: dict[str, _Kept], key: str, thing: DeviceStatus | SiteStatus,
                 reads: tuple[object, ...], now: float, seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
-        """Take the candidates of one device or site, unless what they read (``site``:
-        the site's status, the same object; ``reads``: the devices' parts, equal) is
-        as at the last update: then they are the same verdicts, and only their alerts'
-        ``for`` timers move."""
+        """Take the candidates of one device or site (``thing``, its status), unless
+        what they read is as at the last update (``reads``: a device's parts, or a site's
+        providers' parts, equal; a site's status, the same object): then they are the
+        same verdicts, and only their alerts' ``for`` timers move."""
         kept = memory.get(key)
         if kept is not None and kept[1] == reads and (
-                kept[0] is None if site is None else kept[0] is not None and kept[0]() is site):
-            for fp, holds in kept[2]:
-                entry = self.active.get(fp)
-                if entry is not None:
-                    seen.add(fp)
-                    if holds:
-                        self._hold(entry, now)
+                isinstance(thing, DeviceStatus) or kept[0]() is thing):
+            self._hold_kept(kept[2], now, seen)
             # Equal, maybe not the same objects (a reload makes new Devices): keep the
             # new ones, so the old are let go and the next look is by identity.
-            memory[key] = (kept[0], reads, kept[2])
+            memory[key] = (weakref.ref(thing), reads, kept[2])
             return
         self.taken += 1
         held = []
@@ -258,9 +276,21 @@ class AlertEngine:
             fp, verdict = self._apply(c, now, seen, resolved)
             if fp in self.active:
                 held.append((fp, verdict is True))
-        # Weak: a site's status the fleet has replaced is let go at once, not kept with
-        # its verdicts until the next update (a province's every site changes at start).
-        memory[key] = (None if site is None else weakref.ref(site), reads, tuple(held))
+        # Weak: a status the fleet has replaced is let go at once, not kept with its
+        # verdicts until the next update (a province's every site changes at start).
+        memory[key] = (weakref.ref(thing), reads, tuple(held))
+
+    def _hold_kept(self, held: tuple[tuple[str, bool], ...], now: float,
+                   seen: set[str]) -> None:
+        """The kept verdicts of a device or site that reads as before (``held``: its
+        alerts' fingerprints, and whether each condition held): its alerts stay, and
+        those whose condition held move their ``for`` timers."""
+        for fp, holds in held:
+            entry = self.active.get(fp)
+            if entry is not None:
+                seen.add(fp)
+                if holds:
+                    self._hold(entry, now)
 
     def _apply(self, c: _Candidate, now: float, seen: set[str],
                resolved: list[Alert]) -> tuple[str, Verdict]:

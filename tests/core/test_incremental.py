@@ -15,15 +15,19 @@ depend on always kept), loaded through the real configuration loader.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commsmon.config.load import load_config
+from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
@@ -147,7 +151,8 @@ def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
 
 def test_an_unchanged_fleet_is_not_judged_again() -> None:
     """The point of it: a steady fleet's second evaluation keeps every site's scenarios
-    and every device's endurance, and still equals the full one."""
+    and every device's endurance, and still equals the full one; each site's status is
+    the same object, not even looked at again."""
     incremental = Fleet(INVENTORY, T0)
     full = Fleet(INVENTORY, T0, incremental=False)
     for fleet in (incremental, full):
@@ -156,9 +161,11 @@ def test_an_unchanged_fleet_is_not_judged_again() -> None:
     first = incremental.evaluate(T0 + 1)
     assert first == full.evaluate(T0 + 1)
     judged = incremental._scenarios.judged
-    assert incremental.evaluate(T0 + 2) == full.evaluate(T0 + 2)
+    second = incremental.evaluate(T0 + 2)
+    assert second == full.evaluate(T0 + 2)
     assert incremental._scenarios.judged == judged  # nothing judged again
-    assert incremental._scenarios.kept == len(INVENTORY.sites)
+    assert incremental._scenarios.kept == 0  # nor asked for
+    assert all(second.sites[s] is first.sites[s] for s in INVENTORY.sites)
 
 
 def test_the_district_repeater_down_takes_every_village_s_pdt_channel() -> None:
@@ -176,6 +183,62 @@ def test_the_district_repeater_down_takes_every_village_s_pdt_channel() -> None:
     pdt = [s for s in snap.sites.values() if "pdt370" in s.channels]
     assert len(pdt) >= 10
     assert all(s.channels["pdt370"].state is State.DOWN for s in pdt)
+
+
+def test_a_trap_path_falls_silent_with_the_clock_alone() -> None:
+    """Worked by hand on v01 given trap_every 900 s (silent past 2 x 900 = 1800 s),
+    listening since T0, its router's test trap heard at T0+10, every device answering
+    at T0+10 and nothing heard after:
+    - T0+20: the trap 10 s old: up;
+    - T0+1810: 1800 s old, exactly twice the period: still up;
+    - T0+1810.5: 1800.5 s > 1800: down, though nothing touched the fleet in the half
+      second (no reading's max_age or device's stale_after falls in it).
+    Each evaluation equals a full one."""
+    sites = [replace(site, trap_every=900.0) if s == "v01" else site
+             for s, site in INVENTORY.sites.items()]
+    inventory = Inventory.build(sites, list(INVENTORY.devices.values()))
+    incremental = Fleet(inventory, T0)
+    full = Fleet(inventory, T0, incremental=False)
+    for fleet in (incremental, full):
+        fleet.set_traps_listening(True, T0)
+        for device in inventory.devices:
+            fleet.observe(Observation(device, T0 + 10, True, {}))
+        fleet.observe(Observation("v01-router", T0 + 10, True, {}, unconfirmed=True))
+    path = []
+    for at in (T0 + 20, T0 + 1810, T0 + 1810.5):
+        snap = incremental.evaluate(at)
+        assert snap == full.evaluate(at)
+        path.append(snap.sites["v01"])
+    assert [p.trap_path.state for p in path if p.trap_path] == [State.UP, State.UP,
+                                                                State.DOWN]
+
+
+def test_the_cut_off_check_counts_what_is_down_now() -> None:
+    """The monitor counts itself cut off when no device works and devices at two sites
+    or more are down; it keeps those counts as states change, not by a walk over the
+    fleet.  Worked by hand, nothing else heard (every other device unknown):
+    - T0: the centre's genset gateway reports over MQTT: up (one device working);
+    - T0+181: silent 181 s > its stale_after 180 s: down; sites with a device down: the
+      centre, 1 < 2: not cut off;
+    - T0+182: the MQTT link is lost: the gateway is unknown (down at no site now), the
+      link's loss is a cut-off of its own (sources: mqtt), not blindness;
+    - T0+183..185: v01's router fails three polls: down.  Sites with a device down:
+      v01 alone, 1 < 2: the router is down, not "unknown, monitor blind" (a count
+      that kept the centre would make it two, and hide a village's failure)."""
+    fleet = Fleet(INVENTORY, T0)
+    fleet.set_source("mqtt", True, T0)
+    fleet.observe(Observation("centre-genset", T0, True, {}))
+    assert fleet.evaluate(T0 + 1).devices["centre-genset"].state is State.UP
+    snap = fleet.evaluate(T0 + 181)
+    assert snap.devices["centre-genset"].state is State.DOWN and snap.cut_off is None
+    fleet.set_source("mqtt", False, T0 + 182)
+    for i in range(3):
+        fleet.observe(Observation("v01-router", T0 + 183 + i, False, {}))
+    snap = fleet.evaluate(T0 + 186)
+    assert snap.devices["centre-genset"].state is State.UNKNOWN
+    assert snap.devices["v01-router"].state is State.DOWN
+    assert snap.devices["v01-router"].reasons == (Fact("no_answer"),)
+    assert snap.cut_off == Fact("cut_off", {"sources": ("mqtt",)})
 
 
 def test_changes_that_fall_due_with_nothing_heard() -> None:
@@ -386,6 +449,33 @@ def test_a_device_answering_with_new_readings_is_not_judged_again() -> None:
         assert alerts == {**pending, "outage_active network": True,
                           **({"device_down": True, "site_channel_lost": True}
                              if n == 5 else {})}, n
+
+
+def test_the_rules_read_a_kept_site_s_providers_themselves() -> None:
+    """The fleet gives a site a new status whenever a provider's state or reasons
+    change; the rules do not count on it.  v03 as above at T0+2.5 (the router down:
+    site_channel_lost pending, its facts naming the router's reasons); then a snapshot
+    with the same site status object but the router's reasons changed (auth_error for
+    no_answer): the site's candidates are taken again and the alert's facts name the
+    new reason, as an engine looking at every candidate says."""
+    fleet = Fleet(INVENTORY, T0)
+    for i in range(3):
+        fleet.observe(Observation("v03-satphone", T0 + i, True, {}))
+        fleet.observe(Observation("v03-router", T0 + i, False, {}, conclusive=True))
+    rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
+    snap = fleet.evaluate(T0 + 2.5)
+    router = snap.devices["v03-router"]
+    assert router.reasons == (Fact("no_answer"),)
+    changed = replace(snap, at=T0 + 3, devices=MappingProxyType(
+        {**snap.devices, "v03-router": replace(router, reasons=(Fact("auth_error"),))}))
+    for at in (snap, changed):
+        assert rules.update(at) == every_rule.update(at)
+        memory = list(rules.dump())
+        assert memory == list(every_rule.dump())
+    lost = [a for a in memory if a["rule"] == "site_channel_lost"
+            and a["labels"]["site"] == "v03"]
+    assert len(lost) == 1 and "auth_error" in json.dumps(lost[0]["facts"])
+    assert "no_answer" not in json.dumps(lost[0]["facts"])
 
 
 def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
