@@ -7,17 +7,18 @@ import pytest
 from commsmon.evaluation import EVALUATE_LATEST, pause_after
 from commsmon.outputs.http import STALE_AFTER
 
-# cost (s, wall) -> pause before the next evaluation: 40 x cost, within [1 s, 5 s]
+# cost (s, wall) -> pause before the next evaluation: 60 x cost, within [1 s, 5 s]
 PACE = [
-    (0.0, 1.0),      # 40 x 0 = 0 -> at least 1 s: a small fleet, every second
-    (0.02, 1.0),     # 40 x 0.02 = 0.8 -> 1 s
-    (0.025, 1.0),    # 40 x 0.025 = 1.0: the floor's edge
-    (0.05, 2.0),     # 40 x 0.05 = 2.0
-    (0.1, 4.0),      # 40 x 0.1 = 4.0
-    (0.125, 5.0),    # 40 x 0.125 = 5.0: the edge
-    (0.163, 5.0),    # 40 x 0.163 = 6.52 -> 5 s: a 20 000-device province's evaluation
-    (0.5, 5.0),      # 40 x 0.5 = 20.0 -> at most 5 s
-    (1.85, 5.0),     # 40 x 1.85 = 74.0 -> 5 s (74 + 1.85 = 75.85 s: a stalled /healthz)
+    (0.0, 1.0),      # 60 x 0 = 0 -> at least 1 s: a small fleet, every second
+    (0.01, 1.0),     # 60 x 0.01 = 0.6 -> 1 s
+    (1 / 60, 1.0),   # 60 x 1/60 = 1.0: the floor's edge
+    (0.025, 1.5),    # 60 x 0.025 = 1.5
+    (0.05, 3.0),     # 60 x 0.05 = 3.0
+    (0.08, 4.8),     # 60 x 0.08 = 4.8
+    (1 / 12, 5.0),   # 60 x 1/12 = 5.0: the cap's edge
+    (0.143, 5.0),    # 60 x 0.143 = 8.58 -> 5 s: a 20 000-device province's evaluation
+    (0.5, 5.0),      # 60 x 0.5 = 30.0 -> at most 5 s
+    (1.85, 5.0),     # 60 x 1.85 = 111.0 -> 5 s (111 + 1.85 s: a stalled /healthz)
 ]
 
 
