@@ -1,17 +1,19 @@
 """The HTTP listener: ``/metrics`` (Prometheus exposition) and ``/healthz``.
 
 ``/metrics`` is the fleet's exposition (rendered once per snapshot, in a
-worker thread, and reused by every scrape of that snapshot) followed by the
-daemon's own metrics from the prometheus_client registry.
+worker thread, sent as it is rendered, and reused by every scrape of that
+snapshot) followed by the daemon's own metrics from the prometheus_client
+registry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -51,31 +53,42 @@ def build_app(
     """
     # Counters' *_created series would double the exposition, and nobody graphs them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    # The latest fleet exposition, gzipped: ~40 MB of text at 20 000 devices is ~2 MB
+    # The latest fleet exposition, gzipped: ~45 MB of text at 20 000 devices is ~2.5 MB
     # gzipped (73 ms at level 1), and Prometheus always asks for gzip.  Keyed by the
     # snapshot's identity without holding the snapshot itself.
-    cache: dict[str, object] = {"key": None, "gzip": b""}
+    latest: list[tuple[tuple[int, float] | None, _Exposition]] = []
     rendering = asyncio.Lock()
 
-    async def fleet_gzip(snap: Snapshot | None) -> bytes:
+    async def fleet_exposition() -> _Exposition:
         async with rendering:  # one render per snapshot, however many scrapers
+            snap = snapshot()  # the latest once a render before it is done
             key = None if snap is None else (id(snap), snap.at)
-            if cache["key"] != key or snap is None:
-                cache.update(key=key, gzip=await asyncio.to_thread(_gzipped, render, snap))
-            body = cache["gzip"]
-            assert isinstance(body, bytes)
-            return body
+            if latest and latest[0][0] == key and snap is not None and not latest[0][1].failed:
+                return latest[0][1]
+            if latest:
+                await latest[0][1].finished()  # one render at a time
+            exposition = _Exposition(asyncio.get_running_loop())
+            latest[:] = [(key, exposition)]
+            asyncio.get_running_loop().run_in_executor(None, exposition.make, render, snap)
+            return exposition
 
-    async def metrics(request: web.Request) -> web.Response:
-        fleet = await fleet_gzip(snapshot())
+    async def metrics(request: web.Request) -> web.StreamResponse:
+        exposition = await fleet_exposition()
         own = await asyncio.to_thread(generate_latest, registry)
-        body = fleet + gzip.compress(own, GZIP_LEVEL)  # two gzip members make one stream
-        headers = {"Content-Type": CONTENT_TYPE_LATEST}
-        if "gzip" in request.headers.get("Accept-Encoding", ""):
-            headers["Content-Encoding"] = "gzip"
-        else:
-            body = await asyncio.to_thread(gzip.decompress, body)
-        return web.Response(body=body, headers=headers)
+        packed = "gzip" in request.headers.get("Accept-Encoding", "")
+        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        if packed:
+            response.headers["Content-Encoding"] = "gzip"
+        # Sent as it is rendered: the scraper reads (and unpacks) a family while the
+        # next is written, instead of waiting for the whole text.
+        await response.prepare(request)
+        unpack = None if packed else zlib.decompressobj(16 + zlib.MAX_WBITS)
+        async for chunk in exposition:
+            await response.write(chunk if unpack is None
+                                 else await asyncio.to_thread(unpack.decompress, chunk))
+        await response.write(gzip.compress(own, GZIP_LEVEL) if packed else own)
+        await response.write_eof()
+        return response
 
     async def healthz(_: web.Request) -> web.Response:
         snap = snapshot()
@@ -97,11 +110,63 @@ def build_app(
     return app
 
 
-def _gzipped(
-    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]], snap: Snapshot | None
-) -> bytes:
-    """One gzip member of the rendered text, compressed chunk by chunk as it comes."""
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
-    out = [packer.compress(chunk) for chunk in render(snap)]
-    out.append(packer.flush())
-    return b"".join(out)
+class _Exposition:
+    """One snapshot's fleet exposition as one gzip member, in chunks as a worker thread
+    compresses them (:meth:`make`); each scrape iterates them, waiting for the rest.
+
+    Raises (iterating): whatever the render raised, after the chunks made before it.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._chunks: list[bytes] = []
+        self._error: BaseException | None = None
+        self._done = False
+        self._more: asyncio.Future[None] = loop.create_future()
+
+    def make(self, render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
+             snap: Snapshot | None) -> None:
+        """Render and compress ``snap``'s text, handing each piece to the loop (in a
+        worker thread)."""
+        try:
+            packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+            for text in render(snap):
+                # Flushed: the scraper can unpack all that is sent (a few bytes a family).
+                self._hand(packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH), None,
+                           done=False)
+            self._hand(packer.flush(), None, done=True)
+        except Exception as exc:  # the scrapes raise it
+            self._hand(b"", exc, done=True)
+
+    def _hand(self, chunk: bytes, error: BaseException | None, done: bool) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            self._loop.call_soon_threadsafe(self._add, chunk, error, done)
+
+    def _add(self, chunk: bytes, error: BaseException | None, done: bool) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+        self._error, self._done = error, done
+        more, self._more = self._more, self._loop.create_future()
+        more.set_result(None)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the render raised (the next scrape renders again)."""
+        return self._error is not None
+
+    async def finished(self) -> None:
+        """Return once every chunk is made (or the render failed)."""
+        while not self._done:
+            await asyncio.shield(self._more)  # others wait on it too
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            while sent < len(self._chunks):
+                yield self._chunks[sent]
+                sent += 1
+            if self._done:
+                if self._error is not None:
+                    raise self._error
+                return
+            await asyncio.shield(self._more)  # others wait on it too
