@@ -297,12 +297,11 @@ class Fleet:
             if d in new_views or d in fresh or not self._endurance.holds(d):
                 self._status[d] = self._device_status(d, views, active, out, now)
         # A site's status reads its members' states (a new state is a new view: the site
-        # is judged again), channels, outages and scenarios, and with trap_every the
-        # clock: a site with none of them changed keeps its status.
-        renewed = {*judged_sites, *changed_sites}
+        # is judged again), channels and outages (judged with them), scenarios, and with
+        # trap_every the clock: a site with none of them changed keeps its status.
         kept = self._sites
         sites = {s: self._site_status(site, views, active, out, now)
-                 if s in renewed or s not in kept or site.trap_every is not None
+                 if s in judged_sites or s not in kept or site.trap_every is not None
                  or not self._scenarios.holds(s) else kept[s][0]
                  for s, site in inv.sites.items()}
         return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),

@@ -124,9 +124,10 @@ class _Candidate:
     facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
-# What a device's or site's candidates read (a site's status by identity, else
-# ``None``; the devices' parts they read, by value), and the fingerprints they left
-# pending or firing, each with whether it held.
+# What a device's or site's candidates were taken with: its status (weakly: a status
+# the fleet replaced is let go), the devices' parts they read (its own, or a site's
+# providers', by value), and the fingerprints they left pending or firing, each with
+# whether it held.
 _Kept = tuple[weakref.ref[DeviceStatus | SiteStatus], tuple[object, ...],
               tuple[tuple[str, bool], ...]]
 

@@ -15,7 +15,8 @@ import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 
-from aiohttp import web
+import structlog
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Middleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -28,6 +29,8 @@ from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.webauth import ReadGuard
 
 __all__ = ["build_app"]
+
+log = structlog.get_logger("commsmon.http")
 
 STALE_AFTER = 10.0  # seconds without an evaluation before /healthz says 503
 GZIP_LEVEL = 1  # fastest: the text repeats itself so much that level 1 gets ~18x
@@ -61,33 +64,48 @@ def build_app(
 
     async def fleet_exposition() -> _Exposition:
         async with rendering:  # one render per snapshot, however many scrapers
-            snap = snapshot()  # the latest once a render before it is done
-            key = None if snap is None else (id(snap), snap.at)
-            if latest and latest[0][0] == key and snap is not None and not latest[0][1].failed:
-                return latest[0][1]
-            if latest:
-                await latest[0][1].finished()  # one render at a time
+            for waited in (False, True):
+                snap = snapshot()
+                key = None if snap is None else (id(snap), snap.at)
+                if latest and latest[0][0] == key and snap is not None \
+                        and not latest[0][1].failed:
+                    return latest[0][1]  # made, or being made: shared
+                if latest and not waited:
+                    await latest[0][1].finished()  # one render at a time, then the latest
             exposition = _Exposition(asyncio.get_running_loop())
             latest[:] = [(key, exposition)]
             asyncio.get_running_loop().run_in_executor(None, exposition.make, render, snap)
             return exposition
 
     async def metrics(request: web.Request) -> web.StreamResponse:
-        exposition = await fleet_exposition()
-        own = await asyncio.to_thread(generate_latest, registry)
         packed = "gzip" in request.headers.get("Accept-Encoding", "")
-        response = web.StreamResponse(headers={"Content-Type": CONTENT_TYPE_LATEST})
+        headers = {"Content-Type": CONTENT_TYPE_LATEST}
         if packed:
-            response.headers["Content-Encoding"] = "gzip"
-        # Sent as it is rendered: the scraper reads (and unpacks) a family while the
-        # next is written, instead of waiting for the whole text.
+            headers["Content-Encoding"] = "gzip"
+        if request.method == "HEAD":
+            return web.Response(headers=headers)  # no render for a HEAD
+        exposition = await fleet_exposition()
+        # Sent as it is rendered (the devices' families, then the readings', then the
+        # sites'): the scraper unpacks one group while the next is written.  Until the
+        # first is made a failed render can still be answered 500; an HTTP/1.0 client,
+        # which cannot tell a body cut short from a whole one, waits for all of it.
+        await (exposition.finished() if request.version < HttpVersion11
+               else exposition.started())
+        if exposition.failed:
+            raise web.HTTPInternalServerError(text="the exposition could not be rendered "
+                                                   "(the daemon's log says why)")
+        own = await asyncio.to_thread(generate_latest, registry)
+        response = web.StreamResponse(headers=headers)
         await response.prepare(request)
         unpack = None if packed else zlib.decompressobj(16 + zlib.MAX_WBITS)
-        async for chunk in exposition:
-            await response.write(chunk if unpack is None
-                                 else await asyncio.to_thread(unpack.decompress, chunk))
-        await response.write(gzip.compress(own, GZIP_LEVEL) if packed else own)
-        await response.write_eof()
+        try:
+            async for chunk in exposition:
+                await response.write(chunk if unpack is None
+                                     else await asyncio.to_thread(unpack.decompress, chunk))
+            await response.write(gzip.compress(own, GZIP_LEVEL) if packed else own)
+            await response.write_eof()
+        except ConnectionResetError:  # the scraper hung up (its timeout): nothing to tell
+            pass
         return response
 
     async def healthz(_: web.Request) -> web.Response:
@@ -114,7 +132,8 @@ class _Exposition:
     """One snapshot's fleet exposition as one gzip member, in chunks as a worker thread
     compresses them (:meth:`make`); each scrape iterates them, waiting for the rest.
 
-    Raises (iterating): whatever the render raised, after the chunks made before it.
+    Raises (iterating): ``RuntimeError`` naming what the render raised (logged with its
+    traceback), after the chunks made before it.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -135,8 +154,10 @@ class _Exposition:
                 self._hand(packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH), None,
                            done=False)
             self._hand(packer.flush(), None, done=True)
-        except Exception as exc:  # the scrapes raise it
-            self._hand(b"", exc, done=True)
+        except Exception as exc:
+            log.error("exposition render failed", exc_info=exc)
+            # Not the exception itself: its traceback holds the snapshot.
+            self._hand(b"", RuntimeError(f"render failed: {exc!r}"), done=True)
 
     def _hand(self, chunk: bytes, error: BaseException | None, done: bool) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
@@ -154,10 +175,15 @@ class _Exposition:
         """Whether the render raised (the next scrape renders again)."""
         return self._error is not None
 
+    async def started(self) -> None:
+        """Return once the first chunk is made (or the render ended)."""
+        while not self._chunks and not self._done:
+            await asyncio.shield(self._more)  # others wait on it too
+
     async def finished(self) -> None:
         """Return once every chunk is made (or the render failed)."""
         while not self._done:
-            await asyncio.shield(self._more)  # others wait on it too
+            await asyncio.shield(self._more)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         sent = 0

@@ -3,21 +3,24 @@
 Two fleets over the same inventory take the same random events — observations with
 readings from each device's profile, check-ins with a battery charge, roads declared
 and cleared, the MQTT link lost and back, retained messages, traps, late messages,
-time passing across readings' ``max_age`` and check-ins' validity, the wall clock
-stepping back — and evaluate after each.  One keeps the judgements whose
+the trap receiver bound and lost, time passing across readings' ``max_age``, check-ins'
+validity and trap paths' silence, the wall clock stepping back, reloads to other
+villages — and evaluate after each.  One keeps the judgements whose
 inputs did not change (:mod:`commsmon.core.memo`), the other judges everything;
 their snapshots must be equal, field by field, every time.  So must the alert rules
 on them: an engine that skips devices and sites whose status is unchanged against one
 that looks at every candidate (pending, firing and resolved alerts, facts and timers).
 The fleets are the demo district and random subsets of its villages (the centre they
-depend on always kept), loaded through the real configuration loader.
+depend on always kept; some checking their trap path), loaded through the real
+configuration loader.  Whether the monitor is cut off, which both fleets keep as counts,
+is checked against a walk over every device.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
@@ -33,7 +36,7 @@ from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
 from commsmon.core.rules import AlertEngine
 from commsmon.core.snapshot import Snapshot
-from commsmon.core.types import CheckIn, Observation, Reading, State
+from commsmon.core.types import WORKING, CheckIn, Observation, Reading, State
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CONFIG = load_config(ROOT / "config" / "demo.yaml")
@@ -57,11 +60,15 @@ for _site, _spec in CONFIG.devices():
     _VALUES[_spec.id] = readings
 
 
-def _subset(keep: list[bool]) -> Inventory:
+def _subset(keep: Sequence[bool], traps: Sequence[bool] = ()) -> Inventory:
+    """The demo district with the villages ``keep`` says, those ``traps`` says checking
+    their trap path (``trap_every`` 900 s)."""
     villages = sorted(s for s, site in INVENTORY.sites.items() if site.role == "village")
     dropped = {v for v, k in zip(villages, keep, strict=False) if not k}
+    checked = {v for v, t in zip(villages, traps, strict=False) if t}
     return Inventory.build(
-        [site for s, site in INVENTORY.sites.items() if s not in dropped],
+        [replace(site, trap_every=900.0) if s in checked else site
+         for s, site in INVENTORY.sites.items() if s not in dropped],
         [dev for dev in INVENTORY.devices.values() if dev.site not in dropped])
 
 
@@ -98,6 +105,11 @@ events = st.one_of(
                                                  3 * 86_400.0])),
     # the wall clock stepped back (NTP, an operator)
     st.tuples(st.just("wait"), st.sampled_from([-1.0, -3600.0])),
+    # the trap receiver bound or lost; a reload to other villages; every device failing
+    # or answering at once (the monitor's own link lost, and back)
+    st.tuples(st.just("listen"), st.booleans()),
+    st.tuples(st.just("all"), st.booleans()),
+    st.tuples(st.just("reload"), st.lists(st.booleans(), min_size=14, max_size=14)),
 )
 
 
@@ -120,17 +132,32 @@ def _apply(fleet: Fleet, event: tuple[str, Any], now: float) -> None:
         fleet.clear(arg, "road")
     elif kind == "mqtt":
         fleet.set_source("mqtt", arg, now)
+    elif kind == "listen":
+        fleet.set_traps_listening(arg, now)
+    elif kind == "all":
+        for device in fleet.inventory.devices:
+            fleet.observe(Observation(device, now, arg, {}, conclusive=True))
 
 
 # INCREMENTAL_EXAMPLES=3000 for a longer search (about a minute).
 EXAMPLES = int(os.environ.get("INCREMENTAL_EXAMPLES", "200"))
 
 
+def _blind_by_walk(fleet: Fleet) -> bool:
+    """The cut-off check as a walk over every device (the fleet keeps it as counts):
+    no device working, and devices down at two sites or more."""
+    states = [[fleet._judged[d][0] for d in ids]
+              for ids in fleet.inventory.devices_by_site.values()]
+    return sum(State.DOWN in site for site in states) >= 2 \
+        and not any(s in WORKING for site in states for s in site)
+
+
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=40))
-def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
+@given(st.lists(st.booleans(), min_size=14, max_size=14),
+       st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=40))
+def test_incremental_evaluation_equals_a_full_one(keep: list[bool], traps: list[bool],
                                                    steps: list[tuple[str, Any]]) -> None:
-    inventory = _subset(keep)
+    inventory = _subset(keep, traps)
     incremental = Fleet(inventory, T0)
     full = Fleet(inventory, T0, incremental=False)
     rules, every_rule = AlertEngine(), AlertEngine(incremental=False)
@@ -138,6 +165,10 @@ def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
     for event in steps:
         if event[0] == "wait":
             now += event[1]
+        elif event[0] == "reload":
+            inventory = _subset(event[1], traps)
+            for fleet in (incremental, full):
+                fleet.reconfigure(inventory, now)
         else:
             for fleet in (incremental, full):
                 if event[1] is None or event[0] not in ("observe", "checkin") or \
@@ -145,6 +176,7 @@ def test_incremental_evaluation_equals_a_full_one(keep: list[bool],
                     _apply(fleet, event, now)
         snap = incremental.evaluate(now)
         assert snap == full.evaluate(now), event
+        assert (snap.cut_off == Fact("cut_off", {"sources": ()})) is _blind_by_walk(full)
         assert rules.update(snap) == every_rule.update(snap), event
         assert list(rules.dump()) == list(every_rule.dump()), event
 

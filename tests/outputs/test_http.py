@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, Counter
 from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.snapshot import Snapshot
-from commsmon.outputs.http import build_app
+from commsmon.outputs.http import _Exposition, build_app
 from commsmon.outputs.metrics import FleetExposition
 from tests.fleetharness import DEMO
 
@@ -74,7 +74,8 @@ async def _serving(render: Callable[[Snapshot | None], Iterator[bytearray]],
 
 async def test_a_scrape_reads_each_family_as_it_is_rendered() -> None:
     """The first family reaches the scraper, unpacked, while the render still waits to
-    write the second; a second scrape of the same snapshot meanwhile shares that
+    write the second (in the daemon, the devices' families come as one piece, then the
+    readings', then the sites'); a second scrape of the same snapshot meanwhile shares that
     render and gets the same text."""
     snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
     second = threading.Event()
@@ -109,28 +110,107 @@ async def test_a_scrape_reads_each_family_as_it_is_rendered() -> None:
     assert renders == [snap]
 
 
-async def test_a_render_that_fails_breaks_that_scrape_and_the_next_renders_again() -> None:
-    """A render that raises mid-way: the scrape, already answered 200, ends broken (the
-    scraper counts a failed scrape, not a short exposition); the next scrape of the same
-    snapshot renders it again."""
+async def test_a_render_that_fails_is_answered_500_and_the_next_scrape_renders_again() -> None:
+    """A render that raises before its first family: the scrape is answered 500 (the
+    scraper counts a failed scrape); the next scrape of the same snapshot renders it
+    again.  An HTTP/1.0 scraper, which cannot tell a body cut short from a whole one,
+    waits for the whole render: a failure after the first family is a 500 for it too."""
+    inventory = load_config(DEMO).inventory()
+    snaps = [Fleet(inventory, T0).evaluate(T0 + 1)]
+    fails: list[str] = ["at once", "never", "after the first family"]
+    renders = []
+    later = threading.Event()  # when the third render fails
+
+    def render(s: Snapshot | None) -> Iterator[bytearray]:
+        renders.append(s)
+        how = fails.pop(0)
+        if how == "at once":
+            raise RuntimeError("a bug in a family")
+        yield bytearray(b"first 1.0\n")
+        if how == "after the first family":
+            assert later.wait(30)
+            raise RuntimeError("a bug in the second family")
+        yield bytearray(b"second 2.0\n")
+
+    async with _serving(render, lambda: snaps[-1]) as url, aiohttp.ClientSession() as s:
+        async with s.get(url) as r:
+            assert r.status == 500
+        async with s.get(url) as r:
+            assert r.status == 200
+            assert (await r.read()).startswith(b"first 1.0\nsecond 2.0\n")
+        assert renders == [snaps[0], snaps[0]]
+        snaps.append(Fleet(inventory, T0).evaluate(T0 + 2))  # a new one: rendered anew
+        port = int(url.split(":")[2].split("/")[0])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+        await asyncio.sleep(0.2)  # time enough to send the first family, were it sent
+        later.set()
+        answer = await asyncio.wait_for(reader.read(), 30)
+        writer.close()
+    assert answer.startswith(b"HTTP/1.0 500"), answer[:80]
+    assert renders == [snaps[0], snaps[0], snaps[1]]
+
+
+async def test_a_render_that_fails_midway_breaks_the_scrape_it_began() -> None:
+    """Once a family is sent the answer is 200: a render that fails later ends that
+    scrape broken, not short, so the scraper counts a failed scrape."""
     snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
+    sent = threading.Event()
+
+    def render(s: Snapshot | None) -> Iterator[bytearray]:
+        yield bytearray(b"first 1.0\n")
+        assert sent.wait(30)
+        raise RuntimeError("a bug in the second family")
+
+    async with _serving(render, lambda: snap) as url, aiohttp.ClientSession() as s, \
+            s.get(url, headers={"Accept-Encoding": "identity"}) as r:
+        assert r.status == 200
+        assert await r.content.readany() == b"first 1.0\n"
+        sent.set()
+        try:
+            await r.read()
+        except aiohttp.ClientPayloadError:
+            pass
+        else:
+            raise AssertionError("a broken render was sent as a whole exposition")
+
+
+async def test_a_head_is_answered_without_a_render() -> None:
     renders = []
 
     def render(s: Snapshot | None) -> Iterator[bytearray]:
         renders.append(s)
         yield bytearray(b"first 1.0\n")
-        if len(renders) == 1:
-            raise RuntimeError("a bug in a family")
+
+    snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
+    async with _serving(render, lambda: snap) as url, aiohttp.ClientSession() as s, \
+            s.head(url) as r:
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+        assert await r.read() == b""
+    assert renders == []
+
+
+async def test_a_scrape_given_up_leaves_the_others_waiting_on_the_render() -> None:
+    """Two scrapes wait on one render; one is cancelled (its scraper gave up, the
+    daemon stops its handler): the other still gets every chunk."""
+    go = threading.Event()
+
+    def render(s: Snapshot | None) -> Iterator[bytearray]:
+        yield bytearray(b"first 1.0\n")
+        assert go.wait(30)
         yield bytearray(b"second 2.0\n")
 
-    async with _serving(render, lambda: snap) as url, aiohttp.ClientSession() as s:
-        try:
-            async with s.get(url) as r:
-                await r.read()
-        except aiohttp.ClientPayloadError:
-            pass
-        else:
-            raise AssertionError("a broken render was sent as a whole exposition")
-        async with s.get(url) as r:
-            assert (await r.read()).startswith(b"first 1.0\nsecond 2.0\n")
-    assert renders == [snap, snap]
+    exposition = _Exposition(asyncio.get_running_loop())
+    asyncio.get_running_loop().run_in_executor(None, exposition.make, render, None)
+
+    async def read() -> bytes:
+        unpack = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return b"".join([unpack.decompress(c) async for c in exposition])
+
+    given_up, kept = asyncio.create_task(read()), asyncio.create_task(read())
+    await asyncio.wait_for(exposition.started(), 30)
+    await asyncio.sleep(0)  # both wait for the second chunk
+    given_up.cancel()
+    await asyncio.wait([given_up])
+    go.set()
+    assert await asyncio.wait_for(kept, 30) == b"first 1.0\nsecond 2.0\n"
