@@ -37,32 +37,33 @@ async def test_metrics_gzip_and_plain_carry_the_same_text() -> None:
 
     registry = CollectorRegistry()
     Counter("commsmon_test_things", "Things.", registry=registry).inc()
-    runner = web.AppRunner(build_app(registry, lambda: snap, render, lambda: T0 + 2))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/metrics"
-    try:
-        async with aiohttp.ClientSession(auto_decompress=False) as s:
-            async with s.get(url, headers={"Accept-Encoding": "gzip"}) as r:
-                assert r.headers["Content-Encoding"] == "gzip"
-                raw = await r.read()
-            async with s.get(url, headers={"Accept-Encoding": "identity"}) as r:
-                assert "Content-Encoding" not in r.headers
-                plain = await r.read()
-        assert gzip.decompress(raw) == plain  # the two gzip members read as one stream
-        text = plain.decode()
-        assert 'commsmon_device_info{site="v01",device="v01-router"' in text
-        assert "commsmon_test_things_total 1.0" in text
-        assert renders == [snap]  # two scrapes, one render
-    finally:
-        await runner.cleanup()
+    async with _serving(render, lambda: snap, registry) as url, \
+            aiohttp.ClientSession(auto_decompress=False) as s:
+        async with s.get(url, headers={"Accept-Encoding": "gzip"}) as r:
+            assert r.headers["Content-Encoding"] == "gzip"
+            raw = await r.read()
+        async with s.get(url, headers={"Accept-Encoding": "identity"}) as r:
+            assert "Content-Encoding" not in r.headers
+            plain = await r.read()
+    assert gzip.decompress(raw) == plain  # the two gzip members read as one stream
+    text = plain.decode()
+    assert 'commsmon_device_info{site="v01",device="v01-router"' in text
+    assert "commsmon_test_things_total 1.0" in text
+    assert renders == [snap]  # two scrapes, one render
+
+
+def _snapshot(at: float = T0 + 1) -> Snapshot:
+    """The demo fleet, never heard from, evaluated at ``at``."""
+    return Fleet(load_config(DEMO).inventory(), T0).evaluate(at)
 
 
 @asynccontextmanager
 async def _serving(render: Callable[[Snapshot | None], Iterator[bytearray]],
-                   snap: Callable[[], Snapshot | None]) -> AsyncIterator[str]:
-    runner = web.AppRunner(build_app(CollectorRegistry(), snap, render, lambda: T0 + 2))
+                   snap: Callable[[], Snapshot | None],
+                   registry: CollectorRegistry | None = None) -> AsyncIterator[str]:
+    """/metrics of ``render`` on ``snap`` on an ephemeral 127.0.0.1 port: its URL."""
+    runner = web.AppRunner(build_app(registry or CollectorRegistry(), snap, render,
+                                     lambda: T0 + 2))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -77,7 +78,7 @@ async def test_a_scrape_reads_each_family_as_it_is_rendered() -> None:
     write the second (in the daemon, the devices' families come as one piece, then the
     readings', then the sites'); a second scrape of the same snapshot meanwhile shares that
     render and gets the same text."""
-    snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
+    snap = _snapshot()
     second = threading.Event()
     renders = []
 
@@ -115,8 +116,7 @@ async def test_a_render_that_fails_is_answered_500_and_the_next_scrape_renders_a
     scraper counts a failed scrape); the next scrape of the same snapshot renders it
     again.  An HTTP/1.0 scraper, which cannot tell a body cut short from a whole one,
     waits for the whole render: a failure after the first family is a 500 for it too."""
-    inventory = load_config(DEMO).inventory()
-    snaps = [Fleet(inventory, T0).evaluate(T0 + 1)]
+    snaps = [_snapshot()]
     fails: list[str] = ["at once", "never", "after the first family"]
     renders = []
     later = threading.Event()  # when the third render fails
@@ -139,7 +139,7 @@ async def test_a_render_that_fails_is_answered_500_and_the_next_scrape_renders_a
             assert r.status == 200
             assert (await r.read()).startswith(b"first 1.0\nsecond 2.0\n")
         assert renders == [snaps[0], snaps[0]]
-        snaps.append(Fleet(inventory, T0).evaluate(T0 + 2))  # a new one: rendered anew
+        snaps.append(_snapshot(T0 + 2))  # a new one: rendered anew
         port = int(url.split(":")[2].split("/")[0])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
@@ -154,7 +154,7 @@ async def test_a_render_that_fails_is_answered_500_and_the_next_scrape_renders_a
 async def test_a_render_that_fails_midway_breaks_the_scrape_it_began() -> None:
     """Once a family is sent the answer is 200: a render that fails later ends that
     scrape broken, not short, so the scraper counts a failed scrape."""
-    snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
+    snap = _snapshot()
     sent = threading.Event()
 
     def render(s: Snapshot | None) -> Iterator[bytearray]:
@@ -182,7 +182,7 @@ async def test_a_head_is_answered_without_a_render() -> None:
         renders.append(s)
         yield bytearray(b"first 1.0\n")
 
-    snap = Fleet(load_config(DEMO).inventory(), T0).evaluate(T0 + 1)
+    snap = _snapshot()
     async with _serving(render, lambda: snap) as url, aiohttp.ClientSession() as s, \
             s.head(url) as r:
         assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
