@@ -100,7 +100,8 @@ class LogOnce:
 
     def clear(self, key: object) -> bool:
         """Forget ``key``; True if it had a condition (a recovery worth a line)."""
-        return self._seen.pop(key, _MISSING) is not _MISSING
+        # Called for every value read while nothing is wrong: then there is nothing to pop.
+        return bool(self._seen) and self._seen.pop(key, _MISSING) is not _MISSING
 
 
 _MISSING = object()

@@ -16,9 +16,11 @@ in :mod:`commsmon.core.fleet`, from this raw state.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from commsmon.core.facts import Fact
 from commsmon.core.model import Device
@@ -160,24 +162,29 @@ class DeviceTracker:
             self.known = Fact("retained", {"online": obs.reachable, "at": obs.at})
 
     def _take_readings(self, obs: Observation) -> None:
+        at, readings = obs.at, self.readings
         times = dict(self.reading_at)  # copied, not changed: snapshots hold the old one
+        # The common case, a check that reads values (no trap, nothing marked
+        # unavailable or unconfirmed), skips those maps: this runs per message.
+        bookkeeping = obs.unconfirmed or self.unavailable or self.unconfirmed
         for name, value in obs.readings.items():
-            if obs.at >= times.get(name, float("-inf")):
-                old = self.readings.get(name)
-                if _rose(old, value):
-                    self.rose_at[name] = obs.at
-                if old != value or name not in self.readings:
+            if at >= times.get(name, -math.inf):
+                old = readings.get(name, _ABSENT)
+                if old != value or old is _ABSENT:
                     self.frozen = None
-                self.readings[name] = value
-                times[name] = obs.at
-                self.unavailable.pop(name, None)
-                self._confirm(name, obs)
+                    if _rose(old, value):
+                        self.rose_at[name] = at
+                readings[name] = value
+                times[name] = at
+                if bookkeeping:
+                    self.unavailable.pop(name, None)
+                    self._confirm(name, obs)
         for name in obs.missing:
-            if obs.at >= times.get(name, float("-inf")):
-                if self.readings.pop(name, None) is not None:
+            if at >= times.get(name, -math.inf):
+                if readings.pop(name, None) is not None:
                     self.frozen = None
-                times[name] = obs.at
-                self.unavailable.setdefault(name, obs.at)
+                times[name] = at
+                self.unavailable.setdefault(name, at)
                 self._confirm(name, obs)
         self.reading_at = times
 
@@ -229,9 +236,9 @@ def _failure(obs: Observation) -> Fact:
     return Fact(obs.error or "no_answer")
 
 
+_ABSENT: Any = object()  # no reading before (a reading is never this)
+_NUMBERS = (int, float)  # exactly: a bool is a reading of its own kind, not a number
+
+
 def _rose(old: Reading | None, new: Reading) -> bool:
-    numbers = (int, float)
-    return (
-        isinstance(old, numbers) and isinstance(new, numbers)
-        and not isinstance(old, bool) and not isinstance(new, bool) and new > old
-    )
+    return type(old) in _NUMBERS and type(new) in _NUMBERS and new > old  # type: ignore[operator]

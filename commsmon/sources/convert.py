@@ -115,9 +115,9 @@ def decode_json_field(spec: ReadingSpec, document: dict[str, Any]) -> Reading | 
     """
     node: Any = document
     for part in _path(spec.field):
-        if not isinstance(node, dict) or part not in node:  # JSON objects are dicts
+        if not isinstance(node, dict):  # JSON objects are dicts
             return None
-        node = node[part]
+        node = node.get(part)
     return None if node is None else _guarded(spec, node, None)
 
 
@@ -165,15 +165,17 @@ def decode(spec: ReadingSpec, raw: Any, charset: str | None = None) -> Reading |
     if spec.counter is not None:
         return _counter(raw, spec.counter)
     kind = spec.decode
-    if kind == "text":
+    if kind == "number":  # most readings: checked first
+        number = _number(raw)
+    elif kind == "text":
         return _text(raw, charset)
-    if kind == "utf16":
+    elif kind == "utf16":
         return _utf16(raw)
-    if kind == "bool":
+    elif kind == "bool":
         return _bool(raw)
-    if kind == "enum":
+    elif kind == "enum":
         return _enum(spec, raw)
-    if kind in ("float32_le", "float32_be"):
+    elif kind in ("float32_le", "float32_be"):
         number = _packed_float(raw, "<f" if kind == "float32_le" else ">f")
     elif kind == "text_number":
         number = _text_number(raw)
@@ -218,6 +220,8 @@ def _counter(raw: Any, bits: int) -> int:
 
 
 def _number(raw: Any) -> float:
+    if type(raw) is float and math.isfinite(raw):  # most values: nothing to convert
+        return raw
     if isinstance(raw, bool):
         raise DecodeError("not_numeric", "a truth value where a number is expected")
     if isinstance(raw, int | float):

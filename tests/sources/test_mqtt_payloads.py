@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -72,6 +73,26 @@ def test_bad_values_are_skipped_not_fatal(source: MqttSource) -> None:
     obs = source.handle("p/v1/g/telemetry", b'{"fuel_pct": NaN, "battery_v": "N/A"}')
     assert obs is not None
     assert obs.reachable and obs.readings == {}
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"fuel_pct": NaN, "running": true}',  # orjson: no NaN literal
+    b'{"fuel_pct": 1e999, "running": true}',  # orjson: no infinity
+    b'{"fuel_pct": 123456789012345678901234567890, "running": true}',  # > 64 bits: a float
+    b'{"fuel_pct": 50, "running": true, "note": "\\ud800"}',  # a lone surrogate
+    b'{"fuel_pct": 50, "fuel_pct": 60, "running": true}',  # the last of a duplicate key
+])
+def test_documents_mean_what_the_json_standard_module_says(
+    source: MqttSource, payload: bytes
+) -> None:
+    """Telemetry is parsed with orjson for speed; what it refuses the standard module
+    reads, so every document gives the readings ``json.loads`` gives it."""
+    document = json.loads(payload)
+    obs = source.handle("p/v1/g/telemetry", payload)
+    assert obs is not None and obs.reachable
+    fuel = document["fuel_pct"]
+    assert obs.readings == ({"running": True} if not math.isfinite(fuel)
+                            else {"running": True, "fuel": pytest.approx(fuel / 100)})
 
 
 @pytest.mark.parametrize(

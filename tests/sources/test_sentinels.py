@@ -54,6 +54,21 @@ async def test_snmp_minus_one_after_600_minutes_is_unknown_at_once() -> None:
     assert ups.endurance is not None and not ups.endurance.exact
 
 
+def test_unavailable_since_counts_from_the_latest_sentinel() -> None:
+    """600 min at T-3 h; -1 at T-2 h (unavailable since T-2 h); 590 min at T-1 h (known
+    again); -1 at T: unavailable since T, the start of this outage, not T-2 h."""
+    fleet = _fleet()
+    fleet.observe(Observation("ups", NOW - 3 * 3600, True, {"runtime": 36000.0}))
+    fleet.observe(Observation("ups", NOW - 2 * 3600, True, missing=frozenset({"runtime"})))
+    assert fleet.evaluate(NOW - 2 * 3600).devices["ups"].unavailable == {
+        "runtime": NOW - 2 * 3600}
+    fleet.observe(Observation("ups", NOW - 3600, True, {"runtime": 35400.0}))
+    ups = fleet.evaluate(NOW - 3600).devices["ups"]
+    assert ups.unavailable == {} and ups.readings == {"runtime": 35400.0}
+    fleet.observe(Observation("ups", NOW, True, missing=frozenset({"runtime"})))
+    assert fleet.evaluate(NOW).devices["ups"].unavailable == {"runtime": NOW}
+
+
 def _mqtt(seen: list[Observation]) -> MqttSource:
     readings = {"fuel": ReadingSpec(field="fuel_pct", scale=0.01, invalid=[-1, "N/A"]),
                 "running": ReadingSpec(field="running", decode="bool")}
