@@ -85,6 +85,7 @@ class DeviceView:
     _where: Mapping[str, str] | None = field(default=None, init=False, compare=False,
                                              repr=False)
     _broken: Endurance | None = field(default=None, init=False, compare=False, repr=False)
+    _held: Endurance | None = field(default=None, init=False, compare=False, repr=False)
 
     def ident(self) -> Mapping[str, str]:
         """The device's id and name, as fact terms."""
@@ -120,6 +121,20 @@ class DeviceView:
                                                  "since": self.since, "causes": self.reasons}))
             object.__setattr__(self, "_broken", broken)
         return broken
+
+    def held(self) -> Endurance:
+        """What the device holds itself, the same in every scenario: a generator's
+        fuel, a UPS's runtime, a battery's charge as read (not a check-in's, which
+        drains with the clock).  Made once per view: every chain and scenario
+        through the device shares it (a genset feeding three devices was judged
+        anew for each of them in each scenario: about 7 fuel stages kept a genset)."""
+        held = self._held
+        if held is None:
+            kind = self.device.kind
+            held = _fuel(self) if kind == "generator" else \
+                _ups_runtime(self) if kind == "ups" else _battery(self)
+            object.__setattr__(self, "_held", held)
+        return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +200,8 @@ def supply(views: Mapping[str, DeviceView], source: DeviceView, cond: Conditions
     if not cond.no_mains(device.site):
         return unbounded(Fact("mains", source.ident()))
     if device.kind == "generator":
-        return _fuel(source)
-    return _ups_runtime(source) + _feed(views, source, cond, depth + 1)
+        return source.held()
+    return source.held() + _feed(views, source, cond, depth + 1)
 
 
 def _feed(views: Mapping[str, DeviceView], view: DeviceView, cond: Conditions,
@@ -217,22 +232,30 @@ def _feed(views: Mapping[str, DeviceView], view: DeviceView, cond: Conditions,
 
 
 def _own_battery(view: DeviceView, cond: Conditions) -> Endurance:
-    device = view.device
-    rated = device.battery_hours
+    rated = view.device.battery_hours
+    if rated is None:
+        return Endurance(0.0, 0.0)
+    decay_from = _decay_start(view, cond)
+    if view.checkin_charge is None or decay_from is None or _number(
+            view.values.get(CHARGE)) is None:
+        return view.held()
+    then, at = view.checkin_charge
+    ratio = max(0.0, then - max(cond.now - decay_from, 0.0) / 3600 / rated)
+    hours = _h(ratio * rated)
+    return Endurance(hours, hours, (Fact("battery_decayed", {
+        **view.ident(), "checkin_ratio": then, "at": at, "rated_hours": rated,
+        "ratio": ratio, "hours": hours, "since": decay_from}),))
+
+
+def _battery(view: DeviceView) -> Endurance:
+    """The device's own battery as its charge reading says, in every scenario."""
+    rated = view.device.battery_hours
     if rated is None:
         return Endurance(0.0, 0.0)
     charge = _number(view.values.get(CHARGE))
     if charge is None:
         return _not_known(view, CHARGE, upper=rated)
     charge = min(max(charge, 0.0), 1.0)
-    decay_from = _decay_start(view, cond)
-    if view.checkin_charge is not None and decay_from is not None:
-        then, at = view.checkin_charge
-        ratio = max(0.0, then - max(cond.now - decay_from, 0.0) / 3600 / rated)
-        hours = _h(ratio * rated)
-        return Endurance(hours, hours, (Fact("battery_decayed", {
-            **view.ident(), "checkin_ratio": then, "at": at, "rated_hours": rated,
-            "ratio": ratio, "hours": hours, "since": decay_from}),))
     hours = _h(charge * rated)
     return Endurance(hours, hours, (Fact("battery", {
         **view.ident(), "ratio": charge, "rated_hours": rated, "hours": hours}),))
