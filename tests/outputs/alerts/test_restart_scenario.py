@@ -13,11 +13,14 @@ import sqlite3
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from commsmon.config.alerting import AlertingSpec
 from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
 from commsmon.core.types import Observation
 from commsmon.outputs.alerts.service import AlertService
+from commsmon.state.outbox import Outbox
 from tests.fleetharness import DEMO
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -60,7 +63,11 @@ async def _run(fleet: Fleet, service: AlertService, start: str, end: str,
         now += STEP
 
 
-async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> None:
+@pytest.mark.parametrize("saved_as_text", [False, True])
+async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path,
+                                                             saved_as_text: bool) -> None:
+    """``saved_as_text``: the rules' memory as a version before compressing it saved it
+    (JSON text): an upgrade restores it as well."""
     inventory = load_config(DEMO).inventory()
     outbox = tmp_path / "outbox.db"
     spec = _spec()
@@ -74,6 +81,10 @@ async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path) -> 
     await _run(fleet, service, "09:58", "10:05", down={"v05"})
     await service.close()  # the daemon stops at 10:05
     assert _firing_sites(outbox) == ["v05"]
+    if saved_as_text:
+        box = Outbox(outbox)
+        box.put_state("engine", box.get_state("engine") or "")
+        box.close()
 
     # 10:20: a new process, a new fleet (it knows nothing yet), the same outbox.
     # v05 is still isolated; v06 failed while we were away.
@@ -107,7 +118,7 @@ async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> No
     saves: list[float] = []
     put_state = service.outbox.put_state
 
-    def counted(name: str, text: str) -> None:
+    def counted(name: str, text: str | bytes) -> None:
         if name == "engine":
             saves.append(now)
         put_state(name, text)
