@@ -153,6 +153,7 @@ class _Exposition:
                 # Flushed: the scraper can unpack all that is sent (a few bytes a family).
                 self._hand(packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH), None,
                            done=False)
+                del text  # before the render writes the next family
             self._hand(packer.flush(), None, done=True)
         except Exception as exc:
             log.error("exposition render failed", exc_info=exc)
