@@ -165,8 +165,9 @@ class DeviceTracker:
         at, readings = obs.at, self.readings
         times = dict(self.reading_at)  # copied, not changed: snapshots hold the old one
         # The common case, a check that reads values (no trap, nothing marked
-        # unavailable or unconfirmed), skips those maps: this runs per message.
-        bookkeeping = obs.unconfirmed or self.unavailable or self.unconfirmed
+        # unavailable or unconfirmed), skips those maps: this runs per message.  A
+        # bool, decided once: the maps empty as the loop goes.
+        bookkeeping = bool(obs.unconfirmed or self.unavailable or self.unconfirmed)
         for name, value in obs.readings.items():
             if at >= times.get(name, -math.inf):
                 old = readings.get(name, _ABSENT)

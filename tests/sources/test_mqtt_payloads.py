@@ -86,7 +86,8 @@ def test_documents_mean_what_the_json_standard_module_says(
     source: MqttSource, payload: bytes
 ) -> None:
     """Telemetry is parsed with orjson for speed; what it refuses the standard module
-    reads, so every document gives the readings ``json.loads`` gives it."""
+    reads, so these documents give the readings ``json.loads`` gives them (an integer
+    beyond 64 bits as a float: the same number reading)."""
     document = json.loads(payload)
     obs = source.handle("p/v1/g/telemetry", payload)
     assert obs is not None and obs.reachable

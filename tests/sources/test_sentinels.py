@@ -69,6 +69,24 @@ def test_unavailable_since_counts_from_the_latest_sentinel() -> None:
     assert fleet.evaluate(NOW).devices["ups"].unavailable == {"runtime": NOW}
 
 
+def test_a_poll_confirms_every_reading_it_reads() -> None:
+    """Runtime -1 at T-2 h (unavailable); at T-60 s a trap tells output_source battery
+    (unconfirmed: awaiting a poll); at T a poll reads runtime 590 min first, then
+    output_source normal: runtime is known again and output_source is confirmed,
+    whichever reading the poll lists first (a shortcut that stopped confirming once
+    the unavailable map emptied left output_source "awaiting a poll")."""
+    fleet = _fleet()
+    fleet.observe(Observation("ups", NOW - 2 * 3600, True, missing=frozenset({"runtime"})))
+    fleet.observe(Observation("ups", NOW - 60, True, {"output_source": "battery"},
+                              unconfirmed=True))
+    assert fleet.evaluate(NOW - 60).devices["ups"].unconfirmed == {"output_source": NOW - 60}
+    fleet.observe(Observation("ups", NOW, True, {"runtime": 35400.0,
+                                                 "output_source": "normal"}))
+    ups = fleet.evaluate(NOW).devices["ups"]
+    assert ups.unavailable == {} and ups.unconfirmed == {}
+    assert ups.readings == {"runtime": 35400.0, "output_source": "normal"}
+
+
 def _mqtt(seen: list[Observation]) -> MqttSource:
     readings = {"fuel": ReadingSpec(field="fuel_pct", scale=0.01, invalid=[-1, "N/A"]),
                 "running": ReadingSpec(field="running", decode="bool")}
