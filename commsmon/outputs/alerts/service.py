@@ -106,9 +106,16 @@ class AlertService:
     def restore(self) -> None:
         """Bring back the rules' and the dispatcher's memory, API silences and which
         receivers reject us (blocking)."""
-        engine = self.outbox.get_state("engine")
-        if engine:
-            self.engine.load(json.loads(engine))
+        try:
+            engine = self.outbox.get_state("engine")
+            if engine:
+                self.engine.load(json.loads(engine))
+        except (zlib.error, ValueError, TypeError, KeyError) as exc:
+            # Monitoring matters more than this memory: the rules start without it.
+            self.engine.load([])
+            log.error("alert rules' saved memory unreadable; starting without it (pending "
+                      "and firing alerts are judged anew, their 'for' timers from now)",
+                      error=f"{type(exc).__name__}: {exc}"[:200])
         dispatcher = self.outbox.get_state("dispatcher")
         if dispatcher:
             self.dispatcher.load(json.loads(dispatcher))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import datetime
 import json
 import sqlite3
+import zlib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from structlog.testing import capture_logs
 
 from commsmon.config.alerting import AlertingSpec
 from commsmon.config.load import load_config
@@ -147,3 +149,29 @@ async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> No
     assert [round(t - start) for t in saves] == [0, 20, 80]
     assert saved_rssi() == [-116.0]
     await service.close()
+
+
+@pytest.mark.parametrize("saved", [b"not zlib", zlib.compress(b"[{\"rule\": 1}"),
+                                   zlib.compress(b"[{\"rule\": \"x\"}]"), "{not json"])
+async def test_unreadable_rules_memory_does_not_stop_monitoring(tmp_path: Path,
+                                                                saved: bytes | str) -> None:
+    """A saved engine state that will not read (a damaged BLOB, cut-short JSON, an alert
+    without its fields, TEXT that is not JSON) is logged and dropped: the service starts
+    and judges v05, isolated from 09:50 to 10:05, anew: it fires, as on a first start."""
+    outbox = tmp_path / "outbox.db"
+    box = Outbox(outbox)
+    box.put_state("engine", saved)
+    box.close()
+    inventory = load_config(DEMO).inventory()
+    fleet = Fleet(inventory, _at("09:50"))
+    fleet.set_source("mqtt", True, _at("09:50"))
+    service = AlertService(_spec(), outbox, TZ, lambda: _at("09:50"))
+    with capture_logs() as logs:
+        service.restore()
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == [
+        "alert rules' saved memory unreadable; starting without it (pending and firing "
+        "alerts are judged anew, their 'for' timers from now)"]
+    assert service.engine.held() == []
+    await _run(fleet, service, "09:50", "10:05", down={"v05"})
+    await service.close()
+    assert _firing_sites(outbox) == ["v05"]
