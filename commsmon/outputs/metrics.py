@@ -227,32 +227,32 @@ class FleetExposition:
         # (and dropped here) before the next is written: all of them at once were
         # 28 MB of text at 20 000 devices, the daemon's peak RSS at every scrape.
         statuses = snap.devices.values()
-        labels = self._device
+        labels_of = self._device
         yield info
         del info
         for status in statuses:
             if status.state is not State.UNKNOWN:
-                up.add(labels[status.device.id], 1 if status.state in WORKING else 0)
+                up.add(labels_of[status.device.id], 1 if status.state in WORKING else 0)
         yield up
         del up
         for status in statuses:
-            state.one_hot(labels[status.device.id], _STATES, status.state)
+            state.one_hot(labels_of[status.device.id], _STATES, status.state)
         yield state
         del state
         for status in statuses:
-            seconds.per_state(labels[status.device.id], _STATES, status.seconds_at(snap.at))
+            seconds.per_state(labels_of[status.device.id], _STATES, status.seconds_at(snap.at))
         yield seconds
         del seconds
         for status in statuses:
-            d = labels[status.device.id]
-            since.add(d, status.since)
+            labels = labels_of[status.device.id]
+            since.add(labels, status.since)
             if status.last_seen is not None:
-                seen.add(d, status.last_seen)
+                seen.add(labels, status.last_seen)
             hours = status.endurance.hours if status.endurance else None
             if hours is not None:
-                endurance.add(d, hours * 3600)
+                endurance.add(labels, hours * 3600)
             if status.checkin is not None:
-                checkin_age.add(d, max(0.0, snap.at - status.checkin.at))
+                checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
         yield from (since, seen, endurance, checkin_age)
 
     def _readings(self, snap: Snapshot) -> Iterable[_Family]:

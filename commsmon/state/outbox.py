@@ -43,6 +43,7 @@ from commsmon.state.db import Database
 __all__ = [
     "AckLink",
     "Outbox",
+    "PackedText",
     "Pending",
     "notification_from_json",
     "notification_to_json",
@@ -412,11 +413,11 @@ class Outbox(Database):
         return cur.rowcount == 1
 
     def get_state(self, name: str) -> str | None:
-        """The JSON text saved under ``name`` (unpacked if it was saved compressed),
-        or ``None``.
+        """The JSON text saved under ``name`` (unpacked if it was saved as
+        :class:`PackedText`), or ``None``.
 
         Raises:
-            zlib.error: a compressed value that will not unpack.
+            zlib.error, UnicodeDecodeError: a packed value that will not unpack.
         """
         with self._lock:
             row = self._db.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
@@ -427,13 +428,34 @@ class Outbox(Database):
 
     def put_state(self, name: str, json_text: str | bytes) -> None:
         """Save (replace) the JSON text under ``name``, durably, in one step; ``bytes``
-        are the text zlib-compressed (kept as a BLOB, unpacked by :meth:`get_state`)."""
+        are a :class:`PackedText`'s value (kept as a BLOB, unpacked by
+        :meth:`get_state`)."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO state (name, value) VALUES (?, ?)"
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 (name, json_text),
             )
+
+
+class PackedText:
+    """A large state's UTF-8 text for :meth:`Outbox.put_state`, zlib-compressed as it is
+    written (the fastest level: JSON repeats itself), so the whole text is never held
+    at once: the rules' memory is 15 MiB of JSON at 20 000 devices, about a tenth
+    packed."""
+
+    def __init__(self) -> None:
+        self._packer = zlib.compressobj(1)
+        self._parts: list[bytes] = []
+
+    def write(self, text: bytes) -> None:
+        """Add the next piece of the text."""
+        self._parts.append(self._packer.compress(text))
+
+    def value(self) -> bytes:
+        """The packed text, for :meth:`Outbox.put_state` (ends the writing)."""
+        self._parts.append(self._packer.flush())
+        return b"".join(self._parts)
 
 
 # -- serialisation ------------------------------------------------------------

@@ -39,7 +39,7 @@ from commsmon.outputs.alerts.links import AckLinks
 from commsmon.outputs.alerts.receivers import build_receiver
 from commsmon.selfmetrics import ACKS, ACKS_BROKEN, ESCALATION_STEPS, TIME_TO_ACK
 from commsmon.state.dutylog import Event
-from commsmon.state.outbox import Outbox
+from commsmon.state.outbox import Outbox, PackedText
 
 __all__ = ["AlertService"]
 
@@ -368,27 +368,24 @@ def _event(alert: Alert, at: float, kind: Literal["alert_firing", "alert_resolve
 
 #: Alerts encoded between two turns of the event loop when the engine's memory is saved.
 ENCODE_BATCH = 500
-#: zlib level of the saved engine memory: the fastest; the JSON repeats itself a lot.
-STATE_LEVEL = 1
 
 
 async def _encoded(held: list[tuple[Alert, float, bool]]) -> bytes:
-    """The engine's memory as zlib-compressed JSON (:meth:`Outbox.put_state`), letting
-    the event loop run between batches: at province scale (6 670 alerts pending) the
-    whole took 0.55 s in one go, with no poll or MQTT message handled meanwhile.
+    """The engine's memory as packed JSON (:class:`PackedText`), letting the event
+    loop run between batches: at province scale (6 670 alerts pending) the whole took
+    0.55 s in one go, with no poll or MQTT message handled meanwhile.
 
-    Each alert is compressed as it is encoded: the JSON text is 15 MiB at 20 000
-    devices, and held whole (its pieces, the joined text, SQLite's copy) it set the
-    daemon's peak RSS while a province came up, 40-50 MiB above its steady size at
-    each save.  Compressed it is about a tenth.  Encoded in the loop's own thread,
-    not a worker's: there the strings went to the worker's malloc arena
+    Each alert is packed as it is encoded: held whole (its pieces, the joined text,
+    SQLite's copy) the 15 MiB of JSON set the daemon's peak RSS while a province came
+    up, 40-50 MiB above its steady size at each save.  Encoded in the loop's own
+    thread, not a worker's: there the strings went to the worker's malloc arena
     (bench/daemon.py, one run each: RSS 326 / peak 401 MiB against 300 / 376)."""
-    packer = zlib.compressobj(STATE_LEVEL)
-    parts = [packer.compress(b"[")]
+    packed = PackedText()
+    packed.write(b"[")
     for n, item in enumerate(dump_held(held), 1):
         text = json.dumps(item, ensure_ascii=False).encode()
-        parts.append(packer.compress(b"," + text if n > 1 else text))
+        packed.write(b"," + text if n > 1 else text)
         if n % ENCODE_BATCH == 0:
             await asyncio.sleep(0)
-    parts.append(packer.compress(b"]") + packer.flush())
-    return b"".join(parts)
+    packed.write(b"]")
+    return packed.value()
