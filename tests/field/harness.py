@@ -76,6 +76,8 @@ class Village:
         down: devices that stopped answering (three failed polls, or presence offline).
         unseen: devices never heard from.
         missing: device -> readings it now reports as not available (a sentinel).
+        lost: device -> reading -> age in seconds when the device reported it as not
+            available (applied in time order with the polls' readings and traps).
         checkins: device -> (age in seconds, ok, battery ratio or None).
         road: sites with a declared road outage.
         site: the site the expectations are about.
@@ -104,6 +106,7 @@ class Village:
     down: tuple[str, ...] = ()
     unseen: tuple[str, ...] = ()
     missing: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    lost: dict[str, dict[str, float]] = field(default_factory=dict)
     checkins: dict[str, tuple[float, bool, float | None]] = field(default_factory=dict)
     road: tuple[str, ...] = ()
     site: str = "v"
@@ -158,8 +161,14 @@ def evaluate(case: Village, tmp: Path, *, shuffle: int | None = None,
         for told, given in ((False, case.readings), (True, case.traps)):
             for reading, (value, age) in given.get(device_id, {}).items():
                 by_age.setdefault((age, told), {})[reading] = value
+        lost_at: dict[float, set[str]] = {}
+        for reading, age in case.lost.get(device_id, {}).items():
+            lost_at.setdefault(age, set()).add(reading)
+        for age in lost_at:
+            by_age.setdefault((age, False), {})
         for age, told in sorted(by_age, key=lambda k: -k[0]):
             fleet.observe(Observation(device_id, NOW - age, True, by_age[age, told],
+                                      missing=frozenset(lost_at.get(age, ()) if not told else ()),
                                       unconfirmed=told))
         if device_id in case.missing:
             fleet.observe(Observation(device_id, NOW - 2, True,

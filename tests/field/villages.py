@@ -655,6 +655,22 @@ VILLAGES: list[Village] = [
         outages={"power": "UPS（ups）市电中断，电池供电（SNMP 陷阱报告，待轮询确认）"},
         state={"ups": "down"}, alerts=("outage_active v power",),
     ),
+    Village(
+        # The UPS's runtime read -1 (not available) 2 h ago; a trap 20 s ago said
+        # battery; the poll 10 s ago read runtime 60 min, then output_source normal:
+        # both confirmed, whatever order the poll lists them in.  Then the UPS stops
+        # answering: its last word, confirmed, is mains; a down UPS is no evidence of a
+        # cut, so no power outage (the trap is not left "awaiting a poll" to open one).
+        "trap: contradicted by a poll that also brings back the runtime, then the UPS down",
+        STANDARD, readings=readings(ups={"runtime": (3600.0, 10.0),
+                                         "output_source": ("normal", 10.0)}),
+        lost={"ups": {"runtime": 7200.0}}, down=("ups",),
+        traps={"ups": {"output_source": ("battery", 20.0)}},
+        expect={},
+        unconfirmed={"ups": ()},
+        outages={"power": None},
+        state={"ups": "down"}, quiet=("outage_active v power",),
+    ),
     # The public network in a power cut: the operators' base stations hold what
     # public_backup_hours says (a site's own figure before the district default).
     Village(
