@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -408,3 +410,43 @@ async def test_an_address_that_cannot_be_bound_is_reported_and_retried(tmp_path:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def test_a_daemon_without_a_trap_listener_loads_no_pysnmp() -> None:
+    """pysnmp is about 16 MiB of RSS: the daemon imports it (through
+    commsmon.sources.traps.engine) only once a listen address is set."""
+    code = ("import sys, commsmon.daemon; "
+            "print(sorted(m for m in sys.modules if m.startswith(('pysnmp', 'pysmi'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_a_listener_added_by_a_reload_takes_traps(tmp_path: Path) -> None:
+    """Started without ``listen``: not listening, nothing bound. The reload adds the
+    address: the receiver starts over, listens, and the on-battery trap arrives."""
+    port = free_udp_port()
+    path = tmp_path / "commsmon.yaml"
+    text = config_text(port)
+    path.write_text(text.replace(f'listen: ["127.0.0.1:{port}"]', "listen: []"), encoding="utf-8")
+    v = Village(port, tmp_path / "state")
+    listening = asyncio.Event()
+    v.receiver = TrapReceiver(Setup.of(load_config(path)), v.sink, v.poll_now, v.state,
+                              listening=lambda up: listening.set() if up else None)
+    task = asyncio.create_task(v.receiver.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert v.receiver.listening == [] and not listening.is_set()
+        path.write_text(text, encoding="utf-8")
+        assert await v.receiver.reconfigure(Setup.of(load_config(path)))
+        async with asyncio.timeout(10.0):
+            await listening.wait()
+        assert REGISTRY.get_sample_value("commsmon_traps_listening") == 1
+        assert v.receiver.listening == [("127.0.0.1", port)]
+        assert await v.send(*on_battery_v2c()) == 0
+        (obs,) = await v.wait_for(1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert (obs.device, obs.readings) == ("v01-ups", {"output_source": "battery", "runtime": 720})

@@ -27,7 +27,8 @@ the decoder and the effects, matching to a device
 a 5-second dedup of identical traps (UPS-MIB repeats), and a confirming poll.
 A trap only raises; clearing is left to that poll. Our engine ID and boot
 counter live in the state directory (``traps-engine.json``), boots raised at
-every start.
+every start. pysnmp itself is behind :mod:`~commsmon.sources.traps.engine`,
+imported once a listen address is set.
 """
 
 from __future__ import annotations
@@ -46,12 +47,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pysnmp.carrier.asyncio.dgram.udp import DOMAIN_NAME, UdpAsyncioTransport
-from pysnmp.entity import config as engine_config
-from pysnmp.entity import engine as snmp_engine
-from pysnmp.entity.rfc3413 import ntfrcv
-from pysnmp.proto import errind
-from pysnmp.proto.api import v2c
 
 from commsmon.aio import run_until
 from commsmon.config.profiles import ReadingSpec, TrapSpec
@@ -62,12 +57,12 @@ from commsmon.selfmetrics import TRAPS_DROPPED, TRAPS_LISTENING, TRAPS_RECEIVED
 from commsmon.sources.base import Source
 from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.snmp.base import SnmpValue
-from commsmon.sources.snmp.pysnmp_backend import AUTH_PROTOCOLS, PRIV_PROTOCOLS, to_snmp_value
 from commsmon.sources.traps.decode import read_trap
 from commsmon.sources.traps.senders import Sender
 
 if TYPE_CHECKING:
     from commsmon.config.compile import Setup
+    from commsmon.sources.traps.engine import Engine
 
 __all__ = ["SNMP_TRAP_ADDRESS", "SNMP_TRAP_OID", "TrapReceiver"]
 
@@ -83,7 +78,6 @@ RETRY_BIND = 30.0  # seconds between attempts to bind a listen address that fail
 UNKNOWN_KEPT = 100  # unknown trap OIDs remembered for the API
 RECENT_KEPT = 500  # traps remembered for the console's village pages
 DRAIN_BATCH = 100  # traps applied per turn of the event loop
-READ_BATCH = 256  # datagrams read per turn of the event loop
 #: Notifications that say power or the uplink is lost, or an agent restarted: they
 #: skip the rate limit and are applied before the rest (v2 OIDs; a v1 trap's
 #: enterprise.0.specific form too).
@@ -95,7 +89,6 @@ _PRIORITY_BYTES = tuple(  # their BER content octets, looked for in a raw datagr
     bytes([0x06, len(body)]) + body for body in (
         bytes.fromhex("2b0601020121" "0201"), bytes.fromhex("2b0601020121" "02"),
         bytes.fromhex("2b060106030101" "0501"), bytes.fromhex("2b060106030101" "0503")))
-_UNKNOWN_SENDER = (errind.UnknownEngineID, errind.UnknownSecurityName, errind.UnknownUserName)
 
 
 _MISSING = object()
@@ -137,72 +130,6 @@ class _Bucket:
             return False
         self.tokens -= 1.0
         return True
-
-
-class _GatedServer(UdpAsyncioTransport):  # type: ignore[misc]
-    """pysnmp's UDP server transport behind the allow-list and the token buckets.
-
-    It reads its socket itself: asyncio's datagram transport (paused, still used
-    to send inform responses) costs half as much again per datagram as a reader
-    that calls ``recvfrom`` until the socket is empty (45 against 30 µs of CPU at
-    500 datagrams/s, measured beside bench/traps.py).  The reader watches a
-    duplicate of the socket's descriptor (asyncio refuses a second watcher on a
-    transport's own), closed with the transport.
-    """
-
-    def __init__(self, spec: TrapsSpec, fast: Callable[[bytes, str], bool],
-                 flush: Callable[[], None], sock: socket.socket) -> None:
-        super().__init__()
-        self._fast, self._flush = fast, flush
-        self._allow = spec.allow
-        self._rate = spec.rate
-        self._sock = sock.dup()  # the same socket under another descriptor: ours to watch
-        self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
-
-    def connection_made(self, transport: Any) -> None:
-        super().connection_made(transport)
-        transport.pause_reading()
-        loop = asyncio.get_running_loop()
-        # After the transport's own reader would be added: this one replaces it.
-        loop.call_soon(loop.add_reader, self._sock.fileno(), self._read)
-
-    def _read(self) -> None:
-        """Datagrams until the socket is empty, at most READ_BATCH a turn of the loop;
-        then what they queued is applied (``flush``), the urgent lane first.  (Resting
-        the socket between reads to batch more costs more in epoll_ctl than it saves.)"""
-        try:
-            for _ in range(READ_BATCH):
-                try:
-                    datagram, address = self._sock.recvfrom(65535)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:  # an ICMP error reported on the socket: nothing to read
-                    return
-                self.datagram_received(datagram, address)
-        finally:
-            self._flush()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed already
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
-        self._sock.close()
-        super().connection_lost(exc)
-
-    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:
-        source, now = str(transportAddress[0]), time.monotonic()
-        if self._allow and not any(ipaddress.ip_address(source) in net for net in self._allow):
-            TRAPS_DROPPED.labels("unknown_source").inc()
-            return
-        bucket = self._buckets.get(source)
-        if bucket is None:
-            bucket = self._buckets[source] = _Bucket(self._rate, self._rate * BURST, now)
-            if len(self._buckets) > 10_000:  # a spoofed storm must not grow this
-                self._buckets.popitem(last=False)
-        if not bucket.take(now) and not _urgent(datagram):
-            TRAPS_DROPPED.labels("rate_limited").inc()
-            return
-        if not self._fast(datagram, source):  # informs and SNMPv3: pysnmp's
-            super().datagram_received(datagram, transportAddress)
 
 
 class TrapReceiver(Source):
@@ -249,8 +176,7 @@ class TrapReceiver(Source):
         self._sender_engine: bytes | None = None
         self._communities: frozenset[bytes] = frozenset()
         self._repeating: dict[tuple[str, str], float] = {}  # (device, trap) -> overdue at
-        self._transports: list[Any] = []
-        self._bind_problem: str | None = None
+        self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._effects: dict[tuple[str, str], _Effect | None] = {}
 
@@ -273,12 +199,14 @@ class TrapReceiver(Source):
         """Listen while the addresses can be bound; a bind that fails (port 162 without
         CAP_NET_BIND_SERVICE, an address in use) is logged with a hint and retried
         every RETRY_BIND seconds: monitoring goes on without traps meanwhile."""
+        from commsmon.sources.traps import engine as pysnmp_side  # only when listening
+
         while True:
-            engine = self._engine(spec)
-            problem = await self._bound(engine)
+            built = self._engine(spec)
+            problem = await _bound(built)
             if problem is None:
                 break
-            engine.close_dispatcher()
+            built.close()
             self._set_listening(False)
             if self._once.first("bind", problem):
                 log.error("cannot listen for snmp traps; retrying", problem=problem,
@@ -292,8 +220,7 @@ class TrapReceiver(Source):
                 log.warning("several devices send traps from one address: their traps "
                             "need snmpTrapAddress.0 or an engine ID", address=shared,
                             devices=list(devices))
-            ntfrcv.NotificationReceiver(engine, self._received)
-            engine.transport_dispatcher.job_started(1)
+            pysnmp_side.receive(built.engine, self._received)
             await asyncio.sleep(0)  # the endpoints open
             log.info("listening for snmp traps", listen=self.listening,
                      engine_id=self.engine_id.hex())
@@ -302,64 +229,24 @@ class TrapReceiver(Source):
                 self.overdue(time.monotonic())
         finally:
             self._set_listening(False)
-            engine.close_dispatcher()
+            built.close()
 
     def _set_listening(self, listening: bool) -> None:
         TRAPS_LISTENING.set(1 if listening else 0)
         self._listening(listening)
 
-    async def _bound(self, engine: Any) -> str | None:
-        """Wait for the engine's endpoints to open; why one did not, else ``None``.
-        (pysnmp opens them in futures of its own that nobody awaits.)"""
-        if self._bind_problem is not None:
-            return self._bind_problem
-        for transport in self._transports:
-            try:
-                await transport._lport
-            except OSError as exc:
-                return f"{exc.strerror or exc}"
-        return None
-
-    def _engine(self, spec: TrapsSpec) -> Any:
+    def _engine(self, spec: TrapsSpec) -> Engine:
         """A pysnmp engine with our persisted engine ID and boots, its transports,
         communities and users."""
+        from commsmon.sources.traps import engine as pysnmp_side
+
         self._communities = frozenset(c.get_secret_value().encode() for c in spec.communities)
-        engine_id, boots = _engine_identity(self._state_dir / "traps-engine.json")
-        self.engine_id = engine_id
-        engine = snmp_engine.SnmpEngine(v2c.OctetString(engine_id))
-        (mib_boots,) = engine.get_mib_builder().import_symbols(
-            "__SNMP-FRAMEWORK-MIB", "snmpEngineBoots")
-        mib_boots.syntax = mib_boots.syntax.clone(boots)
-        self.listening, self._transports, self._bind_problem = [], [], None
-        for i, address in enumerate(spec.listen):
-            host, port = address.rsplit(":", 1)
-            try:
-                sock = _listen_socket(host, int(port))
-            except OSError as exc:
-                self._bind_problem = f"{address}: {exc.strerror or exc}"
-                continue
-            transport = _GatedServer(spec, self._fast, self._drain, sock).open_server_mode(
-                sock=sock)
-            self._transports.append(transport)
-            engine_config.add_transport(engine, (*DOMAIN_NAME, i + 1), transport)
-            self.listening.append((host, int(port)))
-        for i, community in enumerate(spec.communities):
-            engine_config.add_v1_system(engine, f"community-{i}", community.get_secret_value())
-        for user in spec.users:
-            auth = user.auth_password.get_secret_value() if user.auth_password else None
-            priv = user.priv_password.get_secret_value() if user.priv_password else None
-            keys = (
-                AUTH_PROTOCOLS[user.auth_protocol] if auth else engine_config.USM_AUTH_NONE, auth,
-                PRIV_PROTOCOLS[user.priv_protocol] if priv else engine_config.USM_PRIV_NONE, priv)
-            engine_config.add_v3_user(engine, user.name, *keys)  # informs: our engine
-            if user.engine_id:
-                sender = v2c.OctetString(hexValue=user.engine_id.removeprefix("0x"))
-                engine_config.add_v3_user(engine, user.name, *keys, securityEngineId=sender)
-        engine.observer.register_observer(self._refused, "rfc2576.prepareDataElements:sm-failure",
-                                          "rfc3412.prepareDataElements:sm-failure")
-        engine.observer.register_observer(self._authoritative,
-                                          "rfc3414.processIncomingMsg")
-        return engine
+        self._buckets.clear()
+        self.engine_id, boots = _engine_identity(self._state_dir / "traps-engine.json")
+        built = pysnmp_side.build(spec, self.engine_id, boots, _listen_socket, self._admit,
+                                  self._fast, self._drain, self._refused, self._authoritative)
+        self.listening = built.listening
+        return built
 
     def _authoritative(self, engine: Any, point: str, context: dict[str, Any],
                        cb_ctx: Any) -> None:
@@ -379,7 +266,9 @@ class TrapReceiver(Source):
         status = context.get("statusInformation") or {}
         # A v3 trap from an engine ID no user is configured with finds no user for
         # it: pysnmp says unknown security name, as for an unknown user name.
-        unknown = isinstance(status.get("errorIndication"), _UNKNOWN_SENDER)
+        from commsmon.sources.traps.engine import unknown_sender
+
+        unknown = unknown_sender(status.get("errorIndication"))
         TRAPS_DROPPED.labels("v3_unknown_engine" if unknown else "v3_auth").inc()
 
     def _received(self, engine: Any, state_reference: Any, context_engine_id: Any,
@@ -388,9 +277,10 @@ class TrapReceiver(Source):
         context = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
         source = str(context["transportAddress"][0])
         v3 = int(context["securityModel"]) == 3
+        from commsmon.sources.traps.engine import values as read_values
+
         try:
-            values = {".".join(map(str, name.asTuple())): to_snmp_value(value)
-                      for name, value in var_binds}
+            values = read_values(var_binds)
         except Exception:  # a value pysnmp decoded but we cannot type
             TRAPS_DROPPED.labels("malformed").inc()
             return
@@ -400,6 +290,24 @@ class TrapReceiver(Source):
             return
         trap = Trap(source, self._sender_engine if v3 else None, oid.value, values)
         self._enqueue(trap)
+
+    def _admit(self, datagram: bytes, source: str) -> bool:
+        """The gate in front of any decoding: the allow-list, then the source's token
+        bucket, which a PRIORITY notification passes even when empty."""
+        spec = self._setup.settings.traps
+        if spec.allow and not any(ipaddress.ip_address(source) in net for net in spec.allow):
+            TRAPS_DROPPED.labels("unknown_source").inc()
+            return False
+        now = time.monotonic()
+        bucket = self._buckets.get(source)
+        if bucket is None:
+            bucket = self._buckets[source] = _Bucket(spec.rate, spec.rate * BURST, now)
+            if len(self._buckets) > 10_000:  # a spoofed storm must not grow this
+                self._buckets.popitem(last=False)
+        if not bucket.take(now) and not _urgent(datagram):
+            TRAPS_DROPPED.labels("rate_limited").inc()
+            return False
+        return True
 
     def _fast(self, datagram: bytes, source: str) -> bool:
         """A v1 or v2c trap read without pysnmp (:mod:`.decode`); ``False`` for what
@@ -542,6 +450,19 @@ class TrapReceiver(Source):
             log.info("repeating snmp trap stopped; polling", device=key[0], trap=key[1])
             self._poll_now(key[0], False)
         return [device for device, _ in late]
+
+
+async def _bound(built: Engine) -> str | None:
+    """Wait for the engine's endpoints to open; why one did not, else ``None``.
+    (pysnmp opens them in futures of its own that nobody awaits.)"""
+    if built.problem is not None:
+        return built.problem
+    for transport in built.transports:
+        try:
+            await transport._lport
+        except OSError as exc:
+            return f"{exc.strerror or exc}"
+    return None
 
 
 def _listen_socket(host: str, port: int) -> socket.socket:
