@@ -10,9 +10,7 @@ evaluation.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 from commsmon.core.types import State
 
@@ -24,24 +22,28 @@ class Tally:
     """Seconds in each state, settled up to ``mark``, and the state held since.
 
     Attributes:
-        settled: seconds in each state up to ``mark``.
+        settled: seconds in each state up to ``mark``, in :class:`State`'s order (a
+            tuple: every device and site holds one, and a tuple of five floats is a
+            third of a dict's memory, 4.5 MiB at 20 000 devices).
         state: the state held from ``mark`` on.
         mark: epoch seconds the settled count runs to.
     """
 
-    settled: Mapping[State, float]
+    settled: tuple[float, ...]
     state: State
     mark: float
 
     def seconds_at(self, at: float) -> dict[State, float]:
         """Seconds spent in each state at ``at`` (epoch seconds, not before ``mark``:
-        an earlier time adds nothing, so a counter never goes down)."""
-        seconds = dict(self.settled)
+        an earlier time adds nothing, so a counter never goes down), in
+        :class:`State`'s order."""
+        seconds = dict(zip(_STATES, self.settled, strict=True))
         seconds[self.state] += max(at - self.mark, 0.0)
         return seconds
 
 
-_ZERO: Mapping[State, float] = MappingProxyType(dict.fromkeys(State, 0.0))
+_STATES = tuple(State)
+_ZERO = (0.0,) * len(_STATES)
 
 
 class TimeInState:
@@ -61,7 +63,7 @@ class TimeInState:
     def enter(self, state: State, now: float) -> None:
         """Hold ``state`` from ``now`` (nothing to do if it is the state held)."""
         if state is not self.tally.state:
-            self.tally = Tally(MappingProxyType(self.tally.seconds_at(now)), state, now)
+            self.tally = Tally(tuple(self.tally.seconds_at(now).values()), state, now)
             self.since = now
 
     def rewind(self, last: float, now: float) -> None:
@@ -69,5 +71,5 @@ class TimeInState:
         ``now``: settle up to ``last`` and count on from ``now``; no time is counted
         for the step, and ``since`` is never in the future."""
         tally = self.tally
-        self.tally = Tally(MappingProxyType(tally.seconds_at(last)), tally.state, now)
+        self.tally = Tally(tuple(tally.seconds_at(last).values()), tally.state, now)
         self.since = min(self.since, now)
