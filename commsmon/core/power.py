@@ -86,6 +86,7 @@ class DeviceView:
                                              repr=False)
     _broken: Endurance | None = field(default=None, init=False, compare=False, repr=False)
     _held: Endurance | None = field(default=None, init=False, compare=False, repr=False)
+    _link: Fact | None = field(default=None, init=False, compare=False, repr=False)
 
     def ident(self) -> Mapping[str, str]:
         """The device's id and name, as fact terms."""
@@ -102,6 +103,16 @@ class DeviceView:
             where = {**self.ident(), "site": self.device.site, "site_name": self.site_name}
             object.__setattr__(self, "_where", where)
         return where
+
+    def link(self) -> Fact:
+        """The ``link`` fact heading what the device gives as a working link in a
+        chain.  Made once per view: every site and scenario whose chains pass through
+        the device shares it (110 000 of them at 20 000 devices, 5 MiB, otherwise)."""
+        link = self._link
+        if link is None:
+            link = Fact("link", self.where())
+            object.__setattr__(self, "_link", link)
+        return link
 
     def broken_link(self) -> Endurance | None:
         """What the device gives as a link in a chain while it does not work: nothing

@@ -287,7 +287,7 @@ class _Judge:
         power = device_endurance(self.views, device_id, self.cond)
         if not power.stages:
             return power
-        return Endurance(power.lower, power.upper, (Fact("link", view.where()), *power.stages),
+        return Endurance(power.lower, power.upper, (view.link(), *power.stages),
                          power.unknowns)
 
 
