@@ -107,7 +107,7 @@ class DeviceView:
     def link(self) -> Fact:
         """The ``link`` fact heading what the device gives as a working link in a
         chain.  Made once per view: every site and scenario whose chains pass through
-        the device shares it (110 000 of them at 20 000 devices, 5 MiB, otherwise)."""
+        the device shares it (otherwise 110 000 of them at 20 000 devices: 2 MiB measured)."""
         link = self._link
         if link is None:
             link = Fact("link", self.where())

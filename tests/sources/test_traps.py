@@ -416,7 +416,7 @@ def test_a_daemon_without_a_trap_listener_loads_no_pysnmp() -> None:
     """pysnmp is about 16 MiB of RSS: the daemon imports it (through
     commsmon.sources.traps.engine) only once a listen address is set."""
     code = ("import sys, commsmon.daemon; "
-            "print(sorted(m for m in sys.modules if m.startswith(('pysnmp', 'pysmi'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('pysnmp', 'pysmi', 'pyasn1'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert out.stdout.strip() == "[]"
@@ -450,3 +450,36 @@ async def test_a_listener_added_by_a_reload_takes_traps(tmp_path: Path) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert (obs.device, obs.readings) == ("v01-ups", {"output_source": "battery", "runtime": 720})
+
+
+async def test_the_rate_is_per_source_across_our_listen_addresses(tmp_path: Path) -> None:
+    """Two listen addresses, rate 0.2/s (a bucket of one token). The UPS sends an alarm
+    trap to each, 127.0.0.1 both times: one source, one bucket; the second is dropped
+    as rate_limited, whichever address it came to."""
+    port, other = free_udp_port(), free_udp_port()
+    path = tmp_path / "commsmon.yaml"
+    path.write_text(config_text(port, rate=0.2).replace(
+        f'listen: ["127.0.0.1:{port}"]', f'listen: ["127.0.0.1:{port}", "127.0.0.1:{other}"]'),
+        encoding="utf-8")
+    v = Village(port, tmp_path / "state")
+    v.receiver = TrapReceiver(Setup.of(load_config(path)), v.sink, v.poll_now, v.state)
+    task = asyncio.create_task(v.receiver.run())
+    try:
+        await asyncio.sleep(0.2)
+        before = dropped("rate_limited")
+        alarm = ("-v2c", "-c", "trap-community",
+                 f"|1.3.6.1.2.1.33.2.3|{TRAP_ADDRESS}|a|10.8.1.20|{MINUTES}|i|1")
+        assert await v.send(*alarm) == 0
+        v.port = other
+        assert await v.send(*alarm) == 0
+        async with asyncio.timeout(10.0):  # the first applied, the second counted
+            while not v.heard or dropped("rate_limited") < before + 1:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert [o.device for o in v.heard] == ["v01-ups"]
+    assert v.polled == ["v01-ups"]
+    assert dropped("rate_limited") == before + 1

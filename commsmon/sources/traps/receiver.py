@@ -176,6 +176,10 @@ class TrapReceiver(Source):
         self._sender_engine: bytes | None = None
         self._communities: frozenset[bytes] = frozenset()
         self._repeating: dict[tuple[str, str], float] = {}  # (device, trap) -> overdue at
+        # The gate as the listening engine was built: the spec's allow-list and rate,
+        # and a token bucket per source, shared by every listen address (the rate is
+        # per source, however many of our addresses it sends to).
+        self._gate = TrapsSpec()
         self._buckets: collections.OrderedDict[str, _Bucket] = collections.OrderedDict()
         self._counters: dict[tuple[str, str, str], Any] = {}
         self._effects: dict[tuple[str, str], _Effect | None] = {}
@@ -230,6 +234,7 @@ class TrapReceiver(Source):
         finally:
             self._set_listening(False)
             built.close()
+            self._buckets.clear()
 
     def _set_listening(self, listening: bool) -> None:
         TRAPS_LISTENING.set(1 if listening else 0)
@@ -241,6 +246,7 @@ class TrapReceiver(Source):
         from commsmon.sources.traps import engine as pysnmp_side
 
         self._communities = frozenset(c.get_secret_value().encode() for c in spec.communities)
+        self._gate = spec
         self._buckets.clear()
         self.engine_id, boots = _engine_identity(self._state_dir / "traps-engine.json")
         built = pysnmp_side.build(spec, self.engine_id, boots, _listen_socket, self._admit,
@@ -293,8 +299,9 @@ class TrapReceiver(Source):
 
     def _admit(self, datagram: bytes, source: str) -> bool:
         """The gate in front of any decoding: the allow-list, then the source's token
-        bucket, which a PRIORITY notification passes even when empty."""
-        spec = self._setup.settings.traps
+        bucket, which a PRIORITY notification passes even when empty (both as the
+        listening engine was built: a reload applies them when it starts over)."""
+        spec = self._gate
         if spec.allow and not any(ipaddress.ip_address(source) in net for net in spec.allow):
             TRAPS_DROPPED.labels("unknown_source").inc()
             return False
