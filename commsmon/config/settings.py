@@ -31,7 +31,7 @@ class Defaults(StrictModel):
     down_after: Annotated[int, Field(ge=1)] = 3
     up_after: Annotated[int, Field(ge=1)] = 2
     snmp_concurrency: Annotated[int, Field(ge=1)] = 64
-    snmp_backend: Literal["gufo", "pysnmp"] = "gufo"
+    snmp_backend: Literal["native", "gufo", "pysnmp"] = "native"
     target_hours: Annotated[float, Field(gt=0)] = DEFAULT_TARGET_HOURS
     #: Hours the public network (the operators' base stations) keeps working after
     #: mains is lost; not known by default, so 4G never carries a village through

@@ -17,6 +17,7 @@ from commsmon.sources.convert import DecodeError, decode_varbind
 from commsmon.sources.mqtt import MqttSource, Route
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, ValueType
 from commsmon.sources.snmp.gufo_backend import GufoClient, to_snmp_value
+from commsmon.sources.snmp.native_backend import NativeClient
 from commsmon.sources.snmp.poller import PollJob, SnmpPoller
 from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 
@@ -48,7 +49,7 @@ UPTIME, IF_IN, IF_HC_IN = "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.2.2.1.10.2", "1.3.6.
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("backend", [GufoClient, PysnmpClient])
+@pytest.mark.parametrize("backend", [NativeClient, GufoClient, PysnmpClient])
 async def test_counter_wrap_and_agent_restart(backend: type[SnmpClient]) -> None:
     async with SnmpSimulator({"rtr": "router"}) as agent, backend() as client:
         target = SnmpTarget("127.0.0.1", agent.port, "v2c", "rtr", timeout=1.0, retries=1)

@@ -18,6 +18,7 @@ from commsmon.errors import SnmpAuthError
 from commsmon.outputs.alerts.messages import alert_summary
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, UsmUser
 from commsmon.sources.snmp.gufo_backend import GufoClient
+from commsmon.sources.snmp.native_backend import NativeClient
 from commsmon.sources.snmp.poller import PollJob, SnmpPoller
 from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 from tests.snmpd import Snmpd
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.integration
 NOW = 1_764_400_000.0
 UPTIME = "1.3.6.1.2.1.1.3.0"
 READINGS = {"uptime": (UPTIME, ReadingSpec(oid=UPTIME, scale=0.01))}
-BACKENDS = [GufoClient, PysnmpClient]
+BACKENDS = [NativeClient, GufoClient, PysnmpClient]
 
 
 @pytest.fixture(scope="module")

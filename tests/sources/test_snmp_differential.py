@@ -1,4 +1,5 @@
-"""GufoClient against PysnmpClient: the same real agents, every value compared.
+"""GufoClient against PysnmpClient: the same real agents, every value compared (the
+native backend against pysnmp: test_snmp_native.py; the failures below, all).
 
 gufo_snmp drops what it cannot express (module docstring of
 ``commsmon.sources.snmp.gufo_backend``), so a gufo value is compared with the
@@ -48,6 +49,7 @@ from commsmon.sources.snmp.base import (
     ValueType,
 )
 from commsmon.sources.snmp.gufo_backend import GufoClient, to_snmp_value
+from commsmon.sources.snmp.native_backend import NativeClient
 from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 from tests.snmpd import Snmpd, free_udp_port
 
@@ -431,9 +433,10 @@ async def test_recording_walks_agree(fleet: SnmpSimulator, version: SnmpVersion)
 # --- failures ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", [PysnmpClient, GufoClient])
-async def test_closed_port_times_out_in_both(backend: type[SnmpClient]) -> None:
-    """Nothing listening: SnmpTimeout within the bound through either backend."""
+@pytest.mark.parametrize("backend", [PysnmpClient, GufoClient, NativeClient])
+async def test_closed_port_times_out_in_every_backend(backend: type[SnmpClient]) -> None:
+    """Nothing listening: SnmpTimeout within the bound through any backend (gufo's and the
+    native one's unconnected sockets hear no ICMP port-unreachable)."""
     target = SnmpTarget("127.0.0.1", free_udp_port(), timeout=FAIL_TIMEOUT, retries=0)
     async with backend() as client:
         started = time.monotonic()
@@ -444,10 +447,12 @@ async def test_closed_port_times_out_in_both(backend: type[SnmpClient]) -> None:
     assert caught.value.status == "requestTimedOut"
 
 
-async def test_gufo_retries_a_silent_agent_then_drops_late_replies(agent: Snmpd) -> None:
+@pytest.mark.parametrize("backend", [GufoClient, NativeClient])
+async def test_a_silent_agent_costs_its_retries_then_late_replies_answer_nothing(
+        agent: Snmpd, backend: type[SnmpClient]) -> None:
     """A hung agent costs retries + 1 attempts; its late replies never answer a later GET."""
     target = at(agent, timeout=0.3, retries=2)
-    async with GufoClient() as gufo:
+    async with backend() as gufo:
         await gufo.get(target, [SYS_NAME])
         agent.pause()
         try:
@@ -675,10 +680,12 @@ measurement = pytest.mark.skipif(
 
 @measurement
 async def test_measure_cpu_per_get(agent: Snmpd) -> None:
-    """CPU seconds per GET of five OIDs, pysnmp vs gufo, over 2000 sequential GETs."""
+    """CPU seconds per GET of five OIDs, pysnmp vs gufo vs native, over 2000 sequential
+    GETs."""
     rounds = 2000
     lines = []
-    for backend in (PysnmpClient, GufoClient):
+    backends: tuple[type[SnmpClient], ...] = (PysnmpClient, GufoClient, NativeClient)
+    for backend in backends:
         async with backend() as client:
             for _ in range(50):  # warm up: imports, engine, session
                 await client.get(at(agent), FIVE_OIDS)
@@ -700,6 +707,8 @@ from commsmon.sources.snmp.base import SnmpTarget
 backend, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 if backend == "gufo":
     from commsmon.sources.snmp.gufo_backend import GufoClient as Client
+elif backend == "native":
+    from commsmon.sources.snmp.native_backend import NativeClient as Client
 else:
     from commsmon.sources.snmp.pysnmp_backend import PysnmpClient as Client
 OIDS = ["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.2.2.1.8.2",
@@ -737,7 +746,7 @@ async def test_measure_rss_over_distinct_targets() -> None:
     async with SnmpSimulator(
         {f"d{i}": "router" for i in range(count)}, startup_timeout=120.0
     ) as sim:
-        for backend in ("pysnmp", "gufo"):
+        for backend in ("pysnmp", "gufo", "native"):
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",

@@ -26,13 +26,14 @@ from commsmon.errors import SnmpError, SnmpProtocolError, SnmpUnexpectedSource
 from commsmon.outputs.wording.render import Wording
 from commsmon.sources.snmp.base import SnmpClient, SnmpTarget, SnmpValue, ValueType
 from commsmon.sources.snmp.gufo_backend import GufoClient
+from commsmon.sources.snmp.native_backend import NativeClient
 from commsmon.sources.snmp.poller import PollJob, SnmpPoller
 from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
 from tests.sources.badagent import OTHER_ADDRESS, SYS_LOCATION, SYS_NAME, BadAgent, Mode
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = [GufoClient, PysnmpClient]
+BACKENDS = [NativeClient, GufoClient, PysnmpClient]
 ANSWER = {SYS_NAME: SnmpValue(ValueType.OCTET_STRING, b"bad-agent")}
 NOW = 1_764_400_000.0
 

@@ -15,11 +15,12 @@ import ipaddress
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Final, Literal, Self
 
 from commsmon.errors import SnmpError
 
 __all__ = [
+    "ERROR_STATUS",
     "AuthProtocol",
     "PrivProtocol",
     "SnmpClient",
@@ -31,6 +32,30 @@ __all__ = [
     "get_per_oid",
     "parse_oid",
 ]
+
+# RFC 3416 §3 error-status values (0..5 are also RFC 1157's).
+ERROR_STATUS: Final[tuple[str, ...]] = (
+    "noError",
+    "tooBig",
+    "noSuchName",
+    "badValue",
+    "readOnly",
+    "genErr",
+    "noAccess",
+    "wrongType",
+    "wrongLength",
+    "wrongEncoding",
+    "wrongValue",
+    "noCreation",
+    "inconsistentValue",
+    "resourceUnavailable",
+    "commitFailed",
+    "undoFailed",
+    "authorizationError",
+    "notWritable",
+    "inconsistentName",
+)
+
 
 SnmpVersion = Literal["v1", "v2c", "v3"]
 """Protocol version of a target."""

@@ -127,7 +127,7 @@ from commsmon.sources.snmp.base import (
 from commsmon.sources.snmp.relay import Relay
 from commsmon.sources.snmp.wire import Address, ReplyGate, ReplyPolicy, stray_error
 
-__all__ = ["MAX_SESSIONS", "RESOLVE_TTL", "GufoClient", "to_snmp_value"]
+__all__ = ["MAX_SESSIONS", "RESOLVE_TTL", "GufoClient", "resolve", "to_snmp_value"]
 
 log = structlog.get_logger("commsmon.snmp")
 
@@ -388,7 +388,7 @@ class GufoClient(SnmpClient):
         kept = self._sessions.get(key)
         if kept is not None and kept.resolve_after <= time.monotonic():
             try:
-                address, resolve_after = await _resolve(target)
+                address, resolve_after = await resolve(target)
             except SnmpError:  # a DNS outage: keep asking the address we know
                 address, resolve_after = kept.address, time.monotonic() + RESOLVE_TTL
             if address == kept.address:
@@ -397,7 +397,7 @@ class GufoClient(SnmpClient):
                 self._sessions.pop(key, None)
                 kept = None
         if kept is None:
-            address, resolve_after = await _resolve(target)
+            address, resolve_after = await resolve(target)
             kept = self._sessions.get(key)  # another request may have made it meanwhile
             if kept is None:
                 kept = _Session(await self._open(target, address), address, resolve_after)
@@ -420,7 +420,7 @@ class GufoClient(SnmpClient):
             kept.busy = False
 
 
-async def _resolve(target: SnmpTarget) -> tuple[str, float]:
+async def resolve(target: SnmpTarget) -> tuple[str, float]:
     """The address to send to, and when to resolve it again.
 
     Raises:

@@ -61,6 +61,7 @@ from pysnmp.proto import errind, rfc1902, rfc1905
 
 from commsmon.errors import SnmpAuthError, SnmpError, SnmpTimeout
 from commsmon.sources.snmp.base import (
+    ERROR_STATUS,
     SnmpClient,
     SnmpTarget,
     SnmpValue,
@@ -96,29 +97,6 @@ PRIV_PROTOCOLS: Final[dict[str, Any]] = {
     "des": usmDESPrivProtocol, "aes": usmAesCfb128Protocol,
     "aes192": usmAesBlumenthalCfb192Protocol, "aes256": usmAesBlumenthalCfb256Protocol,
 }
-
-# RFC 3416 §3 error-status values (0..5 are also RFC 1157's).
-_ERROR_STATUS: Final[tuple[str, ...]] = (
-    "noError",
-    "tooBig",
-    "noSuchName",
-    "badValue",
-    "readOnly",
-    "genErr",
-    "noAccess",
-    "wrongType",
-    "wrongLength",
-    "wrongEncoding",
-    "wrongValue",
-    "noCreation",
-    "inconsistentValue",
-    "resourceUnavailable",
-    "commitFailed",
-    "undoFailed",
-    "authorizationError",
-    "notWritable",
-    "inconsistentName",
-)
 
 # Keyed by BER tag set: Integer/Integer32 and Gauge32/Unsigned32 share tags, and
 # Bits travels as an OCTET STRING.
@@ -350,7 +328,7 @@ class PysnmpClient(SnmpClient):
             )
         status = int(error_status)
         if status:
-            name = _ERROR_STATUS[status] if status < len(_ERROR_STATUS) else f"error{status}"
+            name = ERROR_STATUS[status] if status < len(ERROR_STATUS) else f"error{status}"
             index = int(error_index)
             raise SnmpError(
                 f"{_where(target)}: {op} failed: {name} at index {index}",

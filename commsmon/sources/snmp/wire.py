@@ -45,6 +45,7 @@ SEQUENCE { msgVersion INTEGER, msgGlobalData SEQUENCE { msgID INTEGER, ... }, ..
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -54,10 +55,11 @@ import structlog
 from commsmon.errors import SnmpError, SnmpProtocolError, SnmpUnexpectedSource
 from commsmon.log import LogOnce
 from commsmon.selfmetrics import SNMP_REPLIES_DROPPED, SNMP_RETRANSMISSIONS
+from commsmon.sources.snmp.base import SnmpValue, ValueType
 
 __all__ = [
-    "Message", "Misfit", "ReplyGate", "ReplyPolicy", "Stray", "parse_message", "read_tlv",
-    "stray_error",
+    "Message", "Misfit", "ReplyGate", "ReplyPolicy", "Stray", "oid_text", "parse_message",
+    "read_integer", "read_tlv", "read_value", "stray_error",
 ]
 
 log = structlog.get_logger("commsmon.snmp")
@@ -71,6 +73,8 @@ has given up by then, and a reply this late is counted as unmatched."""
 
 _GET, _GETNEXT, _RESPONSE = 0xA0, 0xA1, 0xA2
 _PDU_TAGS: Final = range(0xA0, 0xA9)  # RFC 3416: GetRequest .. Report
+_UNSIGNED: Final = {0x41: ValueType.COUNTER32, 0x42: ValueType.GAUGE32,
+                    0x43: ValueType.TIMETICKS, 0x46: ValueType.COUNTER64}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +112,7 @@ def parse_message(data: bytes) -> Message:
     tag, pos, _ = read_tlv(data, 0)
     if tag != 0x30:
         raise ValueError("not a SEQUENCE")
-    version, pos = _integer(data, pos)
+    version, pos = read_integer(data, pos)
     if version in (0, 1):
         tag, _, pos = read_tlv(data, pos)  # community
         if tag != 0x04:
@@ -116,9 +120,9 @@ def parse_message(data: bytes) -> Message:
         pdu, pos, pdu_end = read_tlv(data, pos)
         if pdu not in _PDU_TAGS or pdu == 0xA4:  # v1 Trap-PDU has no request-id
             raise ValueError(f"unexpected PDU tag 0x{pdu:02x}")
-        request_id, pos = _integer(data, pos)
-        error_status, pos = _integer(data, pos)
-        _, pos = _integer(data, pos)
+        request_id, pos = read_integer(data, pos)
+        error_status, pos = read_integer(data, pos)
+        _, pos = read_integer(data, pos)
         tag, pos, list_end = read_tlv(data, pos)
         if tag != 0x30 or list_end > pdu_end:
             raise ValueError("no variable-bindings")
@@ -133,7 +137,7 @@ def parse_message(data: bytes) -> Message:
         tag, pos, _ = read_tlv(data, pos)
         if tag != 0x30:
             raise ValueError("no msgGlobalData")
-        msg_id, _ = _integer(data, pos)
+        msg_id, _ = read_integer(data, pos)
         return Message(version, msg_id)
     raise ValueError(f"unknown SNMP version {version}")
 
@@ -161,12 +165,65 @@ def read_tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     return tag, pos, end
 
 
-def _integer(data: bytes, pos: int) -> tuple[int, int]:
+def read_integer(data: bytes, pos: int) -> tuple[int, int]:
     """The INTEGER at ``pos`` and the position after it."""
     tag, start, end = read_tlv(data, pos)
     if tag != 0x02 or not 0 < end - start <= 9:
         raise ValueError("not an INTEGER")
     return int.from_bytes(data[start:end], "big", signed=True), end
+
+
+def read_value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
+    """The SMI value at ``pos`` (typed as :mod:`commsmon.sources.snmp.base` wants, as
+    the pysnmp backend types it) and the position after it.
+
+    Raises:
+        ValueError: a tag SNMP does not define for values (e.g. BOOLEAN, REAL,
+            NsapAddress), a truncated TLV, an empty OID.
+    """
+    tag, start, end = read_tlv(data, pos)
+    body = data[start:end]
+    if tag == 0x02:
+        return SnmpValue(ValueType.INTEGER, int.from_bytes(body, "big", signed=True)), end
+    if tag in _UNSIGNED:
+        return SnmpValue(_UNSIGNED[tag], int.from_bytes(body, "big")), end
+    if tag == 0x04:
+        return SnmpValue(ValueType.OCTET_STRING, body), end
+    if tag == 0x44:
+        return SnmpValue(ValueType.OPAQUE, body), end
+    if tag == 0x06:
+        return SnmpValue(ValueType.OBJECT_IDENTIFIER, oid_text(body)), end
+    if tag == 0x40 and len(body) == 4:
+        return SnmpValue(ValueType.IP_ADDRESS, ".".join(map(str, body))), end
+    if tag == 0x05:
+        return SnmpValue(ValueType.NULL, None), end
+    if tag == 0x80:
+        return SnmpValue(ValueType.NO_SUCH_OBJECT, None), end
+    if tag == 0x81:
+        return SnmpValue(ValueType.NO_SUCH_INSTANCE, None), end
+    if tag == 0x82:
+        return SnmpValue(ValueType.END_OF_MIB_VIEW, None), end
+    raise ValueError(f"unknown tag 0x{tag:02x}")
+
+
+@functools.lru_cache(maxsize=4096)
+def oid_text(body: bytes) -> str:
+    """Dotted text of an OID's content octets (cached: traps and replies repeat their
+    OIDs).
+
+    Raises:
+        ValueError: empty.
+    """
+    if not body:
+        raise ValueError("empty OID")
+    arcs, value = [], 0
+    for byte in body:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    first = min(arcs[0] // 40, 2)
+    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +311,7 @@ class ReplyGate:
         policy: ReplyPolicy,
         transmit: Callable[[bytes], None],
         deliver: Callable[[bytes], None],
+        message: Message | None = None,
     ) -> None:
         """Send a request and keep it until a reply is accepted or it expires.
 
@@ -264,12 +322,15 @@ class ReplyGate:
             transmit: puts bytes on the wire to ``dest`` (called now and on each
                 retransmission).
             deliver: hands an accepted reply to the backend.
+            message: ``datagram``'s header facts, when the caller encoded it itself
+                (saves reading them back); else read here.
 
         Raises:
             ValueError: ``datagram`` is not an SNMP message (a backend bug).
             Exception: whatever ``transmit`` raises; nothing is kept then.
         """
-        message = parse_message(datagram)
+        if message is None:
+            message = parse_message(datagram)
         pending = _Pending(message.id, dest, policy, datagram, transmit, deliver,
                            message.pdu, message.varbinds)
         self._strays.pop(dest, None)

@@ -15,11 +15,10 @@ BER as in X.690; layouts from RFC 1157 §4.1.6 (Trap-PDU) and RFC 3416 §3
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from commsmon.sources.snmp.base import SnmpValue, ValueType
-from commsmon.sources.snmp.wire import read_tlv
+from commsmon.sources.snmp.wire import oid_text, read_tlv, read_value
 
 __all__ = ["RawTrap", "read_trap"]
 
@@ -27,8 +26,6 @@ SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
 SNMP_TRAP_ADDRESS = "1.3.6.1.6.3.18.1.3.0"
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 _V1_TRAP, _V2_TRAP = 0xA4, 0xA7
-_UNSIGNED = {0x41: ValueType.COUNTER32, 0x42: ValueType.GAUGE32, 0x43: ValueType.TIMETICKS,
-             0x46: ValueType.COUNTER64}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +66,11 @@ def read_trap(data: bytes) -> RawTrap | None:
         return None
     values: dict[str, SnmpValue] = {}
     if pdu == _V1_TRAP:
-        enterprise, pos = _value(data, pos)
-        agent, pos = _value(data, pos)
-        generic, pos = _value(data, pos)
-        specific, pos = _value(data, pos)
-        stamp, pos = _value(data, pos)
+        enterprise, pos = read_value(data, pos)
+        agent, pos = read_value(data, pos)
+        generic, pos = read_value(data, pos)
+        specific, pos = read_value(data, pos)
+        stamp, pos = read_value(data, pos)
         if not (isinstance(generic.value, int) and isinstance(specific.value, int)
                 and isinstance(enterprise.value, str)):
             raise ValueError("v1 trap without enterprise or generic/specific numbers")
@@ -91,53 +88,10 @@ def read_trap(data: bytes) -> RawTrap | None:
     while pos < end:
         _, start, pos = read_tlv(data, pos)  # VarBind ::= SEQUENCE { name, value }
         tag, name, inner = read_tlv(data, start)
-        value, _ = _value(data, inner)
+        value, _ = read_value(data, inner)
         if tag == 0x06:
-            values[_oid(data[name:inner])] = value
+            values[oid_text(data[name:inner])] = value
     trap_oid = values.get(SNMP_TRAP_OID)
     if trap_oid is None or not isinstance(trap_oid.value, str):
         raise ValueError("no snmpTrapOID.0")
     return RawTrap(community, trap_oid.value, values)
-
-
-def _value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
-    """The SMI value at ``pos`` (typed as :mod:`commsmon.sources.snmp.base` wants) and
-    the position after it."""
-    tag, start, end = read_tlv(data, pos)
-    body = data[start:end]
-    if tag == 0x02:
-        return SnmpValue(ValueType.INTEGER, int.from_bytes(body, "big", signed=True)), end
-    if tag in _UNSIGNED:
-        return SnmpValue(_UNSIGNED[tag], int.from_bytes(body, "big")), end
-    if tag == 0x04:
-        return SnmpValue(ValueType.OCTET_STRING, body), end
-    if tag == 0x44:
-        return SnmpValue(ValueType.OPAQUE, body), end
-    if tag == 0x06:
-        return SnmpValue(ValueType.OBJECT_IDENTIFIER, _oid(body)), end
-    if tag == 0x40 and len(body) == 4:
-        return SnmpValue(ValueType.IP_ADDRESS, ".".join(map(str, body))), end
-    if tag == 0x05:
-        return SnmpValue(ValueType.NULL, None), end
-    if tag == 0x80:
-        return SnmpValue(ValueType.NO_SUCH_OBJECT, None), end
-    if tag == 0x81:
-        return SnmpValue(ValueType.NO_SUCH_INSTANCE, None), end
-    if tag == 0x82:
-        return SnmpValue(ValueType.END_OF_MIB_VIEW, None), end
-    raise ValueError(f"unknown tag 0x{tag:02x}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _oid(body: bytes) -> str:
-    """Dotted text of an OID's content octets (cached: traps repeat their OIDs)."""
-    if not body:
-        raise ValueError("empty OID")
-    arcs, value = [], 0
-    for byte in body:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            arcs.append(value)
-            value = 0
-    first = min(arcs[0] // 40, 2)
-    return ".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]]))

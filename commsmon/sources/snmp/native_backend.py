@@ -1,0 +1,325 @@
+"""SnmpClient that speaks SNMPv1 and v2c GET itself, and hands SNMPv3 to gufo.
+
+A v1/v2c GET is small enough to write and read without a library: one message
+(RFC 1157 §4, RFC 3416 §3: ``SEQUENCE { version, community, GetRequest-PDU {
+request-id, 0, 0, varbinds of (OID, NULL) } }``), and its Response read with the
+same BER reader the reply gate and the trap decoder use
+(:func:`~commsmon.sources.snmp.wire.read_value`), which types values as the
+pysnmp backend does: Counter32, Gauge32, TimeTicks, Counter64, Opaque, IpAddress,
+NULL and the v2 exceptions each keep their SMI type, and a whole-PDU
+error-status raises ``SnmpError`` with its name and index, as pysnmp's does.
+
+Why: behind gufo, every request crossed loopback twice more through the
+relay (:mod:`~commsmon.sources.snmp.relay`: gufo's sessions are connected
+sockets) and registered its socket with the event loop and removed it again.
+Here requests leave from one unconnected socket per address family, straight
+through the client's :class:`~commsmon.sources.snmp.wire.ReplyGate` (same-id
+retransmission, replies only from the target or its ``reply_from``), and one
+reader takes every reply.  Measured with one snmpd (GET of five OIDs, v2c, one
+request at a time, CPU per poll through the poller): see the README's "SNMP
+backend".
+
+SNMPv3 (USM keys, engine discovery) goes to a :class:`GufoClient` this client
+owns. SET is never sent: the only PDU written here is GetRequest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import random
+import socket
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.sources.snmp.base import (
+    ERROR_STATUS,
+    SnmpClient,
+    SnmpTarget,
+    SnmpValue,
+    get_per_oid,
+    parse_oid,
+)
+from commsmon.sources.snmp.gufo_backend import RESOLVE_TTL, GufoClient, resolve
+from commsmon.sources.snmp.wire import (
+    Address,
+    Message,
+    ReplyGate,
+    ReplyPolicy,
+    read_integer,
+    read_tlv,
+    read_value,
+    stray_error,
+)
+
+__all__ = ["NativeClient", "encode_get"]
+
+_VERSION: Final = {"v1": 0, "v2c": 1}
+_MAX_ARC: Final = 2**32 - 1  # RFC 2578 §7.1.3
+_READ_BATCH: Final = 256  # replies read per turn of the event loop
+_GET_REQUEST: Final = 0xA0
+
+
+class NativeClient(SnmpClient):
+    """SnmpClient for v1 and v2c on its own BER codec; v3 through gufo.
+
+    Sockets and the gate belong to the event loop that first used the client;
+    used from another loop, it starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._v3 = GufoClient()
+        self._gate = ReplyGate("native")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sockets: dict[int, socket.socket] = {}
+        self._addresses: dict[str, tuple[str, float]] = {}  # host -> (address, resolve after)
+        self._ids = itertools.count(random.randrange(1, 2**30))
+
+    def engine_id(self, target: SnmpTarget) -> bytes | None:
+        """See :meth:`SnmpClient.engine_id` (v3 only, learnt by gufo's discovery)."""
+        return self._v3.engine_id(target)
+
+    async def get(self, target: SnmpTarget, oids: Sequence[str]) -> dict[str, SnmpValue]:
+        """GET the given OIDs; see :meth:`SnmpClient.get`.
+
+        Raises:
+            ValueError: an OID is not numeric, or cannot be encoded (an arc above
+                2**32-1, a first arc above 2, a second above 39 under 0 or 1).
+            SnmpTimeout: no answer within ``target.retries + 1`` attempts of
+                ``target.timeout`` seconds.
+            SnmpError: an error-status other than v1 noSuchName (``status`` its
+                RFC 3416 name, ``index`` error-index), a reply whose values will
+                not decode (``"decodeError"``) or whose varbinds are not one per
+                OID asked (``"badResponse"``), a transport error, or an
+                unresolvable host.
+        """
+        if target.version == "v3":
+            return await self._v3.get(target, oids)
+        if not oids:
+            return {}
+        encoded = {oid: _oid_tlv(oid) for oid in oids}
+
+        async def get_once(batch: Sequence[str]) -> list[SnmpValue]:
+            reply = await self._request(target, [encoded[oid] for oid in batch])
+            values = _response_values(reply, target)
+            if len(values) != len(batch):
+                raise SnmpError(
+                    f"{_where(target)}: GET of {len(batch)} OIDs answered with "
+                    f"{len(values)} varbinds", status="badResponse")
+            return values
+
+        return await get_per_oid(get_once, oids)
+
+    async def close(self) -> None:
+        """Close the sockets, forget requests in flight, and close the v3 client.
+        Safe to call twice; the client stays usable."""
+        self._reset()
+        await self._v3.close()
+
+    def _reset(self) -> None:
+        for sock in self._sockets.values():
+            with contextlib.suppress(RuntimeError, ValueError):  # loop closed, socket gone
+                if self._loop is not None and not self._loop.is_closed():
+                    self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._sockets.clear()
+        self._gate.close()
+        self._loop = None
+
+    async def _request(self, target: SnmpTarget, oids: list[bytes]) -> bytes:
+        """Send one GetRequest of ``oids`` (encoded OID TLVs); the reply the gate
+        accepted.
+
+        Raises:
+            SnmpTimeout: no accepted reply in time; SnmpUnexpectedSource or
+                SnmpProtocolError instead when the gate dropped replies on the way.
+            SnmpError: the host does not resolve, or the request cannot be sent.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._reset()
+            self._loop = loop
+        dest = (await self._address(target), target.port)
+        version, request_id = _VERSION[target.version], self._next_id()
+        request = encode_get(version, target.community.encode(), request_id, oids)
+        header = Message(version, request_id, _GET_REQUEST, 0, len(oids))
+        reply: asyncio.Future[bytes] = loop.create_future()
+
+        def deliver(data: bytes) -> None:
+            if not reply.done():
+                reply.set_result(data)
+
+        try:
+            sock = self._socket(socket.AF_INET6 if ":" in dest[0] else socket.AF_INET)
+            # The gate sends again every ``timeout``: the last attempt's ends here.
+            async with asyncio.timeout(target.timeout * (target.retries + 1)):
+                self._gate.send(request, dest, ReplyPolicy(target.reply_from, target.timeout,
+                                                           target.retries),
+                                lambda data: _send(sock, data, dest), deliver, header)
+                return await reply
+        except TimeoutError as exc:
+            stray = self._gate.unanswered(dest)
+            if stray is not None:
+                raise stray_error(stray, _where(target), "get") from exc
+            raise SnmpTimeout(
+                f"{_where(target)}: no response to get after {target.retries + 1} attempt(s) "
+                f"of {target.timeout} s", status="requestTimedOut") from exc
+        except OSError as exc:
+            raise SnmpError(f"{_where(target)}: get failed: {exc}", status=str(exc)) from exc
+
+    async def _address(self, target: SnmpTarget) -> str:
+        """The address to send to: resolved as gufo's backend does (an IP literal as
+        it is, a name again after RESOLVE_TTL; a DNS outage keeps the last address).
+
+        Raises:
+            SnmpError: the host does not resolve and no address is known.
+        """
+        known = self._addresses.get(target.host)
+        if known is not None and known[1] > time.monotonic():
+            return known[0]
+        try:
+            address, after = await resolve(target)
+        except SnmpError:
+            if known is None:
+                raise
+            address, after = known[0], time.monotonic() + RESOLVE_TTL
+        self._addresses[target.host] = (address, after)
+        return address
+
+    def _socket(self, family: int) -> socket.socket:
+        """The unconnected socket requests of ``family`` leave from, read by
+        :meth:`_read` (made on first use).
+
+        Raises:
+            OSError: the socket cannot be made.
+        """
+        sock = self._sockets.get(family)
+        if sock is None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+                asyncio.get_running_loop().add_reader(sock.fileno(), self._read, sock)
+            except BaseException:
+                sock.close()
+                raise
+            self._sockets[family] = sock
+        return sock
+
+    def _read(self, sock: socket.socket) -> None:
+        """Replies until the socket is empty (at most _READ_BATCH a turn), each to the
+        gate, which delivers the ones that answer."""
+        for _ in range(_READ_BATCH):
+            try:
+                data, address = sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error reported on the socket: nothing to read
+                return
+            self._gate.receive(data, (str(address[0]), int(address[1])))
+
+    def _next_id(self) -> int:
+        """A request-id in 1..2**31-1 (INTEGER32), a new one per request."""
+        return next(self._ids) % 0x7FFFFFFF + 1
+
+
+def _send(sock: socket.socket, data: bytes, dest: Address) -> None:
+    """Put ``data`` on the wire; a full send buffer loses it as the network would
+    (the gate's next attempt or the timeout tells)."""
+    with contextlib.suppress(BlockingIOError):
+        sock.sendto(data, dest)
+
+
+def encode_get(version: int, community: bytes, request_id: int, oids: Sequence[bytes]) -> bytes:
+    """An SNMPv1 (``version`` 0) or v2c (1) GetRequest message.
+
+    Args:
+        version: the message's version field.
+        community: the community, as sent.
+        request_id: the PDU's request-id.
+        oids: each OID as its BER TLV (:func:`_oid_tlv`); each asked with a NULL value.
+    """
+    varbinds = b"".join(_tlv(0x30, oid + b"\x05\x00") for oid in oids)
+    pdu = _tlv(_GET_REQUEST, _integer(request_id) + b"\x02\x01\x00\x02\x01\x00"
+               + _tlv(0x30, varbinds))
+    return _tlv(0x30, _integer(version) + _tlv(0x04, community) + pdu)
+
+
+def _response_values(data: bytes, target: SnmpTarget) -> list[SnmpValue]:
+    """The values of the Response in ``data`` (the gate has matched its request-id and
+    PDU type), in varbind order.
+
+    Raises:
+        SnmpError: a non-zero error-status (its name, error-index); values that will
+            not decode (``"decodeError"``).
+    """
+    try:
+        _, pos, _ = read_tlv(data, 0)  # Message
+        _, _, pos = read_tlv(data, pos)  # version
+        _, _, pos = read_tlv(data, pos)  # community
+        _, pos, _ = read_tlv(data, pos)  # Response-PDU
+        _, _, pos = read_tlv(data, pos)  # request-id
+        status, pos = read_integer(data, pos)
+        index, pos = read_integer(data, pos)
+        if status:
+            name = ERROR_STATUS[status] if 0 < status < len(ERROR_STATUS) else f"error{status}"
+            raise SnmpError(f"{_where(target)}: get failed: {name} at index {index}",
+                            status=name, index=index)
+        _, pos, end = read_tlv(data, pos)  # variable-bindings
+        values = []
+        while pos < end:
+            _, start, pos = read_tlv(data, pos)  # VarBind
+            _, _, inner = read_tlv(data, start)  # name
+            value, _ = read_value(data, inner)
+            values.append(value)
+    except ValueError as exc:
+        raise SnmpError(f"{_where(target)}: get reply: {exc}", status="decodeError") from exc
+    return values
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    """BER tag, definite length (short form under 128, else long), content."""
+    size = len(body)
+    if size < 0x80:
+        return bytes((tag, size)) + body
+    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(length))) + length + body
+
+
+def _integer(value: int) -> bytes:
+    """An INTEGER TLV in the fewest two's-complement octets."""
+    return _tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+
+
+@functools.lru_cache(maxsize=65_536)
+def _oid_tlv(oid: str) -> bytes:
+    """An OBJECT IDENTIFIER TLV (X.690 §8.19; cached: a daemon asks the same few
+    hundred OIDs again and again).
+
+    Raises:
+        ValueError: not numeric (:func:`parse_oid`), an arc above 2**32-1, a first
+            arc above 2, or a second arc above 39 under a first of 0 or 1.
+    """
+    arcs = parse_oid(oid)
+    if max(arcs) > _MAX_ARC:
+        raise ValueError(f"OID arc above {_MAX_ARC}: {oid!r}")
+    if arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39):
+        raise ValueError(f"not an encodable OID: {oid!r}")
+    body = bytearray()
+    for arc in (arcs[0] * 40 + arcs[1], *arcs[2:]):
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body += bytes(reversed(chunk))
+    return _tlv(0x06, bytes(body))
+
+
+def _where(target: SnmpTarget) -> str:
+    """Name a target in messages: host, port and version, never the community."""
+    return f"{target.host}:{target.port} ({target.version})"

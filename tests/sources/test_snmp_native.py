@@ -1,0 +1,248 @@
+"""NativeClient against PysnmpClient: the same real agents, every value equal.
+
+Both backends keep SMI types (the native one reads BER itself, as the trap
+decoder does), so unlike gufo's differential test there is nothing "seen
+through" anything: a value is equal, type and all, or the test fails.  Values
+that move while we read (sysUpTime, interface counters) are read by pysnmp
+before and after; the native one must have the same type and lie between.
+SNMPv3 is gufo's inside NativeClient: it must give what GufoClient gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+import pytest_asyncio
+
+from commsmon.errors import SnmpError
+from commsmon.sim.snmpagents import SnmpSimulator
+from commsmon.sources.snmp.base import NO_SUCH_OBJECT, SnmpTarget, SnmpValue, ValueType
+from commsmon.sources.snmp.gufo_backend import GufoClient
+from commsmon.sources.snmp.native_backend import NativeClient, encode_get
+from commsmon.sources.snmp.pysnmp_backend import PysnmpClient
+from commsmon.sources.snmp.wire import parse_message
+from tests.snmpd import Snmpd, free_udp_port
+from tests.sources.test_snmp_differential import (
+    FAIL_TIMEOUT,
+    FLEET,
+    HIKVISION,
+    IF_TABLE,
+    IF_X_TABLE,
+    MISSING_INSTANCE,
+    MISSING_OBJECT,
+    SYS_DESCR,
+    SYS_LOCATION,
+    SYS_NAME,
+    SYSTEM,
+    SYSTEM_SCALARS,
+    TYPED_OIDS,
+    agent,
+    at,
+    fleet,
+    outcome,
+    snmp_profiles,
+    subtree,
+)
+
+pytestmark = pytest.mark.integration
+in_module_loop = pytest.mark.asyncio(loop_scope="module")  # the loop of the fleet fixture
+__all__ = ["agent", "fleet"]  # fixtures, shared with the differential test
+
+
+@pytest_asyncio.fixture
+async def clients() -> AsyncIterator[tuple[PysnmpClient, NativeClient]]:
+    async with PysnmpClient() as pysnmp, NativeClient() as native:
+        yield pysnmp, native
+
+
+async def same_as_pysnmp(pysnmp: PysnmpClient, native: NativeClient, target: SnmpTarget,
+                         oids: Sequence[str]) -> dict[str, SnmpValue]:
+    """GET through pysnmp, the native client, pysnmp again; assert every value equal (or,
+    if it moved, of the same type and between); return the native values."""
+    before = await pysnmp.get(target, oids)
+    got = await native.get(target, oids)
+    after = await pysnmp.get(target, oids)
+    assert list(got) == list(before) == list(oids)
+    for oid in oids:
+        where = f"{target.version} {target.community} GET {oid}"
+        if before[oid] == after[oid]:
+            assert got[oid] == before[oid], where
+        else:
+            assert got[oid].type is before[oid].type, where
+            low, high, value = before[oid].value, after[oid].value, got[oid].value
+            assert isinstance(low, int) and isinstance(high, int), where
+            assert isinstance(value, int) and low <= value <= high, where
+    return got
+
+
+async def same_walk(pysnmp: PysnmpClient, native: NativeClient, target: SnmpTarget,
+                    root: str) -> int:
+    """Every OID under ``root`` (net-snmp's snmpwalk) compared, ten a PDU; the count."""
+    oids = await subtree(target, root)
+    for start in range(0, len(oids), 10):
+        await same_as_pysnmp(pysnmp, native, target, oids[start:start + 10])
+    return len(oids)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2c"])
+async def test_system_group_and_if_tables_equal_pysnmps(
+        agent: Snmpd, clients: tuple[PysnmpClient, NativeClient], version: str) -> None:
+    """sysDescr..sysORLastChange by GET; the system group, ifTable and ifXTable by walk."""
+    pysnmp, native = clients
+    target = at(agent, version)  # type: ignore[arg-type]
+    got = await same_as_pysnmp(pysnmp, native, target, SYSTEM_SCALARS)
+    rows = sum([await same_walk(pysnmp, native, target, root)
+                for root in (SYSTEM, IF_TABLE, IF_X_TABLE)])
+
+    assert got[SYS_NAME] == SnmpValue(ValueType.OCTET_STRING, agent.sys_name.encode())
+    assert rows > 30
+
+
+@pytest.mark.parametrize("version", ["v1", "v2c"])
+async def test_missing_oids_and_every_type_equal_pysnmps(
+        agent: Snmpd, clients: tuple[PysnmpClient, NativeClient], version: str) -> None:
+    """Missing objects and instances among good OIDs, and one OID of each SMI type snmpd
+    serves: v2c keeps noSuchObject and noSuchInstance apart, v1's noSuchName is asked
+    again without the blamed OID, as pysnmp's backend does."""
+    pysnmp, native = clients
+    oids = [MISSING_OBJECT, SYS_NAME, MISSING_INSTANCE, SYS_DESCR, *TYPED_OIDS]
+    got = await same_as_pysnmp(pysnmp, native, at(agent, version), oids)  # type: ignore[arg-type]
+
+    if version == "v2c":
+        assert got[MISSING_OBJECT].type is ValueType.NO_SUCH_OBJECT
+        assert got[MISSING_INSTANCE].type is ValueType.NO_SUCH_INSTANCE
+        assert got["1.3.6.1.2.1.31.1.1.1.6.1"].type is ValueType.COUNTER64
+    else:
+        assert got[MISSING_OBJECT] == got[MISSING_INSTANCE] == NO_SUCH_OBJECT
+    assert got["1.3.6.1.2.1.1.3.0"].type is ValueType.TIMETICKS
+    assert got["1.3.6.1.2.1.2.2.1.5.1"].type is ValueType.GAUGE32
+    assert got["1.3.6.1.2.1.2.2.1.10.1"].type is ValueType.COUNTER32
+    assert got["1.3.6.1.2.1.4.20.1.1.127.0.0.1"] == SnmpValue(ValueType.IP_ADDRESS, "127.0.0.1")
+    assert got["1.3.6.1.4.1.2021.10.1.6.1"].type is ValueType.OPAQUE
+
+
+async def test_only_missing_oids_v1(agent: Snmpd,
+                                    clients: tuple[PysnmpClient, NativeClient]) -> None:
+    """A v1 GET of nothing but missing OIDs ends with all noSuchObject."""
+    pysnmp, native = clients
+    oids = [MISSING_OBJECT, MISSING_INSTANCE]
+    got = await same_as_pysnmp(pysnmp, native, at(agent, "v1"), oids)
+
+    assert got == {oid: NO_SUCH_OBJECT for oid in oids}
+
+
+async def test_v3_is_gufos(agent: Snmpd) -> None:
+    """SNMPv3 (authPriv, SHA-256 + AES-128) goes through gufo: the same values, and the
+    agent's engine ID learnt."""
+    target = at(agent, "v3")
+    async with NativeClient() as native, GufoClient() as gufo:
+        got = await native.get(target, [SYS_NAME, SYS_LOCATION])
+        expected = await gufo.get(target, [SYS_NAME, SYS_LOCATION])
+        engine = native.engine_id(target)
+
+    assert got == expected
+    assert engine is not None and engine == gufo.engine_id(target)
+
+
+@in_module_loop
+@pytest.mark.parametrize("version", ["v1", "v2c"])
+async def test_profile_oids_and_walks_equal_pysnmps_on_every_recording(
+        fleet: SnmpSimulator, version: str) -> None:
+    """Every OID of every SNMP profile on every recorded device (snmpsim): equal values and
+    equal readings; the ifTable and Hikvision subtrees walked equal."""
+    profiles = snmp_profiles()
+    readings = 0
+    async with PysnmpClient() as pysnmp, NativeClient() as native:
+        for community in FLEET:
+            target = SnmpTarget(fleet.host, fleet.port, version,  # type: ignore[arg-type]
+                                community=community)
+            for specs in profiles.values():
+                oids = list(dict.fromkeys(spec.oid for spec in specs.values() if spec.oid))
+                got = await same_as_pysnmp(pysnmp, native, target, oids)
+                for reading, spec in specs.items():
+                    assert spec.oid is not None
+                    expected = outcome(spec, (await pysnmp.get(target, [spec.oid]))[spec.oid])
+                    assert outcome(spec, got[spec.oid]) == expected, (community, reading)
+                    readings += 1
+            for root in (IF_TABLE, HIKVISION):
+                await same_walk(pysnmp, native, target, root)
+
+    assert readings > 100
+
+
+async def test_bad_oids_are_refused_before_anything_is_sent() -> None:
+    """Not numeric, an arc above 2**32-1, a first arc of 3: ValueError, no request."""
+    target = SnmpTarget("127.0.0.1", free_udp_port(), timeout=FAIL_TIMEOUT, retries=0)
+    async with NativeClient() as native:
+        for oid in ("1.3.6.x", "1.3.6.1.4294967296", "3.1.2"):
+            with pytest.raises(ValueError):
+                await native.get(target, [oid])
+
+
+def test_the_request_reads_back_as_written() -> None:
+    """encode_get's bytes are what the reply gate reads: v2c, the id, a GetRequest of
+    two varbinds; a large id and a long community take the long length forms.
+    Hand-checked: 1.3.6.1.2.1.1.5.0 is 06 08 2b 06 01 02 01 01 05 00."""
+    from commsmon.sources.snmp.native_backend import _oid_tlv
+
+    assert _oid_tlv(SYS_NAME) == bytes.fromhex("06082b06010201010500")
+    request = encode_get(1, b"c" * 200, 2**31 - 1, [_oid_tlv(SYS_NAME), _oid_tlv(SYS_DESCR)])
+    message = parse_message(request)
+
+    assert (message.version, message.id, message.pdu, message.error_status,
+            message.varbinds) == (1, 2**31 - 1, 0xA0, 0, 2)
+
+
+class StandIn(asyncio.DatagramProtocol):
+    """An agent on loopback answering each GetRequest with itself made a Response
+    (PDU tag A0 -> A2), error-status and error-index as given, the varbinds' NULLs
+    kept."""
+
+    def __init__(self, status: int = 0, index: int = 0) -> None:
+        self.status, self.index = status, index
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        at_pdu = data.index(b"\xa0", 2)
+        reply = bytearray(data)
+        reply[at_pdu] = 0xA2
+        fields = reply.index(b"\x02\x01\x00\x02\x01\x00", at_pdu)  # the two INTEGER 0
+        reply[fields + 2], reply[fields + 5] = self.status, self.index
+        self.transport.sendto(bytes(reply), addr)  # type: ignore[attr-defined]
+
+
+async def test_an_ipv6_agent_answers() -> None:
+    """An agent on ::1: the request leaves from the IPv6 socket and its reply, from the
+    agent's own address, answers (NULL values, as the stand-in sends them)."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(StandIn, local_addr=("::1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        async with NativeClient() as native:
+            got = await native.get(SnmpTarget("::1", port, "v2c", timeout=1.0), [SYS_NAME])
+    finally:
+        transport.close()
+
+    assert got == {SYS_NAME: SnmpValue(ValueType.NULL, None)}
+
+
+async def test_an_error_status_is_an_error_with_its_name(
+        clients: tuple[PysnmpClient, NativeClient]) -> None:
+    """A v2c agent answering genErr at index 2 (a stand-in agent on 127.0.0.1): both
+    backends raise SnmpError status genErr, index 2."""
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(lambda: StandIn(status=5, index=2),
+                                                       local_addr=("127.0.0.1", 0))
+    try:
+        port = transport.get_extra_info("sockname")[1]
+        target = SnmpTarget("127.0.0.1", port, "v2c", community="public", timeout=1.0)
+        for client in clients:
+            with pytest.raises(SnmpError) as caught:
+                await client.get(target, [SYS_NAME, SYS_DESCR])
+            assert (caught.value.status, caught.value.index) == ("genErr", 2), client
+    finally:
+        transport.close()
