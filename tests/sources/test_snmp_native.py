@@ -11,12 +11,13 @@ SNMPv3 is gufo's inside NativeClient: it must give what GufoClient gives.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
 import pytest_asyncio
 
-from commsmon.errors import SnmpError
+from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.sim.snmpagents import SnmpSimulator
 from commsmon.sources.snmp.base import NO_SUCH_OBJECT, SnmpTarget, SnmpValue, ValueType
 from commsmon.sources.snmp.gufo_backend import GufoClient
@@ -246,3 +247,21 @@ async def test_an_error_status_is_an_error_with_its_name(
             assert (caught.value.status, caught.value.index) == ("genErr", 2), client
     finally:
         transport.close()
+
+
+async def test_a_resolver_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should name resolution never return, the GET still ends in SnmpTimeout once the
+    target's deadline (timeout x (retries + 1) + 1 s) has passed."""
+    from commsmon.sources.snmp import native_backend
+
+    async def never_answers(*args: object) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(native_backend, "resolve", never_answers)
+    target = SnmpTarget("ups.village.invalid", 161, "v2c", timeout=0.2, retries=0)
+    async with NativeClient() as native:
+        started = time.monotonic()
+        with pytest.raises(SnmpTimeout):
+            await native.get(target, [SYS_NAME])
+
+    assert target.deadline - 0.05 <= time.monotonic() - started < target.deadline + 2.0

@@ -143,7 +143,6 @@ class NativeClient(SnmpClient):
         if self._loop is not loop:
             self._reset()
             self._loop = loop
-        dest = (await self._address(target), target.port)
         version, request_id = _VERSION[target.version], self._next_id()
         request = encode_get(version, target.community.encode(), request_id, oids)
         header = Message(version, request_id, _GET_REQUEST, 0, len(oids))
@@ -153,16 +152,20 @@ class NativeClient(SnmpClient):
             if not reply.done():
                 reply.set_result(data)
 
+        dest: Address | None = None
         try:
-            sock = self._socket(socket.AF_INET6 if ":" in dest[0] else socket.AF_INET)
-            # The gate sends again every ``timeout``: the last attempt's ends here.
-            async with asyncio.timeout(target.timeout * (target.retries + 1)):
-                self._gate.send(request, dest, ReplyPolicy(target.reply_from, target.timeout,
-                                                           target.retries),
-                                lambda data: _send(sock, data, dest), deliver, header)
-                return await reply
+            async with asyncio.timeout(target.deadline):  # a resolver that hangs, too
+                address = dest = (await self._address(target), target.port)
+                sock = self._socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
+                # The gate sends again every ``timeout``: the last attempt's ends here.
+                async with asyncio.timeout(target.timeout * (target.retries + 1)):
+                    self._gate.send(request, address,
+                                    ReplyPolicy(target.reply_from, target.timeout,
+                                                target.retries),
+                                    lambda data: _send(sock, data, address), deliver, header)
+                    return await reply
         except TimeoutError as exc:
-            stray = self._gate.unanswered(dest)
+            stray = self._gate.unanswered(dest) if dest is not None else None
             if stray is not None:
                 raise stray_error(stray, _where(target), "get") from exc
             raise SnmpTimeout(
