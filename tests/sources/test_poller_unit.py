@@ -132,3 +132,16 @@ async def test_poll_now_polls_once_beside_the_schedule(monkeypatch: pytest.Monke
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert len(client.requests) == 1 and [o.device for o in seen] == ["v01-ups"]
+
+
+async def test_a_backends_unexpected_exception_costs_one_poll_not_the_poller() -> None:
+    """A backend that raises what no SnmpClient should (an IndexError from a bug): the
+    poll is a failed observation naming the exception, logged, and the poller goes on."""
+
+    class Broken(RecordingClient):
+        async def get(self, target: SnmpTarget, oids: object) -> dict[str, SnmpValue]:
+            raise IndexError("list index out of range")
+
+    obs, seen = await poll_once(Broken())
+    assert seen == [obs]
+    assert (obs.reachable, obs.error, obs.detail) == (False, "snmp_error", "IndexError")

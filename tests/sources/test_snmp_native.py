@@ -11,8 +11,9 @@ SNMPv3 is gufo's inside NativeClient: it must give what GufoClient gives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import pytest_asyncio
@@ -199,10 +200,12 @@ def test_the_request_reads_back_as_written() -> None:
 class StandIn(asyncio.DatagramProtocol):
     """An agent on loopback answering each GetRequest with itself made a Response
     (PDU tag A0 -> A2), error-status and error-index as given, the varbinds' NULLs
-    kept."""
+    kept, or (``value``) each NULL replaced by that TLV; ``rewrite`` edits the
+    reply's bytes last."""
 
-    def __init__(self, status: int = 0, index: int = 0) -> None:
-        self.status, self.index = status, index
+    def __init__(self, status: int = 0, index: int = 0, value: bytes = b"",
+                 rewrite: Callable[[bytes], bytes] = lambda reply: reply) -> None:
+        self.status, self.index, self.value, self.rewrite = status, index, value, rewrite
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -213,20 +216,121 @@ class StandIn(asyncio.DatagramProtocol):
         reply[at_pdu] = 0xA2
         fields = reply.index(b"\x02\x01\x00\x02\x01\x00", at_pdu)  # the two INTEGER 0
         reply[fields + 2], reply[fields + 5] = self.status, self.index
-        self.transport.sendto(bytes(reply), addr)  # type: ignore[attr-defined]
+        answer = bytes(reply)
+        if self.value:  # one varbind: its NULL replaced, the three lengths around it grown
+            grow = len(self.value) - 2
+            answer = answer[:-2] + self.value
+            head = bytearray(answer)
+            for at in (1, at_pdu + 1, fields + 7, fields + 9):  # Message, PDU, list, VarBind
+                head[at] += grow
+            answer = bytes(head)
+        self.transport.sendto(self.rewrite(answer), addr)  # type: ignore[attr-defined]
+
+
+@contextlib.asynccontextmanager
+async def stand_in(agent: StandIn, host: str = "127.0.0.1") -> AsyncIterator[int]:
+    """``agent`` listening on an ephemeral port of ``host``: its port."""
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: agent, local_addr=(host, 0))
+    try:
+        yield transport.get_extra_info("sockname")[1]
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize("value", [
+    "06 01 80",           # an OID of one unfinished sub-identifier
+    "06 03 2b 06 81",     # its last sub-identifier unfinished
+    "06 03 2b 80 01",     # a sub-identifier padded with 0x80
+    "02 05 01 00 00 00 00",  # INTEGER 2**32: beyond Integer32
+    "02 0a 01 00 00 00 00 00 00 00 00 00",  # a 10-octet INTEGER
+    "41 05 01 00 00 00 00",  # Counter32 2**32
+    "43 0c" + " 01" * 12,    # a 12-octet TimeTicks (a 200-octet one crashed a poller)
+    "46 09 01 00 00 00 00 00 00 00 00",  # Counter64 2**64
+    "02 00",              # an INTEGER without content
+    "05 01 00",           # NULL with content
+    "80 01 00",           # noSuchObject with content
+    "01 01 ff",           # BOOLEAN: not an SMI type
+])
+async def test_a_malformed_value_is_a_decode_error(value: str) -> None:
+    """Each value a reply may carry that is not a well-formed SMI value in its range:
+    SnmpError decodeError (the device's poll fails), never another exception."""
+    async with stand_in(StandIn(value=bytes.fromhex(value))) as port, \
+            NativeClient() as native:
+        with pytest.raises(SnmpError) as caught:
+            await native.get(SnmpTarget("127.0.0.1", port, timeout=1.0), [SYS_NAME])
+
+    assert caught.value.status == "decodeError"
+
+
+async def test_values_at_the_edges_of_their_ranges_are_read() -> None:
+    """Integer32 -2**31, TimeTicks 2**32-1 (with and without its leading zero: net-snmp's
+    leniency), Counter64 2**64-1."""
+    for value, expected in [
+        ("02 04 80 00 00 00", SnmpValue(ValueType.INTEGER, -2**31)),
+        ("43 05 00 ff ff ff ff", SnmpValue(ValueType.TIMETICKS, 2**32 - 1)),
+        ("43 04 ff ff ff ff", SnmpValue(ValueType.TIMETICKS, 2**32 - 1)),
+        ("46 09 00" + " ff" * 8, SnmpValue(ValueType.COUNTER64, 2**64 - 1)),
+    ]:
+        async with stand_in(StandIn(value=bytes.fromhex(value))) as port, \
+                NativeClient() as native:
+            got = await native.get(SnmpTarget("127.0.0.1", port, timeout=1.0), [SYS_NAME])
+        assert got == {SYS_NAME: expected}, value
+
+
+@pytest.mark.parametrize("rewrite", [
+    lambda reply: reply.replace(b"\x04\x06public", b"\x04\x06PUBLIC"),  # another community
+    lambda reply: reply[:4] + b"\x00" + reply[5:],  # version 0 (v1) answering v2c
+])
+async def test_a_reply_with_another_community_or_version_is_not_an_answer(
+        rewrite: Callable[[bytes], bytes]) -> None:
+    """Dropped, as pysnmp drops it: the GET times out."""
+    async with stand_in(StandIn(rewrite=rewrite)) as port, NativeClient() as native:
+        with pytest.raises(SnmpTimeout):
+            await native.get(SnmpTarget("127.0.0.1", port, "v2c", timeout=0.3, retries=0),
+                             [SYS_NAME])
+
+
+async def test_an_ipv6_host_written_any_way_is_answered() -> None:
+    """0:0:0:0:0:0:0:1 and 0::1 are ::1: the reply from ::1 answers (the address is
+    made canonical before the gate compares it with the reply's source)."""
+    async with stand_in(StandIn(), "::1") as port, NativeClient() as native:
+        for host in ("0:0:0:0:0:0:0:1", "0::1"):
+            got = await native.get(SnmpTarget(host, port, timeout=1.0), [SYS_NAME])
+            assert got == {SYS_NAME: SnmpValue(ValueType.NULL, None)}, host
+
+
+async def test_closing_while_a_name_resolves_leaves_the_client_working(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """close() while a GET waits for its host's address: that GET may fail, and every
+    GET after it is answered (its socket's reader is removed with it, not left behind
+    on a descriptor the next socket reuses)."""
+    from commsmon.sources.snmp import native_backend
+
+    release = asyncio.Event()
+
+    async def slow(target: SnmpTarget) -> tuple[str, float]:
+        await release.wait()
+        return "127.0.0.1", float("inf")
+
+    monkeypatch.setattr(native_backend, "resolve", slow)
+    async with stand_in(StandIn()) as port, NativeClient() as native:
+        target = SnmpTarget("agent.invalid", port, timeout=0.5)
+        first = asyncio.create_task(native.get(target, [SYS_NAME]))
+        await asyncio.sleep(0.05)
+        await native.close()
+        release.set()
+        await asyncio.gather(first, return_exceptions=True)
+        for _ in range(3):
+            got = await native.get(target, [SYS_NAME])
+            assert got == {SYS_NAME: SnmpValue(ValueType.NULL, None)}
 
 
 async def test_an_ipv6_agent_answers() -> None:
     """An agent on ::1: the request leaves from the IPv6 socket and its reply, from the
     agent's own address, answers (NULL values, as the stand-in sends them)."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(StandIn, local_addr=("::1", 0))
-    try:
-        port = transport.get_extra_info("sockname")[1]
-        async with NativeClient() as native:
-            got = await native.get(SnmpTarget("::1", port, "v2c", timeout=1.0), [SYS_NAME])
-    finally:
-        transport.close()
+    async with stand_in(StandIn(), "::1") as port, NativeClient() as native:
+        got = await native.get(SnmpTarget("::1", port, "v2c", timeout=1.0), [SYS_NAME])
 
     assert got == {SYS_NAME: SnmpValue(ValueType.NULL, None)}
 
@@ -235,18 +339,12 @@ async def test_an_error_status_is_an_error_with_its_name(
         clients: tuple[PysnmpClient, NativeClient]) -> None:
     """A v2c agent answering genErr at index 2 (a stand-in agent on 127.0.0.1): both
     backends raise SnmpError status genErr, index 2."""
-    loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: StandIn(status=5, index=2),
-                                                       local_addr=("127.0.0.1", 0))
-    try:
-        port = transport.get_extra_info("sockname")[1]
+    async with stand_in(StandIn(status=5, index=2)) as port:
         target = SnmpTarget("127.0.0.1", port, "v2c", community="public", timeout=1.0)
         for client in clients:
             with pytest.raises(SnmpError) as caught:
                 await client.get(target, [SYS_NAME, SYS_DESCR])
             assert (caught.value.status, caught.value.index) == ("genErr", 2), client
-    finally:
-        transport.close()
 
 
 async def test_a_resolver_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

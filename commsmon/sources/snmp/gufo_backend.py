@@ -427,11 +427,10 @@ async def resolve(target: SnmpTarget) -> tuple[str, float]:
         SnmpError: the host does not resolve (``status`` ``"unresolvedHost"``).
     """
     try:
-        ipaddress.ip_address(target.host)
+        # Canonical ("0:0::1" is "::1"): the gate compares it with replies' sources.
+        return str(ipaddress.ip_address(target.host)), float("inf")
     except ValueError:
         pass
-    else:
-        return target.host, float("inf")
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(

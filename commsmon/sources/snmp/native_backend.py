@@ -6,8 +6,10 @@ request-id, 0, 0, varbinds of (OID, NULL) } }``), and its Response read with the
 same BER reader the reply gate and the trap decoder use
 (:func:`~commsmon.sources.snmp.wire.read_value`), which types values as the
 pysnmp backend does: Counter32, Gauge32, TimeTicks, Counter64, Opaque, IpAddress,
-NULL and the v2 exceptions each keep their SMI type, and a whole-PDU
-error-status raises ``SnmpError`` with its name and index, as pysnmp's does.
+NULL and the v2 exceptions each keep their SMI type, a value out of its type's
+range or malformed is a ``decodeError``, a whole-PDU error-status raises
+``SnmpError`` with its name and index, and a reply with another version or
+community is dropped (the request times out), as pysnmp does each.
 
 Why: behind gufo, every request crossed loopback twice more through the
 relay (:mod:`~commsmon.sources.snmp.relay`: gufo's sessions are connected
@@ -28,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import random
 import socket
 import time
@@ -75,9 +76,10 @@ class NativeClient(SnmpClient):
         self._v3 = GufoClient()
         self._gate = ReplyGate("native")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sockets: dict[int, socket.socket] = {}
+        # By address family: the socket and the loop reading it (a socket made while
+        # close() ran still has its reader removed from that loop).
+        self._sockets: dict[int, tuple[socket.socket, asyncio.AbstractEventLoop]] = {}
         self._addresses: dict[str, tuple[str, float]] = {}  # host -> (address, resolve after)
-        self._ids = itertools.count(random.randrange(1, 2**30))
 
     def engine_id(self, target: SnmpTarget) -> bytes | None:
         """See :meth:`SnmpClient.engine_id` (v3 only, learnt by gufo's discovery)."""
@@ -121,10 +123,10 @@ class NativeClient(SnmpClient):
         await self._v3.close()
 
     def _reset(self) -> None:
-        for sock in self._sockets.values():
-            with contextlib.suppress(RuntimeError, ValueError):  # loop closed, socket gone
-                if self._loop is not None and not self._loop.is_closed():
-                    self._loop.remove_reader(sock.fileno())
+        for sock, loop in self._sockets.values():
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError, ValueError):  # loop or socket gone
+                    loop.remove_reader(sock.fileno())
             sock.close()
         self._sockets.clear()
         self._gate.close()
@@ -143,13 +145,17 @@ class NativeClient(SnmpClient):
         if self._loop is not loop:
             self._reset()
             self._loop = loop
-        version, request_id = _VERSION[target.version], self._next_id()
-        request = encode_get(version, target.community.encode(), request_id, oids)
+        version, request_id = _VERSION[target.version], _request_id()
+        community = target.community.encode()
+        request = encode_get(version, community, request_id, oids)
         header = Message(version, request_id, _GET_REQUEST, 0, len(oids))
+        ours = _integer(version) + _tlv(0x04, community)  # a reply repeats both
         reply: asyncio.Future[bytes] = loop.create_future()
 
         def deliver(data: bytes) -> None:
-            if not reply.done():
+            # Another version or community is not our agent's answer: dropped, as
+            # pysnmp drops it, and the request times out.
+            if not reply.done() and data.startswith(ours, read_tlv(data, 0)[1]):
                 reply.set_result(data)
 
         dest: Address | None = None
@@ -200,17 +206,19 @@ class NativeClient(SnmpClient):
         Raises:
             OSError: the socket cannot be made.
         """
-        sock = self._sockets.get(family)
-        if sock is None:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                sock.setblocking(False)
-                sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-                asyncio.get_running_loop().add_reader(sock.fileno(), self._read, sock)
-            except BaseException:
-                sock.close()
-                raise
-            self._sockets[family] = sock
+        kept = self._sockets.get(family)
+        if kept is not None:
+            return kept[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setblocking(False)
+            sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
+            loop = asyncio.get_running_loop()
+            loop.add_reader(sock.fileno(), self._read, sock)
+        except BaseException:
+            sock.close()
+            raise
+        self._sockets[family] = (sock, loop)
         return sock
 
     def _read(self, sock: socket.socket) -> None:
@@ -225,9 +233,12 @@ class NativeClient(SnmpClient):
                 return
             self._gate.receive(data, (str(address[0]), int(address[1])))
 
-    def _next_id(self) -> int:
-        """A request-id in 1..2**31-1 (INTEGER32), a new one per request."""
-        return next(self._ids) % 0x7FFFFFFF + 1
+
+
+def _request_id() -> int:
+    """A random request-id in 1..2**31-1 (Integer32): a reply cannot be guessed from
+    the ids other agents see (the gate tells apart two requests that draw one id)."""
+    return random.getrandbits(31) or 1
 
 
 def _send(sock: socket.socket, data: bytes, dest: Address) -> None:

@@ -310,6 +310,10 @@ class SnmpPoller(Source):
                                    exc.status or "authenticationFailed")
             except SnmpError as exc:
                 obs = self._failed(job, "error", "snmp_error", str(exc.status or exc))
+            except Exception as exc:  # a backend's bug costs this poll, never the poller
+                if self._once.first((job.device, "bug"), type(exc).__name__):
+                    log.exception("snmp poll failed unexpectedly", device=job.device)
+                obs = self._failed(job, "error", "snmp_error", type(exc).__name__)
             else:
                 SNMP_REQUESTS.labels("ok").inc()
                 if self._once.clear((job.device, "poll")):

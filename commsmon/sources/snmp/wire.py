@@ -177,16 +177,30 @@ def read_value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
     """The SMI value at ``pos`` (typed as :mod:`commsmon.sources.snmp.base` wants, as
     the pysnmp backend types it) and the position after it.
 
+    Numbers must lie in their type's range (RFC 2578 §7.1: Integer32 -2**31..2**31-1;
+    Counter32, Gauge32, TimeTicks 0..2**32-1; Counter64 0..2**64-1); an unsigned one
+    sent without its leading zero octet is read as unsigned (net-snmp's leniency).
+    NULL and the v2 exceptions carry no content.
+
     Raises:
         ValueError: a tag SNMP does not define for values (e.g. BOOLEAN, REAL,
-            NsapAddress), a truncated TLV, an empty OID.
+            NsapAddress), a number out of its range or without content, content
+            where there must be none, a truncated TLV, a malformed OID.
     """
     tag, start, end = read_tlv(data, pos)
     body = data[start:end]
-    if tag == 0x02:
-        return SnmpValue(ValueType.INTEGER, int.from_bytes(body, "big", signed=True)), end
-    if tag in _UNSIGNED:
-        return SnmpValue(_UNSIGNED[tag], int.from_bytes(body, "big")), end
+    if tag == 0x02 or tag in _UNSIGNED:
+        if not 0 < len(body) <= 9:
+            raise ValueError(f"a number of {len(body)} octets")
+        if tag == 0x02:
+            number = int.from_bytes(body, "big", signed=True)
+            if not -0x80000000 <= number <= 0x7FFFFFFF:
+                raise ValueError(f"INTEGER {number} out of Integer32's range")
+            return SnmpValue(ValueType.INTEGER, number), end
+        number = int.from_bytes(body, "big")
+        if number > (0xFFFFFFFFFFFFFFFF if tag == 0x46 else 0xFFFFFFFF):
+            raise ValueError(f"{_UNSIGNED[tag].value} {number} out of range")
+        return SnmpValue(_UNSIGNED[tag], number), end
     if tag == 0x04:
         return SnmpValue(ValueType.OCTET_STRING, body), end
     if tag == 0x44:
@@ -195,31 +209,36 @@ def read_value(data: bytes, pos: int) -> tuple[SnmpValue, int]:
         return SnmpValue(ValueType.OBJECT_IDENTIFIER, oid_text(body)), end
     if tag == 0x40 and len(body) == 4:
         return SnmpValue(ValueType.IP_ADDRESS, ".".join(map(str, body))), end
-    if tag == 0x05:
-        return SnmpValue(ValueType.NULL, None), end
-    if tag == 0x80:
-        return SnmpValue(ValueType.NO_SUCH_OBJECT, None), end
-    if tag == 0x81:
-        return SnmpValue(ValueType.NO_SUCH_INSTANCE, None), end
-    if tag == 0x82:
-        return SnmpValue(ValueType.END_OF_MIB_VIEW, None), end
+    empty = _EMPTY.get(tag)
+    if empty is not None:
+        if body:
+            raise ValueError(f"tag 0x{tag:02x} with content")
+        return SnmpValue(empty, None), end
     raise ValueError(f"unknown tag 0x{tag:02x}")
+
+
+_EMPTY: Final = {0x05: ValueType.NULL, 0x80: ValueType.NO_SUCH_OBJECT,
+                 0x81: ValueType.NO_SUCH_INSTANCE, 0x82: ValueType.END_OF_MIB_VIEW}
 
 
 @functools.lru_cache(maxsize=4096)
 def oid_text(body: bytes) -> str:
-    """Dotted text of an OID's content octets (cached: traps and replies repeat their
-    OIDs).
+    """Dotted text of an OID's content octets (X.690 §8.19; cached: traps and replies
+    repeat their OIDs).
 
     Raises:
-        ValueError: empty.
+        ValueError: empty, a sub-identifier padded with a leading 0x80 octet, or the
+            last one unfinished (its final octet has bit 8 set).
     """
-    if not body:
-        raise ValueError("empty OID")
-    arcs, value = [], 0
+    if not body or body[-1] & 0x80:
+        raise ValueError("empty or unfinished OID")
+    arcs, value, fresh = [], 0, True
     for byte in body:
+        if fresh and byte == 0x80:
+            raise ValueError("a padded OID sub-identifier")
         value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
+        fresh = not byte & 0x80
+        if fresh:
             arcs.append(value)
             value = 0
     first = min(arcs[0] // 40, 2)
