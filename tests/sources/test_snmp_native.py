@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 import pytest_asyncio
+from structlog.testing import capture_logs
 
 from commsmon.errors import SnmpError, SnmpTimeout
 from commsmon.sim.snmpagents import SnmpSimulator
@@ -335,16 +336,26 @@ async def test_an_ipv6_agent_answers() -> None:
     assert got == {SYS_NAME: SnmpValue(ValueType.NULL, None)}
 
 
-async def test_an_error_status_is_an_error_with_its_name(
+async def test_a_whole_pdu_error_status_reads_every_oid_missing_as_gufo_did(
         clients: tuple[PysnmpClient, NativeClient]) -> None:
-    """A v2c agent answering genErr at index 2 (a stand-in agent on 127.0.0.1): both
-    backends raise SnmpError status genErr, index 2."""
+    """An agent answering genErr at index 2 (a stand-in on 127.0.0.1): the native backend
+    reads both OIDs as missing, as gufo (the default before it) does, and logs the status
+    once; pysnmp's backend raises SnmpError genErr, index 2 (a failed poll)."""
+    pysnmp, native = clients
     async with stand_in(StandIn(status=5, index=2)) as port:
         target = SnmpTarget("127.0.0.1", port, "v2c", community="public", timeout=1.0)
-        for client in clients:
-            with pytest.raises(SnmpError) as caught:
-                await client.get(target, [SYS_NAME, SYS_DESCR])
-            assert (caught.value.status, caught.value.index) == ("genErr", 2), client
+        with capture_logs() as logs:
+            got = await native.get(target, [SYS_NAME, SYS_DESCR])
+            again = await native.get(target, [SYS_NAME, SYS_DESCR])
+        async with GufoClient() as gufo:
+            assert await gufo.get(target, [SYS_NAME, SYS_DESCR]) == got
+        with pytest.raises(SnmpError) as caught:
+            await pysnmp.get(target, [SYS_NAME, SYS_DESCR])
+
+    assert got == again == {SYS_NAME: NO_SUCH_OBJECT, SYS_DESCR: NO_SUCH_OBJECT}
+    assert [(e["status"], e["index"]) for e in logs if "error status" in e["event"]] == \
+        [("genErr", 2)]
+    assert (caught.value.status, caught.value.index) == ("genErr", 2)
 
 
 async def test_a_resolver_that_hangs_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

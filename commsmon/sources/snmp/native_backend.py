@@ -7,9 +7,13 @@ same BER reader the reply gate and the trap decoder use
 (:func:`~commsmon.sources.snmp.wire.read_value`), which types values as the
 pysnmp backend does: Counter32, Gauge32, TimeTicks, Counter64, Opaque, IpAddress,
 NULL and the v2 exceptions each keep their SMI type, a value out of its type's
-range or malformed is a ``decodeError``, a whole-PDU error-status raises
-``SnmpError`` with its name and index, and a reply with another version or
-community is dropped (the request times out), as pysnmp does each.
+range or malformed is a ``decodeError``, v1's noSuchName is asked again without
+the blamed OID, and a reply with another version or community is dropped (the
+request times out), as pysnmp does each.  One difference, kept from the gufo
+backend it replaces as the default: another whole-PDU error-status (tooBig,
+genErr, noAccess ...) reads as every OID missing, logged once per target,
+where pysnmp's backend raises ``SnmpError`` and so fails the poll: the agent
+answered, and a failed poll would in time call the device ``down``.
 
 Why: behind gufo, every request crossed loopback twice more through the
 relay (:mod:`~commsmon.sources.snmp.relay`: gufo's sessions are connected
@@ -36,9 +40,13 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+import structlog
+
 from commsmon.errors import SnmpError, SnmpTimeout
+from commsmon.log import LogOnce
 from commsmon.sources.snmp.base import (
     ERROR_STATUS,
+    NO_SUCH_OBJECT,
     SnmpClient,
     SnmpTarget,
     SnmpValue,
@@ -59,6 +67,8 @@ from commsmon.sources.snmp.wire import (
 
 __all__ = ["NativeClient", "encode_get"]
 
+log = structlog.get_logger("commsmon.snmp")
+
 _VERSION: Final = {"v1": 0, "v2c": 1}
 _MAX_ARC: Final = 2**32 - 1  # RFC 2578 §7.1.3
 _READ_BATCH: Final = 256  # replies read per turn of the event loop
@@ -75,6 +85,7 @@ class NativeClient(SnmpClient):
     def __init__(self) -> None:
         self._v3 = GufoClient()
         self._gate = ReplyGate("native")
+        self._once = LogOnce()
         self._loop: asyncio.AbstractEventLoop | None = None
         # By address family: the socket and the loop reading it (a socket made while
         # close() ran still has its reader removed from that loop).
@@ -93,11 +104,11 @@ class NativeClient(SnmpClient):
                 2**32-1, a first arc above 2, a second above 39 under 0 or 1).
             SnmpTimeout: no answer within ``target.retries + 1`` attempts of
                 ``target.timeout`` seconds.
-            SnmpError: an error-status other than v1 noSuchName (``status`` its
-                RFC 3416 name, ``index`` error-index), a reply whose values will
-                not decode (``"decodeError"``) or whose varbinds are not one per
-                OID asked (``"badResponse"``), a transport error, or an
-                unresolvable host.
+            SnmpError: a reply whose values will not decode (``"decodeError"``)
+                or whose varbinds are not one per OID asked (``"badResponse"``), a
+                transport error, or an unresolvable host. (A whole-PDU
+                error-status other than v1's noSuchName is every OID missing:
+                module docstring.)
         """
         if target.version == "v3":
             return await self._v3.get(target, oids)
@@ -107,7 +118,20 @@ class NativeClient(SnmpClient):
 
         async def get_once(batch: Sequence[str]) -> list[SnmpValue]:
             reply = await self._request(target, [encoded[oid] for oid in batch])
-            values = _response_values(reply, target)
+            status, index, values = _response_values(reply, target)
+            if status == "noSuchName":  # v1: get_per_oid asks again without the blamed OID
+                raise SnmpError(f"{_where(target)}: get failed: {status} at index {index}",
+                                status=status, index=index)
+            if status is not None:
+                # The agent answers, with no values: every OID reads as missing, as the
+                # gufo backend (the default before) reads it, so the device is not
+                # taken for down; what the agent said is logged.
+                if self._once.first(_where(target), status):
+                    log.warning("snmp agent answers with an error status; its values read "
+                                "as missing", target=_where(target), status=status,
+                                index=index)
+                return [NO_SUCH_OBJECT] * len(batch)
+            self._once.clear(_where(target))
             if len(values) != len(batch):
                 raise SnmpError(
                     f"{_where(target)}: GET of {len(batch)} OIDs answered with "
@@ -263,13 +287,14 @@ def encode_get(version: int, community: bytes, request_id: int, oids: Sequence[b
     return _tlv(0x30, _integer(version) + _tlv(0x04, community) + pdu)
 
 
-def _response_values(data: bytes, target: SnmpTarget) -> list[SnmpValue]:
-    """The values of the Response in ``data`` (the gate has matched its request-id and
-    PDU type), in varbind order.
+def _response_values(data: bytes,
+                     target: SnmpTarget) -> tuple[str | None, int, list[SnmpValue]]:
+    """The Response in ``data`` (the gate has matched its request-id and PDU type): its
+    error-status by RFC 3416 name (``None`` for noError), error-index, and values in
+    varbind order (none read after an error-status).
 
     Raises:
-        SnmpError: a non-zero error-status (its name, error-index); values that will
-            not decode (``"decodeError"``).
+        SnmpError: values that will not decode (``"decodeError"``).
     """
     try:
         _, pos, _ = read_tlv(data, 0)  # Message
@@ -281,8 +306,7 @@ def _response_values(data: bytes, target: SnmpTarget) -> list[SnmpValue]:
         index, pos = read_integer(data, pos)
         if status:
             name = ERROR_STATUS[status] if 0 < status < len(ERROR_STATUS) else f"error{status}"
-            raise SnmpError(f"{_where(target)}: get failed: {name} at index {index}",
-                            status=name, index=index)
+            return name, index, []
         _, pos, end = read_tlv(data, pos)  # variable-bindings
         values = []
         while pos < end:
@@ -292,7 +316,7 @@ def _response_values(data: bytes, target: SnmpTarget) -> list[SnmpValue]:
             values.append(value)
     except ValueError as exc:
         raise SnmpError(f"{_where(target)}: get reply: {exc}", status="decodeError") from exc
-    return values
+    return None, 0, values
 
 
 def _tlv(tag: int, body: bytes) -> bytes:
