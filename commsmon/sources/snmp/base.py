@@ -149,6 +149,11 @@ class SnmpTarget:
                     f"SnmpTarget.reply_from must hold IP addresses, got {address!r}") from None
 
     @property
+    def where(self) -> str:
+        """The target as messages name it: host, port and version, never the community."""
+        return f"{self.host}:{self.port} ({self.version})"
+
+    @property
     def deadline(self) -> float:
         """Seconds after which a single request has certainly failed.
 

@@ -282,7 +282,7 @@ class GufoClient(SnmpClient):
                 # A v1 noSuchName voids the whole PDU and gufo drops error-index:
                 # let get_per_oid ask each OID on its own.
                 raise SnmpError(
-                    f"{_where(target)}: GET of {len(names)} OIDs answered with none",
+                    f"{target.where}: GET of {len(names)} OIDs answered with none",
                     status="noSuchName",
                     index=0,
                 )
@@ -343,25 +343,25 @@ class GufoClient(SnmpClient):
             dest = self._dests.get((target.host, target.port))
             stray = self._gate.unanswered(dest) if dest is not None else None
             if stray is not None:
-                raise stray_error(stray, _where(target), op) from exc
+                raise stray_error(stray, target.where, op) from exc
             raise SnmpTimeout(
-                f"{_where(target)}: no response to {op} after {target.retries + 1} attempt(s) "
+                f"{target.where}: no response to {op} after {target.retries + 1} attempt(s) "
                 f"of {target.timeout} s",
                 status="requestTimedOut",
             ) from exc
         except SnmpDecodeError as exc:
-            raise SnmpError(f"{_where(target)}: {op} reply: {exc}", status="decodeError") from exc
+            raise SnmpError(f"{target.where}: {op} reply: {exc}", status="decodeError") from exc
         except SnmpEncodeError as exc:
-            raise SnmpError(f"{_where(target)}: {op} request: {exc}", status="encodeError") from exc
+            raise SnmpError(f"{target.where}: {op} request: {exc}", status="encodeError") from exc
         except GufoAuthError as exc:  # a USM report; gufo does not say which
-            raise SnmpAuthError(f"{_where(target)}: {op} rejected: {exc}",
+            raise SnmpAuthError(f"{target.where}: {op} rejected: {exc}",
                                 status="authenticationFailed") from exc
         except GufoError as exc:
-            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+            raise SnmpError(f"{target.where}: {op} failed: {exc}", status=str(exc)) from exc
         except OSError as exc:
-            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+            raise SnmpError(f"{target.where}: {op} failed: {exc}", status=str(exc)) from exc
         except RuntimeError as exc:  # gufo: building the result failed
-            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+            raise SnmpError(f"{target.where}: {op} failed: {exc}", status=str(exc)) from exc
 
     @contextlib.asynccontextmanager
     async def _session(self, target: SnmpTarget) -> AsyncIterator[SnmpSession]:
@@ -437,9 +437,9 @@ async def resolve(target: SnmpTarget) -> tuple[str, float]:
             target.host, target.port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP
         )
     except OSError as exc:
-        raise SnmpError(f"{_where(target)}: cannot resolve host", status="unresolvedHost") from exc
+        raise SnmpError(f"{target.where}: cannot resolve host", status="unresolvedHost") from exc
     if not infos:
-        raise SnmpError(f"{_where(target)}: cannot resolve host", status="unresolvedHost")
+        raise SnmpError(f"{target.where}: cannot resolve host", status="unresolvedHost")
     return str(infos[0][4][0]), time.monotonic() + RESOLVE_TTL
 
 
@@ -468,8 +468,3 @@ def _canonical(oid: str) -> str:
     if max(arcs) > _MAX_ARC:
         raise ValueError(f"OID arc above {_MAX_ARC}: {oid!r}")
     return ".".join(map(str, arcs))
-
-
-def _where(target: SnmpTarget) -> str:
-    """Name a target in messages: host, port and version, never the community."""
-    return f"{target.host}:{target.port} ({target.version})"

@@ -120,21 +120,21 @@ class NativeClient(SnmpClient):
             reply = await self._request(target, [encoded[oid] for oid in batch])
             status, index, values = _response_values(reply, target)
             if status == "noSuchName":  # v1: get_per_oid asks again without the blamed OID
-                raise SnmpError(f"{_where(target)}: get failed: {status} at index {index}",
+                raise SnmpError(f"{target.where}: get failed: {status} at index {index}",
                                 status=status, index=index)
             if status is not None:
                 # The agent answers, with no values: every OID reads as missing, as the
                 # gufo backend (the default before) reads it, so the device is not
                 # taken for down; what the agent said is logged.
-                if self._once.first(_where(target), status):
+                if self._once.first(target.where, status):
                     log.warning("snmp agent answers with an error status; its values read "
-                                "as missing", target=_where(target), status=status,
+                                "as missing", target=target.where, status=status,
                                 index=index)
                 return [NO_SUCH_OBJECT] * len(batch)
-            self._once.clear(_where(target))
+            self._once.clear(target.where)
             if len(values) != len(batch):
                 raise SnmpError(
-                    f"{_where(target)}: GET of {len(batch)} OIDs answered with "
+                    f"{target.where}: GET of {len(batch)} OIDs answered with "
                     f"{len(values)} varbinds", status="badResponse")
             return values
 
@@ -197,12 +197,12 @@ class NativeClient(SnmpClient):
         except TimeoutError as exc:
             stray = self._gate.unanswered(dest) if dest is not None else None
             if stray is not None:
-                raise stray_error(stray, _where(target), "get") from exc
+                raise stray_error(stray, target.where, "get") from exc
             raise SnmpTimeout(
-                f"{_where(target)}: no response to get after {target.retries + 1} attempt(s) "
+                f"{target.where}: no response to get after {target.retries + 1} attempt(s) "
                 f"of {target.timeout} s", status="requestTimedOut") from exc
         except OSError as exc:
-            raise SnmpError(f"{_where(target)}: get failed: {exc}", status=str(exc)) from exc
+            raise SnmpError(f"{target.where}: get failed: {exc}", status=str(exc)) from exc
 
     async def _address(self, target: SnmpTarget) -> str:
         """The address to send to: resolved as gufo's backend does (an IP literal as
@@ -315,7 +315,7 @@ def _response_values(data: bytes,
             value, _ = read_value(data, inner)
             values.append(value)
     except ValueError as exc:
-        raise SnmpError(f"{_where(target)}: get reply: {exc}", status="decodeError") from exc
+        raise SnmpError(f"{target.where}: get reply: {exc}", status="decodeError") from exc
     return None, 0, values
 
 
@@ -356,8 +356,3 @@ def _oid_tlv(oid: str) -> bytes:
             arc >>= 7
         body += bytes(reversed(chunk))
     return _tlv(0x06, bytes(body))
-
-
-def _where(target: SnmpTarget) -> str:
-    """Name a target in messages: host, port and version, never the community."""
-    return f"{target.host}:{target.port} ({target.version})"

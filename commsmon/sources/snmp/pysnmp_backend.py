@@ -198,7 +198,7 @@ class PysnmpClient(SnmpClient):
             varbinds = await self._request(target, batch)
             if len(varbinds) != len(batch):
                 raise SnmpError(
-                    f"{_where(target)}: GET of {len(batch)} OIDs answered with "
+                    f"{target.where}: GET of {len(batch)} OIDs answered with "
                     f"{len(varbinds)} varbinds",
                     status="badResponse",
                 )
@@ -266,7 +266,7 @@ class PysnmpClient(SnmpClient):
             )
         except PySnmpError as exc:
             raise SnmpError(
-                f"{_where(target)}: cannot resolve host", status="unresolvedHost"
+                f"{target.where}: cannot resolve host", status="unresolvedHost"
             ) from exc
         if len(self._transports) >= _TARGET_CACHE_MAX:
             self._transports.clear()
@@ -304,26 +304,26 @@ class PysnmpClient(SnmpClient):
         except TimeoutError as exc:
             self._raise_stray(target, dest, op)
             raise SnmpTimeout(
-                f"{_where(target)}: no response within {target.deadline:.1f} s",
+                f"{target.where}: no response within {target.deadline:.1f} s",
                 status="requestTimedOut",
             ) from exc
         except (PySnmpError, PyAsn1Error, OSError) as exc:
-            raise SnmpError(f"{_where(target)}: {op} failed: {exc}", status=str(exc)) from exc
+            raise SnmpError(f"{target.where}: {op} failed: {exc}", status=str(exc)) from exc
 
         if error_indication:
             usm = _USM_REPORTS.get(type(error_indication))
             if usm is not None:
                 raise SnmpAuthError(
-                    f"{_where(target)}: {op} rejected: {error_indication}", status=usm)
+                    f"{target.where}: {op} rejected: {error_indication}", status=usm)
             if isinstance(error_indication, errind.RequestTimedOut):
                 self._raise_stray(target, dest, op)
                 raise SnmpTimeout(
-                    f"{_where(target)}: no response after {target.retries + 1} attempt(s) "
+                    f"{target.where}: no response after {target.retries + 1} attempt(s) "
                     f"of {target.timeout} s",
                     status="requestTimedOut",
                 )
             raise SnmpError(
-                f"{_where(target)}: {op} failed: {error_indication}",
+                f"{target.where}: {op} failed: {error_indication}",
                 status=str(error_indication),
             )
         status = int(error_status)
@@ -331,7 +331,7 @@ class PysnmpClient(SnmpClient):
             name = ERROR_STATUS[status] if status < len(ERROR_STATUS) else f"error{status}"
             index = int(error_index)
             raise SnmpError(
-                f"{_where(target)}: {op} failed: {name} at index {index}",
+                f"{target.where}: {op} failed: {name} at index {index}",
                 status=name,
                 index=index,
             )
@@ -342,7 +342,7 @@ class PysnmpClient(SnmpClient):
         """Raise what the gate dropped on the way, if anything, instead of a timeout."""
         stray = self._gate.unanswered(dest) if dest is not None else None
         if stray is not None:
-            raise stray_error(stray, _where(target), op)
+            raise stray_error(stray, target.where, op)
 
 
 class _GatedUdp(UdpAsyncioTransport):  # type: ignore[misc]
@@ -383,11 +383,6 @@ def _credentials(target: SnmpTarget) -> CommunityData | UsmUserData:
         authProtocol=AUTH_PROTOCOLS[user.auth_protocol] if user.auth_protocol else None,
         privProtocol=PRIV_PROTOCOLS[user.priv_protocol] if user.priv_protocol else None,
     )
-
-
-def _where(target: SnmpTarget) -> str:
-    """Name a target in messages: host, port and version, never the community."""
-    return f"{target.host}:{target.port} ({target.version})"
 
 
 def _close_engine(engine: Any) -> None:
