@@ -3,14 +3,14 @@
 ``/metrics`` is the fleet's exposition (rendered once per snapshot, in a
 worker thread, sent as it is rendered, and reused by every scrape of that
 snapshot) followed by the daemon's own metrics from the prometheus_client
-registry.
+registry, as one gzip member (unpacked here for a client that does not take
+gzip).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -26,6 +26,7 @@ from prometheus_client import (
 )
 
 from commsmon.core.snapshot import Snapshot
+from commsmon.outputs.gzipmember import Chunk, Member
 from commsmon.outputs.webauth import ReadGuard
 
 __all__ = ["build_app"]
@@ -33,13 +34,12 @@ __all__ = ["build_app"]
 log = structlog.get_logger("commsmon.http")
 
 STALE_AFTER = 10.0  # seconds without an evaluation before /healthz says 503
-GZIP_LEVEL = 1  # fastest: the text repeats itself so much that level 1 gets ~18x
 
 
 def build_app(
     registry: CollectorRegistry,
     snapshot: Callable[[], Snapshot | None],
-    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
+    render: Callable[[Snapshot | None], Iterable[Chunk]],
     clock: Callable[[], float] = time.time,
     guard: ReadGuard | None = None,
     before: Sequence[Middleware] = (),
@@ -49,16 +49,18 @@ def build_app(
     Args:
         registry: the daemon's own metrics.
         snapshot: the latest fleet snapshot, ``None`` before the first.
-        render: renders the fleet's metrics from a snapshot, in chunks (run in a thread).
+        render: renders the fleet's metrics from a snapshot, in chunks (run in a thread;
+            one at a time).
         clock: wall clock, epoch seconds.
         guard: who may read; ``None``: anyone who can reach the listener.
         before: middlewares that run before the guard (the console's sessions).
     """
     # Counters' *_created series would double the exposition, and nobody graphs them.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    # The latest fleet exposition, gzipped: ~45 MB of text at 20 000 devices is ~2.5 MB
-    # gzipped (73 ms at level 1), and Prometheus always asks for gzip.  Keyed by the
-    # snapshot's identity without holding the snapshot itself.
+    # The latest fleet exposition, gzipped: ~45 MB of text at 20 000 devices is ~2 MB
+    # gzipped (73 ms at level 1, less for the blocks the render kept compressed), and
+    # Prometheus always asks for gzip.  Keyed by the snapshot's identity without holding
+    # the snapshot itself.
     latest: list[tuple[tuple[int, float] | None, _Exposition]] = []
     rendering = asyncio.Lock()
 
@@ -102,7 +104,8 @@ def build_app(
             async for chunk in exposition:
                 await response.write(chunk if unpack is None
                                      else await asyncio.to_thread(unpack.decompress, chunk))
-            await response.write(gzip.compress(own, GZIP_LEVEL) if packed else own)
+            end = exposition.end(own)  # the same member: one CRC over all the text
+            await response.write(end if unpack is None else unpack.decompress(end))
             await response.write_eof()
         except ConnectionResetError:  # the scraper hung up (its timeout): nothing to tell
             pass
@@ -129,8 +132,9 @@ def build_app(
 
 
 class _Exposition:
-    """One snapshot's fleet exposition as one gzip member, in chunks as a worker thread
-    compresses them (:meth:`make`); each scrape iterates them, waiting for the rest.
+    """One snapshot's fleet exposition as the start of one gzip member, in chunks as a
+    worker thread compresses them (:meth:`make`); each scrape iterates them, waiting for
+    the rest, then ends the member with its own text (:meth:`end`).
 
     Raises (iterating): ``RuntimeError`` naming what the render raised (logged with its
     traceback), after the chunks made before it.
@@ -142,23 +146,34 @@ class _Exposition:
         self._error: BaseException | None = None
         self._done = False
         self._more: asyncio.Future[None] = loop.create_future()
+        self._member: Member | None = None
 
-    def make(self, render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
+    def make(self, render: Callable[[Snapshot | None], Iterable[Chunk]],
              snap: Snapshot | None) -> None:
         """Render and compress ``snap``'s text, handing each piece to the loop (in a
         worker thread)."""
         try:
-            packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-            for text in render(snap):
-                # Flushed: the scraper can unpack all that is sent (a few bytes a family).
-                self._hand(packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH), None,
-                           done=False)
-                del text  # before the render writes the next family
-            self._hand(packer.flush(), None, done=True)
+            member = Member()
+            head = member.header()  # sent with the first family: until then a 500 can be
+            for chunk in render(snap):
+                data = member.text(chunk) if isinstance(chunk, bytes | bytearray) \
+                    else b"".join(map(member.piece, chunk))
+                self._hand(head + data, None, done=False)
+                head = b""
+                del chunk, data  # before the render writes the next family
+            self._member = member
+            self._hand(head, None, done=True)
         except Exception as exc:
             log.error("exposition render failed", exc_info=exc)
             # Not the exception itself: its traceback holds the snapshot.
             self._hand(b"", RuntimeError(f"render failed: {exc!r}"), done=True)
+
+    def end(self, text: bytes) -> bytes:
+        """The rest of the member once every chunk is sent: ``text`` (the daemon's own
+        metrics, each scrape's) and the gzip trailer."""
+        assert self._member is not None, "ended before the render finished"
+        member = self._member.copy()
+        return member.text(text) + member.end()
 
     def _hand(self, chunk: bytes, error: BaseException | None, done: bool) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits

@@ -1,9 +1,10 @@
 """Prometheus exposition of fleet state, rendered from the frozen snapshot.
 
-Every family is built fresh from the latest :class:`~commsmon.core.snapshot.Snapshot`
-on each render; nothing here awaits or mutates.  Label values come from the
-configuration only (ids, kinds, names, profile reading names), so cardinality
-is bounded by the inventory.
+Every family is built from the latest :class:`~commsmon.core.snapshot.Snapshot` on
+each render, reusing the blocks of text whose statuses did not change
+(:class:`FleetExposition`); nothing here awaits or touches the snapshot.  Label
+values come from the configuration only (ids, kinds, names, profile reading names),
+so cardinality is bounded by the inventory.
 
 Why text is written here rather than through prometheus_client's metric
 families: at 20 000 devices the exposition holds about half a million
@@ -18,17 +19,23 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import operator
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, repeat
 from typing import TypeVar
 
 from commsmon.config.settings import Config
-from commsmon.core.model import Device, Inventory, Site
+from commsmon.core.availability import Tally
+from commsmon.core.model import Inventory, Site
 from commsmon.core.outages import OUTAGE_KINDS
+from commsmon.core.readiness import ScenarioResult
 from commsmon.core.shard import ShardPlan
-from commsmon.core.snapshot import Snapshot
+from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.types import WORKING, State
+from commsmon.outputs.gzipmember import Chunk, Piece
 
-__all__ = ["FleetExposition"]
+__all__ = ["BLOCK", "FleetExposition"]
 
 _STATES = tuple(State)
 _SITE_STATES = tuple(s for s in State if s is not State.LOST)  # lost is a device's state
@@ -44,7 +51,8 @@ def _labels(**labels: str) -> str:
     return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
 
 
-_T = TypeVar("_T", Device, Site)
+_T = TypeVar("_T")
+_S = TypeVar("_S")
 
 
 def _site_labels(site: Site) -> str:
@@ -66,6 +74,13 @@ def _state_lines(sample: str, states: tuple[State, ...], on: State | None) -> st
         for s in states)
 
 
+@functools.cache
+def _picker(states: tuple[State, ...]) -> Callable[[Sequence[float]], tuple[float, ...]]:
+    """From values in State's order, those of ``states``, in their order."""
+    pick = operator.itemgetter(*(_STATES.index(s) for s in states))
+    return lambda values: pick(values)
+
+
 def _number(value: float) -> str:
     if value - value == 0:  # finite (an infinity or NaN gives NaN)
         return repr(float(value))
@@ -77,25 +92,32 @@ def _number(value: float) -> str:
 
 
 class _Family:
-    """One metric family's text: HELP, TYPE, then samples, as UTF-8.
+    """One metric family: its HELP and TYPE (``head``), then its samples, written
+    into ``text`` as UTF-8.
 
     Each sample line goes straight into one growing buffer: half a million
     short-lived line strings would leave the daemon's heap fragmented at its
     high-water mark after every scrape (140 MiB at 20 000 devices).
     """
 
-    __slots__ = ("sample", "text")
+    __slots__ = ("head", "sample", "text")
 
     def __init__(self, name: str, kind: str, help_text: str) -> None:
         escaped = help_text.replace("\\", "\\\\").replace("\n", "\\n")
         # Text format 0.0.4, as prometheus_client writes it: a counter's HELP and
         # TYPE name its samples, suffix included.
         self.sample = name + ("_total" if kind == "counter" else "")
-        self.text = bytearray(
-            f"# HELP {self.sample} {escaped}\n# TYPE {self.sample} {kind}\n".encode())
+        self.head = f"# HELP {self.sample} {escaped}\n# TYPE {self.sample} {kind}\n".encode()
+        self.text = bytearray()
 
     def add(self, labels: str, value: float) -> None:
         self.text += f"{self.sample}{{{labels}}} {_number(value)}\n".encode()
+
+    def finite(self, pairs: list[str | float]) -> None:
+        """Samples from ``pairs`` (labels, value, labels, value ...; each value a
+        finite float, written as :func:`repr` writes it): one format for all."""
+        line = f"{self.sample}{{%s}} %r\n"
+        self.text += ((line * (len(pairs) // 2)) % tuple(pairs)).encode()
 
     def one_hot(self, labels: str, states: tuple[State, ...], on: State) -> None:
         """A sample per state (``labels`` and its ``state``): 1 for ``on``, 0 for the
@@ -103,13 +125,38 @@ class _Family:
         lines = _state_lines(self.sample, states, on)
         self.text += (lines % ((labels,) * len(states))).encode()
 
-    def per_state(self, labels: str, states: tuple[State, ...],
-                  values: Mapping[State, float]) -> None:
-        """A sample per state (``labels`` and its ``state``) with its value."""
-        args: list[str] = []
-        for s in states:
-            args += (labels, _number(values[s]))
-        self.text += (_state_lines(self.sample, states, None) % tuple(args)).encode()
+    def tallies(self, rows: Iterable[tuple[str, Tally]], states: tuple[State, ...],
+                at: float) -> None:
+        """For each (labels, tally): a sample per state (``labels`` and its ``state``)
+        with the tally's seconds in it at ``at``; one format for all of them."""
+        pick = _picker(states)
+        args: list[str | float] = []
+        count = 0
+        for labels, tally in rows:
+            args += chain.from_iterable(zip(repeat(labels), pick(tally.counted_at(at))))
+            count += 1
+        self.text += ((_state_lines(self.sample, states, None) * count) % tuple(args)).encode()
+
+    def take(self) -> bytearray:
+        """The samples written so far, the buffer emptied for the next."""
+        text, self.text = self.text, bytearray()
+        return text
+
+
+_Block = tuple[tuple[_T, ...], Sequence[_S]]
+"""The things (devices or sites) of up to :data:`BLOCK` statuses, and the statuses."""
+
+BLOCK = 256
+"""Devices or sites a piece holds: a piece is written again when one of them changes."""
+
+
+def _blocks(statuses: Iterable[_S], thing: Callable[[_S], _T]) -> list[_Block[_T, _S]]:
+    every = list(statuses)
+    return [(tuple(map(thing, part)), part)
+            for part in (every[n:n + BLOCK] for n in range(0, len(every), BLOCK))]
+
+
+_state = operator.attrgetter("state")
 
 
 class FleetExposition:
@@ -124,19 +171,28 @@ class FleetExposition:
     With ``shard.count`` above 1, every instance also says which shard owns each
     site of the whole inventory (``commsmon_site_shard``), so a rule can name the
     villages of an instance that stopped answering its scrape.
+
+    What does not change between snapshots is not written again: a family whose
+    samples follow from the statuses alone (a state, a reading, a scenario's
+    verdict) is written in blocks of :data:`BLOCK` devices or sites, and a block
+    is kept compressed (:class:`~commsmon.outputs.gzipmember.Piece`) with what it
+    was written from; the next render reuses it while that is equal.  Families
+    that move with the snapshot's time (seconds in state, check-in ages) are
+    written anew each time.  A render is not thread-safe: one at a time.
     """
 
     def __init__(self, config: Config, inventory: Inventory | None = None,
                  plan: ShardPlan | None = None) -> None:
         self._reading_help: dict[str, str] = {}
-        self._metric_of: dict[str, dict[str, str]] = {}
-        self._enums: dict[str, frozenset[str]] = {}
+        # Per profile: its readings with a metric (reading, metric), its enumerated ones.
+        self._metric_of: dict[str, list[tuple[str, str]]] = {}
+        self._enums: dict[str, tuple[str, ...]] = {}
         for name, profile in config.profiles.items():
-            metrics = self._metric_of.setdefault(name, {})
-            self._enums[name] = frozenset(r for r, spec in profile.readings.items() if spec.enum)
+            self._enums[name] = tuple(r for r, spec in profile.readings.items() if spec.enum)
+            self._metric_of[name] = []
             for reading, spec in profile.readings.items():
                 if spec.metric:
-                    metrics[reading] = spec.metric
+                    self._metric_of[name].append((reading, spec.metric))
                     self._reading_help.setdefault(spec.metric, spec.help or reading)
         inventory = inventory or config.inventory()
         # Label text per device and per site, escaped once.
@@ -145,237 +201,364 @@ class FleetExposition:
             for d in inventory.devices.values()
         }
         self._site = {s: _labels(site=s) for s in inventory.sites}
-        # The info families' text (family -> the devices or sites it was written for, its
-        # text): the same while equal ones are in the snapshots.
-        self._info: dict[str, tuple[tuple[object, ...], bytes]] = {}
+        # (family, block) -> (what its text was written from, the text compressed).
+        self._kept: dict[tuple[str, int], tuple[object, Piece]] = {}
         self._owners = {s: str(plan.owner(s)) for s in inventory.sites} \
             if plan is not None and plan.count > 1 else {}
 
     def render(self, snap: Snapshot | None) -> bytes:
         """The exposition text of ``snap`` in UTF-8 (empty before the first snapshot)."""
-        return b"".join(self.chunks(snap))
+        return b"".join(bytes(chunk) if isinstance(chunk, bytes | bytearray)
+                        else b"".join(piece.text() for piece in chunk)
+                        for chunk in self.chunks(snap))
 
-    def chunks(self, snap: Snapshot | None) -> Iterator[bytearray]:
-        """The exposition text of ``snap``, one metric family at a time.
+    def chunks(self, snap: Snapshot | None) -> Iterator[Chunk]:
+        """The exposition text of ``snap``, about a metric family at a time.
 
-        Each family is let go once the consumer has it, so compressing the
-        chunks as they come holds a fraction of the text at once (the whole
-        is ~40 MB at 20 000 devices).
+        Each family's new text is let go once the consumer has it, so compressing
+        the chunks as they come holds a fraction of the text at once (the whole is
+        ~45 MB at 20 000 devices).
         """
         if snap is None:
             return
         for build in (self._devices, self._readings, self._sites, self._shards):
-            for family in build(snap):
-                text = family.text
-                del family
-                yield text
-                del text  # before the next family is written
+            for chunk in build(snap):
+                yield chunk
+                del chunk  # before the next family is written
 
-    def _inventory(self, family: _Family, things: tuple[_T, ...],
-                   labels: Callable[[_T], str]) -> _Family:
-        """``family`` (an ``*_info``: 1 for each of ``things``, the inventory's devices or
-        sites, with ``labels(thing)``), its text kept while they are equal (frozen
-        dataclasses; the same objects compare at once): at 20 000 devices writing it
-        was a sixth of a render."""
-        kept = self._info.get(family.sample)
-        if kept is not None and kept[0] == things:
-            family.text += kept[1]
-            # Equal, maybe not the same (a reload's): keep these, let the old go.
-            self._info[family.sample] = (things, kept[1])
-            return family
-        head = len(family.text)  # HELP and TYPE
-        for thing in things:
-            family.add(labels(thing), 1)
-        self._info[family.sample] = (things, bytes(family.text[head:]))
-        return family
+    def _head(self, family: _Family) -> Piece:
+        kept = self._kept.get((family.sample, -1))
+        if kept is not None and kept[0] == family.head:
+            return kept[1]
+        piece = Piece.pack(family.head)
+        self._kept[(family.sample, -1)] = (family.head, piece)
+        return piece
 
-    def _shards(self, snap: Snapshot) -> Iterable[_Family]:
+    def _family(self, family: _Family, blocks: Sequence[_Block[_T, _S]],
+                keys: Sequence[object] | None,
+                write: Callable[[_Family, Sequence[_S]], None]) -> Iterator[Chunk]:
+        """``family``'s text: ``write`` of each block's statuses.  With ``keys`` (per
+        block, the values its text follows from), a block is kept and reused while its
+        things and key are equal; without, all is written anew (one chunk).
+
+        A key holds values (states, numbers, words), not the statuses' objects: a
+        kept key outlives its snapshot, and must not keep its verdicts alive."""
+        if keys is None:
+            yield (self._head(family),)
+            for _, statuses in blocks:
+                write(family, statuses)
+            yield family.take()
+            return
+        pieces = [self._head(family)]
+        for index, ((things, statuses), key) in enumerate(zip(blocks, keys, strict=True)):
+            made = (things, key)
+            kept = self._kept.get((family.sample, index))
+            if kept is None or kept[0] != made:
+                write(family, statuses)
+                kept = (made, Piece.pack(family.take()))
+            # Equal, maybe not the same: keep this render's, let the older go.
+            self._kept[(family.sample, index)] = (made, kept[1])
+            pieces.append(kept[1])
+        yield tuple(pieces)
+
+    def _shards(self, snap: Snapshot) -> Iterable[Chunk]:
         if not self._owners:
             return ()
         owner = _Family("commsmon_site_shard", "gauge",
                         "1 for each site of the whole inventory, labelled with the shard that "
                         "owns it (owner_shard); exposed by every instance.")
-        for site, shard in self._owners.items():
-            owner.add(_labels(site=site, owner_shard=shard), 1)
-        return (owner,)
+        blocks = _blocks(self._owners.items(), operator.itemgetter(0))
 
-    def _devices(self, snap: Snapshot) -> Iterable[_Family]:
-        info = self._inventory(
-            _Family("commsmon_device_info", "gauge",
-                    "Inventory of devices (value 1): name, profile and channel from the config."),
-            tuple(status.device for status in snap.devices.values()),
-            lambda d: f"{self._device[d.id]},"
-                      f'{_labels(name=d.name, profile=d.profile, channel=d.channel or "")}')
-        up = _Family("commsmon_device_up", "gauge",
-                     "1 if the device works (up or degraded), 0 if down; absent while unknown "
-                     "(never seen, behind a down parent, or the monitor is cut off).")
-        state = _Family("commsmon_device_state", "gauge",
-                        "1 for the device's current state, 0 for the others.")
-        seconds = _Family("commsmon_device_state_seconds", "counter",
-                          "Seconds the device spent in each state since the daemon started.")
-        since = _Family("commsmon_device_state_since_timestamp_seconds", "gauge",
-                        "When the device entered its current state, Unix epoch seconds.")
-        seen = _Family("commsmon_device_last_seen_timestamp_seconds", "gauge",
-                       "When the device last answered, Unix epoch seconds.")
-        endurance = _Family("commsmon_device_endurance_seconds", "gauge",
-                            "Seconds the device keeps power if mains is lost now (own battery "
-                            "plus UPS runtime plus generator fuel; a UPS or generator its own "
-                            "runtime or fuel); +Inf if unbounded, absent if unknown.")
-        checkin_age = _Family("commsmon_device_checkin_age_seconds", "gauge",
-                              "Seconds since the device's last check-in (test call, roll call).")
-        # A pass over the devices for each of the large families, each given away
-        # (and dropped here) before the next is written: all of them at once were
-        # 28 MB of text at 20 000 devices, the daemon's peak RSS at every scrape.
-        statuses = snap.devices.values()
+        def write(family: _Family, owners: Sequence[tuple[str, str]]) -> None:
+            for site, shard in owners:
+                family.add(_labels(site=site, owner_shard=shard), 1)
+        return self._family(owner, blocks, [()] * len(blocks), write)
+
+    def _devices(self, snap: Snapshot) -> Iterable[Chunk]:
+        blocks = _blocks(snap.devices.values(), operator.attrgetter("device"))
         labels_of = self._device
-        yield info
-        del info
-        for status in statuses:
-            if status.state is not State.UNKNOWN:
-                up.add(labels_of[status.device.id], 1 if status.state in WORKING else 0)
-        yield up
-        del up
-        for status in statuses:
-            state.one_hot(labels_of[status.device.id], _STATES, status.state)
-        yield state
-        del state
-        for status in statuses:
-            seconds.per_state(labels_of[status.device.id], _STATES, status.seconds_at(snap.at))
-        yield seconds
-        del seconds
-        for status in statuses:
-            labels = labels_of[status.device.id]
-            since.add(labels, status.since)
-            if status.last_seen is not None:
-                seen.add(labels, status.last_seen)
-            hours = status.endurance.hours if status.endurance else None
-            if hours is not None:
-                endurance.add(labels, hours * 3600)
-            if status.checkin is not None:
-                checkin_age.add(labels, max(0.0, snap.at - status.checkin.at))
-        yield from (since, seen, endurance, checkin_age)
+        at = snap.at
 
-    def _readings(self, snap: Snapshot) -> Iterable[_Family]:
-        families: dict[str, _Family] = {}
+        def info(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            for status in statuses:
+                d = status.device
+                family.add(f"{labels_of[d.id]},"
+                           f'{_labels(name=d.name, profile=d.profile, channel=d.channel or "")}',
+                           1)
+
+        def up(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            for status in statuses:
+                if status.state is not State.UNKNOWN:
+                    family.add(labels_of[status.device.id],
+                               1 if status.state in WORKING else 0)
+
+        def state(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            for status in statuses:
+                family.one_hot(labels_of[status.device.id], _STATES, status.state)
+
+        def seconds(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            family.tallies(((labels_of[s.device.id], s.tally) for s in statuses), _STATES, at)
+
+        def since(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            family.finite([x for s in statuses for x in (labels_of[s.device.id], s.since)])
+
+        def seen(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            family.finite([x for s in statuses if s.last_seen is not None
+                           for x in (labels_of[s.device.id], s.last_seen)])
+
+        def endurance(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            for status in statuses:
+                if (hours := _hours(status)) is not None:
+                    family.add(labels_of[status.device.id], hours * 3600)
+
+        def checkin_age(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
+            for status in statuses:
+                if status.checkin is not None:
+                    family.add(labels_of[status.device.id], max(0.0, at - status.checkin.at))
+
+        states = [tuple(map(_state, statuses)) for _, statuses in blocks]
+        # Each family is given away (and dropped) before the next is written: all of
+        # them at once were 28 MB of text at 20 000 devices, the daemon's peak RSS at
+        # every scrape.
+        for family, keys, write in (
+            (_Family("commsmon_device_info", "gauge",
+                     "Inventory of devices (value 1): name, profile and channel from the "
+                     "config."), [()] * len(blocks), info),
+            (_Family("commsmon_device_up", "gauge",
+                     "1 if the device works (up or degraded), 0 if down; absent while unknown "
+                     "(never seen, behind a down parent, or the monitor is cut off)."),
+             states, up),
+            (_Family("commsmon_device_state", "gauge",
+                     "1 for the device's current state, 0 for the others."), states, state),
+            (_Family("commsmon_device_state_seconds", "counter",
+                     "Seconds the device spent in each state since the daemon started."),
+             None, seconds),
+            (_Family("commsmon_device_state_since_timestamp_seconds", "gauge",
+                     "When the device entered its current state, Unix epoch seconds."),
+             _per_block(blocks, operator.attrgetter("since")), since),
+            (_Family("commsmon_device_last_seen_timestamp_seconds", "gauge",
+                     "When the device last answered, Unix epoch seconds."),
+             None, seen),
+            (_Family("commsmon_device_endurance_seconds", "gauge",
+                     "Seconds the device keeps power if mains is lost now (own battery plus "
+                     "UPS runtime plus generator fuel; a UPS or generator its own runtime or "
+                     "fuel); +Inf if unbounded, absent if unknown."),
+             _per_block(blocks, _hours), endurance),
+            (_Family("commsmon_device_checkin_age_seconds", "gauge",
+                     "Seconds since the device's last check-in (test call, roll call)."),
+             None, checkin_age),
+        ):
+            yield from self._family(family, blocks, keys, write)
+
+    def _readings(self, snap: Snapshot) -> Iterable[Chunk]:
+        """The reading families (a profile's readings with a ``metric``) and
+        ``commsmon_reading_state``, written anew: in a fleet that reports every minute
+        nearly every block of them changes between two snapshots."""
         enum_family = _Family(
             "commsmon_reading_state", "gauge",
             "1 for an enumerated reading's current value (UPS output source, alarms, uplink "
             "status), labelled by that value; absent while not reported.")
+        pairs: dict[str, list[str | float]] = {}
         for status in snap.devices.values():
-            d = status.device
+            d, readings = status.device, status.readings
             labels = self._device[d.id]
-            metrics = self._metric_of.get(d.profile, {})
-            enums = self._enums.get(d.profile, frozenset())
-            for reading, value in status.readings.items():
-                if isinstance(value, str):
-                    # Enum members come from the profile; free text never becomes a label.
-                    if reading in enums:
-                        enum_family.add(f"{labels},{_labels(reading=reading, state=value)}", 1)
-                    continue
-                metric = metrics.get(reading)
-                if metric is None:
+            for reading in self._enums.get(d.profile, ()):
+                # Enum members come from the profile; free text never becomes a label.
+                if isinstance(value := readings.get(reading), str):
+                    enum_family.add(f"{labels},{_labels(reading=reading, state=value)}", 1)
+            for reading, metric in self._metric_of.get(d.profile, ()):
+                value = readings.get(reading)
+                if value is None or isinstance(value, str):
                     continue
                 number = float(value)
-                if not math.isfinite(number):
-                    continue
-                family = families.get(metric)
-                if family is None:
-                    family = families[metric] = _Family(
-                        f"commsmon_{metric}", "gauge", self._reading_help[metric])
-                family.add(labels, number)
-        return (*families.values(), enum_family)
+                if math.isfinite(number):
+                    pairs.setdefault(metric, []).extend((labels, number))
+        families = []
+        for metric, found in pairs.items():
+            family = _Family(f"commsmon_{metric}", "gauge", self._reading_help[metric])
+            family.finite(found)
+            families.append(family)
+            found.clear()  # each family's numbers let go as its text is written
+        for family in (*families, enum_family):
+            yield family.head + family.take()
 
-    def _sites(self, snap: Snapshot) -> Iterable[_Family]:
-        info = self._inventory(
-            _Family("commsmon_site_info", "gauge",
-                    "Inventory of sites (value 1): name, town, role and coordinates from the "
-                    "config."),
-            tuple(status.site for status in snap.sites.values()),
-            lambda site: f"{self._site[site.id]},{_site_labels(site)}")
-        reachable = _Family("commsmon_site_reachable", "gauge",
-                            "1 if at least one channel to the command centre works, 0 if none "
-                            "does (isolated); absent while unknown.")
-        state = _Family("commsmon_site_state", "gauge",
-                        "1 for the site's current state, 0 for the others.")
-        seconds = _Family("commsmon_site_state_seconds", "counter",
-                          "Seconds the site spent in each state since the daemon started.")
-        channel_up = _Family("commsmon_site_channel_up", "gauge",
-                             "1 if the channel works, 0 if every provider fails; absent while "
-                             "unknown.")
-        channel_state = _Family("commsmon_site_channel_state", "gauge",
-                                "1 for the channel's current state (up, down, unknown), 0 for "
-                                "the others.")
-        ready = _Family("commsmon_site_scenario_ready", "gauge",
-                        "1 if the site certainly lasts its target in the scenario (network, "
-                        "road, power, all; now: only the outages active now), else 0.")
-        scenario_seconds = _Family("commsmon_site_scenario_endurance_seconds", "gauge",
-                                   "Seconds the site lasts in the scenario (its longest-lived "
-                                   "channel; a hub its shortest-lived support); 0 if no channel "
-                                   "works, +Inf if unbounded, absent while unknown.")
-        at_least = _Family("commsmon_site_scenario_endurance_at_least_seconds", "gauge",
-                           "While the scenario's endurance is unknown: the seconds that are "
-                           "certain (absent when it is known).")
-        until = _Family("commsmon_site_reachable_until_timestamp_seconds", "gauge",
-                        "With the outages active now, when the site stops being reachable, "
-                        "Unix epoch seconds (at least, while unknown); absent while unbounded.")
-        bearing = _Family("commsmon_site_now_outages", "gauge",
-                          "Outages active now that bear on the site: its own, and power cuts at "
-                          "sites its channels go through (the district centre); the now "
-                          "scenario judges exactly these.")
-        surviving = _Family("commsmon_site_channels_surviving", "gauge",
-                            "Number of channels that last the target in the scenario.")
-        target = _Family("commsmon_site_target_seconds", "gauge",
-                         "Seconds the site must last on its own in each scenario.")
-        outage = _Family("commsmon_site_outage_active", "gauge",
-                         "1 while an outage (power, network, road) is detected or declared at "
-                         "the site.")
-        outage_since = _Family("commsmon_site_outage_since_timestamp_seconds", "gauge",
-                               "When the active outage was first seen or declared, Unix epoch "
-                               "seconds.")
-        trap_path = _Family("commsmon_site_trap_path_up", "gauge",
-                            "1 while the site's kit's periodic traps arrive, 0 when none came "
-                            "for twice its trap_every; absent while unknown or not checked.")
-        trap_heard = _Family("commsmon_site_trap_last_received_timestamp_seconds", "gauge",
-                             "When the latest trap from the site's kit arrived, Unix epoch "
-                             "seconds (sites with trap_every).")
-        for status in snap.sites.values():
-            site = status.site
-            labels = self._site[site.id]
-            if (path := status.trap_path) is not None:
-                if path.state is not State.UNKNOWN:
-                    trap_path.add(labels, 1 if path.state is State.UP else 0)
-                if path.heard is not None:
-                    trap_heard.add(labels, path.heard)
-            if status.reachable is not None:
-                reachable.add(labels, 1 if status.reachable else 0)
-            state.one_hot(labels, _SITE_STATES, status.state)
-            seconds.per_state(labels, _SITE_STATES, status.seconds_at(snap.at))
-            for name, channel in status.channels.items():
-                ch = f'{labels},channel="{name}"'
-                if channel.state is not State.UNKNOWN:
-                    channel_up.add(ch, 1 if channel.state is State.UP else 0)
-                channel_state.one_hot(ch, _CHANNEL_STATES, channel.state)
-            if status.scenarios:
-                target.add(labels, site.target_hours * 3600)
-            now = status.scenarios.get("now")
-            if now is not None:
-                bearing.add(labels, len(now.outages))
-            for scenario, result in status.scenarios.items():
-                sc = f'{labels},scenario="{scenario}"'
-                ready.add(sc, 1 if result.ready else 0)
-                surviving.add(sc, len(result.surviving))
-                e = result.endurance
-                if e.exact:
-                    scenario_seconds.add(sc, e.lower * 3600)
-                else:
-                    at_least.add(sc, e.lower * 3600)
-                if result.until is not None:
-                    until.add(labels, result.until)
-            for kind in OUTAGE_KINDS:
-                active = status.outages.get(kind)
-                outage.add(f'{labels},outage="{kind}"', 1 if active else 0)
-                if active is not None:
-                    outage_since.add(f'{labels},outage="{kind}"', active.since)
-        return (info, reachable, state, seconds, channel_up, channel_state,
-                ready, scenario_seconds, at_least, surviving, target, until, bearing, outage,
-                outage_since, trap_path, trap_heard)
+    def _sites(self, snap: Snapshot) -> Iterable[Chunk]:
+        blocks = _blocks(snap.sites.values(), operator.attrgetter("site"))
+        labels_of = self._site
+        at = snap.at
+
+        def info(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                family.add(f"{labels_of[status.site.id]},{_site_labels(status.site)}", 1)
+
+        def reachable(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                if status.reachable is not None:
+                    family.add(labels_of[status.site.id], 1 if status.reachable else 0)
+
+        def state(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                family.one_hot(labels_of[status.site.id], _SITE_STATES, status.state)
+
+        def seconds(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            family.tallies(((labels_of[s.site.id], s.tally) for s in statuses), _SITE_STATES,
+                           at)
+
+        def channel_up(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                for name, channel in status.channels.items():
+                    if channel.state is not State.UNKNOWN:
+                        family.add(f'{labels_of[status.site.id]},channel="{name}"',
+                                   1 if channel.state is State.UP else 0)
+
+        def channel_state(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                for name, channel in status.channels.items():
+                    family.one_hot(f'{labels_of[status.site.id]},channel="{name}"',
+                                   _CHANNEL_STATES, channel.state)
+
+        def scenario(sample: Callable[[_Family, str, ScenarioResult], None]
+                     ) -> Callable[[_Family, Sequence[SiteStatus]], None]:
+            def write(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+                for status in statuses:
+                    labels = labels_of[status.site.id]
+                    for name, result in status.scenarios.items():
+                        sample(family, f'{labels},scenario="{name}"', result)
+            return write
+
+        def endurance(family: _Family, labels: str, result: ScenarioResult) -> None:
+            if result.endurance.exact:
+                family.add(labels, result.endurance.lower * 3600)
+
+        def at_least(family: _Family, labels: str, result: ScenarioResult) -> None:
+            if not result.endurance.exact:
+                family.add(labels, result.endurance.lower * 3600)
+
+        def target(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                if status.scenarios:
+                    family.add(labels_of[status.site.id], status.site.target_hours * 3600)
+
+        def until(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                for result in status.scenarios.values():
+                    if result.until is not None:
+                        family.add(labels_of[status.site.id], result.until)
+
+        def bearing(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                if (now := status.scenarios.get("now")) is not None:
+                    family.add(labels_of[status.site.id], len(now.outages))
+
+        def outage(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                for kind in OUTAGE_KINDS:
+                    family.add(f'{labels_of[status.site.id]},outage="{kind}"',
+                               1 if status.outages.get(kind) else 0)
+
+        def outage_since(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                for kind in OUTAGE_KINDS:
+                    if (active := status.outages.get(kind)) is not None:
+                        family.add(f'{labels_of[status.site.id]},outage="{kind}"', active.since)
+
+        def trap_path(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                if (path := status.trap_path) is not None and path.state is not State.UNKNOWN:
+                    family.add(labels_of[status.site.id], 1 if path.state is State.UP else 0)
+
+        def trap_heard(family: _Family, statuses: Sequence[SiteStatus]) -> None:
+            for status in statuses:
+                if (path := status.trap_path) is not None and path.heard is not None:
+                    family.add(labels_of[status.site.id], path.heard)
+
+        # A site's status is the last evaluation's object while nothing in it changed.
+        same = [_Same(statuses) for _, statuses in blocks]
+        for family, keys, write in (
+            (_Family("commsmon_site_info", "gauge",
+                     "Inventory of sites (value 1): name, town, role and coordinates from the "
+                     "config."), [()] * len(blocks), info),
+            (_Family("commsmon_site_reachable", "gauge",
+                     "1 if at least one channel to the command centre works, 0 if none does "
+                     "(isolated); absent while unknown."),
+             _per_block(blocks, operator.attrgetter("reachable")), reachable),
+            (_Family("commsmon_site_state", "gauge",
+                     "1 for the site's current state, 0 for the others."),
+             _per_block(blocks, _state), state),
+            (_Family("commsmon_site_state_seconds", "counter",
+                     "Seconds the site spent in each state since the daemon started."),
+             None, seconds),
+            (_Family("commsmon_site_channel_up", "gauge",
+                     "1 if the channel works, 0 if every provider fails; absent while "
+                     "unknown."), same, channel_up),
+            (_Family("commsmon_site_channel_state", "gauge",
+                     "1 for the channel's current state (up, down, unknown), 0 for the "
+                     "others."), same, channel_state),
+            (_Family("commsmon_site_scenario_ready", "gauge",
+                     "1 if the site certainly lasts its target in the scenario (network, "
+                     "road, power, all; now: only the outages active now), else 0."),
+             same, scenario(lambda f, lb, r: f.add(lb, 1 if r.ready else 0))),
+            (_Family("commsmon_site_scenario_endurance_seconds", "gauge",
+                     "Seconds the site lasts in the scenario (its longest-lived channel; a "
+                     "hub its shortest-lived support); 0 if no channel works, +Inf if "
+                     "unbounded, absent while unknown."), same, scenario(endurance)),
+            (_Family("commsmon_site_scenario_endurance_at_least_seconds", "gauge",
+                     "While the scenario's endurance is unknown: the seconds that are certain "
+                     "(absent when it is known)."), same, scenario(at_least)),
+            (_Family("commsmon_site_channels_surviving", "gauge",
+                     "Number of channels that last the target in the scenario."),
+             same, scenario(lambda f, lb, r: f.add(lb, len(r.surviving)))),
+            (_Family("commsmon_site_target_seconds", "gauge",
+                     "Seconds the site must last on its own in each scenario."),
+             same, target),
+            (_Family("commsmon_site_reachable_until_timestamp_seconds", "gauge",
+                     "With the outages active now, when the site stops being reachable, Unix "
+                     "epoch seconds (at least, while unknown); absent while unbounded."),
+             same, until),
+            (_Family("commsmon_site_now_outages", "gauge",
+                     "Outages active now that bear on the site: its own, and power cuts at "
+                     "sites its channels go through (the district centre); the now scenario "
+                     "judges exactly these."), same, bearing),
+            (_Family("commsmon_site_outage_active", "gauge",
+                     "1 while an outage (power, network, road) is detected or declared at the "
+                     "site."), same, outage),
+            (_Family("commsmon_site_outage_since_timestamp_seconds", "gauge",
+                     "When the active outage was first seen or declared, Unix epoch seconds."),
+             same, outage_since),
+            (_Family("commsmon_site_trap_path_up", "gauge",
+                     "1 while the site's kit's periodic traps arrive, 0 when none came for "
+                     "twice its trap_every; absent while unknown or not checked."),
+             same, trap_path),
+            (_Family("commsmon_site_trap_last_received_timestamp_seconds", "gauge",
+                     "When the latest trap from the site's kit arrived, Unix epoch seconds "
+                     "(sites with trap_every)."), same, trap_heard),
+        ):
+            yield from self._family(family, blocks, keys, write)
+
+
+def _per_block(blocks: Sequence[_Block[_T, _S]], value: Callable[[_S], object]
+               ) -> list[tuple[object, ...]]:
+    """Each block's key: ``value`` of each of its statuses."""
+    return [tuple(map(value, statuses)) for _, statuses in blocks]
+
+
+def _hours(status: DeviceStatus) -> float | None:
+    return status.endurance.hours if status.endurance else None
+
+
+class _Same:
+    """A block's key that equals another made of the very same statuses, held weakly:
+    a kept key keeps no superseded status (and its verdicts' facts) alive."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self, statuses: Sequence[SiteStatus]) -> None:
+        self._refs = tuple(map(weakref.ref, statuses))
+
+    def __eq__(self, other: object) -> bool:
+        # A dead reference reads None: never the same as a status alive in the snapshot.
+        return isinstance(other, _Same) and len(self._refs) == len(other._refs) \
+            and all(map(operator.is_, map(operator.call, self._refs),
+                        map(operator.call, other._refs)))
+
+    __hash__ = None  # type: ignore[assignment]  # compared, never a dict key

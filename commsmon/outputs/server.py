@@ -15,6 +15,7 @@ from commsmon.config.services import HttpSpec
 from commsmon.core.snapshot import Snapshot
 from commsmon.errors import CommsmonError
 from commsmon.outputs.api import Operations, add_api_routes
+from commsmon.outputs.gzipmember import Chunk
 from commsmon.outputs.http import build_app
 from commsmon.outputs.web import add_console_routes
 from commsmon.outputs.web.accounts import Accounts
@@ -40,7 +41,7 @@ async def serve(
     spec: HttpSpec,
     registry: CollectorRegistry,
     snapshot: Callable[[], Snapshot | None],
-    render: Callable[[Snapshot | None], Iterable[bytes | bytearray]],
+    render: Callable[[Snapshot | None], Iterable[Chunk]],
     ops: Operations,
     clock: Callable[[], float],
     tz: tzinfo,

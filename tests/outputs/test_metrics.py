@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import gc
+import gzip
+import weakref
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+from unittest.mock import patch
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from commsmon.config.load import load_config
 from commsmon.core.fleet import Fleet
-from commsmon.core.types import Observation
+from commsmon.core.types import Observation, State
+from commsmon.outputs import metrics
+from commsmon.outputs.gzipmember import Member
 from commsmon.outputs.metrics import FleetExposition
+from tests.core.test_incremental import CONFIG, EXAMPLES, _apply, _subset, events
+from tests.field.harness import evaluate
+from tests.field.villages import VILLAGES, readings
 from tests.fleetharness import DEMO
 from tests.promtool import promtool_problems
 
@@ -72,3 +87,78 @@ def test_info_series_follow_the_inventory_the_snapshot_holds() -> None:
              if f.name in ("commsmon_site_info", "commsmon_device_info") for s in f.samples}
     assert names[("commsmon_site_info", village)] == "新村名"
     assert names[("commsmon_device_info", device)] == "新设备名"
+
+
+@settings(max_examples=EXAMPLES // 2, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.booleans(), min_size=14, max_size=14),
+       st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=30))
+def test_kept_blocks_serve_what_a_fresh_render_writes(keep: list[bool], traps: list[bool],
+                                                      steps: list[tuple[str, Any]]) -> None:
+    """An exposition keeping its blocks (three devices or sites each) from render to
+    render serves, after every random event of the incremental evaluation's test (and
+    reloads to other villages), the text an exposition writing it all anew writes,
+    read back from the one gzip member a scrape gets."""
+    inventory = _subset(keep, traps)
+    fleet = Fleet(inventory, T0)
+    now = T0
+    with patch.object(metrics, "BLOCK", 3):
+        kept = FleetExposition(CONFIG)
+        for event in steps:
+            if event[0] == "wait":
+                now += event[1]
+            elif event[0] == "reload":
+                inventory = _subset(event[1], traps)
+                fleet.reconfigure(inventory, now)
+            elif event[1] is None or event[0] not in ("observe", "checkin") or \
+                    event[1][0] in inventory.devices:
+                _apply(fleet, event, now)
+            snap = fleet.evaluate(now)
+            member = Member()
+            body = [member.header()]
+            for chunk in kept.chunks(snap):
+                body.append(member.text(chunk) if isinstance(chunk, bytes | bytearray)
+                            else b"".join(map(member.piece, chunk)))
+            body.append(member.end())
+            assert gzip.decompress(b"".join(body)) == FleetExposition(CONFIG).render(snap), \
+                event
+
+
+def test_a_verdict_that_changes_while_every_state_holds_is_served(tmp_path: Path) -> None:
+    """The standard village (tests/field/villages.py) on a quiet day is ready for a power
+    cut: pdt370 lasts min(UPS 1 h + genset 150 L / 1.5 L/h = 101 h, the repeater's
+    150.5 h) = 101 h >= 72 h.  The genset reports 90 L: 1 h + 90 / 1.5 = 61 h < 72 h and
+    the phone's 57.6 h < 72 h, so no longer ready, while every device and the site stay
+    up (90 L raises no alarm).  An exposition that rendered the first keeps no block of
+    it: the readiness family says 0 and the endurance 61 h."""
+    quiet = replace(VILLAGES[0], readings=readings(gen={"fuel_litres": 90.0}))
+    before, after = evaluate(VILLAGES[0], tmp_path), evaluate(quiet, tmp_path)
+    assert [s.state for s in before.devices.values()] == \
+        [s.state for s in after.devices.values()]
+    assert before.sites["v"].state is after.sites["v"].state is State.UP
+    exposition = FleetExposition(load_config(tmp_path / "field.yaml"))
+    first = exposition.render(before).decode()
+    text = exposition.render(after).decode()
+    power = 'site="v",scenario="power"'
+    assert f"commsmon_site_scenario_ready{{{power}}} 1.0" in first
+    assert f"commsmon_site_scenario_ready{{{power}}} 0.0" in text
+    assert f"commsmon_site_scenario_endurance_seconds{{{power}}} {61 * 3600.0}" in text
+    assert text == FleetExposition(load_config(tmp_path / "field.yaml")).render(after).decode()
+
+
+def test_kept_blocks_keep_no_superseded_verdict_alive(tmp_path: Path) -> None:
+    """Between two scrapes the fleet moves on: a village whose verdicts changed after the
+    last render is freed with its old snapshot, though that render kept the block it was
+    in (scrapes may stop for hours while Prometheus is down: the daemon must not hold
+    a second fleet's verdicts)."""
+    before = evaluate(VILLAGES[0], tmp_path)
+    exposition = FleetExposition(load_config(tmp_path / "field.yaml"))
+    exposition.render(before)
+    old = weakref.ref(before.sites["v"]), weakref.ref(before.devices["gen"])
+    after = evaluate(replace(VILLAGES[0], readings=readings(gen={"fuel_litres": 90.0})),
+                     tmp_path)
+    del before
+    gc.collect()
+    assert old[0]() is None and old[1]() is None
+    assert "commsmon_site_scenario_ready{site=\"v\",scenario=\"power\"} 0.0" in \
+        exposition.render(after).decode()
