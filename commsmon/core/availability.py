@@ -41,11 +41,15 @@ class Tally:
         return dict(zip(_STATES, self.counted_at(at), strict=True))
 
     def counted_at(self, at: float) -> list[float]:
-        """:meth:`seconds_at` as a list in :class:`State`'s order (what an exposition
-        of 20 000 devices formats, without a dict each)."""
+        """:meth:`seconds_at` as a list in :class:`State`'s order."""
         seconds = list(self.settled)
-        seconds[_INDEX[self.state]] += max(at - self.mark, 0.0)
+        seconds[_INDEX[self.state]] = self.held_at(at)
         return seconds
+
+    def held_at(self, at: float) -> float:
+        """Seconds spent in ``state`` at ``at``: the only count that grows between
+        changes (the others are ``settled``)."""
+        return self.settled[_INDEX[self.state]] + max(at - self.mark, 0.0)
 
 
 _STATES = tuple(State)

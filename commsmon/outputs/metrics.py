@@ -75,10 +75,15 @@ def _state_lines(sample: str, states: tuple[State, ...], on: State | None) -> st
 
 
 @functools.cache
-def _picker(states: tuple[State, ...]) -> Callable[[Sequence[float]], tuple[float, ...]]:
+def _picker(states: tuple[State, ...]) -> Callable[[Sequence[float]], Sequence[float]]:
     """From values in State's order, those of ``states``, in their order."""
-    pick = operator.itemgetter(*(_STATES.index(s) for s in states))
-    return lambda values: pick(values)
+    at = [_STATES.index(s) for s in states]
+    return operator.itemgetter(*at) if len(at) > 1 else lambda values: [values[at[0]]]
+
+
+@functools.cache
+def _others(states: tuple[State, ...], held: State) -> tuple[State, ...]:
+    return tuple(s for s in states if s is not held)
 
 
 def _number(value: float) -> str:
@@ -125,17 +130,28 @@ class _Family:
         lines = _state_lines(self.sample, states, on)
         self.text += (lines % ((labels,) * len(states))).encode()
 
-    def tallies(self, rows: Iterable[tuple[str, Tally]], states: tuple[State, ...],
-                at: float) -> None:
-        """For each (labels, tally): a sample per state (``labels`` and its ``state``)
-        with the tally's seconds in it at ``at``; one format for all of them."""
-        pick = _picker(states)
+    def settled(self, rows: Iterable[tuple[str, Tally]], states: tuple[State, ...]) -> None:
+        """For each (labels, tally): a sample per state of ``states`` but the one held
+        (``labels`` and its ``state``), with the seconds settled in it; one format for
+        all of them."""
+        templates: list[str] = []
         args: list[str | float] = []
-        count = 0
         for labels, tally in rows:
-            args += chain.from_iterable(zip(repeat(labels), pick(tally.counted_at(at))))
-            count += 1
-        self.text += ((_state_lines(self.sample, states, None) * count) % tuple(args)).encode()
+            others = _others(states, tally.state)
+            templates.append(_state_lines(self.sample, others, None))
+            args += chain.from_iterable(zip(repeat(labels), _picker(others)(tally.settled)))
+        self.text += ("".join(templates) % tuple(args)).encode()
+
+    def held(self, rows: Iterable[tuple[str, Tally]], states: tuple[State, ...],
+             at: float) -> None:
+        """For each (labels, tally) holding one of ``states``: its sample (``labels`` and
+        its ``state``) with the seconds in it at ``at``; one format for all of them."""
+        args: list[str | float] = []
+        for labels, tally in rows:
+            if tally.state in states:
+                args += (labels, tally.state.value, tally.held_at(at))
+        line = f'{self.sample}{{%s,state="%s"}} %r\n'
+        self.text += ((line * (len(args) // 3)) % tuple(args)).encode()
 
     def take(self) -> bytearray:
         """The samples written so far, the buffer emptied for the next."""
@@ -157,6 +173,7 @@ def _blocks(statuses: Iterable[_S], thing: Callable[[_S], _T]) -> list[_Block[_T
 
 
 _state = operator.attrgetter("state")
+_tally: Callable[[object], Tally] = operator.attrgetter("tally")
 
 
 class FleetExposition:
@@ -261,6 +278,20 @@ class FleetExposition:
             pieces.append(kept[1])
         yield tuple(pieces)
 
+    def _tallies(self, family: _Family, blocks: Sequence[_Block[_T, _S]],
+                 labels: Callable[[_S], str], states: tuple[State, ...],
+                 at: float) -> Iterator[Chunk]:
+        """A ``*_state_seconds`` family (its samples need no order): the seconds settled
+        in the states not held, each block kept while its tallies are the same (a tally
+        is new at each change of state), then the held states' seconds at ``at``,
+        written anew: only they grow."""
+        def settled(family: _Family, statuses: Sequence[_S]) -> None:
+            family.settled([(labels(s), _tally(s)) for s in statuses], states)
+        yield from self._family(family, blocks, _per_block(blocks, _tally), settled)
+        family.held([(labels(s), _tally(s)) for _, statuses in blocks for s in statuses],
+                    states, at)
+        yield family.take()
+
     def _shards(self, snap: Snapshot) -> Iterable[Chunk]:
         if not self._owners:
             return ()
@@ -296,9 +327,6 @@ class FleetExposition:
             for status in statuses:
                 family.one_hot(labels_of[status.device.id], _STATES, status.state)
 
-        def seconds(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
-            family.tallies(((labels_of[s.device.id], s.tally) for s in statuses), _STATES, at)
-
         def since(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
             family.finite([x for s in statuses for x in (labels_of[s.device.id], s.since)])
 
@@ -330,9 +358,6 @@ class FleetExposition:
              states, up),
             (_Family("commsmon_device_state", "gauge",
                      "1 for the device's current state, 0 for the others."), states, state),
-            (_Family("commsmon_device_state_seconds", "counter",
-                     "Seconds the device spent in each state since the daemon started."),
-             None, seconds),
             (_Family("commsmon_device_state_since_timestamp_seconds", "gauge",
                      "When the device entered its current state, Unix epoch seconds."),
              _per_block(blocks, operator.attrgetter("since")), since),
@@ -349,6 +374,10 @@ class FleetExposition:
              None, checkin_age),
         ):
             yield from self._family(family, blocks, keys, write)
+        yield from self._tallies(
+            _Family("commsmon_device_state_seconds", "counter",
+                    "Seconds the device spent in each state since the daemon started."),
+            blocks, lambda s: labels_of[s.device.id], _STATES, at)
 
     def _readings(self, snap: Snapshot) -> Iterable[Chunk]:
         """The reading families (a profile's readings with a ``metric``) and
@@ -399,10 +428,6 @@ class FleetExposition:
         def state(family: _Family, statuses: Sequence[SiteStatus]) -> None:
             for status in statuses:
                 family.one_hot(labels_of[status.site.id], _SITE_STATES, status.state)
-
-        def seconds(family: _Family, statuses: Sequence[SiteStatus]) -> None:
-            family.tallies(((labels_of[s.site.id], s.tally) for s in statuses), _SITE_STATES,
-                           at)
 
         def channel_up(family: _Family, statuses: Sequence[SiteStatus]) -> None:
             for status in statuses:
@@ -485,9 +510,6 @@ class FleetExposition:
             (_Family("commsmon_site_state", "gauge",
                      "1 for the site's current state, 0 for the others."),
              _per_block(blocks, _state), state),
-            (_Family("commsmon_site_state_seconds", "counter",
-                     "Seconds the site spent in each state since the daemon started."),
-             None, seconds),
             (_Family("commsmon_site_channel_up", "gauge",
                      "1 if the channel works, 0 if every provider fails; absent while "
                      "unknown."), same, channel_up),
@@ -534,6 +556,10 @@ class FleetExposition:
                      "(sites with trap_every)."), same, trap_heard),
         ):
             yield from self._family(family, blocks, keys, write)
+        yield from self._tallies(
+            _Family("commsmon_site_state_seconds", "counter",
+                    "Seconds the site spent in each state since the daemon started."),
+            blocks, lambda s: labels_of[s.site.id], _SITE_STATES, at)
 
 
 def _per_block(blocks: Sequence[_Block[_T, _S]], value: Callable[[_S], object]
