@@ -18,7 +18,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["LEVEL", "Chunk", "Member", "Piece", "crc32_combine"]
+__all__ = ["LEVEL", "Chunk", "Member", "Piece", "crc32_combine", "shift"]
 
 LEVEL = 1  # fastest: the exposition repeats itself so much that level 1 gets ~20x
 
@@ -90,7 +90,7 @@ class Piece:
         data = packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH)
         return cls(data, zlib.crc32(text), len(text), shift(len(text)))
 
-    def text(self) -> bytes:
+    def unpack(self) -> bytes:
         """The text again (for tests and tools; a member never needs it)."""
         return zlib.decompressobj(-zlib.MAX_WBITS).decompress(self.data)
 

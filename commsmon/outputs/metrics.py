@@ -88,7 +88,7 @@ def _others(states: tuple[State, ...], held: State) -> tuple[State, ...]:
 
 def _number(value: float) -> str:
     if value - value == 0:  # finite (an infinity or NaN gives NaN)
-        return repr(float(value))
+        return repr(float(value) + 0.0)  # -0.0 as 0.0: equal numbers, the same text
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     if math.isnan(value):
@@ -190,12 +190,14 @@ class FleetExposition:
     villages of an instance that stopped answering its scrape.
 
     What does not change between snapshots is not written again: a family whose
-    samples follow from the statuses alone (a state, a reading, a scenario's
-    verdict) is written in blocks of :data:`BLOCK` devices or sites, and a block
-    is kept compressed (:class:`~commsmon.outputs.gzipmember.Piece`) with what it
-    was written from; the next render reuses it while that is equal.  Families
-    that move with the snapshot's time (seconds in state, check-in ages) are
-    written anew each time.  A render is not thread-safe: one at a time.
+    samples follow from the statuses alone (a state, since when, an endurance, a
+    site's channels, verdicts and outages) is written in blocks of :data:`BLOCK`
+    devices or sites, and a block is kept compressed
+    (:class:`~commsmon.outputs.gzipmember.Piece`) with what it was written from;
+    the next render reuses it while that is equal.  Of the seconds in each state
+    only the held state's are written anew; the families that change with nearly
+    every snapshot (readings, last seen, check-in ages) are all written anew.  A
+    render is not thread-safe: one at a time.
     """
 
     def __init__(self, config: Config, inventory: Inventory | None = None,
@@ -226,7 +228,7 @@ class FleetExposition:
     def render(self, snap: Snapshot | None) -> bytes:
         """The exposition text of ``snap`` in UTF-8 (empty before the first snapshot)."""
         return b"".join(bytes(chunk) if isinstance(chunk, bytes | bytearray)
-                        else b"".join(piece.text() for piece in chunk)
+                        else b"".join(piece.unpack() for piece in chunk)
                         for chunk in self.chunks(snap))
 
     def chunks(self, snap: Snapshot | None) -> Iterator[Chunk]:
@@ -258,8 +260,10 @@ class FleetExposition:
         block, the values its text follows from), a block is kept and reused while its
         things and key are equal; without, all is written anew (one chunk).
 
-        A key holds values (states, numbers, words), not the statuses' objects: a
-        kept key outlives its snapshot, and must not keep its verdicts alive."""
+        A key holds values (states, numbers) or statuses held weakly (:class:`_Same`),
+        never a status's objects: a kept key outlives its snapshot, and must not keep
+        its verdicts alive.  Equal keys must write the same text: a number is written
+        plus 0.0, so -0.0 (equal to 0.0) is written as 0.0."""
         if keys is None:
             yield (self._head(family),)
             for _, statuses in blocks:
@@ -328,7 +332,8 @@ class FleetExposition:
                 family.one_hot(labels_of[status.device.id], _STATES, status.state)
 
         def since(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
-            family.finite([x for s in statuses for x in (labels_of[s.device.id], s.since)])
+            family.finite([x for s in statuses
+                           for x in (labels_of[s.device.id], s.since + 0.0)])
 
         def seen(family: _Family, statuses: Sequence[DeviceStatus]) -> None:
             family.finite([x for s in statuses if s.last_seen is not None

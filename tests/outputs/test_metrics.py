@@ -92,19 +92,21 @@ def test_info_series_follow_the_inventory_the_snapshot_holds() -> None:
 @settings(max_examples=EXAMPLES // 2, deadline=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.booleans(), min_size=14, max_size=14),
-       st.lists(st.booleans(), min_size=14, max_size=14), st.lists(events, max_size=30))
-def test_kept_blocks_serve_what_a_fresh_render_writes(keep: list[bool], traps: list[bool],
-                                                      steps: list[tuple[str, Any]]) -> None:
+       st.lists(st.booleans(), min_size=14, max_size=14),
+       st.lists(st.tuples(events, st.booleans()), max_size=30))
+def test_kept_blocks_serve_what_a_fresh_render_writes(
+        keep: list[bool], traps: list[bool], steps: list[tuple[tuple[str, Any], bool]]) -> None:
     """An exposition keeping its blocks (three devices or sites each) from render to
-    render serves, after every random event of the incremental evaluation's test (and
-    reloads to other villages), the text an exposition writing it all anew writes,
-    read back from the one gzip member a scrape gets."""
+    render serves, after random events of the incremental evaluation's test (and
+    reloads to other villages), each scraped or not (Prometheus scrapes less often than
+    the daemon evaluates), the text an exposition writing it all anew writes, read back
+    from the one gzip member a scrape gets."""
     inventory = _subset(keep, traps)
     fleet = Fleet(inventory, T0)
     now = T0
     with patch.object(metrics, "BLOCK", 3):
         kept = FleetExposition(CONFIG)
-        for event in steps:
+        for event, scraped in steps:
             if event[0] == "wait":
                 now += event[1]
             elif event[0] == "reload":
@@ -114,6 +116,8 @@ def test_kept_blocks_serve_what_a_fresh_render_writes(keep: list[bool], traps: l
                     event[1][0] in inventory.devices:
                 _apply(fleet, event, now)
             snap = fleet.evaluate(now)
+            if not scraped:
+                continue
             member = Member()
             body = [member.header()]
             for chunk in kept.chunks(snap):
@@ -122,6 +126,27 @@ def test_kept_blocks_serve_what_a_fresh_render_writes(keep: list[bool], traps: l
             body.append(member.end())
             assert gzip.decompress(b"".join(body)) == FleetExposition(CONFIG).render(snap), \
                 event
+
+
+def test_a_negative_zero_is_written_as_the_zero_it_equals() -> None:
+    """A genset reporting -0.0 litres (its gateway's JSON may say so) lasts 0 h, as one
+    reporting 0.0 does: the keys that keep a block compare them equal, so both are
+    written 0.0, whichever of the two a kept block was written from (here 0.0, then
+    30 L unscraped, then -0.0)."""
+    fleet = Fleet(CONFIG.inventory(), T0)
+    fleet.set_source("mqtt", True, T0)
+    exposition = FleetExposition(CONFIG)
+    texts = []
+    for n, litres in enumerate((0.0, 30.0, -0.0)):
+        fleet.observe(Observation("v01-genset", T0 + n, True,
+                                  {"fuel_litres": litres, "running": False}))
+        snap = fleet.evaluate(T0 + n + 1)
+        if litres != 30.0:
+            texts.append(exposition.render(snap).decode())
+    fresh = FleetExposition(CONFIG).render(snap).decode()
+    genset = 'commsmon_device_endurance_seconds{site="v01",device="v01-genset",'
+    assert [line for text in (*texts, fresh) for line in text.splitlines()
+            if line.startswith(genset)] == [genset + 'kind="generator"} 0.0'] * 3
 
 
 def test_a_verdict_that_changes_while_every_state_holds_is_served(tmp_path: Path) -> None:
