@@ -86,6 +86,7 @@ class Piece:
 
     @classmethod
     def pack(cls, text: bytes | bytearray) -> Piece:
+        """``text`` (UTF-8 bytes) compressed at :data:`LEVEL` on its own."""
         packer = zlib.compressobj(LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
         data = packer.compress(text) + packer.flush(zlib.Z_SYNC_FLUSH)
         return cls(data, zlib.crc32(text), len(text), shift(len(text)))
@@ -116,6 +117,7 @@ class Member:
 
     @staticmethod
     def header() -> bytes:
+        """The member's first 10 bytes: DEFLATE, no name, no time, OS unknown."""
         return _HEADER
 
     def text(self, text: bytes | bytearray) -> bytes:

@@ -246,6 +246,7 @@ class FleetExposition:
                 del chunk  # before the next family is written
 
     def _head(self, family: _Family) -> Piece:
+        """``family``'s HELP and TYPE, compressed once."""
         kept = self._kept.get((family.sample, -1))
         if kept is not None and kept[0] == family.head:
             return kept[1]
