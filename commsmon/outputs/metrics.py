@@ -240,6 +240,13 @@ class FleetExposition:
         """
         if snap is None:
             return
+        # A reload makes a new exposition before its fleet's first evaluation: a scrape
+        # in between reads the last setup's snapshot, maybe with devices it removed.
+        for d in snap.devices.keys() - self._device.keys():
+            device = snap.devices[d].device
+            self._device[d] = _labels(site=device.site, device=d, kind=device.kind)
+        for s in snap.sites.keys() - self._site.keys():
+            self._site[s] = _labels(site=s)
         for build in (self._devices, self._readings, self._sites, self._shards):
             for chunk in build(snap):
                 yield chunk

@@ -21,7 +21,7 @@ from commsmon.core.types import Observation, State
 from commsmon.outputs import metrics
 from commsmon.outputs.gzipmember import Member
 from commsmon.outputs.metrics import FleetExposition
-from tests.core.test_incremental import CONFIG, EXAMPLES, _apply, _subset, events
+from tests.core.test_incremental import CONFIG, EXAMPLES, INVENTORY, _apply, _subset, events
 from tests.field.harness import evaluate
 from tests.field.villages import VILLAGES, readings
 from tests.fleetharness import DEMO
@@ -187,3 +187,16 @@ def test_kept_blocks_keep_no_superseded_verdict_alive(tmp_path: Path) -> None:
     assert old[0]() is None and old[1]() is None
     assert "commsmon_site_scenario_ready{site=\"v\",scenario=\"power\"} 0.0" in \
         exposition.render(after).decode()
+
+
+def test_a_snapshot_from_before_a_reload_is_rendered_whole() -> None:
+    """A reload to fewer villages makes the new exposition before the new fleet's first
+    evaluation; a scrape in between renders the last snapshot, whose villages the new
+    inventory dropped: they are written with their labels, not a failed scrape."""
+    fewer = _subset([True] + [False] * 13)
+    dropped = next(d for d in INVENTORY.devices.values() if d.id not in fewer.devices)
+    snap = Fleet(INVENTORY, T0).evaluate(T0 + 1)
+    text = FleetExposition(CONFIG, fewer).render(snap).decode()
+    assert (f'commsmon_device_state{{site="{dropped.site}",device="{dropped.id}",'
+            f'kind="{dropped.kind}",state="unknown"}} 1.0') in text
+    assert text == FleetExposition(CONFIG).render(snap).decode()
