@@ -1,0 +1,61 @@
+"""Facts: read-only terms, compared by value, kept compactly (one key index per
+shape of fact, shared)."""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from commsmon.core.facts import Fact, fact_from_json, fact_to_json
+
+
+def test_facts_compare_by_their_terms_whatever_order_they_were_given_in() -> None:
+    a = Fact("link", {"device": "v01-pdt", "name": "PDT 终端", "site": "v01"})
+    b = Fact("link", {"site": "v01", "name": "PDT 终端", "device": "v01-pdt"})
+    assert a == b
+    assert a != Fact("link", {"device": "v01-pdt", "name": "PDT 终端"})  # a term fewer
+    assert a != Fact("mains", {"device": "v01-pdt", "name": "PDT 终端", "site": "v01"})
+    assert Fact("no_answer") == Fact("no_answer", {})
+    assert dict(a.args) == {"device": "v01-pdt", "name": "PDT 终端", "site": "v01"}
+    assert list(b.args) == ["site", "name", "device"]  # the order given
+    assert {**a.args, "state": "down"}["state"] == "down"
+    assert a.arg("name") == "PDT 终端" and a.arg("since") is None
+    assert repr(a) == ("Fact(code='link', args={'device': 'v01-pdt', 'name': 'PDT 终端', "
+                       "'site': 'v01'})")
+
+
+def test_nested_facts_compare_and_read_as_terms() -> None:
+    down = Fact("link_down", {"device": "r", "causes": (Fact("no_answer"),)})
+    assert down == Fact("link_down", {"causes": (Fact("no_answer", {}),), "device": "r"})
+    assert down != Fact("link_down", {"device": "r", "causes": (Fact("offline"),)})
+    assert down.facts("causes") == (Fact("no_answer"),)
+    assert down.texts("causes") == () and down.text("device") == "r"
+
+
+def test_a_fact_cannot_be_changed_nor_hashed() -> None:
+    fact = Fact("fuel", {"litres": 90.0})
+    with pytest.raises(FrozenInstanceError):
+        fact.code = "battery"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        hash(fact)
+    with pytest.raises(TypeError):
+        fact.args["litres"] = 0.0  # type: ignore[index]
+
+
+def test_a_fact_survives_json_pickle_and_copy() -> None:
+    fact = Fact("endurance", {"lower": 61.0, "upper": math.inf,
+                              "stages": (Fact("fuel", {"litres": 90.0, "rate": 1.5}),),
+                              "unknowns": ()})
+    for again in (fact_from_json(fact_to_json(fact)), pickle.loads(pickle.dumps(fact)),
+                  copy.deepcopy(fact), copy.copy(fact)):
+        assert again == fact and repr(again) == repr(fact)
+
+
+def test_facts_of_one_shape_share_their_key_index() -> None:
+    a = Fact("battery", {"device": "a", "ratio": 0.5})
+    b = Fact("battery", {"device": "b", "ratio": 0.9})
+    assert a._index is b._index  # the saving: one index, a tuple of values each
