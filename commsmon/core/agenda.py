@@ -28,7 +28,13 @@ class Agenda:
             self._times.pop(key, None)
         elif self._times.get(key) != at:
             self._times[key] = at
-            heapq.heappush(self._heap, (at, key))
+            heap = self._heap
+            heapq.heappush(heap, (at, key))
+            if len(heap) > 2 * len(self._times) + 64:
+                # Mostly times since replaced (a device polled every minute is put again
+                # long before its last time comes): keep only the standing ones.
+                self._heap = [(t, k) for k, t in self._times.items()]
+                heapq.heapify(self._heap)
 
     def due(self, now: float) -> set[str]:
         """The keys due by ``now``, taken off the agenda."""

@@ -67,20 +67,22 @@ class DeviceTracker:
     last_check: float | None = None
     readings: dict[str, Reading] = field(default_factory=dict)
     reading_at: dict[str, float] = field(default_factory=dict)
-    unavailable: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
     failure: Fact | None = None
     frozen: Mapping[str, Reading] | None = field(default=None, repr=False, compare=False)
-    rose_at: dict[str, float] = field(default_factory=dict)
+    rose_at: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
     known: Fact | None = None
     relearning: State | None = None
-    unconfirmed: dict[str, float] = field(default_factory=dict)
+    unconfirmed: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
 
     def frozen_readings(self) -> Mapping[str, Reading]:
-        """A read-only copy of :attr:`readings`, the same object until one changes
+        """A read-only view of :attr:`readings`, the same object until one changes
         (snapshots share it: 20 000 devices polled every minute, evaluated every
-        few seconds, would otherwise copy every map each time)."""
+        few seconds, would otherwise copy every map each time).  Once it is given
+        out, a change of reading replaces :attr:`readings` rather than change it:
+        the view keeps what it showed, and needs no copy of its own."""
         if self.frozen is None:
-            self.frozen = MappingProxyType(dict(self.readings))
+            self.frozen = MappingProxyType(self.readings)
         return self.frozen
 
     def rewind(self, now: float) -> None:
@@ -172,27 +174,42 @@ class DeviceTracker:
             if at >= times.get(name, -math.inf):
                 old = readings.get(name, _ABSENT)
                 if old != value or old is _ABSENT:
-                    self.frozen = None
+                    readings = self._unshared()
                     if _rose(old, value):
+                        if self.rose_at is _NO_TIMES:
+                            self.rose_at = {}
                         self.rose_at[name] = at
-                readings[name] = value
+                    readings[name] = value  # an equal one (1 and 1.0) is no change
                 times[name] = at
                 if bookkeeping:
                     self.unavailable.pop(name, None)
                     self._confirm(name, obs)
         for name in obs.missing:
             if at >= times.get(name, -math.inf):
-                if readings.pop(name, None) is not None:
-                    self.frozen = None
+                if name in readings:
+                    readings = self._unshared()
+                    del readings[name]
                 times[name] = at
+                if self.unavailable is _NO_TIMES:
+                    self.unavailable = {}
                 self.unavailable.setdefault(name, at)
                 self._confirm(name, obs)
         self.reading_at = times
+
+    def _unshared(self) -> dict[str, Reading]:
+        """:attr:`readings`, to change: a copy of it if :meth:`frozen_readings` gave it
+        out (which then gives a new view)."""
+        if self.frozen is not None:
+            self.readings = dict(self.readings)
+            self.frozen = None
+        return self.readings
 
     def _confirm(self, name: str, obs: Observation) -> None:
         """``name`` was just read from ``obs``: told by a trap, or confirmed (a newer
         check read it, agreeing or not: its value is the one that stands)."""
         if obs.unconfirmed:
+            if self.unconfirmed is _NO_TIMES:
+                self.unconfirmed = {}
             self.unconfirmed[name] = obs.at
         else:
             self.unconfirmed.pop(name, None)
@@ -237,6 +254,18 @@ def _failure(obs: Observation) -> Fact:
     return Fact(obs.error or "no_answer")
 
 
+class _NoTimes(dict[str, float]):
+    """The empty map of times every tracker shares until it has one of its own (most
+    never do: 60 000 empty dicts at 20 000 devices); writing to it is a bug."""
+
+    def __setitem__(self, name: str, at: float) -> None:
+        raise TypeError("the shared empty map of times is read-only")
+
+    def setdefault(self, name: str, at: float) -> float:
+        raise TypeError("the shared empty map of times is read-only")
+
+
+_NO_TIMES: dict[str, float] = _NoTimes()
 _ABSENT: Any = object()  # no reading before (a reading is never this)
 _NUMBERS = (int, float)  # exactly: a bool is a reading of its own kind, not a number
 
