@@ -27,12 +27,14 @@ is down holds why the device is down.
 from __future__ import annotations
 
 import math
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import Callable, ItemsView, Iterator, Mapping
 from dataclasses import FrozenInstanceError
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, get_args
 
-__all__ = ["FACT_CODES", "Fact", "FactArg", "FactCode", "fact_from_json", "fact_to_json"]
+__all__ = [
+    "FACT_CODES", "DerivedFact", "Fact", "FactArg", "FactCode", "fact_from_json", "fact_to_json",
+]
 
 FactCode = Literal[
     # why a device is not up (DeviceStatus.reasons)
@@ -152,12 +154,17 @@ class Fact:
 
     @property
     def args(self) -> Mapping[str, FactArg]:
-        return _Args(self._index, self._values)
+        return _Args(*self._pair())
+
+    def _pair(self) -> tuple[Mapping[str, int], tuple[FactArg, ...]]:
+        """The key index and the values."""
+        return self._index, self._values
 
     def arg(self, name: str) -> FactArg:
         """The term ``name``, ``None`` when absent."""
-        i = self._index.get(name)
-        return None if i is None else self._values[i]
+        index, values = self._pair()
+        i = index.get(name)
+        return None if i is None else values[i]
 
     def facts(self, name: str) -> tuple[Fact, ...]:
         """The nested facts held under ``name`` (``()`` when none)."""
@@ -194,9 +201,11 @@ class Fact:
             return NotImplemented
         if self.code != other.code:
             return False
-        if self._index is other._index:
-            return self._values == other._values
-        return dict(self.args) == dict(other.args)
+        (index, values), (other_index, other_values) = self._pair(), other._pair()
+        if index is other_index:
+            return values == other_values
+        return dict(zip(index, values, strict=True)) == dict(
+            zip(other_index, other_values, strict=True))
 
     def __repr__(self) -> str:
         return f"Fact(code={self.code!r}, args={dict(self.args)!r})"
@@ -209,6 +218,41 @@ class Fact:
 
     def __reduce__(self) -> tuple[type[Fact], tuple[str, dict[str, FactArg]]]:
         return Fact, (self.code, dict(self.args))
+
+
+class DerivedFact(Fact):
+    """A fact worked out, each time its terms are read, from the object it tells of:
+    ``make(source)`` gives the fact.  What keeps it keeps the object, not a second
+    copy of it as facts: an alert pending on a verdict holds the verdict itself (a
+    province's pending verdicts as facts were 7 MiB more).  Equal to a fact of the
+    same terms; to itself made again from the same object without working it out.
+
+    Args:
+        code: the code ``make`` gives.
+        source: the object (read-only, like facts).
+        make: the fact of ``source`` (a plain function: nothing else is kept).
+    """
+
+    __slots__ = ("_make", "_source")
+    _make: Callable[[Any], Fact]
+    _source: object
+
+    def __init__(self, code: FactCode, source: object, make: Callable[[Any], Fact]) -> None:
+        setter = object.__setattr__
+        setter(self, "code", code)
+        setter(self, "_source", source)
+        setter(self, "_make", make)
+
+    def _pair(self) -> tuple[Mapping[str, int], tuple[FactArg, ...]]:
+        return self._make(self._source)._pair()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DerivedFact) and other._source is self._source \
+                and other._make is self._make:
+            return True
+        return super().__eq__(other)
+
+    __hash__ = None
 
 
 # Each order of term names facts are made with, once: a few dozen (the codes' shapes).

@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from commsmon.core.endurance import Endurance, least, lost, most, unknown
-from commsmon.core.facts import Fact
+from commsmon.core.facts import DerivedFact, Fact
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.outages import Outage, OutageKind
 from commsmon.core.power import Conditions, DeviceView, device_endurance
@@ -76,22 +76,16 @@ class Outlook:
     endurance: Endurance
     survives: bool
     dependents: tuple[tuple[str, str], ...] = ()
-    # Made once: a verdict kept from one evaluation to the next shares its outlooks,
-    # and a province's alerts ask for thousands of them at every evaluation.
-    _fact: Fact | None = field(default=None, init=False, compare=False, repr=False)
 
     def as_fact(self) -> Fact:
-        """This outlook as a fact (code ``outlook``; read-only, like every fact)."""
-        fact = self._fact
-        if fact is None:
-            fact = Fact("outlook", {
-                "channel": self.channel, "device": self.device, "survives": self.survives,
-                "endurance": self.endurance.as_fact(),
-                "dependent_sites": tuple(sorted({s for s, _ in self.dependents})),
-                "dependent_channels": tuple(sorted({c for _, c in self.dependents if c})),
-            })
-            object.__setattr__(self, "_fact", fact)
-        return fact
+        """This outlook as a fact (code ``outlook``), made anew at each call: what
+        keeps one (an alert) keeps its verdict as a :class:`DerivedFact` instead."""
+        return Fact("outlook", {
+            "channel": self.channel, "device": self.device, "survives": self.survives,
+            "endurance": self.endurance.as_fact(),
+            "dependent_sites": tuple(sorted({s for s, _ in self.dependents})),
+            "dependent_channels": tuple(sorted({c for _, c in self.dependents if c})),
+        })
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +122,6 @@ class ScenarioResult:
     outages: tuple[Fact, ...] = ()
     until: float | None = None
     at: float | None = None
-    _fact: Fact | None = field(default=None, init=False, compare=False, repr=False)
 
     @property
     def surviving(self) -> tuple[ChannelName, ...]:
@@ -147,19 +140,20 @@ class ScenarioResult:
         return not self.ready and not self.endurance.short(self.target_hours)
 
     def as_fact(self) -> Fact:
-        """This verdict as a fact (code ``verdict``), for alerts to keep; made once,
-        as an outlook's is."""
-        fact = self._fact
-        if fact is None:
-            fact = Fact("verdict", {
-                "scenario": self.scenario, "ready": self.ready,
-                "target_hours": self.target_hours, "endurance": self.endurance.as_fact(),
-                "outlooks": tuple(o.as_fact() for o in self.channels),
-                "supports": tuple(o.as_fact() for o in self.supports),
-                "outages": self.outages, "until": self.until, "at": self.at,
-            })
-            object.__setattr__(self, "_fact", fact)
-        return fact
+        """This verdict as a fact (code ``verdict``), made anew at each call (for the
+        outputs to put into words); :meth:`kept_fact` for what keeps it."""
+        return Fact("verdict", {
+            "scenario": self.scenario, "ready": self.ready,
+            "target_hours": self.target_hours, "endurance": self.endurance.as_fact(),
+            "outlooks": tuple(o.as_fact() for o in self.channels),
+            "supports": tuple(o.as_fact() for o in self.supports),
+            "outages": self.outages, "until": self.until, "at": self.at,
+        })
+
+    def kept_fact(self) -> Fact:
+        """This verdict as a fact to keep (an alert's): a :class:`DerivedFact` of this
+        result, equal to :meth:`as_fact`'s, worked out when read."""
+        return DerivedFact("verdict", self, ScenarioResult.as_fact)
 
 
 def mains_out(active: Mapping[str, Mapping[OutageKind, Outage]]) -> dict[str, float]:

@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
-from commsmon.core.facts import Fact, fact_from_json, fact_to_json
+from commsmon.core.facts import DerivedFact, Fact, fact_from_json, fact_to_json
 from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.readiness import SCENARIOS, ScenarioResult
 from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
@@ -324,6 +324,10 @@ class AlertEngine:
                 if facts != entry.alert.facts:
                     entry.alert = replace(entry.alert, facts=facts)
                     self.revised += 1
+                elif facts and isinstance(facts[-1], DerivedFact):
+                    # The same verdict, maybe worked out again: keep the newest, which
+                    # the site's status holds too, and let the one it replaced go.
+                    entry.alert = replace(entry.alert, facts=facts)
             self._hold(entry, now)
         elif entry is not None:
             del self.active[fp]
@@ -471,11 +475,11 @@ def _provider_facts(snap: Snapshot, channel: ChannelStatus) -> tuple[Fact, ...]:
 
 
 def _verdict_facts(result: ScenarioResult) -> tuple[Fact, ...]:
-    return (result.as_fact(),)
+    return (result.kept_fact(),)
 
 
 def _countdown_facts(hours: float, now: ScenarioResult) -> tuple[Fact, ...]:
-    return (Fact("countdown", {"hours": hours}), now.as_fact())
+    return (Fact("countdown", {"hours": hours}), now.kept_fact())
 
 
 def _device_facts(d: DeviceStatus) -> tuple[Fact, ...]:

@@ -10,7 +10,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from commsmon.core.facts import Fact, fact_from_json, fact_to_json
+from commsmon.core.facts import DerivedFact, Fact, fact_from_json, fact_to_json
 
 
 def test_facts_compare_by_their_terms_whatever_order_they_were_given_in() -> None:
@@ -59,3 +59,33 @@ def test_facts_of_one_shape_share_their_key_index() -> None:
     a = Fact("battery", {"device": "a", "ratio": 0.5})
     b = Fact("battery", {"device": "b", "ratio": 0.9})
     assert a._index is b._index  # the saving: one index, a tuple of values each
+
+
+def _verdict(litres: float) -> Fact:
+    return Fact("verdict", {"ready": litres >= 150.0,
+                            "endurance": Fact("fuel", {"litres": litres})})
+
+
+def test_a_derived_fact_is_the_fact_its_source_gives() -> None:
+    """An alert keeps its verdict as the verdict itself, worked out when read: equal to
+    the plain fact, read alike, encoded alike; the same object made again is equal
+    without working it out."""
+    made: list[float] = []
+
+    def make(litres: float) -> Fact:
+        made.append(litres)
+        return _verdict(litres)
+
+    derived = DerivedFact("verdict", 150.0, make)
+    assert derived == _verdict(150.0) and _verdict(150.0) == derived
+    assert derived != _verdict(90.0) and derived != DerivedFact("verdict", 90.0, make)
+    assert derived.arg("ready") is True and derived.facts("endurance") == (
+        Fact("fuel", {"litres": 150.0}),)
+    assert fact_to_json(derived) == fact_to_json(_verdict(150.0))
+    assert fact_from_json(fact_to_json(derived)) == derived
+    assert pickle.loads(pickle.dumps(derived)) == derived
+    assert repr(derived) == repr(_verdict(150.0))
+    made.clear()
+    assert derived == DerivedFact("verdict", derived._source, make) and made == []
+    with pytest.raises(TypeError):
+        hash(derived)

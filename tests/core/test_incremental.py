@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commsmon.config.load import load_config
-from commsmon.core.facts import Fact
+from commsmon.core.facts import DerivedFact, Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Inventory
 from commsmon.core.outages import Declaration
@@ -508,6 +508,38 @@ def test_the_rules_read_a_kept_site_s_providers_themselves() -> None:
             and a["labels"]["site"] == "v03"]
     assert len(lost) == 1 and "auth_error" in json.dumps(lost[0]["facts"])
     assert "no_answer" not in json.dumps(lost[0]["facts"])
+
+
+def test_an_alert_keeps_its_verdict_itself_and_the_newest_equal_one() -> None:
+    """v03 as above at T0+2.5: scenario_not_ready all pending.  Its fact is the site's
+    verdict itself (a DerivedFact of the result the status holds), not a copy as
+    facts.  A snapshot whose v03 status is new, with an equal verdict worked out
+    again (a new object): the alert's facts are unchanged (nothing revised), and it
+    keeps the new verdict, so the old one is let go."""
+    fleet = Fleet(INVENTORY, T0)
+    for i in range(3):
+        fleet.observe(Observation("v03-satphone", T0 + i, True, {}))
+        fleet.observe(Observation("v03-router", T0 + i, False, {}, conclusive=True))
+    rules = AlertEngine()
+    snap = fleet.evaluate(T0 + 2.5)
+    rules.update(snap)
+
+    def kept() -> Fact:
+        [entry] = [f for f in rules.active.values() if f.alert.rule == "scenario_not_ready"
+                   and f.alert.labels["site"] == "v03" and f.alert.labels["scenario"] == "all"]
+        return entry.alert.facts[0]
+
+    v03 = snap.sites["v03"]
+    old = v03.scenarios["all"]
+    assert isinstance(kept(), DerivedFact) and kept()._source is old
+    assert kept() == old.as_fact() and not old.ready
+    again = replace(old)  # equal, a new object
+    assert again == old and again is not old
+    renewed = replace(v03, scenarios=MappingProxyType({**v03.scenarios, "all": again}))
+    revised = rules.revised
+    rules.update(replace(snap, at=T0 + 3,
+                         sites=MappingProxyType({**snap.sites, "v03": renewed})))
+    assert rules.revised == revised and kept()._source is again
 
 
 def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
