@@ -219,9 +219,10 @@ def evaluate_site(
         return {}
     folded = _folded(inventory, site, active)
     results = {}
+    made: dict[tuple[object, ...], Outlook] = {}  # shared by the scenarios alike for it
     for scenario in VIEWS:
         cond = conditions(scenario, site.id, active, now, out)
-        judge = _Judge(inventory, views, cond, site)
+        judge = _Judge(inventory, views, cond, site, made)
         channels = tuple(judge.channel(c, providers[c]) for c in CHANNELS if c in providers)
         held = tuple(judge.support(d) for d in supports)
         results[scenario] = _verdict(site, scenario, channels, held, folded, now,
@@ -230,17 +231,37 @@ def evaluate_site(
 
 
 class _Judge:
-    """Outlooks of one site in one scenario."""
+    """Outlooks of one site in one scenario.
+
+    ``made`` holds the outlooks already judged in the site's other scenarios of this
+    evaluation, by what of the conditions they read: a chain reads only whether mains
+    is lost everywhere and whether people can bring charge (the time, the mains cuts
+    now and the site are the same in every scenario), and the public channel also
+    whether the public network is lost.  ``network`` and ``now`` usually judge every
+    channel alike, as ``power`` and ``all`` judge the others than public: one object
+    each, judged once (half the outlooks of a province).
+    """
 
     def __init__(self, inventory: Inventory, views: Mapping[str, DeviceView],
-                 cond: Conditions, site: Site) -> None:
+                 cond: Conditions, site: Site, made: dict[tuple[object, ...], Outlook]
+                 ) -> None:
         self.inventory = inventory
         self.views = views
         self.cond = cond
         self.site = site
         self.target = site.target_hours
+        self.made = made
 
     def channel(self, channel: ChannelName, providers: list[Device]) -> Outlook:
+        cond = self.cond
+        key = (channel, cond.mains_lost, cond.resupply,
+               channel == "public" and cond.public_lost)
+        outlook = self.made.get(key)
+        if outlook is None:
+            outlook = self.made[key] = self._channel(channel, providers)
+        return outlook
+
+    def _channel(self, channel: ChannelName, providers: list[Device]) -> Outlook:
         if channel == "public" and self.cond.public_lost:
             endurance = lost(Fact("public_network", {"actual": self.cond.public_out}))
         else:
@@ -265,6 +286,13 @@ class _Judge:
         return Endurance(remaining, remaining, (Fact("public_backup", args),))
 
     def support(self, device_id: str) -> Outlook:
+        key = (device_id, self.cond.mains_lost, self.cond.resupply)
+        outlook = self.made.get(key)
+        if outlook is None:
+            outlook = self.made[key] = self._support(device_id)
+        return outlook
+
+    def _support(self, device_id: str) -> Outlook:
         endurance = self.chain(self.inventory.devices[device_id])
         return Outlook(None, device_id, endurance, endurance.survives(self.target),
                        self.inventory.dependents.get(device_id, ()))

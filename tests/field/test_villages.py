@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from commsmon.core import readiness
 from commsmon.core.rules import DEFAULT_RULES, AlertEngine, RuleSpec
 from commsmon.core.snapshot import Snapshot
 from commsmon.outputs.wording import Wording
@@ -135,6 +136,21 @@ def test_village_judged_again_keeps_its_verdicts(case: Village, tmp_path: Path) 
         assert twice.sites[site_id].outages == site.outages
     for device_id, status in once.devices.items():
         assert twice.devices[device_id].endurance == status.endurance, device_id
+
+
+@pytest.mark.parametrize("case", VILLAGES, ids=lambda c: c.name)
+def test_scenarios_judged_alike_share_their_outlooks_and_nothing_else(
+        case: Village, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site's scenarios share the outlook of a channel (or a support) whose chains
+    read the same of their conditions (network and now; power and all but public).
+    Every hand-computed village, outages, roads and check-ins included, gives the same
+    verdicts as when each scenario judges every outlook itself."""
+    shared = evaluate(case, tmp_path)
+    monkeypatch.setattr(readiness._Judge, "channel", readiness._Judge._channel)
+    monkeypatch.setattr(readiness._Judge, "support", readiness._Judge._support)
+    alone = evaluate(case, tmp_path)
+    for site_id, site in shared.sites.items():
+        assert site.scenarios == alone.sites[site_id].scenarios, site_id
 
 
 def test_table_is_large_enough() -> None:
