@@ -53,8 +53,9 @@ class DeviceTracker:
         relearning: the state learnt from live messages before the source
             reconnected, while it waits for its confirmation; ``None`` when not
             relearning.
-        frozen: the read-only copy of ``readings`` snapshots share, ``None``
-            once a reading changed.
+        frozen: the read-only view of ``readings`` snapshots share, ``None``
+            once a reading changed (which replaced ``readings``, so the view
+            keeps what it showed).
         unconfirmed: readings last told by a trap that no check has read since:
             name -> when told (epoch seconds).
     """
@@ -173,13 +174,15 @@ class DeviceTracker:
         for name, value in obs.readings.items():
             if at >= times.get(name, -math.inf):
                 old = readings.get(name, _ABSENT)
-                if old != value or old is _ABSENT:
+                # By type too: False == 0.0, but the judgements ask `is False` (a number
+                # told by a trap, then a bool polled, must become the bool).
+                if old is _ABSENT or type(old) is not type(value) or old != value:
                     readings = self._unshared()
                     if _rose(old, value):
-                        if self.rose_at is _NO_TIMES:
+                        if type(self.rose_at) is _NoTimes:
                             self.rose_at = {}
                         self.rose_at[name] = at
-                    readings[name] = value  # an equal one (1 and 1.0) is no change
+                    readings[name] = value
                 times[name] = at
                 if bookkeeping:
                     self.unavailable.pop(name, None)
@@ -190,7 +193,7 @@ class DeviceTracker:
                     readings = self._unshared()
                     del readings[name]
                 times[name] = at
-                if self.unavailable is _NO_TIMES:
+                if type(self.unavailable) is _NoTimes:
                     self.unavailable = {}
                 self.unavailable.setdefault(name, at)
                 self._confirm(name, obs)
@@ -208,7 +211,7 @@ class DeviceTracker:
         """``name`` was just read from ``obs``: told by a trap, or confirmed (a newer
         check read it, agreeing or not: its value is the one that stands)."""
         if obs.unconfirmed:
-            if self.unconfirmed is _NO_TIMES:
+            if type(self.unconfirmed) is _NoTimes:
                 self.unconfirmed = {}
             self.unconfirmed[name] = obs.at
         else:
@@ -263,6 +266,15 @@ class _NoTimes(dict[str, float]):
 
     def setdefault(self, name: str, at: float) -> float:
         raise TypeError("the shared empty map of times is read-only")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("the shared empty map of times is read-only")
+
+    def __ior__(self, other: Any) -> _NoTimes:  # type: ignore[override,misc]
+        raise TypeError("the shared empty map of times is read-only")
+
+    def __reduce__(self) -> str:
+        return "_NO_TIMES"  # a copied or pickled tracker shares the one map too
 
 
 _NO_TIMES: dict[str, float] = _NoTimes()

@@ -43,3 +43,31 @@ def test_one_trackers_times_never_show_in_anothers() -> None:
     assert told.unavailable == {"x": T0 + 1} and told.rose_at == {"load": T0 + 2}
     assert quiet.unconfirmed == {} and quiet.unavailable == {} and quiet.rose_at == {}
     assert _ups().unconfirmed == {}
+
+
+def test_a_reading_that_changes_type_but_compares_equal_takes_the_new_type() -> None:
+    """A trap's varbind with no decode tells mains_present 0.0; the poll reads False
+    (decode: bool).  0.0 == False, but the judgements ask `is False` (a generator
+    running without mains is a power outage): the reading must become False, or the
+    village reads ready through a cut.  The same for running 1.0, then True."""
+    tracker = DeviceTracker(Device("genset", "v01", "generator", "发电机", "mqtt",
+                                   "genset-gateway"))
+    tracker.observe(Observation("genset", T0, True, {"mains_present": 0.0, "running": 1.0},
+                                unconfirmed=True))
+    told = tracker.frozen_readings()
+    tracker.observe(Observation("genset", T0 + 60, True,
+                                {"mains_present": False, "running": True}))
+    readings = tracker.frozen_readings()
+    assert readings["mains_present"] is False and readings["running"] is True
+    assert told["mains_present"] == 0.0 and type(told["mains_present"]) is float
+
+
+def test_a_copied_tracker_shares_the_empty_map_and_still_takes_times() -> None:
+    import copy
+    import pickle
+
+    for again in (copy.deepcopy(_ups()), pickle.loads(pickle.dumps(_ups()))):
+        assert again.unavailable is _ups().unavailable  # the one shared map
+        again.observe(Observation("ups", T0, True, {"charge": 0.5},
+                                  missing=frozenset({"runtime"})))
+        assert again.unavailable == {"runtime": T0} and _ups().unavailable == {}

@@ -671,6 +671,23 @@ VILLAGES: list[Village] = [
         outages={"power": None},
         state={"ups": "down"}, quiet=("outage_active v power",),
     ),
+    Village(
+        # The genset gateway's trap 50 s ago, its varbinds read with no decode: running
+        # 1.0, mains_present 0.0; the poll 30 s ago, decode bool: running True,
+        # mains_present False, half load.  0.0 == False, but what the poll read is the
+        # bool, and a generator running without mains is a power outage at the village.
+        # now: UPS 60 min = 1 h + genset 150 L ÷ 1.5 L/h = 100 h -> router and terminal
+        # 101 h (the repeater's 150.5 h does not bind); the phone's dock off mains 57.6 h;
+        # the village lasts its longest channel: 101 h >= 72: ready.  Kept as the
+        # trap's numbers, the poll changed nothing: no outage, now unbounded.
+        "trap: the genset told numbers, the poll read bools",
+        STANDARD,
+        readings=readings(gen={"running": True, "mains_present": False, "load": 0.5}),
+        traps={"gen": {"running": (1.0, 50.0), "mains_present": (0.0, 50.0)}},
+        expect={"now": Expect(True, 101, surviving=("pdt370",))},
+        unconfirmed={"gen": ()},
+        alerts=("outage_active v power",),
+    ),
     # The public network in a power cut: the operators' base stations hold what
     # public_backup_hours says (a site's own figure before the district default).
     Village(
