@@ -34,6 +34,7 @@ from typing import Any, Literal, TypeAlias, get_args
 
 __all__ = [
     "FACT_CODES", "DerivedFact", "Fact", "FactArg", "FactCode", "fact_from_json", "fact_to_json",
+    "worked_out",
 ]
 
 FactCode = Literal[
@@ -246,6 +247,11 @@ class DerivedFact(Fact):
     def _pair(self) -> tuple[Mapping[str, int], tuple[FactArg, ...]]:
         return self._make(self._source)._pair()
 
+    def plain(self) -> Fact:
+        """The fact worked out once, to keep where it is read often (a firing alert's,
+        put into words for every message and kept by the dispatcher)."""
+        return self._make(self._source)
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DerivedFact) and other._source is self._source \
                 and other._make is self._make:
@@ -253,6 +259,13 @@ class DerivedFact(Fact):
         return super().__eq__(other)
 
     __hash__ = None
+
+
+def worked_out(facts: tuple[Fact, ...]) -> tuple[Fact, ...]:
+    """``facts`` with each :class:`DerivedFact` worked out into the plain fact."""
+    if not any(isinstance(f, DerivedFact) for f in facts):
+        return facts
+    return tuple(f.plain() if isinstance(f, DerivedFact) else f for f in facts)
 
 
 # Each order of term names facts are made with, once: a few dozen (the codes' shapes).
@@ -282,6 +295,9 @@ class _Args(Mapping[str, FactArg]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+    def __reduce__(self) -> tuple[type[dict[str, FactArg]], tuple[dict[str, FactArg]]]:
+        return dict, (dict(self),)  # pickled or copied: the terms as a dict
 
 
 def fact_to_json(fact: Fact) -> dict[str, Any]:

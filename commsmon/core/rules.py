@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
-from commsmon.core.facts import DerivedFact, Fact, fact_from_json, fact_to_json
+from commsmon.core.facts import DerivedFact, Fact, fact_from_json, fact_to_json, worked_out
 from commsmon.core.outages import OUTAGE_KINDS
 from commsmon.core.readiness import SCENARIOS, ScenarioResult
 from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
@@ -322,9 +322,10 @@ class AlertEngine:
             else:
                 facts = c.facts()
                 if facts != entry.alert.facts:
-                    entry.alert = replace(entry.alert, facts=facts)
+                    entry.alert = replace(entry.alert, facts=worked_out(facts)
+                                          if entry.firing else facts)
                     self.revised += 1
-                elif facts and isinstance(facts[-1], DerivedFact):
+                elif not entry.firing and facts and isinstance(facts[-1], DerivedFact):
                     # The same verdict, maybe worked out again: keep the newest, which
                     # the site's status holds too, and let the one it replaced go.
                     entry.alert = replace(entry.alert, facts=facts)
@@ -349,6 +350,9 @@ class AlertEngine:
         if not entry.firing and held_for >= self.rules[entry.alert.rule].for_seconds:
             entry.firing = True
             self.changes += 1
+            # A pending alert keeps its verdict itself; a firing one is put into words
+            # for each message and kept by the dispatcher: worked out once, kept so.
+            entry.alert = replace(entry.alert, facts=worked_out(entry.alert.facts))
 
     @property
     def firing(self) -> list[Alert]:

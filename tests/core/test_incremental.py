@@ -515,7 +515,8 @@ def test_an_alert_keeps_its_verdict_itself_and_the_newest_equal_one() -> None:
     verdict itself (a DerivedFact of the result the status holds), not a copy as
     facts.  A snapshot whose v03 status is new, with an equal verdict worked out
     again (a new object): the alert's facts are unchanged (nothing revised), and it
-    keeps the new verdict, so the old one is let go."""
+    keeps the new verdict, so the old one is let go.  Once it fires, its fact is the
+    plain fact, worked out once."""
     fleet = Fleet(INVENTORY, T0)
     for i in range(3):
         fleet.observe(Observation("v03-satphone", T0 + i, True, {}))
@@ -540,6 +541,16 @@ def test_an_alert_keeps_its_verdict_itself_and_the_newest_equal_one() -> None:
     rules.update(replace(snap, at=T0 + 3,
                          sites=MappingProxyType({**snap.sites, "v03": renewed})))
     assert rules.revised == revised and kept()._source is again
+    # Firing (its for, 3600 s, held), it is put into words for every message and kept
+    # by the dispatcher: worked out once into the plain fact, kept so.
+    fleet.observe(Observation("v03-satphone", T0 + 3602, True, {}))
+    fleet.observe(Observation("v03-router", T0 + 3602, False, {}, conclusive=True))
+    later = fleet.evaluate(T0 + 3602.5)
+    rules.update(later)
+    assert [f.firing for f in rules.active.values() if f.alert.facts
+            and f.alert.facts[0] == kept()] == [True]
+    assert not isinstance(kept(), DerivedFact)
+    assert kept() == later.sites["v03"].scenarios["all"].as_fact()
 
 
 def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
