@@ -225,7 +225,7 @@ class DerivedFact(Fact):
     """A fact worked out, each time its terms are read, from the object it tells of:
     ``make(source)`` gives the fact.  What keeps it keeps the object, not a second
     copy of it as facts: an alert pending on a verdict holds the verdict itself (a
-    province's pending verdicts as facts were 7 MiB more).  Equal to a fact of the
+    province's pending verdicts as facts were about 8 MiB more).  Equal to a fact of the
     same terms; to itself made again from the same object without working it out.
 
     Args:
