@@ -276,6 +276,32 @@ def test_unsupported_when_names_readings_of_its_profile(tmp_path: Path) -> None:
                for p in problems), problems
 
 
+@pytest.mark.parametrize(("before", "after", "words"), [
+    # upsTrapOnBattery stating output_source 1 where the poll reads the label battery
+    ("    set: {output_source: battery}\n", "    set: {output_source: 1}\n",
+     "tells reading 'output_source' as a number, but the reading is a text (decode: enum)"),
+    # ... or a label the poll's enum does not have
+    ("    set: {output_source: battery}\n", "    set: {output_source: on_battery}\n",
+     "sets reading 'output_source' to 'on_battery', not one of its labels"),
+    # its runtime varbind read as a truth value where the poll reads minutes
+    ("runtime: {oid: 1.3.6.1.2.1.33.1.2.3.0, scale: 60, invalid: [-1]}  #",
+     "runtime: {oid: 1.3.6.1.2.1.33.1.2.3.0, decode: bool}  #",
+     "tells reading 'runtime' as true/false, but the reading is a number (decode: number)"),
+])
+def test_a_trap_tells_a_reading_in_its_own_type(tmp_path: Path, before: str, after: str,
+                                                words: str) -> None:
+    """A trap that tells a reading in another type than the profile reads it (a number
+    where the poll gives a label or true/false) is a located error: the core compares
+    readings by type too (a genset's mains_present told 0.0 is not False)."""
+    path = _broken(tmp_path, "district:", "district:")
+    bad = tmp_path / "profiles" / "ups-rfc1628.yaml"
+    text = bad.read_text()
+    assert before in text
+    bad.write_text(text.replace(before, after, 1))
+    problems = _problems(path)
+    assert any(p.startswith(f"{bad}:") and words in p for p in problems), problems
+
+
 def _with_receiver(tmp_path: Path, *lines: str) -> Path:
     """The demo with an ``alerting`` section of one receiver, given as its block's lines."""
     block = "".join(f"{'    - ' if i == 0 else '      '}{line}\n" for i, line in enumerate(lines))

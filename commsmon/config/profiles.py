@@ -221,4 +221,35 @@ class Profile(StrictModel):
             for name in (*trap.set, *trap.varbinds):
                 if name not in self.readings:
                     raise ValueError(f"trap {oid} ({trap.name}) names unknown reading {name!r}")
+            # A reading has one type: a trap that tells a number where the poll reads a
+            # bool or a label would be judged otherwise (the core asks `is False`).
+            told = [(name, _told_kind(value)) for name, value in trap.set.items()]
+            told += [(name, _KINDS[spec.decode]) for name, spec in trap.varbinds.items()]
+            for name, kind in told:
+                polled = self.readings[name]
+                if kind != _KINDS[polled.decode]:
+                    raise ValueError(
+                        f"trap {oid} ({trap.name}) tells reading {name!r} as {kind}, but the "
+                        f"reading is {_KINDS[polled.decode]} (decode: {polled.decode}): give "
+                        "the trap's value the reading's type")
+                value = trap.set.get(name)
+                if polled.enum is not None and isinstance(value, str) \
+                        and value not in polled.enum.values():
+                    raise ValueError(
+                        f"trap {oid} ({trap.name}) sets reading {name!r} to {value!r}, not one "
+                        f"of its labels ({', '.join(sorted(set(polled.enum.values())))})")
         return self
+
+
+#: What each decode gives: a number, a truth value or a text (an enum gives its label).
+_KINDS: dict[str, str] = {
+    "number": "a number", "text_number": "a number", "float32_le": "a number",
+    "float32_be": "a number", "bool": "true/false", "text": "a text", "utf16": "a text",
+    "enum": "a text",
+}
+
+
+def _told_kind(value: float | str | bool) -> str:
+    """What a trap's ``set`` value is, in :data:`_KINDS`' words."""
+    return "true/false" if isinstance(value, bool) else \
+        "a text" if isinstance(value, str) else "a number"
