@@ -238,8 +238,8 @@ class _Judge:
     is lost everywhere and whether people can bring charge (the time, the mains cuts
     now and the site are the same in every scenario), and the public channel also
     whether the public network is lost.  ``network`` and ``now`` usually judge every
-    channel alike, as ``power`` and ``all`` judge the others than public: one object
-    each, judged once (half the outlooks of a province).
+    channel alike, as ``power`` and ``all`` judge every channel but the public one:
+    one object each, judged once (half the outlooks of a province).
     """
 
     def __init__(self, inventory: Inventory, views: Mapping[str, DeviceView],
