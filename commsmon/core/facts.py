@@ -258,8 +258,6 @@ class DerivedFact(Fact):
             return True
         return super().__eq__(other)
 
-    __hash__ = None
-
 
 def worked_out(facts: tuple[Fact, ...]) -> tuple[Fact, ...]:
     """``facts`` with each :class:`DerivedFact` worked out into the plain fact."""

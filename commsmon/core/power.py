@@ -233,8 +233,8 @@ def _feed(views: Mapping[str, DeviceView], view: DeviceView, cond: Conditions,
                 and device.kind not in ("ups", "generator")):
             # It answers although its only feed is out: it is powered by something
             # the configuration does not name; how long that lasts is not known.
-            return unknown(Fact("powered_unexplained", _where(view)))
-        return lost(Fact("mains_lost", {**_where(view), "actual": not cond.mains_lost}))
+            return unknown(Fact("powered_unexplained", view.where()))
+        return lost(Fact("mains_lost", {**view.where(), "actual": not cond.mains_lost}))
     source = views[feed.ref]
     if source.state is State.UNKNOWN:
         return unknown(Fact("feed_unknown", {**source.ident(), "causes": source.reasons}))
@@ -329,10 +329,6 @@ def _not_known(view: DeviceView, reading: str, upper: float = math.inf) -> Endur
     else:
         fact = Fact("reading_missing", terms)
     return unknown(fact, upper=upper)
-
-
-def _where(view: DeviceView) -> Mapping[str, str]:
-    return view.where()
 
 
 def _h(hours: float) -> float:

@@ -34,7 +34,7 @@ is the shortest-lived support's.  Pure.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from commsmon.core.endurance import Endurance, least, lost, most, unknown
@@ -256,10 +256,7 @@ class _Judge:
         cond = self.cond
         key = (channel, cond.mains_lost, cond.resupply,
                channel == "public" and cond.public_lost)
-        outlook = self.made.get(key)
-        if outlook is None:
-            outlook = self.made[key] = self._channel(channel, providers)
-        return outlook
+        return self._once(key, lambda: self._channel(channel, providers))
 
     def _channel(self, channel: ChannelName, providers: list[Device]) -> Outlook:
         if channel == "public" and self.cond.public_lost:
@@ -287,9 +284,13 @@ class _Judge:
 
     def support(self, device_id: str) -> Outlook:
         key = (device_id, self.cond.mains_lost, self.cond.resupply)
+        return self._once(key, lambda: self._support(device_id))
+
+    def _once(self, key: tuple[object, ...], judge: Callable[[], Outlook]) -> Outlook:
+        """The outlook ``made`` holds for ``key``, judged now if none does."""
         outlook = self.made.get(key)
         if outlook is None:
-            outlook = self.made[key] = self._support(device_id)
+            outlook = self.made[key] = judge()
         return outlook
 
     def _support(self, device_id: str) -> Outlook:

@@ -179,8 +179,7 @@ class DeviceTracker:
                 if old is _ABSENT or type(old) is not type(value) or old != value:
                     readings = self._unshared()
                     if _rose(old, value):
-                        if type(self.rose_at) is _NoTimes:
-                            self.rose_at = {}
+                        self.rose_at = _own(self.rose_at)
                         self.rose_at[name] = at
                     readings[name] = value
                 times[name] = at
@@ -193,8 +192,7 @@ class DeviceTracker:
                     readings = self._unshared()
                     del readings[name]
                 times[name] = at
-                if type(self.unavailable) is _NoTimes:
-                    self.unavailable = {}
+                self.unavailable = _own(self.unavailable)
                 self.unavailable.setdefault(name, at)
                 self._confirm(name, obs)
         self.reading_at = times
@@ -211,8 +209,7 @@ class DeviceTracker:
         """``name`` was just read from ``obs``: told by a trap, or confirmed (a newer
         check read it, agreeing or not: its value is the one that stands)."""
         if obs.unconfirmed:
-            if type(self.unconfirmed) is _NoTimes:
-                self.unconfirmed = {}
+            self.unconfirmed = _own(self.unconfirmed)
             self.unconfirmed[name] = obs.at
         else:
             self.unconfirmed.pop(name, None)
@@ -278,6 +275,11 @@ class _NoTimes(dict[str, float]):
 
 
 _NO_TIMES: dict[str, float] = _NoTimes()
+
+
+def _own(times: dict[str, float]) -> dict[str, float]:
+    """``times`` to write to: a dict of its own in place of the shared empty one."""
+    return {} if type(times) is _NoTimes else times
 _ABSENT: Any = object()  # no reading before (a reading is never this)
 _NUMBERS = (int, float)  # exactly: a bool is a reading of its own kind, not a number
 
