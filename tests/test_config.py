@@ -443,3 +443,36 @@ def test_devices_sharing_a_trap_address_are_a_located_warning(tmp_path: Path) ->
     assert config.warnings and all(f"{path}:" in w for w in config.warnings)
     assert "send traps from 127.0.0.1" in config.warnings[0]
     assert load_config(DEMO).warnings == []  # traps off: nothing to tell apart
+
+
+def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
+    """The daemon keeps its setup (pickled from the child that loads it) for the whole
+    run: values thousands of devices have alike are one object each, and a power feed's
+    ref is the very id of the device it names.  Values that differ stay apart."""
+    import json
+    import pickle
+
+    from commsmon.config.compile import Setup
+    from commsmon.sim.scale import province
+
+    endpoints = [("127.0.0.1", 16100, "public"), ("127.0.0.1", 16101, "public")]
+    path = tmp_path / "province.yaml"
+    path.write_text(json.dumps(province(3, endpoints)), encoding="utf-8")
+    setup = pickle.loads(pickle.dumps(Setup.of(load_config(path))))
+    devices = setup.inventory.devices
+    routers = [devices[f"v0000{n}-router"] for n in range(3)]
+    assert routers[0].profile is routers[1].profile is devices["centre-rpt1"].profile
+    assert routers[0].power.kind is routers[2].power.kind
+    assert routers[0].power.ref is devices["v00000-ups"].id
+    assert routers[0].power == devices["v00000-cam1"].power
+    assert routers[0].power.ref != routers[1].power.ref
+    gensets = [devices[f"v0000{n}-genset"] for n in range(3)]
+    assert gensets[0].generator is not None
+    assert gensets[0].generator is gensets[1].generator is gensets[2].generator
+    targets = [job.target for job in setup.jobs]
+    assert len({id(t.host) for t in targets}) == len({id(t.community) for t in targets}) == 1
+    assert len({id(t.reply_from) for t in targets}) == 1
+    assert {t.port for t in targets} == {16100, 16101}
+    presence = [r for r in setup.routes.values() if r.kind == "status"]
+    assert len(presence) == 9 and len({id(r.readings) for r in presence}) == 1
+    assert not presence[0].readings

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from commsmon.config.devices import DeviceSpec, GeneratorSpec
 from commsmon.config.profiles import Profile
+from commsmon.config.shared import Shared
 from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
 from commsmon.core.readings import CHARGE
 
@@ -31,6 +32,9 @@ def build_inventory(config: Config) -> Inventory:
     devices = []
     health_of: dict[str, tuple[HealthRule, ...]] = {}  # one tuple per profile, shared
     ages_of: dict[tuple[str, float], Mapping[str, float]] = {}  # likewise per cadence
+    one = Shared()
+    for _, d in config.devices():
+        one(d.id)  # first, so that a feed's ref is the very id it names
     for site, d in config.devices():
         profile = config.profiles.get(d.profile) if d.profile else None
         health = health_of.get(d.profile or "")
@@ -48,6 +52,7 @@ def build_inventory(config: Config) -> Inventory:
             max_age = ages_of[(d.profile or "", cadence)] = _max_ages(
                 profile if d.source != "checkin" else None, cadence)
         stale = d.stale_after or (profile.stale_after if profile else None)
+        feed = PowerFeed.parse(d.power)
         devices.append(
             Device(
                 id=d.id,
@@ -55,17 +60,17 @@ def build_inventory(config: Config) -> Inventory:
                 kind=d.kind,
                 name=d.name or d.id,
                 source=d.source,
-                profile=d.profile or "",
+                profile=one(d.profile or ""),
                 channel=d.channel,
-                parent=d.parent,
-                depends_on=tuple(d.depends_on),
+                parent=one(d.parent),
+                depends_on=tuple(one(needed) for needed in d.depends_on),
                 health=health,
                 down_after=d.down_after or config.defaults.down_after,
                 up_after=d.up_after or config.defaults.up_after,
                 stale_after=stale if d.source == "mqtt" else None,
-                power=PowerFeed.parse(d.power),
+                power=one(PowerFeed(one(feed.kind), one(feed.ref))),
                 battery_hours=d.battery_hours,
-                generator=_curve(d.generator),
+                generator=one(_curve(d.generator)),
                 checkin_validity=validity,
                 max_age=max_age,
             )

@@ -29,6 +29,7 @@ from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config.devices import SnmpUserSpec
 from commsmon.config.profiles import ReadingSpec
 from commsmon.config.settings import Config
+from commsmon.config.shared import Shared
 from commsmon.core.types import Failure, Observation, Reading
 from commsmon.errors import (
     SnmpAuthError,
@@ -91,6 +92,7 @@ def jobs_from_config(config: Config) -> list[PollJob]:
     ``params`` (``1.3.6.1.2.1.2.2.1.8.{uplink_ifindex}``).
     """
     jobs = []
+    one = Shared()
     shared: dict[tuple[str, tuple[tuple[str, object], ...]], Mapping[str, tuple[str, ReadingSpec]]]
     shared = {}
     for _, device in config.devices():
@@ -109,14 +111,14 @@ def jobs_from_config(config: Config) -> list[PollJob]:
                 if spec.oid is not None
             }
         target = SnmpTarget(
-            host=device.snmp.host,
+            host=one(device.snmp.host),
             port=snmp.port,
             version=snmp.version,
-            community=snmp.community.get_secret_value(),
+            community=one(snmp.community.get_secret_value()),
             user=_usm_user(snmp.user) if snmp.version == "v3" else None,
             timeout=snmp.timeout,
             retries=snmp.retries,
-            reply_from=frozenset(str(address) for address in device.snmp.reply_from),
+            reply_from=one(frozenset(str(address) for address in device.snmp.reply_from)),
         )
         jobs.append(PollJob(device.id, target, snmp.interval, readings, device.snmp.charset))
     return jobs
