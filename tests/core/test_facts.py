@@ -89,3 +89,21 @@ def test_a_derived_fact_is_the_fact_its_source_gives() -> None:
     assert derived == DerivedFact("verdict", derived._source, make) and made == []
     with pytest.raises(TypeError):
         hash(derived)
+
+
+def test_derived_facts_of_equal_sources_are_equal_without_working_out() -> None:
+    """A verdict judged again equal to the one an alert holds: the alert's facts are
+    unchanged, told without making either fact.  Unequal sources are worked out: they
+    may still tell the same fact (a fact leaves some of its source out)."""
+    made: list[tuple[str, float]] = []
+
+    def make(source: tuple[str, float]) -> Fact:
+        made.append(source)
+        return _verdict(source[1])
+
+    held = DerivedFact("verdict", ("v01", 150.0), make)
+    assert held == DerivedFact("verdict", ("v01", 150.0), make) and made == []
+    assert held == DerivedFact("verdict", ("v02", 150.0), make) and len(made) == 2
+    made.clear()
+    assert held != DerivedFact("verdict", ("v01", 90.0), make) and len(made) == 2
+    assert held != DerivedFact("verdict", ("v01", 150.0), lambda s: _verdict(90.0))
