@@ -476,3 +476,16 @@ def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
     presence = [r for r in setup.routes.values() if r.kind == "status"]
     assert len(presence) == 9 and len({id(r.readings) for r in presence}) == 1
     assert not presence[0].readings
+
+
+def test_values_equal_but_written_apart_are_not_shared() -> None:
+    """A config may say ``expected_load: -0.0``: that curve keeps its own -0.0 (as the
+    API shows it), whichever genset was read first."""
+    from commsmon.config.shared import Shared
+    from commsmon.core.model import GeneratorCurve
+
+    one = Shared()
+    zero = one(GeneratorCurve(((0.5, 1.5),), 200.0, 0.0))
+    assert one(GeneratorCurve(((0.5, 1.5),), 200.0, -0.0)) is not zero
+    assert one(GeneratorCurve(((0.5, 1.5),), 200.0, 0.0)) is zero
+    assert one(1.0) is not one(1) and one(True) is True
