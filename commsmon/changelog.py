@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import structlog
 
-from commsmon.core.snapshot import DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.snapshot import SiteStatus, Snapshot
 from commsmon.core.types import State
 from commsmon.outputs.wording import Wording
 from commsmon.state.dutylog import Event
@@ -42,16 +41,19 @@ _NONE = _SiteStates(State.UNKNOWN, frozenset(), {}, {})
 class ChangeLog:
     """Follows each device's and site's states from one snapshot to the next.
 
-    A status that is the same object as in the last snapshot changed nothing (the
-    fleet keeps a device's or a site's status while nothing in it changes), so only
-    the others are compared: a province's steady evaluation replaces a few hundred
-    of its 23 000.  Statuses are followed by weak reference: one the fleet has
-    replaced is let go with its verdicts, not kept until the next evaluation.
+    Only the statuses a snapshot holds anew (its :attr:`~Snapshot.changes`) can
+    change anything, so after the first snapshot only those are compared: a
+    province's steady evaluation replaces a few hundred of its 23 000.  A snapshot
+    whose statuses are all new (the first, the first after a reload), whose changes
+    are not told, or that does not follow the last one read, is compared whole.
+    What is kept of each is its states, not its status: a status the fleet has
+    replaced is let go at once.
     """
 
     def __init__(self) -> None:
-        self._devices: dict[str, tuple[weakref.ref[DeviceStatus], State]] = {}
-        self._sites: dict[str, tuple[weakref.ref[SiteStatus], _SiteStates]] = {}
+        self._devices: dict[str, State] = {}
+        self._sites: dict[str, _SiteStates] = {}
+        self._generation: int | None = None  # of the last snapshot read
         self._seen = False
 
     def events(self, snap: Snapshot) -> list[Event]:
@@ -60,14 +62,19 @@ class ChangeLog:
         as first seen (``old`` empty), so history can be recounted; after it, one log
         line per device or site whose state changed (never one per poll)."""
         at, first, self._seen = snap.at, not self._seen, True
+        changes = snap.changes
+        follows = changes is not None and not changes.whole \
+            and changes.since == self._generation
+        self._generation = changes.generation if changes is not None else None
         events = []
         devices = self._devices
-        for device_id, now in snap.devices.items():
-            kept = devices.get(device_id)
-            if kept is not None and kept[0]() is now:
-                continue
-            devices[device_id] = (weakref.ref(now), now.state)
-            prior = kept[1] if kept is not None else None
+        # In the snapshot's order (the inventory's), whichever way they are found.
+        new_devices = [d for d in snap.devices if d in changes.devices] \
+            if follows and changes is not None else snap.devices
+        for device_id in new_devices:
+            now = snap.devices[device_id]
+            prior = devices.get(device_id)
+            devices[device_id] = now.state
             if prior is now.state:
                 continue
             where = now.device.site
@@ -78,19 +85,22 @@ class ChangeLog:
                          old=prior.value, new=now.state.value,
                          reason=_WORDS.facts(now.reasons, where) or None)
         sites = self._sites
-        for site_id, site in snap.sites.items():
+        new_sites = [s for s in snap.sites if s in changes.sites] \
+            if follows and changes is not None else snap.sites
+        for site_id in new_sites:
+            site = snap.sites[site_id]
             was = sites.get(site_id)
-            if was is not None and was[0]() is site:
-                continue
             states = _SiteStates.of(site)
-            sites[site_id] = (weakref.ref(site), states)
-            events += _site_events(at, site_id, was[1] if was else None, states)
-            if was is not None and was[1].state is not site.state and not first:
-                log.info("site state changed", site=site_id, old=was[1].state.value,
+            if states == was:
+                continue
+            sites[site_id] = states
+            events += _site_events(at, site_id, was, states)
+            if was is not None and was.state is not site.state and not first:
+                log.info("site state changed", site=site_id, old=was.state.value,
                          new=site.state.value,
                          channels={c: s.value for c, s in states.channels.items()})
         for followed, present in ((devices, snap.devices), (sites, snap.sites)):
-            if len(followed) > len(present):  # a reload took some away
+            if not follows or len(followed) > len(present):  # a reload took some away
                 for gone in [k for k in followed if k not in present]:
                     del followed[gone]
         return events

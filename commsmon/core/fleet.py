@@ -34,7 +34,7 @@ from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind,
 from commsmon.core.power import DeviceView, device_endurance
 from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE, JUDGED
-from commsmon.core.snapshot import ChannelStatus, DeviceStatus, SiteStatus, Snapshot
+from commsmon.core.snapshot import Changes, ChannelStatus, DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
 from commsmon.core.trappath import trap_path
 from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
@@ -91,6 +91,10 @@ class Fleet:
         self._traps_since: float | None = None  # listening for traps since
         self._last_eval = now
         self._now = now
+        # Evaluations counted, for the snapshots' changes; the next snapshot's statuses
+        # are all new, and some may be gone, while _whole.
+        self._generation = 0
+        self._whole = True
 
     def reconfigure(self, inventory: Inventory, now: float) -> None:
         """Switch to a new inventory (a reload), keeping what is known of what stays.
@@ -102,6 +106,7 @@ class Fleet:
         and detected outages.
         """
         self.inventory = inventory
+        self._whole = True
         self._scenarios.clear()
         self._endurance.clear()
         self._views.clear()
@@ -293,19 +298,32 @@ class Fleet:
         # judged again (each, the first time, in the inventory's order).
         todo = self._trackers.keys() if len(self._status) < len(self._trackers) \
             else new_views | fresh.keys() | self._endurance.unkept
+        new_devices = []
         for d in todo:
             if d in new_views or d in fresh or not self._endurance.holds(d):
                 self._status[d] = self._device_status(d, views, active, out, now)
+                new_devices.append(d)
         # A site's status reads its members' states (a new state is a new view: the site
         # is judged again), channels and outages (judged with them), scenarios, and with
         # trap_every the clock: a site with none of them changed keeps its status.
         kept = self._sites
-        sites = {s: self._site_status(site, views, active, out, now)
-                 if s in judged_sites or s not in kept or site.trap_every is not None
-                 or not self._scenarios.holds(s) else kept[s][0]
-                 for s, site in inv.sites.items()}
+        sites: dict[str, SiteStatus] = {}
+        new_sites = []
+        for s, site in inv.sites.items():
+            was = kept.get(s)
+            if was is None or s in judged_sites or site.trap_every is not None \
+                    or not self._scenarios.holds(s):
+                sites[s] = self._site_status(site, views, active, out, now)
+                if was is None or sites[s] is not was[0]:
+                    new_sites.append(s)
+            else:
+                sites[s] = was[0]
+        self._generation += 1
+        changes = Changes(self._generation - 1, self._generation, frozenset(new_devices),
+                          frozenset(new_sites), self._whole)
+        self._whole = False
         return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),
-                        cut_off, MappingProxyType(dict(self._faults)))
+                        cut_off, MappingProxyType(dict(self._faults)), changes)
 
     def _site_status(self, site: Site, views: Mapping[str, DeviceView],
                      active: Mapping[str, Mapping[OutageKind, Outage]],

@@ -25,7 +25,6 @@ read-only).  An alert's facts are typed (:mod:`commsmon.core.facts`).
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -124,12 +123,10 @@ class _Candidate:
     facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
-# What a device's or site's candidates were taken with: its status (weakly: a status
-# the fleet replaced is let go), the devices' parts they read (its own, or a site's
-# providers', by value), and the fingerprints they left pending or firing, each with
-# whether it held.
-_Kept = tuple[weakref.ref[DeviceStatus | SiteStatus], tuple[object, ...],
-              tuple[tuple[str, bool], ...]]
+# What a device's or site's candidates were taken with: the devices' parts they read
+# (its own, or a site's providers', by value), and the fingerprints they left pending
+# or firing, each with whether it held.
+_Kept = tuple[tuple[object, ...], tuple[tuple[str, bool], ...]]
 
 
 def _read_of(d: DeviceStatus) -> tuple[object, ...]:
@@ -193,6 +190,11 @@ class AlertEngine:
         # devices answer in 5 s, a few of which change state).
         self._devices: dict[str, _Kept] = {}
         self._sites: dict[str, _Kept] = {}
+        # Of those, the devices that left alerts pending or firing (a few of a
+        # province's 20 000), and the generation of the last snapshot read
+        # (:class:`~commsmon.core.snapshot.Changes`).
+        self._holding: dict[str, tuple[tuple[str, bool], ...]] = {}
+        self._generation: int | None = None
         self._cut_off: bool | None = None  # every device's verdicts turn on it
         self._incremental = incremental
         self.taken = 0  # devices and sites whose candidates were taken, since creation
@@ -206,8 +208,20 @@ class AlertEngine:
         resolved: list[Alert] = []
         seen: set[str] = set()
         cut_off = snap.cut_off is not None
+        # Statuses the snapshot holds anew, when it follows the last one read (else every
+        # one may be): only those can read differently.
+        changes = snap.changes
+        follows = changes is not None and not changes.whole \
+            and changes.since == self._generation
+        self._generation = changes.generation if changes is not None else None
         if cut_off != self._cut_off or not self._incremental:
-            self._cut_off, self._devices, self._sites = cut_off, {}, {}
+            self._cut_off, self._devices, self._sites, self._holding = cut_off, {}, {}, {}
+            follows = False
+        for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites),
+                                (self._holding, snap.devices)):
+            if not follows or len(memory) > len(present):  # a reload took some away
+                for gone in [k for k in memory if k not in present]:
+                    del memory[gone]
         for c in _monitor_candidates(snap):
             self._apply(c, now, seen, resolved)
         countdown = self.countdown_hours
@@ -217,36 +231,37 @@ class AlertEngine:
         # once, for the device and for the sites its channels serve.
         new: dict[str, tuple[object, ...]] = {}
         moved: set[str] = set()
-        for d, status in devices.items():
+        for d in [d for d in devices if d in changes.devices] \
+                if follows and changes is not None else devices:
+            reads = new[d] = _read_of(devices[d])
             kept = self._devices.get(d)
-            if kept is None or kept[0]() is not status:
-                reads = new[d] = _read_of(status)
-                if kept is None or kept[1] != reads:
-                    moved.add(d)
+            if kept is None or kept[0] != reads:
+                moved.add(d)
         for site in snap.sites.values():
             s = site.site.id
             kept = self._sites.get(s)
-            if kept is not None and kept[0]() is site and (not moved or not any(
+            same = follows and changes is not None and s not in changes.sites
+            if kept is not None and same and (not moved or not any(
                     p in moved for ch in site.channels.values() for p in ch.providers)):
-                if kept[2]:  # the same site, its providers read alike
-                    self._hold_kept(kept[2], now, seen)
+                if kept[1]:  # the same site, its providers read alike
+                    self._hold_kept(kept[1], now, seen)
                 continue
             # A site's channel alerts tell of their providers: theirs are read too.
             providers = tuple(new.get(p) or _read_of(devices[p])
                               for ch in site.channels.values() for p in ch.providers
                               if p in devices)
-            self._follow(self._sites, s, site, providers, now, seen, resolved,
+            self._follow(self._sites, s, same, providers, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
-        for d, status in devices.items():
-            if d in new:
-                self._follow(self._devices, d, status, new[d], now, seen, resolved,
-                             partial(_device_candidates, status, cut_off))
-            elif held := self._devices[d][2]:  # the same status
+        for d, reads in new.items():
+            self._follow(self._devices, d, True, reads, now, seen, resolved,
+                         partial(_device_candidates, devices[d], cut_off))
+            if self._devices[d][1]:
+                self._holding[d] = self._devices[d][1]
+            else:
+                self._holding.pop(d, None)
+        for d, held in self._holding.items():  # the same status: its alerts hold
+            if d not in new:
                 self._hold_kept(held, now, seen)
-        for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites)):
-            if len(memory) > len(present):
-                for gone in [k for k in memory if k not in present]:
-                    del memory[gone]
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
@@ -256,20 +271,20 @@ class AlertEngine:
                 resolved.append(replace(entry.alert, ends_at=now))
         return resolved
 
-    def _follow(self, memory: dict[str, _Kept], key: str, thing: DeviceStatus | SiteStatus,
+    def _follow(self, memory: dict[str, _Kept], key: str, same: bool,
                 reads: tuple[object, ...], now: float, seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
-        """Take the candidates of one device or site (``thing``, its status), unless
-        what they read is as at the last update (``reads``: a device's parts, or a site's
-        providers' parts, equal; a site's status, the same object): then they are the
-        same verdicts, and only their alerts' ``for`` timers move."""
+        """Take the candidates of one device or site, unless what they read is as at the
+        last update (``reads``: a device's parts, or a site's providers' parts, equal;
+        ``same``: a site's status is the same object, or the thing is a device, all of
+        whose verdicts its parts decide): then they are the same verdicts, and only
+        their alerts' ``for`` timers move."""
         kept = memory.get(key)
-        if kept is not None and kept[1] == reads and (
-                isinstance(thing, DeviceStatus) or kept[0]() is thing):
-            self._hold_kept(kept[2], now, seen)
+        if kept is not None and same and kept[0] == reads:
+            self._hold_kept(kept[1], now, seen)
             # Equal, maybe not the same objects (a reload makes new Devices): keep the
-            # new ones, so the old are let go and the next look is by identity.
-            memory[key] = (weakref.ref(thing), reads, kept[2])
+            # new ones, so the old are let go.
+            memory[key] = (reads, kept[1])
             return
         self.taken += 1
         held = []
@@ -277,9 +292,7 @@ class AlertEngine:
             fp, verdict = self._apply(c, now, seen, resolved)
             if fp in self.active:
                 held.append((fp, verdict is True))
-        # Weak: a status the fleet has replaced is let go at once, not kept with its
-        # verdicts until the next update (a province's every site changes at start).
-        memory[key] = (weakref.ref(thing), reads, tuple(held))
+        memory[key] = (reads, tuple(held))
 
     def _hold_kept(self, held: tuple[tuple[str, bool], ...], now: float,
                    seen: set[str]) -> None:

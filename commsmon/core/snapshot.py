@@ -18,7 +18,7 @@ from commsmon.core.readiness import ScenarioResult
 from commsmon.core.trappath import TrapPath
 from commsmon.core.types import ChannelName, CheckIn, Reading, State
 
-__all__ = ["ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
+__all__ = ["Changes", "ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)  # the change log follows them
@@ -126,6 +126,31 @@ class SiteStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class Changes:
+    """Which statuses of a snapshot are new against the snapshot its fleet made just
+    before: every other status is the very object that one held.
+
+    What follows statuses from one snapshot to the next (the alert rules, the change
+    log) reads only these when it read that snapshot (``since``), and every status
+    otherwise.
+
+    Attributes:
+        since: the generation of the snapshot before.
+        generation: this snapshot's (its fleet's evaluations, counted).
+        devices: ids of the devices whose status is another object.
+        sites: ids of the sites whose status is another object.
+        whole: every status is new, and some may be gone (the fleet's first
+            snapshot, its first after a reload): read every one.
+    """
+
+    since: int
+    generation: int
+    devices: frozenset[str]
+    sites: frozenset[str]
+    whole: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything the outputs read, frozen at one evaluation time ``at``.
 
@@ -140,6 +165,9 @@ class Snapshot:
             name (``state_dir``: its disk refuses writes; ``mqtt_client_id``:
             another instance takes our session; ``receiver:<name>``: a robot
             rejects our messages), each a fact saying what is wrong.
+        changes: which statuses are new since the fleet's snapshot before;
+            ``None`` when not known (a snapshot made otherwise): then every status
+            may be.  Not compared.
     """
 
     at: float
@@ -147,3 +175,5 @@ class Snapshot:
     sites: Mapping[str, SiteStatus]
     cut_off: Fact | None = None
     faults: Mapping[str, Fact] = field(default_factory=dict)
+    # Of the objects, not of what they tell: snapshots that tell alike are equal.
+    changes: Changes | None = field(default=None, compare=False, repr=False)
