@@ -65,7 +65,7 @@ class ChangeLog:
         changes = snap.changes
         follows = changes is not None and not changes.whole \
             and changes.since == self._generation
-        self._generation = changes.generation if changes is not None else None
+        self._generation = None  # until this snapshot is read: one that fails is not followed
         events = []
         devices = self._devices
         # In the snapshot's order (the inventory's), whichever way they are found.
@@ -103,6 +103,7 @@ class ChangeLog:
             if not follows or len(followed) > len(present):  # a reload took some away
                 for gone in [k for k in followed if k not in present]:
                     del followed[gone]
+        self._generation = changes.generation if changes is not None else None
         return events
 
 

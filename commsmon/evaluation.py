@@ -90,7 +90,7 @@ class Evaluation:
         """Evaluate the fleet now, log what changed, publish the snapshot."""
         # Let the old snapshot go before the new one is built: at province scale each
         # is tens of MiB, and two at once would set the daemon's resident size.
-        # The change log follows statuses only by weak reference.
+        # The change log keeps states, not statuses.
         self.snapshot = None
         snap = self._plan().report(self._fleet.evaluate(self._clock()))
         self.snapshot = snap

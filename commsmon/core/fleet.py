@@ -18,6 +18,7 @@ test compares with (tests/core/test_incremental.py).
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TypeVar
@@ -40,6 +41,11 @@ from commsmon.core.trappath import trap_path
 from commsmon.core.types import WORKING, ChannelName, CheckIn, Observation, Reading, State
 
 __all__ = ["Fleet"]
+
+
+# Snapshots' generations, unique among every fleet's: a reader that read one fleet's
+# snapshot never takes another fleet's for the one that follows it.
+_GENERATIONS = itertools.count(1)
 
 
 class Fleet:
@@ -91,8 +97,8 @@ class Fleet:
         self._traps_since: float | None = None  # listening for traps since
         self._last_eval = now
         self._now = now
-        # Evaluations counted, for the snapshots' changes; the next snapshot's statuses
-        # are all new, and some may be gone, while _whole.
+        # The last snapshot's generation, for the next one's changes; the next
+        # snapshot's statuses are all new, and some may be gone, while _whole.
         self._generation = 0
         self._whole = True
 
@@ -261,6 +267,9 @@ class Fleet:
         if now < self._last_eval:
             self._rewind(now)
         self._now = now
+        # Until this evaluation ends: one that fails midway has replaced statuses that
+        # no snapshot names, so the next is told whole.
+        whole, self._whole = self._whole, True
         fresh = self._judge_devices(self._take_touched(now), now)
         cut_off, blind = self._cut_off()
         again = list(self._trackers) if blind or self._blind else list(fresh)
@@ -318,10 +327,10 @@ class Fleet:
                     new_sites.append(s)
             else:
                 sites[s] = was[0]
-        self._generation += 1
-        changes = Changes(self._generation - 1, self._generation, frozenset(new_devices),
-                          frozenset(new_sites), self._whole)
-        self._whole = False
+        generation = next(_GENERATIONS)
+        changes = Changes(self._generation, generation, frozenset(new_devices),
+                          frozenset(new_sites), whole)
+        self._generation, self._whole = generation, False
         return Snapshot(now, MappingProxyType(dict(self._status)), MappingProxyType(sites),
                         cut_off, MappingProxyType(dict(self._faults)), changes)
 

@@ -213,7 +213,7 @@ class AlertEngine:
         changes = snap.changes
         follows = changes is not None and not changes.whole \
             and changes.since == self._generation
-        self._generation = changes.generation if changes is not None else None
+        self._generation = None  # until this update ends: one that fails is not followed
         if cut_off != self._cut_off or not self._incremental:
             self._cut_off, self._devices, self._sites, self._holding = cut_off, {}, {}, {}
             follows = False
@@ -269,6 +269,7 @@ class AlertEngine:
             self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
+        self._generation = changes.generation if changes is not None else None
         return resolved
 
     def _follow(self, memory: dict[str, _Kept], key: str, same: bool,
@@ -385,6 +386,7 @@ class AlertEngine:
     def load(self, data: list[dict[str, Any]]) -> None:
         """Restore what :meth:`dump` gave."""
         self.active, self._fingerprints, self._devices, self._sites = {}, {}, {}, {}
+        self._holding, self._generation = {}, None  # the next snapshot is read whole
         self.changes += 1
         for item in data:
             alert = Alert(item["rule"], item["severity"], item["labels"],

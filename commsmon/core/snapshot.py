@@ -21,7 +21,7 @@ from commsmon.core.types import ChannelName, CheckIn, Reading, State
 __all__ = ["Changes", "ChannelStatus", "DeviceStatus", "SiteStatus", "Snapshot"]
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # the change log follows them
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # tests see them let go
 class DeviceStatus:
     """A device as of one evaluation.
 
@@ -87,7 +87,7 @@ class ChannelStatus:
     checkin_only: bool = False
 
 
-@dataclass(frozen=True, slots=True, weakref_slot=True)  # the rules and the change log follow them
+@dataclass(frozen=True, slots=True, weakref_slot=True)  # /metrics' kept blocks follow them
 class SiteStatus:
     """A site as of one evaluation.
 
@@ -135,8 +135,8 @@ class Changes:
     otherwise.
 
     Attributes:
-        since: the generation of the snapshot before.
-        generation: this snapshot's (its fleet's evaluations, counted).
+        since: the generation of the snapshot before (0: none).
+        generation: this snapshot's, unique among every fleet's.
         devices: ids of the devices whose status is another object.
         sites: ids of the sites whose status is another object.
         whole: every status is new, and some may be gone (the fleet's first
@@ -165,9 +165,11 @@ class Snapshot:
             name (``state_dir``: its disk refuses writes; ``mqtt_client_id``:
             another instance takes our session; ``receiver:<name>``: a robot
             rejects our messages), each a fact saying what is wrong.
-        changes: which statuses are new since the fleet's snapshot before;
-            ``None`` when not known (a snapshot made otherwise): then every status
-            may be.  Not compared.
+        changes: which statuses are new since the fleet's snapshot before, as
+            the fleet that made it tells; ``None`` when not known: then every
+            status may be.  Not compared.  A snapshot made with other statuses
+            (``dataclasses.replace`` keeps it) must drop it; one with fewer, as a
+            shard's report, may keep it.
     """
 
     at: float

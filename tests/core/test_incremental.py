@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -579,3 +580,60 @@ def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
     assert kept.keys() == snap.devices.keys()
     assert all(kept[d] is snap.devices[d].device for d in kept)
     assert rules.taken - taken <= len(snap.sites)  # sites' statuses are new: taken
+
+
+def test_rules_restored_between_two_snapshots_read_the_next_whole() -> None:
+    """A reload that changes alerting restores the rules' memory while the evaluation
+    may already step them: update, load, update.  v03's camera has device_down firing
+    (down since T0, 400 s > its 300 s ``for``); then its router goes down, so the camera
+    is unknown behind it and its alert is kept, not resolved, exactly as by rules that
+    only loaded.  Also for snapshots of another fleet: generations are never shared."""
+    fleet = Fleet(INVENTORY, T0)
+    for d in INVENTORY.devices:
+        fleet.observe(Observation(d, T0, True, {}))
+    for i in range(3):
+        fleet.observe(Observation("v03-cam1", T0 + i, False, {}, conclusive=True))
+    before = AlertEngine()
+    before.update(fleet.evaluate(T0 + 3))
+    before.update(fleet.evaluate(T0 + 400))
+    saved = list(before.dump())
+    assert [a["firing"] for a in saved if a["labels"].get("device") == "v03-cam1"] == [True]
+    for i in range(3):
+        fleet.observe(Observation("v03-router", T0 + 401 + i, False, {}, conclusive=True))
+    raced, restored = AlertEngine(), AlertEngine()
+    snap = fleet.evaluate(T0 + 404)
+    assert snap.devices["v03-cam1"].state is State.UNKNOWN
+    raced.update(snap)
+    raced.load(saved)
+    restored.load(saved)
+    restored.update(snap)
+    snap = fleet.evaluate(T0 + 405)
+    assert raced.update(snap) == restored.update(snap) == []
+    assert raced.firing == restored.firing
+    assert ("device_down", "v03-cam1") in {(a.rule, a.labels.get("device"))
+                                           for a in raced.firing}
+    other = Fleet(INVENTORY, T0)
+    other.evaluate(T0)
+    second = other.evaluate(T0 + 1).changes
+    assert snap.changes is not None and second is not None and not second.whole
+    assert second.since != snap.changes.generation  # a reader of ``snap`` reads it whole
+
+
+def test_an_evaluation_that_fails_midway_tells_the_next_snapshot_whole() -> None:
+    """Statuses replaced by an evaluation that then failed are named by no snapshot: the
+    next one is whole, so the rules and the change log read every status."""
+    fleet = Fleet(INVENTORY, T0)
+    fleet.evaluate(T0)
+    steady = fleet.evaluate(T0 + 1).changes
+    assert steady is not None and not steady.whole
+
+    def fail(*_: object) -> None:
+        raise RuntimeError("midway")
+
+    fleet._site_status = fail  # type: ignore[method-assign]
+    fleet.observe(Observation("v03-router", T0 + 2, False, {}, conclusive=True))
+    with pytest.raises(RuntimeError):
+        fleet.evaluate(T0 + 2)
+    del fleet._site_status  # type: ignore[attr-defined]
+    after = fleet.evaluate(T0 + 3).changes
+    assert after is not None and after.whole
