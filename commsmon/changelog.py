@@ -62,15 +62,13 @@ class ChangeLog:
         as first seen (``old`` empty), so history can be recounted; after it, one log
         line per device or site whose state changed (never one per poll)."""
         at, first, self._seen = snap.at, not self._seen, True
-        changes = snap.changes
-        follows = changes is not None and not changes.whole \
-            and changes.since == self._generation
+        delta = snap.new_since(self._generation)
         self._generation = None  # until this snapshot is read: one that fails is not followed
         events = []
         devices = self._devices
         # In the snapshot's order (the inventory's), whichever way they are found.
-        new_devices = [d for d in snap.devices if d in changes.devices] \
-            if follows and changes is not None else snap.devices
+        new_devices = [d for d in snap.devices if d in delta.devices] if delta is not None \
+            else snap.devices
         for device_id in new_devices:
             now = snap.devices[device_id]
             prior = devices.get(device_id)
@@ -85,8 +83,7 @@ class ChangeLog:
                          old=prior.value, new=now.state.value,
                          reason=_WORDS.facts(now.reasons, where) or None)
         sites = self._sites
-        new_sites = [s for s in snap.sites if s in changes.sites] \
-            if follows and changes is not None else snap.sites
+        new_sites = [s for s in snap.sites if s in delta.sites] if delta is not None else snap.sites
         for site_id in new_sites:
             site = snap.sites[site_id]
             was = sites.get(site_id)
@@ -100,10 +97,10 @@ class ChangeLog:
                          new=site.state.value,
                          channels={c: s.value for c, s in states.channels.items()})
         for followed, present in ((devices, snap.devices), (sites, snap.sites)):
-            if not follows or len(followed) > len(present):  # a reload took some away
+            if delta is None or len(followed) > len(present):  # a reload took some away
                 for gone in [k for k in followed if k not in present]:
                     del followed[gone]
-        self._generation = changes.generation if changes is not None else None
+        self._generation = snap.generation
         return events
 
 

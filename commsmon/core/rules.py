@@ -210,16 +210,14 @@ class AlertEngine:
         cut_off = snap.cut_off is not None
         # Statuses the snapshot holds anew, when it follows the last one read (else every
         # one may be): only those can read differently.
-        changes = snap.changes
-        follows = changes is not None and not changes.whole \
-            and changes.since == self._generation
+        delta = snap.new_since(self._generation)
         self._generation = None  # until this update ends: one that fails is not followed
         if cut_off != self._cut_off or not self._incremental:
             self._cut_off, self._devices, self._sites, self._holding = cut_off, {}, {}, {}
-            follows = False
+            delta = None
         for memory, present in ((self._devices, snap.devices), (self._sites, snap.sites),
                                 (self._holding, snap.devices)):
-            if not follows or len(memory) > len(present):  # a reload took some away
+            if delta is None or len(memory) > len(present):  # a reload took some away
                 for gone in [k for k in memory if k not in present]:
                     del memory[gone]
         for c in _monitor_candidates(snap):
@@ -231,8 +229,7 @@ class AlertEngine:
         # once, for the device and for the sites its channels serve.
         new: dict[str, tuple[object, ...]] = {}
         moved: set[str] = set()
-        for d in [d for d in devices if d in changes.devices] \
-                if follows and changes is not None else devices:
+        for d in [d for d in devices if d in delta.devices] if delta is not None else devices:
             reads = new[d] = _read_of(devices[d])
             kept = self._devices.get(d)
             if kept is None or kept[0] != reads:
@@ -240,7 +237,7 @@ class AlertEngine:
         for site in snap.sites.values():
             s = site.site.id
             kept = self._sites.get(s)
-            same = follows and changes is not None and s not in changes.sites
+            same = delta is not None and s not in delta.sites
             if kept is not None and same and (not moved or not any(
                     p in moved for ch in site.channels.values() for p in ch.providers)):
                 if kept[1]:  # the same site, its providers read alike
@@ -269,7 +266,7 @@ class AlertEngine:
             self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
-        self._generation = changes.generation if changes is not None else None
+        self._generation = snap.generation
         return resolved
 
     def _follow(self, memory: dict[str, _Kept], key: str, same: bool,

@@ -179,3 +179,17 @@ class Snapshot:
     faults: Mapping[str, Fact] = field(default_factory=dict)
     # Of the objects, not of what they tell: snapshots that tell alike are equal.
     changes: Changes | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def generation(self) -> int | None:
+        """:attr:`changes`' generation (``None``: not told)."""
+        return self.changes.generation if self.changes is not None else None
+
+    def new_since(self, generation: int | None) -> Changes | None:
+        """:attr:`changes`, when a reader that last read the snapshot of
+        ``generation`` (``None``: none, or one it did not finish) may read only the
+        statuses they name; ``None`` when it must read every one."""
+        changes = self.changes
+        if changes is None or changes.whole or changes.since != generation:
+            return None
+        return changes

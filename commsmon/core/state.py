@@ -280,6 +280,8 @@ _NO_TIMES: dict[str, float] = _NoTimes()
 def _own(times: dict[str, float]) -> dict[str, float]:
     """``times`` to write to: a dict of its own in place of the shared empty one."""
     return {} if type(times) is _NoTimes else times
+
+
 _ABSENT: Any = object()  # no reading before (a reading is never this)
 _NUMBERS = (int, float)  # exactly: a bool is a reading of its own kind, not a number
 

@@ -93,8 +93,8 @@ def jobs_from_config(config: Config) -> list[PollJob]:
     """
     jobs = []
     one = Shared()
-    shared: dict[tuple[str, tuple[tuple[str, object], ...]], Mapping[str, tuple[str, ReadingSpec]]]
-    shared = {}
+    readings_of: dict[tuple[str, tuple[tuple[str, object], ...]],
+                      Mapping[str, tuple[str, ReadingSpec]]] = {}
     for _, device in config.devices():
         if device.snmp is None or device.profile is None:
             continue
@@ -102,10 +102,10 @@ def jobs_from_config(config: Config) -> list[PollJob]:
         # Devices of one profile with the same params share one readings map: a
         # province has thousands of each, and the daemon keeps every job.
         key = (device.profile, tuple(sorted(device.params.items())))
-        readings = shared.get(key)
+        readings = readings_of.get(key)
         if readings is None:
             profile = config.profiles[device.profile]
-            readings = shared[key] = {
+            readings = readings_of[key] = {
                 name: (spec.oid.format(**device.params), spec)
                 for name, spec in profile.readings.items()
                 if spec.oid is not None
