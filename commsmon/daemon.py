@@ -60,7 +60,7 @@ class Daemon:
         self._clock, self._registry = clock, registry
         self.tz = ZoneInfo(self.config.timezone)
         self.fleet = Fleet(self.setup.tracked, clock())
-        know_sites({d.id: d.site for d in self.setup.inventory.devices.values()})
+        know_sites(self.setup.site_of)
         self.store: Store | None = None
         self.alerting = AlertOutput(self.config.state_path() / "outbox.db", self.tz, clock,
                                     self.fleet.set_fault, self.config.ha, self.setup.plan.index)
@@ -194,7 +194,7 @@ class Daemon:
         before, after = set(old.tracked.devices), set(new.tracked.devices)
         self.fleet.reconfigure(new.tracked, self._clock())
         self.setup = new
-        know_sites({d.id: d.site for d in new.inventory.devices.values()})
+        know_sites(new.site_of)
         restarted = [s.name for s in self.sources if await s.reconfigure(new)]
         if await self.alerting.reconfigure(old, new):
             restarted.append(self.alerting.name)

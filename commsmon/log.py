@@ -17,13 +17,14 @@ import structlog
 
 __all__ = ["LogOnce", "configure_logging", "know_sites"]
 
-_site_of: dict[str, str] = {}
+_site_of: Mapping[str, str] = {}
 
 
 def know_sites(site_of: Mapping[str, str]) -> None:
-    """Device id -> site id, for the ``site`` field of lines about a device."""
-    _site_of.clear()
-    _site_of.update(site_of)
+    """Device id -> site id, for the ``site`` field of lines about a device (the map
+    itself is read, not a copy: it must not change afterwards)."""
+    global _site_of
+    _site_of = site_of
 
 
 def _add_site(_: object, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

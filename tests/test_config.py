@@ -459,7 +459,7 @@ def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
     path = tmp_path / "province.yaml"
     path.write_text(json.dumps(province(3, endpoints)), encoding="utf-8")
     setup = pickle.loads(pickle.dumps(Setup.of(load_config(path))))
-    devices = setup.inventory.devices
+    devices = setup.tracked.devices  # one instance: the whole inventory
     routers = [devices[f"v0000{n}-router"] for n in range(3)]
     assert routers[0].profile is routers[1].profile is devices["centre-rpt1"].profile
     assert routers[0].power.kind is routers[2].power.kind
@@ -489,3 +489,47 @@ def test_values_equal_but_written_apart_are_not_shared() -> None:
     assert one(GeneratorCurve(((0.5, 1.5),), 200.0, -0.0)) is not zero
     assert one(GeneratorCurve(((0.5, 1.5),), 200.0, 0.0)) is zero
     assert one(1.0) is not one(1) and one(True) is True
+
+
+def test_a_shard_keeps_of_other_shards_devices_only_their_site(tmp_path: Path) -> None:
+    """Each of five shards of a 100 000-device province kept every device (42 MiB of
+    inventory) and every device's /metrics labels while it tracks a fifth: now it keeps
+    the devices it tracks, and of the others only their site (log lines, trap
+    counters) and which shards track them, those few tuples shared."""
+    import gc
+    import json
+    import pickle
+
+    from commsmon.config.compile import Setup
+    from commsmon.core.model import Device
+    from commsmon.sim.scale import province
+
+    endpoints = [("127.0.0.1", 16100, "public"), ("127.0.0.1", 16101, "public")]
+    data = province(12, endpoints)
+    data["shard"] = {"index": 1, "count": 3}
+    data["mqtt"] = {**data["mqtt"], "share_group": "commsmon"}
+    path = tmp_path / "shard.yaml"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    config = load_config(path)
+    setup = pickle.loads(pickle.dumps(Setup.of(config)))
+    every = {d.id: d.site for d in config.inventory().devices.values()}
+    tracked = set(setup.tracked.devices)
+    assert setup.site_of == every and tracked < every.keys()
+    others = every.keys() - tracked
+    assert len({every[d] for d in others}) >= 4  # villages another shard keeps alone
+
+    reached: dict[int, object] = {}
+    todo: list[object] = [setup]
+    while todo:
+        obj = todo.pop()
+        if id(obj) not in reached:
+            reached[id(obj)] = obj
+            todo.extend(gc.get_referents(obj))
+    kept = {o.id for o in reached.values() if isinstance(o, Device)}
+    assert kept == tracked
+    labels = "\n".join(o for o in reached.values() if isinstance(o, str))  # /metrics'
+    assert all(f'device="{d}"' not in labels for d in others)
+    assert all(f'device="{d}"' in labels for d in tracked)
+    destinations = setup.plan.destinations
+    assert set(destinations) == every.keys()
+    assert len({id(t) for t in destinations.values()}) == len(set(destinations.values()))

@@ -76,11 +76,14 @@ class ShardPlan:
             ]):
                 if shard not in trackers[device_id]:
                     trackers[device_id].append(shard)
+        # Most devices go to their owner alone: a few distinct tuples serve every device
+        # (one each would be 6 MiB of a shard's 100 000-device province).
+        alike: dict[tuple[int, ...], tuple[int, ...]] = {}
         return cls(
             index=index,
             count=count,
             sites=frozenset(s for s, o in owner.items() if o == index),
-            destinations={d: tuple(t) for d, t in trackers.items()},
+            destinations={d: alike.setdefault(tuple(t), tuple(t)) for d, t in trackers.items()},
         )
 
     def owner(self, site: str) -> int:

@@ -214,10 +214,11 @@ class FleetExposition:
                     self._metric_of[name].append((reading, spec.metric))
                     self._reading_help.setdefault(spec.metric, spec.help or reading)
         inventory = inventory or config.inventory()
-        # Label text per device and per site, escaped once.
+        # Label text per device and per site, escaped once: of the devices, only those
+        # this instance keeps (a shard's snapshot holds no other).
         self._device = {
             d.id: _labels(site=d.site, device=d.id, kind=d.kind)
-            for d in inventory.devices.values()
+            for d in inventory.devices.values() if plan is None or plan.tracks(d.id)
         }
         self._site = {s: _labels(site=s) for s in inventory.sites}
         # (family, block) -> (what its text was written from, the text compressed).

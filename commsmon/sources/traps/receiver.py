@@ -420,19 +420,19 @@ class TrapReceiver(Source):
         found = self._effects.get(key, _MISSING)
         if found is not _MISSING:
             return found  # type: ignore[return-value]
-        device = self._setup.inventory.devices.get(sender.device)
+        site = self._setup.site_of.get(sender.device)
         profile = self._setup.settings.profiles.get(sender.profile)
         effect = None
-        if device is not None:
+        if site is not None:
             spec = profile.traps.get(oid) if profile else None
             varbinds = []
             for name, reading in (spec.varbinds.items() if spec else ()):
                 with contextlib.suppress(KeyError, IndexError):  # a param it lacks: never
                     varbinds.append((name, (reading.oid or "").format(**sender.params),
                                      reading))
-            counter = self._received_counter(device.site, device.id,
+            counter = self._received_counter(site, sender.device,
                                              spec.name if spec else "other")
-            effect = _Effect(device.id, spec, tuple(varbinds), counter)
+            effect = _Effect(sender.device, spec, tuple(varbinds), counter)
         if len(self._effects) > 100_000:  # distinct OIDs from every device: keep it bounded
             self._effects.clear()
         self._effects[key] = effect
