@@ -12,10 +12,6 @@ from pydantic import (
     ValidationError,
 )
 from pydantic_core import ErrorDetails
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.reader import ReaderError
 
 from commsmon.errors import ConfigError
 
@@ -39,6 +35,12 @@ class Document:
     @classmethod
     def read(cls, path: Path) -> Document:
         """Read and parse ``path``; a syntax error is a located :class:`ConfigError`."""
+        # Imported here: the daemon reads its files in a child process, and ruamel is
+        # 1.7 MiB it would otherwise keep for good.
+        from ruamel.yaml import YAML
+        from ruamel.yaml.error import MarkedYAMLError, YAMLError
+        from ruamel.yaml.reader import ReaderError
+
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -58,6 +60,9 @@ class Document:
 
     def line(self, loc: tuple[str | int, ...]) -> int:
         """1-based line of the deepest node of ``loc`` that exists in the YAML."""
+        from ruamel.yaml import YAML
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
         if self._tree is None:
             self._tree = YAML(typ="rt").load(self._text)
         node, line = self._tree, 1
