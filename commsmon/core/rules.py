@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from commsmon.core.alerting import Alert, Severity, fingerprint
@@ -171,10 +172,11 @@ class AlertEngine:
         self.rules = {**DEFAULT_RULES, **(rules or {})}
         self.countdown_hours = tuple(sorted(set(countdown_hours), reverse=True))
         self.active: dict[str, Firing] = {}
-        # Each active alert's label set -> its fingerprint: a candidate is looked up by
-        # its labels, and hashed only when it begins (a province has a hundred thousand
-        # candidates at every evaluation, a few of which are pending or firing).
-        self._fingerprints: dict[frozenset[tuple[str, str]], str] = {}
+        # Each active alert's labels (:func:`_label_key`) -> its fingerprint: a candidate
+        # is looked up by its labels, and hashed only when it begins (a province has a
+        # hundred thousand candidates at every evaluation, a few of which are pending or
+        # firing).
+        self._fingerprints: dict[tuple[str, ...], str] = {}
         #: Counts every change of which alerts are pending or firing and since when:
         #: what :meth:`dump` keeps but the facts.
         self.changes = 0
@@ -262,7 +264,7 @@ class AlertEngine:
         # Things that left the inventory resolve too.
         for fp in [fp for fp in self.active if fp not in seen]:
             entry = self.active.pop(fp)
-            self._fingerprints.pop(frozenset(entry.alert.labels.items()), None)
+            self._fingerprints.pop(_label_key(entry.alert.labels), None)
             self.changes += 1
             if entry.firing:
                 resolved.append(replace(entry.alert, ends_at=now))
@@ -312,7 +314,7 @@ class AlertEngine:
         if not spec.enabled:
             return "", None
         labels = {"alertname": c.rule, "severity": spec.severity, **spec.labels, **c.labels}
-        label_set = frozenset(labels.items())
+        label_set = _label_key(labels)
         known = self._fingerprints
         fp = known.get(label_set, "")
         entry = self.active.get(fp)
@@ -389,7 +391,14 @@ class AlertEngine:
             alert = Alert(item["rule"], item["severity"], item["labels"],
                           facts_from_json(item.get("facts")), starts_at=item["starts_at"])
             self.active[alert.fingerprint] = Firing(alert, item["pending_since"], item["firing"])
-            self._fingerprints[frozenset(alert.labels.items())] = alert.fingerprint
+            self._fingerprints[_label_key(alert.labels)] = alert.fingerprint
+
+
+def _label_key(labels: Mapping[str, str]) -> tuple[str, ...]:
+    """An alert's labels as one flat tuple of names and values, by name: the index's
+    key, whatever order they were written in (as a frozenset of pairs, it was 540 B
+    an alert, 3.6 MiB for a province's 7 000)."""
+    return tuple(chain.from_iterable(sorted(labels.items())))
 
 
 def dump_held(held: list[tuple[Alert, float, bool]]) -> Iterator[dict[str, Any]]:

@@ -205,6 +205,25 @@ def test_restart_keeps_what_was_told() -> None:
     assert [n for n in h2.to("pager") if n.group == "site:v1"] == []
 
 
+def test_restored_alerts_are_found_whatever_order_their_labels_were_saved_in() -> None:
+    """The rules find an alert by its labels in any order (a memory saved by another
+    version): a restored alert goes on, never begins again beside itself."""
+    h = Harness()
+    h.run(2, ALL)
+    h.observe("router", False)
+    h.observe("sat", False)
+    h.run(300, {"rpt": 1, "router2": 1})
+    before = {fp: (f.alert.starts_at, f.pending_since) for fp, f in h.engine.active.items()}
+    assert before
+    saved = list(h.engine.dump())
+    for item in saved:
+        item["labels"] = dict(reversed(item["labels"].items()))
+    h.engine.load(saved)
+    h.run(60, {"rpt": 1, "router2": 1})
+    after = {fp: (f.alert.starts_at, f.pending_since) for fp, f in h.engine.active.items()}
+    assert after == before
+
+
 def _alert(rule: str, **labels: str) -> Alert:
     return Alert(rule, "critical", {"alertname": rule, "severity": "critical", **labels})
 
