@@ -710,5 +710,10 @@ def _family(inventory: Inventory) -> tuple[dict[str, int], dict[str, tuple[str, 
         if device.channel is not None:
             for needed in device.depends_on:
                 readers.setdefault(needed, set()).add(device.site)
-    return (depth, {d: tuple(c) for d, c in children.items()}, frozenset(looped),
-            {d: tuple(sorted(sites)) for d, sites in readers.items()})
+    # Most devices are read by their own site alone: one tuple per site serves them all.
+    read_by: dict[str, tuple[str, ...]] = {}
+    alike: dict[tuple[str, ...], tuple[str, ...]] = {}
+    for d, sites in readers.items():
+        key = tuple(sorted(sites))
+        read_by[d] = alike.setdefault(key, key)
+    return depth, {d: tuple(c) for d, c in children.items()}, frozenset(looped), read_by
