@@ -183,18 +183,20 @@ class AlertEngine:
         #: Counts every change of an alert's facts (a countdown's hours, a provider's
         #: reasons): the rest of what :meth:`dump` keeps.
         self.revised = 0
-        # What each device's and site's candidates read at the last update (a site's
-        # status, and its channels' providers' parts its facts name), with the
-        # fingerprints of the alerts they left pending or firing and whether each held
-        # (``False``: could not tell). One that reads the same again has the same
+        # What each site's candidates read at the last update (its status, and its
+        # channels' providers' parts its facts name), with the fingerprints of the
+        # alerts they left pending or firing and whether each held (``False``: could
+        # not tell); of each device, the status read (what its candidates read of it,
+        # :func:`_read_of`, is worked out again when it has a new one: the statuses
+        # kept are the snapshot's own).  One that reads the same again has the same
         # verdicts: only those alerts' ``for`` timers move (a province has 70 000
         # device and 53 000 site candidates at every evaluation; a twelfth of its
         # devices answer in 5 s, a few of which change state).
-        self._devices: dict[str, _Kept] = {}
+        self._devices: dict[str, DeviceStatus] = {}
         self._sites: dict[str, _Kept] = {}
-        # Of those, the devices that left alerts pending or firing (a few of a
-        # province's 20 000), and the generation of the last snapshot read
-        # (:class:`~commsmon.core.snapshot.Changes`).
+        # Of the devices, those whose candidates left alerts pending or firing (a few
+        # of a province's 20 000), as a site's are kept, and the generation of the last
+        # snapshot read (:class:`~commsmon.core.snapshot.Changes`).
         self._holding: dict[str, tuple[tuple[str, bool], ...]] = {}
         self._generation: int | None = None
         self._cut_off: bool | None = None  # every device's verdicts turn on it
@@ -233,8 +235,8 @@ class AlertEngine:
         moved: set[str] = set()
         for d in [d for d in devices if d in delta.devices] if delta is not None else devices:
             reads = new[d] = _read_of(devices[d])
-            kept = self._devices.get(d)
-            if kept is None or kept[0] != reads:
+            last = self._devices.get(d)
+            if last is None or _read_of(last) != reads:
                 moved.add(d)
         for site in snap.sites.values():
             s = site.site.id
@@ -251,13 +253,17 @@ class AlertEngine:
                               if p in devices)
             self._follow(self._sites, s, same, providers, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
-        for d, reads in new.items():
-            self._follow(self._devices, d, True, reads, now, seen, resolved,
-                         partial(_device_candidates, devices[d], cut_off))
-            if self._devices[d][1]:
-                self._holding[d] = self._devices[d][1]
+        for d in new:
+            if d not in moved:  # its verdicts are as they were
+                self._hold_kept(self._holding.get(d, ()), now, seen)
+            elif held := self._take(partial(_device_candidates, devices[d], cut_off),
+                                    now, seen, resolved):
+                self._holding[d] = held
             else:
                 self._holding.pop(d, None)
+            # The new status, though it reads alike (a reload makes new Devices): the old
+            # one is let go.
+            self._devices[d] = devices[d]
         for d, held in self._holding.items():  # the same status: its alerts hold
             if d not in new:
                 self._hold_kept(held, now, seen)
@@ -286,13 +292,19 @@ class AlertEngine:
             # new ones, so the old are let go.
             memory[key] = (reads, kept[1])
             return
+        memory[key] = (reads, self._take(candidates, now, seen, resolved))
+
+    def _take(self, candidates: Callable[[], Iterator[_Candidate]], now: float,
+              seen: set[str], resolved: list[Alert]) -> tuple[tuple[str, bool], ...]:
+        """Apply the verdicts of one device's or site's candidates; the fingerprints of
+        the alerts they left pending or firing, each with whether its condition held."""
         self.taken += 1
         held = []
         for c in candidates():
             fp, verdict = self._apply(c, now, seen, resolved)
             if fp in self.active:
                 held.append((fp, verdict is True))
-        memory[key] = (reads, tuple(held))
+        return tuple(held)
 
     def _hold_kept(self, held: tuple[tuple[str, bool], ...], now: float,
                    seen: set[str]) -> None:
