@@ -38,7 +38,7 @@ class Setup:
     Attributes:
         settings: the configuration without its ``sites``: the validated YAML
             models cost about 3 KiB a device, the inventory below a fifth of
-            that, so only the inventory is kept.
+            that, so only the inventory (``tracked``) is kept.
         site_of: every device of the file (all shards): its id -> its site's id,
             for the ``site`` of log lines and trap counters. Only this is kept of
             the devices another shard keeps: a shard's part of a 100 000-device
