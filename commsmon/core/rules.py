@@ -183,20 +183,20 @@ class AlertEngine:
         #: Counts every change of an alert's facts (a countdown's hours, a provider's
         #: reasons): the rest of what :meth:`dump` keeps.
         self.revised = 0
-        # What each site's candidates read at the last update (its status, and its
-        # channels' providers' parts its facts name), with the fingerprints of the
-        # alerts they left pending or firing and whether each held (``False``: could
-        # not tell); of each device, the status read (what its candidates read of it,
-        # :func:`_read_of`, is worked out again when it has a new one: the statuses
-        # kept are the snapshot's own).  One that reads the same again has the same
-        # verdicts: only those alerts' ``for`` timers move (a province has 70 000
-        # device and 53 000 site candidates at every evaluation; a twelfth of its
-        # devices answer in 5 s, a few of which change state).
-        self._devices: dict[str, DeviceStatus] = {}
+        # What each device's and site's candidates read at the last update (a device's
+        # parts, :func:`_read_of`; a site's status, and its channels' providers' parts
+        # its facts name), with, for a site, the fingerprints of the alerts they left
+        # pending or firing and whether each held (``False``: could not tell).  One that
+        # reads the same again has the same verdicts: only those alerts' ``for`` timers
+        # move (a province has 70 000 device and 53 000 site candidates at every
+        # evaluation; a twelfth of its devices answer in 5 s, a few of which change
+        # state).  Not a device's status: the rules would hold every replaced one, with
+        # its readings, through the next evaluation.
+        self._devices: dict[str, tuple[object, ...]] = {}
         self._sites: dict[str, _Kept] = {}
-        # Of the devices, those whose candidates left alerts pending or firing (a few
-        # of a province's 20 000), as a site's are kept, and the generation of the last
-        # snapshot read (:class:`~commsmon.core.snapshot.Changes`).
+        # Of the devices, those whose candidates left alerts pending or firing, as a
+        # site's are kept (a few of a province's 20 000: the rest keep no tuple), and the
+        # generation of the last snapshot read (:class:`~commsmon.core.snapshot.Changes`).
         self._holding: dict[str, tuple[tuple[str, bool], ...]] = {}
         self._generation: int | None = None
         self._cut_off: bool | None = None  # every device's verdicts turn on it
@@ -235,8 +235,7 @@ class AlertEngine:
         moved: set[str] = set()
         for d in [d for d in devices if d in delta.devices] if delta is not None else devices:
             reads = new[d] = _read_of(devices[d])
-            last = self._devices.get(d)
-            if last is None or _read_of(last) != reads:
+            if self._devices.get(d) != reads:
                 moved.add(d)
         for site in snap.sites.values():
             s = site.site.id
@@ -261,9 +260,9 @@ class AlertEngine:
                 self._holding[d] = held
             else:
                 self._holding.pop(d, None)
-            # The new status, though it reads alike (a reload makes new Devices): the old
-            # one is let go.
-            self._devices[d] = devices[d]
+            # The new parts, though they read alike (a reload makes new Devices): the old
+            # are let go.
+            self._devices[d] = new[d]
         for d, held in self._holding.items():  # the same status: its alerts hold
             if d not in new:
                 self._hold_kept(held, now, seen)
