@@ -124,9 +124,8 @@ class _Candidate:
     facts: Callable[[], tuple[Fact, ...]] = _no_facts
 
 
-# What a device's or site's candidates were taken with: the devices' parts they read
-# (its own, or a site's providers', by value), and the fingerprints they left pending
-# or firing, each with whether it held.
+# What a site's candidates were taken with: its providers' parts they read (by value),
+# and the fingerprints they left pending or firing, each with whether it held.
 _Kept = tuple[tuple[object, ...], tuple[tuple[str, bool], ...]]
 
 
@@ -279,11 +278,10 @@ class AlertEngine:
     def _follow(self, memory: dict[str, _Kept], key: str, same: bool,
                 reads: tuple[object, ...], now: float, seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
-        """Take the candidates of one device or site, unless what they read is as at the
-        last update (``reads``: a device's parts, or a site's providers' parts, equal;
-        ``same``: a site's status is the same object, or the thing is a device, all of
-        whose verdicts its parts decide): then they are the same verdicts, and only
-        their alerts' ``for`` timers move."""
+        """Take the candidates of one site, unless what they read is as at the last
+        update (``reads``: its providers' parts, equal; ``same``: its status is the same
+        object): then they are the same verdicts, and only their alerts' ``for`` timers
+        move."""
         kept = memory.get(key)
         if kept is not None and same and kept[0] == reads:
             self._hold_kept(kept[1], now, seen)

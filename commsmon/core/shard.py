@@ -79,11 +79,15 @@ class ShardPlan:
         # Most devices go to their owner alone: a few distinct tuples serve every device
         # (one each would be 6 MiB of a shard's 100 000-device province).
         alike: dict[tuple[int, ...], tuple[int, ...]] = {}
+        destinations = {}
+        for d, shards in trackers.items():
+            key = tuple(shards)
+            destinations[d] = alike.setdefault(key, key)
         return cls(
             index=index,
             count=count,
             sites=frozenset(s for s, o in owner.items() if o == index),
-            destinations={d: alike.setdefault(tuple(t), tuple(t)) for d, t in trackers.items()},
+            destinations=destinations,
         )
 
     def owner(self, site: str) -> int:
