@@ -481,8 +481,8 @@ def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
 def test_values_equal_but_written_apart_are_not_shared() -> None:
     """A config may say ``expected_load: -0.0``: that curve keeps its own -0.0 (as the
     API shows it), whichever genset was read first."""
-    from commsmon.config.shared import Shared
     from commsmon.core.model import GeneratorCurve
+    from commsmon.core.shared import Shared
 
     one = Shared()
     zero = one(GeneratorCurve(((0.5, 1.5),), 200.0, 0.0))

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 
 from commsmon.config.devices import DeviceSpec, GeneratorSpec
 from commsmon.config.profiles import Profile
-from commsmon.config.shared import Shared
 from commsmon.core.model import Device, GeneratorCurve, HealthRule, Inventory, PowerFeed, Site
 from commsmon.core.readings import CHARGE
+from commsmon.core.shared import Shared
 
 if TYPE_CHECKING:
     from commsmon.config.settings import Config

@@ -35,6 +35,7 @@ from commsmon.core.outages import OUTAGE_KINDS, Declaration, Outage, OutageKind,
 from commsmon.core.power import DeviceView, device_endurance
 from commsmon.core.readiness import ScenarioResult, conditions, evaluate_site, mains_out
 from commsmon.core.readings import CHARGE, JUDGED
+from commsmon.core.shared import Shared
 from commsmon.core.snapshot import Changes, ChannelStatus, DeviceStatus, SiteStatus, Snapshot
 from commsmon.core.state import DeviceTracker
 from commsmon.core.trappath import trap_path
@@ -711,9 +712,6 @@ def _family(inventory: Inventory) -> tuple[dict[str, int], dict[str, tuple[str, 
             for needed in device.depends_on:
                 readers.setdefault(needed, set()).add(device.site)
     # Most devices are read by their own site alone: one tuple per site serves them all.
-    read_by: dict[str, tuple[str, ...]] = {}
-    alike: dict[tuple[str, ...], tuple[str, ...]] = {}
-    for d, sites in readers.items():
-        key = tuple(sorted(sites))
-        read_by[d] = alike.setdefault(key, key)
-    return depth, {d: tuple(c) for d, c in children.items()}, frozenset(looped), read_by
+    one = Shared()
+    return (depth, {d: tuple(c) for d, c in children.items()}, frozenset(looped),
+            {d: one(tuple(sorted(sites))) for d, sites in readers.items()})

@@ -249,7 +249,7 @@ class AlertEngine:
             providers = tuple(new.get(p) or _read_of(devices[p])
                               for ch in site.channels.values() for p in ch.providers
                               if p in devices)
-            self._follow(self._sites, s, same, providers, now, seen, resolved,
+            self._follow(s, same, providers, now, seen, resolved,
                          partial(_site_candidates, snap, site, cut_off, countdown))
         for d in new:
             if d not in moved:  # its verdicts are as they were
@@ -275,21 +275,21 @@ class AlertEngine:
         self._generation = snap.generation
         return resolved
 
-    def _follow(self, memory: dict[str, _Kept], key: str, same: bool,
-                reads: tuple[object, ...], now: float, seen: set[str], resolved: list[Alert],
+    def _follow(self, site: str, same: bool, reads: tuple[object, ...], now: float,
+                seen: set[str], resolved: list[Alert],
                 candidates: Callable[[], Iterator[_Candidate]]) -> None:
         """Take the candidates of one site, unless what they read is as at the last
         update (``reads``: its providers' parts, equal; ``same``: its status is the same
         object): then they are the same verdicts, and only their alerts' ``for`` timers
         move."""
-        kept = memory.get(key)
+        kept = self._sites.get(site)
         if kept is not None and same and kept[0] == reads:
             self._hold_kept(kept[1], now, seen)
             # Equal, maybe not the same objects (a reload makes new Devices): keep the
             # new ones, so the old are let go.
-            memory[key] = (reads, kept[1])
+            self._sites[site] = (reads, kept[1])
             return
-        memory[key] = (reads, self._take(candidates, now, seen, resolved))
+        self._sites[site] = (reads, self._take(candidates, now, seen, resolved))
 
     def _take(self, candidates: Callable[[], Iterator[_Candidate]], now: float,
               seen: set[str], resolved: list[Alert]) -> tuple[tuple[str, bool], ...]:

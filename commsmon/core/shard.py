@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from commsmon.core.model import Device, Inventory
+from commsmon.core.shared import Shared
 from commsmon.core.snapshot import Snapshot
 
 __all__ = ["ShardPlan", "shard_of"]
@@ -78,16 +79,12 @@ class ShardPlan:
                     trackers[device_id].append(shard)
         # Most devices go to their owner alone: a few distinct tuples serve every device
         # (one each would be 6 MiB of a shard's 100 000-device province).
-        alike: dict[tuple[int, ...], tuple[int, ...]] = {}
-        destinations = {}
-        for d, shards in trackers.items():
-            key = tuple(shards)
-            destinations[d] = alike.setdefault(key, key)
+        one = Shared()
         return cls(
             index=index,
             count=count,
             sites=frozenset(s for s, o in owner.items() if o == index),
-            destinations=destinations,
+            destinations={d: one(tuple(t)) for d, t in trackers.items()},
         )
 
     def owner(self, site: str) -> int:

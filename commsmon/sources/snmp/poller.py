@@ -29,7 +29,7 @@ from commsmon.aio import raise_if_cancel_swallowed
 from commsmon.config.devices import SnmpUserSpec
 from commsmon.config.profiles import ReadingSpec
 from commsmon.config.settings import Config
-from commsmon.config.shared import Shared
+from commsmon.core.shared import Shared
 from commsmon.core.types import Failure, Observation, Reading
 from commsmon.errors import (
     SnmpAuthError,

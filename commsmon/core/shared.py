@@ -1,4 +1,5 @@
-"""One object for each distinct value of a compiled configuration."""
+"""One object for each distinct value: of a compiled configuration, of maps the core
+derives from it."""
 
 from __future__ import annotations
 
