@@ -21,7 +21,7 @@ import heapq
 import itertools
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from commsmon.core.agenda import Agenda
 from commsmon.core.availability import TimeInState
@@ -466,8 +466,9 @@ class Fleet:
             # judgements read).
             stale=fresh_readings(device, tracker.frozen_readings(), tracker.reading_at,
                                  now)[1],
-            unavailable=_frozen(tracker.unavailable),
-            unconfirmed=_frozen(tracker.unconfirmed),
+            # The tracker's own maps: it replaces them, never changes them.
+            unavailable=tracker.unavailable,
+            unconfirmed=tracker.unconfirmed,
         )
 
     def _view(
@@ -501,8 +502,7 @@ class Fleet:
                 and not unconfirmed and not last.unconfirmed):
             return last  # the common case, without making a view to compare
         view = DeviceView(device, state, since, self.inventory.sites[device.site].name, reasons,
-                          values, stale, _frozen(unavailable), checkin_charge, rose,
-                          _frozen(unconfirmed))
+                          values, stale, unavailable, checkin_charge, rose, unconfirmed)
         # The same object while nothing changed: kept judgements see it is theirs at once.
         if last is not None and last == view:
             return last
@@ -658,22 +658,18 @@ def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple
     return (State.LOST if lost else State.DEGRADED), facts
 
 
-_EMPTY: Mapping[str, float] = MappingProxyType({})
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
 _V = TypeVar("_V")
-
-
-def _frozen(times: Mapping[str, float]) -> Mapping[str, float]:
-    """A read-only copy of a tracker's map of times (shared when empty)."""
-    return MappingProxyType(dict(times)) if times else _EMPTY
 
 
 def _judged_only(by_reading: Mapping[str, _V]) -> Mapping[str, _V]:
     """``by_reading`` without the readings no judgement reads (a PDT terminal's RSSI):
     a change in those alone leaves the device's view, and what was judged on it, as
-    they were.  ``by_reading`` itself when it holds no other."""
+    they were.  ``by_reading`` itself when it holds no other, one shared empty map
+    when it holds only others (a UPS's objects answered as noSuchObject)."""
     if by_reading.keys() <= JUDGED:
         return by_reading
-    return {name: v for name, v in by_reading.items() if name in JUDGED}
+    return {name: v for name, v in by_reading.items() if name in JUDGED} or _EMPTY
 
 
 #: Changes due this long after an evaluation are judged at it (floating point).

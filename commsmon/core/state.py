@@ -41,8 +41,7 @@ class DeviceTracker:
         last_seen: when it last answered (epoch seconds), ``None`` if never.
         last_check: time of the newest observation applied (epoch seconds).
         readings: latest decoded readings by name.
-        reading_at: when each reading was taken (epoch seconds); replaced,
-            never changed in place, so snapshots can share it.
+        reading_at: when each reading was taken (epoch seconds).
         unavailable: readings the device last reported with no usable value
             (a sentinel, noSuchInstance): name -> since (epoch seconds).
         failure: why its last check failed (a fact), cleared when it answers.
@@ -58,6 +57,11 @@ class DeviceTracker:
             keeps what it showed).
         unconfirmed: readings last told by a trap that no check has read since:
             name -> when told (epoch seconds).
+
+    The maps of times (``reading_at``, ``unavailable``, ``rose_at``,
+    ``unconfirmed``) are replaced, never changed in place, so views and snapshots
+    share them rather than copy them (10 000 UPSes answering some object as
+    noSuchObject held a copy of their ``unavailable`` map in each status).
     """
 
     device: Device
@@ -67,14 +71,14 @@ class DeviceTracker:
     last_seen: float | None = None
     last_check: float | None = None
     readings: dict[str, Reading] = field(default_factory=dict)
-    reading_at: dict[str, float] = field(default_factory=dict)
-    unavailable: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
+    reading_at: Mapping[str, float] = field(default_factory=dict)
+    unavailable: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
     failure: Fact | None = None
     frozen: Mapping[str, Reading] | None = field(default=None, repr=False, compare=False)
-    rose_at: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
+    rose_at: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
     known: Fact | None = None
     relearning: State | None = None
-    unconfirmed: dict[str, float] = field(default_factory=lambda: _NO_TIMES)
+    unconfirmed: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
 
     def frozen_readings(self) -> Mapping[str, Reading]:
         """A read-only view of :attr:`readings`, the same object until one changes
@@ -96,11 +100,9 @@ class DeviceTracker:
             self.last_check = now
         if self.last_seen is not None and self.last_seen > now:
             self.last_seen = now
-        self.reading_at = {name: min(at, now) for name, at in self.reading_at.items()}
-        for times in (self.rose_at, self.unavailable, self.unconfirmed):
-            for name, at in times.items():
-                if at > now:
-                    times[name] = now
+        self.reading_at, self.rose_at, self.unavailable, self.unconfirmed = (
+            _until(times, now)
+            for times in (self.reading_at, self.rose_at, self.unavailable, self.unconfirmed))
 
     def observe(self, obs: Observation) -> None:
         """Apply one observation.
@@ -171,6 +173,7 @@ class DeviceTracker:
         # unavailable or unconfirmed), skips those maps: this runs per message.  A
         # bool, decided once: the maps empty as the loop goes.
         bookkeeping = bool(obs.unconfirmed or self.unavailable or self.unconfirmed)
+        rose: dict[str, float] | None = None
         for name, value in obs.readings.items():
             if at >= times.get(name, -math.inf):
                 old = readings.get(name, _ABSENT)
@@ -179,12 +182,13 @@ class DeviceTracker:
                 if old is _ABSENT or type(old) is not type(value) or old != value:
                     readings = self._unshared()
                     if _rose(old, value):
-                        self.rose_at = _own(self.rose_at)
-                        self.rose_at[name] = at
+                        if rose is None:
+                            rose = dict(self.rose_at)
+                        rose[name] = at
                     readings[name] = value
                 times[name] = at
                 if bookkeeping:
-                    self.unavailable.pop(name, None)
+                    self.unavailable = _without(self.unavailable, name)
                     self._confirm(name, obs)
         for name in obs.missing:
             if at >= times.get(name, -math.inf):
@@ -192,10 +196,12 @@ class DeviceTracker:
                     readings = self._unshared()
                     del readings[name]
                 times[name] = at
-                self.unavailable = _own(self.unavailable)
-                self.unavailable.setdefault(name, at)
+                if name not in self.unavailable:
+                    self.unavailable = {**self.unavailable, name: at}
                 self._confirm(name, obs)
         self.reading_at = times
+        if rose is not None:
+            self.rose_at = rose
 
     def _unshared(self) -> dict[str, Reading]:
         """:attr:`readings`, to change: a copy of it if :meth:`frozen_readings` gave it
@@ -209,10 +215,9 @@ class DeviceTracker:
         """``name`` was just read from ``obs``: told by a trap, or confirmed (a newer
         check read it, agreeing or not: its value is the one that stands)."""
         if obs.unconfirmed:
-            self.unconfirmed = _own(self.unconfirmed)
-            self.unconfirmed[name] = obs.at
+            self.unconfirmed = {**self.unconfirmed, name: obs.at}
         else:
-            self.unconfirmed.pop(name, None)
+            self.unconfirmed = _without(self.unconfirmed, name)
 
     def expire(self, now: float, fresh_since: float | None) -> None:
         """Count a pushed device that has gone quiet as failed.
@@ -256,7 +261,8 @@ def _failure(obs: Observation) -> Fact:
 
 class _NoTimes(dict[str, float]):
     """The empty map of times every tracker shares until it has one of its own (most
-    never do: 60 000 empty dicts at 20 000 devices); writing to it is a bug."""
+    never do: 60 000 empty dicts at 20 000 devices); writing to it, as to any map of
+    times a tracker holds, is a bug."""
 
     def __setitem__(self, name: str, at: float) -> None:
         raise TypeError("the shared empty map of times is read-only")
@@ -274,12 +280,21 @@ class _NoTimes(dict[str, float]):
         return "_NO_TIMES"  # a copied or pickled tracker shares the one map too
 
 
-_NO_TIMES: dict[str, float] = _NoTimes()
+_NO_TIMES: Mapping[str, float] = _NoTimes()
 
 
-def _own(times: dict[str, float]) -> dict[str, float]:
-    """``times`` to write to: a dict of its own in place of the shared empty one."""
-    return {} if type(times) is _NoTimes else times
+def _without(times: Mapping[str, float], name: str) -> Mapping[str, float]:
+    """``times`` less ``name``: itself if it has no such name, a new map otherwise."""
+    if name not in times:
+        return times
+    return {n: at for n, at in times.items() if n != name} or _NO_TIMES
+
+
+def _until(times: Mapping[str, float], now: float) -> Mapping[str, float]:
+    """``times`` with those after ``now`` made ``now``: itself if none is."""
+    if all(at <= now for at in times.values()):
+        return times
+    return {name: min(at, now) for name, at in times.items()}
 
 
 _ABSENT: Any = object()  # no reading before (a reading is never this)

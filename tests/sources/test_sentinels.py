@@ -87,6 +87,33 @@ def test_a_poll_confirms_every_reading_it_reads() -> None:
     assert ups.readings == {"runtime": 35400.0, "output_source": "normal"}
 
 
+def test_a_snapshot_keeps_the_times_it_showed_and_shares_them_while_unchanged() -> None:
+    """A status holds the tracker's own maps of times, which are replaced, never changed
+    in place: runtime -1 and a trap at T-120 s; output_source polled "battery" at T-60 s
+    (only the charge changed: the same unavailable map, no copy); at T runtime reads
+    again and output_source is confirmed.  The earlier snapshots still show what they
+    showed (runtime unavailable since T-120 s; output_source unconfirmed since T-120 s)."""
+    fleet = _fleet()
+    fleet.observe(Observation("ups", NOW - 120, True, {"charge": 0.9},
+                              missing=frozenset({"runtime"})))
+    fleet.observe(Observation("ups", NOW - 120, True, {"output_source": "battery"},
+                              unconfirmed=True))
+    first = fleet.evaluate(NOW - 120).devices["ups"]
+    fleet.observe(Observation("ups", NOW - 60, True, {"charge": 0.8},
+                              missing=frozenset({"runtime"})))
+    second = fleet.evaluate(NOW - 60).devices["ups"]
+    assert second is not first and second.readings["charge"] == 0.8
+    assert second.unavailable is first.unavailable
+    assert second.unconfirmed is first.unconfirmed
+    fleet.observe(Observation("ups", NOW, True, {"runtime": 35400.0, "charge": 0.7,
+                                                 "output_source": "normal"}))
+    third = fleet.evaluate(NOW).devices["ups"]
+    assert third.unavailable == {} and third.unconfirmed == {}
+    assert first.unavailable == second.unavailable == {"runtime": NOW - 120}
+    assert first.unconfirmed == second.unconfirmed == {"output_source": NOW - 120}
+    assert first.readings == {"charge": 0.9, "output_source": "battery"}
+
+
 def _mqtt(seen: list[Observation]) -> MqttSource:
     readings = {"fuel": ReadingSpec(field="fuel_pct", scale=0.01, invalid=[-1, "N/A"]),
                 "running": ReadingSpec(field="running", decode="bool")}
