@@ -17,7 +17,7 @@ in :mod:`commsmon.core.fleet`, from this raw state.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -26,7 +26,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.model import Device
 from commsmon.core.types import Observation, Reading, State
 
-__all__ = ["DeviceTracker"]
+__all__ = ["DeviceTracker", "TakenTogether"]
 
 
 @dataclass(slots=True)
@@ -41,7 +41,8 @@ class DeviceTracker:
         last_seen: when it last answered (epoch seconds), ``None`` if never.
         last_check: time of the newest observation applied (epoch seconds).
         readings: latest decoded readings by name.
-        reading_at: when each reading was taken (epoch seconds).
+        reading_at: when each reading was taken (epoch seconds); a
+            :class:`TakenTogether` when all were taken at one time.
         unavailable: readings the device last reported with no usable value
             (a sentinel, noSuchInstance): name -> since (epoch seconds).
         failure: why its last check failed (a fact), cleared when it answers.
@@ -167,15 +168,19 @@ class DeviceTracker:
             self.known = Fact("retained", {"online": obs.reachable, "at": obs.at})
 
     def _take_readings(self, obs: Observation) -> None:
-        at, readings = obs.at, self.readings
-        times = dict(self.reading_at)  # copied, not changed: snapshots hold the old one
+        at, readings, last = obs.at, self.readings, self.reading_at
+        # Most observations come after every reading known, all taken together: then
+        # no time is compared, and ``times`` holds only the readings this one names.
+        together = last if type(last) is TakenTogether and at >= last.at else None
+        after_all = together is not None
+        times = {} if after_all else _writable(last)  # a copy: snapshots hold the old one
         # The common case, a check that reads values (no trap, nothing marked
         # unavailable or unconfirmed), skips those maps: this runs per message.  A
         # bool, decided once: the maps empty as the loop goes.
         bookkeeping = bool(obs.unconfirmed or self.unavailable or self.unconfirmed)
         rose: dict[str, float] | None = None
         for name, value in obs.readings.items():
-            if at >= times.get(name, -math.inf):
+            if after_all or at >= times.get(name, -math.inf):
                 old = readings.get(name, _ABSENT)
                 # By type too: False == 0.0, but the judgements ask `is False` (a number
                 # told by a trap, then a bool polled, must become the bool).
@@ -191,7 +196,7 @@ class DeviceTracker:
                     self.unavailable = _without(self.unavailable, name)
                     self._confirm(name, obs)
         for name in obs.missing:
-            if at >= times.get(name, -math.inf):
+            if after_all or at >= times.get(name, -math.inf):
                 if name in readings:
                     readings = self._unshared()
                     del readings[name]
@@ -199,7 +204,11 @@ class DeviceTracker:
                 if name not in self.unavailable:
                     self.unavailable = {**self.unavailable, name: at}
                 self._confirm(name, obs)
-        self.reading_at = times
+        if together is not None and times.keys() == together.names:
+            self.reading_at = TakenTogether(at, together.names)
+        else:
+            self.reading_at = _together({**_writable(last), **times} if after_all else times,
+                                        at, last)
         if rose is not None:
             self.rose_at = rose
 
@@ -295,6 +304,66 @@ def _until(times: Mapping[str, float], now: float) -> Mapping[str, float]:
     if all(at <= now for at in times.values()):
         return times
     return {name: min(at, now) for name, at in times.items()}
+
+
+class TakenTogether(Mapping[str, float]):
+    """When each reading was taken, for readings all taken at one time: every name of
+    ``names`` at ``at`` (epoch seconds).  Read-only.
+
+    Most observations (a poll, a telemetry message) name every reading of their
+    device, so this is how most devices hold their times: 48 B against a dict's
+    184-272 (about 3 MiB less at 20 000 devices), the names shared by every device
+    reporting the same ones.  Iterates in no fixed order.  Never changed: a new
+    observation makes a new one.
+    """
+
+    __slots__ = ("at", "names")
+
+    def __init__(self, at: float, names: frozenset[str]) -> None:
+        self.at, self.names = at, names
+
+    def __getitem__(self, name: str) -> float:
+        if name in self.names:
+            return self.at
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.at if name in self.names else default
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __repr__(self) -> str:
+        return f"TakenTogether({self.at!r}, {sorted(self.names)!r})"
+
+
+#: Each set of reading names a device reported together, once (the names of a profile).
+_NAMES: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _writable(times: Mapping[str, float]) -> dict[str, float]:
+    """A copy of ``times`` to change."""
+    if type(times) is TakenTogether:
+        return dict.fromkeys(times.names, times.at)
+    return dict(times)
+
+
+def _together(times: dict[str, float], at: float,
+              last: Mapping[str, float]) -> Mapping[str, float]:
+    """``times`` as a :class:`TakenTogether` if every reading in it was taken at ``at``
+    (``last``, the map it replaces, lends its names when they are the same)."""
+    if not times or list(times.values()).count(at) != len(times):
+        return times
+    if type(last) is TakenTogether and times.keys() == last.names:
+        return TakenTogether(at, last.names)
+    names = frozenset(times)
+    return TakenTogether(at, _NAMES.setdefault(names, names))
 
 
 _ABSENT: Any = object()  # no reading before (a reading is never this)

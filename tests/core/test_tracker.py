@@ -4,8 +4,14 @@ shared empty map, never written."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from commsmon.core.model import Device
-from commsmon.core.state import DeviceTracker
+from commsmon.core.state import DeviceTracker, TakenTogether
 from commsmon.core.types import Observation
 
 T0 = 1_764_400_000.0
@@ -71,3 +77,64 @@ def test_a_copied_tracker_shares_the_empty_map_and_still_takes_times() -> None:
         again.observe(Observation("ups", T0, True, {"charge": 0.5},
                                   missing=frozenset({"runtime"})))
         assert again.unavailable == {"runtime": T0} and _ups().unavailable == {}
+
+
+def test_readings_taken_together_share_one_time_and_read_as_a_map() -> None:
+    """A poll naming every reading (values or missing) holds one time for all; a trap
+    naming one reading makes the times differ (a map of its own); the next full poll
+    brings them together again.  Each map given out keeps what it showed."""
+    tracker = _ups()
+    tracker.observe(Observation("ups", T0, True, {"charge": 0.9, "load": 0.3},
+                                missing=frozenset({"runtime"})))
+    first = tracker.reading_at
+    assert isinstance(first, TakenTogether)
+    assert dict(first) == {"charge": T0, "load": T0, "runtime": T0}
+    assert first.get("charge") == first["load"] == T0 and first.get("rssi") is None
+    assert "runtime" in first and "rssi" not in first and len(first) == 3
+    tracker.observe(Observation("ups", T0 + 60, True, {"charge": 0.8, "load": 0.3},
+                                missing=frozenset({"runtime"})))
+    second = tracker.reading_at
+    assert isinstance(second, TakenTogether) and second.names is first.names
+    tracker.observe(Observation("ups", T0 + 90, True, {"output_source": "battery"},
+                                unconfirmed=True))
+    told = tracker.reading_at
+    assert not isinstance(told, TakenTogether)
+    assert told == {"charge": T0 + 60, "load": T0 + 60, "runtime": T0 + 60,
+                    "output_source": T0 + 90}
+    tracker.observe(Observation("ups", T0 + 120, True, {
+        "charge": 0.8, "load": 0.3, "output_source": "battery"}, missing=frozenset({"runtime"})))
+    assert isinstance(tracker.reading_at, TakenTogether)
+    assert tracker.reading_at == dict.fromkeys(("charge", "load", "runtime", "output_source"),
+                                               T0 + 120)
+    assert dict(first) == {"charge": T0, "load": T0, "runtime": T0}  # as given out
+    assert dict(second) == dict.fromkeys(("charge", "load", "runtime"), T0 + 60)
+
+
+NAMES = ("charge", "load", "runtime", "output_source")
+
+
+@given(st.lists(st.tuples(
+    st.integers(-2, 6),  # seconds after the previous observation's time (back: a replay)
+    st.sets(st.sampled_from(NAMES)),  # read
+    st.sets(st.sampled_from(NAMES)),  # missing (those read too are read)
+    st.booleans()),  # unconfirmed (a trap)
+    max_size=12))
+def test_each_reading_is_timed_by_the_newest_observation_naming_it(
+        steps: list[tuple[int, set[str], set[str], bool]]) -> None:
+    """Whatever the order, the tracker's times are those of a plain model: each reading
+    at the newest observation that named it (read or missing; an older one changes
+    nothing); every map given out keeps what it showed."""
+    tracker, at = _ups(), T0
+    model: dict[str, float] = {}
+    given_out: list[tuple[Mapping[str, float], dict[str, float]]] = []
+    for step, read, missing, unconfirmed in steps:
+        at += step
+        tracker.observe(Observation("ups", at, True, dict.fromkeys(read, 0.5),
+                                    missing=frozenset(missing - read), unconfirmed=unconfirmed))
+        for name in read | missing:
+            if at >= model.get(name, -math.inf):
+                model[name] = at
+        assert dict(tracker.reading_at) == model
+        given_out.append((tracker.reading_at, dict(model)))
+    for times, shown in given_out:
+        assert dict(times) == shown
