@@ -490,9 +490,9 @@ class Fleet:
             at = tracker.reading_at.get(CHARGE)
             if isinstance(charge, float) and at is not None:
                 checkin_charge = (charge, at)
-        # A counter that rose at its latest report (upsInputLineBads: an event since).
+        # An event counter that rose at its latest report (upsInputLineBads: an event since).
         rose = {n: at for n, at in tracker.rose_at.items()
-                if n in JUDGED and tracker.reading_at.get(n) == at} or _EMPTY
+                if tracker.reading_at.get(n) == at} or _EMPTY
         last = self._views.get(d)
         if (last is not None and last.device is device and last.state is state
                 and last.since == since and last.values is values and not stale

@@ -59,9 +59,9 @@ class DeviceView:
         checkin_charge: (charge ratio 0-1, epoch seconds) when ``values``'
             charge came from a keeper's check-in, so it decays (see module).
         site_name: the name of the device's site.
-        rose: numeric readings that rose at their latest report (a device
-            counter such as upsInputLineBads: an event since the poll
-            before): name -> epoch seconds of that report.
+        rose: event counters (:data:`~commsmon.core.readings.EVENT_COUNTERS`)
+            that rose at their latest report (upsInputLineBads: an event since
+            the poll before): name -> epoch seconds of that report.
         unconfirmed: readings told by a trap that no check has read since:
             name -> when told, epoch seconds.
     """

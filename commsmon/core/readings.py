@@ -11,6 +11,7 @@ from dataclasses import dataclass
 __all__ = [
     "CHARGE",
     "ENUM_LABELS",
+    "EVENT_COUNTERS",
     "FUEL",
     "FUEL_LITRES",
     "INPUT_LINE_BADS",
@@ -56,6 +57,11 @@ class Use:
 #: the device's own state through its profile's rules, but judge nothing else.
 JUDGED = frozenset({CHARGE, RUNTIME, FUEL, FUEL_LITRES, LOAD, RUNNING, MAINS_PRESENT,
                     OUTPUT_SOURCE, SUPPLY_TYPE, INPUT_LINE_BADS})
+
+#: Counters whose going up is itself an event the outage logic reads (upsInputLineBads:
+#: the input went out of tolerance since the poll before): the tracker notes when each
+#: last rose, and no other reading's rises.
+EVENT_COUNTERS = frozenset({INPUT_LINE_BADS})
 
 #: What the core's power and outage logic reads, by device kind: a profile for a
 #: device of that kind without it silently turns that logic off, so the

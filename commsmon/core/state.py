@@ -24,6 +24,7 @@ from typing import Any
 
 from commsmon.core.facts import Fact
 from commsmon.core.model import Device
+from commsmon.core.readings import EVENT_COUNTERS
 from commsmon.core.types import Observation, Reading, State
 
 __all__ = ["DeviceTracker", "TakenTogether"]
@@ -46,8 +47,8 @@ class DeviceTracker:
         unavailable: readings the device last reported with no usable value
             (a sentinel, noSuchInstance): name -> since (epoch seconds).
         failure: why its last check failed (a fact), cleared when it answers.
-        rose_at: when each numeric reading last went up (a device counter
-            such as upsInputLineBads rising means an event since last poll).
+        rose_at: when each event counter (:data:`~commsmon.core.readings.EVENT_COUNTERS`:
+            upsInputLineBads rising means an event since the last poll) last went up.
         known: the last known state from a retained message (a ``retained``
             fact) while nothing live was heard.
         relearning: the state learnt from live messages before the source
@@ -186,7 +187,7 @@ class DeviceTracker:
                 # told by a trap, then a bool polled, must become the bool).
                 if old is _ABSENT or type(old) is not type(value) or old != value:
                     readings = self._unshared()
-                    if _rose(old, value):
+                    if name in EVENT_COUNTERS and _rose(old, value):
                         if rose is None:
                             rose = dict(self.rose_at)
                         rose[name] = at

@@ -43,10 +43,12 @@ def test_one_trackers_times_never_show_in_anothers() -> None:
     told, quiet = _ups(), _ups()
     told.observe(Observation("ups", T0, True, {"output_source": "battery"},
                              unconfirmed=True))  # a trap
-    told.observe(Observation("ups", T0 + 1, True, {"load": 3.0}, missing=frozenset({"x"})))
-    told.observe(Observation("ups", T0 + 2, True, {"load": 4.0}))
+    told.observe(Observation("ups", T0 + 1, True, {"input_line_bads": 3, "load": 0.3},
+                             missing=frozenset({"x"})))
+    told.observe(Observation("ups", T0 + 2, True, {"input_line_bads": 4, "load": 0.4}))
     assert told.unconfirmed == {"output_source": T0}
-    assert told.unavailable == {"x": T0 + 1} and told.rose_at == {"load": T0 + 2}
+    # Only an event counter's rise is noted: a load going up is no event.
+    assert told.unavailable == {"x": T0 + 1} and told.rose_at == {"input_line_bads": T0 + 2}
     assert quiet.unconfirmed == {} and quiet.unavailable == {} and quiet.rose_at == {}
     assert _ups().unconfirmed == {}
 
