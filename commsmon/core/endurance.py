@@ -122,7 +122,7 @@ def least(items: Iterable[tuple[str, Endurance]]) -> Endurance:
     upper = min(e.upper for _, e in pool)
     binding = min(pool, key=lambda kv: (kv[1].upper, not kv[1].exact))[1]
     unknowns = [f for _, e in pool if e.lower < upper or e is binding for f in e.unknowns]
-    return Endurance(lower, upper, binding.stages, _unique(tuple(unknowns)))
+    return _as(binding, lower, upper, _unique(tuple(unknowns)))
 
 
 def most(items: Iterable[tuple[str, Endurance]]) -> Endurance:
@@ -142,7 +142,17 @@ def most(items: Iterable[tuple[str, Endurance]]) -> Endurance:
         return Endurance(0.0, 0.0, tuple(f for _, e in pool for f in e.stages))
     carrier = min(pool, key=lambda kv: (-kv[1].lower, not kv[1].exact))[1]
     unknowns = [f for _, e in pool if e.upper > lower or e is carrier for f in e.unknowns]
-    return Endurance(lower, upper, carrier.stages, _unique(tuple(unknowns)))
+    return _as(carrier, lower, upper, _unique(tuple(unknowns)))
+
+
+def _as(taken: Endurance, lower: float, upper: float, unknowns: tuple[Fact, ...]
+        ) -> Endurance:
+    """``taken``'s stages with these bounds and unknowns: ``taken`` itself when they are
+    its own (a chain of links on mains lasts what its binding link does: one object,
+    shared by every chain and scenario through that link, not one per chain)."""
+    if lower == taken.lower and upper == taken.upper and unknowns == taken.unknowns:
+        return taken
+    return Endurance(lower, upper, taken.stages, unknowns)
 
 
 def _unique(facts: tuple[Fact, ...]) -> tuple[Fact, ...]:

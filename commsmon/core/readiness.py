@@ -310,8 +310,7 @@ class _Judge:
         power = device_endurance(self.views, device_id, self.cond)
         if not power.stages:
             return power
-        return Endurance(power.lower, power.upper, (view.link(), *power.stages),
-                         power.unknowns)
+        return view.linked(power)
 
 
 def _links(inventory: Inventory, device: Device) -> list[str]:

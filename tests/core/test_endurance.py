@@ -10,6 +10,9 @@ from hypothesis import strategies as st
 
 from commsmon.core.endurance import Endurance, least, lost, most, unbounded, unknown
 from commsmon.core.facts import Fact
+from commsmon.core.model import Device
+from commsmon.core.power import DeviceView
+from commsmon.core.types import State
 
 DOWN = Fact("link_down", {"device": "router"})
 NOT_SEEN = Fact("link_unknown", {"device": "sat"})
@@ -80,3 +83,30 @@ def test_combining_does_not_depend_on_order(items: list[tuple[str, Endurance]],
     assert lo.lower == min(e.lower for _, e in items)
     assert hi.upper == max(e.upper for _, e in items)
     assert lo.lower <= hi.lower and lo.upper <= hi.upper
+
+
+def test_a_chain_or_providers_lasting_what_one_of_them_does_is_that_one() -> None:
+    """Two links on mains (∞) make a chain of ∞ with the first link's stages; a 10 h
+    link and an unknown one leave a 0-10 h chain.  The first result is the binding
+    link itself (one object, shared by every chain through it: the district repeater
+    sits in every village's PDT chain); the second, with other bounds, is new."""
+    repeater = unbounded(Fact("link", {"device": "rpt"}), Fact("mains", {"device": "rpt"}))
+    terminal = unbounded(Fact("link", {"device": "pdt"}), Fact("mains", {"device": "pdt"}))
+    assert least([("rpt", repeater), ("pdt", terminal)]) is terminal  # by key: pdt first
+    assert most([("rpt", repeater), ("pdt", terminal)]) is terminal
+    ten = Endurance(10, 10, (Fact("ups_runtime", {"hours": 10}),))
+    chain = least([("a", ten), ("b", unknown(NOT_SEEN))])
+    assert chain is not ten and chain == Endurance(0.0, 10.0, ten.stages, (NOT_SEEN,))
+
+
+def test_a_link_on_its_own_mains_is_one_object_for_every_chain_through_it() -> None:
+    """The repeater on its own mains heads every village's PDT chain alike: one linked
+    endurance (∞, its link then its mains) for all of them; power through another
+    device's feed gives an equal one made anew."""
+    view = DeviceView(Device("rpt", "c", "pdt_repeater", "rpt", "snmp", "p"), State.UP, 0.0)
+    mains = view.mains()
+    linked = view.linked(mains)
+    assert linked is view.linked(mains) and linked.unbounded
+    assert linked.stages == (view.link(), *mains.stages) and linked.unknowns == ()
+    fed = unbounded(Fact("mains", {"device": "cups"}))
+    assert view.linked(fed) == view.linked(fed) and view.linked(fed) is not view.linked(fed)
