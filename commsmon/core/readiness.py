@@ -290,7 +290,11 @@ class _Judge:
         """The outlook ``made`` holds for ``key``, judged now if none does."""
         outlook = self.made.get(key)
         if outlook is None:
-            outlook = self.made[key] = judge()
+            outlook = judge()
+            # One judged equal under other conditions (``network`` and ``road`` alike
+            # while mains holds and no chain needs a charger): that one, not a second.
+            outlook = self.made[key] = next(
+                (o for o in self.made.values() if o == outlook), outlook)
         return outlook
 
     def _support(self, device_id: str) -> Outlook:

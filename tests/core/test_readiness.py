@@ -104,6 +104,28 @@ def test_scenario_verdicts_follow_the_shared_inventory() -> None:
     assert [r.at for r in results.values()] == [None] * 5
 
 
+def test_an_outlook_judged_alike_in_two_scenarios_is_one_object() -> None:
+    """Mains holds everywhere: the PDT chain (terminal on the village UPS, repeater on the
+    centre's) lasts for ever whether roads are open (network) or cut (road), and so does
+    the docked phone on mains, which carries the satellite channel whatever the
+    handheld does: each channel's two verdicts hold one outlook.  With mains lost
+    (power) the PDT chain lasts 101 h: an outlook of its own."""
+    fleet = Fleet(_inventory(), T0)
+    fleet.set_source("mqtt", True, T0)
+    for t in (T0, T0 + 1):
+        for d in ("rpt", "cups", "cgen", "ups", "gen", "router", "pdt", "sat"):
+            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
+    results = fleet.evaluate(T0 + 2).sites["v"].scenarios
+
+    def channel(scenario: str, name: str) -> Any:
+        return next(o for o in results[scenario].channels if o.channel == name)
+
+    assert channel("network", "pdt370") is channel("road", "pdt370")
+    assert channel("network", "satellite") is channel("road", "satellite")
+    assert channel("network", "pdt370").endurance.unbounded
+    assert channel("power", "pdt370").endurance.lower == pytest.approx(101)
+
+
 def test_base_stations_backup_counts_from_the_start_of_a_power_cut() -> None:
     """Base stations holding 4 h: with mains lost hypothetically (power) public lasts
     min(101, 4) = 4 h; in a cut that began an hour ago (the UPS on battery since T0,
