@@ -60,6 +60,11 @@ class Endurance:
         return self.upper == 0
 
     @property
+    def nothing(self) -> bool:
+        """No hours and nothing said why: what adds nothing to another."""
+        return self.upper == 0 and not self.stages and not self.unknowns
+
+    @property
     def hours(self) -> float | None:
         """The hours when known (``inf`` when unbounded), else ``None``."""
         return self.lower if self.exact else None
@@ -73,6 +78,12 @@ class Endurance:
         return self.upper < target
 
     def __add__(self, other: Endurance) -> Endurance:
+        # Nothing added (no hours, no stages, no unknowns: a device with no battery of
+        # its own) gives the other one itself, not an equal copy with new numbers.
+        if other.nothing:
+            return self
+        if self.nothing:
+            return other
         return Endurance(
             self.lower + other.lower,
             self.upper + other.upper,

@@ -110,3 +110,12 @@ def test_a_link_on_its_own_mains_is_one_object_for_every_chain_through_it() -> N
     assert linked.stages == (view.link(), *mains.stages) and linked.unknowns == ()
     fed = unbounded(Fact("mains", {"device": "cups"}))
     assert view.linked(fed) == view.linked(fed) and view.linked(fed) is not view.linked(fed)
+
+
+def test_adding_nothing_gives_the_other_itself() -> None:
+    """A device with no battery of its own (0 h, nothing said) adds nothing to its feed's
+    101 h: the feed's endurance itself; a lost link (0 h, said why) is not nothing."""
+    feed = Endurance(101.0, 101.0, (Fact("fuel", {"hours": 101.0}),))
+    assert feed + Endurance(0.0, 0.0) is feed and Endurance(0.0, 0.0) + feed is feed
+    down = lost(DOWN)
+    assert (feed + down).stages == (*feed.stages, DOWN) and not down.nothing
