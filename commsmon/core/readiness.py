@@ -218,13 +218,17 @@ def evaluate_site(
     if site.role != "village" and not providers and not supports:
         return {}
     folded = _folded(inventory, site, active)
-    results = {}
+    results: dict[str, ScenarioResult] = {}
     made: dict[tuple[object, ...], Outlook] = {}  # shared by the scenarios alike for it
     for scenario in VIEWS:
         cond = conditions(scenario, site.id, active, now, out)
         judge = _Judge(inventory, views, cond, site, made)
         channels = tuple(judge.channel(c, providers[c]) for c in CHANNELS if c in providers)
         held = tuple(judge.support(d) for d in supports)
+        # The outlooks alike are one object: so are the tuples of them alike.
+        channels = next((r.channels for r in results.values() if r.channels == channels),
+                        channels)
+        held = next((r.supports for r in results.values() if r.supports == held), held)
         results[scenario] = _verdict(site, scenario, channels, held, folded, now,
                                      village=site.role == "village" or bool(providers))
     return results

@@ -108,7 +108,8 @@ def test_an_outlook_judged_alike_in_two_scenarios_is_one_object() -> None:
     """Mains holds everywhere: the PDT chain (terminal on the village UPS, repeater on the
     centre's) lasts for ever whether roads are open (network) or cut (road), and so does
     the docked phone on mains, which carries the satellite channel whatever the
-    handheld does: each channel's two verdicts hold one outlook.  With mains lost
+    handheld does: each channel's two verdicts hold one outlook (and road and now, alike
+    in every channel, one tuple of them).  With mains lost
     (power) the PDT chain lasts 101 h: an outlook of its own."""
     fleet = Fleet(_inventory(), T0)
     fleet.set_source("mqtt", True, T0)
@@ -122,6 +123,8 @@ def test_an_outlook_judged_alike_in_two_scenarios_is_one_object() -> None:
 
     assert channel("network", "pdt370") is channel("road", "pdt370")
     assert channel("network", "satellite") is channel("road", "satellite")
+    # road and now (roads open) judge every channel alike: one tuple of outlooks
+    assert results["road"].channels is results["now"].channels
     assert channel("network", "pdt370").endurance.unbounded
     assert channel("power", "pdt370").endurance.lower == pytest.approx(101)
 
