@@ -14,12 +14,15 @@ from dataclasses import dataclass
 
 from commsmon.core.types import State
 
-__all__ = ["Tally", "TimeInState"]
+__all__ = ["Tally"]
 
 
 @dataclass(frozen=True, slots=True)
 class Tally:
     """Seconds in each state, settled up to ``mark``, and the state held since.
+
+    The accounting of one device or site: a new one at each change of state (never
+    changed in place: a snapshot keeps the one it was given).
 
     Attributes:
         settled: seconds in each state up to ``mark``, in :class:`State`'s order (a
@@ -28,11 +31,20 @@ class Tally:
             devices).
         state: the state held from ``mark`` on.
         mark: epoch seconds the settled count runs to.
+        since: epoch seconds ``state`` is held since (``mark``, unless the clock
+            stepped back: never in the future); the first evaluation's time for a
+            device or site never seen.
     """
 
     settled: tuple[float, ...]
     state: State
     mark: float
+    since: float
+
+    @classmethod
+    def start(cls, now: float) -> Tally:
+        """Nothing counted yet: ``unknown`` from ``now``."""
+        return cls(_ZERO, State.UNKNOWN, now, now)
 
     def seconds_at(self, at: float) -> dict[State, float]:
         """Seconds spent in each state at ``at`` (epoch seconds, not before ``mark``:
@@ -51,36 +63,19 @@ class Tally:
         changes (the others are ``settled``)."""
         return self.settled[_INDEX[self.state]] + max(at - self.mark, 0.0)
 
+    def entered(self, state: State, now: float) -> Tally:
+        """This tally holding ``state`` from ``now``: itself if it is the state held."""
+        if state is self.state:
+            return self
+        return Tally(tuple(self.counted_at(now)), state, now, now)
+
+    def rewound(self, last: float, now: float) -> Tally:
+        """The wall clock stepped back from ``last`` (the previous evaluation) to
+        ``now``: settled up to ``last``, counting on from ``now``; no time is counted
+        for the step, and ``since`` is never in the future."""
+        return Tally(tuple(self.counted_at(last)), self.state, now, min(self.since, now))
+
 
 _STATES = tuple(State)
 _INDEX = {state: n for n, state in enumerate(_STATES)}
 _ZERO = (0.0,) * len(_STATES)
-
-
-class TimeInState:
-    """The accounting of one device or site: its :class:`Tally` and since when it
-    holds its state (the first evaluation's time for one never seen)."""
-
-    __slots__ = ("since", "tally")
-
-    def __init__(self, now: float) -> None:
-        self.since = now
-        self.tally = Tally(_ZERO, State.UNKNOWN, now)
-
-    @property
-    def state(self) -> State:
-        return self.tally.state
-
-    def enter(self, state: State, now: float) -> None:
-        """Hold ``state`` from ``now`` (nothing to do if it is the state held)."""
-        if state is not self.tally.state:
-            self.tally = Tally(tuple(self.tally.counted_at(now)), state, now)
-            self.since = now
-
-    def rewind(self, last: float, now: float) -> None:
-        """The wall clock stepped back from ``last`` (the previous evaluation) to
-        ``now``: settle up to ``last`` and count on from ``now``; no time is counted
-        for the step, and ``since`` is never in the future."""
-        tally = self.tally
-        self.tally = Tally(tuple(tally.counted_at(last)), tally.state, now)
-        self.since = min(self.since, now)

@@ -24,7 +24,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from commsmon.core.agenda import Agenda
-from commsmon.core.availability import TimeInState
+from commsmon.core.availability import Tally
 from commsmon.core.channels import judge_channels, site_state
 from commsmon.core.endurance import Endurance
 from commsmon.core.facts import Fact
@@ -90,8 +90,8 @@ class Fleet:
         self.declarations: dict[tuple[str, str], Declaration] = {}
         self._outage_since: dict[tuple[str, OutageKind], float] = {}
         self._trackers = {d: DeviceTracker(dev) for d, dev in inventory.devices.items()}
-        self._device_time = {d: TimeInState(now) for d in inventory.devices}
-        self._site_time = {s: TimeInState(now) for s in inventory.sites}
+        self._device_time = {d: Tally.start(now) for d in inventory.devices}
+        self._site_time = {s: Tally.start(now) for s in inventory.sites}
         self._source_up: dict[str, float | None] = {}
         self._faults: dict[str, Fact] = {}
         self._trap_heard: dict[str, float] = {}  # site -> latest trap from its kit
@@ -139,10 +139,10 @@ class Fleet:
             trackers[device_id] = tracker
         self._trackers = trackers
         self._device_time = {
-            d: self._device_time.get(d) or TimeInState(now) for d in inventory.devices
+            d: self._device_time.get(d) or Tally.start(now) for d in inventory.devices
         }
         self._site_time = {
-            s: self._site_time.get(s) or TimeInState(now) for s in inventory.sites
+            s: self._site_time.get(s) or Tally.start(now) for s in inventory.sites
         }
         self.checkins = {d: c for d, c in self.checkins.items() if d in inventory.devices}
         self.declarations = {
@@ -280,12 +280,11 @@ class Fleet:
             state, reasons = self._judged[d]
             if blind and state is State.DOWN:
                 state, reasons = State.UNKNOWN, (Fact("monitor_blind"),)
-            clock = self._device_time[d]
-            clock.enter(state, now)
+            tally = self._device_time[d] = self._device_time[d].entered(state, now)
             tracker = self._trackers[d]
             values = fresh.get(d) or fresh_readings(
                 tracker.device, tracker.frozen_readings(), tracker.reading_at, now)
-            self._view(d, state, clock.since, reasons, values)
+            self._view(d, state, tally.since, reasons, values)
 
         inv = self.inventory
         views: Mapping[str, DeviceView] = self._views
@@ -345,8 +344,7 @@ class Fleet:
         channels = self._channels[s]
         members = [self._status[d] for d in inv.devices_by_site.get(s, ())]
         state = site_state(channels.values(), members)
-        clock = self._site_time[s]
-        clock.enter(state, now)
+        tally = self._site_time[s] = self._site_time[s].entered(state, now)
         reachable = None if state is State.UNKNOWN or not channels else state in WORKING
         scenarios = self._scenarios.get(s, lambda v, a, o: MappingProxyType(
             evaluate_site(inv, site, v, a, now, o)), views, active, out)
@@ -355,13 +353,13 @@ class Fleet:
         kept = self._sites.get(s)
         if kept is not None:
             status, kept_channels, kept_outages = kept
-            if (status.tally is clock.tally and status.reachable is reachable
+            if (status.tally is tally and status.reachable is reachable
                     and kept_channels is channels and status.scenarios is scenarios
                     and kept_outages is outages and status.trap_path == path):
                 return status
         status = SiteStatus(
-            site=site, state=state, since=clock.since, reachable=reachable,
-            channels=MappingProxyType(channels), tally=clock.tally, scenarios=scenarios,
+            site=site, state=state, since=tally.since, reachable=reachable,
+            channels=MappingProxyType(channels), tally=tally, scenarios=scenarios,
             outages=MappingProxyType(outages), trap_path=path)
         self._sites[s] = (status, channels, outages)
         return status
@@ -454,7 +452,7 @@ class Fleet:
             reasons=view.reasons,
             readings=tracker.frozen_readings(),
             last_seen=tracker.last_seen,
-            tally=self._device_time[d].tally,
+            tally=self._device_time[d],
             endurance=self._endurance.get(d, lambda v, a, o, site=device.site:
                                           device_endurance(v, d, conditions(
                                               "power", site, a, now, o)), views, active, out),
@@ -525,8 +523,9 @@ class Fleet:
     def _rewind(self, now: float) -> None:
         for tracker in self._trackers.values():
             tracker.rewind(now)
-        for clock in (*self._device_time.values(), *self._site_time.values()):
-            clock.rewind(self._last_eval, now)
+        for times in (self._device_time, self._site_time):
+            for one, tally in times.items():
+                times[one] = tally.rewound(self._last_eval, now)
         self._touched.update(self._trackers)
         self._touched_sites = None
         self._agenda.clear()
