@@ -233,9 +233,12 @@ class AlertEngine:
         new: dict[str, tuple[object, ...]] = {}
         moved: set[str] = set()
         for d in [d for d in devices if d in delta.devices] if delta is not None else devices:
-            reads = new[d] = _read_of(devices[d])
-            if self._devices.get(d) != reads:
+            reads, kept = _read_of(devices[d]), self._devices.get(d)
+            if kept != reads:
                 moved.add(d)
+            elif kept[0] is reads[0]:  # the same parts: the one object its sites hold too
+                reads = kept
+            new[d] = reads
         for site in snap.sites.values():
             s = site.site.id
             kept = self._sites.get(s)
@@ -245,8 +248,9 @@ class AlertEngine:
                 if kept[1]:  # the same site, its providers read alike
                     self._hold_kept(kept[1], now, seen)
                 continue
-            # A site's channel alerts tell of their providers: theirs are read too.
-            providers = tuple(new.get(p) or _read_of(devices[p])
+            # A site's channel alerts tell of their providers: theirs are read too (the
+            # device's own read, kept or new, not a copy of it).
+            providers = tuple(new.get(p) or self._devices.get(p) or _read_of(devices[p])
                               for ch in site.channels.values() for p in ch.providers
                               if p in devices)
             self._follow(s, same, providers, now, seen, resolved,

@@ -582,6 +582,21 @@ def test_after_a_reload_the_rules_let_the_old_inventory_go() -> None:
     assert rules.taken - taken <= len(snap.sites)  # sites' statuses are new: taken
 
 
+def test_what_a_site_keeps_of_its_providers_is_their_own_reads() -> None:
+    """Every device answers again: its status is new, what the rules read of it is not.
+    A site's channel alerts read their providers: what the site keeps of them is the
+    very read each device keeps (one object, not a copy per site), before and after."""
+    fleet = Fleet(INVENTORY, T0)
+    rules = AlertEngine()
+    for at in (T0, T0 + 60):
+        for device in INVENTORY.devices:
+            fleet.observe(Observation(device, at, True, {}))
+        rules.update(fleet.evaluate(at + 1))
+        own = {id(reads) for reads in rules._devices.values()}
+        kept = [r for reads, _ in rules._sites.values() for r in reads]
+        assert kept and all(id(r) in own for r in kept)
+
+
 def test_rules_restored_between_two_snapshots_read_the_next_whole() -> None:
     """A reload that changes alerting restores the rules' memory while the evaluation
     may already step them: update, load, update.  v03's camera has device_down firing
