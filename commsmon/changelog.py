@@ -21,21 +21,22 @@ _WORDS = Wording("en")
 
 @dataclass(frozen=True, slots=True)
 class _SiteStates:
-    """What the timeline keeps of a site's status."""
+    """What the timeline keeps of a site's status: values alone, so that equal ones can
+    be one object (most villages' are alike)."""
 
     state: State
     outages: frozenset[str]
-    verdicts: dict[str, str]  # scenario -> ready, not_ready, unknown
-    channels: dict[str, State]
+    verdicts: tuple[tuple[str, str], ...]  # (scenario, ready / not_ready / unknown)
+    channels: tuple[tuple[str, State], ...]
 
     @classmethod
     def of(cls, site: SiteStatus) -> _SiteStates:
         return cls(site.state, frozenset(site.outages),
-                   {name: r.verdict for name, r in site.scenarios.items()},
-                   {name: ch.state for name, ch in site.channels.items()})
+                   tuple((name, r.verdict) for name, r in site.scenarios.items()),
+                   tuple((name, ch.state) for name, ch in site.channels.items()))
 
 
-_NONE = _SiteStates(State.UNKNOWN, frozenset(), {}, {})
+_NONE = _SiteStates(State.UNKNOWN, frozenset(), (), ())
 
 
 class ChangeLog:
@@ -53,6 +54,8 @@ class ChangeLog:
     def __init__(self) -> None:
         self._devices: dict[str, State] = {}
         self._sites: dict[str, _SiteStates] = {}
+        # Each distinct site states kept, once (3 334 villages keep a few dozen).
+        self._alike: dict[_SiteStates, _SiteStates] = {}
         self._generation: int | None = None  # of the last snapshot read
         self._seen = False
 
@@ -90,16 +93,18 @@ class ChangeLog:
             states = _SiteStates.of(site)
             if states == was:
                 continue
-            sites[site_id] = states
+            states = sites[site_id] = self._alike.setdefault(states, states)
             events += _site_events(at, site_id, was, states)
             if was is not None and was.state is not site.state and not first:
                 log.info("site state changed", site=site_id, old=was.state.value,
                          new=site.state.value,
-                         channels={c: s.value for c, s in states.channels.items()})
+                         channels={c: s.value for c, s in states.channels})
         for followed, present in ((devices, snap.devices), (sites, snap.sites)):
             if delta is None or len(followed) > len(present):  # a reload took some away
                 for gone in [k for k in followed if k not in present]:
                     del followed[gone]
+        if len(self._alike) > 2 * len(sites) + 64:  # mostly states no site holds now
+            self._alike = {states: states for states in sites.values()}
         self._generation = snap.generation
         return events
 
@@ -111,13 +116,14 @@ def _site_events(at: float, site_id: str, before: _SiteStates | None,
     if before is None or before.state is not after.state:
         events.append(Event(at, site_id, "site_state", site_id,
                             before.state.value if before else "", after.state.value))
-    for channel, state in after.channels.items():
-        old = was.channels.get(channel)
+    was_channels, was_verdicts = dict(was.channels), dict(was.verdicts)
+    for channel, state in after.channels:
+        old = was_channels.get(channel)
         if old is not state:
             events.append(Event(at, site_id, "channel_state", f"{site_id}/{channel}",
                                 old.value if old else "", state.value))
-    for name, verdict in after.verdicts.items():
-        old_verdict = was.verdicts.get(name)
+    for name, verdict in after.verdicts:
+        old_verdict = was_verdicts.get(name)
         if verdict != old_verdict:
             events.append(Event(at, site_id, "readiness", f"{site_id}/{name}",
                                 old_verdict or "", verdict))

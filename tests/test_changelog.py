@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from commsmon.changelog import ChangeLog
 from commsmon.core.fleet import Fleet
+from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.snapshot import Snapshot
 from commsmon.core.types import Observation
 from tests.core.smallfleet import small_inventory
@@ -104,3 +105,24 @@ def test_a_village_s_morning() -> None:
         ("channel_state", "v1/public", "unknown", "up"),
     ]
     assert _said(log, fleet, T0 + 4) == []
+
+
+def test_villages_alike_keep_one_states_object() -> None:
+    """Three villages with a router each, every router up: what the timeline keeps of
+    each village is equal, so it is one object.  v2's router goes down (an MQTT-like
+    conclusive failure): v2 is isolated, said once, and keeps states of its own."""
+    sites = [Site(f"v{n}", f"Village {n}", "town") for n in range(3)]
+    routers = [Device(f"r{n}", f"v{n}", "router", "router", "snmp", "router-mib2",
+                      channel="public") for n in range(3)]
+    fleet, log = Fleet(Inventory.build(sites, routers), T0), ChangeLog()
+    for at in (T0, T0 + 1):
+        for n in range(3):
+            fleet.observe(Observation(f"r{n}", at, True, {}))
+    _said(log, fleet, T0 + 2)
+    kept = log._sites
+    assert kept["v0"] is kept["v1"] is kept["v2"] and kept["v0"].state.value == "up"
+    fleet.observe(Observation("r2", T0 + 3, False, {}, conclusive=True))
+    said = _said(log, fleet, T0 + 4)
+    assert ("site_state", "v2", "up", "down") in said
+    assert ("channel_state", "v2/public", "up", "down") in said
+    assert kept["v0"] is kept["v1"] and kept["v2"] is not kept["v0"]
