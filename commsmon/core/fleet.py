@@ -283,7 +283,7 @@ class Fleet:
             tally = self._device_time[d] = self._device_time[d].entered(state, now)
             tracker = self._trackers[d]
             values = fresh.get(d) or fresh_readings(
-                tracker.device, tracker.frozen_readings(), tracker.reading_at, now)
+                tracker.device, tracker.shared_readings(), tracker.reading_at, now)
             self._view(d, state, tally.since, reasons, values)
 
         inv = self.inventory
@@ -401,7 +401,7 @@ class Fleet:
             source = tracker.device.source
             if self._source_up.get(source, 0.0) is not None:
                 tracker.expire(now, self._source_up.get(source))
-            fresh[d] = fresh_readings(tracker.device, tracker.frozen_readings(),
+            fresh[d] = fresh_readings(tracker.device, tracker.shared_readings(),
                                       tracker.reading_at, now)
             judged = self._effective(d, fresh[d][0])
             if self._judged.get(d) != judged:
@@ -450,7 +450,7 @@ class Fleet:
             state=view.state,
             since=view.since,
             reasons=view.reasons,
-            readings=tracker.frozen_readings(),
+            readings=tracker.shared_readings(),
             last_seen=tracker.last_seen,
             tally=self._device_time[d],
             endurance=self._endurance.get(d, lambda v, a, o, site=device.site:
@@ -462,7 +462,7 @@ class Fleet:
             taken_at=tracker.reading_at,
             # Every reading, as the officer sees the device (the view keeps only those
             # judgements read).
-            stale=fresh_readings(device, tracker.frozen_readings(), tracker.reading_at,
+            stale=fresh_readings(device, tracker.shared_readings(), tracker.reading_at,
                                  now)[1],
             # The tracker's own maps: it replaces them, never changes them.
             unavailable=tracker.unavailable,

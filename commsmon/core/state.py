@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from commsmon.core.facts import Fact
@@ -54,9 +53,9 @@ class DeviceTracker:
         relearning: the state learnt from live messages before the source
             reconnected, while it waits for its confirmation; ``None`` when not
             relearning.
-        frozen: the read-only view of ``readings`` snapshots share, ``None``
-            once a reading changed (which replaced ``readings``, so the view
-            keeps what it showed).
+        shared: whether ``readings`` was given out (:meth:`shared_readings`):
+            then a change of reading replaces it, so what was given keeps what it
+            showed.
         unconfirmed: readings last told by a trap that no check has read since:
             name -> when told (epoch seconds).
 
@@ -76,21 +75,20 @@ class DeviceTracker:
     reading_at: Mapping[str, float] = field(default_factory=dict)
     unavailable: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
     failure: Fact | None = None
-    frozen: Mapping[str, Reading] | None = field(default=None, repr=False, compare=False)
+    shared: bool = field(default=False, repr=False, compare=False)
     rose_at: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
     known: Fact | None = None
     relearning: State | None = None
     unconfirmed: Mapping[str, float] = field(default_factory=lambda: _NO_TIMES)
 
-    def frozen_readings(self) -> Mapping[str, Reading]:
-        """A read-only view of :attr:`readings`, the same object until one changes
-        (snapshots share it: 20 000 devices polled every minute, evaluated every
-        few seconds, would otherwise copy every map each time).  Once it is given
-        out, a change of reading replaces :attr:`readings` rather than change it:
-        the view keeps what it showed, and needs no copy of its own."""
-        if self.frozen is None:
-            self.frozen = MappingProxyType(self.readings)
-        return self.frozen
+    def shared_readings(self) -> Mapping[str, Reading]:
+        """:attr:`readings`, to read only: the same object until one changes (snapshots
+        share it: 20 000 devices polled every minute, evaluated every few seconds,
+        would otherwise copy every map each time).  Once it is given out, a change of
+        reading replaces :attr:`readings` rather than change it: what was given keeps
+        what it showed, with no copy nor wrapper of its own."""
+        self.shared = True
+        return self.readings
 
     def rewind(self, now: float) -> None:
         """The wall clock stepped back to ``now``: times after it become ``now``.
@@ -214,11 +212,11 @@ class DeviceTracker:
             self.rose_at = rose
 
     def _unshared(self) -> dict[str, Reading]:
-        """:attr:`readings`, to change: a copy of it if :meth:`frozen_readings` gave it
-        out (which then gives a new view)."""
-        if self.frozen is not None:
+        """:attr:`readings`, to change: a copy of it if :meth:`shared_readings` gave it
+        out."""
+        if self.shared:
             self.readings = dict(self.readings)
-            self.frozen = None
+            self.shared = False
         return self.readings
 
     def _confirm(self, name: str, obs: Observation) -> None:

@@ -24,17 +24,17 @@ def _ups() -> DeviceTracker:
 def test_a_view_given_out_keeps_what_it_showed() -> None:
     tracker = _ups()
     tracker.observe(Observation("ups", T0, True, {"charge": 0.9, "input_line_bads": 1}))
-    first = tracker.frozen_readings()
-    assert tracker.frozen_readings() is first  # nothing changed: the same view
+    first = tracker.shared_readings()
+    assert tracker.shared_readings() is first  # nothing changed: the same view
     tracker.observe(Observation("ups", T0 + 60, True, {"charge": 0.9}))  # the same value
-    assert tracker.frozen_readings() is first
+    assert tracker.shared_readings() is first
     tracker.observe(Observation("ups", T0 + 120, True, {"charge": 0.8, "input_line_bads": 2}))
-    second = tracker.frozen_readings()
+    second = tracker.shared_readings()
     assert dict(first) == {"charge": 0.9, "input_line_bads": 1}  # as it was given
     assert dict(second) == {"charge": 0.8, "input_line_bads": 2}
     tracker.observe(Observation("ups", T0 + 180, True, missing=frozenset({"charge"})))
     assert dict(second) == {"charge": 0.8, "input_line_bads": 2}
-    assert dict(tracker.frozen_readings()) == {"input_line_bads": 2}
+    assert dict(tracker.shared_readings()) == {"input_line_bads": 2}
     assert tracker.unavailable == {"charge": T0 + 180}
     assert tracker.rose_at == {"input_line_bads": T0 + 120}
 
@@ -62,10 +62,10 @@ def test_a_reading_that_changes_type_but_compares_equal_takes_the_new_type() -> 
                                    "genset-gateway"))
     tracker.observe(Observation("genset", T0, True, {"mains_present": 0.0, "running": 1.0},
                                 unconfirmed=True))
-    told = tracker.frozen_readings()
+    told = tracker.shared_readings()
     tracker.observe(Observation("genset", T0 + 60, True,
                                 {"mains_present": False, "running": True}))
-    readings = tracker.frozen_readings()
+    readings = tracker.shared_readings()
     assert readings["mains_present"] is False and readings["running"] is True
     assert told["mains_present"] == 0.0 and type(told["mains_present"]) is float
 
