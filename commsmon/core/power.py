@@ -350,8 +350,9 @@ def _not_known(view: DeviceView, reading: str, upper: float = math.inf) -> Endur
 
 def _h(hours: float) -> float:
     """Hours without float noise (107.85 L ÷ 1.5 L/h is 71.9 h, not 71.8999…): a
-    verdict at the 72 h edge must follow the arithmetic an officer does by hand."""
-    return round(hours, 9)
+    verdict at the 72 h edge must follow the arithmetic an officer does by hand.
+    Never -0.0 (a keeper's check-in of charge -0): 0 h is 0."""
+    return round(hours, 9) + 0.0
 
 
 def _number(value: Reading | None) -> float | None:

@@ -206,3 +206,19 @@ def test_village_with_only_a_stale_handheld_left_is_isolated() -> None:
     assert snap.devices["hand"].state is State.UNKNOWN
     assert snap.sites["v"].reachable is False
     assert snap.sites["v"].channels["satellite"].state is State.UNKNOWN
+
+
+def test_a_checkin_of_minus_zero_charge_lasts_zero_hours_not_minus_zero() -> None:
+    """A keeper checks in a phone on a mains charger with battery -0 (the API's ge=0
+    lets it through): -0 × 60 h is 0 h, told as 0, never -0, in the device's
+    endurance and the power scenario (where nothing is added to it)."""
+    inv = Inventory.build([Site("v", "V", "t")], [
+        Device("sat", "v", "satphone", "sat", "checkin", "p", channel="satellite",
+               power=PowerFeed("mains"), battery_hours=60.0)])
+    fleet = Fleet(inv, T0)
+    fleet.checkin(CheckIn("sat", T0, True, charge=-0.0))
+    snap = fleet.evaluate(T0 + 1)
+    for endurance in (snap.devices["sat"].endurance,
+                      snap.sites["v"].scenarios["power"].endurance):
+        assert endurance is not None
+        assert math.copysign(1.0, endurance.lower) == 1.0 and endurance.lower == 0.0
