@@ -562,7 +562,9 @@ def _device(
         readings[name] = {"value": value, "at": when(at),
                           "age_seconds": None if at is None else round(now - at, 1),
                           "stale": name in d.stale, "unconfirmed": name in d.unconfirmed}
-    for name, since in d.unavailable.items():
+    # By name: the map's order follows a poll's set of missing readings, which varies
+    # from one run to the next.
+    for name, since in sorted(d.unavailable.items()):
         readings[name] = {"value": None, "at": when(d.taken_at.get(name)),
                           "age_seconds": None, "stale": False, "unavailable_since": when(since)}
     checkin = None

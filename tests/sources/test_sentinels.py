@@ -13,6 +13,8 @@ from commsmon.config.services import MqttSpec
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, Inventory, Site
 from commsmon.core.types import Observation
+from commsmon.outputs.api import site_detail
+from commsmon.outputs.wording import Wording
 from commsmon.sim.snmpagents import SnmpSimulator
 from commsmon.sources.mqtt import MqttSource, Route
 from commsmon.sources.snmp.base import SnmpTarget
@@ -112,6 +114,18 @@ def test_a_snapshot_keeps_the_times_it_showed_and_shares_them_while_unchanged() 
     assert first.unavailable == second.unavailable == {"runtime": NOW - 120}
     assert first.unconfirmed == second.unconfirmed == {"output_source": NOW - 120}
     assert first.readings == {"charge": 0.9, "output_source": "battery"}
+
+
+def test_readings_answered_without_a_value_are_listed_by_name() -> None:
+    """A UPS answering four objects as noSuchObject: the village page lists them by
+    name (the set a poll names them in has no order of its own)."""
+    fleet = _fleet()
+    names = ("runtime", "output_source", "charge", "load")
+    fleet.observe(Observation("ups", NOW, True, missing=frozenset(names)))
+    snap = fleet.evaluate(NOW)
+    body = site_detail(snap, "v", lambda at: None if at is None else str(at), Wording("en"))
+    assert body is not None
+    assert list(body["devices"][0]["readings"]) == sorted(names)
 
 
 def _mqtt(seen: list[Observation]) -> MqttSource:
