@@ -14,6 +14,7 @@ with a 60 h battery.  Default readings give, with mains lost:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -23,7 +24,7 @@ from commsmon.core.facts import Fact
 from commsmon.core.fleet import Fleet
 from commsmon.core.model import Device, GeneratorCurve, Inventory, PowerFeed, Site
 from commsmon.core.outages import Outage
-from commsmon.core.readiness import conditions
+from commsmon.core.readiness import ScenarioResult, conditions
 from commsmon.core.types import CheckIn, Observation, State
 
 T0 = 1_764_400_000.0
@@ -63,6 +64,16 @@ READINGS: dict[str, dict[str, Any]] = {
 }
 
 
+def _answered() -> Mapping[str, ScenarioResult]:
+    """v's verdicts once every device but the handheld answered twice, with READINGS."""
+    fleet = Fleet(_inventory(), T0)
+    fleet.set_source("mqtt", True, T0)
+    for t in (T0, T0 + 1):
+        for d in ("rpt", "cups", "cgen", "ups", "gen", "router", "pdt", "sat"):
+            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
+    return fleet.evaluate(T0 + 2).sites["v"].scenarios
+
+
 def test_conditions_fold_what_is_true_now_into_every_scenario() -> None:
     """Mains out at the centre now holds in network and road too; a declared road stops
     resupply in network and now; the public network out now loses public in road."""
@@ -84,12 +95,7 @@ def test_scenario_verdicts_follow_the_shared_inventory() -> None:
     """Every scenario and now on the small inventory with mains lost: the village chains
     (UPS 1 h + 150 L ÷ 1.5 L/h = 101 h) carry; the docked phone's 96 % × 60 h = 57.6 h
     does not; in network and road the repeater is on mains and everything lasts."""
-    fleet = Fleet(_inventory(), T0)
-    fleet.set_source("mqtt", True, T0)
-    for t in (T0, T0 + 1):
-        for d in ("rpt", "cups", "cgen", "ups", "gen", "router", "pdt", "sat"):
-            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
-    results = fleet.evaluate(T0 + 2).sites["v"].scenarios
+    results = _answered()
     # at least 101 h: the handheld, never checked in, might last longer
     assert results["power"].ready and results["power"].endurance.lower == pytest.approx(101)
     # public: how long the base stations hold without mains is not known: 0 .. 101 h
@@ -111,12 +117,7 @@ def test_an_outlook_judged_alike_in_two_scenarios_is_one_object() -> None:
     handheld does: each channel's two verdicts hold one outlook (and road and now, alike
     in every channel, one tuple of them).  With mains lost
     (power) the PDT chain lasts 101 h: an outlook of its own."""
-    fleet = Fleet(_inventory(), T0)
-    fleet.set_source("mqtt", True, T0)
-    for t in (T0, T0 + 1):
-        for d in ("rpt", "cups", "cgen", "ups", "gen", "router", "pdt", "sat"):
-            fleet.observe(Observation(d, t, True, READINGS.get(d, {})))
-    results = fleet.evaluate(T0 + 2).sites["v"].scenarios
+    results = _answered()
 
     def channel(scenario: str, name: str) -> Any:
         return next(o for o in results[scenario].channels if o.channel == name)
