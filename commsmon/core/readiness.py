@@ -34,8 +34,9 @@ is the shortest-lived support's.  Pure.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from commsmon.core.endurance import Endurance, least, lost, most, unknown
 from commsmon.core.facts import DerivedFact, Fact
@@ -226,9 +227,8 @@ def evaluate_site(
         channels = tuple(judge.channel(c, providers[c]) for c in CHANNELS if c in providers)
         held = tuple(judge.support(d) for d in supports)
         # The outlooks alike are one object: so are the tuples of them alike.
-        channels = next((r.channels for r in results.values() if r.channels == channels),
-                        channels)
-        held = next((r.supports for r in results.values() if r.supports == held), held)
+        channels = _alike(channels, (r.channels for r in results.values()))
+        held = _alike(held, (r.supports for r in results.values()))
         results[scenario] = _verdict(site, scenario, channels, held, folded, now,
                                      village=site.role == "village" or bool(providers))
     return results
@@ -297,8 +297,7 @@ class _Judge:
             outlook = judge()
             # One judged equal under other conditions (``network`` and ``road`` alike
             # while mains holds and no chain needs a charger): that one, not a second.
-            outlook = self.made[key] = next(
-                (o for o in self.made.values() if o == outlook), outlook)
+            outlook = self.made[key] = _alike(outlook, self.made.values())
         return outlook
 
     def _support(self, device_id: str) -> Outlook:
@@ -319,6 +318,15 @@ class _Judge:
         if not power.stages:
             return power
         return view.linked(power)
+
+
+_T = TypeVar("_T")
+
+
+def _alike(value: _T, made: Iterable[_T]) -> _T:
+    """The first of ``made`` equal to ``value``, else ``value``: equal judgements of one
+    site are kept as one object."""
+    return next((m for m in made if m == value), value)
 
 
 def _links(inventory: Inventory, device: Device) -> list[str]:
