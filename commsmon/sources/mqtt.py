@@ -65,6 +65,7 @@ from commsmon.sources.convert import (
     unsupported,
 )
 from commsmon.sources.counters import CounterRates, CounterSample
+from commsmon.sources.mqttinbox import Inbox, receive_into, until_lost
 from commsmon.sources.mqttsocket import read_in_chunks
 
 __all__ = ["MqttSource", "Route", "routes_from_config"]
@@ -248,14 +249,8 @@ class MqttSource:
 
     async def _session(self) -> None:
         spec = self._spec
-        queues: list[_CountingQueue] = []
-
-        class SessionQueue(_CountingQueue):  # this session's queue, to drain it ourselves
-            def __init__(self, maxsize: int = 0) -> None:
-                super().__init__(maxsize)
-                queues.append(self)
-
-        async with read_in_chunks(aiomqtt.Client(
+        inbox = Inbox(spec.queue_size)
+        async with read_in_chunks(receive_into(aiomqtt.Client(
             spec.host,
             spec.port,
             identifier=self.client_id,
@@ -268,36 +263,51 @@ class MqttSource:
             # A persistent session: what arrives while we reconnect (QoS 1) waits at
             # the broker for us instead of being lost.
             clean_session=False,
-            queue_type=SessionQueue,
-            max_queued_incoming_messages=spec.queue_size,
-        )) as client:
-            topics = sorted(self._routes)
-            for start in range(0, len(topics), _SUBSCRIBE_BATCH):
-                batch = topics[start:start + _SUBSCRIBE_BATCH]
-                await client.subscribe([(self._subscription(t), 1) for t in batch])
-            MQTT_CONNECTS.labels("ok").inc()
-            MQTT_CONNECTED.set(1)
-            self._once.clear("broker")
-            log.info("mqtt subscribed", broker=f"{spec.host}:{spec.port}",
-                     topics=len(self._routes))
-            self._on_link(True)
-            self._subscribed_at = time.monotonic()
-            publisher = asyncio.create_task(self._publish(client), name="mqtt-forward")
-            long_lived = asyncio.get_running_loop().call_later(SHORT_SESSION, self._long_lived)
+        ), inbox)) as client:
+            lost = asyncio.ensure_future(until_lost(client))
+            lost.add_done_callback(lambda _: inbox.wake())
             try:
-                async for message in client.messages:
-                    self.handle(str(message.topic), message.payload, retained=message.retain)
-                    # aiomqtt's iterator costs a task and a wait per message; what has
-                    # queued up meanwhile is taken at once, a bounded batch at a time
-                    # so the event loop still turns between batches
-                    for _ in range(min(queues[0].qsize(), DRAIN_BATCH) if queues else 0):
-                        message = queues[0].get_nowait()
-                        self.handle(str(message.topic), message.payload,
-                                    retained=message.retain)
+                topics = sorted(self._routes)
+                for start in range(0, len(topics), _SUBSCRIBE_BATCH):
+                    batch = topics[start:start + _SUBSCRIBE_BATCH]
+                    await client.subscribe([(self._subscription(t), 1) for t in batch])
+                MQTT_CONNECTS.labels("ok").inc()
+                MQTT_CONNECTED.set(1)
+                self._once.clear("broker")
+                log.info("mqtt subscribed", broker=f"{spec.host}:{spec.port}",
+                         topics=len(self._routes))
+                self._on_link(True)
+                self._subscribed_at = time.monotonic()
+                publisher = asyncio.create_task(self._publish(client), name="mqtt-forward")
+                long_lived = asyncio.get_running_loop().call_later(
+                    SHORT_SESSION, self._long_lived)
+                try:
+                    await self._consume(inbox, lost)
+                finally:
+                    long_lived.cancel()
+                    publisher.cancel()
+                    await asyncio.wait([publisher])
             finally:
-                long_lived.cancel()
-                publisher.cancel()
-                await asyncio.wait([publisher])
+                lost.cancel()
+
+    async def _consume(self, inbox: Inbox, lost: asyncio.Future[None]) -> None:
+        """Handle what the inbox holds, a bounded batch per turn of the event loop,
+        until the session is lost and everything read before is handled.
+
+        Raises:
+            aiomqtt.MqttError: the session was lost.
+        """
+        while True:
+            batch = inbox.take(DRAIN_BATCH)
+            if not batch:
+                if lost.done():
+                    lost.result()
+                    return
+                await inbox.wait()
+                continue
+            for topic, payload, retained in batch:
+                self.handle(topic, payload, retained=retained)
+            await asyncio.sleep(0)
 
     def _long_lived(self) -> None:
         """The session outlived SHORT_SESSION: whoever took it over has stopped."""
@@ -526,19 +536,8 @@ async def _cancellable(coro: Coroutine[Any, Any, None]) -> None:
         raise
 
 
-#: Messages handled at most between two turns of the event loop (about 20 ms of work).
+#: Messages handled at most between two turns of the event loop (a few ms of work).
 DRAIN_BATCH = 256
-
-
-class _CountingQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, bounded, counting what it has to drop."""
-
-    def put_nowait(self, item: aiomqtt.Message) -> None:
-        try:
-            super().put_nowait(item)
-        except asyncio.QueueFull:
-            MQTT_MESSAGES.labels("unrouted", "dropped").inc()
-            raise
 
 
 def _json(payload: bytes) -> Any:
