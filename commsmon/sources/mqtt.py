@@ -264,6 +264,9 @@ class MqttSource:
             # the broker for us instead of being lost.
             clean_session=False,
         ), inbox)) as client:
+            # aiomqtt warns at every publish while more than this many await their
+            # PUBACK; a batch forwarded to other shards is that many by design.
+            client.pending_calls_threshold = _FORWARD_BATCH + _SUBSCRIBE_BATCH
             lost = asyncio.ensure_future(until_lost(client))
             lost.add_done_callback(lambda _: inbox.wake())
             try:
