@@ -76,8 +76,9 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # pysnmp and aiomqtt are chatty at debug level; keep them at warning.
-    for noisy in ("pysnmp", "pyasn1", "aiomqtt", "aiohttp.access"):
+    # pysnmp and aiomqtt are chatty at debug level; keep them at warning.  aiomqtt
+    # and the paho client under it log as "mqtt" (a line per packet at debug).
+    for noisy in ("pysnmp", "pyasn1", "mqtt", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
