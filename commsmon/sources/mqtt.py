@@ -266,7 +266,7 @@ class MqttSource:
         ), inbox)) as client:
             # aiomqtt warns at every publish while more than this many await their
             # PUBACK; a batch forwarded to other shards is that many by design.
-            client.pending_calls_threshold = _FORWARD_BATCH + _SUBSCRIBE_BATCH
+            client.pending_calls_threshold = _FORWARD_BATCH
             lost = asyncio.ensure_future(until_lost(client))
             lost.add_done_callback(lambda _: inbox.wake())
             try:
@@ -291,7 +291,7 @@ class MqttSource:
                     publisher.cancel()
                     await asyncio.wait([publisher])
             finally:
-                lost.cancel()
+                lost.cancel()  # also, once it is done, keeps its error from being logged
 
     async def _consume(self, inbox: Inbox, lost: asyncio.Future[None]) -> None:
         """Handle what the inbox holds, a bounded batch per turn of the event loop,
@@ -304,7 +304,7 @@ class MqttSource:
             batch = inbox.take(DRAIN_BATCH)
             if not batch:
                 if lost.done():
-                    lost.result()
+                    lost.result()  # raises: until_lost never returns
                     return
                 await inbox.wait()
                 continue

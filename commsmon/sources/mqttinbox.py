@@ -32,7 +32,8 @@ Received = tuple[str, bytes | bytearray, bool]
 
 
 class Inbox:
-    """Messages read (and, QoS 1, acknowledged) but not yet handled, oldest first.
+    """Messages read (QoS 1: acknowledged once :meth:`put` returns) but not yet
+    handled, oldest first.
 
     Args:
         size: messages held at most; beyond it a message is dropped, counted in
@@ -45,6 +46,7 @@ class Inbox:
         self._messages: collections.deque[Received] = collections.deque()
         self._filled = asyncio.Event()
         self._dropping = False
+        self._woken = False
 
     def __len__(self) -> int:
         return len(self._messages)
@@ -80,13 +82,15 @@ class Inbox:
         return [messages.popleft() for _ in range(most)]
 
     async def wait(self) -> None:
-        """Return once a message is held or :meth:`wake` was called."""
-        if not self._messages:
+        """Return once a message is held or :meth:`wake` has been called."""
+        if not self._messages and not self._woken:
             self._filled.clear()
             await self._filled.wait()
 
     def wake(self) -> None:
-        """End a :meth:`wait` though nothing came (the session is lost)."""
+        """End this and every later :meth:`wait` though nothing came (the session is
+        lost)."""
+        self._woken = True
         self._filled.set()
 
 
@@ -106,7 +110,10 @@ async def until_lost(client: aiomqtt.Client) -> None:
 
     Raises:
         aiomqtt.MqttError: always, once the session is lost (aiomqtt's iterator
-            raises it; with :func:`receive_into` it has no message to give).
+            raises it; with :func:`receive_into` it has no message to give, and one
+            it gave anyway, from a later aiomqtt, is counted dropped and logged).
     """
-    async for _ in client.messages:
-        pass
+    async for message in client.messages:
+        _DROPPED.inc()
+        log.error("mqtt message dropped: it came past the inbox", topic=str(message.topic))
+    raise aiomqtt.MqttError("the session ended")

@@ -22,9 +22,10 @@ from commsmon.sources.mqttinbox import Inbox, Received
 from tests.fleetharness import until
 
 
-def message(n: int) -> MQTTMessage:
-    m = MQTTMessage(mid=n, topic=b"t/g1/telemetry")
+def message(n: int, topic: bytes = b"t/g1/telemetry", retain: bool = False) -> MQTTMessage:
+    m = MQTTMessage(mid=n, topic=topic)
     m.payload = json.dumps({"n": n}).encode()
+    m.retain = retain
     return m
 
 
@@ -57,6 +58,15 @@ def test_the_inbox_keeps_order_and_drops_beyond_its_size_counted_and_logged_once
     assert len(inbox) == 3
 
 
+def test_the_inbox_keeps_topic_payload_and_retain_flag() -> None:
+    """What handling reads of a message; a topic that is not UTF-8 (no broker passes
+    one on) is kept as "", which no route has: counted as an unknown topic."""
+    inbox = Inbox(10)
+    inbox.put(None, None, message(1, retain=True))
+    inbox.put(None, None, message(2, topic=b"t/\xff/telemetry"))
+    assert inbox.take(10) == [("t/g1/telemetry", b'{"n": 1}', True), ("", b'{"n": 2}', False)]
+
+
 async def test_a_wait_ends_when_a_message_comes_or_the_inbox_is_woken() -> None:
     inbox = Inbox(10)
     waiting = asyncio.create_task(inbox.wait())
@@ -70,13 +80,15 @@ async def test_a_wait_ends_when_a_message_comes_or_the_inbox_is_woken() -> None:
     inbox.wake()
     await asyncio.wait_for(waiting, 1)
     assert len(inbox) == 0
+    await asyncio.wait_for(inbox.wait(), 1)  # woken for good: the session is lost
 
 
 @pytest.mark.integration
 async def test_what_arrives_while_the_session_is_away_is_handled_on_reconnect() -> None:
     """QoS 1 telemetry published while commsmon is disconnected waits at the broker
-    (a persistent session) and is handed over right after the CONNACK, before our
-    SUBSCRIBE: every message reaches the sink, in order."""
+    (a persistent session), which sends it as soon as we connect, before our
+    SUBSCRIBE is answered: paho hands it to the inbox set up before connecting, and
+    every message reaches the sink, in order."""
     routes = {"t/g1/telemetry": Route("g1", "telemetry", {"n": ReadingSpec(field="n")})}
     async with Mosquitto() as broker:
         spec = MqttSpec(host=broker.host, port=broker.port, client_id="away")
@@ -94,6 +106,7 @@ async def test_what_arrives_while_the_session_is_away_is_handled_on_reconnect() 
                 await asyncio.wait([task])
 
         await session(0)  # the broker now keeps a session for "away"
+        links.clear()  # a cancelled session tells no link change
         async with aiomqtt.Client(broker.host, broker.port, identifier="pub") as pub:
             for n in range(50):
                 await pub.publish("t/g1/telemetry", json.dumps({"n": n}), qos=1)
