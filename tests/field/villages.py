@@ -305,6 +305,19 @@ VILLAGES: list[Village] = [
                 "road": Expect(True, INF, surviving=("public", "satellite"))},
     ),
     Village(
+        # A keeper's test call sent 0 % as -0 (the API takes it: -0 >= 0): the phone is
+        # flat.  On a charger fed by the village's mains it charges while mains holds:
+        # network (public lost) ∞ by satellite; road ∞ by both.  power: router on mains
+        # only 0; handheld 0 % x 96 h = 0 h, not -0 h: nothing works.
+        "handheld on a charger at -0 %",
+        [village(but(ROUTER, power="mains"), but(HAND, power="mains"))],
+        checkins={"hand": (2 * D, True, -0.0)},
+        expect={"network": Expect(True, INF, surviving=("satellite",)),
+                "road": Expect(True, INF, surviving=("public", "satellite")),
+                "power": Expect(False, 0)},
+        devices={"hand": 0.0},
+    ),
+    Village(
         # Finding 7: unknown says why and what to do: the last test call is 8 days old.
         "handheld test call 8 days old",
         [village(but(ROUTER, power="mains"), HAND)],
