@@ -62,7 +62,7 @@ class Endurance:
     @property
     def nothing(self) -> bool:
         """No hours and nothing said why: what adds nothing to another."""
-        return self.upper == 0 and not self.stages and not self.unknowns
+        return self.lost and not self.stages and not self.unknowns
 
     @property
     def hours(self) -> float | None:
