@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, default=4)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
+    if args.minutes < 1:
+        parser.error("--minutes: at least one minute of traffic")
     tune_gc()
     configure_logging("warning")  # the change log's lines: every site's first state
     with tempfile.TemporaryDirectory() as tmp:
