@@ -1,5 +1,5 @@
 """Where a province's state lives: the daemon's per-device memory, by allocation site,
-in one process in about a minute.
+in one process in about 80 s.
 
 ``bench/daemon.py`` measures the whole daemon's RSS (issue 18's target: peak
 < 150 MiB at 20 000 devices) but takes five minutes a run and says nothing of where
