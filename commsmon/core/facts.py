@@ -302,8 +302,11 @@ class _Args(Mapping[str, FactArg]):
 
 
 def fact_to_json(fact: Fact) -> dict[str, Any]:
-    """``fact`` as JSON-ready data (an infinity becomes ``{"float": "inf"}``)."""
-    return {"code": fact.code, "args": {k: _encode(v) for k, v in fact.args.items()}}
+    """``fact`` as JSON-ready data (an infinity becomes ``{"float": "inf"}``, not a
+    number ``{"float": "nan"}``: JSON has neither)."""
+    index, values = fact._pair()  # not .args: an alert's save encodes tens of thousands
+    return {"code": fact.code, "args": {
+        k: v if type(v) in _AS_IS else _encode(v) for k, v in zip(index, values, strict=True)}}
 
 
 def fact_from_json(data: Mapping[str, Any]) -> Fact:
@@ -319,13 +322,17 @@ def fact_from_json(data: Mapping[str, Any]) -> Fact:
     return Fact(code, {str(k): _decode(v) for k, v in args.items()})  # type: ignore[arg-type]
 
 
+#: Terms that are JSON as they are (floats are not: an infinity is not).
+_AS_IS = frozenset({str, int, bool, type(None)})
+
+
 def _encode(value: FactArg) -> Any:
     if isinstance(value, Fact):
         return fact_to_json(value)
     if isinstance(value, tuple):
         return [fact_to_json(v) if isinstance(v, Fact) else v for v in value]
-    if isinstance(value, float) and math.isinf(value):
-        return {"float": "inf" if value > 0 else "-inf"}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}  # "inf", "-inf", "nan": float() reads each back
     return value
 
 

@@ -4,10 +4,12 @@ shape of fact, shared)."""
 from __future__ import annotations
 
 import copy
+import json
 import math
 import pickle
 from dataclasses import FrozenInstanceError
 
+import orjson
 import pytest
 
 from commsmon.core.facts import DerivedFact, Fact, fact_from_json, fact_to_json
@@ -53,6 +55,20 @@ def test_a_fact_survives_json_pickle_and_copy() -> None:
     for again in (fact_from_json(fact_to_json(fact)), pickle.loads(pickle.dumps(fact)),
                   copy.deepcopy(fact), copy.copy(fact)):
         assert again == fact and repr(again) == repr(fact)
+
+
+def test_infinities_and_nan_survive_json() -> None:
+    """JSON has no infinity nor NaN, and orjson (the alert engine's save) writes either
+    as null: each is kept as ``{"float": ...}`` and read back as the float it was."""
+    fact = Fact("reading", {"lower": -math.inf, "upper": math.inf, "value": math.nan,
+                            "hours": 0.0, "on": False, "count": 3, "name": "ups", "none": None})
+    text = orjson.dumps(fact_to_json(fact))
+    assert b"null" in text and b'"none":null' in text and text.count(b"null") == 1
+    again = fact_from_json(json.loads(text))
+    assert math.isnan(again.number("value") or 0.0)
+    assert (again.number("lower"), again.number("upper")) == (-math.inf, math.inf)
+    assert {k: v for k, v in again.args.items() if k != "value"} == {
+        k: v for k, v in fact.args.items() if k != "value"}
 
 
 def test_facts_of_one_shape_share_their_key_index() -> None:

@@ -34,10 +34,10 @@ def _at(hhmm: str) -> float:
     return datetime.datetime(2026, 7, 15, hour, minute, tzinfo=TZ).timestamp()
 
 
-def _spec() -> AlertingSpec:
+def _spec(rules: dict[str, dict[str, float]] | None = None) -> AlertingSpec:
     return AlertingSpec.model_validate({
         "group_wait": 10, "group_interval": 60, "repeat_interval": 4 * 3600,
-        "rules": {"site_isolated": {"for": 60}},
+        "rules": {"site_isolated": {"for": 60}, **(rules or {})},
         "receivers": [{"name": "duty", "type": "webhook", "url": "http://127.0.0.1:9/hook"}],
         "routes": [{"match": {"severity": ["critical"]}, "receivers": ["duty"]}],
     })
@@ -99,23 +99,17 @@ async def test_restart_notifies_only_what_changed_while_down(tmp_path: Path,
     assert _firing_sites(outbox) == ["v05", "v06"]  # v05 not again, v06 once
 
 
-async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> None:
-    """What a restart restores is saved when it changes, and only then: which alerts
-    are pending or firing at once, an alert's facts alone within a minute.  v01's PDT
-    terminal, every 10 s from 09:50 (everything else answering and well):
-    - 09:50:00 first evaluation: saved (nothing saved before);
-    - 09:50:10 nothing changed: not saved;
-    - 09:50:20 RSSI -115 dBm (below the profile's -110): device_degraded pending,
-      saved at once with -115 in its facts;
-    - 09:50:30 -116: the facts alone changed, 10 s after the last save: not saved,
-      the saved facts still say -115;
-    - 09:50:40 to 09:51:10 -116 again: not saved (the last save 20-50 s ago);
-    - 09:51:20 -116: 60 s after the last save: saved, now with -116;
-    - 09:51:30 to 09:52:30 -116: nothing changed since: not saved."""
+async def _rssi_run(tmp_path: Path, rules: dict[str, dict[str, float]]
+                    ) -> tuple[list[int], list[list[float]]]:
+    """v01's PDT terminal, every 10 s from 09:50 (everything else answering and well):
+    RSSI -85 dBm, then at 09:50:20 -115 (below the profile's -110: device_degraded),
+    then -116 from 09:50:30 to 09:52:30.  Returns the seconds after 09:50 of each save
+    of the engine's memory, and the RSSI in the saved facts of device_degraded alerts
+    after 09:50:20, 09:51:00 and the last evaluation."""
     inventory = load_config(DEMO).inventory()
     fleet = Fleet(inventory, _at("09:50"))
     fleet.set_source("mqtt", True, _at("09:50"))
-    service = AlertService(_spec(), tmp_path / "outbox.db", TZ, lambda: _at("09:50"))
+    service = AlertService(_spec(rules), tmp_path / "outbox.db", TZ, lambda: _at("09:50"))
     service.restore()
     saves: list[float] = []
     put_state = service.outbox.put_state
@@ -128,12 +122,11 @@ async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> No
     service.outbox.put_state = counted  # type: ignore[method-assign]
 
     def saved_rssi() -> list[float]:
-        """The RSSI in the saved facts of device_degraded alerts."""
         engine = json.loads(service.outbox.get_state("engine") or "[]")
         return [cause["args"]["value"] for a in engine if a["rule"] == "device_degraded"
-                for cause in a["facts"][0]["args"]["causes"]]
+                for fact in a["facts"] for cause in fact["args"]["causes"]]
 
-    start = _at("09:50")
+    start, seen = _at("09:50"), []
     for n in range(16):
         now = start + STEP * n
         rssi = -85.0 if n < 2 else -115.0 if n == 2 else -116.0
@@ -142,13 +135,38 @@ async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> No
                 fleet.observe(Observation(device.id, now, True,
                                           {"rssi": rssi} if device.id == "v01-pdt" else {}))
         await service.step(fleet.evaluate(now))
-        if n == 2:
-            assert saved_rssi() == [-115.0]
-        if n == 7:
-            assert saved_rssi() == [-115.0]
-    assert [round(t - start) for t in saves] == [0, 20, 80]
-    assert saved_rssi() == [-116.0]
+        if n in (2, 7, 15):
+            seen.append(saved_rssi())
     await service.close()
+    return [round(t - start) for t in saves], seen
+
+
+async def test_the_engine_is_saved_when_its_memory_changes(tmp_path: Path) -> None:
+    """What a restart restores is saved when it changes, and only then: which alerts
+    are pending or firing at once, a firing alert's facts alone within a minute.
+    device_degraded firing at once (``for: 0``), in :func:`_rssi_run`'s run:
+    - 09:50:00 first evaluation: saved (nothing saved before);
+    - 09:50:10 nothing changed: not saved;
+    - 09:50:20 RSSI -115: device_degraded fires, saved at once with -115 in its facts;
+    - 09:50:30 -116: the facts alone changed, 10 s after the last save: not saved,
+      the saved facts still say -115 (so at 09:51:00 too, the last save 40 s ago);
+    - 09:51:20 -116: 60 s after the last save: saved, now with -116;
+    - 09:51:30 to 09:52:30 -116: nothing changed since: not saved."""
+    saves, seen = await _rssi_run(tmp_path, {"device_degraded": {"for": 0}})
+    assert saves == [0, 20, 80]
+    assert seen == [[-115.0], [-115.0], [-116.0]]
+
+
+async def test_a_pending_alert_is_saved_without_its_facts(tmp_path: Path) -> None:
+    """A pending alert's facts are told to nobody: it fires only on a holding verdict,
+    whose facts replace them first.  So they are not saved, and their change alone
+    saves nothing.  device_degraded pending (its default ``for``, 15 min) in
+    :func:`_rssi_run`'s run: saved at 09:50:00 (the first evaluation) and at
+    09:50:20 (it became pending), never again though its RSSI went from -115 to -116;
+    never with an RSSI in it."""
+    saves, seen = await _rssi_run(tmp_path, {})
+    assert saves == [0, 20]
+    assert seen == [[], [], []]
 
 
 @pytest.mark.parametrize("saved", [b"not zlib", zlib.compress(b"[{\"rule\": 1}"),
