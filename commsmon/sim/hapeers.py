@@ -87,12 +87,19 @@ class AlertmanagerCluster(Service):
     (group_wait 1 s, group_interval 5 s, repeat 1 h; ``monitor_heartbeat`` to
     ``watchdog``, repeated every 10 s, when given).
 
+    ``peer_timeout`` is the seconds each member waits per place in the cluster before
+    it sends what an earlier member may have sent: it sends only if the earlier one's
+    notification log entry, written once its webhook call returned and then gossiped,
+    has not reached it by then.  Alertmanager's default is 15 s; at 2 s, with two
+    daemons and the simulated fleet busy on two cores, both members once sent the same
+    notification (tests/integration/test_ha.py, one run in five).
+
     Attributes:
         urls: each member's base URL (``http://127.0.0.1:<port>``).
     """
 
     def __init__(self, webhook: str, size: int = 2, watchdog: str | None = None,
-                 peer_timeout: float = 2.0) -> None:
+                 peer_timeout: float = 5.0) -> None:
         self._webhook, self._watchdog, self._size = webhook, watchdog, size
         self._peer_timeout = peer_timeout
         self._dir = tempfile.TemporaryDirectory(prefix="commsmon-am-")
