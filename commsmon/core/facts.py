@@ -302,8 +302,8 @@ class _Args(Mapping[str, FactArg]):
 
 
 def fact_to_json(fact: Fact) -> dict[str, Any]:
-    """``fact`` as JSON-ready data (an infinity becomes ``{"float": "inf"}``, not a
-    number ``{"float": "nan"}``: JSON has neither)."""
+    """``fact`` as JSON-ready data (an infinity becomes ``{"float": "inf"}`` and NaN
+    ``{"float": "nan"}``: JSON has neither)."""
     index, values = fact._pair()  # not .args: an alert's save encodes tens of thousands
     return {"code": fact.code, "args": {
         k: v if type(v) in _AS_IS else _encode(v) for k, v in zip(index, values, strict=True)}}

@@ -350,7 +350,8 @@ class AlertEngine:
                 if facts != entry.alert.facts:
                     entry.alert = replace(entry.alert, facts=worked_out(facts)
                                           if entry.firing else facts)
-                    self.revised += entry.firing  # a pending alert's are not kept
+                    if entry.firing:  # a pending alert's facts are not saved
+                        self.revised += 1
                 elif not entry.firing and facts and isinstance(facts[-1], DerivedFact):
                     # The same verdict, maybe worked out again: keep the newest, which
                     # the site's status holds too, and let the one it replaced go.
