@@ -13,8 +13,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 demo: deps venv
 	$(VENV)/bin/commsmon demo
 
+# The tests marked idle (minutes of real time waiting for timers, little CPU) run beside
+# the others, so their waits do not add to the suite's time; their report follows.
 test: deps venv lint
-	$(VENV)/bin/pytest
+	@log=$$(mktemp); \
+	$(VENV)/bin/pytest -m idle > $$log 2>&1 & idle=$$!; \
+	$(VENV)/bin/pytest -m "not idle"; rest=$$?; \
+	wait $$idle; idle_rc=$$?; \
+	echo "--- the tests marked idle, run beside the others ($(VENV)/bin/pytest -m idle):"; \
+	cat $$log; rm -f $$log; \
+	[ $$rest -eq 0 ] && [ $$idle_rc -eq 0 ]
 
 lint: venv
 	$(VENV)/bin/ruff check commsmon tests bench deploy

@@ -31,7 +31,8 @@ from commsmon.sim.fleet import SimFleet
 from tests.fleetharness import DaemonProcess, until, value, write_config
 from tests.receiverharness import RecordingReceiver
 
-pytestmark = pytest.mark.integration
+# Two and a half minutes of real time, nearly all of it waiting for the policy's steps.
+pytestmark = [pytest.mark.integration, pytest.mark.idle]
 
 TZ = ZoneInfo("Asia/Shanghai")
 

@@ -167,6 +167,7 @@ async def test_backoff_starts_over_after_a_good_session(broker: Mosquitto) -> No
     assert all(s <= 1.0 for s in firsts.values()), waits
 
 
+@pytest.mark.idle  # half a minute of sessions taken over and backoff waits
 async def test_a_taken_client_id_is_a_monitor_fault(broker: Mosquitto) -> None:
     """Two instances configured with one client id take the session from each other:
     the fault is raised (naming the id), and cleared once one instance stops."""
