@@ -16,8 +16,9 @@ demo: deps venv
 # The tests marked idle (minutes of real time waiting for timers, little CPU) run beside
 # the others, so their waits do not add to the suite's time; their report follows.
 test: deps venv lint
-	@log=$$(mktemp); \
-	$(VENV)/bin/pytest -m idle > $$log 2>&1 & idle=$$!; \
+	@echo "the tests marked idle run beside the others; their report follows theirs"; \
+	log=$$(mktemp); \
+	$(VENV)/bin/pytest -m idle -p no:cacheprovider > $$log 2>&1 & idle=$$!; \
 	$(VENV)/bin/pytest -m "not idle"; rest=$$?; \
 	wait $$idle; idle_rc=$$?; \
 	echo "--- the tests marked idle, run beside the others ($(VENV)/bin/pytest -m idle):"; \
