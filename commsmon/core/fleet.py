@@ -638,6 +638,11 @@ def _scenarios_move(result: Mapping[str, ScenarioResult],
     return _reads_move(result, reads) or any(r.at is not None for r in result.values())
 
 
+# One object for every healthy device's verdict: the fleet keeps each device's (20 000
+# tuples alike, 1 MiB measured).
+_HEALTHY: tuple[State, tuple[Fact, ...]] = (State.UP, ())
+
+
 def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple[Fact, ...]]:
     """An answering device's state from its health rules on fresh readings: ``lost`` if a
     rule that takes the channel away fails, ``degraded`` if another does, else ``up``."""
@@ -647,7 +652,7 @@ def _health(device: Device, values: Mapping[str, Reading]) -> tuple[State, tuple
         if value is not None and rule.fails(value):
             failing.append((rule, value))
     if not failing:
-        return State.UP, ()
+        return _HEALTHY
     facts = tuple(
         Fact("health", {"reading": r.reading, "value": v, "effect": r.effect,
                         "text_zh": r.text.get("zh", ""), "text_en": r.text.get("en", "")})
