@@ -447,19 +447,32 @@ def test_devices_sharing_a_trap_address_are_a_located_warning(tmp_path: Path) ->
 
 def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
     """The daemon keeps its setup (pickled from the child that loads it) for the whole
-    run: values thousands of devices have alike are one object each, and a power feed's
-    ref is the very id of the device it names.  Values that differ stay apart."""
+    run: values thousands of devices have alike are one object each, numbers too (pickle
+    copies a number at each reference), and a power feed's ref is the very id of the
+    device it names.  Values that differ stay apart, 0.0 and -0.0 as well."""
     import json
-    import pickle
+    import math
 
-    from commsmon.config.compile import Setup
+    from commsmon.config.compile import load_setup
     from commsmon.sim.scale import province
 
     endpoints = [("127.0.0.1", 16100, "public"), ("127.0.0.1", 16101, "public")]
+    data = province(3, endpoints)
+    specs = [d for s in data["sites"] for d in s["devices"] if "generator" in d]
+    for genset, load in zip(specs, (-0.0, 0.0, 0.0), strict=True):
+        genset["generator"] = {**genset["generator"], "expected_load": load}
     path = tmp_path / "province.yaml"
-    path.write_text(json.dumps(province(3, endpoints)), encoding="utf-8")
-    setup = pickle.loads(pickle.dumps(Setup.of(load_config(path))))
+    path.write_text(json.dumps(data), encoding="utf-8")
+    setup = load_setup(path)  # in a child process, as the daemon loads it
     devices = setup.tracked.devices  # one instance: the whole inventory
+    assert len({id(d.checkin_validity) for d in devices.values()}) == len(
+        {d.checkin_validity for d in devices.values()})
+    satphones = [devices[f"v0000{n}-satphone"] for n in range(3)]
+    assert satphones[0].battery_hours is satphones[1].battery_hours is satphones[2].battery_hours
+    assert len({id(j.interval) for j in setup.jobs}) == 1
+    assert len({id(j.target.port) for j in setup.jobs}) == 2  # 16100, 16101: not small ints
+    loads = [devices[f"v0000{n}-genset"].generator for n in range(3)]
+    assert [math.copysign(1, c.expected_load) for c in loads if c] == [-1, 1, 1]
     routers = [devices[f"v0000{n}-router"] for n in range(3)]
     assert routers[0].profile is routers[1].profile is devices["centre-rpt1"].profile
     assert routers[0].power.kind is routers[2].power.kind
@@ -468,7 +481,7 @@ def test_a_setup_keeps_values_devices_have_alike_once(tmp_path: Path) -> None:
     assert routers[0].power.ref != routers[1].power.ref
     gensets = [devices[f"v0000{n}-genset"] for n in range(3)]
     assert gensets[0].generator is not None
-    assert gensets[0].generator is gensets[1].generator is gensets[2].generator
+    assert gensets[1].generator is gensets[2].generator is not gensets[0].generator
     targets = [job.target for job in setup.jobs]
     assert len({id(t.host) for t in targets}) == len({id(t.community) for t in targets}) == 1
     assert len({id(t.reply_from) for t in targets}) == 1
