@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Iterator
 from typing import Any
 
 import aiomqtt
 import structlog
 from paho.mqtt.client import MQTTMessage
+from paho.mqtt.matcher import MQTTMatcher
 
 from commsmon.selfmetrics import MQTT_MESSAGES
 
@@ -102,7 +104,27 @@ def receive_into(client: aiomqtt.Client, inbox: Inbox) -> aiomqtt.Client:
     for a persistent session, which arrive before the SUBSCRIBE, are kept too.
     """
     client._client.on_message = inbox.put
+    client._client._on_message_filtered = _NoneAdded()
     return client
+
+
+class _NoneAdded(MQTTMatcher):
+    """paho's per-topic callbacks (``message_callback_add``), which neither commsmon nor
+    aiomqtt adds: a message matched against none of them is matched at once.
+
+    paho looks every message up here, and its lookup makes a closure that refers to
+    itself: a reference cycle per message, which only the garbage collector frees (at
+    20 000 devices, 30 000 such objects every 30 s, and a young collection each
+    minute to find them).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+
+    def iter_match(self, topic: str) -> Iterator[Any]:
+        if self._root._children:  # one was added after all: paho's own lookup
+            return super().iter_match(topic)  # type: ignore[no-untyped-call,no-any-return]
+        return iter(())
 
 
 async def until_lost(client: aiomqtt.Client) -> None:
