@@ -301,8 +301,8 @@ class FleetExposition:
         def settled(family: _Family, statuses: Sequence[_S]) -> None:
             family.settled([(labels(s), _tally(s)) for s in statuses], states)
         yield from self._family(family, blocks, _per_block(blocks, _tally), settled)
-        family.held([(labels(s), _tally(s)) for _, statuses in blocks for s in statuses],
-                    states, at)
+        for _, statuses in blocks:  # a block at a time: its rows let go as it is written
+            family.held([(labels(s), _tally(s)) for s in statuses], states, at)
         yield family.take()
 
     def _shards(self, snap: Snapshot) -> Iterable[Chunk]:
@@ -416,14 +416,12 @@ class FleetExposition:
                 number = float(value)
                 if math.isfinite(number):
                     pairs.setdefault(metric, []).extend((labels, number))
-        families = []
         for metric, found in pairs.items():
             family = _Family(f"commsmon_{metric}", "gauge", self._reading_help[metric])
             family.finite(found)
-            families.append(family)
             found.clear()  # each family's numbers let go as its text is written
-        for family in (*families, enum_family):
-            yield family.head + family.take()
+            yield family.head + family.take()  # and its text before the next is written
+        yield enum_family.head + enum_family.take()
 
     def _sites(self, snap: Snapshot) -> Iterable[Chunk]:
         blocks = _blocks(snap.sites.values(), operator.attrgetter("site"))
