@@ -90,7 +90,9 @@ def dropped_wills() -> float:
 
 async def test_broker_shutdown_wills_are_not_deaths(broker: Mosquitto) -> None:
     """Mosquitto publishes every connected client's Will as it shuts down, then closes
-    our session: those ``offline`` messages are dropped (counted), never applied; when
+    our session: those ``offline`` messages that reach us are dropped (counted), never
+    applied (the broker may close our session before it has sent us all three: two
+    reached us once, in a full ``make test`` on a slow machine); when
     the broker is back each camera says ``online`` once (live, or retained if it
     reconnected before us: the broker's view then, which the core's relearning takes
     when it agrees with what we knew, tests/core/test_presence.py)."""
@@ -108,7 +110,7 @@ async def test_broker_shutdown_wills_are_not_deaths(broker: Mosquitto) -> None:
                     lambda: rec.online(births) == set(CAMERAS), 30)
         await asyncio.sleep(3.5)  # past will_grace: nothing held may come out late
         assert [o for o in rec.seen if not o.reachable and not o.retained] == []
-        assert dropped_wills() - before == 3
+        assert 1 <= dropped_wills() - before <= 3
 
 
 async def test_a_live_offline_is_applied_after_the_grace(broker: Mosquitto) -> None:
