@@ -18,6 +18,7 @@ from commsmon.config.load import load_config
 from commsmon.config.settings import Config, Settings
 from commsmon.core.model import Inventory
 from commsmon.core.shard import ShardPlan
+from commsmon.core.shared import Shared
 from commsmon.errors import ConfigError
 from commsmon.outputs.metrics import FleetExposition
 from commsmon.selfmetrics import CONFIG_RELOAD_SUCCESS
@@ -141,11 +142,10 @@ class _NumbersByValue(pickle.Pickler):
 class _NumbersOnce(pickle.Unpickler):
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
-        # Keyed as Shared is: 0.0 and -0.0 are equal, but a config may say either.
-        self._seen: dict[tuple[type, object, str], object] = {}
+        self._one = Shared()  # keeps 0.0 and -0.0 apart: a config may say either
 
-    def persistent_load(self, pid: object) -> object:
-        return self._seen.setdefault((type(pid), pid, repr(pid)), pid)
+    def persistent_load(self, pid: float | int) -> float | int:
+        return self._one(pid)
 
 
 async def reload_setup(path: Path | None) -> Setup | None:
